@@ -1,0 +1,270 @@
+// Package chat is what the chat adapters share: it runs a parsed command
+// against the engine and the quota, fetches the images a command names, and
+// words every reply in the user's language. Adapters only translate their
+// platform's events into Messages and Replies into platform messages.
+package chat
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/picbot/picbot/bots/command"
+	"github.com/picbot/picbot/engine"
+	"github.com/picbot/picbot/quota"
+)
+
+// Engine is what the chat needs of the engine.
+type Engine interface {
+	Check(r *engine.Request) error
+	Submit(ctx context.Context, owner engine.UserRef, chat engine.ChatRef, req engine.Request) (*engine.Job, error)
+	Cancel(ctx context.Context, id string, by engine.UserRef, admin bool) (*engine.Job, error)
+	Jobs(ctx context.Context, owner engine.UserRef, limit int) ([]*engine.Job, error)
+	Job(ctx context.Context, id string) (*engine.Job, error)
+}
+
+// Quota is what the chat needs of the quota.
+type Quota interface {
+	Status(ctx context.Context, owner engine.UserRef) (quota.Status, error)
+	IsAdmin(u engine.UserRef) bool
+}
+
+// Fetcher opens an image a user named by URL. It must refuse private
+// addresses and cap the size; see package fetch.
+type Fetcher interface {
+	Fetch(ctx context.Context, url string) (io.ReadCloser, error)
+}
+
+// Image is an image attached to a message (a Telegram photo, a Discord
+// attachment): the adapter knows how to open it.
+type Image struct {
+	Name string
+	Open func(ctx context.Context) (io.ReadCloser, error)
+}
+
+// Message is one command as an adapter received it.
+type Message struct {
+	User engine.UserRef
+	Chat engine.ChatRef
+	Text string
+	// Command, if set, is used instead of parsing Text (Discord's options).
+	Command *command.Command
+	// Images are attached images, used before image references in the text.
+	Images []Image
+}
+
+// Reply is the service's answer: text for the chat, and the job if one was started.
+type Reply struct {
+	Text string
+	Job  *engine.Job
+	// Err is set when the reply is an error message (adapters may show it privately).
+	Err *engine.Error
+}
+
+// Service runs commands.
+type Service struct {
+	Engine  Engine
+	Quota   Quota
+	Blobs   engine.Blobs
+	Fetcher Fetcher
+	Log     *slog.Logger
+	// MaxInput caps an input image, in bytes.
+	MaxInput int64
+	// LocalFiles lets image arguments name files on this machine: the console only.
+	LocalFiles bool
+	// Models lists what /models shows; nil shows that there is no catalogue.
+	Models func(ctx context.Context, lang engine.Lang) (string, error)
+}
+
+// Handle runs one message and returns the reply. It never panics on user
+// input and never shows an internal error's cause.
+func (s *Service) Handle(ctx context.Context, m Message) Reply {
+	lang := m.User.Lang
+	c := m.Command
+	if c == nil {
+		var err error
+		if c, err = command.Parse(m.Text); err != nil {
+			return s.fail(lang, err, "")
+		}
+	}
+	switch c.Name {
+	case "help", "start":
+		return Reply{Text: Help(lang)}
+	case "quota":
+		return s.quota(ctx, m.User)
+	case "jobs":
+		return s.jobs(ctx, m.User)
+	case "cancel":
+		j, err := s.Engine.Cancel(ctx, strings.ToLower(c.Args[0]), m.User, s.Quota.IsAdmin(m.User))
+		if err != nil {
+			return s.fail(lang, err, c.Args[0])
+		}
+		return Reply{Text: T(lang, "Cancelling job %s.", "正在取消任务 %s。", j.ID), Job: j}
+	case "models":
+		if s.Models == nil {
+			return Reply{Text: T(lang, "Only the built-in local renderer is configured; it has no models to choose.", "目前只配置了内置本地渲染器，没有可选模型。")}
+		}
+		text, err := s.Models(ctx, lang)
+		if err != nil {
+			return s.fail(lang, err, "")
+		}
+		return Reply{Text: text}
+	}
+	return s.submit(ctx, m, c)
+}
+
+func (s *Service) submit(ctx context.Context, m Message, c *command.Command) Reply {
+	lang := m.User.Lang
+	req := c.Request
+	var refs []func(context.Context) (io.ReadCloser, error)
+	for _, img := range m.Images {
+		refs = append(refs, img.Open)
+	}
+	for _, ref := range c.Images {
+		refs = append(refs, s.opener(ref))
+	}
+	// Check everything but the images first, so bad input costs no download.
+	probe := req
+	probe.Inputs = make([]engine.Input, len(refs))
+	for i := range probe.Inputs {
+		probe.Inputs[i] = engine.Input{Blob: "pending", Width: 1, Height: 1}
+	}
+	if err := s.Engine.Check(&probe); err != nil {
+		return s.fail(lang, withUsage(err, c.Name), "")
+	}
+	for i, open := range refs {
+		in, err := s.input(ctx, open)
+		if err != nil {
+			return s.fail(lang, wrapImage(err, i+1), "")
+		}
+		req.Inputs = append(req.Inputs, in)
+	}
+	j, err := s.Engine.Submit(ctx, m.User, m.Chat, req)
+	if err != nil {
+		return s.fail(lang, err, "")
+	}
+	return Reply{Text: Accepted(j, lang), Job: j}
+}
+
+// opener returns how to open an image argument: a URL, or with LocalFiles a path.
+func (s *Service) opener(ref string) func(context.Context) (io.ReadCloser, error) {
+	return func(ctx context.Context) (io.ReadCloser, error) {
+		if strings.HasPrefix(ref, "http://") || strings.HasPrefix(ref, "https://") {
+			if s.Fetcher == nil {
+				return nil, engine.Errorf(engine.EINVALID, "Links to images are not accepted here; attach the image instead.", "这里不接受图片链接，请直接发送图片。")
+			}
+			return s.Fetcher.Fetch(ctx, ref)
+		}
+		if !s.LocalFiles {
+			return nil, engine.Errorf(engine.EINVALID, "%q is not an image link; attach the image or give an http(s) link.", "%q 不是图片链接；请发送图片或给出 http(s) 链接。", ref)
+		}
+		f, err := os.Open(ref)
+		if err != nil {
+			return nil, engine.Wrap(engine.EINVALID, err, "Cannot open %q.", "无法打开 %q。", ref)
+		}
+		return f, nil
+	}
+}
+
+func (s *Service) input(ctx context.Context, open func(context.Context) (io.ReadCloser, error)) (engine.Input, error) {
+	rc, err := open(ctx)
+	if err != nil {
+		return engine.Input{}, err
+	}
+	defer rc.Close()
+	limit := s.MaxInput
+	if limit <= 0 {
+		limit = 20 << 20
+	}
+	info, err := s.Blobs.Put(ctx, rc, limit)
+	if err != nil {
+		return engine.Input{}, err
+	}
+	return engine.Input{Blob: info.Key, Mime: info.Mime, Width: info.Width, Height: info.Height, Size: info.Size}, nil
+}
+
+// withUsage adds the command's usage to an EINVALID error, as the parser does.
+func withUsage(err error, name string) error {
+	e := engine.AsError(err)
+	if e.Code != engine.EINVALID {
+		return err
+	}
+	return &engine.Error{Code: e.Code, Err: e.Err,
+		EN: e.EN + "\nUsage: " + command.Usage(name, engine.EN),
+		ZH: e.ZH + "\n用法：" + command.Usage(name, engine.ZH)}
+}
+
+func wrapImage(err error, n int) error {
+	e := engine.AsError(err)
+	if e.Code == engine.EINTERNAL {
+		return engine.Wrap(engine.EINVALID, err, "Image %d could not be fetched.", "第 %d 张图片获取失败。", n)
+	}
+	return &engine.Error{Code: e.Code, EN: fmt.Sprintf("Image %d: %s", n, e.EN), ZH: fmt.Sprintf("第 %d 张图片：%s", n, e.ZH), Err: e.Err}
+}
+
+// fail words err for the chat. Internal errors are logged in full once and
+// shown only as a short apology with a reference.
+func (s *Service) fail(lang engine.Lang, err error, ref string) Reply {
+	e := engine.AsError(err)
+	if e.Code == engine.EINTERNAL {
+		id := engine.NewID()
+		if s.Log != nil {
+			s.Log.Error("command failed", slog.String("ref", id), slog.Any("err", err))
+		}
+		return Reply{Text: T(lang, "Sorry, something went wrong on our side (reference %s).", "抱歉，服务内部出错了（编号 %s）。", id), Err: e}
+	}
+	return Reply{Text: e.Message(lang), Err: e}
+}
+
+func (s *Service) quota(ctx context.Context, u engine.UserRef) Reply {
+	st, err := s.Quota.Status(ctx, u)
+	if err != nil {
+		return s.fail(u.Lang, err, "")
+	}
+	reset := time.Until(st.ResetAt).Round(time.Minute)
+	switch {
+	case st.Unlimited:
+		return Reply{Text: T(u.Lang, "You have no limits (admin). Jobs running: %d.", "你没有额度限制（管理员）。进行中的任务：%d。", st.Running)}
+	case st.Limit == 0:
+		return Reply{Text: T(u.Lang, "No daily limit. Used today: %d. Jobs running: %d.", "没有每日限制。今天已用：%d。进行中的任务：%d。", st.Used, st.Running)}
+	}
+	return Reply{Text: T(u.Lang, "Today: %d of %d images used, %d left; resets in %s. Jobs running: %d.",
+		"今天：已用 %d / %d 张，剩余 %d 张；%s后重置。进行中的任务：%d。", st.Used, st.Limit, max(st.Limit-st.Used, 0), reset, st.Running)}
+}
+
+func (s *Service) jobs(ctx context.Context, u engine.UserRef) Reply {
+	jobs, err := s.Engine.Jobs(ctx, u, 10)
+	if err != nil {
+		return s.fail(u.Lang, err, "")
+	}
+	if len(jobs) == 0 {
+		return Reply{Text: T(u.Lang, "You have no jobs yet. Try /draw a red fox.", "你还没有任务。试试 /draw 一只红狐狸。")}
+	}
+	var b strings.Builder
+	b.WriteString(T(u.Lang, "Your latest jobs:", "你最近的任务："))
+	for _, j := range jobs {
+		fmt.Fprintf(&b, "\n%s  %-9s  /%s %s", j.ID, engine.StateText(j.State, u.Lang), j.Request.Kind, Cut(j.Request.Prompt, 40))
+	}
+	return Reply{Text: b.String()}
+}
+
+// T picks en or zh by lang and formats it.
+func T(lang engine.Lang, en, zh string, args ...any) string {
+	if lang == engine.ZH {
+		return fmt.Sprintf(zh, args...)
+	}
+	return fmt.Sprintf(en, args...)
+}
+
+// Cut shortens s to n runes, with an ellipsis.
+func Cut(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:max(n-1, 0)]) + "…"
+}

@@ -1,0 +1,205 @@
+// Package console is the chat adapter for a terminal: it reads commands line
+// by line, prints replies and progress to its output, and writes result
+// images to a directory. It lets anyone try the whole flow with no account.
+package console
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/picbot/picbot/bots/chat"
+	"github.com/picbot/picbot/engine"
+)
+
+// Platform is the console's platform name on jobs.
+const Platform = "console"
+
+// Service runs commands.
+type Service interface {
+	Handle(ctx context.Context, m chat.Message) chat.Reply
+}
+
+// Jobs counts unfinished jobs.
+type Jobs interface {
+	Outstanding(platform string) int
+}
+
+// Console implements engine.Notifier for console jobs.
+type Console struct {
+	In      io.Reader
+	Out     io.Writer
+	Service Service
+	Jobs    Jobs
+	Blobs   engine.Blobs
+	// OutDir receives result images.
+	OutDir string
+	// User is who types; Lang is taken from it.
+	User engine.UserRef
+	// Wait bounds how long Run waits at end of input for jobs to finish.
+	Wait time.Duration
+
+	mu      sync.Mutex
+	printed map[string]int // job → last progress decile printed
+}
+
+var _ engine.Notifier = (*Console)(nil)
+
+// Chat is the console's one chat.
+func Chat() engine.ChatRef {
+	return engine.ChatRef{Platform: Platform, ChatID: "console", Private: true}
+}
+
+// Run reads commands until end of input or ctx ends. At end of input it
+// waits, up to Wait, for every console job to finish, then returns nil.
+func (c *Console) Run(ctx context.Context) error {
+	lines := make(chan string)
+	readErr := make(chan error, 1)
+	go func() {
+		sc := bufio.NewScanner(c.In)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			case <-ctx.Done():
+				return
+			}
+		}
+		readErr <- sc.Err()
+		close(lines)
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case line, ok := <-lines:
+			if !ok {
+				if err := <-readErr; err != nil {
+					c.println("input: " + err.Error())
+				}
+				return c.drain(ctx)
+			}
+			line = strings.TrimSpace(line)
+			if line == "" || strings.HasPrefix(line, "#") {
+				continue
+			}
+			reply := c.Service.Handle(ctx, chat.Message{User: c.User, Chat: Chat(), Text: line})
+			c.println(reply.Text)
+		}
+	}
+}
+
+// drain waits for the console's jobs, including those resumed from an earlier run.
+func (c *Console) drain(ctx context.Context) error {
+	deadline := time.Now().Add(c.Wait)
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		n := c.Jobs.Outstanding(Platform)
+		if n == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			c.println(chat.T(c.User.Lang, "Stopped waiting for %d unfinished job(s); they carry on at the next start.", "不再等待 %d 个未完成的任务；下次启动时会继续。", n))
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+func (c *Console) println(s string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	fmt.Fprintln(c.Out, s)
+}
+
+// Progress prints a line each time a job passes another tenth.
+func (c *Console) Progress(ctx context.Context, j *engine.Job, p engine.Progress) {
+	decile := int(p.Fraction * 10)
+	c.mu.Lock()
+	if c.printed == nil {
+		c.printed = make(map[string]int)
+	}
+	last, seen := c.printed[j.ID]
+	if seen && decile <= last {
+		c.mu.Unlock()
+		return
+	}
+	c.printed[j.ID] = decile
+	c.mu.Unlock()
+	c.println(chat.Status(j, p, c.User.Lang))
+}
+
+// Deliver writes the images under OutDir and prints their paths, or prints why the job ended.
+func (c *Console) Deliver(ctx context.Context, j *engine.Job) error {
+	c.mu.Lock()
+	delete(c.printed, j.ID)
+	c.mu.Unlock()
+	lang := c.User.Lang
+	if j.State != engine.StateSucceeded {
+		c.println(chat.Ended(j, lang))
+		return nil
+	}
+	if err := os.MkdirAll(c.OutDir, 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", c.OutDir, err)
+	}
+	var paths []string
+	for i, r := range j.Results {
+		path := filepath.Join(c.OutDir, fmt.Sprintf("%s-%d%s", j.ID, i+1, ext(r.Mime)))
+		if err := c.write(path, r.Blob); err != nil {
+			return err
+		}
+		paths = append(paths, path)
+	}
+	var b strings.Builder
+	b.WriteString(chat.T(lang, "Job %s done:", "任务 %s 完成：", j.ID))
+	for _, p := range paths {
+		b.WriteString("\n  " + p)
+	}
+	b.WriteString("\n  " + strings.ReplaceAll(chat.Caption(j, lang, 300), "\n", "\n  "))
+	c.println(b.String())
+	return nil
+}
+
+func (c *Console) write(path, blob string) error {
+	rc, err := c.Blobs.Open(blob)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	tmp := path + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return fmt.Errorf("write result: %w", err)
+	}
+	if _, err := io.Copy(f, rc); err != nil {
+		f.Close()
+		return fmt.Errorf("write result: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write result: %w", err)
+	}
+	return os.Rename(tmp, path)
+}
+
+func ext(mime string) string {
+	switch mime {
+	case "image/jpeg":
+		return ".jpg"
+	case "image/webp":
+		return ".webp"
+	case "image/gif":
+		return ".gif"
+	}
+	return ".png"
+}

@@ -1,0 +1,207 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/picbot/picbot/engine"
+	"github.com/picbot/picbot/quota"
+	"go.yaml.in/yaml/v4"
+)
+
+// Config is the whole configuration. config.example.yaml documents every key.
+type Config struct {
+	DataDir string        `yaml:"data_dir"`
+	Log     LogConfig     `yaml:"log"`
+	Console ConsoleConfig `yaml:"console"`
+	HTTP    HTTPConfig    `yaml:"http"`
+	Engine  EngineConfig  `yaml:"engine"`
+	Local   LocalConfig   `yaml:"local"`
+	Quota   quota.Config  `yaml:"quota"`
+}
+
+type LogConfig struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // text or json
+}
+
+type ConsoleConfig struct {
+	Enabled bool          `yaml:"enabled"`
+	OutDir  string        `yaml:"out_dir"`
+	Wait    time.Duration `yaml:"wait"`
+	User    string        `yaml:"user"`
+	Lang    string        `yaml:"lang"` // en or zh; empty: from $LANG
+}
+
+type HTTPConfig struct {
+	Listen    string `yaml:"listen"`
+	PublicURL string `yaml:"public_url"`
+	MaxBody   int64  `yaml:"max_body"`
+}
+
+type EngineConfig struct {
+	Workers          int                 `yaml:"workers"`
+	JobTimeout       time.Duration       `yaml:"job_timeout"`
+	VendorTimeout    time.Duration       `yaml:"vendor_timeout"`
+	MaxDownload      int64               `yaml:"max_download"`
+	MaxInput         int64               `yaml:"max_input"`
+	ShutdownTimeout  time.Duration       `yaml:"shutdown_timeout"`
+	DeliveryAttempts int                 `yaml:"delivery_attempts"`
+	Routes           map[string][]string `yaml:"routes"`
+	Limits           engine.Limits       `yaml:"limits"`
+}
+
+type LocalConfig struct {
+	Enabled  bool          `yaml:"enabled"`
+	Duration time.Duration `yaml:"duration"`
+}
+
+// DefaultConfig is what the bot runs on with no -config: the console, the
+// local renderer, and a bbolt file under ./data.
+func DefaultConfig() Config {
+	q := quota.DefaultConfig()
+	q.Admins = []string{"console:local"}
+	routes := make(map[string][]string)
+	for _, k := range engine.Kinds {
+		routes[string(k)] = []string{"local"}
+	}
+	d := engine.DefaultConfig()
+	return Config{
+		DataDir: "data",
+		Log:     LogConfig{Level: "info", Format: "text"},
+		Console: ConsoleConfig{Enabled: true, OutDir: "out", Wait: 10 * time.Minute, User: "local"},
+		HTTP:    HTTPConfig{MaxBody: 1 << 20},
+		Engine: EngineConfig{
+			Workers:          d.Workers,
+			JobTimeout:       d.JobTimeout,
+			VendorTimeout:    d.VendorTimeout,
+			MaxDownload:      d.MaxDownload,
+			MaxInput:         20 << 20,
+			ShutdownTimeout:  20 * time.Second,
+			DeliveryAttempts: d.DeliveryAttempts,
+			Routes:           routes,
+			Limits:           d.Limits,
+		},
+		Local: LocalConfig{Enabled: true, Duration: 2 * time.Second},
+		Quota: q,
+	}
+}
+
+// LoadConfig reads path over the defaults, then the environment. Unknown keys are errors.
+func LoadConfig(path string) (Config, error) {
+	cfg := DefaultConfig()
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return cfg, fmt.Errorf("read config: %w", err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(data))
+		dec.KnownFields(true)
+		if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) { // empty file: defaults
+			return cfg, fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	cfg.applyEnv(os.LookupEnv)
+	return cfg, cfg.Validate()
+}
+
+// applyEnv overrides settings, secrets above all, from PICBOT_* variables,
+// so that no secret has to be written in a file.
+func (c *Config) applyEnv(lookup func(string) (string, bool)) {
+	for name, field := range c.envFields() {
+		if v, ok := lookup(name); ok && v != "" {
+			*field = v
+		}
+	}
+}
+
+// envFields maps environment variables to the string settings they override.
+func (c *Config) envFields() map[string]*string {
+	return map[string]*string{
+		"PICBOT_DATA_DIR":        &c.DataDir,
+		"PICBOT_HTTP_LISTEN":     &c.HTTP.Listen,
+		"PICBOT_HTTP_PUBLIC_URL": &c.HTTP.PublicURL,
+		"PICBOT_LOG_LEVEL":       &c.Log.Level,
+	}
+}
+
+// Validate checks the whole configuration; each message names the YAML key.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	if c.DataDir == "" {
+		bad("data_dir", "must not be empty")
+	}
+	switch strings.ToLower(c.Log.Level) {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "must be debug, info, warn or error, not %q", c.Log.Level)
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		bad("log.format", "must be text or json, not %q", c.Log.Format)
+	}
+	if c.Console.Enabled && c.Console.OutDir == "" {
+		bad("console.out_dir", "must not be empty")
+	}
+	if c.HTTP.PublicURL != "" && !strings.HasPrefix(c.HTTP.PublicURL, "http://") && !strings.HasPrefix(c.HTTP.PublicURL, "https://") {
+		bad("http.public_url", "must start with http:// or https://")
+	}
+	if c.HTTP.PublicURL != "" && c.HTTP.Listen == "" {
+		bad("http.listen", "must be set when http.public_url is")
+	}
+	if c.HTTP.MaxBody <= 0 {
+		bad("http.max_body", "must be positive")
+	}
+	if c.Engine.Workers <= 0 {
+		bad("engine.workers", "must be positive")
+	}
+	known := c.vendorNames()
+	for kind, vendors := range c.Engine.Routes {
+		if !isKind(kind) {
+			bad("engine.routes."+kind, "is not a command; use draw, anime, upscale or swapface")
+		}
+		for _, v := range vendors {
+			if !known[v] {
+				bad("engine.routes."+kind, "vendor %q is not configured", v)
+			}
+		}
+	}
+	for _, k := range engine.Kinds {
+		if len(c.Engine.Routes[string(k)]) == 0 {
+			bad("engine.routes."+string(k), "needs at least one vendor")
+		}
+	}
+	lim := c.Engine.Limits
+	if lim.MinSide < 8 || lim.MaxSide < lim.MinSide || lim.MaxImages < 1 || lim.MaxPromptRunes < 1 || lim.MaxSteps < 1 || lim.MaxScale < 2 {
+		bad("engine.limits", "min_side ≥ 8, max_side ≥ min_side, max_images, max_prompt_runes and max_steps ≥ 1, max_scale ≥ 2")
+	}
+	if c.Local.Duration < 0 {
+		bad("local.duration", "must not be negative")
+	}
+	return errors.Join(errs...)
+}
+
+// vendorNames are the vendors this configuration enables.
+func (c *Config) vendorNames() map[string]bool {
+	names := map[string]bool{}
+	if c.Local.Enabled {
+		names["local"] = true
+	}
+	return names
+}
+
+func isKind(s string) bool {
+	for _, k := range engine.Kinds {
+		if string(k) == s {
+			return true
+		}
+	}
+	return false
+}

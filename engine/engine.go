@@ -1,0 +1,535 @@
+package engine
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base32"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Config tunes the engine. Zero fields take the defaults of DefaultConfig.
+type Config struct {
+	Workers int
+	// PublicURL is where vendors reach the bot's HTTP server (callbacks, input
+	// images). Empty: vendors are polled and inputs are sent inline.
+	PublicURL string
+	// Routes gives each kind its vendors, in order of preference.
+	Routes map[Kind][]string
+	Limits Limits
+	// JobTimeout bounds a job from acceptance to the vendor's result.
+	JobTimeout time.Duration
+	// VendorTimeout bounds one call to a vendor.
+	VendorTimeout time.Duration
+	// MaxDownload caps one result image, in bytes.
+	MaxDownload int64
+	// DeliveryAttempts bounds tries to post a result before giving up.
+	DeliveryAttempts int
+	// BreakerFailures in a row open a vendor's circuit for BreakerCooldown.
+	BreakerFailures int
+	BreakerCooldown time.Duration
+	// HTTPClient downloads vendors' result images.
+	HTTPClient *http.Client
+	Logger     *slog.Logger
+	Now        func() time.Time
+}
+
+// DefaultConfig returns the engine's defaults.
+func DefaultConfig() Config {
+	return Config{
+		Workers:          16,
+		Limits:           DefaultLimits(),
+		JobTimeout:       15 * time.Minute,
+		VendorTimeout:    30 * time.Second,
+		MaxDownload:      40 << 20,
+		DeliveryAttempts: 10,
+		BreakerFailures:  3,
+		BreakerCooldown:  30 * time.Second,
+	}
+}
+
+func (c *Config) fill() {
+	d := DefaultConfig()
+	if c.Workers <= 0 {
+		c.Workers = d.Workers
+	}
+	if c.Limits == (Limits{}) {
+		c.Limits = d.Limits
+	}
+	if c.JobTimeout <= 0 {
+		c.JobTimeout = d.JobTimeout
+	}
+	if c.VendorTimeout <= 0 {
+		c.VendorTimeout = d.VendorTimeout
+	}
+	if c.MaxDownload <= 0 {
+		c.MaxDownload = d.MaxDownload
+	}
+	if c.DeliveryAttempts <= 0 {
+		c.DeliveryAttempts = d.DeliveryAttempts
+	}
+	if c.BreakerFailures <= 0 {
+		c.BreakerFailures = d.BreakerFailures
+	}
+	if c.BreakerCooldown <= 0 {
+		c.BreakerCooldown = d.BreakerCooldown
+	}
+	if c.HTTPClient == nil {
+		c.HTTPClient = &http.Client{Timeout: 60 * time.Second}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+}
+
+// Engine runs jobs: it admits commands, hands them to vendors, follows them
+// by callback or poll, keeps the images and has them delivered. Every change
+// of a job goes through the store first, so a restart carries on where it stopped.
+type Engine struct {
+	cfg      Config
+	store    Store
+	quota    Quota
+	blobs    Blobs
+	notifier Notifier
+	vendors  map[string]Vendor
+	breakers map[string]*breaker
+	log      *slog.Logger
+	sched    *scheduler
+
+	mu      sync.Mutex
+	live    map[string]*liveJob
+	started bool
+	closing bool
+	workers sync.WaitGroup
+	// stopTaking ends the workers' loop; abortSteps cancels the steps under way.
+	stopTaking, abortSteps context.CancelFunc
+}
+
+// liveJob is the in-memory part of an unfinished job: a lock that keeps one
+// step at a time, and what is not worth persisting.
+type liveJob struct {
+	mu       sync.Mutex
+	platform string
+	polls    int // polls since this process took the job on
+	fetches  int // failed downloads since then
+	lastPct  float64
+}
+
+// New returns an engine. Call Start to resume stored jobs and run.
+func New(cfg Config, store Store, quota Quota, blobs Blobs, notifier Notifier, vendors ...Vendor) *Engine {
+	cfg.fill()
+	e := &Engine{
+		cfg:      cfg,
+		store:    store,
+		quota:    quota,
+		blobs:    blobs,
+		notifier: notifier,
+		vendors:  make(map[string]Vendor),
+		breakers: make(map[string]*breaker),
+		log:      cfg.Logger,
+		sched:    newScheduler(cfg.Now),
+		live:     make(map[string]*liveJob),
+	}
+	for _, v := range vendors {
+		e.vendors[v.Name()] = v
+		e.breakers[v.Name()] = &breaker{}
+	}
+	return e
+}
+
+// Vendor returns the named vendor, if configured.
+func (e *Engine) Vendor(name string) (Vendor, bool) {
+	v, ok := e.vendors[name]
+	return v, ok
+}
+
+// Limits returns the request limits in force.
+func (e *Engine) Limits() Limits { return e.cfg.Limits }
+
+// Start reloads every unfinished job from the store, schedules it, and
+// starts the workers. Stop stops them.
+func (e *Engine) Start(ctx context.Context) error {
+	jobs, err := e.store.Unfinished(ctx)
+	if err != nil {
+		return fmt.Errorf("resume jobs: %w", err)
+	}
+	now := e.cfg.Now()
+	for _, j := range jobs {
+		e.track(j)
+		e.sched.at(j.ID, now)
+	}
+	if len(jobs) > 0 {
+		e.log.Info("resumed unfinished jobs", slog.Int("jobs", len(jobs)))
+	}
+	takeCtx, stopTaking := context.WithCancel(context.Background())
+	stepCtx, abortSteps := context.WithCancel(context.Background())
+	e.mu.Lock()
+	e.started = true
+	e.stopTaking, e.abortSteps = stopTaking, abortSteps
+	e.mu.Unlock()
+	e.workers.Add(e.cfg.Workers + 1)
+	go func() {
+		defer e.workers.Done()
+		e.sched.run(takeCtx)
+	}()
+	for range e.cfg.Workers {
+		go func() {
+			defer e.workers.Done()
+			for {
+				id, ok := e.sched.take(takeCtx)
+				if !ok {
+					return
+				}
+				e.step(stepCtx, id)
+			}
+		}()
+	}
+	return nil
+}
+
+// Stop refuses new commands, lets the steps under way finish until ctx
+// ends, then aborts the rest. Jobs not finished stay in the store and carry
+// on at the next Start.
+func (e *Engine) Stop(ctx context.Context) {
+	e.mu.Lock()
+	e.closing = true
+	stopTaking, abortSteps := e.stopTaking, e.abortSteps
+	e.mu.Unlock()
+	if stopTaking == nil {
+		return
+	}
+	stopTaking()
+	done := make(chan struct{})
+	go func() {
+		e.workers.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		abortSteps()
+		<-done
+	}
+	abortSteps()
+}
+
+// Outstanding counts the unfinished jobs of a platform ("" for all).
+func (e *Engine) Outstanding(platform string) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if platform == "" {
+		return len(e.live)
+	}
+	n := 0
+	for _, lj := range e.live {
+		if lj.platform == platform {
+			n++
+		}
+	}
+	return n
+}
+
+func (e *Engine) track(j *Job) *liveJob {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	lj, ok := e.live[j.ID]
+	if !ok {
+		lj = &liveJob{platform: j.Chat.Platform, lastPct: -1}
+		e.live[j.ID] = lj
+	}
+	return lj
+}
+
+func (e *Engine) liveJob(id string) *liveJob {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.live[id]
+}
+
+func (e *Engine) forget(id string) {
+	e.sched.forget(id)
+	e.mu.Lock()
+	delete(e.live, id)
+	e.mu.Unlock()
+}
+
+// Check validates a request as Submit would, without admitting it: bots use
+// it to refuse bad input before fetching images or asking the quota.
+func (e *Engine) Check(r *Request) error {
+	r.Normalize()
+	if err := r.Validate(e.cfg.Limits); err != nil {
+		return err
+	}
+	_, err := e.pick(r, nil, false)
+	return err
+}
+
+// Submit admits a command: it validates the request, asks the quota, and
+// persists the job with its charge in one transaction. Only then does it
+// return the job, so whatever the bot answers refers to a job that survives a crash.
+func (e *Engine) Submit(ctx context.Context, owner UserRef, chat ChatRef, req Request) (*Job, error) {
+	e.mu.Lock()
+	closing := e.closing
+	e.mu.Unlock()
+	if closing {
+		return nil, Errorf(EUNAVAILABLE, "The bot is restarting; please try again in a minute.", "机器人正在重启，请稍后再试。")
+	}
+	if err := e.Check(&req); err != nil {
+		return nil, err
+	}
+	if err := e.quota.Admit(ctx, owner, chat); err != nil {
+		return nil, err
+	}
+	if req.Seed == -1 {
+		req.Seed = int64(randUint32())
+	}
+	now := e.cfg.Now()
+	j := &Job{
+		ID:            NewID(),
+		Owner:         owner,
+		Chat:          chat,
+		Request:       req,
+		State:         StateQueued,
+		CallbackToken: newToken(),
+		CreatedAt:     now,
+		UpdatedAt:     now,
+		Deadline:      now.Add(e.cfg.JobTimeout),
+	}
+	if err := e.store.CreateJob(ctx, j, func(c Counters) error { return e.quota.Reserve(c, j, now) }); err != nil {
+		return nil, err
+	}
+	e.log.Info("job accepted", slog.String("job_id", j.ID), slog.String("kind", string(req.Kind)),
+		slog.String("platform", chat.Platform), slog.String("chat_id", chat.ChatID), slog.String("user_id", owner.ID))
+	e.track(j)
+	e.mu.Lock()
+	started := e.started
+	e.mu.Unlock()
+	if started {
+		e.sched.at(j.ID, now)
+	}
+	return j.Clone(), nil
+}
+
+// Job returns a stored job.
+func (e *Engine) Job(ctx context.Context, id string) (*Job, error) { return e.store.Job(ctx, id) }
+
+// Jobs returns the owner's newest jobs.
+func (e *Engine) Jobs(ctx context.Context, owner UserRef, limit int) ([]*Job, error) {
+	return e.store.JobsByOwner(ctx, owner, limit)
+}
+
+// Annotate records an adapter's note on a job (a status message id, say).
+func (e *Engine) Annotate(ctx context.Context, id, key, value string) error {
+	_, err := e.store.UpdateJob(ctx, id, func(j *Job, _ Counters) error {
+		if j.Meta == nil {
+			j.Meta = make(map[string]string)
+		}
+		j.Meta[key] = value
+		return nil
+	})
+	return err
+}
+
+// Cancel stops a job for its owner, or for anyone when admin is true. A job
+// no vendor has accepted yet is refunded; one a vendor holds is not, since the vendor bills it.
+func (e *Engine) Cancel(ctx context.Context, id string, by UserRef, admin bool) (*Job, error) {
+	if lj := e.liveJob(id); lj != nil {
+		lj.mu.Lock()
+		defer lj.mu.Unlock()
+	}
+	j, err := e.store.UpdateJob(ctx, id, func(j *Job, c Counters) error {
+		if !admin && j.Owner.Key() != by.Key() {
+			return Errorf(EFORBIDDEN, "Job %s is not yours to cancel.", "任务 %s 不是你的，不能取消。", j.ID)
+		}
+		switch {
+		case j.State == StateCancelled:
+			return Errorf(ECONFLICT, "Job %s is already cancelled.", "任务 %s 已经取消了。", j.ID)
+		case j.State.Terminal() || j.State == StateSucceeded:
+			return Errorf(ECONFLICT, "Job %s has already finished.", "任务 %s 已经结束了。", j.ID)
+		}
+		refund := j.State == StateQueued
+		if err := j.Move(StateCancelled, e.cfg.Now()); err != nil {
+			return err
+		}
+		j.Err = Info(Errorf(ECANCELLED, "Cancelled.", "已取消。"))
+		e.quota.Settle(c, j, refund)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	e.log.Info("job cancelled", slog.String("job_id", id))
+	e.sched.at(id, e.cfg.Now())
+	return j, nil
+}
+
+// HandleCallback takes a vendor's callback for job id. A wrong token or
+// unknown job is ENOTFOUND, and changes nothing; a callback for a job that
+// has moved on is acknowledged and ignored, so repeated deliveries are harmless.
+// It returns the reply the vendor expects.
+func (e *Engine) HandleCallback(ctx context.Context, vendor, id, token string, body []byte) (contentType string, reply []byte, err error) {
+	v, ok := e.vendors[vendor].(CallbackVendor)
+	if !ok {
+		return "", nil, Errorf(ENOTFOUND, "No such callback.", "没有这个回调。")
+	}
+	j, err := e.store.Job(ctx, id)
+	if err != nil || subtle.ConstantTimeCompare([]byte(token), []byte(j.CallbackToken)) != 1 {
+		return "", nil, Errorf(ENOTFOUND, "No such callback.", "没有这个回调。")
+	}
+	contentType, reply = v.CallbackReply()
+	lj := e.liveJob(id)
+	if lj == nil {
+		return contentType, reply, nil
+	}
+	lj.mu.Lock()
+	defer lj.mu.Unlock()
+	if j, err = e.store.Job(ctx, id); err != nil {
+		return "", nil, err
+	}
+	if j.Vendor != vendor || !j.State.AtVendor() || len(j.Pending) > 0 {
+		return contentType, reply, nil
+	}
+	out, err := v.ParseCallback(j, body)
+	if err != nil {
+		// Unreadable: acknowledge anyway and ask the vendor directly instead.
+		e.log.Warn("unreadable callback; polling instead", slog.String("job_id", id), slog.String("vendor", vendor), slog.Any("err", err))
+		e.sched.at(id, e.cfg.Now())
+		return contentType, reply, nil
+	}
+	if out.TaskID != "" && out.TaskID != j.TaskID {
+		e.log.Warn("callback for another task ignored", slog.String("job_id", id), slog.String("task_id", out.TaskID))
+		return contentType, reply, nil
+	}
+	after := e.apply(ctx, lj, j, v, out, false)
+	if after >= 0 {
+		e.sched.at(id, e.cfg.Now().Add(after))
+	}
+	return contentType, reply, nil
+}
+
+// OpenInput serves a job's input image to a vendor that fetches it by URL.
+func (e *Engine) OpenInput(ctx context.Context, id, token string, i int) (io.ReadCloser, string, error) {
+	j, err := e.store.Job(ctx, id)
+	if err != nil || subtle.ConstantTimeCompare([]byte(token), []byte(j.CallbackToken)) != 1 || i < 0 || i >= len(j.Request.Inputs) || j.Finished() {
+		return nil, "", Errorf(ENOTFOUND, "No such image.", "没有这张图片。")
+	}
+	rc, err := e.blobs.Open(j.Request.Inputs[i].Blob)
+	return rc, j.Request.Inputs[i].Mime, err
+}
+
+// CallbackURL is where vendor should report on job j.
+func (e *Engine) CallbackURL(vendor string, j *Job) string {
+	return fmt.Sprintf("%s/callback/%s/%s/%s", e.cfg.PublicURL, vendor, j.ID, j.CallbackToken)
+}
+
+func (e *Engine) inputURLs(j *Job) []string {
+	if e.cfg.PublicURL == "" {
+		return nil
+	}
+	urls := make([]string, len(j.Request.Inputs))
+	for i := range urls {
+		urls[i] = fmt.Sprintf("%s/input/%s/%s/%d", e.cfg.PublicURL, j.ID, j.CallbackToken, i)
+	}
+	return urls
+}
+
+// NewID returns a short random job id: 8 characters of lowercase base32.
+func NewID() string {
+	var b [5]byte
+	_, _ = rand.Read(b[:])
+	return strings.ToLower(base32.StdEncoding.EncodeToString(b[:]))
+}
+
+func newToken() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func randUint32() uint32 {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return binary.BigEndian.Uint32(b[:])
+}
+
+// breaker is a vendor's circuit: after enough failures in a row the vendor is
+// skipped for a cooldown, then tried again.
+type breaker struct {
+	mu        sync.Mutex
+	failures  int
+	openUntil time.Time
+}
+
+func (b *breaker) allow(now time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return !now.Before(b.openUntil)
+}
+
+func (b *breaker) record(ok bool, now time.Time, threshold int, cooldown time.Duration) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if ok {
+		b.failures = 0
+		return
+	}
+	b.failures++
+	if b.failures >= threshold {
+		b.openUntil = now.Add(cooldown)
+		b.failures = 0
+	}
+}
+
+// pick returns the first vendor on the kind's route that can run r, has not
+// failed this job, and whose circuit is closed. With useBreakers false it
+// only asks whether any vendor could, for admission.
+func (e *Engine) pick(r *Request, tried []string, useBreakers bool) (Vendor, error) {
+	var invalid error
+	unavailable := false
+	for _, name := range e.cfg.Routes[r.Kind] {
+		v, ok := e.vendors[name]
+		if !ok || slices.Contains(tried, name) {
+			continue
+		}
+		if err := v.Check(r); err != nil {
+			if invalid == nil {
+				invalid = err
+			}
+			continue
+		}
+		if useBreakers && !e.breakers[name].allow(e.cfg.Now()) {
+			unavailable = true
+			continue
+		}
+		return v, nil
+	}
+	switch {
+	case unavailable:
+		return nil, Errorf(EUNAVAILABLE, "Every image service is busy right now.", "所有绘图服务暂时都不可用。")
+	case invalid != nil:
+		return nil, invalid
+	case len(tried) > 0:
+		return nil, Errorf(EVENDOR, "The image service could not make this picture.", "绘图服务未能生成这张图片。")
+	}
+	return nil, Errorf(EINVALID, "/%s is not available on this bot.", "本机器人未开放 /%s。", r.Kind)
+}
+
+// isCode reports whether err carries one of codes.
+func isCode(err error, codes ...string) bool {
+	var e *Error
+	return errors.As(err, &e) && slices.Contains(codes, e.Code)
+}

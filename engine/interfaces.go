@@ -1,0 +1,157 @@
+package engine
+
+import (
+	"context"
+	"io"
+	"time"
+)
+
+// Store persists jobs and the quota counters that must change with them.
+// Every method is atomic. The store returns copies: changing a returned job
+// changes nothing until it goes through UpdateJob.
+type Store interface {
+	// CreateJob persists a new job. reserve runs inside the same transaction,
+	// before the job is written; if it returns an error, nothing is written
+	// and that error is returned. reserve may run more than once (the store
+	// may batch commits and retry), so it must only read and write through c.
+	CreateJob(ctx context.Context, j *Job, reserve func(c Counters) error) error
+	// UpdateJob applies fn to the stored job inside one transaction and writes
+	// it back; an error from fn aborts everything. fn may run more than once.
+	// Returns the job as written. ENOTFOUND if there is no such job.
+	UpdateJob(ctx context.Context, id string, fn func(j *Job, c Counters) error) (*Job, error)
+	// Job returns one job. ENOTFOUND if there is no such job.
+	Job(ctx context.Context, id string) (*Job, error)
+	// Unfinished returns every job for which Finished() is false.
+	Unfinished(ctx context.Context) ([]*Job, error)
+	// JobsByOwner returns the owner's newest jobs first, at most limit.
+	JobsByOwner(ctx context.Context, owner UserRef, limit int) ([]*Job, error)
+	// View runs fn with read-only counters.
+	View(ctx context.Context, fn func(c Counters) error) error
+}
+
+// Counters are named integers kept in the store, changed only inside a store transaction.
+type Counters interface {
+	Get(key string) int64
+	// Add adds delta and returns the new value; a counter never goes below zero.
+	Add(key string, delta int64) int64
+	// Setting and SetSetting keep small named strings (tiers, bans) beside the counters.
+	Setting(key string) string
+	SetSetting(key, value string)
+}
+
+// Quota decides who may start a job and keeps the count of what each costs.
+type Quota interface {
+	// Admit checks bans, allow-lists and the short-term rate limit. It writes
+	// nothing, so a refused command leaves no trace in the store.
+	Admit(ctx context.Context, owner UserRef, chat ChatRef) error
+	// Reserve charges the job inside the transaction that creates it and
+	// records the charge on j.Charge; EQUOTA if a limit would be passed.
+	Reserve(c Counters, j *Job, now time.Time) error
+	// Settle ends the job's charge inside the transaction that moves it to a
+	// final state: refund gives the cost back, otherwise it stays spent.
+	// Either way the concurrent-jobs slot is freed. Settling twice changes nothing.
+	Settle(c Counters, j *Job, refund bool)
+}
+
+// TaskState is a vendor task's state, as the engine understands it.
+type TaskState int
+
+const (
+	TaskQueued TaskState = iota
+	TaskRunning
+	TaskDone
+	TaskFailed
+)
+
+// Outcome is what a vendor says about a task, from a poll or a callback.
+type Outcome struct {
+	TaskID   string // the vendor's task id, when the callback names it
+	State    TaskState
+	Progress float64 // 0..1; negative when the vendor gives no figure
+	Preview  []byte  // a partial image, where the vendor has one
+	Images   []Remote
+	Dropped  int   // images removed by the vendor's audit
+	Err      error // for TaskFailed: EUNSAFE, EINVALID (do not retry elsewhere) or anything else
+}
+
+// Task is what the engine hands a vendor with a submission.
+type Task struct {
+	// ID is an id the engine suggests for the task; vendors that let the
+	// client choose it (Zhiqite's id_task) use it, so a lost reply can be found again.
+	ID string
+	// CallbackURL is where the vendor should report; empty when the engine polls.
+	CallbackURL string
+	// InputURLs are public links to the job's input images, empty without a public URL.
+	InputURLs []string
+	// Open reads input image i.
+	Open func(i int) (io.ReadCloser, error)
+}
+
+// Timing says when and how to poll a vendor's task.
+type Timing struct {
+	First  time.Duration // wait before the first poll: the vendor's typical duration
+	Every  time.Duration // the second poll's wait; later waits grow by half each time
+	Max    time.Duration // the longest wait between polls
+	Billed bool          // every call costs money
+}
+
+// Vendor is one image vendor's adapter.
+type Vendor interface {
+	Name() string
+	// Check reports whether the vendor can run r: EINVALID with the reason if not.
+	Check(r *Request) error
+	// Submit creates a task and returns its id at the vendor. An EINVALID or
+	// EUNSAFE error means the vendor refused the request itself; anything else
+	// means the vendor could not take it now, and another may.
+	Submit(ctx context.Context, j *Job, t Task) (taskID string, err error)
+	// Query asks about j.TaskID.
+	Query(ctx context.Context, j *Job) (*Outcome, error)
+	// Timing gives the poll schedule for r.
+	Timing(r *Request) Timing
+}
+
+// CallbackVendor is a vendor that reports by calling the bot back.
+type CallbackVendor interface {
+	Vendor
+	// ParseCallback decodes a callback body for job j.
+	ParseCallback(j *Job, body []byte) (*Outcome, error)
+	// CallbackReply is the answer the vendor expects, so it stops retrying.
+	CallbackReply() (contentType string, body []byte)
+}
+
+// Progress is a job's progress as a chat sees it.
+type Progress struct {
+	Fraction float64 // 0..1, negative when unknown
+	Preview  []byte
+}
+
+// Notifier carries engine events back to the chats. The console, Telegram
+// and Discord adapters each implement it; cmd/bot multiplexes by platform.
+type Notifier interface {
+	// Progress tells the chat how the job goes. Best effort and called often:
+	// the adapter throttles to what its platform allows.
+	Progress(ctx context.Context, j *Job, p Progress)
+	// Deliver posts a job that ended: its images if it succeeded, a message
+	// if it failed or was cancelled. nil means posted: the engine records that
+	// and does not call again for this job. An EUNDELIVERED error means it can
+	// never be posted; any other error is retried with backoff.
+	Deliver(ctx context.Context, j *Job) error
+}
+
+// BlobInfo describes a stored image.
+type BlobInfo struct {
+	Key    string
+	Mime   string
+	Size   int64
+	Width  int
+	Height int
+}
+
+// Blobs keeps image bytes: users' inputs and vendors' results.
+type Blobs interface {
+	// Put stores an image read from r. EINVALID if it is larger than limit
+	// bytes, not an image, or of larger dimensions than the store accepts.
+	Put(ctx context.Context, r io.Reader, limit int64) (BlobInfo, error)
+	// Open reads a stored image. ENOTFOUND if there is none.
+	Open(key string) (io.ReadCloser, error)
+}

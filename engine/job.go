@@ -1,0 +1,224 @@
+package engine
+
+import (
+	"fmt"
+	"time"
+)
+
+// State is where a job is in its life.
+//
+//	queued → submitted → running → succeeded → delivered
+//	   ╰──────────┴──────────┴──→ failed | cancelled
+//	                 succeeded ──→ failed (the result could not be posted)
+type State string
+
+const (
+	StateQueued    State = "queued"    // persisted, not yet accepted by a vendor
+	StateSubmitted State = "submitted" // a vendor accepted it; task id recorded
+	StateRunning   State = "running"   // the vendor reported progress
+	StateSucceeded State = "succeeded" // images downloaded and kept; not yet posted
+	StateDelivered State = "delivered" // images posted to the chat
+	StateFailed    State = "failed"
+	StateCancelled State = "cancelled"
+)
+
+var transitions = map[State][]State{
+	StateQueued:    {StateSubmitted, StateFailed, StateCancelled},
+	StateSubmitted: {StateRunning, StateSucceeded, StateFailed, StateCancelled, StateQueued},
+	StateRunning:   {StateSucceeded, StateFailed, StateCancelled, StateQueued},
+	StateSucceeded: {StateDelivered, StateFailed},
+}
+
+// CanMove reports whether a job may move from s to next. Submitted and running
+// may go back to queued: the vendor failed the task and another one will try.
+func (s State) CanMove(next State) bool {
+	for _, t := range transitions[s] {
+		if t == next {
+			return true
+		}
+	}
+	return false
+}
+
+// Terminal reports whether no vendor work remains for a job in s.
+func (s State) Terminal() bool {
+	return s == StateDelivered || s == StateFailed || s == StateCancelled
+}
+
+// AtVendor reports whether a vendor holds a task for a job in s.
+func (s State) AtVendor() bool { return s == StateSubmitted || s == StateRunning }
+
+// UserRef names a user on a platform.
+type UserRef struct {
+	Platform string   `json:"platform"`
+	ID       string   `json:"id"`
+	Name     string   `json:"name,omitempty"`
+	Lang     Lang     `json:"lang,omitempty"`
+	Roles    []string `json:"roles,omitempty"` // Discord role ids, for tiers
+}
+
+// Key is the user's identity across the store: "platform:id".
+func (u UserRef) Key() string { return u.Platform + ":" + u.ID }
+
+// ChatRef says where a job came from and where its result goes.
+type ChatRef struct {
+	Platform string `json:"platform"`
+	ChatID   string `json:"chat_id"`
+	// GuildID is the Discord guild or, elsewhere, empty; quotas per chat use it when set.
+	GuildID   string `json:"guild_id,omitempty"`
+	MessageID string `json:"message_id,omitempty"` // the command's message, to reply to
+	Private   bool   `json:"private,omitempty"`
+}
+
+// QuotaKey is the chat's identity for per-chat quotas: the guild if there is one.
+func (c ChatRef) QuotaKey() string {
+	if c.GuildID != "" {
+		return c.Platform + ":g" + c.GuildID
+	}
+	return c.Platform + ":" + c.ChatID
+}
+
+// Result is one image a job produced, kept in the blob store until delivered.
+type Result struct {
+	Blob   string `json:"blob"`
+	Mime   string `json:"mime"`
+	Width  int    `json:"w"`
+	Height int    `json:"h"`
+	Size   int64  `json:"size"`
+	Seed   int64  `json:"seed,omitempty"`
+}
+
+// Remote is an image a vendor reported but the bot has not downloaded yet.
+type Remote struct {
+	URL  string `json:"url,omitempty"`
+	Data []byte `json:"data,omitempty"` // inline images (base64 in the vendor's JSON)
+	Seed int64  `json:"seed,omitempty"`
+}
+
+// Charge records what a job costs its owner and whether that is settled.
+// It lives on the job so that settling is idempotent: the store updates the
+// job and the counters in one transaction.
+type Charge struct {
+	Cost      int64  `json:"cost"`
+	Day       string `json:"day,omitempty"`       // the quota day the cost was counted on
+	Unlimited bool   `json:"unlimited,omitempty"` // admin: nothing counted
+	Released  bool   `json:"released,omitempty"`  // the concurrent-jobs slot was given back
+	Settled   string `json:"settled,omitempty"`   // "", "committed" or "refunded"
+}
+
+const (
+	ChargeCommitted = "committed"
+	ChargeRefunded  = "refunded"
+)
+
+// Job is one command's whole life. It is the unit the store persists.
+type Job struct {
+	ID      string  `json:"id"`
+	Owner   UserRef `json:"owner"`
+	Chat    ChatRef `json:"chat"`
+	Request Request `json:"request"`
+	State   State   `json:"state"`
+
+	// Vendor and TaskID name the task at the vendor, once submitted.
+	Vendor string `json:"vendor,omitempty"`
+	TaskID string `json:"task_id,omitempty"`
+	// Tried lists vendors that failed this job, so failover does not go back to them.
+	Tried []string `json:"tried,omitempty"`
+	// CallbackToken is the unguessable part of this job's callback URL.
+	CallbackToken string `json:"callback_token,omitempty"`
+	// Callback is set when the vendor was asked to call back rather than be polled.
+	Callback bool `json:"callback,omitempty"`
+	// Attempts counts submissions to vendors; BilledCalls counts billed vendor calls.
+	Attempts    int `json:"attempts,omitempty"`
+	BilledCalls int `json:"billed_calls,omitempty"`
+
+	Pending []Remote   `json:"pending,omitempty"` // reported by the vendor, not yet downloaded
+	Results []Result   `json:"results,omitempty"`
+	Dropped int        `json:"dropped,omitempty"` // images the vendor's audit removed
+	Err     *ErrorInfo `json:"error,omitempty"`
+	// Notified is set once the chat was told of a failure or cancellation.
+	Notified bool `json:"notified,omitempty"`
+	// DeliveryAttempts counts failed tries to post the result.
+	DeliveryAttempts int `json:"delivery_attempts,omitempty"`
+
+	Charge Charge `json:"charge"`
+	// Meta holds platform adapters' own notes: a status message id, an interaction token.
+	Meta map[string]string `json:"meta,omitempty"`
+	// Parent is the job whose button made this one ("again", "vary", "upscale").
+	Parent string `json:"parent,omitempty"`
+
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+	SubmittedAt time.Time `json:"submitted_at,omitzero"`
+	FinishedAt  time.Time `json:"finished_at,omitzero"`
+	DeliveredAt time.Time `json:"delivered_at,omitzero"`
+	Deadline    time.Time `json:"deadline"`
+}
+
+// Finished reports whether nothing remains to do for the job: it is
+// delivered, or it ended otherwise and the chat was told.
+func (j *Job) Finished() bool {
+	switch j.State {
+	case StateDelivered:
+		return true
+	case StateFailed, StateCancelled:
+		return j.Notified
+	}
+	return false
+}
+
+// Move changes the job's state, refusing transitions the state machine does not allow.
+func (j *Job) Move(next State, now time.Time) error {
+	if j.State == next {
+		return nil
+	}
+	if !j.State.CanMove(next) {
+		return &Error{Code: ECONFLICT, EN: fmt.Sprintf("The job is already %s.", j.State), ZH: fmt.Sprintf("任务已经是%s状态。", stateZH[j.State]),
+			Err: fmt.Errorf("job %s: %s → %s not allowed", j.ID, j.State, next)}
+	}
+	j.State = next
+	j.UpdatedAt = now
+	switch next {
+	case StateSubmitted:
+		j.SubmittedAt = now
+	case StateSucceeded, StateFailed, StateCancelled:
+		j.FinishedAt = now
+	case StateDelivered:
+		j.DeliveredAt = now
+	}
+	return nil
+}
+
+// Clone returns a deep copy, so a caller may keep a job while the engine changes its own.
+func (j *Job) Clone() *Job {
+	c := *j
+	c.Request.Inputs = append([]Input(nil), j.Request.Inputs...)
+	c.Tried = append([]string(nil), j.Tried...)
+	c.Pending = append([]Remote(nil), j.Pending...)
+	c.Results = append([]Result(nil), j.Results...)
+	c.Owner.Roles = append([]string(nil), j.Owner.Roles...)
+	if j.Err != nil {
+		e := *j.Err
+		c.Err = &e
+	}
+	if j.Meta != nil {
+		c.Meta = make(map[string]string, len(j.Meta))
+		for k, v := range j.Meta {
+			c.Meta[k] = v
+		}
+	}
+	return &c
+}
+
+var stateZH = map[State]string{
+	StateQueued: "排队中", StateSubmitted: "已提交", StateRunning: "生成中", StateSucceeded: "已完成",
+	StateDelivered: "已送达", StateFailed: "失败", StateCancelled: "已取消",
+}
+
+// StateText returns s for a user in lang.
+func StateText(s State, lang Lang) string {
+	if lang == ZH {
+		return stateZH[s]
+	}
+	return string(s)
+}

@@ -1,0 +1,185 @@
+package engine
+
+import (
+	"strings"
+	"unicode/utf8"
+)
+
+// Kind is what a command asks for.
+type Kind string
+
+const (
+	KindDraw     Kind = "draw"     // text (and optionally a reference image) to image
+	KindAnime    Kind = "anime"    // portrait photo to anime
+	KindUpscale  Kind = "upscale"  // super-resolution
+	KindSwapface Kind = "swapface" // the face of Inputs[0] onto Inputs[1]
+)
+
+// Kinds lists every kind, in the order help texts show them.
+var Kinds = []Kind{KindDraw, KindAnime, KindUpscale, KindSwapface}
+
+// Input is an image a user gave with a command. The bot fetches it at
+// admission and keeps it, so a restart or a vendor retry never needs the
+// user's (possibly expired) link again.
+type Input struct {
+	Blob   string `json:"blob"`
+	Mime   string `json:"mime,omitempty"`
+	Width  int    `json:"w,omitempty"`
+	Height int    `json:"h,omitempty"`
+	Size   int64  `json:"size,omitempty"`
+}
+
+// Request is a command turned into parameters, independent of platform and vendor.
+type Request struct {
+	Kind     Kind    `json:"kind"`
+	Prompt   string  `json:"prompt,omitempty"`
+	Negative string  `json:"negative,omitempty"`
+	Model    string  `json:"model,omitempty"`
+	LoRA     string  `json:"lora,omitempty"`
+	Sampler  string  `json:"sampler,omitempty"`
+	Width    int     `json:"width,omitempty"`
+	Height   int     `json:"height,omitempty"`
+	Steps    int     `json:"steps,omitempty"`
+	Seed     int64   `json:"seed"` // -1 asks for a random seed; Submit resolves it
+	Guidance float64 `json:"guidance,omitempty"`
+	N        int     `json:"n,omitempty"`
+	Style    string  `json:"style,omitempty"`
+	Scale    int     `json:"scale,omitempty"`
+	Inputs   []Input `json:"inputs,omitempty"`
+}
+
+// Limits bound what a request may ask. The zero value is not useful; start from DefaultLimits.
+type Limits struct {
+	MaxPromptRunes int     `yaml:"max_prompt_runes"`
+	MinSide        int     `yaml:"min_side"`
+	MaxSide        int     `yaml:"max_side"`
+	MaxSteps       int     `yaml:"max_steps"`
+	MaxImages      int     `yaml:"max_images"`
+	MaxGuidance    float64 `yaml:"max_guidance"`
+	MaxScale       int     `yaml:"max_scale"`
+	MaxOutputSide  int     `yaml:"max_output_side"` // upscale result, per side
+}
+
+// DefaultLimits are the documented maxima.
+func DefaultLimits() Limits {
+	return Limits{
+		MaxPromptRunes: 1000,
+		MinSide:        64,
+		MaxSide:        2048,
+		MaxSteps:       60,
+		MaxImages:      4,
+		MaxGuidance:    30,
+		MaxScale:       4,
+		MaxOutputSide:  8192,
+	}
+}
+
+// Request defaults applied by Normalize.
+const (
+	DefaultSide     = 512
+	DefaultSteps    = 25
+	DefaultGuidance = 7
+	DefaultScale    = 2
+	DefaultStyle    = "anime"
+)
+
+// Normalize fills unset fields with defaults and trims text.
+func (r *Request) Normalize() {
+	r.Prompt = strings.TrimSpace(r.Prompt)
+	r.Negative = strings.TrimSpace(r.Negative)
+	if r.N == 0 {
+		r.N = 1
+	}
+	switch r.Kind {
+	case KindDraw:
+		if r.Width == 0 && r.Height == 0 {
+			r.Width, r.Height = DefaultSide, DefaultSide
+		}
+		if r.Steps == 0 {
+			r.Steps = DefaultSteps
+		}
+		if r.Guidance == 0 {
+			r.Guidance = DefaultGuidance
+		}
+	case KindAnime:
+		if r.Style == "" {
+			r.Style = DefaultStyle
+		}
+	case KindUpscale:
+		if r.Scale == 0 {
+			r.Scale = DefaultScale
+		}
+	}
+}
+
+// Validate checks r against lim and returns an EINVALID error naming the first problem.
+func (r *Request) Validate(lim Limits) error {
+	switch r.Kind {
+	case KindDraw, KindAnime, KindUpscale, KindSwapface:
+	default:
+		return Errorf(EINVALID, "Unknown command %q.", "未知的命令 %q。", r.Kind)
+	}
+	if n := utf8.RuneCountInString(r.Prompt); n > lim.MaxPromptRunes {
+		return Errorf(EINVALID, "The prompt is too long: %d characters, at most %d.", "提示词太长：%d 个字符，最多 %d 个。", n, lim.MaxPromptRunes)
+	}
+	if n := utf8.RuneCountInString(r.Negative); n > lim.MaxPromptRunes {
+		return Errorf(EINVALID, "The negative prompt is too long: %d characters, at most %d.", "反向提示词太长：%d 个字符，最多 %d 个。", n, lim.MaxPromptRunes)
+	}
+	if r.N < 1 || r.N > lim.MaxImages {
+		return Errorf(EINVALID, "--n must be between 1 and %d.", "--n 必须在 1 到 %d 之间。", lim.MaxImages)
+	}
+	if r.Seed < -1 || r.Seed > 1<<32-1 {
+		return Errorf(EINVALID, "--seed must be -1 (random) or between 0 and 4294967295.", "--seed 必须是 -1（随机）或 0 到 4294967295 之间的整数。")
+	}
+	want := map[Kind]int{KindDraw: -1, KindAnime: 1, KindUpscale: 1, KindSwapface: 2}[r.Kind]
+	switch {
+	case want == -1 && len(r.Inputs) > 1:
+		return Errorf(EINVALID, "/draw takes at most one reference image.", "/draw 最多接受一张参考图。")
+	case want == 1 && len(r.Inputs) != 1:
+		return Errorf(EINVALID, "/%s needs exactly one image.", "/%s 需要一张图片。", r.Kind)
+	case want == 2 && len(r.Inputs) != 2:
+		return Errorf(EINVALID, "/swapface needs two images: the face, then the target.", "/swapface 需要两张图片：先是人脸，然后是目标图。")
+	}
+	for i, in := range r.Inputs {
+		if in.Blob == "" {
+			return Errorf(EINVALID, "Image %d is missing.", "第 %d 张图片缺失。", i+1)
+		}
+	}
+	switch r.Kind {
+	case KindDraw:
+		if r.Prompt == "" {
+			return Errorf(EINVALID, "Please describe the picture: /draw <prompt>.", "请描述要画的内容：/draw <提示词>。")
+		}
+		if r.Width < lim.MinSide || r.Width > lim.MaxSide || r.Height < lim.MinSide || r.Height > lim.MaxSide || r.Width%8 != 0 || r.Height%8 != 0 {
+			return Errorf(EINVALID, "--size %dx%d is not allowed: each side must be a multiple of 8 between %d and %d.",
+				"--size %dx%d 不可用：宽和高都必须是 8 的倍数，且在 %d 到 %d 之间。", r.Width, r.Height, lim.MinSide, lim.MaxSide)
+		}
+		if r.Steps < 1 || r.Steps > lim.MaxSteps {
+			return Errorf(EINVALID, "--steps must be between 1 and %d.", "--steps 必须在 1 到 %d 之间。", lim.MaxSteps)
+		}
+		if r.Guidance < 1 || r.Guidance > lim.MaxGuidance {
+			return Errorf(EINVALID, "--cfg must be between 1 and %g.", "--cfg 必须在 1 到 %g 之间。", lim.MaxGuidance)
+		}
+	case KindUpscale:
+		if r.Scale < 2 || r.Scale > lim.MaxScale {
+			return Errorf(EINVALID, "--scale must be between 2 and %d.", "--scale 必须在 2 到 %d 之间。", lim.MaxScale)
+		}
+		in := r.Inputs[0]
+		if in.Width*r.Scale > lim.MaxOutputSide || in.Height*r.Scale > lim.MaxOutputSide {
+			return Errorf(EINVALID, "The result would be %dx%d, larger than %d pixels per side. Try a smaller --scale.",
+				"放大后为 %dx%d，超过每边 %d 像素的上限，请减小 --scale。", in.Width*r.Scale, in.Height*r.Scale, lim.MaxOutputSide)
+		}
+	}
+	if r.Kind != KindDraw && r.N != 1 {
+		return Errorf(EINVALID, "--n only applies to /draw.", "--n 只适用于 /draw。")
+	}
+	return nil
+}
+
+// Images is how many images the request should produce.
+func (r *Request) Images() int {
+	if r.N < 1 {
+		return 1
+	}
+	return r.N
+}

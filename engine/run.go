@@ -1,0 +1,432 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net/http"
+	"time"
+)
+
+// never is the step result that schedules nothing: the job is finished.
+const never = time.Duration(-1)
+
+// step moves job id one step on, according to its stored state, then
+// schedules the next step. Steps of one job never overlap.
+func (e *Engine) step(ctx context.Context, id string) {
+	lj := e.liveJob(id)
+	if lj == nil {
+		return
+	}
+	lj.mu.Lock()
+	defer lj.mu.Unlock()
+	if ctx.Err() != nil {
+		return
+	}
+	j, err := e.store.Job(ctx, id)
+	if err != nil {
+		if ErrorCode(err) == ENOTFOUND {
+			e.forget(id)
+			return
+		}
+		e.log.Error("load job", slog.String("job_id", id), slog.Any("err", err))
+		e.sched.at(id, e.cfg.Now().Add(time.Second))
+		return
+	}
+	after := e.advance(ctx, lj, j)
+	if ctx.Err() != nil {
+		return // shutting down: the restart carries on from the store
+	}
+	if after == never {
+		e.forget(id)
+		return
+	}
+	e.sched.at(id, e.cfg.Now().Add(after))
+}
+
+func (e *Engine) advance(ctx context.Context, lj *liveJob, j *Job) time.Duration {
+	if j.Finished() {
+		return never
+	}
+	if (j.State == StateQueued || j.State.AtVendor()) && e.cfg.Now().After(j.Deadline) {
+		return e.fail(ctx, j, Errorf(ETIMEOUT, "The image service took too long; your quota was refunded.", "绘图服务超时，额度已退还。"))
+	}
+	switch j.State {
+	case StateQueued:
+		return e.submit(ctx, lj, j)
+	case StateSubmitted, StateRunning:
+		if len(j.Pending) > 0 {
+			return e.fetch(ctx, lj, j)
+		}
+		return e.poll(ctx, lj, j)
+	case StateSucceeded:
+		return e.deliver(ctx, j)
+	case StateFailed, StateCancelled:
+		return e.notify(ctx, j)
+	}
+	return never
+}
+
+// update writes fn's change to job id, logging failures. It returns the job
+// as written, or nil if the write failed (the step is then retried).
+func (e *Engine) update(ctx context.Context, id string, fn func(j *Job, c Counters) error) *Job {
+	j, err := e.store.UpdateJob(ctx, id, fn)
+	if err != nil {
+		e.log.Error("update job", slog.String("job_id", id), slog.Any("err", err))
+		return nil
+	}
+	return j
+}
+
+// retry is the wait after a failed store write.
+const retry = time.Second
+
+// fail ends a job that will not produce images, and refunds it.
+func (e *Engine) fail(ctx context.Context, j *Job, cause error) time.Duration {
+	info := Info(cause)
+	ok := e.update(ctx, j.ID, func(j *Job, c Counters) error {
+		if err := j.Move(StateFailed, e.cfg.Now()); err != nil {
+			return err
+		}
+		j.Err = info
+		j.Pending = nil
+		e.quota.Settle(c, j, true)
+		return nil
+	})
+	if ok == nil {
+		return retry
+	}
+	e.log.Warn("job failed", slog.String("job_id", j.ID), slog.String("vendor", j.Vendor), slog.String("code", info.Code), slog.Any("err", cause))
+	return 0
+}
+
+// submit hands a queued job to the first vendor that can take it.
+func (e *Engine) submit(ctx context.Context, lj *liveJob, j *Job) time.Duration {
+	v, err := e.pick(&j.Request, j.Tried, true)
+	if err != nil {
+		if ErrorCode(err) == EUNAVAILABLE {
+			return e.cfg.BreakerCooldown / 2
+		}
+		if j.Err != nil && ErrorCode(err) == EVENDOR {
+			err = &Error{Code: j.Err.Code, EN: j.Err.EN, ZH: j.Err.ZH}
+		}
+		return e.fail(ctx, j, err)
+	}
+	name := v.Name()
+	timing := v.Timing(&j.Request)
+	task := Task{
+		ID:        fmt.Sprintf("%s-%d", j.ID, j.Attempts+1),
+		InputURLs: e.inputURLs(j),
+		Open: func(i int) (io.ReadCloser, error) {
+			return e.blobs.Open(j.Request.Inputs[i].Blob)
+		},
+	}
+	if _, ok := v.(CallbackVendor); ok && e.cfg.PublicURL != "" {
+		task.CallbackURL = e.CallbackURL(name, j)
+	}
+	sctx, cancel := context.WithTimeout(ctx, e.cfg.VendorTimeout)
+	taskID, err := v.Submit(sctx, j, task)
+	cancel()
+	if ctx.Err() != nil {
+		return never
+	}
+	refused := isCode(err, EINVALID, EUNSAFE)
+	e.breakers[name].record(err == nil || refused, e.cfg.Now(), e.cfg.BreakerFailures, e.cfg.BreakerCooldown)
+	if refused {
+		e.count(ctx, j.ID, timing.Billed)
+		return e.fail(ctx, j, err)
+	}
+	if err != nil {
+		e.log.Warn("vendor submit failed", slog.String("job_id", j.ID), slog.String("vendor", name), slog.Any("err", err))
+		lj.polls++
+		return backoff(time.Second, lj.polls, time.Minute)
+	}
+	now := e.cfg.Now()
+	updated := e.update(ctx, j.ID, func(j *Job, _ Counters) error {
+		if err := j.Move(StateSubmitted, now); err != nil {
+			return err
+		}
+		j.Vendor, j.TaskID = name, taskID
+		j.Callback = task.CallbackURL != ""
+		j.Attempts++
+		if timing.Billed {
+			j.BilledCalls++
+		}
+		return nil
+	})
+	if updated == nil {
+		return retry
+	}
+	e.log.Info("job submitted", slog.String("job_id", j.ID), slog.String("vendor", name), slog.String("task_id", taskID))
+	lj.polls = 0
+	e.notifier.Progress(ctx, updated, Progress{Fraction: 0})
+	return e.firstWait(updated, timing)
+}
+
+// firstWait is how long to leave a freshly submitted task alone. With a
+// callback, the first poll is only a safety net for a callback that never comes.
+func (e *Engine) firstWait(j *Job, t Timing) time.Duration {
+	if j.Callback {
+		return 2*t.First + t.Max
+	}
+	return t.First
+}
+
+// backoff grows base by half for each earlier attempt, up to max.
+func backoff(base time.Duration, attempt int, max time.Duration) time.Duration {
+	d := time.Duration(float64(base) * math.Pow(1.5, float64(attempt-1)))
+	if d > max || d <= 0 {
+		return max
+	}
+	return d
+}
+
+// count adds a billed call to job id's record.
+func (e *Engine) count(ctx context.Context, id string, billed bool) {
+	if billed {
+		e.update(ctx, id, func(j *Job, _ Counters) error { j.BilledCalls++; return nil })
+	}
+}
+
+// poll asks the vendor about a task it holds.
+func (e *Engine) poll(ctx context.Context, lj *liveJob, j *Job) time.Duration {
+	v, ok := e.vendors[j.Vendor]
+	if !ok {
+		return e.requeue(ctx, j, Errorf(EVENDOR, "The image service was removed from the configuration.", "绘图服务已从配置中移除。"))
+	}
+	timing := v.Timing(&j.Request)
+	qctx, cancel := context.WithTimeout(ctx, e.cfg.VendorTimeout)
+	out, err := v.Query(qctx, j)
+	cancel()
+	if ctx.Err() != nil {
+		return never
+	}
+	lj.polls++
+	if err != nil {
+		if ErrorCode(err) == ENOTFOUND {
+			// The vendor forgot the task: it failed there, so another may try.
+			e.count(ctx, j.ID, timing.Billed)
+			return e.requeue(ctx, j, err)
+		}
+		e.log.Warn("vendor query failed", slog.String("job_id", j.ID), slog.String("vendor", j.Vendor), slog.Any("err", err))
+		return e.nextPoll(lj, j, timing)
+	}
+	return e.apply(ctx, lj, j, v, out, timing.Billed)
+}
+
+func (e *Engine) nextPoll(lj *liveJob, j *Job, t Timing) time.Duration {
+	d := backoff(t.Every, lj.polls, t.Max)
+	if until := j.Deadline.Sub(e.cfg.Now()); until < d {
+		d = max(until, 0) + time.Millisecond
+	}
+	return d
+}
+
+// apply records what a vendor said about j's task, from a poll (billed says
+// whether that cost a call) or a callback.
+func (e *Engine) apply(ctx context.Context, lj *liveJob, j *Job, v Vendor, out *Outcome, billed bool) time.Duration {
+	add := 0
+	if billed {
+		add = 1
+	}
+	switch out.State {
+	case TaskDone:
+		if len(out.Images) == 0 {
+			e.count(ctx, j.ID, billed)
+			if out.Dropped > 0 {
+				return e.fail(ctx, j, Errorf(EUNSAFE, "The image service's content check removed the picture; your quota was refunded.", "图片未通过内容审核，额度已退还。"))
+			}
+			return e.fail(ctx, j, Errorf(EVENDOR, "The image service returned no picture; your quota was refunded.", "绘图服务没有返回图片，额度已退还。"))
+		}
+		ok := e.update(ctx, j.ID, func(j *Job, _ Counters) error {
+			if err := j.Move(StateRunning, e.cfg.Now()); err != nil {
+				return err
+			}
+			j.Pending = out.Images
+			j.Dropped = out.Dropped
+			j.BilledCalls += add
+			return nil
+		})
+		if ok == nil {
+			return retry
+		}
+		return 0
+	case TaskFailed:
+		e.count(ctx, j.ID, billed)
+		if isCode(out.Err, EUNSAFE, EINVALID) {
+			return e.fail(ctx, j, out.Err)
+		}
+		return e.requeue(ctx, j, out.Err)
+	}
+	if out.State == TaskRunning && j.State == StateSubmitted || add > 0 {
+		updated := e.update(ctx, j.ID, func(j *Job, _ Counters) error {
+			if out.State == TaskRunning {
+				if err := j.Move(StateRunning, e.cfg.Now()); err != nil {
+					return err
+				}
+			}
+			j.BilledCalls += add
+			return nil
+		})
+		if updated == nil {
+			return retry
+		}
+		j = updated
+	}
+	if out.Progress != lj.lastPct || out.Preview != nil {
+		lj.lastPct = out.Progress
+		e.notifier.Progress(ctx, j, Progress{Fraction: out.Progress, Preview: out.Preview})
+	}
+	return e.nextPoll(lj, j, v.Timing(&j.Request))
+}
+
+// requeue takes a job back from a vendor that failed it, so the next vendor
+// on the route may try; with none left, the job fails.
+func (e *Engine) requeue(ctx context.Context, j *Job, cause error) time.Duration {
+	e.log.Warn("vendor failed task", slog.String("job_id", j.ID), slog.String("vendor", j.Vendor), slog.String("task_id", j.TaskID), slog.Any("err", cause))
+	info := Info(cause)
+	if info.Code == EINTERNAL {
+		info = Info(Errorf(EVENDOR, "The image service could not make this picture; your quota was refunded.", "绘图服务未能生成这张图片，额度已退还。"))
+	}
+	ok := e.update(ctx, j.ID, func(j *Job, _ Counters) error {
+		if err := j.Move(StateQueued, e.cfg.Now()); err != nil {
+			return err
+		}
+		j.Tried = append(j.Tried, j.Vendor)
+		j.Vendor, j.TaskID, j.Callback = "", "", false
+		j.Err = info
+		return nil
+	})
+	if ok == nil {
+		return retry
+	}
+	return 0
+}
+
+// fetch downloads the images a vendor reported, at once, because vendor
+// links expire. The blob store is content-addressed, so a fetch repeated
+// after a crash stores nothing twice.
+func (e *Engine) fetch(ctx context.Context, lj *liveJob, j *Job) time.Duration {
+	results := make([]Result, 0, len(j.Pending))
+	for _, r := range j.Pending {
+		info, err := e.download(ctx, r)
+		if ctx.Err() != nil {
+			return never
+		}
+		if err != nil {
+			lj.fetches++
+			e.log.Warn("download result", slog.String("job_id", j.ID), slog.String("vendor", j.Vendor), slog.Int("attempt", lj.fetches), slog.Any("err", err))
+			if isCode(err, EINVALID, ENOTFOUND) || lj.fetches >= 5 {
+				return e.fail(ctx, j, Errorf(EVENDOR, "The finished picture could not be downloaded from the image service; your quota was refunded.", "无法从绘图服务下载生成的图片，额度已退还。"))
+			}
+			return backoff(time.Second, lj.fetches, 30*time.Second)
+		}
+		results = append(results, Result{Blob: info.Key, Mime: info.Mime, Width: info.Width, Height: info.Height, Size: info.Size, Seed: r.Seed})
+	}
+	ok := e.update(ctx, j.ID, func(j *Job, _ Counters) error {
+		if err := j.Move(StateSucceeded, e.cfg.Now()); err != nil {
+			return err
+		}
+		j.Results = results
+		j.Pending = nil
+		return nil
+	})
+	if ok == nil {
+		return retry
+	}
+	return 0
+}
+
+func (e *Engine) download(ctx context.Context, r Remote) (BlobInfo, error) {
+	if r.URL == "" {
+		return e.blobs.Put(ctx, bytes.NewReader(r.Data), e.cfg.MaxDownload)
+	}
+	dctx, cancel := context.WithTimeout(ctx, e.cfg.VendorTimeout*2)
+	defer cancel()
+	req, err := http.NewRequestWithContext(dctx, http.MethodGet, r.URL, nil)
+	if err != nil {
+		return BlobInfo{}, Wrap(EINVALID, err, "Bad result link.", "结果链接无效。")
+	}
+	resp, err := e.cfg.HTTPClient.Do(req)
+	if err != nil {
+		return BlobInfo{}, fmt.Errorf("get result: %w", err)
+	}
+	defer resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusGone:
+		return BlobInfo{}, Errorf(ENOTFOUND, "The result link has expired.", "结果链接已过期。")
+	case resp.StatusCode != http.StatusOK:
+		return BlobInfo{}, fmt.Errorf("get result: status %d", resp.StatusCode)
+	}
+	return e.blobs.Put(dctx, resp.Body, e.cfg.MaxDownload)
+}
+
+// deliver has the chat post a succeeded job's images, then records that and
+// commits the charge. A crash between the post and the record posts twice,
+// never zero times.
+func (e *Engine) deliver(ctx context.Context, j *Job) time.Duration {
+	err := e.notifier.Deliver(ctx, j)
+	if ctx.Err() != nil {
+		return never
+	}
+	if err == nil {
+		ok := e.update(ctx, j.ID, func(j *Job, c Counters) error {
+			if err := j.Move(StateDelivered, e.cfg.Now()); err != nil {
+				return err
+			}
+			e.quota.Settle(c, j, false)
+			return nil
+		})
+		if ok == nil {
+			return retry
+		}
+		e.log.Info("job delivered", slog.String("job_id", j.ID), slog.String("vendor", j.Vendor),
+			slog.Int("billed_calls", ok.BilledCalls), slog.Duration("took", ok.DeliveredAt.Sub(ok.CreatedAt)))
+		return never
+	}
+	e.log.Warn("deliver job", slog.String("job_id", j.ID), slog.Int("attempt", j.DeliveryAttempts+1), slog.Any("err", err))
+	if ErrorCode(err) == EUNDELIVERED || j.DeliveryAttempts+1 >= e.cfg.DeliveryAttempts {
+		// Nobody can be told: fail, refund, and stop trying.
+		ok := e.update(ctx, j.ID, func(j *Job, c Counters) error {
+			if err := j.Move(StateFailed, e.cfg.Now()); err != nil {
+				return err
+			}
+			j.Err = Info(Errorf(EUNDELIVERED, "The picture could not be posted here.", "图片无法发送到这里。"))
+			j.Notified = true
+			e.quota.Settle(c, j, true)
+			return nil
+		})
+		if ok == nil {
+			return retry
+		}
+		return never
+	}
+	return e.deliveryRetry(ctx, j)
+}
+
+func (e *Engine) deliveryRetry(ctx context.Context, j *Job) time.Duration {
+	ok := e.update(ctx, j.ID, func(j *Job, _ Counters) error { j.DeliveryAttempts++; return nil })
+	if ok == nil {
+		return retry
+	}
+	return backoff(2*time.Second, ok.DeliveryAttempts, 5*time.Minute)
+}
+
+// notify tells the chat that a job failed or was cancelled.
+func (e *Engine) notify(ctx context.Context, j *Job) time.Duration {
+	err := e.notifier.Deliver(ctx, j)
+	if ctx.Err() != nil {
+		return never
+	}
+	if err != nil && ErrorCode(err) != EUNDELIVERED && j.DeliveryAttempts+1 < e.cfg.DeliveryAttempts {
+		e.log.Warn("notify job", slog.String("job_id", j.ID), slog.Any("err", err))
+		return e.deliveryRetry(ctx, j)
+	}
+	if e.update(ctx, j.ID, func(j *Job, _ Counters) error { j.Notified = true; return nil }) == nil {
+		return retry
+	}
+	return never
+}

@@ -1,0 +1,337 @@
+// Package quota decides who may start a job and counts what jobs cost. It is
+// the only package that imports golang.org/x/time/rate. Short-term rate
+// limits live in memory; daily and concurrent counts live in the store and
+// change in the same transaction as the job they belong to.
+package quota
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/picbot/picbot/engine"
+	"golang.org/x/time/rate"
+)
+
+// Tier is a set of limits. Zero means unlimited for counts.
+type Tier struct {
+	Daily      int           `yaml:"daily"`      // images a day
+	Concurrent int           `yaml:"concurrent"` // jobs at once
+	Every      time.Duration `yaml:"every"`      // one command per Every...
+	Burst      int           `yaml:"burst"`      // ...with bursts of this many
+}
+
+// Config holds every limit.
+type Config struct {
+	TimeZone string          `yaml:"time_zone"` // where the quota day starts at midnight
+	Default  Tier            `yaml:"default"`
+	Tiers    map[string]Tier `yaml:"tiers"`
+	// Users assigns tiers by user key ("telegram:123"); Roles by Discord role id.
+	Users map[string]string `yaml:"users"`
+	Roles map[string]string `yaml:"roles"`
+	// Admins are unlimited and may run admin commands.
+	Admins []string `yaml:"admins"`
+	// ChatDaily bounds images a day per chat or guild; GlobalDaily across all users.
+	ChatDaily   int `yaml:"chat_daily"`
+	GlobalDaily int `yaml:"global_daily"`
+	// Costs is the price of one image of each kind, in quota units (default 1).
+	Costs map[engine.Kind]int `yaml:"costs"`
+	// AllowedUsers and AllowedChats, when not empty, are the only ones served.
+	AllowedUsers []string `yaml:"allowed_users"`
+	AllowedChats []string `yaml:"allowed_chats"`
+	BannedUsers  []string `yaml:"banned_users"`
+	BannedChats  []string `yaml:"banned_chats"`
+}
+
+// DefaultConfig: 20 images a day, 2 running at once, 1 command per 10 s with a burst of 3.
+func DefaultConfig() Config {
+	return Config{
+		TimeZone: "Asia/Shanghai",
+		Default:  Tier{Daily: 20, Concurrent: 2, Every: 10 * time.Second, Burst: 3},
+		Costs:    map[engine.Kind]int{engine.KindDraw: 1, engine.KindAnime: 1, engine.KindUpscale: 1, engine.KindSwapface: 1},
+	}
+}
+
+// Viewer reads the store's counters and settings.
+type Viewer interface {
+	View(ctx context.Context, fn func(engine.Counters) error) error
+}
+
+// Quota implements engine.Quota.
+type Quota struct {
+	cfg   Config
+	loc   *time.Location
+	store Viewer
+	now   func() time.Time
+
+	mu       sync.Mutex
+	limiters map[string]*userLimiter
+	swept    time.Time
+}
+
+type userLimiter struct {
+	lim  *rate.Limiter
+	seen time.Time
+}
+
+var _ engine.Quota = (*Quota)(nil)
+
+// New returns a Quota over store. now may be nil (time.Now).
+func New(cfg Config, store Viewer, now func() time.Time) (*Quota, error) {
+	if cfg.TimeZone == "" {
+		cfg.TimeZone = "Asia/Shanghai"
+	}
+	loc, err := time.LoadLocation(cfg.TimeZone)
+	if err != nil {
+		return nil, fmt.Errorf("quota.time_zone %q: %w", cfg.TimeZone, err)
+	}
+	for user, tier := range cfg.Users {
+		if _, ok := cfg.Tiers[tier]; !ok {
+			return nil, fmt.Errorf("quota.users: %s has unknown tier %q", user, tier)
+		}
+	}
+	for role, tier := range cfg.Roles {
+		if _, ok := cfg.Tiers[tier]; !ok {
+			return nil, fmt.Errorf("quota.roles: %s has unknown tier %q", role, tier)
+		}
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return &Quota{cfg: cfg, loc: loc, store: store, now: now, limiters: make(map[string]*userLimiter)}, nil
+}
+
+// IsAdmin reports whether u may run admin commands.
+func (q *Quota) IsAdmin(u engine.UserRef) bool { return slices.Contains(q.cfg.Admins, u.Key()) }
+
+// Counter and setting keys.
+func userDay(u, day string) string { return "d:u:" + u + ":" + day }
+func chatDay(c, day string) string { return "d:c:" + c + ":" + day }
+func globalDay(day string) string  { return "d:g:" + day }
+func running(u string) string      { return "r:u:" + u }
+func banKey(k string) string       { return "ban:" + k }
+func tierKey(u string) string      { return "tier:" + u }
+func dailyKey(u string) string     { return "daily:" + u }
+
+// Day returns the quota day t falls on.
+func (q *Quota) Day(t time.Time) string { return t.In(q.loc).Format(time.DateOnly) }
+
+// ResetAt returns when the quota day holding t ends.
+func (q *Quota) ResetAt(t time.Time) time.Time {
+	y, m, d := t.In(q.loc).Date()
+	return time.Date(y, m, d+1, 0, 0, 0, 0, q.loc)
+}
+
+// Admit implements engine.Quota.
+func (q *Quota) Admit(ctx context.Context, owner engine.UserRef, chat engine.ChatRef) error {
+	user := owner.Key()
+	if q.IsAdmin(owner) {
+		return nil
+	}
+	if err := q.allowed(ctx, user, chat); err != nil {
+		return err
+	}
+	tier := q.tier(nil, owner)
+	if tier.Every <= 0 {
+		return nil
+	}
+	now := q.now()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.sweep(now)
+	ul, ok := q.limiters[user]
+	if !ok {
+		ul = &userLimiter{lim: rate.NewLimiter(rate.Every(tier.Every), max(tier.Burst, 1))}
+		q.limiters[user] = ul
+	}
+	ul.seen = now
+	r := ul.lim.ReserveN(now, 1)
+	if d := r.DelayFrom(now); d > 0 {
+		r.CancelAt(now)
+		secs := math.Ceil(d.Seconds())
+		e := engine.Errorf(engine.ERATELIMIT, "You're sending commands too fast; try again in %.0f s.", "操作太频繁了，请 %.0f 秒后再试。", secs)
+		e.RetryAfter = secs
+		return e
+	}
+	return nil
+}
+
+// sweep drops limiters idle long enough to be full again; at most once a minute.
+func (q *Quota) sweep(now time.Time) {
+	if now.Sub(q.swept) < time.Minute {
+		return
+	}
+	q.swept = now
+	for k, ul := range q.limiters {
+		if now.Sub(ul.seen) > time.Duration(max(ul.lim.Burst(), 1))*time.Duration(float64(time.Second)/float64(ul.lim.Limit())) {
+			delete(q.limiters, k)
+		}
+	}
+}
+
+// Limiters reports how many rate limiters are held, for tests and metrics.
+func (q *Quota) Limiters() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.limiters)
+}
+
+func (q *Quota) allowed(ctx context.Context, user string, chat engine.ChatRef) error {
+	chatKey := chat.QuotaKey()
+	chatIDKey := chat.Platform + ":" + chat.ChatID
+	banned := slices.Contains(q.cfg.BannedUsers, user)
+	chatBanned := slices.Contains(q.cfg.BannedChats, chatKey) || slices.Contains(q.cfg.BannedChats, chatIDKey)
+	if !banned && !chatBanned && q.store != nil {
+		err := q.store.View(ctx, func(c engine.Counters) error {
+			banned = c.Setting(banKey(user)) != ""
+			chatBanned = c.Setting(banKey(chatKey)) != "" || c.Setting(banKey(chatIDKey)) != ""
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	switch {
+	case banned || len(q.cfg.AllowedUsers) > 0 && !slices.Contains(q.cfg.AllowedUsers, user):
+		return engine.Errorf(engine.EFORBIDDEN, "Sorry, you can't use this bot.", "抱歉，你无法使用这个机器人。")
+	case chatBanned || len(q.cfg.AllowedChats) > 0 && !slices.Contains(q.cfg.AllowedChats, chatKey) && !slices.Contains(q.cfg.AllowedChats, chatIDKey):
+		return engine.Errorf(engine.EFORBIDDEN, "Sorry, this bot is not available in this chat.", "抱歉，这个机器人在本群不可用。")
+	}
+	return nil
+}
+
+// tier returns owner's limits: an admin-set tier, then the configured user
+// tier, then the best tier among their roles, then the default. c may be nil.
+func (q *Quota) tier(c engine.Counters, owner engine.UserRef) Tier {
+	user := owner.Key()
+	t := q.cfg.Default
+	if name, ok := q.cfg.Users[user]; ok {
+		t = q.cfg.Tiers[name]
+	} else {
+		for _, role := range owner.Roles {
+			if name, ok := q.cfg.Roles[role]; ok && q.cfg.Tiers[name].Daily > t.Daily {
+				t = q.cfg.Tiers[name]
+			}
+		}
+	}
+	if c != nil {
+		if name := c.Setting(tierKey(user)); name != "" {
+			if set, ok := q.cfg.Tiers[name]; ok {
+				t = set
+			}
+		}
+		if v := c.Setting(dailyKey(user)); v != "" {
+			if n, err := strconv.Atoi(v); err == nil {
+				t.Daily = n
+			}
+		}
+	}
+	return t
+}
+
+// Cost returns what r costs in quota units.
+func (q *Quota) Cost(r *engine.Request) int64 {
+	price, ok := q.cfg.Costs[r.Kind]
+	if !ok {
+		price = 1
+	}
+	return int64(price) * int64(r.Images())
+}
+
+// Reserve implements engine.Quota. Every limit is checked before anything is
+// counted, so a refusal changes nothing.
+func (q *Quota) Reserve(c engine.Counters, j *engine.Job, now time.Time) error {
+	cost := q.Cost(&j.Request)
+	day := q.Day(now)
+	j.Charge = engine.Charge{Cost: cost, Day: day}
+	if q.IsAdmin(j.Owner) {
+		j.Charge.Unlimited = true
+		return nil
+	}
+	user, chat := j.Owner.Key(), j.Chat.QuotaKey()
+	t := q.tier(c, j.Owner)
+	if t.Concurrent > 0 && c.Get(running(user)) >= int64(t.Concurrent) {
+		return engine.Errorf(engine.EQUOTA, "You already have %d jobs running; please wait for one to finish.", "你已有 %d 个任务在进行，请等其中一个完成。", t.Concurrent)
+	}
+	if t.Daily > 0 {
+		if used := c.Get(userDay(user, day)); used+cost > int64(t.Daily) {
+			return q.dailyError(used, int64(t.Daily), cost, now)
+		}
+	}
+	if q.cfg.ChatDaily > 0 && c.Get(chatDay(chat, day))+cost > int64(q.cfg.ChatDaily) {
+		return engine.Errorf(engine.EQUOTA, "This chat has used its %d images for today; it resets in %s.", "本群今天的 %d 张图片额度已用完，%s后重置。", q.cfg.ChatDaily, q.untilReset(now))
+	}
+	if q.cfg.GlobalDaily > 0 && c.Get(globalDay(day))+cost > int64(q.cfg.GlobalDaily) {
+		return engine.Errorf(engine.EQUOTA, "The bot has reached its budget for today; it resets in %s.", "机器人今天的总额度已用完，%s后重置。", q.untilReset(now))
+	}
+	c.Add(running(user), 1)
+	c.Add(userDay(user, day), cost)
+	c.Add(chatDay(chat, day), cost)
+	c.Add(globalDay(day), cost)
+	return nil
+}
+
+func (q *Quota) dailyError(used, limit, cost int64, now time.Time) error {
+	if used < limit {
+		return engine.Errorf(engine.EQUOTA, "This needs %d images but you have %d left today; it resets in %s.", "这需要 %d 张图片额度，你今天只剩 %d 张，%s后重置。", cost, limit-used, q.untilReset(now))
+	}
+	return engine.Errorf(engine.EQUOTA, "You've used all %d images for today; it resets in %s.", "你今天的 %d 张图片额度已用完，%s后重置。", limit, q.untilReset(now))
+}
+
+func (q *Quota) untilReset(now time.Time) string {
+	d := q.ResetAt(now).Sub(now).Round(time.Minute)
+	return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
+}
+
+// Settle implements engine.Quota. The job's Charge record makes it idempotent.
+func (q *Quota) Settle(c engine.Counters, j *engine.Job, refund bool) {
+	ch := &j.Charge
+	if ch.Settled != "" {
+		return
+	}
+	if ch.Unlimited {
+		ch.Released = true
+		ch.Settled = engine.ChargeCommitted
+		return
+	}
+	user := j.Owner.Key()
+	if !ch.Released {
+		c.Add(running(user), -1)
+		ch.Released = true
+	}
+	if refund {
+		c.Add(userDay(user, ch.Day), -ch.Cost)
+		c.Add(chatDay(j.Chat.QuotaKey(), ch.Day), -ch.Cost)
+		c.Add(globalDay(ch.Day), -ch.Cost)
+		ch.Settled = engine.ChargeRefunded
+		return
+	}
+	ch.Settled = engine.ChargeCommitted
+}
+
+// Status is what /quota shows.
+type Status struct {
+	Unlimited bool
+	Used      int64
+	Limit     int64 // 0: unlimited
+	Running   int64
+	ResetAt   time.Time
+}
+
+// Status reads owner's standing today.
+func (q *Quota) Status(ctx context.Context, owner engine.UserRef) (Status, error) {
+	now := q.now()
+	st := Status{ResetAt: q.ResetAt(now), Unlimited: q.IsAdmin(owner)}
+	err := q.store.View(ctx, func(c engine.Counters) error {
+		t := q.tier(c, owner)
+		st.Used = c.Get(userDay(owner.Key(), q.Day(now)))
+		st.Limit = int64(t.Daily)
+		st.Running = c.Get(running(owner.Key()))
+		return nil
+	})
+	return st, err
+}

@@ -1,0 +1,116 @@
+package store
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"image"
+	_ "image/gif" // decoders for DecodeConfig
+	_ "image/jpeg"
+	_ "image/png"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/picbot/picbot/engine"
+	_ "golang.org/x/image/webp"
+)
+
+// Blobs keeps images as files named by the SHA-256 of their bytes, so the same
+// image stored twice (a download repeated after a crash) takes one file.
+type Blobs struct {
+	dir       string
+	maxPixels int64
+}
+
+var _ engine.Blobs = (*Blobs)(nil)
+
+// DefaultMaxPixels bounds an image's width × height: 8192 × 8192.
+const DefaultMaxPixels = 8192 * 8192
+
+// OpenBlobs uses dir for images, refusing any larger than maxPixels (0: the default).
+func OpenBlobs(dir string, maxPixels int64) (*Blobs, error) {
+	if maxPixels <= 0 {
+		maxPixels = DefaultMaxPixels
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o700); err != nil {
+		return nil, fmt.Errorf("create blob directory: %w", err)
+	}
+	return &Blobs{dir: dir, maxPixels: maxPixels}, nil
+}
+
+var imageTypes = map[string]bool{"image/png": true, "image/jpeg": true, "image/gif": true, "image/webp": true}
+
+// Put implements engine.Blobs. It streams r to a temporary file while hashing,
+// stops reading past limit, checks the content is an image of sane
+// dimensions from its header alone (never a full decode), fsyncs, and renames.
+func (b *Blobs) Put(ctx context.Context, r io.Reader, limit int64) (engine.BlobInfo, error) {
+	tmp, err := os.CreateTemp(filepath.Join(b.dir, "tmp"), "put-*")
+	if err != nil {
+		return engine.BlobInfo{}, fmt.Errorf("blob temp file: %w", err)
+	}
+	defer os.Remove(tmp.Name()) // after a successful rename this fails harmlessly
+	defer tmp.Close()
+
+	h := sha256.New()
+	br := bufio.NewReaderSize(io.LimitReader(r, limit+1), 4096)
+	head, _ := br.Peek(512)
+	mime := http.DetectContentType(head)
+	if !imageTypes[mime] {
+		return engine.BlobInfo{}, engine.Errorf(engine.EINVALID, "That file is not a picture (PNG, JPEG, GIF or WebP).", "这个文件不是图片（支持 PNG、JPEG、GIF、WebP）。")
+	}
+	n, err := io.Copy(io.MultiWriter(tmp, h), br)
+	if err != nil {
+		return engine.BlobInfo{}, fmt.Errorf("read image: %w", err)
+	}
+	if n > limit {
+		return engine.BlobInfo{}, engine.Errorf(engine.EINVALID, "The picture is too large: more than %d MB.", "图片太大：超过 %d MB。", limit>>20)
+	}
+	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+		return engine.BlobInfo{}, err
+	}
+	cfg, _, err := image.DecodeConfig(bufio.NewReader(tmp))
+	if err != nil {
+		return engine.BlobInfo{}, engine.Wrap(engine.EINVALID, err, "The picture could not be read.", "无法读取这张图片。")
+	}
+	if cfg.Width <= 0 || cfg.Height <= 0 || int64(cfg.Width)*int64(cfg.Height) > b.maxPixels {
+		return engine.BlobInfo{}, engine.Errorf(engine.EINVALID, "The picture's dimensions (%dx%d) are too large.", "图片尺寸（%dx%d）太大。", cfg.Width, cfg.Height)
+	}
+	if err := tmp.Sync(); err != nil {
+		return engine.BlobInfo{}, fmt.Errorf("sync blob: %w", err)
+	}
+	key := hex.EncodeToString(h.Sum(nil))
+	final := b.path(key)
+	if err := os.MkdirAll(filepath.Dir(final), 0o700); err != nil {
+		return engine.BlobInfo{}, err
+	}
+	if err := os.Rename(tmp.Name(), final); err != nil {
+		return engine.BlobInfo{}, fmt.Errorf("store blob: %w", err)
+	}
+	return engine.BlobInfo{Key: key, Mime: mime, Size: n, Width: cfg.Width, Height: cfg.Height}, nil
+}
+
+// Open implements engine.Blobs.
+func (b *Blobs) Open(key string) (io.ReadCloser, error) {
+	if len(key) != 64 || strings.Trim(key, "0123456789abcdef") != "" {
+		return nil, engine.Errorf(engine.ENOTFOUND, "No such image.", "没有这张图片。")
+	}
+	f, err := os.Open(b.path(key))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, engine.Errorf(engine.ENOTFOUND, "No such image.", "没有这张图片。")
+	}
+	return f, err
+}
+
+// Path returns the file holding key, for adapters that upload from disk.
+func (b *Blobs) Path(key string) string { return b.path(key) }
+
+func (b *Blobs) path(key string) string {
+	return filepath.Join(b.dir, key[:2], key)
+}
