@@ -49,6 +49,7 @@ type callbackVendor struct{ *fakeVendor }
 func (v callbackVendor) ParseCallback(j *engine.Job, body []byte) (*engine.Outcome, error) {
 	return v.parse(j, body)
 }
+func (v callbackVendor) WantsCallback() bool { return true }
 func (v callbackVendor) CallbackReply() (string, []byte) {
 	return "application/json", []byte(`{"code":"200"}`)
 }

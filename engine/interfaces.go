@@ -117,6 +117,9 @@ type CallbackVendor interface {
 	ParseCallback(j *Job, body []byte) (*Outcome, error)
 	// CallbackReply is the answer the vendor expects, so it stops retrying.
 	CallbackReply() (contentType string, body []byte)
+	// WantsCallback reports whether to ask for a callback when the bot has a
+	// public URL; false makes the engine poll (an operator's choice).
+	WantsCallback() bool
 }
 
 // Progress is a job's progress as a chat sees it.

@@ -144,8 +144,6 @@ type Job struct {
 	Charge Charge `json:"charge"`
 	// Meta holds platform adapters' own notes: a status message id, an interaction token.
 	Meta map[string]string `json:"meta,omitempty"`
-	// Parent is the job whose button made this one ("again", "vary", "upscale").
-	Parent string `json:"parent,omitempty"`
 
 	CreatedAt   time.Time `json:"created_at"`
 	UpdatedAt   time.Time `json:"updated_at"`

@@ -124,7 +124,7 @@ func (e *Engine) submit(ctx context.Context, lj *liveJob, j *Job) time.Duration 
 			return e.blobs.Open(j.Request.Inputs[i].Blob)
 		},
 	}
-	if _, ok := v.(CallbackVendor); ok && e.cfg.PublicURL != "" {
+	if cv, ok := v.(CallbackVendor); ok && cv.WantsCallback() && e.cfg.PublicURL != "" {
 		task.CallbackURL = e.CallbackURL(name, j)
 	}
 	sctx, cancel := context.WithTimeout(ctx, e.cfg.VendorTimeout)

@@ -167,6 +167,7 @@ func (c *Console) Deliver(ctx context.Context, j *engine.Job) error {
 		b.WriteString("\n  " + p)
 	}
 	b.WriteString("\n  " + strings.ReplaceAll(chat.Caption(j, lang, 300), "\n", "\n  "))
+	b.WriteString("\n  " + chat.T(lang, "billed vendor calls: %d", "计费调用次数：%d", j.BilledCalls))
 	c.println(b.String())
 	return nil
 }

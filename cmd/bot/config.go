@@ -23,6 +23,17 @@ type Config struct {
 	Engine  EngineConfig  `yaml:"engine"`
 	Local   LocalConfig   `yaml:"local"`
 	Quota   quota.Config  `yaml:"quota"`
+	Vendors VendorsConfig `yaml:"vendors"`
+	// Chat platforms besides the console.
+	Telegram TelegramConfig `yaml:"telegram"`
+	Discord  DiscordConfig  `yaml:"discord"`
+}
+
+// VendorsConfig configures the remote vendors; each lives in vendor_<name>.go.
+type VendorsConfig struct {
+	Zhiqite  ZhiqiteConfig  `yaml:"zhiqite"`
+	ShowAPI  ShowAPIConfig  `yaml:"showapi"`
+	APISpace APISpaceConfig `yaml:"apispace"`
 }
 
 type LogConfig struct {
@@ -122,12 +133,37 @@ func (c *Config) applyEnv(lookup func(string) (string, bool)) {
 
 // envFields maps environment variables to the string settings they override.
 func (c *Config) envFields() map[string]*string {
-	return map[string]*string{
+	fields := map[string]*string{
 		"PICBOT_DATA_DIR":        &c.DataDir,
 		"PICBOT_HTTP_LISTEN":     &c.HTTP.Listen,
 		"PICBOT_HTTP_PUBLIC_URL": &c.HTTP.PublicURL,
 		"PICBOT_LOG_LEVEL":       &c.Log.Level,
 	}
+	for _, more := range []map[string]*string{
+		c.Vendors.Zhiqite.envFields(), c.Vendors.ShowAPI.envFields(), c.Vendors.APISpace.envFields(),
+		c.Telegram.envFields(), c.Discord.envFields(),
+	} {
+		for k, v := range more {
+			fields[k] = v
+		}
+	}
+	return fields
+}
+
+// secrets returns every configured secret, for the log redactor.
+func (c *Config) secrets() []string {
+	var out []string
+	for _, s := range [][]string{
+		c.Vendors.Zhiqite.secrets(), c.Vendors.ShowAPI.secrets(), c.Vendors.APISpace.secrets(),
+		c.Telegram.secrets(), c.Discord.secrets(),
+	} {
+		for _, v := range s {
+			if v != "" {
+				out = append(out, v)
+			}
+		}
+	}
+	return out
 }
 
 // Validate checks the whole configuration; each message names the YAML key.
@@ -185,15 +221,28 @@ func (c *Config) Validate() error {
 	if c.Local.Duration < 0 {
 		bad("local.duration", "must not be negative")
 	}
+	c.Vendors.Zhiqite.validate(prefixed(bad, "vendors.zhiqite."))
+	c.Vendors.ShowAPI.validate(prefixed(bad, "vendors.showapi."))
+	c.Vendors.APISpace.validate(prefixed(bad, "vendors.apispace."))
+	c.Telegram.validate(prefixed(bad, "telegram."))
+	c.Discord.validate(prefixed(bad, "discord."))
 	return errors.Join(errs...)
+}
+
+// badFunc reports a configuration error at key.
+type badFunc func(key, format string, args ...any)
+
+func prefixed(bad badFunc, prefix string) badFunc {
+	return func(key, format string, args ...any) { bad(prefix+key, format, args...) }
 }
 
 // vendorNames are the vendors this configuration enables.
 func (c *Config) vendorNames() map[string]bool {
 	names := map[string]bool{}
-	if c.Local.Enabled {
-		names["local"] = true
-	}
+	names["local"] = c.Local.Enabled
+	names["zhiqite"] = c.Vendors.Zhiqite.Enabled
+	names["showapi"] = c.Vendors.ShowAPI.Enabled
+	names["apispace"] = c.Vendors.APISpace.Enabled
 	return names
 }
 

@@ -29,6 +29,11 @@ func (a *app) routes() http.Handler {
 	m.HandleFunc("POST /callback/{vendor}/{id}/{token}", a.handleCallback)
 	m.HandleFunc("GET /input/{id}/{token}/{i}", a.handleInput)
 	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
+	for _, p := range a.platforms {
+		if r, ok := p.(routed); ok {
+			r.Routes(m)
+		}
+	}
 	return m
 }
 

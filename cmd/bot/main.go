@@ -71,13 +71,33 @@ func newLogger(c LogConfig, w io.Writer) *slog.Logger {
 
 // app is the wired program.
 type app struct {
-	cfg     Config
-	log     *slog.Logger
-	db      *store.DB
-	engine  *engine.Engine
-	console *console.Console
-	server  *http.Server
-	ln      net.Listener
+	cfg       Config
+	log       *slog.Logger
+	db        *store.DB
+	blobs     *store.Blobs
+	quota     *quota.Quota
+	engine    *engine.Engine
+	svc       *chat.Service // shared by the platforms
+	notifiers mux
+	console   *console.Console
+	platforms []platform
+	server    *http.Server
+	ln        net.Listener
+}
+
+// platform is a chat platform adapter besides the console. Each is built in
+// platform_<name>.go.
+type platform interface {
+	engine.Notifier
+	// Name is the platform name on the jobs it starts.
+	Name() string
+	// Run serves until ctx ends.
+	Run(ctx context.Context) error
+}
+
+// routed is a platform that also takes HTTP requests (a webhook) on the bot's server.
+type routed interface {
+	Routes(m *http.ServeMux)
 }
 
 func build(cfg Config, log *slog.Logger, stdin io.Reader, stdout io.Writer) (*app, error) {
@@ -85,26 +105,23 @@ func build(cfg Config, log *slog.Logger, stdin io.Reader, stdout io.Writer) (*ap
 	if err != nil {
 		return nil, err
 	}
-	a := &app{cfg: cfg, log: log, db: db}
+	a := &app{cfg: cfg, log: log, db: db, notifiers: mux{}}
 	ok := false
 	defer func() {
 		if !ok {
 			db.Close()
 		}
 	}()
-	blobs, err := store.OpenBlobs(filepath.Join(cfg.DataDir, "blobs"), 0)
+	if a.blobs, err = store.OpenBlobs(filepath.Join(cfg.DataDir, "blobs"), 0); err != nil {
+		return nil, err
+	}
+	if a.quota, err = quota.New(cfg.Quota, db, nil); err != nil {
+		return nil, err
+	}
+	vendors, err := a.vendors()
 	if err != nil {
 		return nil, err
 	}
-	q, err := quota.New(cfg.Quota, db, nil)
-	if err != nil {
-		return nil, err
-	}
-	var vendors []engine.Vendor
-	if cfg.Local.Enabled {
-		vendors = append(vendors, local.New(blobs, cfg.Local.Duration, nil))
-	}
-	notifiers := mux{}
 	routes := make(map[engine.Kind][]string)
 	for k, v := range cfg.Engine.Routes {
 		routes[engine.Kind(k)] = v
@@ -120,21 +137,24 @@ func build(cfg Config, log *slog.Logger, stdin io.Reader, stdout io.Writer) (*ap
 		DeliveryAttempts: cfg.Engine.DeliveryAttempts,
 		Logger:           log,
 	}
-	a.engine = engine.New(ec, db, q, blobs, notifiers, vendors...)
-	svc := &chat.Service{Engine: a.engine, Quota: q, Blobs: blobs, Log: log, MaxInput: cfg.Engine.MaxInput}
+	a.engine = engine.New(ec, db, a.quota, a.blobs, a.notifiers, vendors...)
+	a.svc = &chat.Service{Engine: a.engine, Quota: a.quota, Blobs: a.blobs, Log: log, MaxInput: cfg.Engine.MaxInput}
 	if cfg.Console.Enabled {
-		lang := cfg.Console.Lang
-		if lang == "" {
-			lang = os.Getenv("LANG")
+		a.console = a.newConsole(stdin, stdout)
+		a.notifiers[console.Platform] = a.console
+	}
+	for _, newPlatform := range []func() (platform, error){
+		func() (platform, error) { return a.newTelegram(cfg.Telegram) },
+		func() (platform, error) { return a.newDiscord(cfg.Discord) },
+	} {
+		p, err := newPlatform()
+		if err != nil {
+			return nil, err
 		}
-		svc := *svc
-		svc.LocalFiles = true
-		a.console = &console.Console{
-			In: stdin, Out: stdout, Service: &svc, Jobs: a.engine, Blobs: blobs,
-			OutDir: cfg.Console.OutDir, Wait: cfg.Console.Wait,
-			User: engine.UserRef{Platform: console.Platform, ID: cfg.Console.User, Name: cfg.Console.User, Lang: engine.ParseLang(lang)},
+		if p != nil {
+			a.platforms = append(a.platforms, p)
+			a.notifiers[p.Name()] = p
 		}
-		notifiers[console.Platform] = a.console
 	}
 	if cfg.HTTP.Listen != "" {
 		ln, err := net.Listen("tcp", cfg.HTTP.Listen)
@@ -148,6 +168,46 @@ func build(cfg Config, log *slog.Logger, stdin io.Reader, stdout io.Writer) (*ap
 	return a, nil
 }
 
+// vendors builds every enabled vendor.
+func (a *app) vendors() ([]engine.Vendor, error) {
+	var out []engine.Vendor
+	if a.cfg.Local.Enabled {
+		out = append(out, local.New(a.blobs, a.cfg.Local.Duration, nil))
+	}
+	v := a.cfg.Vendors
+	for _, newVendor := range []func() (engine.Vendor, error){
+		func() (engine.Vendor, error) { return a.newZhiqite(v.Zhiqite) },
+		func() (engine.Vendor, error) { return a.newShowAPI(v.ShowAPI) },
+		func() (engine.Vendor, error) { return a.newAPISpace(v.APISpace) },
+	} {
+		vendor, err := newVendor()
+		if err != nil {
+			return nil, err
+		}
+		if vendor != nil {
+			out = append(out, vendor)
+		}
+	}
+	return out, nil
+}
+
+func (a *app) newConsole(stdin io.Reader, stdout io.Writer) *console.Console {
+	lang := a.cfg.Console.Lang
+	if lang == "" {
+		lang = os.Getenv("LANG")
+	}
+	svc := *a.svc
+	svc.LocalFiles = true // the console user is on this machine
+	c := a.cfg.Console
+	return &console.Console{
+		In: stdin, Out: stdout, Service: &svc, Jobs: a.engine, Blobs: a.blobs,
+		OutDir: c.OutDir, Wait: c.Wait,
+		User: engine.UserRef{Platform: console.Platform, ID: c.User, Name: c.User, Lang: engine.ParseLang(lang)},
+	}
+}
+
+// run serves until ctx ends or, when the console is the only chat, until
+// its input ends and its jobs are done.
 func (a *app) run(ctx context.Context) error {
 	defer a.db.Close()
 	if err := a.engine.Start(ctx); err != nil {
@@ -161,11 +221,25 @@ func (a *app) run(ctx context.Context) error {
 			}
 		}()
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, len(a.platforms)+1)
+	for _, p := range a.platforms {
+		go func() { errs <- p.Run(ctx) }()
+	}
 	var err error
 	if a.console != nil {
 		err = a.console.Run(ctx)
-	} else {
-		<-ctx.Done()
+		if len(a.platforms) == 0 {
+			cancel()
+		}
+	}
+	<-ctx.Done()
+	cancel()
+	for range a.platforms {
+		if perr := <-errs; perr != nil && err == nil {
+			err = perr
+		}
 	}
 	a.shutdown()
 	return err

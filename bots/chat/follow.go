@@ -1,0 +1,58 @@
+package chat
+
+import (
+	"context"
+
+	"github.com/picbot/picbot/engine"
+)
+
+// Button actions under a result.
+const (
+	ActionAgain   = "again"   // same parameters, new seed
+	ActionVary    = "vary"    // a variation of one result: it becomes the reference image
+	ActionUpscale = "upscale" // upscale one result ×2
+)
+
+// Follow starts a job from a button under an earlier job's result. The
+// earlier job is read from the store, so buttons work after a restart.
+// index picks the result for vary and upscale.
+func (s *Service) Follow(ctx context.Context, m Message, parentID, action string, index int) Reply {
+	lang := m.User.Lang
+	parent, err := s.Engine.Job(ctx, parentID)
+	if err != nil {
+		return s.fail(lang, err, parentID)
+	}
+	if index < 0 || index >= len(parent.Results) {
+		index = 0
+	}
+	req := parent.Request
+	req.Inputs = append([]engine.Input(nil), req.Inputs...)
+	req.Seed = -1
+	switch action {
+	case ActionAgain:
+	case ActionVary, ActionUpscale:
+		if len(parent.Results) == 0 {
+			return s.fail(lang, engine.Errorf(engine.ECONFLICT, "That job has no picture to work on.", "那个任务没有可用的图片。"), parentID)
+		}
+		r := parent.Results[index]
+		in := engine.Input{Blob: r.Blob, Mime: r.Mime, Width: r.Width, Height: r.Height, Size: r.Size}
+		if action == ActionVary {
+			req.Kind, req.N, req.Inputs = engine.KindDraw, 1, []engine.Input{in}
+			if req.Prompt == "" {
+				req.Prompt = "variation"
+			}
+			if req.Width == 0 {
+				req.Width, req.Height = 0, 0 // Normalize picks the default size
+			}
+		} else {
+			req = engine.Request{Kind: engine.KindUpscale, Scale: engine.DefaultScale, Seed: -1, Inputs: []engine.Input{in}}
+		}
+	default:
+		return s.fail(lang, engine.Errorf(engine.EINVALID, "Unknown button.", "未知按钮。"), "")
+	}
+	j, err := s.Engine.Submit(ctx, m.User, m.Chat, req)
+	if err != nil {
+		return s.fail(lang, err, "")
+	}
+	return Reply{Text: Accepted(j, lang), Job: j}
+}
