@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/picbot/picbot/engine"
-	"golang.org/x/time/rate"
 )
 
 // Tier is a set of limits. Zero means unlimited for counts.
@@ -69,13 +68,7 @@ type Quota struct {
 	now   func() time.Time
 
 	mu       sync.Mutex
-	limiters map[string]*userLimiter
-	swept    time.Time
-}
-
-type userLimiter struct {
-	lim  *rate.Limiter
-	seen time.Time
+	limiters map[Tier]*Keyed // users' command rates, one set per tier
 }
 
 var _ engine.Quota = (*Quota)(nil)
@@ -102,7 +95,7 @@ func New(cfg Config, store Viewer, now func() time.Time) (*Quota, error) {
 	if now == nil {
 		now = time.Now
 	}
-	return &Quota{cfg: cfg, loc: loc, store: store, now: now, limiters: make(map[string]*userLimiter)}, nil
+	return &Quota{cfg: cfg, loc: loc, store: store, now: now, limiters: make(map[Tier]*Keyed)}, nil
 }
 
 // IsAdmin reports whether u may run admin commands.
@@ -139,20 +132,15 @@ func (q *Quota) Admit(ctx context.Context, owner engine.UserRef, chat engine.Cha
 	if tier.Every <= 0 {
 		return nil
 	}
-	now := q.now()
 	q.mu.Lock()
-	defer q.mu.Unlock()
-	q.sweep(now)
-	ul, ok := q.limiters[user]
+	lim, ok := q.limiters[tier]
 	if !ok {
-		ul = &userLimiter{lim: rate.NewLimiter(rate.Every(tier.Every), max(tier.Burst, 1))}
-		q.limiters[user] = ul
+		lim = NewKeyed(tier.Every, tier.Burst, q.now)
+		q.limiters[tier] = lim
 	}
-	ul.seen = now
-	r := ul.lim.ReserveN(now, 1)
-	if d := r.DelayFrom(now); d > 0 {
-		r.CancelAt(now)
-		secs := math.Ceil(d.Seconds())
+	q.mu.Unlock()
+	if ok, wait := lim.Allow(user); !ok {
+		secs := math.Ceil(wait.Seconds())
 		e := engine.Errorf(engine.ERATELIMIT, "You're sending commands too fast; try again in %.0f s.", "操作太频繁了，请 %.0f 秒后再试。", secs)
 		e.RetryAfter = secs
 		return e
@@ -160,24 +148,15 @@ func (q *Quota) Admit(ctx context.Context, owner engine.UserRef, chat engine.Cha
 	return nil
 }
 
-// sweep drops limiters idle long enough to be full again; at most once a minute.
-func (q *Quota) sweep(now time.Time) {
-	if now.Sub(q.swept) < time.Minute {
-		return
-	}
-	q.swept = now
-	for k, ul := range q.limiters {
-		if now.Sub(ul.seen) > time.Duration(max(ul.lim.Burst(), 1))*time.Duration(float64(time.Second)/float64(ul.lim.Limit())) {
-			delete(q.limiters, k)
-		}
-	}
-}
-
-// Limiters reports how many rate limiters are held, for tests and metrics.
+// Limiters reports how many users hold a rate limiter, for tests and metrics.
 func (q *Quota) Limiters() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return len(q.limiters)
+	n := 0
+	for _, k := range q.limiters {
+		n += k.Len()
+	}
+	return n
 }
 
 func (q *Quota) allowed(ctx context.Context, user string, chat engine.ChatRef) error {
