@@ -1,0 +1,672 @@
+// Package showapi is the adapter for ShowAPI's "AI drawing" service as
+// resold on Huawei Cloud's API market (art2.apistore.huaweicloud.com).
+//
+// The vendor's document describes three calls: GET /models, GET
+// /yourtaskresult?task_id= and GET /yourtasklist?page=. Task creation is not
+// in it: its path, encoding and fields are inferred from the task record,
+// which echoes its inputs, and are configurable. Every answer is wrapped in
+// ShowAPI's envelope: showapi_res_code 0 means the gateway call worked and
+// showapi_res_body.ret_code 0 that the business call worked; both are checked.
+// Every call is billed (showapi_fee_num).
+package showapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/picbot/picbot/engine"
+)
+
+// Name is the vendor's name in routes and job records.
+const Name = "showapi"
+
+// Config configures the adapter. Zero values mean the defaults New applies.
+// Items marked [I] are inferences, not from the vendor's document.
+type Config struct {
+	BaseURL string `yaml:"base_url"` // default https://art2.apistore.huaweicloud.com
+	// Authentication: AppCode (simple mode), or AppKey and AppSecret (AK/SK
+	// signing). When both are set, the request is signed and carries the code.
+	AppCode   string `yaml:"app_code"`
+	AppKey    string `yaml:"app_key"`
+	AppSecret string `yaml:"app_secret"`
+
+	CreatePath string `yaml:"create_path"` // [I] default /createtask
+	// CreateEncoding is how the creation's fields are sent: "form"
+	// (application/x-www-form-urlencoded, default: the record holds every
+	// number as a string, as form fields arrive) or "json" (strings too). [I]
+	CreateEncoding string `yaml:"create_encoding"`
+	ResultPath     string `yaml:"result_path"` // default /yourtaskresult
+	ListPath       string `yaml:"list_path"`   // default /yourtasklist
+	ModelsPath     string `yaml:"models_path"` // default /models
+
+	ModelID   string  `yaml:"model_id"`   // when the request names none; default 4zdwGOB (DreamShaper, the document's example)
+	Scheduler string  `yaml:"scheduler"`  // when the request names none; default K_EULER (the record's example)
+	LoRAScale float64 `yaml:"lora_scale"` // sent with a LoRA; default 0.9 (the record's example)
+	// Schedulers the vendor accepts [I]; a request's --sampler must name one (any case).
+	Schedulers []string `yaml:"schedulers"`
+
+	// Callbacks asks the vendor to report to the bot (call_back); nil means true.
+	Callbacks *bool `yaml:"callbacks"`
+
+	// Size rules [I]: sides are multiples of SideMultiple in [MinSide, MaxSide].
+	MinSide      int `yaml:"min_side"`      // default 64
+	MaxSide      int `yaml:"max_side"`      // default 1024
+	SideMultiple int `yaml:"side_multiple"` // default 8
+	MaxBatch     int `yaml:"max_batch"`     // largest batch_size (--n); default 4 [I]
+
+	// Polling. Typical is the time of a 512x512, 25-step image; larger
+	// ones are scaled by area and steps.
+	Typical   time.Duration `yaml:"typical_duration"` // default 8s
+	PollEvery time.Duration `yaml:"poll_every"`       // default 3s, growing by half each poll
+	PollMax   time.Duration `yaml:"poll_max"`         // default 20s
+
+	// CatalogTTL is how long /models is kept: each call is billed.
+	CatalogTTL time.Duration `yaml:"catalog_ttl"` // default 1h
+	// UnsafeWords mark a refusal or failure as the content audit's. [I]
+	UnsafeWords []string `yaml:"unsafe_words"`
+	// NotFoundWords mark a ret_code -1 answer as "no such task".
+	NotFoundWords []string `yaml:"not_found_words"`
+}
+
+// Defaults.
+const (
+	DefaultBaseURL    = "https://art2.apistore.huaweicloud.com"
+	DefaultCreatePath = "/createtask"
+	DefaultModelID    = "4zdwGOB"
+	DefaultScheduler  = "K_EULER"
+	DefaultLoRAScale  = 0.9
+)
+
+var (
+	defaultSchedulers    = []string{"K_EULER", "K_EULER_ANCESTRAL", "DDIM", "DPMSolverMultistep", "PNDM", "KLMS"}
+	defaultUnsafeWords   = []string{"敏感", "违规", "违禁", "违法", "色情", "涉黄", "涉政", "暴恐", "低俗", "审核", "不合规", "sensitive", "unsafe", "nsfw", "porn", "inappropriate", "prohibited"}
+	defaultNotFoundWords = []string{"没有找到", "不存在", "找不到", "not found", "no such task"}
+	// retryWords mark a business refusal as temporary: another try, or another vendor, may work. [I]
+	retryWords = []string{"繁忙", "稍后", "超时", "busy", "try again", "timeout"}
+)
+
+// withDefaults fills unset fields.
+func (c Config) withDefaults() Config {
+	set := func(s *string, d string) {
+		if strings.TrimSpace(*s) == "" {
+			*s = d
+		}
+	}
+	set(&c.BaseURL, DefaultBaseURL)
+	c.BaseURL = strings.TrimRight(c.BaseURL, "/")
+	set(&c.CreatePath, DefaultCreatePath)
+	set(&c.CreateEncoding, "form")
+	set(&c.ResultPath, "/yourtaskresult")
+	set(&c.ListPath, "/yourtasklist")
+	set(&c.ModelsPath, "/models")
+	set(&c.ModelID, DefaultModelID)
+	set(&c.Scheduler, DefaultScheduler)
+	if c.LoRAScale == 0 {
+		c.LoRAScale = DefaultLoRAScale
+	}
+	if len(c.Schedulers) == 0 {
+		c.Schedulers = defaultSchedulers
+	}
+	if c.Callbacks == nil {
+		t := true
+		c.Callbacks = &t
+	}
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&c.MinSide, 64)
+	def(&c.MaxSide, 1024)
+	def(&c.SideMultiple, 8)
+	def(&c.MaxBatch, 4)
+	dur := func(v *time.Duration, d time.Duration) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	dur(&c.Typical, 8*time.Second)
+	dur(&c.PollEvery, 3*time.Second)
+	dur(&c.PollMax, 20*time.Second)
+	dur(&c.CatalogTTL, time.Hour)
+	if len(c.UnsafeWords) == 0 {
+		c.UnsafeWords = defaultUnsafeWords
+	}
+	if len(c.NotFoundWords) == 0 {
+		c.NotFoundWords = defaultNotFoundWords
+	}
+	return c
+}
+
+// Validate reports every problem through bad, naming the YAML key.
+func (c Config) Validate(bad func(key, format string, args ...any)) {
+	if c.AppCode == "" && (c.AppKey == "" || c.AppSecret == "") {
+		bad("app_code", "is required, or app_key and app_secret (env PICBOT_SHOWAPI_APP_CODE, PICBOT_SHOWAPI_APP_KEY, PICBOT_SHOWAPI_APP_SECRET)")
+	}
+	if (c.AppKey == "") != (c.AppSecret == "") {
+		if c.AppKey == "" {
+			bad("app_key", "is required with app_secret")
+		} else {
+			bad("app_secret", "is required with app_key")
+		}
+	}
+	if c.BaseURL != "" {
+		if u, err := url.Parse(c.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("base_url", "must be an http:// or https:// URL")
+		}
+	}
+	for key, p := range map[string]string{"create_path": c.CreatePath, "result_path": c.ResultPath, "list_path": c.ListPath, "models_path": c.ModelsPath} {
+		if p != "" && !strings.HasPrefix(p, "/") {
+			bad(key, "must start with /")
+		}
+	}
+	if e := c.CreateEncoding; e != "" && e != "form" && e != "json" {
+		bad("create_encoding", "must be form or json, not %q", e)
+	}
+	for key, v := range map[string]int{"min_side": c.MinSide, "max_side": c.MaxSide, "side_multiple": c.SideMultiple, "max_batch": c.MaxBatch} {
+		if v < 0 {
+			bad(key, "must not be negative")
+		}
+	}
+	if c.MinSide > 0 && c.MaxSide > 0 && c.MaxSide < c.MinSide {
+		bad("max_side", "must be at least min_side")
+	}
+	for key, v := range map[string]time.Duration{"typical_duration": c.Typical, "poll_every": c.PollEvery, "poll_max": c.PollMax, "catalog_ttl": c.CatalogTTL} {
+		if v < 0 {
+			bad(key, "must not be negative")
+		}
+	}
+	if c.LoRAScale < 0 {
+		bad("lora_scale", "must not be negative")
+	}
+}
+
+// LogValue keeps the secrets out of logs, should a Config ever be logged.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("base_url", c.BaseURL), slog.Bool("app_code", c.AppCode != ""),
+		slog.Bool("app_key", c.AppKey != ""), slog.String("create_path", c.CreatePath))
+}
+
+// Vendor implements engine.Vendor, engine.CallbackVendor and engine.Cataloguer.
+type Vendor struct {
+	cfg    Config
+	client *http.Client
+	log    *slog.Logger
+	// Now is the clock for request signing and the catalogue cache.
+	Now func() time.Time
+
+	mu        sync.Mutex
+	catalog   []engine.CatalogEntry
+	catalogAt time.Time
+}
+
+var (
+	_ engine.CallbackVendor = (*Vendor)(nil)
+	_ engine.Cataloguer     = (*Vendor)(nil)
+)
+
+// New returns the adapter. client nil means a client with a one-minute
+// timeout; the engine's contexts bound each call more tightly.
+func New(cfg Config, client *http.Client, log *slog.Logger) (*Vendor, error) {
+	var errs []error
+	cfg.Validate(func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	})
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("showapi: %w", err)
+	}
+	if client == nil {
+		client = &http.Client{Timeout: time.Minute}
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Vendor{cfg: cfg.withDefaults(), client: client, log: log, Now: time.Now}, nil
+}
+
+func (v *Vendor) Name() string { return Name }
+
+// WantsCallback is the operator's choice (callbacks).
+func (v *Vendor) WantsCallback() bool { return *v.cfg.Callbacks }
+
+// Check accepts only /draw without a reference image, in the vendor's sizes.
+func (v *Vendor) Check(r *engine.Request) error {
+	c := &v.cfg
+	if r.Kind != engine.KindDraw {
+		return engine.Errorf(engine.EINVALID, "The ShowAPI service only draws from text; it cannot do /%s.", "ShowAPI 服务只能文字生成图片，不支持 /%s。", r.Kind)
+	}
+	if len(r.Inputs) > 0 {
+		return engine.Errorf(engine.EINVALID, "The ShowAPI service takes no reference image.", "ShowAPI 服务不支持参考图。")
+	}
+	for _, side := range []int{r.Width, r.Height} {
+		if side < c.MinSide || side > c.MaxSide || side%c.SideMultiple != 0 {
+			return engine.Errorf(engine.EINVALID, "--size %dx%d is not allowed here: each side must be a multiple of %d between %d and %d.",
+				"--size %dx%d 在此不可用：宽和高都必须是 %d 的倍数，且在 %d 到 %d 之间。", r.Width, r.Height, c.SideMultiple, c.MinSide, c.MaxSide)
+		}
+	}
+	if r.Images() > c.MaxBatch {
+		return engine.Errorf(engine.EINVALID, "--n may be at most %d here.", "此服务的 --n 最多为 %d。", c.MaxBatch)
+	}
+	if r.Sampler != "" && v.scheduler(r.Sampler) == "" {
+		return engine.Errorf(engine.EINVALID, "Unknown --sampler %q; try one of: %s.", "未知的 --sampler %q，可选：%s。", r.Sampler, strings.Join(c.Schedulers, ", "))
+	}
+	return nil
+}
+
+// scheduler returns the vendor's spelling of a sampler name, or "".
+func (v *Vendor) scheduler(name string) string {
+	norm := func(s string) string {
+		return strings.ToLower(strings.NewReplacer("_", "", "-", "", " ", "", "+", "").Replace(s))
+	}
+	aliases := map[string]string{"euler": "K_EULER", "eulera": "K_EULER_ANCESTRAL", "dpm2m": "DPMSolverMultistep", "dpmsolver": "DPMSolverMultistep", "lms": "KLMS"}
+	want := norm(name)
+	if a, ok := aliases[want]; ok {
+		want = norm(a)
+	}
+	for _, s := range v.cfg.Schedulers {
+		if norm(s) == want {
+			return s
+		}
+	}
+	return ""
+}
+
+// Timing waits for the typical duration, scaled by area, steps and batch,
+// before the first poll: every poll is billed.
+func (v *Vendor) Timing(r *engine.Request) engine.Timing {
+	w, h, steps := r.Width, r.Height, r.Steps
+	if w <= 0 || h <= 0 {
+		w, h = engine.DefaultSide, engine.DefaultSide
+	}
+	if steps <= 0 {
+		steps = engine.DefaultSteps
+	}
+	// A batch shares the GPU, so it costs less than N separate images. [I]
+	factor := float64(w*h) / (512 * 512) * float64(steps) / 25 * (1 + 0.5*float64(r.Images()-1))
+	typ := v.cfg.Typical
+	first := time.Duration(float64(typ) * factor)
+	first = min(max(first, typ/4), 8*typ)
+	return engine.Timing{First: first, Every: v.cfg.PollEvery, Max: v.cfg.PollMax, Billed: true}
+}
+
+// Submit creates the task. A business refusal is EINVALID (EUNSAFE if the
+// reason is the content audit); a gateway or transport failure is a plain
+// error, so the engine retries or tries another vendor.
+func (v *Vendor) Submit(ctx context.Context, j *engine.Job, t engine.Task) (string, error) {
+	fields := v.createFields(&j.Request, t.CallbackURL)
+	var body []byte
+	var ctype string
+	if v.cfg.CreateEncoding == "json" {
+		m := make(map[string]string, len(fields))
+		for _, f := range fields {
+			m[f[0]] = f[1]
+		}
+		body, _ = json.Marshal(m)
+		ctype = "application/json; charset=utf-8"
+	} else {
+		form := url.Values{}
+		for _, f := range fields {
+			form.Set(f[0], f[1])
+		}
+		body = []byte(form.Encode())
+		ctype = "application/x-www-form-urlencoded; charset=utf-8"
+	}
+	raw, biz, err := v.call(ctx, http.MethodPost, v.cfg.CreatePath, nil, body, ctype)
+	if err != nil {
+		return "", fmt.Errorf("showapi: create task: %w", err)
+	}
+	if code, ok := biz.RetCode.Int(); !ok || code != 0 {
+		return "", v.refusal(biz)
+	}
+	var out struct {
+		TaskID Text `json:"task_id"`
+		Data   struct {
+			TaskID Text `json:"task_id"`
+		} `json:"data"`
+	}
+	_ = json.Unmarshal(raw, &out) // ret_code parsed, so the body is JSON
+	id := strings.TrimSpace(string(out.TaskID))
+	if id == "" {
+		id = strings.TrimSpace(string(out.Data.TaskID))
+	}
+	if id == "" {
+		return "", fmt.Errorf("showapi: create task: answer has no task_id: %.200s", raw)
+	}
+	v.log.Debug("showapi task created", slog.String("job_id", j.ID), slog.String("task_id", id))
+	return id, nil
+}
+
+// createFields are the creation's fields, in the record's names and with
+// every number as a string, as the record holds them.
+func (v *Vendor) createFields(r *engine.Request, callback string) [][2]string {
+	model := r.Model
+	if model == "" {
+		model = v.cfg.ModelID
+	}
+	sched := v.cfg.Scheduler
+	if r.Sampler != "" {
+		if s := v.scheduler(r.Sampler); s != "" {
+			sched = s
+		}
+	}
+	f := [][2]string{
+		{"prompt", r.Prompt},
+		{"negetive_prompt", r.Negative}, // sic: the vendor's spelling
+		{"model_id", model},
+		{"width", strconv.Itoa(r.Width)},
+		{"height", strconv.Itoa(r.Height)},
+		{"steps", strconv.Itoa(r.Steps)},
+		{"scale", strconv.FormatFloat(r.Guidance, 'f', -1, 64)},
+		{"seed", strconv.FormatInt(r.Seed, 10)},
+		{"scheduler", sched},
+		{"batch_size", strconv.Itoa(r.Images())},
+	}
+	if r.LoRA != "" {
+		f = append(f, [2]string{"lora", r.LoRA}, [2]string{"lora_scale", strconv.FormatFloat(v.cfg.LoRAScale, 'f', -1, 64)})
+	}
+	if callback != "" {
+		f = append(f, [2]string{"call_back", callback})
+	}
+	return f
+}
+
+// refusal maps a business refusal of a creation to an engine error.
+func (v *Vendor) refusal(biz *business) error {
+	msg := cut(biz.message(), 200)
+	cause := fmt.Errorf("showapi: ret_code %s: %s", biz.RetCode, msg)
+	switch {
+	case containsAny(msg, v.cfg.UnsafeWords):
+		e := engine.Errorf(engine.EUNSAFE, "The image service's content check refused this prompt: %s", "提示词未通过绘图服务的内容审核：%s", msg)
+		e.Err = cause
+		return e
+	case containsAny(msg, retryWords):
+		return cause
+	}
+	e := engine.Errorf(engine.EINVALID, "The image service refused the request: %s", "绘图服务拒绝了请求：%s", msg)
+	e.Err = cause
+	return e
+}
+
+// Query asks /yourtaskresult about j's task. ENOTFOUND if the vendor does
+// not know it; a plain error if the call failed.
+func (v *Vendor) Query(ctx context.Context, j *engine.Job) (*engine.Outcome, error) {
+	raw, biz, err := v.call(ctx, http.MethodGet, v.cfg.ResultPath, url.Values{"task_id": {j.TaskID}}, nil, "")
+	if err != nil {
+		return nil, fmt.Errorf("showapi: query task %s: %w", j.TaskID, err)
+	}
+	if code, ok := biz.RetCode.Int(); !ok || code != 0 {
+		cause := fmt.Errorf("showapi: query task %s: ret_code %s: %s", j.TaskID, biz.RetCode, cut(biz.message(), 200))
+		if code == -1 && containsAny(biz.message(), v.cfg.NotFoundWords) {
+			return nil, engine.Wrap(engine.ENOTFOUND, cause, "The image service no longer knows this task.", "绘图服务找不到这个任务了。")
+		}
+		return nil, cause
+	}
+	var rec Record
+	if err := json.Unmarshal(raw, &rec); err != nil {
+		return nil, fmt.Errorf("showapi: query task %s: decode record: %w", j.TaskID, err)
+	}
+	return v.outcome(&rec)
+}
+
+// outcome turns a task record into what the engine understands.
+func (v *Vendor) outcome(rec *Record) (*engine.Outcome, error) {
+	out := &engine.Outcome{TaskID: strings.TrimSpace(string(rec.TaskID)), Progress: -1}
+	switch status := strings.ToLower(strings.TrimSpace(string(rec.Status))); status {
+	case "waiting", "wait", "queued", "queue", "running", "processing", "pending":
+		// waiting covers queued and running alike; there is no figure.
+		out.State = engine.TaskQueued
+	case "finish", "finished", "success", "succeeded", "done":
+		out.State, out.Progress = engine.TaskDone, 1
+		seed, ok := rec.Seed.Int()
+		for i, u := range rec.ResultList {
+			r := engine.Remote{URL: u}
+			if i == 0 && ok && seed >= 0 {
+				r.Seed = seed // the others' seeds are the vendor's secret
+			}
+			out.Images = append(out.Images, r)
+		}
+	case "fail", "failed", "error":
+		out.State = engine.TaskFailed
+		out.Err = v.failure(rec)
+	default:
+		return nil, fmt.Errorf("showapi: task %s: unknown status %q", out.TaskID, status)
+	}
+	return out, nil
+}
+
+// failure is the error of a failed task: EUNSAFE when the cause is the
+// content audit, EVENDOR otherwise (another vendor may succeed).
+func (v *Vendor) failure(rec *Record) error {
+	why := strings.TrimSpace(string(rec.Cause))
+	if why == "" {
+		why = strings.TrimSpace(string(rec.Remark))
+	}
+	why = cut(why, 200)
+	cause := fmt.Errorf("showapi: task %s failed: %s", rec.TaskID, why)
+	if containsAny(why, v.cfg.UnsafeWords) {
+		return engine.Wrap(engine.EUNSAFE, cause, "The image service's content check refused this prompt; your quota was refunded.",
+			"提示词未通过绘图服务的内容审核，额度已退还。")
+	}
+	return engine.Wrap(engine.EVENDOR, cause, "The image service could not make this picture.", "绘图服务未能生成这张图片。")
+}
+
+// ParseCallback reads a callback. Its shape is not documented: it is taken
+// to be the task record, with or without the envelope, as JSON or a form.
+// An error makes the engine ask /yourtaskresult instead.
+func (v *Vendor) ParseCallback(j *engine.Job, body []byte) (*engine.Outcome, error) {
+	rec, err := parseCallback(body)
+	if err != nil {
+		return nil, fmt.Errorf("showapi: callback for task %s: %w", j.TaskID, err)
+	}
+	return v.outcome(rec)
+}
+
+func parseCallback(body []byte) (*Record, error) {
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 {
+		return nil, errors.New("empty body")
+	}
+	if body[0] != '{' {
+		q, err := url.ParseQuery(string(body))
+		if err != nil || q.Get("status") == "" {
+			return nil, fmt.Errorf("neither JSON nor a form with a status: %.100q", body)
+		}
+		rec := &Record{TaskID: Text(q.Get("task_id")), Status: Text(q.Get("status")), Cause: Text(q.Get("cause")),
+			Remark: Text(q.Get("remark")), Seed: Number(q.Get("seed"))}
+		for _, s := range q["result_list"] {
+			var l List
+			if json.Unmarshal([]byte(strconv.Quote(s)), &l) == nil {
+				rec.ResultList = append(rec.ResultList, l...)
+			}
+		}
+		return rec, nil
+	}
+	var env envelope
+	if err := json.Unmarshal(body, &env); err != nil {
+		return nil, fmt.Errorf("decode: %w", err)
+	}
+	raw := body
+	if len(env.Body) > 0 && string(env.Body) != "null" {
+		if code, ok := env.ResCode.Int(); env.ResCode != "" && (!ok || code != 0) {
+			return nil, fmt.Errorf("showapi_res_code %s: %s", env.ResCode, env.ResError)
+		}
+		raw = env.Body
+	}
+	var rec Record
+	if err := json.Unmarshal(raw, &rec); err != nil {
+		return nil, fmt.Errorf("decode record: %w", err)
+	}
+	if code, ok := rec.RetCode.Int(); rec.RetCode != "" && (!ok || code != 0) {
+		return nil, fmt.Errorf("ret_code %s: %s", rec.RetCode, rec.Remark)
+	}
+	if rec.Status == "" {
+		return nil, errors.New("no status")
+	}
+	return &rec, nil
+}
+
+// CallbackReply is a small JSON body with status 200, in ShowAPI's manner.
+func (v *Vendor) CallbackReply() (string, []byte) {
+	return "application/json; charset=utf-8", []byte(`{"ret_code":0,"remark":"ok"}`)
+}
+
+// Catalog lists the models and LoRAs of /models, kept for CatalogTTL.
+func (v *Vendor) Catalog(ctx context.Context) ([]engine.CatalogEntry, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.catalog != nil && v.Now().Sub(v.catalogAt) < v.cfg.CatalogTTL {
+		return slices.Clone(v.catalog), nil
+	}
+	raw, biz, err := v.call(ctx, http.MethodGet, v.cfg.ModelsPath, nil, nil, "")
+	if err != nil {
+		return nil, fmt.Errorf("showapi: models: %w", err)
+	}
+	if code, ok := biz.RetCode.Int(); !ok || code != 0 {
+		return nil, fmt.Errorf("showapi: models: ret_code %s: %s", biz.RetCode, cut(biz.message(), 200))
+	}
+	var body modelsBody
+	if err := json.Unmarshal(raw, &body); err != nil {
+		return nil, fmt.Errorf("showapi: models: %w", err)
+	}
+	entries := []engine.CatalogEntry{}
+	for _, m := range body.Models {
+		if m.ID == "" {
+			continue
+		}
+		entries = append(entries, engine.CatalogEntry{Vendor: Name, Kind: engine.EntryModel, ID: string(m.ID), Name: string(m.Name), Tags: m.Tags, Cover: string(m.CoverImg)})
+	}
+	for _, l := range body.LoRAs {
+		if l.ID == "" {
+			continue
+		}
+		entries = append(entries, engine.CatalogEntry{Vendor: Name, Kind: engine.EntryLoRA, ID: string(l.ID), Name: string(l.Name), Cover: string(l.CoverImg)})
+	}
+	v.catalog, v.catalogAt = entries, v.Now()
+	return slices.Clone(entries), nil
+}
+
+// TaskList returns page (from 1) of the account's tasks, five a page: the
+// way to find a task whose creation's answer was lost.
+func (v *Vendor) TaskList(ctx context.Context, page int) (*TaskPage, error) {
+	raw, biz, err := v.call(ctx, http.MethodGet, v.cfg.ListPath, url.Values{"page": {strconv.Itoa(page)}}, nil, "")
+	if err != nil {
+		return nil, fmt.Errorf("showapi: task list: %w", err)
+	}
+	if code, ok := biz.RetCode.Int(); !ok || code != 0 {
+		return nil, fmt.Errorf("showapi: task list page %d: ret_code %s: %s", page, biz.RetCode, cut(biz.message(), 200))
+	}
+	var p TaskPage
+	if err := json.Unmarshal(raw, &p); err != nil {
+		return nil, fmt.Errorf("showapi: task list page %d: %w", page, err)
+	}
+	return &p, nil
+}
+
+// GatewayError is a call that did not reach ShowAPI's business logic: an
+// HTTP error from Huawei's gateway, or a non-zero showapi_res_code (out of
+// calls, throttled, backend down). Its text never holds a credential.
+type GatewayError struct {
+	Status  int    // HTTP status
+	Code    string // showapi_res_code, or the gateway's error_code (APIG.0308)
+	Message string
+}
+
+func (e *GatewayError) Error() string {
+	return fmt.Sprintf("gateway: status %d, code %s: %s", e.Status, e.Code, e.Message)
+}
+
+// maxAnswer bounds a JSON answer; the largest, /yourtasklist, is a few KB.
+const maxAnswer = 1 << 20
+
+// call makes one authenticated request and checks the envelope. It returns
+// showapi_res_body and its ret_code, left to the caller to judge.
+func (v *Vendor) call(ctx context.Context, method, path string, query url.Values, body []byte, ctype string) (json.RawMessage, *business, error) {
+	u := v.cfg.BaseURL + path
+	if len(query) > 0 {
+		u += "?" + query.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, bytes.NewReader(body))
+	if err != nil {
+		return nil, nil, err
+	}
+	if body == nil {
+		req.Body, req.ContentLength = http.NoBody, 0
+	}
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	req.Header.Set("Accept", "application/json")
+	if v.cfg.AppCode != "" {
+		req.Header.Set(AppCodeHeader, v.cfg.AppCode)
+	}
+	if v.cfg.AppKey != "" && v.cfg.AppSecret != "" {
+		Sign(req, body, v.cfg.AppKey, v.cfg.AppSecret, v.Now())
+	}
+	resp, err := v.client.Do(req)
+	if err != nil {
+		return nil, nil, err // *url.Error: method, URL (no credential) and cause
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+	if err != nil {
+		return nil, nil, fmt.Errorf("read answer: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var apig struct {
+			Code Text `json:"error_code"`
+			Msg  Text `json:"error_msg"`
+		}
+		_ = json.Unmarshal(data, &apig) // not JSON: the status says enough
+		msg := string(apig.Msg)
+		if msg == "" {
+			msg = cut(strings.TrimSpace(string(data)), 200)
+		}
+		return nil, nil, &GatewayError{Status: resp.StatusCode, Code: string(apig.Code), Message: msg}
+	}
+	var env envelope
+	if err := json.Unmarshal(data, &env); err != nil {
+		return nil, nil, fmt.Errorf("decode answer: %w", err)
+	}
+	if code, ok := env.ResCode.Int(); !ok || code != 0 {
+		return nil, nil, &GatewayError{Status: resp.StatusCode, Code: string(env.ResCode), Message: cut(string(env.ResError), 200)}
+	}
+	if len(env.Body) == 0 || string(env.Body) == "null" {
+		return nil, nil, errors.New("answer has no showapi_res_body")
+	}
+	var biz business
+	if err := json.Unmarshal(env.Body, &biz); err != nil {
+		return nil, nil, fmt.Errorf("decode showapi_res_body: %w", err)
+	}
+	return env.Body, &biz, nil
+}
+
+func containsAny(s string, words []string) bool {
+	s = strings.ToLower(s)
+	for _, w := range words {
+		if w != "" && strings.Contains(s, strings.ToLower(w)) {
+			return true
+		}
+	}
+	return false
+}
+
+// cut shortens vendor text to n runes for messages.
+func cut(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	return string([]rune(s)[:n]) + "…"
+}
