@@ -182,23 +182,56 @@ type Vendor struct {
 
 var _ engine.CallbackVendor = (*Vendor)(nil)
 
-// New returns the vendor. client may be nil (a client with a 30 s timeout), log may be nil.
-func New(cfg Config, client *http.Client, log *slog.Logger) (*Vendor, error) {
-	cfg.fill()
-	if cfg.Token == "" {
-		return nil, errors.New("apispace: token is required")
+// Validate reports each problem in c to bad, under its YAML key. Zero
+// values are fine: they mean the defaults.
+func (c Config) Validate(bad func(key, format string, args ...any)) {
+	if c.Token == "" {
+		bad("token", "is required")
 	}
-	if !strings.HasPrefix(cfg.BaseURL, "http://") && !strings.HasPrefix(cfg.BaseURL, "https://") {
-		return nil, fmt.Errorf("apispace: base_url %q must start with http:// or https://", cfg.BaseURL)
+	if c.BaseURL != "" && !strings.HasPrefix(c.BaseURL, "http://") && !strings.HasPrefix(c.BaseURL, "https://") {
+		bad("base_url", "must start with http:// or https://, not %q", c.BaseURL)
 	}
-	for _, p := range []string{cfg.Paths.Txt2Img, cfg.Paths.Img2Img, cfg.Paths.Anime, cfg.Paths.SuperRes, cfg.Paths.Query} {
-		if !strings.HasPrefix(p, "/") {
-			return nil, fmt.Errorf("apispace: path %q must start with /", p)
+	for key, p := range map[string]string{"paths.txt2img": c.Paths.Txt2Img, "paths.img2img": c.Paths.Img2Img,
+		"paths.anime": c.Paths.Anime, "paths.superres": c.Paths.SuperRes, "paths.query": c.Paths.Query} {
+		if p != "" && !strings.HasPrefix(p, "/") {
+			bad(key, "must start with /, not %q", p)
 		}
 	}
-	if _, ok := cfg.Styles[engine.DefaultStyle]; !ok {
-		return nil, fmt.Errorf("apispace: styles must include the default style %q", engine.DefaultStyle)
+	if len(c.Styles) > 0 {
+		if _, ok := c.Styles[engine.DefaultStyle]; !ok {
+			bad("styles", "must include %q, the style a command without --style asks for", engine.DefaultStyle)
+		}
+		for k, val := range c.Styles {
+			if k != strings.ToLower(k) || val == "" {
+				bad("styles."+k, "names must be lower case and values not empty")
+			}
+		}
 	}
+	if c.MaxSide < 0 || c.SuperResMaxSide < 0 {
+		bad("max_side", "max_side and superres_max_side must not be negative")
+	}
+	for key, d := range map[string]time.Duration{"draw_duration": c.DrawDuration, "anime_duration": c.AnimeDuration,
+		"superres_duration": c.SuperResDuration, "poll_every": c.PollEvery, "poll_max": c.PollMax} {
+		if d < 0 {
+			bad(key, "must not be negative")
+		}
+	}
+	if c.PollEvery > 0 && c.PollMax > 0 && c.PollMax < c.PollEvery {
+		bad("poll_max", "must not be shorter than poll_every")
+	}
+}
+
+// New returns the vendor. client may be nil (a client with a 30 s timeout), log may be nil.
+func New(cfg Config, client *http.Client, log *slog.Logger) (*Vendor, error) {
+	var errs []error
+	cfg.Validate(func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("apispace: %s: %s", key, fmt.Sprintf(format, args...)))
+	})
+	if len(errs) > 0 {
+		slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
+		return nil, errors.Join(errs...)
+	}
+	cfg.fill()
 	if client == nil {
 		client = &http.Client{Timeout: 30 * time.Second}
 	}

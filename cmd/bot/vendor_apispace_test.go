@@ -1,0 +1,240 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/picbot/picbot/engine/apispace/apispacetest"
+)
+
+const apispaceToken = "e2e-SECRET-apispace-71c3"
+
+// apispaceAddr returns a loopback address no one listens on now.
+func apispaceAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+func apispaceWritePNG(t *testing.T, path string, w, h int) {
+	t.Helper()
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	for y := range h {
+		for x := range w {
+			img.SetRGBA(x, y, color.RGBA{uint8(x * 3), uint8(y * 4), 200, 255})
+		}
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func apispacePNGSize(t *testing.T, path string) image.Point {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cfg, err := png.DecodeConfig(f)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return image.Pt(cfg.Width, cfg.Height)
+}
+
+var (
+	apispaceQueuedRe = regexp.MustCompile(`^Job (\w+) queued: (.*)$`)
+	apispaceBilledRe = regexp.MustCompile(`billed vendor calls: (\d+)`)
+	apispaceFailedRe = regexp.MustCompile(`(?m)^Job (\w+) failed: (.*)$`)
+)
+
+// apispaceDone is one "Job X done:" block of the console.
+type apispaceDone struct {
+	path   string
+	billed int
+}
+
+// apispaceParseDone reads the console's "Job X done:" blocks: the image path and the billed calls.
+func apispaceParseDone(out string) map[string]apispaceDone {
+	done := map[string]apispaceDone{}
+	var id string
+	for _, line := range strings.Split(out, "\n") {
+		if m := doneRe.FindStringSubmatch(line); m != nil {
+			id = m[1]
+			done[id] = apispaceDone{billed: -1}
+			continue
+		}
+		if id == "" || !strings.HasPrefix(line, "  ") {
+			id = ""
+			continue
+		}
+		d := done[id]
+		if p := strings.TrimSpace(line); d.path == "" && strings.HasSuffix(p, ".png") {
+			d.path = p
+		}
+		if m := apispaceBilledRe.FindStringSubmatch(line); m != nil {
+			d.billed, _ = strconv.Atoi(m[1])
+		}
+		done[id] = d
+	}
+	return done
+}
+
+// TestAPISpaceEndToEnd runs the real binary against the fake vendor, in
+// callback mode and in polling mode. Durations are the seed's divided by
+// ten on both sides: a 512×512 image takes 0.8 s at the fake (8 s at the
+// vendor) after 50 ms in the queue, super-resolution 0.6 s (6 s), and the
+// bot waits as long before its first poll, then 0.3 s (3 s), up to 2 s (20 s).
+func TestAPISpaceEndToEnd(t *testing.T) {
+	for _, mode := range []struct {
+		name      string
+		callbacks bool
+		maxBilled int
+	}{
+		{"Callback", true, 2},
+		{"Polling", false, 3},
+	} {
+		t.Run(mode.name, func(t *testing.T) {
+			fake := apispacetest.New(apispacetest.Options{Token: apispaceToken, Queue: 50 * time.Millisecond,
+				Duration: 800 * time.Millisecond, SuperResDuration: 600 * time.Millisecond})
+			defer fake.Close()
+			dir := t.TempDir()
+			input := filepath.Join(dir, "portrait.png")
+			apispaceWritePNG(t, input, 96, 64)
+			addr := apispaceAddr(t)
+			cfg := filepath.Join(dir, "picbot.yaml")
+			os.WriteFile(cfg, []byte(fmt.Sprintf(`data_dir: %[1]s/data
+log:
+  level: debug
+console:
+  out_dir: %[1]s/out
+  user: tester
+http:
+  listen: %[2]s
+  public_url: http://%[2]s
+engine:
+  routes:
+    draw: [apispace]
+    anime: [apispace]
+    upscale: [apispace]
+    swapface: [local]
+quota:
+  default: {daily: 20, concurrent: 5, every: 1ms, burst: 100}
+vendors:
+  apispace:
+    enabled: true
+    base_url: %[3]s
+    token: %[4]s
+    callbacks: %[5]v
+    draw_duration: 800ms
+    anime_duration: 800ms
+    superres_duration: 600ms
+    poll_every: 300ms
+    poll_max: 2s
+`, dir, addr, fake.BaseURL(), apispaceToken, mode.callbacks)), 0o600)
+
+			b := startBot(t, dir, "-config", cfg)
+			fmt.Fprintf(b.stdin, "/draw a red fox\n/anime %[1]s\n/upscale %[1]s --scale 4\n", input)
+			out := b.wait(t, time.Minute)
+			_, logs := b.output()
+			if strings.Contains(out+logs, apispaceToken) {
+				t.Fatalf("the token is in the bot's output or log")
+			}
+			kinds := map[string]string{}
+			for _, line := range strings.Split(out, "\n") {
+				if m := apispaceQueuedRe.FindStringSubmatch(line); m != nil {
+					kinds[m[1]] = strings.Fields(m[2])[0]
+				}
+			}
+			done := apispaceParseDone(out)
+			if len(kinds) != 3 || len(done) != 3 {
+				t.Fatalf("queued %v, done %v:\n%s\nlog:\n%s", kinds, done, out, logs)
+			}
+			want := map[string]image.Point{`"a`: image.Pt(512, 512), "anime,": image.Pt(96, 64), "upscale": image.Pt(384, 256)}
+			sum := 0
+			for id, d := range done {
+				size, ok := want[kinds[id]]
+				if !ok {
+					t.Fatalf("job %s: unexpected kind %q", id, kinds[id])
+				}
+				if got := apispacePNGSize(t, d.path); got != size {
+					t.Errorf("job %s (%s): image %v, want %v", id, kinds[id], got, size)
+				}
+				if d.billed < 1 || d.billed > mode.maxBilled {
+					t.Errorf("job %s (%s): billed vendor calls %d, want 1..%d", id, kinds[id], d.billed, mode.maxBilled)
+				}
+				sum += d.billed
+			}
+			if got := fake.Billed(); got != sum {
+				t.Errorf("the fake billed %d calls, the console reports %d", got, sum)
+			}
+			tasks := fake.Tasks()
+			if len(tasks) != 3 {
+				t.Fatalf("the fake has %d tasks", len(tasks))
+			}
+			for _, task := range tasks {
+				if !mode.callbacks {
+					if task.NotifyURL != "" {
+						t.Errorf("polling mode asked for a callback: %q", task.NotifyURL)
+					}
+					continue
+				}
+				// The job id is in the callback URL: match the task to its console line.
+				var job string
+				for id := range done {
+					if strings.Contains(task.NotifyURL, "/callback/apispace/"+id+"/") {
+						job = id
+					}
+				}
+				if job == "" || !task.CallbackDelivered {
+					t.Errorf("task %s: notify_url %q, callback delivered %v", task.UID, task.NotifyURL, task.CallbackDelivered)
+					continue
+				}
+				if task.Billed != done[job].billed {
+					t.Errorf("job %s: the fake billed %d, the console says %d", job, task.Billed, done[job].billed)
+				}
+			}
+
+			// An unsafe picture fails, with a clear message, and is refunded;
+			// a scale APISpace cannot do is refused before any job exists.
+			out = runBot(t, dir, fmt.Sprintf("/draw an unsafe picture\n/upscale %s\n", input), "-config", cfg)
+			failed := apispaceFailedRe.FindStringSubmatch(out)
+			if failed == nil || !strings.Contains(failed[2], "content check") || !strings.Contains(failed[2], "refunded") {
+				t.Fatalf("no clear failure for the unsafe picture:\n%s", out)
+			}
+			if !strings.Contains(out, "APISpace only enlarges 4× each side; use --scale 4.") || strings.Count(out, "queued") != 1 {
+				t.Fatalf("--scale 2 was not refused plainly:\n%s", out)
+			}
+			if got := fake.Tasks()[3]; got.Fault != apispacetest.FaultUnsafe {
+				t.Fatalf("the fourth task is %+v", got)
+			}
+			if out := runBot(t, dir, "/quota\n", "-config", cfg); !strings.Contains(out, "Today: 3 of 20 images used") {
+				t.Fatalf("the unsafe picture was not refunded:\n%s", out)
+			}
+			if v := fake.Violations(); len(v) > 0 {
+				t.Fatalf("the bot sent what the documents do not allow:\n%s", strings.Join(v, "\n"))
+			}
+		})
+	}
+}
