@@ -1,0 +1,262 @@
+package zhiqite
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// The vendor's JSON, as the seed document (seeds/001) shows it. Replies are
+// decoded leniently: numbers may come as strings and the other way round,
+// because the document contradicts itself on several fields.
+
+// envelope is every reply: {code, msg, data}; code is the string "200" on success.
+type envelope struct {
+	Code text            `json:"code"`
+	Msg  string          `json:"msg"`
+	Data json.RawMessage `json:"data"`
+}
+
+// hasData reports whether data is present and not null.
+func (e *envelope) hasData() bool {
+	d := bytes.TrimSpace(e.Data)
+	return len(d) > 0 && !bytes.Equal(d, []byte("null"))
+}
+
+// text is a string the vendor may also send as a number.
+type text string
+
+func (t *text) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	switch {
+	case bytes.Equal(b, []byte("null")):
+		*t = ""
+	case len(b) > 0 && b[0] == '"':
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*t = text(s)
+	default:
+		var n json.Number
+		if err := json.Unmarshal(b, &n); err != nil {
+			return fmt.Errorf("want a string or a number, got %s", b)
+		}
+		*t = text(n.String())
+	}
+	return nil
+}
+
+// num is a number the vendor may also send as a string ("0.45", "2"); a
+// trailing % divides by 100. null and "" leave it unset.
+type num struct {
+	V   float64
+	Set bool
+}
+
+func (n *num) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if bytes.Equal(b, []byte("null")) {
+		*n = num{}
+		return nil
+	}
+	s := string(b)
+	if len(b) > 0 && b[0] == '"' {
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+	}
+	s = strings.TrimSpace(s)
+	if s == "" {
+		*n = num{}
+		return nil
+	}
+	div := 1.0
+	if strings.HasSuffix(s, "%") {
+		s, div = strings.TrimSuffix(s, "%"), 100
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return fmt.Errorf("want a number, got %s", b)
+	}
+	*n = num{V: f / div, Set: true}
+	return nil
+}
+
+func (n num) MarshalJSON() ([]byte, error) {
+	if !n.Set {
+		return []byte("null"), nil
+	}
+	return json.Marshal(n.V)
+}
+
+// sdRequest is the body of saas/sd/v2/text2image and image2image.
+type sdRequest struct {
+	Prompt            string   `json:"prompt"`
+	NegativePrompt    string   `json:"negative_prompt,omitempty"`
+	NIter             int      `json:"n_iter"`
+	BatchSize         int      `json:"batch_size"`
+	Steps             int      `json:"steps"`
+	Seed              string   `json:"seed"` // a string in text2image and image2image
+	RestoreFaces      bool     `json:"restore_faces"`
+	EnableHR          bool     `json:"enable_hr"`
+	Width             int      `json:"width"`
+	Height            int      `json:"height"`
+	CfgScale          float64  `json:"cfg_scale"`
+	SamplerIndex      string   `json:"sampler_index,omitempty"`
+	DenoisingStrength *float64 `json:"denoising_strength,omitempty"`
+	ResizeMode        *int     `json:"resize_mode,omitempty"`
+	CallbackURL       string   `json:"callbackUrl,omitempty"`
+	Scripts           scripts  `json:"alwayson_scripts"`
+}
+
+// scripts is alwayson_scripts. The seed also spells it always_on_scripts;
+// the API gateway's own examples and the text2image example use alwayson_scripts.
+type scripts struct {
+	Model            string            `json:"sd_model_checkpoint"`
+	IDTask           string            `json:"id_task"`
+	VAE              string            `json:"sd_vae,omitempty"`
+	OutputFormat     string            `json:"output_image_format,omitempty"`
+	ImageLink        string            `json:"image_link,omitempty"`
+	OverrideSettings *overrideSettings `json:"override_settings,omitempty"`
+}
+
+type overrideSettings struct {
+	ClipSkip int `json:"CLIP_stop_at_last_layers"`
+}
+
+// submitted is data in a text2image/image2image reply.
+type submitted struct {
+	TaskID text `json:"task_id"`
+}
+
+// roopRequest is the body of saas/tool/roop: the face of sourceUrl onto targetUrl.
+type roopRequest struct {
+	SourceURL      string `json:"sourceUrl"`
+	TargetURL      string `json:"targetUrl"`
+	BusinessTaskID string `json:"businessTaskId"`
+	// CallbackURL is not in roop's own table, but the document's preamble
+	// offers callbacks for the whole API; if roop ignores it, the engine's safety poll finds the result.
+	CallbackURL string `json:"callbackUrl,omitempty"`
+}
+
+// enhanceRequest is the body of saas/tool/enhance (super-resolution).
+// Fields the bot does not choose keep the seed example's values.
+type enhanceRequest struct {
+	BusinessTaskID            string  `json:"businessTaskId"`
+	ResizeMode                int     `json:"resizeMode"` // 0: by upscalingResize
+	GfpganVisibility          float64 `json:"gfpganVisibility"`
+	CodeformerVisibility      float64 `json:"codeformerVisibility"`
+	CodeformerWeight          float64 `json:"codeformerWeight"`
+	UpscalingResize           int     `json:"upscalingResize"`
+	UpscalingCrop             bool    `json:"upscalingCrop"`
+	Upscaler1                 string  `json:"upscaler1"`
+	Upscaler2                 string  `json:"upscaler2"`
+	ExtrasUpscaler2Visibility float64 `json:"extrasUpscaler2Visibility"`
+	UpscaleFirst              bool    `json:"upscaleFirst"`
+	Image                     string  `json:"image"`
+	CallbackURL               string  `json:"callbackUrl,omitempty"`
+}
+
+// toolTask is data in a tool's submit and queryTask replies. The documents
+// give status as 1 success / 2 failure, as 1 running / 2 success / 0 failure,
+// and show 2 beside a result URL: only outputImageUrl is trusted.
+type toolTask struct {
+	BusinessTaskID text   `json:"businessTaskId"`
+	TaskID         text   `json:"taskId"`
+	ToolTask       string `json:"toolTask"`
+	Status         num    `json:"status"`
+	OutputImageURL string `json:"outputImageUrl"`
+}
+
+// queryBody is the body of every task query.
+type queryBody struct {
+	BusinessTaskID string `json:"businessTaskId"`
+}
+
+// taskInfo is data in a saas/sd/v2/queryTaskInfo reply.
+type taskInfo struct {
+	IDTask    text          `json:"id_task"`
+	Status    num           `json:"status"` // 3 queued, 1 running, 5 uploading, 2 done, 0 failed
+	Desc      string        `json:"desc"`
+	Temporary *temporary    `json:"temporaryImageDto"`
+	Images    []resultImage `json:"differentialImageRspList"`
+}
+
+// temporary is the live state of a running task.
+type temporary struct {
+	Progress     num    `json:"progress"` // "0~1"
+	CurrentImage string `json:"currentImage"`
+	JobNo        num    `json:"jobNo"`
+	JobCount     num    `json:"jobCount"`
+}
+
+type resultImage struct {
+	Audit       []imageAudit `json:"img_audit"`
+	AuditStatus *bool        `json:"img_audit_status"` // false: do not show
+	ImageStatus num          `json:"image_status"`     // 1 normal, 2 deleted
+	URL         string       `json:"image_url"`
+	Seed        num          `json:"seed"`
+}
+
+type imageAudit struct {
+	Confidence *float64 `json:"confidence"`
+	Label      string   `json:"label"`
+}
+
+// page is data in every list reply.
+type page[T any] struct {
+	Rows     []T `json:"rows"`
+	Total    num `json:"total"`
+	PageSize num `json:"pageSize"`
+	PageNum  num `json:"pageNum"`
+}
+
+type listBody struct {
+	PageSize    int     `json:"pageSize"`
+	PageNum     int     `json:"pageNum"`
+	VAEFileName *string `json:"vaeFileName,omitempty"` // queryVaeList marks it required
+}
+
+type modelRow struct {
+	ID                 num    `json:"id"`
+	SDModelCheckpoint  string `json:"sdModelCheckpoint"`
+	SDModelName        string `json:"sdModelName"`
+	ModelBaseModel     string `json:"modelBaseModel"`
+	ModelHash          string `json:"modelHash"`
+	ModelType          string `json:"modelType"`
+	ModelVersion       string `json:"modelVersion"`
+	ModelStatus        num    `json:"modelStatus"`       // 0 offline, 1 online
+	ModelUploadStatus  num    `json:"modelUploadStatus"` // 0 not uploaded, 1 uploading, 2 uploaded
+	ModelImgURL2       string `json:"modelImgUrl2"`
+	ModelCoverImgURL2  string `json:"modelCoverImgUrl2"`
+	ModelCoverImageURL string `json:"modelCoverImageUrl2"` // the table's spelling
+	IsAdult            num    `json:"isAdult"`
+}
+
+type loraRow struct {
+	ID                     num    `json:"id"`
+	SDLoraName             string `json:"sdLoraName"`
+	LoraBaseModel          string `json:"loraBaseModel"`
+	SDLoraFileName         string `json:"sdLoraFileName"`
+	SDLoraFileSimplifyName string `json:"sdLoraFileSimplifyName"`
+	LoraVersion            string `json:"loraVersion"`
+	LoraStatus             num    `json:"loraStatus"`
+	LoraUploadStatus       num    `json:"loraUploadStatus"`
+	LoraImgURL2            string `json:"loraImgUrl2"`
+	LoraCoverImgURL2       string `json:"loraCoverImgUrl2"`
+	IsAdult                num    `json:"isAdult"`
+}
+
+type vaeRow struct {
+	ID          num    `json:"id"`
+	VAEFileName string `json:"vaeFileName"`
+}
+
+type embeddingRow struct {
+	ID                    num    `json:"id"`
+	EmbeddingName         string `json:"embeddingName"`
+	EmbeddingSimplifyName string `json:"embeddingSimplifyName"`
+}

@@ -1,0 +1,643 @@
+// Package zhiqite is the adapter for Zhiqite's AIGC image API v2, sold on
+// Aliyun's API market (seeds/001, digest in VENDORS.md section 2).
+//
+// /draw is Stable Diffusion text2image, or image2image with a reference
+// image; /upscale is the enhance tool; /swapface is the roop tool. The
+// vendor does not offer portrait-to-anime. Task ids are chosen by the client
+// (id_task, businessTaskId): the adapter uses the engine's suggestion, so a
+// submission whose reply was lost can be found again. Every call, queries
+// included, is billed; callbacks are free.
+package zhiqite
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+
+	"github.com/picbot/picbot/engine"
+)
+
+// Name is the vendor's name in routes and job records.
+const Name = "zhiqite"
+
+// Documented defaults.
+const (
+	DefaultBaseURL = "https://zhiqite.market.alicloudapi.com/AIGCImgOpenServ/"
+	// DefaultModel is the checkpoint in the seed's own request examples;
+	// sd_model_checkpoint is required, so there must be one.
+	DefaultModel = "revAnimated_v122_7371.safetensors"
+	// DefaultUpscaler is the seed example's upscaler1.
+	DefaultUpscaler = "ESRGAN_4x"
+	DefaultClipSkip = 2 // the seed examples' CLIP_stop_at_last_layers
+	// DefaultDenoising is the documented default of denoising_strength for image2image.
+	DefaultDenoising = 0.75
+	// DefaultDrawDuration is a typical text2image task: 512×512, 25 steps, one image.
+	DefaultDrawDuration = 8 * time.Second
+	// DefaultToolDuration is a typical enhance or roop task.
+	DefaultToolDuration = 5 * time.Second
+	DefaultPollEvery    = 3 * time.Second
+	DefaultPollMax      = 20 * time.Second
+	DefaultMaxImage     = 20 << 20
+	DefaultCatalogTTL   = time.Hour
+)
+
+// Vendor limits from the seed.
+const (
+	MaxSide         = 1024 // width and height in (0,1024], multiples of 8
+	MinCfg, MaxCfg  = 1, 30
+	MinUpscale      = 1
+	MaxUpscale      = 8
+	MaxEnhanceInput = 1536 // enhance: input at most 1536×1536
+)
+
+// Samplers are the 17 values sampler_index accepts.
+var Samplers = []string{
+	"Euler a", "Euler", "LMS", "Heun", "DPM2", "DPM2 a", "DPM++ 2S a", "DPM++ 2M", "DPM++ SDE",
+	"DPM fast", "DPM adaptive", "LMS Karras", "DPM2 Karras", "DPM2 a Karras", "DPM++ 2S a Karras",
+	"DPM++ SDE Karras", "DPM++ 2M Karras",
+}
+
+// Config configures the adapter. Zero values mean the documented defaults.
+type Config struct {
+	BaseURL string `yaml:"base_url"`
+	// AppCode is the simple authentication: "Authorization: APPCODE <code>".
+	AppCode string `yaml:"app_code"`
+	// AppKey and AppSecret sign each call instead (the API gateway's HmacSHA256 signature).
+	AppKey    string `yaml:"app_key"`
+	AppSecret string `yaml:"app_secret"`
+	// Model is the sd_model_checkpoint used when a command names none.
+	Model string `yaml:"model"`
+	// VAE is sd_vae; empty sends none.
+	VAE string `yaml:"vae"`
+	// Sampler is the sampler_index used when a command names none; empty leaves it to the vendor.
+	Sampler string `yaml:"sampler"`
+	// OutputFormat is output_image_format: "" (the vendor's default, jpg), "jpg" or "png".
+	OutputFormat string `yaml:"output_format"`
+	// ClipSkip is CLIP_stop_at_last_layers.
+	ClipSkip int `yaml:"clip_skip"`
+	// Denoising is denoising_strength for /draw with a reference image.
+	Denoising float64 `yaml:"denoising"`
+	// Upscaler is enhance's upscaler1.
+	Upscaler string `yaml:"upscaler"`
+	// Callbacks says whether to ask for a callback (default true) or poll.
+	Callbacks *bool `yaml:"callbacks"`
+	// DrawDuration is a typical 512×512, 25-step, one-image task; the first
+	// poll waits this long, scaled by pixels, steps and images.
+	DrawDuration time.Duration `yaml:"draw_duration"`
+	// ToolDuration is a typical /upscale or /swapface task.
+	ToolDuration time.Duration `yaml:"tool_duration"`
+	// PollEvery is the wait before the second poll; later waits grow up to PollMax.
+	PollEvery time.Duration `yaml:"poll_every"`
+	PollMax   time.Duration `yaml:"poll_max"`
+	// MaxImageBytes bounds a preview image, and so the size of a reply.
+	MaxImageBytes int64 `yaml:"max_image_bytes"`
+	// CatalogTTL is how long the model lists are kept: each list call is billed.
+	CatalogTTL time.Duration `yaml:"catalog_ttl"`
+
+	// InputURLs says the bot serves input images at public URLs, which the
+	// vendor needs for every kind that takes an image. Set by the wiring.
+	InputURLs bool `yaml:"-"`
+}
+
+// Vendor implements engine.Vendor, engine.CallbackVendor and engine.Cataloguer.
+type Vendor struct {
+	cfg      Config
+	base     *url.URL
+	client   *http.Client
+	log      *slog.Logger
+	maxReply int64
+	now      func() time.Time
+	nonce    func() string
+
+	mu   sync.Mutex
+	lost map[string]time.Time // task ids whose submission got no readable reply
+
+	catMu    sync.Mutex
+	catalog  []engine.CatalogEntry
+	catUntil time.Time
+}
+
+var (
+	_ engine.CallbackVendor = (*Vendor)(nil)
+	_ engine.Cataloguer     = (*Vendor)(nil)
+)
+
+// New returns the adapter. client nil means a default client; calls are
+// bounded by the engine's contexts.
+func New(cfg Config, client *http.Client, log *slog.Logger) (*Vendor, error) {
+	if cfg.BaseURL == "" {
+		cfg.BaseURL = DefaultBaseURL
+	}
+	base, err := url.Parse(cfg.BaseURL)
+	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
+		return nil, fmt.Errorf("zhiqite: base_url %q is not an http(s) URL", cfg.BaseURL)
+	}
+	switch {
+	case cfg.AppKey != "" && cfg.AppSecret == "":
+		return nil, errors.New("zhiqite: app_key needs app_secret")
+	case cfg.AppKey == "" && cfg.AppSecret != "":
+		return nil, errors.New("zhiqite: app_secret needs app_key")
+	case cfg.AppKey == "" && cfg.AppCode == "":
+		return nil, errors.New("zhiqite: set app_code, or app_key and app_secret")
+	}
+	if cfg.Model == "" {
+		cfg.Model = DefaultModel
+	}
+	if cfg.Sampler != "" {
+		s, ok := canonicalSampler(cfg.Sampler)
+		if !ok {
+			return nil, fmt.Errorf("zhiqite: sampler %q is not one of %s", cfg.Sampler, strings.Join(Samplers, ", "))
+		}
+		cfg.Sampler = s
+	}
+	cfg.OutputFormat = strings.ToLower(cfg.OutputFormat)
+	if cfg.OutputFormat != "" && cfg.OutputFormat != "jpg" && cfg.OutputFormat != "png" {
+		return nil, fmt.Errorf("zhiqite: output_format must be jpg or png, not %q", cfg.OutputFormat)
+	}
+	if cfg.ClipSkip == 0 {
+		cfg.ClipSkip = DefaultClipSkip
+	}
+	if cfg.Denoising == 0 {
+		cfg.Denoising = DefaultDenoising
+	}
+	if cfg.Denoising < 0 || cfg.Denoising > 1 {
+		return nil, fmt.Errorf("zhiqite: denoising must be in [0,1], not %g", cfg.Denoising)
+	}
+	if cfg.Upscaler == "" {
+		cfg.Upscaler = DefaultUpscaler
+	}
+	if cfg.Callbacks == nil {
+		yes := true
+		cfg.Callbacks = &yes
+	}
+	for _, d := range []struct {
+		v   *time.Duration
+		def time.Duration
+	}{
+		{&cfg.DrawDuration, DefaultDrawDuration}, {&cfg.ToolDuration, DefaultToolDuration},
+		{&cfg.PollEvery, DefaultPollEvery}, {&cfg.PollMax, DefaultPollMax}, {&cfg.CatalogTTL, DefaultCatalogTTL},
+	} {
+		if *d.v <= 0 {
+			*d.v = d.def
+		}
+	}
+	cfg.PollMax = max(cfg.PollMax, cfg.PollEvery)
+	if cfg.MaxImageBytes <= 0 {
+		cfg.MaxImageBytes = DefaultMaxImage
+	}
+	if client == nil {
+		client = &http.Client{Timeout: 2 * time.Minute}
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Vendor{
+		cfg:    cfg,
+		base:   base,
+		client: client,
+		log:    log,
+		// A preview is base64 (4/3 larger) inside JSON with some more fields.
+		maxReply: cfg.MaxImageBytes*4/3 + 1<<20,
+		now:      time.Now,
+		nonce:    newNonce,
+		lost:     make(map[string]time.Time),
+	}, nil
+}
+
+func (v *Vendor) Name() string { return Name }
+
+// WantsCallback reports the operator's choice; callbacks save a billed query per poll.
+func (v *Vendor) WantsCallback() bool { return *v.cfg.Callbacks }
+
+// CallbackReply is what stops the vendor's retries: JSON with code "200".
+func (v *Vendor) CallbackReply() (string, []byte) {
+	return "application/json", []byte(`{"code":"200"}`)
+}
+
+// tool names the vendor's tool for a kind ("" for Stable Diffusion).
+func tool(k engine.Kind) string {
+	switch k {
+	case engine.KindUpscale:
+		return "enhance"
+	case engine.KindSwapface:
+		return "roop"
+	}
+	return ""
+}
+
+// Check enforces the vendor's documented rules. EINVALID sends the engine to the next vendor.
+func (v *Vendor) Check(r *engine.Request) error {
+	switch r.Kind {
+	case engine.KindDraw:
+		if r.Width <= 0 || r.Width > MaxSide || r.Height <= 0 || r.Height > MaxSide || r.Width%8 != 0 || r.Height%8 != 0 {
+			return engine.Errorf(engine.EINVALID, "Zhiqite draws at most %[3]dx%[3]d, each side a multiple of 8; %[1]dx%[2]d is not possible.",
+				"Zhiqite 最大支持 %[3]dx%[3]d，且宽高都须为 8 的倍数；不支持 %[1]dx%[2]d。", r.Width, r.Height, MaxSide)
+		}
+		if r.Guidance < MinCfg || r.Guidance > MaxCfg {
+			return engine.Errorf(engine.EINVALID, "--cfg must be between %d and %d here.", "这里 --cfg 必须在 %d 到 %d 之间。", MinCfg, MaxCfg)
+		}
+		if r.Sampler != "" {
+			if _, ok := canonicalSampler(r.Sampler); !ok {
+				return engine.Errorf(engine.EINVALID, "Unknown --sampler %q; try one of: %s.", "未知的 --sampler %q，可选：%s。", r.Sampler, strings.Join(Samplers, ", "))
+			}
+		}
+		if r.LoRA != "" {
+			if _, err := loraTag(r.LoRA); err != nil {
+				return err
+			}
+		}
+		if r.Model != "" && !validName(r.Model) {
+			return engine.Errorf(engine.EINVALID, "--model %q is not a model name.", "--model %q 不是有效的模型名。", r.Model)
+		}
+		if len(r.Inputs) > 0 && !v.cfg.InputURLs {
+			return needsURL()
+		}
+	case engine.KindUpscale:
+		if !v.cfg.InputURLs {
+			return needsURL()
+		}
+		if r.Scale < MinUpscale || r.Scale > MaxUpscale {
+			return engine.Errorf(engine.EINVALID, "--scale must be between %d and %d here.", "这里 --scale 必须在 %d 到 %d 之间。", MinUpscale, MaxUpscale)
+		}
+		if len(r.Inputs) == 1 && (r.Inputs[0].Width > MaxEnhanceInput || r.Inputs[0].Height > MaxEnhanceInput) {
+			return engine.Errorf(engine.EINVALID, "Zhiqite upscales images of at most %[1]dx%[1]d.", "Zhiqite 只能放大不超过 %[1]dx%[1]d 的图片。", MaxEnhanceInput)
+		}
+	case engine.KindSwapface:
+		if !v.cfg.InputURLs {
+			return needsURL()
+		}
+	default:
+		return engine.Errorf(engine.EINVALID, "Zhiqite does not offer /%s.", "Zhiqite 不提供 /%s。", r.Kind)
+	}
+	return nil
+}
+
+func needsURL() error {
+	return engine.Errorf(engine.EINVALID, "Zhiqite fetches images by link, and this bot has no public URL.",
+		"Zhiqite 需要通过链接获取图片，但本机器人没有公开地址。")
+}
+
+// validName accepts a model or LoRA file name: no spaces, brackets or control characters.
+func validName(s string) bool {
+	if s == "" || len(s) > 200 {
+		return false
+	}
+	for _, c := range s {
+		if unicode.IsSpace(c) || unicode.IsControl(c) || strings.ContainsRune("<>:,()[]{}\"'", c) {
+			return false
+		}
+	}
+	return true
+}
+
+var loraWeight = regexp.MustCompile(`^-?\d+(\.\d+)?$`)
+
+// loraTag turns --lora NAME or NAME:WEIGHT into the prompt tag
+// <lora:sdLoraFileSimplifyName:weight>: the seed's way to use a LoRA.
+func loraTag(s string) (string, error) {
+	name, weight, found := strings.Cut(strings.TrimSpace(s), ":")
+	if !found {
+		weight = "1"
+	}
+	if !validName(name) || !loraWeight.MatchString(weight) {
+		return "", engine.Errorf(engine.EINVALID, "--lora takes a LoRA name from /models, optionally with a weight (name:0.8), not %q.",
+			"--lora 需要 /models 中的 LoRA 名称，可加权重（名称:0.8），而不是 %q。", s)
+	}
+	return "<lora:" + name + ":" + weight + ">", nil
+}
+
+// canonicalSampler matches a user's spelling ("dpm++_2m_karras") to a listed name.
+func canonicalSampler(s string) (string, bool) {
+	norm := func(s string) string {
+		return strings.Join(strings.Fields(strings.ToLower(strings.ReplaceAll(s, "_", " "))), " ")
+	}
+	want := norm(s)
+	for _, name := range Samplers {
+		if norm(name) == want {
+			return name, true
+		}
+	}
+	return "", false
+}
+
+// Timing: the first poll after the typical duration of the task, scaled by
+// its work; every poll is billed, so polls are sparse.
+func (v *Vendor) Timing(r *engine.Request) engine.Timing {
+	first := v.cfg.ToolDuration
+	switch r.Kind {
+	case engine.KindDraw:
+		w, h, steps := max(r.Width, 8), max(r.Height, 8), r.Steps
+		if steps <= 0 {
+			steps = engine.DefaultSteps
+		}
+		work := float64(w*h) / (512 * 512) * float64(steps) / engine.DefaultSteps * float64(r.Images())
+		first = scale(v.cfg.DrawDuration, work, 0.5, 8)
+	case engine.KindUpscale:
+		if len(r.Inputs) == 1 && r.Inputs[0].Width > 0 {
+			out := float64(r.Inputs[0].Width*r.Scale) * float64(r.Inputs[0].Height*r.Scale)
+			first = scale(v.cfg.ToolDuration, out/(1024*1024), 1, 4)
+		}
+	}
+	return engine.Timing{First: first, Every: v.cfg.PollEvery, Max: v.cfg.PollMax, Billed: true}
+}
+
+func scale(d time.Duration, f, lo, hi float64) time.Duration {
+	return time.Duration(float64(d) * math.Min(math.Max(f, lo), hi))
+}
+
+// Submit creates the task, with the engine's suggested id as the vendor's task id.
+func (v *Vendor) Submit(ctx context.Context, j *engine.Job, t engine.Task) (string, error) {
+	r := &j.Request
+	if err := v.Check(r); err != nil {
+		return "", err
+	}
+	if t.ID == "" {
+		return "", errors.New("zhiqite: no task id")
+	}
+	if v.wasLost(t.ID) {
+		// The last submission of this id got no reply: the vendor may hold it already.
+		_, err := v.query(ctx, r.Kind, t.ID)
+		switch {
+		case err == nil:
+			v.forgetLost(t.ID)
+			v.log.Info("found a submission whose reply was lost", slog.String("job_id", j.ID), slog.String("task_id", t.ID))
+			return t.ID, nil
+		case engine.ErrorCode(err) != engine.ENOTFOUND:
+			return "", err
+		}
+		v.forgetLost(t.ID)
+	}
+	endpoint, body, err := v.build(r, t)
+	if err != nil {
+		return "", err
+	}
+	var reply struct {
+		submitted
+		toolTask
+	}
+	err = v.call(ctx, endpoint, body, &reply)
+	if errors.Is(err, errNoData) {
+		err = nil // the id is ours; the vendor need not repeat it
+	}
+	if err != nil {
+		var lost *lostError
+		if errors.As(err, &lost) {
+			v.markLost(t.ID)
+		}
+		return "", submitError(err)
+	}
+	if got := string(reply.submitted.TaskID); got != "" && got != t.ID {
+		// Queries go by our id; a different one is worth knowing about.
+		v.log.Warn("vendor renamed the task", slog.String("job_id", j.ID), slog.String("task_id", t.ID), slog.String("vendor_task_id", got))
+	}
+	v.log.Debug("task submitted", slog.String("job_id", j.ID), slog.String("task_id", t.ID), slog.String("endpoint", endpoint))
+	return t.ID, nil
+}
+
+// build makes the endpoint and body for r.
+func (v *Vendor) build(r *engine.Request, t engine.Task) (string, any, error) {
+	if len(r.Inputs) > 0 && len(t.InputURLs) < len(r.Inputs) {
+		return "", nil, needsURL()
+	}
+	switch r.Kind {
+	case engine.KindUpscale:
+		return "saas/tool/enhance", enhanceRequest{
+			BusinessTaskID: t.ID, ResizeMode: 0, UpscalingResize: r.Scale,
+			Upscaler1: v.cfg.Upscaler, Upscaler2: "None", ExtrasUpscaler2Visibility: 1, UpscaleFirst: true,
+			Image: t.InputURLs[0], CallbackURL: t.CallbackURL,
+		}, nil
+	case engine.KindSwapface:
+		return "saas/tool/roop", roopRequest{
+			SourceURL: t.InputURLs[0], TargetURL: t.InputURLs[1], BusinessTaskID: t.ID, CallbackURL: t.CallbackURL,
+		}, nil
+	}
+	prompt := r.Prompt
+	if r.LoRA != "" {
+		tag, err := loraTag(r.LoRA)
+		if err != nil {
+			return "", nil, err
+		}
+		prompt += ", " + tag
+	}
+	sampler := v.cfg.Sampler
+	if r.Sampler != "" {
+		sampler, _ = canonicalSampler(r.Sampler)
+	}
+	model := v.cfg.Model
+	if r.Model != "" {
+		model = r.Model
+	}
+	seed := r.Seed
+	if seed < 0 {
+		seed = -1
+	}
+	body := sdRequest{
+		Prompt: prompt, NegativePrompt: r.Negative,
+		NIter: 1, BatchSize: r.Images(), // images = n_iter × batch_size
+		Steps: r.Steps, Seed: strconv.FormatInt(seed, 10),
+		Width: r.Width, Height: r.Height, CfgScale: r.Guidance, SamplerIndex: sampler,
+		CallbackURL: t.CallbackURL,
+		Scripts: scripts{
+			Model: model, IDTask: t.ID, VAE: v.cfg.VAE, OutputFormat: v.cfg.OutputFormat,
+			OverrideSettings: &overrideSettings{ClipSkip: v.cfg.ClipSkip},
+		},
+	}
+	if len(r.Inputs) == 0 {
+		return "saas/sd/v2/text2image", body, nil
+	}
+	d, mode := v.cfg.Denoising, 1 // Crop and Resize: the reference keeps its proportions
+	body.DenoisingStrength, body.ResizeMode = &d, &mode
+	body.Scripts.ImageLink = t.InputURLs[0]
+	return "saas/sd/v2/image2image", body, nil
+}
+
+// sensitive spots a refusal for content: the seed does not say how one
+// reads, so this looks for the usual words.
+var sensitive = regexp.MustCompile(`(?i)敏感|违规|违禁|审核|色情|涉黄|涉政|不合规|unsafe|sensitive|nsfw|porn|violat`)
+
+// submitError maps a failed submission: refused content is EUNSAFE, any
+// other refusal EINVALID (another vendor will not do better), everything
+// else is passed on for the engine to retry or fail over.
+func submitError(err error) error {
+	var ref *refusal
+	if !errors.As(err, &ref) {
+		return err
+	}
+	if sensitive.MatchString(ref.Msg) {
+		return engine.Wrap(engine.EUNSAFE, err, "The image service refused the request for its content.", "绘图服务因内容审核拒绝了这个请求。")
+	}
+	msg := ref.Msg
+	if msg == "" {
+		msg = "code " + ref.Code
+	}
+	return engine.Wrap(engine.EINVALID, err, "The image service refused the request: %s", "绘图服务拒绝了这个请求：%s", msg)
+}
+
+// Query asks about j's task: queryTaskInfo for /draw, the tool's queryTask otherwise.
+func (v *Vendor) Query(ctx context.Context, j *engine.Job) (*engine.Outcome, error) {
+	return v.query(ctx, j.Request.Kind, j.TaskID)
+}
+
+func (v *Vendor) query(ctx context.Context, kind engine.Kind, id string) (*engine.Outcome, error) {
+	code := tool(kind)
+	endpoint := "saas/sd/v2/queryTaskInfo"
+	if code != "" {
+		endpoint = "saas/tool/" + code + "/queryTask"
+	}
+	var raw json.RawMessage
+	err := v.call(ctx, endpoint, queryBody{BusinessTaskID: id}, &raw)
+	var ref *refusal
+	switch {
+	case errors.As(err, &ref), errors.Is(err, errNoData):
+		// The body names only the task: a refusal (or "200" with no data)
+		// means the vendor does not know it; it keeps only the current month.
+		return nil, engine.Wrap(engine.ENOTFOUND, fmt.Errorf("zhiqite %s %s: %w", endpoint, id, err),
+			"The image service has lost the task.", "绘图服务找不到这个任务了。")
+	case err != nil:
+		return nil, err
+	}
+	if code != "" {
+		var tt toolTask
+		if err := json.Unmarshal(raw, &tt); err != nil {
+			return nil, fmt.Errorf("zhiqite %s: bad data: %w", endpoint, err)
+		}
+		out := toolOutcome(&tt)
+		out.TaskID = id
+		return out, nil
+	}
+	var info taskInfo
+	if err := json.Unmarshal(raw, &info); err != nil {
+		return nil, fmt.Errorf("zhiqite %s: bad data: %w", endpoint, err)
+	}
+	if !info.Status.Set {
+		return nil, fmt.Errorf("zhiqite %s: reply has no status", endpoint)
+	}
+	out := v.sdOutcome(&info)
+	out.TaskID = id
+	return out, nil
+}
+
+// SD task states.
+const (
+	sdFailed    = 0
+	sdRunning   = 1
+	sdDone      = 2
+	sdQueued    = 3
+	sdUploading = 5
+)
+
+// sdOutcome reads a queryTaskInfo reply. Images the vendor deleted
+// (image_status 2) or advises not to show (img_audit_status false) are
+// dropped and counted, never passed on.
+func (v *Vendor) sdOutcome(info *taskInfo) *engine.Outcome {
+	out := &engine.Outcome{Progress: -1}
+	if t := info.Temporary; t != nil {
+		if t.Progress.Set {
+			out.Progress = math.Min(math.Max(t.Progress.V, 0), 1)
+		}
+		out.Preview = v.preview(t.CurrentImage)
+	}
+	switch int(info.Status.V) {
+	case sdQueued:
+		out.State = engine.TaskQueued
+	case sdDone:
+		out.State, out.Progress, out.Preview = engine.TaskDone, 1, nil
+		for _, img := range info.Images {
+			switch {
+			case img.ImageStatus.Set && int(img.ImageStatus.V) == 2, img.AuditStatus != nil && !*img.AuditStatus:
+				out.Dropped++
+			case strings.TrimSpace(img.URL) != "":
+				out.Images = append(out.Images, engine.Remote{URL: strings.TrimSpace(img.URL), Seed: int64(img.Seed.V)})
+			}
+		}
+	case sdFailed:
+		out.State = engine.TaskFailed
+		desc := strings.TrimSpace(info.Desc)
+		if desc == "" {
+			desc = "task failed"
+		}
+		out.Err = engine.Wrap(engine.EVENDOR, fmt.Errorf("zhiqite task %s failed: %s", info.IDTask, desc),
+			"The image service could not make this picture.", "绘图服务未能生成这张图片。")
+	case sdUploading:
+		out.State = engine.TaskRunning
+		out.Progress = 1 // generated; the vendor is storing the images
+	default: // 1 running, and anything new
+		out.State = engine.TaskRunning
+	}
+	return out
+}
+
+// toolOutcome reads a tool's queryTask reply: an outputImageUrl means done;
+// without one, 0 or 2 (failure in one table or the other) means failed.
+func toolOutcome(t *toolTask) *engine.Outcome {
+	if u := strings.TrimSpace(t.OutputImageURL); u != "" {
+		return &engine.Outcome{State: engine.TaskDone, Progress: 1, Images: []engine.Remote{{URL: u}}}
+	}
+	if t.Status.Set && (t.Status.V == 0 || t.Status.V == 2) {
+		return &engine.Outcome{State: engine.TaskFailed, Progress: -1,
+			Err: engine.Wrap(engine.EVENDOR, fmt.Errorf("zhiqite tool task %s: status %g and no image", t.BusinessTaskID, t.Status.V),
+				"The image service could not make this picture.", "绘图服务未能生成这张图片。")}
+	}
+	return &engine.Outcome{State: engine.TaskRunning, Progress: -1}
+}
+
+// preview decodes currentImage: base64, perhaps as a data: URI. A bad or
+// oversized one is left out: a preview is a nicety.
+func (v *Vendor) preview(s string) []byte {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return nil
+	}
+	if strings.HasPrefix(s, "data:") {
+		if _, after, ok := strings.Cut(s, ","); ok {
+			s = after
+		}
+	}
+	if int64(base64.StdEncoding.DecodedLen(len(s))) > v.cfg.MaxImageBytes {
+		return nil
+	}
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		if b, err = base64.RawStdEncoding.DecodeString(strings.TrimRight(s, "=")); err != nil {
+			return nil
+		}
+	}
+	return b
+}
+
+func (v *Vendor) markLost(id string) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	now := v.now()
+	for k, at := range v.lost {
+		if now.Sub(at) > 24*time.Hour { // the engine has long given up on these
+			delete(v.lost, k)
+		}
+	}
+	v.lost[id] = now
+}
+
+func (v *Vendor) wasLost(id string) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	_, ok := v.lost[id]
+	return ok
+}
+
+func (v *Vendor) forgetLost(id string) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	delete(v.lost, id)
+}
