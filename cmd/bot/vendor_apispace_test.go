@@ -6,6 +6,7 @@ import (
 	"image"
 	"image/color"
 	"image/png"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/picbot/picbot/engine"
 	"github.com/picbot/picbot/engine/apispace/apispacetest"
 )
 
@@ -237,4 +239,82 @@ vendors:
 			}
 		})
 	}
+}
+
+// TestAPISpaceConfig: the keys under vendors.apispace, the token from the
+// environment, and errors that name their key.
+func TestAPISpaceConfig(t *testing.T) {
+	load := func(t *testing.T, yaml string) (Config, error) {
+		t.Helper()
+		path := filepath.Join(t.TempDir(), "c.yaml")
+		os.WriteFile(path, []byte(yaml), 0o600)
+		return LoadConfig(path)
+	}
+	const enabled = "engine:\n  routes:\n    draw: [apispace]\nvendors:\n  apispace:\n    enabled: true\n"
+	t.Run("TokenRequired", func(t *testing.T) {
+		t.Setenv("PICBOT_APISPACE_TOKEN", "")
+		_, err := load(t, enabled)
+		if err == nil || !strings.Contains(err.Error(), "vendors.apispace.token") || !strings.Contains(err.Error(), "PICBOT_APISPACE_TOKEN") {
+			t.Fatalf("err %v", err)
+		}
+	})
+	t.Run("TokenFromEnv", func(t *testing.T) {
+		t.Setenv("PICBOT_APISPACE_TOKEN", "env-SECRET-1")
+		cfg, err := load(t, enabled)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.Vendors.APISpace.Token != "env-SECRET-1" || !strings.Contains(strings.Join(cfg.secrets(), " "), "env-SECRET-1") {
+			t.Fatalf("token %q, secrets %d", cfg.Vendors.APISpace.Token, len(cfg.secrets()))
+		}
+	})
+	t.Run("Keys", func(t *testing.T) {
+		t.Setenv("PICBOT_APISPACE_TOKEN", "")
+		cfg, err := load(t, enabled+`    base_url: http://127.0.0.1:9/aigc
+    token: file-token
+    callbacks: false
+    paths: {txt2img: /t2i, img2img: /i2i, anime: /acg, superres: /sr, query: /q}
+    draw_duration: 4s
+`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := cfg.Vendors.APISpace
+		if c.BaseURL != "http://127.0.0.1:9/aigc" || c.Token != "file-token" || c.Callbacks == nil || *c.Callbacks ||
+			c.Paths.Anime != "/acg" || c.Paths.Query != "/q" || c.DrawDuration != 4*time.Second {
+			t.Fatalf("decoded %+v", c)
+		}
+		a := &app{cfg: cfg, log: newLogger(cfg.Log, io.Discard)}
+		v, err := a.newAPISpace(c)
+		if err != nil || v == nil || v.Name() != "apispace" {
+			t.Fatalf("vendor %v err %v", v, err)
+		}
+		if cv := v.(engine.CallbackVendor); cv.WantsCallback() {
+			t.Fatal("callbacks: false still asks for callbacks")
+		}
+		// Without http.public_url, jobs with an input image go elsewhere.
+		up := engine.Request{Kind: engine.KindUpscale, Scale: 4, Inputs: []engine.Input{{Blob: "b", Width: 64, Height: 64}}}
+		if err := v.Check(&up); engine.ErrorCode(err) != engine.EINVALID {
+			t.Fatalf("upscale without a public URL: %v", err)
+		}
+	})
+	t.Run("ErrNamesKey", func(t *testing.T) {
+		t.Setenv("PICBOT_APISPACE_TOKEN", "")
+		for extra, key := range map[string]string{
+			"    token: x\n    base_url: ftp://x\n":    "vendors.apispace.base_url",
+			"    token: x\n    paths: {anime: acg}\n":  "vendors.apispace.paths.anime",
+			"    token: x\n    styles: {cute: Cute}\n": "vendors.apispace.styles",
+			"    token: x\n    poll_every: -1s\n":      "vendors.apispace.poll_every",
+			"    token: x\n    no_such_key: 1\n":       "no_such_key",
+		} {
+			if _, err := load(t, enabled+extra); err == nil || !strings.Contains(err.Error(), key) {
+				t.Errorf("%q: err %v, want it to name %s", extra, err, key)
+			}
+		}
+	})
+	t.Run("DisabledIsNotChecked", func(t *testing.T) {
+		if _, err := load(t, "vendors:\n  apispace:\n    enabled: false\n    base_url: ftp://x\n"); err != nil {
+			t.Fatal(err)
+		}
+	})
 }

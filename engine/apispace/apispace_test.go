@@ -483,6 +483,11 @@ func TestParseCallbackLenient(t *testing.T) {
 	if _, err := v.ParseCallback(j, mustRead(t, "testdata/seed_callback.txt")); err == nil {
 		t.Fatal("the seed's non-JSON sample was accepted")
 	}
+	// safe false is never shown, even if the vendor left a link.
+	out, err = v.ParseCallback(j, []byte(`{"uid":"u1","success":true,"data":{"uid":"u1","cdn":"https://cdn.example/a.png","cos":"https://cos.example/a.png","safe":false}}`))
+	if err != nil || out.State != engine.TaskFailed || engine.ErrorCode(out.Err) != engine.EUNSAFE || len(out.Images) != 0 {
+		t.Fatalf("safe false with links: %+v %v", out, err)
+	}
 	// success true and safe true, but cdn empty: the cos link will do.
 	out, err = v.ParseCallback(j, []byte(`{"uid":"u1","success":true,"data":{"uid":"u1","cdn":"","cos":"https://cos.example/a.png","safe":true}}`))
 	if err != nil || out.State != engine.TaskDone || out.Images[0].URL != "https://cos.example/a.png" {
@@ -794,5 +799,40 @@ func TestNew(t *testing.T) {
 	if d := apispace.Defaults(); d.BaseURL != "https://23329.o.apispace.com/aigc" || d.Model != "art" || d.Sampler != "k_euler" ||
 		d.Paths.Txt2Img != "/txt2img" || d.Paths.Query != "/query-image" || d.MaxSide != 768 {
 		t.Errorf("defaults %+v", d)
+	}
+}
+
+// TestQueryStatuses maps each status word of /query-image [P], including a
+// finished task whose audit failed but whose links were left in place.
+func TestQueryStatuses(t *testing.T) {
+	var body string
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, body) }))
+	defer s.Close()
+	v, _ := newVendor(t, s.URL, nil)
+	j := newJob(draw("roses"))
+	j.TaskID = "u1"
+	for _, tc := range []struct {
+		data  string
+		state engine.TaskState
+		code  string
+	}{
+		{`{"uid":"u1","status":"pending"}`, engine.TaskQueued, ""},
+		{`{"uid":"u1","status":"working"}`, engine.TaskRunning, ""},
+		{`{"uid":"u1","status":"finished","cdn":"https://cdn.example/a.png","cos":"","safe":true}`, engine.TaskDone, ""},
+		{`{"uid":"u1","status":"finished","cdn":"https://cdn.example/a.png","cos":"https://cos.example/a.png","safe":false}`, engine.TaskFailed, engine.EUNSAFE},
+		{`{"uid":"u1","status":"finished","cdn":"","cos":"","safe":true}`, engine.TaskFailed, engine.EUNSAFE},
+		{`{"uid":"u1","status":"exception","reason":"CUDA out of memory"}`, engine.TaskFailed, engine.EVENDOR},
+		{`{"uid":"u1","status":"not_found"}`, engine.TaskFailed, engine.ENOTFOUND},
+		{`{"uid":"u1","status":"reticulating"}`, engine.TaskRunning, ""},
+	} {
+		body = `{"code":0,"data":` + tc.data + `,"msg":"success"}`
+		out, err := v.Query(context.Background(), j)
+		if err != nil || out.State != tc.state || engine.ErrorCode(out.Err) != tc.code && tc.code != "" || out.TaskID != "u1" {
+			t.Errorf("%s: %+v %v", tc.data, out, err)
+			continue
+		}
+		if (out.State == engine.TaskDone) != (len(out.Images) == 1) {
+			t.Errorf("%s: images %v", tc.data, out.Images)
+		}
 	}
 }
