@@ -3,7 +3,7 @@
 // portrait to anime and 4× super-resolution. Every call makes one image and
 // is billed; the vendor reports by calling notify_url, or is polled.
 //
-// Sources, in the tags of ../../shared/VENDORS.md §3: [S] the seed document
+// Sources, tagged as in the vendors digest (shared/VENDORS.md §3): [S] the seed document
 // (headers, the txt2img body with its params repeated at the top level,
 // the callback payload, sizes, durations); [P] public documents (the submit
 // reply, /query-image, img2img's params.url, Nolibox's anime styles and

@@ -1,6 +1,6 @@
 // Package apispacetest is a fake APISpace AIGC server on loopback, faithful
-// to the vendor's documents (../../../../shared/seeds/002_*.txt and
-// VENDORS.md §3): it checks the three headers and the body shape of the
+// to the vendor's documents (the seed shared/seeds/002_*.txt, digested in
+// shared/VENDORS.md §3): it checks the three headers and the body shape of the
 // seed's Python sample (params repeated at the top level), answers submit
 // and query as {"code","data","msg"}, moves tasks pending → working →
 // finished over time, serves real PNGs at cdn and cos links, and POSTs the
