@@ -137,43 +137,32 @@ var (
 // New returns the adapter. client nil means a default client; calls are
 // bounded by the engine's contexts.
 func New(cfg Config, client *http.Client, log *slog.Logger) (*Vendor, error) {
+	var problems []error
+	cfg.Validate(func(key, format string, args ...any) {
+		problems = append(problems, fmt.Errorf("zhiqite: %s: %s", key, fmt.Sprintf(format, args...)))
+	})
+	if len(problems) > 0 {
+		return nil, errors.Join(problems...)
+	}
 	if cfg.BaseURL == "" {
 		cfg.BaseURL = DefaultBaseURL
 	}
 	base, err := url.Parse(cfg.BaseURL)
-	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
-		return nil, fmt.Errorf("zhiqite: base_url %q is not an http(s) URL", cfg.BaseURL)
-	}
-	switch {
-	case cfg.AppKey != "" && cfg.AppSecret == "":
-		return nil, errors.New("zhiqite: app_key needs app_secret")
-	case cfg.AppKey == "" && cfg.AppSecret != "":
-		return nil, errors.New("zhiqite: app_secret needs app_key")
-	case cfg.AppKey == "" && cfg.AppCode == "":
-		return nil, errors.New("zhiqite: set app_code, or app_key and app_secret")
+	if err != nil {
+		return nil, fmt.Errorf("zhiqite: base_url: %w", err)
 	}
 	if cfg.Model == "" {
 		cfg.Model = DefaultModel
 	}
 	if cfg.Sampler != "" {
-		s, ok := canonicalSampler(cfg.Sampler)
-		if !ok {
-			return nil, fmt.Errorf("zhiqite: sampler %q is not one of %s", cfg.Sampler, strings.Join(Samplers, ", "))
-		}
-		cfg.Sampler = s
+		cfg.Sampler, _ = canonicalSampler(cfg.Sampler)
 	}
 	cfg.OutputFormat = strings.ToLower(cfg.OutputFormat)
-	if cfg.OutputFormat != "" && cfg.OutputFormat != "jpg" && cfg.OutputFormat != "png" {
-		return nil, fmt.Errorf("zhiqite: output_format must be jpg or png, not %q", cfg.OutputFormat)
-	}
 	if cfg.ClipSkip == 0 {
 		cfg.ClipSkip = DefaultClipSkip
 	}
 	if cfg.Denoising == 0 {
 		cfg.Denoising = DefaultDenoising
-	}
-	if cfg.Denoising < 0 || cfg.Denoising > 1 {
-		return nil, fmt.Errorf("zhiqite: denoising must be in [0,1], not %g", cfg.Denoising)
 	}
 	if cfg.Upscaler == "" {
 		cfg.Upscaler = DefaultUpscaler
@@ -214,6 +203,56 @@ func New(cfg Config, client *http.Client, log *slog.Logger) (*Vendor, error) {
 		nonce:    newNonce,
 		lost:     make(map[string]time.Time),
 	}, nil
+}
+
+// Validate reports each problem with c under its YAML key. Zero values are
+// fine: they mean the defaults.
+func (c Config) Validate(bad func(key, format string, args ...any)) {
+	if c.BaseURL != "" {
+		u, err := url.Parse(c.BaseURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("base_url", "must be an http(s) URL, not %q", c.BaseURL)
+		}
+	}
+	switch {
+	case c.AppKey != "" && c.AppSecret == "":
+		bad("app_secret", "is required with app_key (or set PICBOT_ZHIQITE_APP_SECRET)")
+	case c.AppKey == "" && c.AppSecret != "":
+		bad("app_key", "is required with app_secret (or set PICBOT_ZHIQITE_APP_KEY)")
+	case c.AppKey == "" && c.AppCode == "":
+		bad("app_code", "is required, or app_key and app_secret (or set PICBOT_ZHIQITE_APP_CODE)")
+	}
+	if c.Model != "" && !validName(c.Model) {
+		bad("model", "%q is not a model file name", c.Model)
+	}
+	if c.Sampler != "" {
+		if _, ok := canonicalSampler(c.Sampler); !ok {
+			bad("sampler", "%q is not one of %s", c.Sampler, strings.Join(Samplers, ", "))
+		}
+	}
+	if f := strings.ToLower(c.OutputFormat); f != "" && f != "jpg" && f != "png" {
+		bad("output_format", "must be jpg or png, not %q", c.OutputFormat)
+	}
+	if c.ClipSkip < 0 {
+		bad("clip_skip", "must not be negative")
+	}
+	if c.Denoising < 0 || c.Denoising > 1 {
+		bad("denoising", "must be between 0 and 1, not %g", c.Denoising)
+	}
+	for _, d := range []struct {
+		key string
+		d   time.Duration
+	}{
+		{"draw_duration", c.DrawDuration}, {"tool_duration", c.ToolDuration}, {"poll_every", c.PollEvery},
+		{"poll_max", c.PollMax}, {"catalog_ttl", c.CatalogTTL},
+	} {
+		if d.d < 0 {
+			bad(d.key, "must not be negative")
+		}
+	}
+	if c.MaxImageBytes < 0 {
+		bad("max_image_bytes", "must not be negative")
+	}
 }
 
 func (v *Vendor) Name() string { return Name }
