@@ -15,7 +15,7 @@
 //
 //	fail500     the first submission of the task gets HTTP 500 (no task made)
 //	badjson     the first submission gets a reply that is not JSON (no task made)
-//	hang        the first submission makes the task, then never answers
+//	hang        the first submission makes the task, then never answers (also "timeout")
 //	quota       HTTP 403 with X-Ca-Error-Message: Quota Exhausted
 //	sensitive   refused: code "400", msg about sensitive words
 //	unsafe      every image fails the audit (img_audit_status false)
@@ -606,16 +606,15 @@ func (s *Server) submitSD(w http.ResponseWriter, r *http.Request, endpoint strin
 			return
 		}
 	}
-	batch, okB := intOf(in["batch_size"])
-	if !okB || batch < 1 {
-		refuse(w, "batch_size必须为正整数")
-		return
-	}
-	iter := 1
-	if v, present := in["n_iter"]; present {
-		if iter, ok = intOf(v); !ok || iter < 1 {
-			refuse(w, "n_iter必须为正整数")
-			return
+	// The table marks batch_size required, but the seed's own examples leave
+	// it out: the fake accepts both, one image per batch by default.
+	iter, batch := 1, 1
+	for name, p := range map[string]*int{"n_iter": &iter, "batch_size": &batch} {
+		if v, present := in[name]; present {
+			if *p, ok = intOf(v); !ok || *p < 1 {
+				refuse(w, name+"必须为正整数")
+				return
+			}
 		}
 	}
 	if iter*batch > 8 { // [I] the fake's own bound
@@ -724,7 +723,7 @@ func (s *Server) submitSD(w http.ResponseWriter, r *http.Request, endpoint strin
 	if !s.add(w, t) {
 		return
 	}
-	if s.magic(prompt, "hang", id, true) {
+	if s.magic(prompt, "hang", id, true) || s.magic(prompt, "timeout", id, true) {
 		defer s.hang(r.Context())
 	}
 	reply(w, "200", "success", map[string]any{"task_id": id})
