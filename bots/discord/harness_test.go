@@ -193,7 +193,9 @@ func (l *lateNotifier) Progress(ctx context.Context, j *engine.Job, p engine.Pro
 	l.get().Progress(ctx, j, p)
 }
 
-func (l *lateNotifier) Deliver(ctx context.Context, j *engine.Job) error { return l.get().Deliver(ctx, j) }
+func (l *lateNotifier) Deliver(ctx context.Context, j *engine.Job) error {
+	return l.get().Deliver(ctx, j)
+}
 
 type syncBuffer struct {
 	mu sync.Mutex
