@@ -3,7 +3,6 @@ package zhiqite
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"strconv"
 	"strings"
 )
@@ -25,63 +24,68 @@ func (e *envelope) hasData() bool {
 	return len(d) > 0 && !bytes.Equal(d, []byte("null"))
 }
 
-// text is a string the vendor may also send as a number.
+// text is a string the vendor may also send as a number. Anything else
+// (null, an object) reads as empty rather than failing the whole reply.
 type text string
 
 func (t *text) UnmarshalJSON(b []byte) error {
+	*t = ""
 	b = bytes.TrimSpace(b)
+	var s string
+	var n json.Number
 	switch {
-	case bytes.Equal(b, []byte("null")):
-		*t = ""
-	case len(b) > 0 && b[0] == '"':
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
-			return err
-		}
+	case json.Unmarshal(b, &s) == nil:
 		*t = text(s)
-	default:
-		var n json.Number
-		if err := json.Unmarshal(b, &n); err != nil {
-			return fmt.Errorf("want a string or a number, got %s", b)
-		}
+	case json.Unmarshal(b, &n) == nil:
 		*t = text(n.String())
 	}
 	return nil
 }
 
 // num is a number the vendor may also send as a string ("0.45", "2"); a
-// trailing % divides by 100. null and "" leave it unset.
+// trailing % divides by 100. Anything else (null, "", a word, an object)
+// leaves it unset rather than failing the whole reply.
 type num struct {
 	V   float64
 	Set bool
 }
 
 func (n *num) UnmarshalJSON(b []byte) error {
+	*n = num{}
 	b = bytes.TrimSpace(b)
-	if bytes.Equal(b, []byte("null")) {
-		*n = num{}
-		return nil
-	}
 	s := string(b)
 	if len(b) > 0 && b[0] == '"' {
-		if err := json.Unmarshal(b, &s); err != nil {
-			return err
+		if json.Unmarshal(b, &s) != nil {
+			return nil
 		}
 	}
 	s = strings.TrimSpace(s)
-	if s == "" {
-		*n = num{}
-		return nil
-	}
 	div := 1.0
 	if strings.HasSuffix(s, "%") {
 		s, div = strings.TrimSuffix(s, "%"), 100
 	}
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil {
-		return fmt.Errorf("want a number, got %s", b)
+	if f, err := strconv.ParseFloat(s, 64); err == nil {
+		*n = num{V: f / div, Set: true}
 	}
-	*n = num{V: f / div, Set: true}
+	return nil
+}
+
+// flag is a boolean the vendor may also send as "true", 1 or "1".
+// Anything else leaves it unset.
+type flag struct {
+	V   bool
+	Set bool
+}
+
+func (f *flag) UnmarshalJSON(b []byte) error {
+	*f = flag{}
+	s := strings.Trim(strings.TrimSpace(string(b)), `"`)
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "true", "1":
+		*f = flag{V: true, Set: true}
+	case "false", "0":
+		*f = flag{V: false, Set: true}
+	}
 	return nil
 }
 
@@ -164,11 +168,11 @@ type enhanceRequest struct {
 // give status as 1 success / 2 failure, as 1 running / 2 success / 0 failure,
 // and show 2 beside a result URL: only outputImageUrl is trusted.
 type toolTask struct {
-	BusinessTaskID text   `json:"businessTaskId"`
-	TaskID         text   `json:"taskId"`
-	ToolTask       string `json:"toolTask"`
-	Status         num    `json:"status"`
-	OutputImageURL string `json:"outputImageUrl"`
+	BusinessTaskID text `json:"businessTaskId"`
+	TaskID         text `json:"taskId"`
+	ToolTask       text `json:"toolTask"`
+	Status         num  `json:"status"`
+	OutputImageURL text `json:"outputImageUrl"`
 }
 
 // queryBody is the body of every task query.
@@ -180,30 +184,30 @@ type queryBody struct {
 type taskInfo struct {
 	IDTask    text          `json:"id_task"`
 	Status    num           `json:"status"` // 3 queued, 1 running, 5 uploading, 2 done, 0 failed
-	Desc      string        `json:"desc"`
+	Desc      text          `json:"desc"`
 	Temporary *temporary    `json:"temporaryImageDto"`
 	Images    []resultImage `json:"differentialImageRspList"`
 }
 
 // temporary is the live state of a running task.
 type temporary struct {
-	Progress     num    `json:"progress"` // "0~1"
-	CurrentImage string `json:"currentImage"`
-	JobNo        num    `json:"jobNo"`
-	JobCount     num    `json:"jobCount"`
+	Progress     num  `json:"progress"` // "0~1"
+	CurrentImage text `json:"currentImage"`
+	JobNo        num  `json:"jobNo"`
+	JobCount     num  `json:"jobCount"`
 }
 
 type resultImage struct {
 	Audit       []imageAudit `json:"img_audit"`
-	AuditStatus *bool        `json:"img_audit_status"` // false: do not show
+	AuditStatus flag         `json:"img_audit_status"` // false: do not show
 	ImageStatus num          `json:"image_status"`     // 1 normal, 2 deleted
-	URL         string       `json:"image_url"`
+	URL         text         `json:"image_url"`
 	Seed        num          `json:"seed"`
 }
 
 type imageAudit struct {
-	Confidence *float64 `json:"confidence"`
-	Label      string   `json:"label"`
+	Confidence num  `json:"confidence"`
+	Label      text `json:"label"`
 }
 
 // page is data in every list reply.

@@ -586,7 +586,7 @@ func (v *Vendor) sdOutcome(info *taskInfo) *engine.Outcome {
 		if t.Progress.Set {
 			out.Progress = math.Min(math.Max(t.Progress.V, 0), 1)
 		}
-		out.Preview = v.preview(t.CurrentImage)
+		out.Preview = v.preview(string(t.CurrentImage))
 	}
 	switch int(info.Status.V) {
 	case sdQueued:
@@ -595,15 +595,15 @@ func (v *Vendor) sdOutcome(info *taskInfo) *engine.Outcome {
 		out.State, out.Progress, out.Preview = engine.TaskDone, 1, nil
 		for _, img := range info.Images {
 			switch {
-			case img.ImageStatus.Set && int(img.ImageStatus.V) == 2, img.AuditStatus != nil && !*img.AuditStatus:
+			case img.ImageStatus.Set && int(img.ImageStatus.V) == 2, img.AuditStatus.Set && !img.AuditStatus.V:
 				out.Dropped++
-			case strings.TrimSpace(img.URL) != "":
-				out.Images = append(out.Images, engine.Remote{URL: strings.TrimSpace(img.URL), Seed: int64(img.Seed.V)})
+			case strings.TrimSpace(string(img.URL)) != "":
+				out.Images = append(out.Images, engine.Remote{URL: strings.TrimSpace(string(img.URL)), Seed: int64(img.Seed.V)})
 			}
 		}
 	case sdFailed:
 		out.State = engine.TaskFailed
-		desc := strings.TrimSpace(info.Desc)
+		desc := strings.TrimSpace(string(info.Desc))
 		if desc == "" {
 			desc = "task failed"
 		}
@@ -621,7 +621,7 @@ func (v *Vendor) sdOutcome(info *taskInfo) *engine.Outcome {
 // toolOutcome reads a tool's queryTask reply: an outputImageUrl means done;
 // without one, 0 or 2 (failure in one table or the other) means failed.
 func toolOutcome(t *toolTask) *engine.Outcome {
-	if u := strings.TrimSpace(t.OutputImageURL); u != "" {
+	if u := strings.TrimSpace(string(t.OutputImageURL)); u != "" {
 		return &engine.Outcome{State: engine.TaskDone, Progress: 1, Images: []engine.Remote{{URL: u}}}
 	}
 	if t.Status.Set && (t.Status.V == 0 || t.Status.V == 2) {
