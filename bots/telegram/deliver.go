@@ -1,0 +1,625 @@
+package telegram
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	tgbotapi "github.com/go-telegram-bot-api/telegram-bot-api/v5"
+	"github.com/picbot/picbot/bots/chat"
+	"github.com/picbot/picbot/engine"
+)
+
+// Notes the adapter keeps on jobs (engine.Annotate), so they survive a restart.
+const (
+	metaStatus      = "tg_status"       // the status message's id
+	metaStatusPhoto = "tg_status_photo" // "1" when the status message is a photo (a vendor's preview)
+	metaSent        = "tg_sent"         // how many delivery steps are done
+)
+
+// Telegram's limits on a photo; anything beyond goes as a document.
+const (
+	maxPhotoBytes = 10_000_000
+	maxPhotoSides = 10000 // width + height
+	maxPhotoRatio = 20
+	maxAlbum      = 10
+	maxButtons    = 20 // results that get vary and upscale buttons under an album
+)
+
+// jobState is what the adapter keeps in memory about a job: its status
+// message and the pacing of its edits. Its lock keeps the command's reply,
+// progress edits and delivery of one job in order.
+type jobState struct {
+	mu       sync.Mutex
+	status   int // the status message's id; 0: none known; -1: gone
+	photo    bool
+	lastEdit time.Time
+	lastText string
+	replied  bool // the command's reply was handled in this process
+	done     bool // delivered or told
+
+	doneAt time.Time // guarded by Bot.mu
+}
+
+// state returns job id's state, made on first use. Finished states are
+// dropped after a while.
+func (b *Bot) state(id string) *jobState {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.cfg.Now()
+	if now.Sub(b.swept) > time.Minute {
+		b.swept = now
+		for k, st := range b.states {
+			if !st.doneAt.IsZero() && now.Sub(st.doneAt) > 10*time.Minute {
+				delete(b.states, k)
+			}
+		}
+	}
+	st, ok := b.states[id]
+	if !ok {
+		st = &jobState{}
+		b.states[id] = st
+	}
+	return st
+}
+
+// finish marks a job's state done. Called with st.mu held.
+func (b *Bot) finish(id string, st *jobState) {
+	st.done = true
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if st.replied {
+		delete(b.states, id)
+	} else {
+		st.doneAt = b.cfg.Now() // the command's reply may still come; it will find this
+	}
+}
+
+// statusOf returns the status message of j. Called with st.mu held.
+func (b *Bot) statusOf(st *jobState, j *engine.Job) (id int, photo bool) {
+	if st.status == 0 {
+		if n, err := strconv.Atoi(j.Meta[metaStatus]); err == nil && n > 0 {
+			st.status, st.photo = n, j.Meta[metaStatusPhoto] == "1"
+		}
+	}
+	if st.status < 0 {
+		return 0, false
+	}
+	return st.status, st.photo
+}
+
+// replyStatus answers a command that made job j with text: the status
+// message, edited as the job moves on. Its id is noted on the job.
+func (b *Bot) replyStatus(ctx context.Context, j *engine.Job, text string) {
+	st := b.state(j.ID)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.done {
+		// Delivered before the reply could go out: the result says it all.
+		b.mu.Lock()
+		delete(b.states, j.ID)
+		b.mu.Unlock()
+		return
+	}
+	st.replied = true
+	id, err := chatID(j.Chat)
+	if err != nil {
+		return
+	}
+	msg, err := b.sendText(ctx, id, j.Chat.Private, replyTo(j.Chat), text, nil)
+	if err != nil {
+		b.log.Warn("status message failed", slog.String("job_id", j.ID), slog.String("chat_id", j.Chat.ChatID), slog.Any("err", err))
+		return
+	}
+	st.status, st.photo, st.lastText = msg, false, text
+	if err := b.jobs.Annotate(ctx, j.ID, metaStatus, strconv.Itoa(msg)); err != nil {
+		b.log.Warn("note status message", slog.String("job_id", j.ID), slog.Any("err", err))
+	}
+}
+
+// editEvery is the least time between two edits of a status message in the chat.
+func (b *Bot) editEvery(private bool) time.Duration {
+	if private {
+		return b.cfg.PrivateEvery
+	}
+	return b.cfg.GroupEvery
+}
+
+// Progress edits the job's status message: a progress bar, or the vendor's
+// preview. It never waits: an edit too soon after the last one, or while the
+// chat is rate limited, is skipped.
+func (b *Bot) Progress(ctx context.Context, j *engine.Job, p engine.Progress) {
+	chat64, err := chatID(j.Chat)
+	if err != nil {
+		return
+	}
+	st := b.state(j.ID)
+	if !st.mu.TryLock() {
+		return // the reply or the delivery is under way
+	}
+	defer st.mu.Unlock()
+	status, photo := b.statusOf(st, j)
+	if status == 0 || st.done {
+		return
+	}
+	now := b.cfg.Now()
+	if !st.lastEdit.IsZero() && now.Sub(st.lastEdit) < b.editEvery(j.Chat.Private) {
+		return
+	}
+	text := chat.Status(j, p, j.Owner.Lang)
+	if p.Preview == nil && text == st.lastText {
+		return
+	}
+	if !b.flood.try(chat64, j.Chat.Private) {
+		return
+	}
+	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	log := b.log.With(slog.String("job_id", j.ID), slog.String("chat_id", j.Chat.ChatID))
+	switch {
+	case p.Preview != nil && !photo:
+		// A text message cannot become a photo: post the preview as the new status.
+		cfg := tgbotapi.NewPhoto(chat64, tgbotapi.FileBytes{Name: "preview.jpg", Bytes: p.Preview})
+		cfg.Caption = cut(text, maxCaption)
+		cfg.ReplyToMessageID = replyTo(j.Chat)
+		cfg.AllowSendingWithoutReply = true
+		raw, err := b.api.do(cctx, cfg)
+		if err != nil {
+			b.edited(log, chat64, err)
+			return
+		}
+		msg, err := sent(raw)
+		if err != nil {
+			return
+		}
+		old := status
+		st.status, st.photo = msg.MessageID, true
+		if err := b.jobs.Annotate(cctx, j.ID, metaStatus, strconv.Itoa(msg.MessageID)); err != nil {
+			log.Warn("note status message", slog.Any("err", err))
+		}
+		if err := b.jobs.Annotate(cctx, j.ID, metaStatusPhoto, "1"); err != nil {
+			log.Warn("note status message", slog.Any("err", err))
+		}
+		if _, err := b.api.do(cctx, tgbotapi.NewDeleteMessage(chat64, old)); err != nil {
+			log.Debug("delete old status message", slog.Any("err", err))
+		}
+	case p.Preview != nil:
+		media := tgbotapi.NewInputMediaPhoto(tgbotapi.FileBytes{Name: "preview.jpg", Bytes: p.Preview})
+		media.Caption = cut(text, maxCaption)
+		_, err := b.api.do(cctx, tgbotapi.EditMessageMediaConfig{BaseEdit: tgbotapi.BaseEdit{ChatID: chat64, MessageID: status}, Media: media})
+		if err != nil && !b.edited(log, chat64, err) {
+			st.status = -1
+			return
+		}
+	case photo:
+		_, err := b.api.do(cctx, tgbotapi.NewEditMessageCaption(chat64, status, cut(text, maxCaption)))
+		if err != nil && !b.edited(log, chat64, err) {
+			st.status = -1
+			return
+		}
+	default:
+		_, err := b.api.do(cctx, tgbotapi.NewEditMessageText(chat64, status, cut(text, maxText)))
+		if err != nil && !b.edited(log, chat64, err) {
+			st.status = -1
+			return
+		}
+	}
+	st.lastEdit, st.lastText = now, text
+}
+
+// edited looks at a failed progress edit. It returns false when the status
+// message is gone (deleted by someone), true otherwise.
+func (b *Bot) edited(log *slog.Logger, to int64, err error) bool {
+	if d := retryAfter(err); d > 0 {
+		b.flood.pause(to, d)
+		return true
+	}
+	if hasText(err, "message is not modified") {
+		return true
+	}
+	if hasText(err, "message to edit not found") || hasText(err, "message can't be edited") {
+		return false
+	}
+	log.Debug("progress edit failed", slog.Any("err", err))
+	return true
+}
+
+// Deliver posts a finished job: its pictures with buttons, or why it ended.
+// Each step it completes is noted on the job, so a Deliver repeated after a
+// crash resumes where the last one stopped, posting again at most the step
+// under way when the process died.
+func (b *Bot) Deliver(ctx context.Context, j *engine.Job) error {
+	chat64, err := chatID(j.Chat)
+	if err != nil {
+		return engine.Wrap(engine.EUNDELIVERED, err, "The picture could not be posted here.", "图片无法发送到这里。")
+	}
+	st := b.state(j.ID)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	status, photo := b.statusOf(st, j)
+	lang := j.Owner.Lang
+	done, _ := strconv.Atoi(j.Meta[metaSent])
+	log := b.log.With(slog.String("job_id", j.ID), slog.String("chat_id", j.Chat.ChatID), slog.String("user_id", j.Owner.ID))
+
+	if j.State != engine.StateSucceeded {
+		if done == 0 {
+			text := chat.Ended(j, lang)
+			if status == 0 || !b.editStatus(ctx, chat64, j.Chat.Private, status, photo, text) {
+				if _, err := b.sendText(ctx, chat64, j.Chat.Private, replyTo(j.Chat), text, nil); err != nil {
+					return b.deliveryError(err)
+				}
+			}
+			if err := b.jobs.Annotate(ctx, j.ID, metaSent, "1"); err != nil {
+				log.Warn("note delivery", slog.Any("err", err))
+			}
+		}
+		b.finish(j.ID, st)
+		return nil
+	}
+
+	steps := plan(j)
+	for i := done; i < len(steps); i++ {
+		if err := b.deliverStep(ctx, j, chat64, steps[i]); err != nil {
+			return b.deliveryError(err)
+		}
+		if err := b.jobs.Annotate(ctx, j.ID, metaSent, strconv.Itoa(i+1)); err != nil {
+			return fmt.Errorf("note delivery step %d of job %s: %w", i+1, j.ID, err)
+		}
+	}
+	if status != 0 {
+		b.removeStatus(ctx, chat64, j.Chat.Private, status, photo, chat.T(lang, "Job %s: done.", "任务 %s：已完成。", j.ID))
+	}
+	b.finish(j.ID, st)
+	return nil
+}
+
+// deliveryError tells the engine whether trying again can help.
+func (b *Bot) deliveryError(err error) error {
+	if isForbidden(err) || isBadRequest(err) || hasText(err, "chat not found") || hasText(err, "upgraded to a supergroup") {
+		return engine.Wrap(engine.EUNDELIVERED, err, "The picture could not be posted here.", "图片无法发送到这里。")
+	}
+	return fmt.Errorf("telegram: %w", err)
+}
+
+// editStatus turns the status message into text; false if it could not.
+func (b *Bot) editStatus(ctx context.Context, to int64, private bool, status int, photo bool, text string) bool {
+	var c tgbotapi.Chattable = tgbotapi.NewEditMessageText(to, status, cut(text, maxText))
+	if photo {
+		c = tgbotapi.NewEditMessageCaption(to, status, cut(text, maxCaption))
+	}
+	_, err := b.post(ctx, to, private, callTimeout, fixed(c))
+	return err == nil || hasText(err, "message is not modified")
+}
+
+// removeStatus deletes the status message once the result is posted, or,
+// where it may not be deleted, edits it into a last line.
+func (b *Bot) removeStatus(ctx context.Context, to int64, private bool, status int, photo bool, text string) {
+	if _, err := b.post(ctx, to, private, callTimeout, fixed(tgbotapi.NewDeleteMessage(to, status))); err == nil {
+		return
+	}
+	b.editStatus(ctx, to, private, status, photo, text)
+}
+
+// stepKind is what one delivery step sends.
+type stepKind int
+
+const (
+	stepPhoto stepKind = iota
+	stepDocument
+	stepPhotoAlbum
+	stepDocumentAlbum
+	stepButtons // the buttons under an album, in a message of their own
+)
+
+// step is one message (or album) of a delivery.
+type step struct {
+	kind    stepKind
+	results []int // indexes into the job's results
+	caption bool  // the first item carries the caption
+	buttons bool  // with the result's buttons (a single picture)
+}
+
+// plan splits a job's results into messages: one picture is a photo (or a
+// document, when beyond a photo's limits) with the caption and buttons;
+// several go as albums of up to ten, photos and documents apart, the caption
+// on the first, then the buttons in a message of their own (albums take
+// none). It depends on the results alone, so a repeated Deliver plans the same.
+func plan(j *engine.Job) []step {
+	switch len(j.Results) {
+	case 0:
+		return []step{{kind: stepButtons}}
+	case 1:
+		k := stepDocument
+		if fitsPhoto(j.Results[0]) {
+			k = stepPhoto
+		}
+		return []step{{kind: k, results: []int{0}, caption: true, buttons: true}}
+	}
+	var photos, docs []int
+	for i, r := range j.Results {
+		if fitsPhoto(r) {
+			photos = append(photos, i)
+		} else {
+			docs = append(docs, i)
+		}
+	}
+	var steps []step
+	for _, g := range []struct {
+		idx           []int
+		single, album stepKind
+	}{{photos, stepPhoto, stepPhotoAlbum}, {docs, stepDocument, stepDocumentAlbum}} {
+		for _, c := range chunks(g.idx, maxAlbum) {
+			k := g.album
+			if len(c) == 1 {
+				k = g.single
+			}
+			steps = append(steps, step{kind: k, results: c})
+		}
+	}
+	steps[0].caption = true
+	return append(steps, step{kind: stepButtons})
+}
+
+// chunks splits idx into as few parts of at most n as it can, of even sizes
+// (11 → 6 + 5), so no album is left with one picture.
+func chunks(idx []int, n int) [][]int {
+	if len(idx) == 0 {
+		return nil
+	}
+	k := (len(idx) + n - 1) / n
+	out := make([][]int, 0, k)
+	start := 0
+	for i := range k {
+		size := len(idx) / k
+		if i < len(idx)%k {
+			size++
+		}
+		out = append(out, idx[start:start+size])
+		start += size
+	}
+	return out
+}
+
+// fitsPhoto reports whether r is within Telegram's limits for a photo:
+// at most 10 MB, width + height at most 10000, sides at most 20 to 1.
+func fitsPhoto(r engine.Result) bool {
+	switch r.Mime {
+	case "image/jpeg", "image/png", "image/webp":
+	default:
+		return false
+	}
+	if r.Size > maxPhotoBytes {
+		return false
+	}
+	if r.Width > 0 && r.Height > 0 {
+		if r.Width+r.Height > maxPhotoSides {
+			return false
+		}
+		long, short := max(r.Width, r.Height), min(r.Width, r.Height)
+		if long > maxPhotoRatio*short {
+			return false
+		}
+	}
+	return true
+}
+
+func fileName(j *engine.Job, i int) string {
+	ext := ".png"
+	switch j.Results[i].Mime {
+	case "image/jpeg":
+		ext = ".jpg"
+	case "image/webp":
+		ext = ".webp"
+	case "image/gif":
+		ext = ".gif"
+	}
+	return fmt.Sprintf("picbot-%s-%d%s", j.ID, i+1, ext)
+}
+
+// caption is the result's caption: prompt, seed, vendor, within Telegram's 1024.
+func caption(j *engine.Job) string {
+	return cut(chat.Caption(j, j.Owner.Lang, maxCaption), maxCaption)
+}
+
+// deliverStep sends one step.
+func (b *Bot) deliverStep(ctx context.Context, j *engine.Job, to int64, s step) error {
+	lang := j.Owner.Lang
+	private := j.Chat.Private
+	reply := replyTo(j.Chat)
+	var text string
+	if s.caption {
+		text = caption(j)
+	}
+	switch s.kind {
+	case stepPhoto:
+		var kb *tgbotapi.InlineKeyboardMarkup
+		if s.buttons {
+			kb = resultKeyboard(j, lang, s.results[0], true)
+		}
+		err := b.sendFile(ctx, j, to, private, reply, s.results[0], true, text, kb)
+		if err == nil || !isBadRequest(err) {
+			return err
+		}
+		// Telegram would not take it as a photo after all: send the file.
+		b.log.Warn("photo refused; sending a document", slog.String("job_id", j.ID), slog.Any("err", err))
+		fallthrough
+	case stepDocument:
+		var kb *tgbotapi.InlineKeyboardMarkup
+		if s.buttons {
+			kb = resultKeyboard(j, lang, s.results[0], false)
+		}
+		return b.sendFile(ctx, j, to, private, reply, s.results[0], false, text, kb)
+	case stepPhotoAlbum:
+		err := b.sendAlbum(ctx, j, to, private, reply, s.results, true, text)
+		if err == nil || !isBadRequest(err) {
+			return err
+		}
+		b.log.Warn("photo album refused; sending documents", slog.String("job_id", j.ID), slog.Any("err", err))
+		return b.sendAlbum(ctx, j, to, private, reply, s.results, false, text)
+	case stepDocumentAlbum:
+		return b.sendAlbum(ctx, j, to, private, reply, s.results, false, text)
+	case stepButtons:
+		body := chat.T(lang, "#%s · %d pictures. 🎨 n: a variation of picture n; 🔍 n: upscale it.", "#%s · %d 张图片。🎨 n：第 n 张的变体；🔍 n：放大第 n 张。", j.ID, len(j.Results))
+		if len(j.Results) == 0 {
+			body = caption(j)
+		}
+		_, err := b.sendText(ctx, to, private, reply, body, albumKeyboard(j, lang))
+		return err
+	}
+	return fmt.Errorf("unknown delivery step %d", s.kind)
+}
+
+// sendFile sends result i as a photo or a document.
+func (b *Bot) sendFile(ctx context.Context, j *engine.Job, to int64, private bool, reply, i int, asPhoto bool, text string, kb *tgbotapi.InlineKeyboardMarkup) error {
+	method := "sendDocument"
+	if asPhoto {
+		method = "sendPhoto"
+	}
+	_, err := b.post(ctx, to, private, uploadTimeout, func() (tgbotapi.Chattable, func(), error) {
+		rc, err := b.blobs.Open(j.Results[i].Blob)
+		if err != nil {
+			return nil, nil, fmt.Errorf("open result %d of job %s: %w", i+1, j.ID, err)
+		}
+		file := tgbotapi.FileReader{Name: fileName(j, i), Reader: rc}
+		base := tgbotapi.BaseChat{ChatID: to, ReplyToMessageID: reply, AllowSendingWithoutReply: true}
+		if kb != nil {
+			base.ReplyMarkup = kb
+		}
+		var c tgbotapi.Chattable
+		if asPhoto {
+			c = tgbotapi.PhotoConfig{BaseFile: tgbotapi.BaseFile{BaseChat: base, File: file}, Caption: text}
+		} else {
+			c = tgbotapi.DocumentConfig{BaseFile: tgbotapi.BaseFile{BaseChat: base, File: file}, Caption: text}
+		}
+		return c, func() { rc.Close() }, nil
+	})
+	if err != nil {
+		return fmt.Errorf("%s: %w", method, err)
+	}
+	return nil
+}
+
+// sendAlbum sends results idx as one album of photos or of documents.
+func (b *Bot) sendAlbum(ctx context.Context, j *engine.Job, to int64, private bool, reply int, idx []int, asPhoto bool, text string) error {
+	send := func(reply int) error {
+		_, err := b.post(ctx, to, private, uploadTimeout, func() (tgbotapi.Chattable, func(), error) {
+			var (
+				media  []any
+				closes []func() error
+			)
+			release := func() {
+				for _, c := range closes {
+					c()
+				}
+			}
+			for n, i := range idx {
+				rc, err := b.blobs.Open(j.Results[i].Blob)
+				if err != nil {
+					release()
+					return nil, nil, fmt.Errorf("open result %d of job %s: %w", i+1, j.ID, err)
+				}
+				closes = append(closes, rc.Close)
+				file := tgbotapi.FileReader{Name: fileName(j, i), Reader: rc}
+				var capt string
+				if n == 0 {
+					capt = text
+				}
+				if asPhoto {
+					m := tgbotapi.NewInputMediaPhoto(file)
+					m.Caption = capt
+					media = append(media, m)
+				} else {
+					m := tgbotapi.NewInputMediaDocument(file)
+					m.Caption = capt
+					media = append(media, m)
+				}
+			}
+			cfg := tgbotapi.NewMediaGroup(to, media)
+			cfg.ReplyToMessageID = reply
+			return cfg, release, nil
+		})
+		return err
+	}
+	err := send(reply)
+	if err != nil && reply != 0 && hasText(err, "message not found") {
+		// The command was deleted; the SDK cannot ask for allow_sending_without_reply here.
+		err = send(0)
+	}
+	if err != nil {
+		return fmt.Errorf("sendMediaGroup: %w", err)
+	}
+	return nil
+}
+
+// sendOriginals sends results as documents (index -1: all of them), as
+// replies to the message whose button asked.
+func (b *Bot) sendOriginals(ctx context.Context, j *engine.Job, cref engine.ChatRef, index int) error {
+	chat, err := chatID(cref)
+	if err != nil {
+		return err
+	}
+	var idx []int
+	if index >= 0 && index < len(j.Results) {
+		idx = []int{index}
+	} else {
+		for i := range j.Results {
+			idx = append(idx, i)
+		}
+	}
+	for _, c := range chunks(idx, maxAlbum) {
+		if len(c) == 1 {
+			err = b.sendFile(ctx, j, chat, cref.Private, replyTo(cref), c[0], false, "", nil)
+		} else {
+			err = b.sendAlbum(ctx, j, chat, cref.Private, replyTo(cref), c, false, "")
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// resultKeyboard is the buttons under one picture.
+func resultKeyboard(j *engine.Job, lang engine.Lang, i int, original bool) *tgbotapi.InlineKeyboardMarkup {
+	rows := [][]tgbotapi.InlineKeyboardButton{{
+		tgbotapi.NewInlineKeyboardButtonData(chat.T(lang, "🔁 Again", "🔁 再来一张"), button(chat.ActionAgain, j.ID, i)),
+		tgbotapi.NewInlineKeyboardButtonData(chat.T(lang, "🎨 Vary", "🎨 变体"), button(chat.ActionVary, j.ID, i)),
+		tgbotapi.NewInlineKeyboardButtonData(chat.T(lang, "🔍 Upscale", "🔍 放大"), button(chat.ActionUpscale, j.ID, i)),
+	}}
+	if original {
+		rows = append(rows, []tgbotapi.InlineKeyboardButton{
+			tgbotapi.NewInlineKeyboardButtonData(chat.T(lang, "📄 Original file", "📄 原图文件"), button(actionOriginal, j.ID, i)),
+		})
+	}
+	kb := tgbotapi.NewInlineKeyboardMarkup(rows...)
+	return &kb
+}
+
+// albumKeyboard is the buttons under an album: again and the original files
+// for all, vary and upscale for each picture.
+func albumKeyboard(j *engine.Job, lang engine.Lang) *tgbotapi.InlineKeyboardMarkup {
+	rows := [][]tgbotapi.InlineKeyboardButton{{
+		tgbotapi.NewInlineKeyboardButtonData(chat.T(lang, "🔁 Again", "🔁 再来一组"), button(chat.ActionAgain, j.ID, 0)),
+	}}
+	if len(j.Results) > 0 {
+		rows[0] = append(rows[0], tgbotapi.NewInlineKeyboardButtonData(chat.T(lang, "📄 Original files", "📄 全部原图"), button(actionOriginal, j.ID, -1)))
+	}
+	n := min(len(j.Results), maxButtons)
+	for _, pair := range []struct {
+		action, icon string
+	}{{chat.ActionVary, "🎨"}, {chat.ActionUpscale, "🔍"}} {
+		var row []tgbotapi.InlineKeyboardButton
+		for i := range n {
+			row = append(row, tgbotapi.NewInlineKeyboardButtonData(fmt.Sprintf("%s %d", pair.icon, i+1), button(pair.action, j.ID, i)))
+			if len(row) == 5 || i == n-1 {
+				rows = append(rows, row)
+				row = nil
+			}
+		}
+	}
+	kb := tgbotapi.NewInlineKeyboardMarkup(rows...)
+	return &kb
+}

@@ -1,0 +1,200 @@
+package telegram
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	tgbotapi "github.com/go-telegram-bot-api/telegram-bot-api/v5"
+	"github.com/picbot/picbot/quota"
+)
+
+// Call deadlines.
+const (
+	callTimeout   = 30 * time.Second
+	uploadTimeout = 5 * time.Minute
+)
+
+// flood keeps the bot inside Telegram's limits: about one message a second
+// in a private chat, twenty a minute in a group, thirty a second in all; and
+// after a 429, nothing to that chat until retry_after has passed.
+type flood struct {
+	private, group, global *quota.Keyed
+	now                    func() time.Time
+
+	mu     sync.Mutex
+	paused map[int64]time.Time // chat id → no calls before; 0: every chat
+}
+
+func newFlood(cfg Config) *flood {
+	return &flood{
+		private: quota.NewKeyed(cfg.PrivateEvery, 3, cfg.Now),
+		group:   quota.NewKeyed(cfg.GroupEvery, 3, cfg.Now),
+		global:  quota.NewKeyed(time.Second/time.Duration(cfg.GlobalRate), cfg.GlobalRate, cfg.Now),
+		now:     cfg.Now,
+		paused:  make(map[int64]time.Time),
+	}
+}
+
+func (f *flood) limiter(private bool) *quota.Keyed {
+	if private {
+		return f.private
+	}
+	return f.group
+}
+
+// pausedFor is how long calls to chat to must still wait after a 429.
+func (f *flood) pausedFor(to int64) time.Duration {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	now := f.now()
+	until := f.paused[to]
+	if all := f.paused[0]; all.After(until) {
+		until = all
+	}
+	return until.Sub(now)
+}
+
+// pause holds every call to chat to (0: to all chats) for d.
+func (f *flood) pause(to int64, d time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	now := f.now()
+	for id, until := range f.paused {
+		if !until.After(now) {
+			delete(f.paused, id)
+		}
+	}
+	if until := now.Add(d); until.After(f.paused[to]) {
+		f.paused[to] = until
+	}
+}
+
+// wait blocks until a message to chat to (0: no chat) may go.
+func (f *flood) wait(ctx context.Context, to int64, private bool) error {
+	for {
+		d := f.pausedFor(to)
+		if d <= 0 {
+			break
+		}
+		if err := sleep(ctx, d); err != nil {
+			return err
+		}
+	}
+	if to != 0 {
+		if err := f.limiter(private).Wait(ctx, strconv.FormatInt(to, 10)); err != nil {
+			return err
+		}
+	}
+	return f.global.Wait(ctx, "all")
+}
+
+// try takes room for a message to chat to, if there is some now: for progress
+// edits, which are skipped rather than delayed.
+func (f *flood) try(to int64, private bool) bool {
+	if f.pausedFor(to) > 0 {
+		return false
+	}
+	if ok, _ := f.limiter(private).Allow(strconv.FormatInt(to, 10)); !ok {
+		return false
+	}
+	ok, _ := f.global.Allow("all")
+	return ok
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// retryAfter is the wait a 429 asks for; 0 for any other error. The SDK
+// reports it in Error.RetryAfter, and on uploads without a status code.
+func retryAfter(err error) time.Duration {
+	var te *tgbotapi.Error
+	if !errors.As(err, &te) {
+		return 0
+	}
+	if te.RetryAfter > 0 {
+		return time.Duration(te.RetryAfter) * time.Second
+	}
+	if te.Code == 429 || strings.HasPrefix(te.Message, "Too Many Requests") {
+		return 3 * time.Second
+	}
+	return 0
+}
+
+// apiError is the Bot API's own error in err's chain, if any.
+func apiError(err error) (*tgbotapi.Error, bool) {
+	var te *tgbotapi.Error
+	ok := errors.As(err, &te)
+	return te, ok
+}
+
+// isBadRequest reports a 400: the request itself is wrong and will not succeed as it is.
+func isBadRequest(err error) bool {
+	te, ok := apiError(err)
+	return ok && (te.Code == 400 || strings.HasPrefix(te.Message, "Bad Request"))
+}
+
+// isForbidden reports a 403: the bot may not write to the chat (blocked, kicked).
+func isForbidden(err error) bool {
+	te, ok := apiError(err)
+	return ok && (te.Code == 403 || strings.HasPrefix(te.Message, "Forbidden"))
+}
+
+// hasText reports whether the API error's description contains s, case-insensitively.
+func hasText(err error, s string) bool {
+	te, ok := apiError(err)
+	return ok && strings.Contains(strings.ToLower(te.Message), strings.ToLower(s))
+}
+
+// post sends a request that must go through: a reply, a result. It waits
+// for the limiters and, after a 429, for retry_after, then sends again,
+// until ctx ends. build makes the request afresh for each try (an upload's
+// reader is spent by a try) and may return a func that releases it.
+func (b *Bot) post(ctx context.Context, to int64, private bool, timeout time.Duration, build func() (tgbotapi.Chattable, func(), error)) (json.RawMessage, error) {
+	for {
+		if err := b.flood.wait(ctx, to, private); err != nil {
+			return nil, err
+		}
+		c, release, err := build()
+		if err != nil {
+			return nil, err
+		}
+		cctx, cancel := context.WithTimeout(ctx, timeout)
+		raw, err := b.api.do(cctx, c)
+		cancel()
+		if release != nil {
+			release()
+		}
+		if d := retryAfter(err); d > 0 {
+			b.log.Warn("flood control: waiting", slog.Int64("chat_id", to), slog.Duration("retry_after", d))
+			b.flood.pause(to, d)
+			continue
+		}
+		return raw, err
+	}
+}
+
+// fixed builds the same request for every try.
+func fixed(c tgbotapi.Chattable) func() (tgbotapi.Chattable, func(), error) {
+	return func() (tgbotapi.Chattable, func(), error) { return c, nil, nil }
+}
+
+// sent decodes the message a send method returns.
+func sent(raw json.RawMessage) (tgbotapi.Message, error) {
+	var m tgbotapi.Message
+	err := json.Unmarshal(raw, &m)
+	return m, err
+}

@@ -1,0 +1,940 @@
+// Package telegramtest is a fake Telegram Bot API server for tests. It
+// speaks the methods picbot uses, checks their parameters and uploads the
+// way Telegram does (photo limits, album sizes, caption and callback_data
+// lengths, edits of unknown messages), records every call, queues updates
+// for getUpdates, serves files for getFile, and answers 429 with
+// retry_after when told to.
+package telegramtest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"image"
+	_ "image/gif" // decoders for uploaded pictures
+	_ "image/jpeg"
+	_ "image/png"
+	"io"
+	"mime"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf16"
+)
+
+// Telegram's limits, as the fake enforces them.
+const (
+	MaxPhotoBytes    = 10 << 20
+	MaxPhotoSides    = 10000
+	MaxPhotoRatio    = 20
+	MaxDocumentBytes = 50 << 20
+	MaxCaption       = 1024
+	MaxText          = 4096
+	MaxCallbackData  = 64
+	MaxAnswer        = 200
+)
+
+// BotID is the fake bot's user id.
+const BotID = 7000000001
+
+// Server is a fake Bot API server.
+type Server struct {
+	// URL is the endpoint: give it as telegram.api_endpoint.
+	URL      string
+	Token    string
+	Username string
+
+	srv *httptest.Server
+
+	mu          sync.Mutex
+	changed     chan struct{} // closed and replaced on every change
+	calls       []Call
+	updates     []queued
+	nextUpdate  int
+	nextMessage int
+	nextFile    int
+	messages    map[string]*message // "chat/id" → message
+	files       map[string]file     // file_id → file
+	failures    map[string][]Failure
+	webhook     Webhook
+	hideSizes   bool
+}
+
+type queued struct {
+	id  int
+	raw json.RawMessage
+}
+
+type message struct {
+	chat    int64
+	id      int
+	text    string
+	caption string
+	photo   bool
+	deleted bool
+}
+
+type file struct {
+	path string
+	data []byte
+}
+
+// Webhook is what setWebhook registered.
+type Webhook struct {
+	URL         string
+	SecretToken string
+}
+
+// Call is one request the fake received.
+type Call struct {
+	Method string
+	Params map[string]string
+	Files  map[string]File // multipart file fields
+	At     time.Time
+	// Status and Result are the fake's answer.
+	Status int
+	Result json.RawMessage
+}
+
+// File is an uploaded file.
+type File struct {
+	Name string
+	Data []byte
+}
+
+// Failure is an error the fake answers a method with, once.
+type Failure struct {
+	Code        int
+	Description string
+	RetryAfter  int // seconds, for 429
+}
+
+// New starts a fake for token, with username as the bot's username.
+func New(token, username string) *Server {
+	s := &Server{
+		Token:       token,
+		Username:    username,
+		changed:     make(chan struct{}),
+		nextUpdate:  100,
+		nextMessage: 1000,
+		messages:    make(map[string]*message),
+		files:       make(map[string]file),
+		failures:    make(map[string][]Failure),
+	}
+	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
+	s.URL = s.srv.URL
+	return s
+}
+
+// Close stops the server.
+func (s *Server) Close() { s.srv.Close() }
+
+func (s *Server) notify() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// AddUpdate queues an update for getUpdates and returns its update_id. u is
+// a JSON document or anything that marshals to one; a missing update_id is
+// assigned. Messages in it become known, so replies to them work.
+func (s *Server) AddUpdate(u any) int {
+	var m map[string]any
+	raw, ok := u.([]byte)
+	if !ok {
+		if str, isStr := u.(string); isStr {
+			raw = []byte(str)
+		} else {
+			var err error
+			if raw, err = json.Marshal(u); err != nil {
+				panic(err)
+			}
+		}
+	}
+	if err := json.Unmarshal(raw, &m); err != nil {
+		panic(fmt.Sprintf("telegramtest: bad update: %v", err))
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id, _ := m["update_id"].(float64)
+	if id == 0 {
+		s.nextUpdate++
+		id = float64(s.nextUpdate)
+		m["update_id"] = int(id)
+	} else if int(id) > s.nextUpdate {
+		s.nextUpdate = int(id)
+	}
+	for _, key := range []string{"message", "callback_query"} {
+		msg, _ := m[key].(map[string]any)
+		if key == "callback_query" && msg != nil {
+			msg, _ = msg["message"].(map[string]any)
+		}
+		if msg != nil {
+			s.learn(msg)
+			if r, ok := msg["reply_to_message"].(map[string]any); ok {
+				s.learn(r)
+			}
+		}
+	}
+	raw, _ = json.Marshal(m)
+	s.updates = append(s.updates, queued{id: int(id), raw: raw})
+	s.notify()
+	return int(id)
+}
+
+// learn records a message from an update, so edits and replies find it.
+func (s *Server) learn(msg map[string]any) {
+	c, _ := msg["chat"].(map[string]any)
+	chatID, _ := c["id"].(float64)
+	id, _ := msg["message_id"].(float64)
+	if id == 0 {
+		return
+	}
+	text, _ := msg["text"].(string)
+	s.messages[key(int64(chatID), int(id))] = &message{chat: int64(chatID), id: int(id), text: text}
+}
+
+// Pending is how many queued updates getUpdates has not had confirmed.
+func (s *Server) Pending() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.updates)
+}
+
+// AddFile makes data downloadable with getFile under fileID (and at path,
+// "photos/<fileID>.jpg" if empty), as a photo a user sent would be.
+func (s *Server) AddFile(fileID, path string, data []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if path == "" {
+		path = "photos/" + fileID + ".jpg"
+	}
+	s.files[fileID] = file{path: path, data: data}
+}
+
+func (s *Server) addFileLocked(data []byte) string {
+	s.nextFile++
+	id := fmt.Sprintf("FILE%d", s.nextFile)
+	s.files[id] = file{path: fmt.Sprintf("documents/file_%d", s.nextFile), data: data}
+	return id
+}
+
+// HideFileSizes makes getFile answer without file_size, as Telegram may.
+func (s *Server) HideFileSizes() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.hideSizes = true
+}
+
+// Fail makes the next call of method answer with f (queued: one call each).
+func (s *Server) Fail(method string, f ...Failure) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failures[method] = append(s.failures[method], f...)
+}
+
+// Webhook returns what setWebhook registered.
+func (s *Server) Webhook() Webhook {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.webhook
+}
+
+// Calls returns the calls of the given methods (all calls if none), in order.
+func (s *Server) Calls(methods ...string) []Call {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Call
+	for _, c := range s.calls {
+		if len(methods) == 0 || slices.Contains(methods, c.Method) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Text returns the current text (or caption) of a message the bot sent, and
+// whether it is still there.
+func (s *Server) Text(chat int64, id int) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m, ok := s.messages[key(chat, id)]
+	if !ok || m.deleted {
+		return "", false
+	}
+	if m.photo {
+		return m.caption, true
+	}
+	return m.text, true
+}
+
+// Wait waits until a recorded call satisfies ok, and returns it.
+func (s *Server) Wait(ctx context.Context, ok func(Call) bool) (Call, error) {
+	for {
+		s.mu.Lock()
+		for _, c := range s.calls {
+			if ok(c) {
+				s.mu.Unlock()
+				return c, nil
+			}
+		}
+		ch := s.changed
+		s.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return Call{}, ctx.Err()
+		case <-ch:
+		}
+	}
+}
+
+// WaitN waits until n recorded calls satisfy ok, and returns them.
+func (s *Server) WaitN(ctx context.Context, n int, ok func(Call) bool) ([]Call, error) {
+	for {
+		s.mu.Lock()
+		var got []Call
+		for _, c := range s.calls {
+			if ok(c) {
+				got = append(got, c)
+			}
+		}
+		ch := s.changed
+		s.mu.Unlock()
+		if len(got) >= n {
+			return got, nil
+		}
+		select {
+		case <-ctx.Done():
+			return got, ctx.Err()
+		case <-ch:
+		}
+	}
+}
+
+// Method matches calls of method.
+func Method(method string) func(Call) bool {
+	return func(c Call) bool { return c.Method == method && c.Status == http.StatusOK }
+}
+
+// Buttons returns the callback_data of the call's inline keyboard, row by row flattened.
+func (c Call) Buttons() []string {
+	var kb struct {
+		InlineKeyboard [][]struct {
+			Text         string  `json:"text"`
+			CallbackData *string `json:"callback_data"`
+		} `json:"inline_keyboard"`
+	}
+	if json.Unmarshal([]byte(c.Params["reply_markup"]), &kb) != nil {
+		return nil
+	}
+	var out []string
+	for _, row := range kb.InlineKeyboard {
+		for _, b := range row {
+			if b.CallbackData != nil {
+				out = append(out, *b.CallbackData)
+			}
+		}
+	}
+	return out
+}
+
+// Media returns the items of a sendMediaGroup call.
+func (c Call) Media() []InputMedia {
+	var media []InputMedia
+	json.Unmarshal([]byte(c.Params["media"]), &media)
+	return media
+}
+
+// InputMedia is an item of an album.
+type InputMedia struct {
+	Type    string `json:"type"`
+	Media   string `json:"media"`
+	Caption string `json:"caption"`
+}
+
+// MessageID is the id of the message a successful send returned.
+func (c Call) MessageID() int {
+	var m struct {
+		MessageID int `json:"message_id"`
+	}
+	json.Unmarshal(c.Result, &m)
+	return m.MessageID
+}
+
+// ChatID is the call's chat_id parameter.
+func (c Call) ChatID() int64 {
+	n, _ := strconv.ParseInt(c.Params["chat_id"], 10, 64)
+	return n
+}
+
+func key(chat int64, id int) string { return fmt.Sprintf("%d/%d", chat, id) }
+
+// apiError is an error answer.
+type apiError struct {
+	status int
+	desc   string
+	retry  int
+}
+
+func bad(format string, args ...any) *apiError {
+	return &apiError{status: 400, desc: "Bad Request: " + fmt.Sprintf(format, args...)}
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	if rest, ok := strings.CutPrefix(r.URL.Path, "/file/bot"); ok {
+		s.serveFile(w, r, rest)
+		return
+	}
+	rest, ok := strings.CutPrefix(r.URL.Path, "/bot")
+	token, method, ok2 := strings.Cut(rest, "/")
+	if !ok || !ok2 {
+		writeError(w, &apiError{status: 404, desc: "Not Found"})
+		return
+	}
+	if token != s.Token {
+		writeError(w, &apiError{status: 401, desc: "Unauthorized"})
+		return
+	}
+	params, files, err := parse(r)
+	if err != nil {
+		writeError(w, bad("can't parse request: %v", err))
+		return
+	}
+	call := Call{Method: method, Params: params, Files: files, At: time.Now()}
+	var (
+		result any
+		aerr   *apiError
+	)
+	if method == "getUpdates" {
+		result, aerr = s.getUpdates(r.Context(), params)
+	} else {
+		s.mu.Lock()
+		if f := s.failures[method]; len(f) > 0 {
+			s.failures[method] = f[1:]
+			aerr = &apiError{status: f[0].Code, desc: f[0].Description, retry: f[0].RetryAfter}
+			if aerr.desc == "" {
+				aerr.desc = http.StatusText(aerr.status)
+				if aerr.status == 429 {
+					aerr.desc = fmt.Sprintf("Too Many Requests: retry after %d", aerr.retry)
+				}
+			}
+		} else {
+			result, aerr = s.handle(method, params, files)
+		}
+		s.mu.Unlock()
+	}
+	var raw json.RawMessage
+	if aerr == nil {
+		raw, _ = json.Marshal(result)
+		call.Status = http.StatusOK
+		call.Result = raw
+		writeResult(w, raw)
+	} else {
+		call.Status = aerr.status
+		writeError(w, aerr)
+	}
+	if method == "getUpdates" && aerr == nil && string(raw) == "[]" {
+		return // empty polls are not worth recording
+	}
+	s.mu.Lock()
+	s.calls = append(s.calls, call)
+	s.notify()
+	s.mu.Unlock()
+}
+
+func writeResult(w http.ResponseWriter, raw json.RawMessage) {
+	w.Header().Set("Content-Type", "application/json")
+	fmt.Fprintf(w, `{"ok":true,"result":%s}`, raw)
+}
+
+func writeError(w http.ResponseWriter, e *apiError) {
+	body := map[string]any{"ok": false, "error_code": e.status, "description": e.desc}
+	if e.retry > 0 {
+		body["parameters"] = map[string]any{"retry_after": e.retry}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(e.status)
+	json.NewEncoder(w).Encode(body)
+}
+
+// parse reads a request's parameters: query, urlencoded, multipart or JSON.
+func parse(r *http.Request) (map[string]string, map[string]File, error) {
+	params := map[string]string{}
+	files := map[string]File{}
+	for k, v := range r.URL.Query() {
+		params[k] = v[0]
+	}
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	switch ct {
+	case "multipart/form-data":
+		if err := r.ParseMultipartForm(128 << 20); err != nil {
+			return nil, nil, err
+		}
+		for k, v := range r.MultipartForm.Value {
+			params[k] = v[0]
+		}
+		for k, fhs := range r.MultipartForm.File {
+			f, err := fhs[0].Open()
+			if err != nil {
+				return nil, nil, err
+			}
+			data, err := io.ReadAll(f)
+			f.Close()
+			if err != nil {
+				return nil, nil, err
+			}
+			files[k] = File{Name: fhs[0].Filename, Data: data}
+		}
+	case "application/json":
+		var m map[string]any
+		if err := json.NewDecoder(r.Body).Decode(&m); err != nil {
+			return nil, nil, err
+		}
+		for k, v := range m {
+			if s, ok := v.(string); ok {
+				params[k] = s
+			} else {
+				b, _ := json.Marshal(v)
+				params[k] = string(b)
+			}
+		}
+	default:
+		if err := r.ParseForm(); err != nil {
+			return nil, nil, err
+		}
+		for k, v := range r.PostForm {
+			params[k] = v[0]
+		}
+	}
+	return params, files, nil
+}
+
+func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, rest string) {
+	token, path, ok := strings.Cut(rest, "/")
+	if !ok || token != s.Token {
+		http.Error(w, "Unauthorized", http.StatusUnauthorized)
+		return
+	}
+	s.mu.Lock()
+	var data []byte
+	found := false
+	for _, f := range s.files {
+		if f.path == path {
+			data, found = f.data, true
+		}
+	}
+	s.calls = append(s.calls, Call{Method: "download", Params: map[string]string{"path": path}, At: time.Now(), Status: http.StatusOK})
+	s.notify()
+	s.mu.Unlock()
+	if !found {
+		http.NotFound(w, r)
+		return
+	}
+	w.Write(data)
+}
+
+func (s *Server) getUpdates(ctx context.Context, p map[string]string) (any, *apiError) {
+	offset, _ := strconv.Atoi(p["offset"])
+	limit, _ := strconv.Atoi(p["limit"])
+	if limit <= 0 || limit > 100 {
+		limit = 100
+	}
+	timeout, _ := strconv.Atoi(p["timeout"])
+	deadline := time.After(time.Duration(timeout) * time.Second)
+	for {
+		s.mu.Lock()
+		if f := s.failures["getUpdates"]; len(f) > 0 {
+			s.failures["getUpdates"] = f[1:]
+			s.mu.Unlock()
+			return nil, &apiError{status: f[0].Code, desc: f[0].Description, retry: f[0].RetryAfter}
+		}
+		if s.webhook.URL != "" {
+			s.mu.Unlock()
+			return nil, &apiError{status: 409, desc: "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first"}
+		}
+		if offset > 0 {
+			// Asking from offset confirms every update below it.
+			s.updates = slices.DeleteFunc(s.updates, func(q queued) bool { return q.id < offset })
+		}
+		var out []json.RawMessage
+		for _, q := range s.updates {
+			if len(out) < limit {
+				out = append(out, q.raw)
+			}
+		}
+		ch := s.changed
+		s.mu.Unlock()
+		if len(out) > 0 {
+			return out, nil
+		}
+		select {
+		case <-ctx.Done():
+			return []json.RawMessage{}, nil
+		case <-deadline:
+			return []json.RawMessage{}, nil
+		case <-ch:
+		}
+	}
+}
+
+// handle answers every method but getUpdates. Called with s.mu held.
+func (s *Server) handle(method string, p map[string]string, files map[string]File) (any, *apiError) {
+	switch method {
+	case "getMe":
+		return s.me(), nil
+	case "setWebhook":
+		if p["url"] == "" {
+			return nil, bad("bad webhook: An HTTPS URL must be provided for webhook")
+		}
+		if t := p["secret_token"]; t != "" && strings.Trim(t, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") != "" {
+			return nil, bad("secret token contains unallowed characters")
+		}
+		s.webhook = Webhook{URL: p["url"], SecretToken: p["secret_token"]}
+		return true, nil
+	case "deleteWebhook":
+		s.webhook = Webhook{}
+		return true, nil
+	case "setMyCommands":
+		var cmds []struct{ Command, Description string }
+		if err := json.Unmarshal([]byte(p["commands"]), &cmds); err != nil || len(cmds) == 0 {
+			return nil, bad("commands must be a non-empty array")
+		}
+		for _, c := range cmds {
+			if c.Command == "" || len(c.Command) > 32 || strings.ToLower(c.Command) != c.Command || len([]rune(c.Description)) < 1 || len([]rune(c.Description)) > 256 {
+				return nil, bad("BOT_COMMAND_INVALID")
+			}
+		}
+		return true, nil
+	case "answerCallbackQuery":
+		if p["callback_query_id"] == "" {
+			return nil, bad("query is too old and response timeout expired or query ID is invalid")
+		}
+		if units(p["text"]) > MaxAnswer {
+			return nil, bad("MESSAGE_TOO_LONG")
+		}
+		return true, nil
+	case "getFile":
+		f, ok := s.files[p["file_id"]]
+		if !ok {
+			return nil, bad("invalid file_id")
+		}
+		out := map[string]any{"file_id": p["file_id"], "file_unique_id": "u" + p["file_id"], "file_size": len(f.data), "file_path": f.path}
+		if s.hideSizes {
+			delete(out, "file_size")
+		}
+		return out, nil
+	case "sendMessage":
+		chat, err := s.target(p)
+		if err != nil {
+			return nil, err
+		}
+		text := p["text"]
+		if text == "" || units(text) > MaxText {
+			return nil, bad("message text is empty or too long")
+		}
+		if err := checkMarkup(p["reply_markup"]); err != nil {
+			return nil, err
+		}
+		m := s.newMessage(chat)
+		m.text = text
+		return s.render(m, p["reply_markup"], nil), nil
+	case "editMessageText", "editMessageCaption":
+		m, err := s.editable(p)
+		if err != nil {
+			return nil, err
+		}
+		if err := checkMarkup(p["reply_markup"]); err != nil {
+			return nil, err
+		}
+		if method == "editMessageText" {
+			if m.photo {
+				return nil, bad("there is no text in the message to edit")
+			}
+			if p["text"] == "" || units(p["text"]) > MaxText {
+				return nil, bad("message text is empty or too long")
+			}
+			if p["text"] == m.text && p["reply_markup"] == "" {
+				return nil, bad("message is not modified: specified new message content and reply markup are exactly the same as a current content and reply markup of the message")
+			}
+			m.text = p["text"]
+		} else {
+			if !m.photo {
+				return nil, bad("there is no caption in the message to edit")
+			}
+			if units(p["caption"]) > MaxCaption {
+				return nil, bad("message caption is too long")
+			}
+			m.caption = p["caption"]
+		}
+		return s.render(m, p["reply_markup"], nil), nil
+	case "editMessageMedia":
+		m, err := s.editable(p)
+		if err != nil {
+			return nil, err
+		}
+		var media InputMedia
+		if json.Unmarshal([]byte(p["media"]), &media) != nil {
+			return nil, bad("can't parse InputMedia")
+		}
+		if _, err := attached(media.Media, files, media.Type == "photo"); err != nil {
+			return nil, err
+		}
+		m.photo, m.caption = media.Type == "photo", media.Caption
+		return s.render(m, p["reply_markup"], nil), nil
+	case "deleteMessage":
+		chat, _ := strconv.ParseInt(p["chat_id"], 10, 64)
+		id, _ := strconv.Atoi(p["message_id"])
+		m, ok := s.messages[key(chat, id)]
+		if !ok || m.deleted {
+			return nil, bad("message to delete not found")
+		}
+		m.deleted = true
+		return true, nil
+	case "sendPhoto", "sendDocument":
+		chat, err := s.target(p)
+		if err != nil {
+			return nil, err
+		}
+		field := "photo"
+		if method == "sendDocument" {
+			field = "document"
+		}
+		data, err := attached(p[field], files, method == "sendPhoto")
+		if p[field] == "" {
+			if f, ok := files[field]; ok {
+				data, err = check(f.Data, method == "sendPhoto")
+			} else {
+				return nil, bad("there is no %s in the request", field)
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+		if units(p["caption"]) > MaxCaption {
+			return nil, bad("message caption is too long")
+		}
+		if err := checkMarkup(p["reply_markup"]); err != nil {
+			return nil, err
+		}
+		m := s.newMessage(chat)
+		m.caption, m.photo = p["caption"], method == "sendPhoto"
+		return s.render(m, p["reply_markup"], data), nil
+	case "sendMediaGroup":
+		chat, err := s.target(p)
+		if err != nil {
+			return nil, err
+		}
+		var media []InputMedia
+		if json.Unmarshal([]byte(p["media"]), &media) != nil {
+			return nil, bad("can't parse media JSON object")
+		}
+		if len(media) < 2 || len(media) > 10 {
+			return nil, bad("media group must contain 2-10 items")
+		}
+		if _, ok := p["reply_markup"]; ok {
+			return nil, bad("media groups take no reply markup")
+		}
+		docs := media[0].Type == "document"
+		var out []any
+		group := strconv.Itoa(s.nextMessage)
+		for i, item := range media {
+			if (item.Type == "document") != docs || item.Type != "photo" && item.Type != "document" {
+				return nil, bad("documents can't be mixed with other media types")
+			}
+			if units(item.Caption) > MaxCaption {
+				return nil, bad("message caption is too long")
+			}
+			if _, err := attached(item.Media, files, item.Type == "photo"); err != nil {
+				return nil, &apiError{status: err.status, desc: fmt.Sprintf("%s (item %d)", err.desc, i)}
+			}
+		}
+		for _, item := range media {
+			m := s.newMessage(chat)
+			m.caption, m.photo = item.Caption, item.Type == "photo"
+			data, _ := attached(item.Media, files, false)
+			r := s.render(m, "", data)
+			r["media_group_id"] = group
+			out = append(out, r)
+		}
+		return out, nil
+	}
+	return nil, &apiError{status: 404, desc: "Not Found: method not found"}
+}
+
+func (s *Server) me() map[string]any {
+	return map[string]any{"id": BotID, "is_bot": true, "first_name": "Picbot", "username": s.Username, "can_join_groups": true}
+}
+
+// target checks chat_id and reply_to_message_id.
+func (s *Server) target(p map[string]string) (int64, *apiError) {
+	chat, err := strconv.ParseInt(p["chat_id"], 10, 64)
+	if err != nil || chat == 0 {
+		return 0, bad("chat not found")
+	}
+	if r := p["reply_to_message_id"]; r != "" {
+		id, _ := strconv.Atoi(r)
+		if m, ok := s.messages[key(chat, id)]; (!ok || m.deleted) && p["allow_sending_without_reply"] != "true" {
+			return 0, bad("replied message not found")
+		}
+	}
+	return chat, nil
+}
+
+func (s *Server) editable(p map[string]string) (*message, *apiError) {
+	chat, _ := strconv.ParseInt(p["chat_id"], 10, 64)
+	id, _ := strconv.Atoi(p["message_id"])
+	m, ok := s.messages[key(chat, id)]
+	if !ok || m.deleted {
+		return nil, bad("message to edit not found")
+	}
+	return m, nil
+}
+
+func (s *Server) newMessage(chat int64) *message {
+	s.nextMessage++
+	m := &message{chat: chat, id: s.nextMessage}
+	s.messages[key(chat, m.id)] = m
+	return m
+}
+
+// render is a message as the API returns it; files sent with it become
+// available to getFile, as the bot's own photos are.
+func (s *Server) render(m *message, markup string, data []byte) map[string]any {
+	chatType := "private"
+	if m.chat < 0 {
+		chatType = "supergroup"
+	}
+	out := map[string]any{
+		"message_id": m.id,
+		"date":       time.Now().Unix(),
+		"chat":       map[string]any{"id": m.chat, "type": chatType},
+		"from":       s.me(),
+	}
+	if m.text != "" {
+		out["text"] = m.text
+	}
+	if m.caption != "" {
+		out["caption"] = m.caption
+	}
+	if markup != "" {
+		var kb any
+		json.Unmarshal([]byte(markup), &kb)
+		out["reply_markup"] = kb
+	}
+	if data != nil {
+		id := s.addFileLocked(data)
+		if m.photo {
+			cfg, _, _ := image.DecodeConfig(bytes.NewReader(data))
+			out["photo"] = []map[string]any{{"file_id": id, "file_unique_id": "u" + id, "width": cfg.Width, "height": cfg.Height, "file_size": len(data)}}
+		} else {
+			out["document"] = map[string]any{"file_id": id, "file_unique_id": "u" + id, "file_size": len(data)}
+		}
+	}
+	return out
+}
+
+// attached resolves an InputMedia's media: "attach://name" must name an
+// uploaded part; a file_id must be known.
+func attached(media string, files map[string]File, photo bool) ([]byte, *apiError) {
+	if name, ok := strings.CutPrefix(media, "attach://"); ok {
+		f, ok := files[name]
+		if !ok {
+			return nil, bad("wrong file identifier/HTTP URL specified: no file part %q", name)
+		}
+		return check(f.Data, photo)
+	}
+	if media == "" {
+		return nil, bad("there is no media in the request")
+	}
+	return nil, nil // a file_id or URL: accepted as is
+}
+
+// check applies Telegram's limits to an uploaded photo or document.
+func check(data []byte, photo bool) ([]byte, *apiError) {
+	if len(data) == 0 {
+		return nil, bad("file must be non-empty")
+	}
+	if !photo {
+		if len(data) > MaxDocumentBytes {
+			return nil, &apiError{status: 413, desc: "Request Entity Too Large"}
+		}
+		return data, nil
+	}
+	if len(data) > MaxPhotoBytes {
+		return nil, bad("PHOTO_SAVE_FILE_INVALID")
+	}
+	cfg, _, err := image.DecodeConfig(bytes.NewReader(data))
+	if err != nil {
+		return nil, bad("IMAGE_PROCESS_FAILED")
+	}
+	w, h := cfg.Width, cfg.Height
+	if w+h > MaxPhotoSides || max(w, h) > MaxPhotoRatio*min(w, h) {
+		return nil, bad("PHOTO_INVALID_DIMENSIONS")
+	}
+	return data, nil
+}
+
+// checkMarkup checks an inline keyboard: callback_data of 1-64 bytes.
+func checkMarkup(markup string) *apiError {
+	if markup == "" {
+		return nil
+	}
+	var kb struct {
+		InlineKeyboard [][]struct {
+			Text         string  `json:"text"`
+			CallbackData *string `json:"callback_data"`
+		} `json:"inline_keyboard"`
+	}
+	if err := json.Unmarshal([]byte(markup), &kb); err != nil {
+		return bad("can't parse reply keyboard markup JSON object")
+	}
+	for _, row := range kb.InlineKeyboard {
+		for _, b := range row {
+			if b.Text == "" {
+				return bad("text buttons are unallowed in the inline keyboard")
+			}
+			if b.CallbackData != nil && (len(*b.CallbackData) == 0 || len(*b.CallbackData) > MaxCallbackData) {
+				return bad("BUTTON_DATA_INVALID")
+			}
+		}
+	}
+	return nil
+}
+
+// units is a string's length as Telegram counts it: UTF-16 code units.
+func units(s string) int { return len(utf16.Encode([]rune(s))) }
+
+// PostWebhook sends update to the registered webhook URL, as Telegram would,
+// with secret as the secret token header (use Webhook().SecretToken for the
+// right one). It returns the response status.
+func (s *Server) PostWebhook(ctx context.Context, target, secret string, update any) (int, error) {
+	raw, ok := update.([]byte)
+	if !ok {
+		var err error
+		if raw, err = json.Marshal(update); err != nil {
+			return 0, err
+		}
+	}
+	if _, err := url.Parse(target); err != nil {
+		return 0, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(raw))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if secret != "" {
+		req.Header.Set("X-Telegram-Bot-Api-Secret-Token", secret)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
