@@ -2,14 +2,14 @@ package telegram
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	"io"
-	"context"
 	"image"
 	"image/color"
 	"image/png"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"os"
