@@ -40,8 +40,10 @@ type Config struct {
 	BreakerCooldown time.Duration
 	// HTTPClient downloads vendors' result images.
 	HTTPClient *http.Client
-	Logger     *slog.Logger
-	Now        func() time.Time
+	// Observer hears events for metrics; nil for none.
+	Observer Observer
+	Logger   *slog.Logger
+	Now      func() time.Time
 }
 
 // DefaultConfig returns the engine's defaults.
@@ -86,6 +88,9 @@ func (c *Config) fill() {
 	}
 	if c.HTTPClient == nil {
 		c.HTTPClient = &http.Client{Timeout: 60 * time.Second}
+	}
+	if c.Observer == nil {
+		c.Observer = nopObserver{}
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -289,9 +294,11 @@ func (e *Engine) Submit(ctx context.Context, owner UserRef, chat ChatRef, req Re
 		return nil, Errorf(EUNAVAILABLE, "The bot is restarting; please try again in a minute.", "机器人正在重启，请稍后再试。")
 	}
 	if err := e.Check(&req); err != nil {
+		e.cfg.Observer.Refused(ErrorCode(err))
 		return nil, err
 	}
 	if err := e.quota.Admit(ctx, owner, chat); err != nil {
+		e.cfg.Observer.Refused(ErrorCode(err))
 		return nil, err
 	}
 	if req.Seed == -1 {
@@ -310,8 +317,10 @@ func (e *Engine) Submit(ctx context.Context, owner UserRef, chat ChatRef, req Re
 		Deadline:      now.Add(e.cfg.JobTimeout),
 	}
 	if err := e.store.CreateJob(ctx, j, func(c Counters) error { return e.quota.Reserve(c, j, now) }); err != nil {
+		e.cfg.Observer.Refused(ErrorCode(err))
 		return nil, err
 	}
+	e.cfg.Observer.Admitted(j)
 	e.log.Info("job accepted", slog.String("job_id", j.ID), slog.String("kind", string(req.Kind)),
 		slog.String("platform", chat.Platform), slog.String("chat_id", chat.ChatID), slog.String("user_id", owner.ID))
 	e.track(j)
@@ -334,7 +343,7 @@ func (e *Engine) Jobs(ctx context.Context, owner UserRef, limit int) ([]*Job, er
 
 // Annotate records an adapter's note on a job (a status message id, say).
 func (e *Engine) Annotate(ctx context.Context, id, key, value string) error {
-	_, err := e.store.UpdateJob(ctx, id, func(j *Job, _ Counters) error {
+	_, err := e.update(ctx, id, func(j *Job, _ Counters) error {
 		if j.Meta == nil {
 			j.Meta = make(map[string]string)
 		}
@@ -351,7 +360,7 @@ func (e *Engine) Cancel(ctx context.Context, id string, by UserRef, admin bool) 
 		lj.mu.Lock()
 		defer lj.mu.Unlock()
 	}
-	j, err := e.store.UpdateJob(ctx, id, func(j *Job, c Counters) error {
+	j, err := e.update(ctx, id, func(j *Job, c Counters) error {
 		if !admin && j.Owner.Key() != by.Key() {
 			return Errorf(EFORBIDDEN, "Job %s is not yours to cancel.", "任务 %s 不是你的，不能取消。", j.ID)
 		}

@@ -398,11 +398,11 @@ func TestCancel(t *testing.T) {
 	h := newHarness(t, engine.Config{}, v)
 	j := h.submit(t)
 	ctx := context.Background()
+	// The job's vendor call is blocked, holding the job; cancel waits for it.
+	go func() { time.Sleep(20 * time.Millisecond); close(block) }()
 	if _, err := h.engine.Cancel(ctx, j.ID, engine.UserRef{Platform: "test", ID: "mallory"}, false); engine.ErrorCode(err) != engine.EFORBIDDEN {
 		t.Fatalf("someone else cancelled: %v", err)
 	}
-	// The job's vendor call is blocked, holding the job; cancel waits for it.
-	go func() { time.Sleep(20 * time.Millisecond); close(block) }()
 	got, err := h.engine.Cancel(ctx, j.ID, alice, false)
 	if err != nil {
 		t.Fatal(err)

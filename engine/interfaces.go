@@ -158,3 +158,27 @@ type Blobs interface {
 	// Open reads a stored image. ENOTFOUND if there is none.
 	Open(key string) (io.ReadCloser, error)
 }
+
+// Observer hears what the engine does, for metrics. Calls must be quick and
+// must not block; they come from many goroutines at once.
+type Observer interface {
+	// Admitted counts a command that became a job; Refused one that did not, by error code.
+	Admitted(j *Job)
+	Refused(code string)
+	// Moved reports a state change, once it is stored.
+	Moved(j *Job, from State)
+	// Billed counts billed calls to a vendor.
+	Billed(vendor string, calls int)
+	// DeliveryStarted reports the bot's own latency: from the moment the
+	// vendor was seen to be done to the start of the post to the chat.
+	DeliveryStarted(j *Job, added time.Duration)
+}
+
+// nopObserver is the default Observer.
+type nopObserver struct{}
+
+func (nopObserver) Admitted(*Job)                       {}
+func (nopObserver) Refused(string)                      {}
+func (nopObserver) Moved(*Job, State)                   {}
+func (nopObserver) Billed(string, int)                  {}
+func (nopObserver) DeliveryStarted(*Job, time.Duration) {}

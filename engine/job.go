@@ -149,8 +149,10 @@ type Job struct {
 	UpdatedAt   time.Time `json:"updated_at"`
 	SubmittedAt time.Time `json:"submitted_at,omitzero"`
 	FinishedAt  time.Time `json:"finished_at,omitzero"`
-	DeliveredAt time.Time `json:"delivered_at,omitzero"`
-	Deadline    time.Time `json:"deadline"`
+	// VendorDoneAt is when the bot learnt the vendor had finished.
+	VendorDoneAt time.Time `json:"vendor_done_at,omitzero"`
+	DeliveredAt  time.Time `json:"delivered_at,omitzero"`
+	Deadline     time.Time `json:"deadline"`
 }
 
 // Finished reports whether nothing remains to do for the job: it is

@@ -70,10 +70,32 @@ func (e *Engine) advance(ctx context.Context, lj *liveJob, j *Job) time.Duration
 	return never
 }
 
-// update writes fn's change to job id, logging failures. It returns the job
-// as written, or nil if the write failed (the step is then retried).
-func (e *Engine) update(ctx context.Context, id string, fn func(j *Job, c Counters) error) *Job {
-	j, err := e.store.UpdateJob(ctx, id, fn)
+// update writes fn's change to job id and tells the observer what changed.
+func (e *Engine) update(ctx context.Context, id string, fn func(j *Job, c Counters) error) (*Job, error) {
+	var (
+		from   State
+		billed int
+	)
+	j, err := e.store.UpdateJob(ctx, id, func(j *Job, c Counters) error {
+		from, billed = j.State, j.BilledCalls
+		return fn(j, c)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if j.State != from {
+		e.cfg.Observer.Moved(j, from)
+	}
+	if n := j.BilledCalls - billed; n > 0 {
+		e.cfg.Observer.Billed(j.Vendor, n)
+	}
+	return j, nil
+}
+
+// save is update for steps: it logs a failed write and returns nil, and the
+// step is then tried again.
+func (e *Engine) save(ctx context.Context, id string, fn func(j *Job, c Counters) error) *Job {
+	j, err := e.update(ctx, id, fn)
 	if err != nil {
 		e.log.Error("update job", slog.String("job_id", id), slog.Any("err", err))
 		return nil
@@ -87,7 +109,7 @@ const retry = time.Second
 // fail ends a job that will not produce images, and refunds it.
 func (e *Engine) fail(ctx context.Context, j *Job, cause error) time.Duration {
 	info := Info(cause)
-	ok := e.update(ctx, j.ID, func(j *Job, c Counters) error {
+	ok := e.save(ctx, j.ID, func(j *Job, c Counters) error {
 		if err := j.Move(StateFailed, e.cfg.Now()); err != nil {
 			return err
 		}
@@ -145,7 +167,7 @@ func (e *Engine) submit(ctx context.Context, lj *liveJob, j *Job) time.Duration 
 		return backoff(time.Second, lj.polls, time.Minute)
 	}
 	now := e.cfg.Now()
-	updated := e.update(ctx, j.ID, func(j *Job, _ Counters) error {
+	updated := e.save(ctx, j.ID, func(j *Job, _ Counters) error {
 		if err := j.Move(StateSubmitted, now); err != nil {
 			return err
 		}
@@ -187,7 +209,7 @@ func backoff(base time.Duration, attempt int, max time.Duration) time.Duration {
 // count adds a billed call to job id's record.
 func (e *Engine) count(ctx context.Context, id string, billed bool) {
 	if billed {
-		e.update(ctx, id, func(j *Job, _ Counters) error { j.BilledCalls++; return nil })
+		e.save(ctx, id, func(j *Job, _ Counters) error { j.BilledCalls++; return nil })
 	}
 }
 
@@ -241,13 +263,14 @@ func (e *Engine) apply(ctx context.Context, lj *liveJob, j *Job, v Vendor, out *
 			}
 			return e.fail(ctx, j, Errorf(EVENDOR, "The image service returned no picture; your quota was refunded.", "绘图服务没有返回图片，额度已退还。"))
 		}
-		ok := e.update(ctx, j.ID, func(j *Job, _ Counters) error {
+		ok := e.save(ctx, j.ID, func(j *Job, _ Counters) error {
 			if err := j.Move(StateRunning, e.cfg.Now()); err != nil {
 				return err
 			}
 			j.Pending = out.Images
 			j.Dropped = out.Dropped
 			j.BilledCalls += add
+			j.VendorDoneAt = e.cfg.Now()
 			return nil
 		})
 		if ok == nil {
@@ -262,7 +285,7 @@ func (e *Engine) apply(ctx context.Context, lj *liveJob, j *Job, v Vendor, out *
 		return e.requeue(ctx, j, out.Err)
 	}
 	if out.State == TaskRunning && j.State == StateSubmitted || add > 0 {
-		updated := e.update(ctx, j.ID, func(j *Job, _ Counters) error {
+		updated := e.save(ctx, j.ID, func(j *Job, _ Counters) error {
 			if out.State == TaskRunning {
 				if err := j.Move(StateRunning, e.cfg.Now()); err != nil {
 					return err
@@ -291,7 +314,7 @@ func (e *Engine) requeue(ctx context.Context, j *Job, cause error) time.Duration
 	if info.Code == EINTERNAL {
 		info = Info(Errorf(EVENDOR, "The image service could not make this picture; your quota was refunded.", "绘图服务未能生成这张图片，额度已退还。"))
 	}
-	ok := e.update(ctx, j.ID, func(j *Job, _ Counters) error {
+	ok := e.save(ctx, j.ID, func(j *Job, _ Counters) error {
 		if err := j.Move(StateQueued, e.cfg.Now()); err != nil {
 			return err
 		}
@@ -326,7 +349,7 @@ func (e *Engine) fetch(ctx context.Context, lj *liveJob, j *Job) time.Duration {
 		}
 		results = append(results, Result{Blob: info.Key, Mime: info.Mime, Width: info.Width, Height: info.Height, Size: info.Size, Seed: r.Seed})
 	}
-	ok := e.update(ctx, j.ID, func(j *Job, _ Counters) error {
+	ok := e.save(ctx, j.ID, func(j *Job, _ Counters) error {
 		if err := j.Move(StateSucceeded, e.cfg.Now()); err != nil {
 			return err
 		}
@@ -368,12 +391,15 @@ func (e *Engine) download(ctx context.Context, r Remote) (BlobInfo, error) {
 // commits the charge. A crash between the post and the record posts twice,
 // never zero times.
 func (e *Engine) deliver(ctx context.Context, j *Job) time.Duration {
+	if j.DeliveryAttempts == 0 && !j.VendorDoneAt.IsZero() {
+		e.cfg.Observer.DeliveryStarted(j, e.cfg.Now().Sub(j.VendorDoneAt))
+	}
 	err := e.notifier.Deliver(ctx, j)
 	if ctx.Err() != nil {
 		return never
 	}
 	if err == nil {
-		ok := e.update(ctx, j.ID, func(j *Job, c Counters) error {
+		ok := e.save(ctx, j.ID, func(j *Job, c Counters) error {
 			if err := j.Move(StateDelivered, e.cfg.Now()); err != nil {
 				return err
 			}
@@ -390,7 +416,7 @@ func (e *Engine) deliver(ctx context.Context, j *Job) time.Duration {
 	e.log.Warn("deliver job", slog.String("job_id", j.ID), slog.Int("attempt", j.DeliveryAttempts+1), slog.Any("err", err))
 	if ErrorCode(err) == EUNDELIVERED || j.DeliveryAttempts+1 >= e.cfg.DeliveryAttempts {
 		// Nobody can be told: fail, refund, and stop trying.
-		ok := e.update(ctx, j.ID, func(j *Job, c Counters) error {
+		ok := e.save(ctx, j.ID, func(j *Job, c Counters) error {
 			if err := j.Move(StateFailed, e.cfg.Now()); err != nil {
 				return err
 			}
@@ -408,7 +434,7 @@ func (e *Engine) deliver(ctx context.Context, j *Job) time.Duration {
 }
 
 func (e *Engine) deliveryRetry(ctx context.Context, j *Job) time.Duration {
-	ok := e.update(ctx, j.ID, func(j *Job, _ Counters) error { j.DeliveryAttempts++; return nil })
+	ok := e.save(ctx, j.ID, func(j *Job, _ Counters) error { j.DeliveryAttempts++; return nil })
 	if ok == nil {
 		return retry
 	}
@@ -425,7 +451,7 @@ func (e *Engine) notify(ctx context.Context, j *Job) time.Duration {
 		e.log.Warn("notify job", slog.String("job_id", j.ID), slog.Any("err", err))
 		return e.deliveryRetry(ctx, j)
 	}
-	if e.update(ctx, j.ID, func(j *Job, _ Counters) error { j.Notified = true; return nil }) == nil {
+	if e.save(ctx, j.ID, func(j *Job, _ Counters) error { j.Notified = true; return nil }) == nil {
 		return retry
 	}
 	return never
