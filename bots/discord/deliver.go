@@ -48,6 +48,7 @@ type live struct {
 	text      string // the progress text shown last
 	edited    bool   // progress has replaced the first response
 	done      bool   // the result is posted
+	doneAt    time.Time
 	notBefore time.Time
 }
 
@@ -73,6 +74,7 @@ func (b *Bot) unexpect(ev *event) {
 // adopt files the ticket under its job and persists it with the job.
 func (b *Bot) adopt(ctx context.Context, j *engine.Job, lv *live) {
 	b.mu.Lock()
+	b.sweep()
 	b.byJob[j.ID] = lv
 	delete(b.byInteraction, j.Chat.MessageID)
 	b.mu.Unlock()
@@ -116,10 +118,21 @@ func (b *Bot) lookup(j *engine.Job) *live {
 	return lv
 }
 
-func (b *Bot) forget(id string) {
-	b.mu.Lock()
-	delete(b.byJob, id)
-	b.mu.Unlock()
+// sweep drops the state of jobs delivered over an hour ago; b.mu is held.
+func (b *Bot) sweep() {
+	now := b.now()
+	if now.Sub(b.swept) < time.Minute {
+		return
+	}
+	b.swept = now
+	for id, lv := range b.byJob {
+		if lv.mu.TryLock() {
+			if lv.done && now.Sub(lv.doneAt) > time.Hour {
+				delete(b.byJob, id)
+			}
+			lv.mu.Unlock()
+		}
+	}
 }
 
 // lang is the language to post a job's messages in.
@@ -230,8 +243,9 @@ func (b *Bot) Deliver(ctx context.Context, j *engine.Job) error {
 	if err != nil {
 		return err
 	}
-	lv.done = true
-	b.forget(j.ID)
+	// Kept a while, so a repeated call (the engine failed to record the
+	// delivery) does not post twice.
+	lv.done, lv.doneAt = true, b.now()
 	return nil
 }
 

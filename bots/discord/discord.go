@@ -156,6 +156,7 @@ type Bot struct {
 	mu            sync.Mutex
 	byJob         map[string]*live
 	byInteraction map[string]*live
+	swept         time.Time
 }
 
 var _ engine.Notifier = (*Bot)(nil)

@@ -54,6 +54,8 @@ type setup struct {
 	priv   ed25519.PrivateKey
 	pub    string
 	deps   func(*Deps)
+	// publicURL serves originals from the harness's HTTP server.
+	publicURL bool
 }
 
 func startHarness(t *testing.T, o setup) *harness {
@@ -98,6 +100,9 @@ func startHarness(t *testing.T, o setup) *harness {
 	cfg := Config{
 		Token: "bot-secret-token", ApplicationID: testApp, PublicKey: o.pub, Mode: ModeHTTP,
 		APIBase: o.api.URL, GuildIDs: []string{"111"}, ProgressEvery: time.Hour,
+	}
+	if o.publicURL {
+		cfg.PublicURL = h.server.URL
 	}
 	if o.cfg != nil {
 		o.cfg(&cfg)

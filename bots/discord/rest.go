@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
 
@@ -205,7 +206,12 @@ func newSession(token, apiBase, proxy string) (*discordgo.Session, error) {
 		if _, err := url.Parse(base); err != nil {
 			return nil, fmt.Errorf("discord api base: %w", err)
 		}
-		rt = &rewrite{from: discordAPI, to: base, next: tr}
+		from := discordAPI
+		if versioned.MatchString(base) {
+			// A base that names its version replaces discordgo's too.
+			from = strings.TrimSuffix(discordgo.EndpointAPI, "/")
+		}
+		rt = &rewrite{from: from, to: base, next: tr}
 	}
 	s.Client = &http.Client{Transport: rt, Timeout: 2 * time.Minute}
 	s.Dialer.Proxy = proxyFunc
@@ -219,6 +225,9 @@ func newSession(token, apiBase, proxy string) (*discordgo.Session, error) {
 
 // discordAPI is the prefix of every REST URL discordgo builds.
 var discordAPI = strings.TrimSuffix(discordgo.EndpointDiscord, "/") + "/api"
+
+// versioned matches an API base that ends in a version: ".../api/v10".
+var versioned = regexp.MustCompile(`/v[0-9]+$`)
 
 // rewrite sends requests for Discord's API to another base URL: discordgo
 // fixes its endpoints at init, so tests and API proxies change the URL here.
@@ -371,12 +380,10 @@ func (r *session) overwriteCommands(ctx context.Context, app, guild string, cmds
 }
 
 func decodeMessage(b []byte) (*discordgo.Message, error) {
+	// The call succeeded: a reply without a readable message only costs the id.
 	var m discordgo.Message
-	if len(b) == 0 {
-		return &m, nil
-	}
-	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("unreadable message: %w", err)
+	if json.Unmarshal(b, &m) != nil {
+		return &discordgo.Message{}, nil
 	}
 	return &m, nil
 }
