@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"github.com/picbot/picbot/engine"
+	"github.com/picbot/picbot/engine/apispace"
+	"github.com/picbot/picbot/engine/showapi"
+	"github.com/picbot/picbot/engine/zhiqite"
 	"github.com/picbot/picbot/quota"
 	"go.yaml.in/yaml/v4"
 )
@@ -23,6 +26,8 @@ type Config struct {
 	Engine  EngineConfig  `yaml:"engine"`
 	Local   LocalConfig   `yaml:"local"`
 	Quota   quota.Config  `yaml:"quota"`
+	Fetch   FetchConfig   `yaml:"fetch"`
+	Catalog CatalogConfig `yaml:"catalog"`
 	Vendors VendorsConfig `yaml:"vendors"`
 	// Chat platforms besides the console.
 	Telegram TelegramConfig `yaml:"telegram"`
@@ -67,6 +72,18 @@ type EngineConfig struct {
 	Limits           engine.Limits       `yaml:"limits"`
 }
 
+// FetchConfig governs downloads of image links users give.
+type FetchConfig struct {
+	// AllowPrivate lets links reach loopback and private addresses: tests only.
+	AllowPrivate bool          `yaml:"allow_private"`
+	Timeout      time.Duration `yaml:"timeout"`
+}
+
+// CatalogConfig governs /models and Discord's autocomplete.
+type CatalogConfig struct {
+	AllowAdult bool `yaml:"allow_adult"`
+}
+
 type LocalConfig struct {
 	Enabled  bool          `yaml:"enabled"`
 	Duration time.Duration `yaml:"duration"`
@@ -99,7 +116,13 @@ func DefaultConfig() Config {
 			Limits:           d.Limits,
 		},
 		Local: LocalConfig{Enabled: true, Duration: 2 * time.Second},
+		Fetch: FetchConfig{Timeout: 30 * time.Second},
 		Quota: q,
+		Vendors: VendorsConfig{
+			Zhiqite:  ZhiqiteConfig{Config: zhiqite.Defaults()},
+			ShowAPI:  ShowAPIConfig{Config: showapi.Defaults()},
+			APISpace: APISpaceConfig{Config: apispace.Defaults()},
+		},
 	}
 }
 

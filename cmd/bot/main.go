@@ -26,6 +26,7 @@ import (
 	"github.com/picbot/picbot/bots/console"
 	"github.com/picbot/picbot/engine"
 	"github.com/picbot/picbot/engine/local"
+	"github.com/picbot/picbot/fetch"
 	"github.com/picbot/picbot/quota"
 	"github.com/picbot/picbot/store"
 )
@@ -78,6 +79,7 @@ type app struct {
 	quota     *quota.Quota
 	engine    *engine.Engine
 	svc       *chat.Service // shared by the platforms
+	models    *chat.Catalog // the vendors' catalogues, adult entries filtered
 	notifiers mux
 	console   *console.Console
 	platforms []platform
@@ -138,7 +140,19 @@ func build(cfg Config, log *slog.Logger, stdin io.Reader, stdout io.Writer) (*ap
 		Logger:           log,
 	}
 	a.engine = engine.New(ec, db, a.quota, a.blobs, a.notifiers, vendors...)
-	a.svc = &chat.Service{Engine: a.engine, Quota: a.quota, Blobs: a.blobs, Log: log, MaxInput: cfg.Engine.MaxInput}
+	a.svc = &chat.Service{
+		Engine: a.engine, Quota: a.quota, Blobs: a.blobs, Log: log, MaxInput: cfg.Engine.MaxInput,
+		Fetcher: fetch.New(fetch.Options{MaxBytes: cfg.Engine.MaxInput, Timeout: cfg.Fetch.Timeout, AllowPrivate: cfg.Fetch.AllowPrivate}),
+	}
+	a.models = &chat.Catalog{AllowAdult: cfg.Catalog.AllowAdult, Log: log}
+	for _, v := range vendors {
+		if c, ok := v.(engine.Cataloguer); ok {
+			a.models.Sources = append(a.models.Sources, c)
+		}
+	}
+	if len(a.models.Sources) > 0 {
+		a.svc.Models = a.models.Models
+	}
 	if cfg.Console.Enabled {
 		a.console = a.newConsole(stdin, stdout)
 		a.notifiers[console.Platform] = a.console

@@ -98,6 +98,9 @@ var (
 	retryWords = []string{"繁忙", "稍后", "超时", "busy", "try again", "timeout"}
 )
 
+// Defaults is the configuration with every default filled in.
+func Defaults() Config { return Config{}.withDefaults() }
+
 // withDefaults fills unset fields.
 func (c Config) withDefaults() Config {
 	set := func(s *string, d string) {

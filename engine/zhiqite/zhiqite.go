@@ -134,6 +134,52 @@ var (
 	_ engine.Cataloguer     = (*Vendor)(nil)
 )
 
+// Defaults is the configuration with every default filled in.
+func Defaults() Config { return Config{}.withDefaults() }
+
+// withDefaults fills unset fields.
+func (c Config) withDefaults() Config {
+	if c.BaseURL == "" {
+		c.BaseURL = DefaultBaseURL
+	}
+	if c.Model == "" {
+		c.Model = DefaultModel
+	}
+	if c.Sampler != "" {
+		c.Sampler, _ = canonicalSampler(c.Sampler)
+	}
+	c.OutputFormat = strings.ToLower(c.OutputFormat)
+	if c.ClipSkip == 0 {
+		c.ClipSkip = DefaultClipSkip
+	}
+	if c.Denoising == 0 {
+		c.Denoising = DefaultDenoising
+	}
+	if c.Upscaler == "" {
+		c.Upscaler = DefaultUpscaler
+	}
+	if c.Callbacks == nil {
+		yes := true
+		c.Callbacks = &yes
+	}
+	for _, d := range []struct {
+		v   *time.Duration
+		def time.Duration
+	}{
+		{&c.DrawDuration, DefaultDrawDuration}, {&c.ToolDuration, DefaultToolDuration},
+		{&c.PollEvery, DefaultPollEvery}, {&c.PollMax, DefaultPollMax}, {&c.CatalogTTL, DefaultCatalogTTL},
+	} {
+		if *d.v <= 0 {
+			*d.v = d.def
+		}
+	}
+	c.PollMax = max(c.PollMax, c.PollEvery)
+	if c.MaxImageBytes <= 0 {
+		c.MaxImageBytes = DefaultMaxImage
+	}
+	return c
+}
+
 // New returns the adapter. client nil means a default client; calls are
 // bounded by the engine's contexts.
 func New(cfg Config, client *http.Client, log *slog.Logger) (*Vendor, error) {
@@ -144,47 +190,10 @@ func New(cfg Config, client *http.Client, log *slog.Logger) (*Vendor, error) {
 	if len(problems) > 0 {
 		return nil, errors.Join(problems...)
 	}
-	if cfg.BaseURL == "" {
-		cfg.BaseURL = DefaultBaseURL
-	}
+	cfg = cfg.withDefaults()
 	base, err := url.Parse(cfg.BaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("zhiqite: base_url: %w", err)
-	}
-	if cfg.Model == "" {
-		cfg.Model = DefaultModel
-	}
-	if cfg.Sampler != "" {
-		cfg.Sampler, _ = canonicalSampler(cfg.Sampler)
-	}
-	cfg.OutputFormat = strings.ToLower(cfg.OutputFormat)
-	if cfg.ClipSkip == 0 {
-		cfg.ClipSkip = DefaultClipSkip
-	}
-	if cfg.Denoising == 0 {
-		cfg.Denoising = DefaultDenoising
-	}
-	if cfg.Upscaler == "" {
-		cfg.Upscaler = DefaultUpscaler
-	}
-	if cfg.Callbacks == nil {
-		yes := true
-		cfg.Callbacks = &yes
-	}
-	for _, d := range []struct {
-		v   *time.Duration
-		def time.Duration
-	}{
-		{&cfg.DrawDuration, DefaultDrawDuration}, {&cfg.ToolDuration, DefaultToolDuration},
-		{&cfg.PollEvery, DefaultPollEvery}, {&cfg.PollMax, DefaultPollMax}, {&cfg.CatalogTTL, DefaultCatalogTTL},
-	} {
-		if *d.v <= 0 {
-			*d.v = d.def
-		}
-	}
-	cfg.PollMax = max(cfg.PollMax, cfg.PollEvery)
-	if cfg.MaxImageBytes <= 0 {
-		cfg.MaxImageBytes = DefaultMaxImage
 	}
 	if client == nil {
 		client = &http.Client{Timeout: 2 * time.Minute}

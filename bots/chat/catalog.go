@@ -1,0 +1,79 @@
+package chat
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/picbot/picbot/engine"
+)
+
+// Catalog merges the vendors' catalogues for /models and Discord's
+// autocomplete. The vendors cache their own lists (listing is billed).
+type Catalog struct {
+	Sources []engine.Cataloguer
+	// AllowAdult shows entries the vendors mark as adult; an operator's choice.
+	AllowAdult bool
+	Log        *slog.Logger
+}
+
+// Entries returns every usable entry. A vendor whose list fails is left out
+// and logged: the others still answer.
+func (c *Catalog) Entries(ctx context.Context) []engine.CatalogEntry {
+	var out []engine.CatalogEntry
+	for _, src := range c.Sources {
+		entries, err := src.Catalog(ctx)
+		if err != nil {
+			if c.Log != nil {
+				c.Log.Warn("catalogue", slog.Any("err", err))
+			}
+			continue
+		}
+		for _, e := range entries {
+			if e.Adult && !c.AllowAdult {
+				continue
+			}
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// Models is the /models text: models and LoRAs per vendor, a few of each.
+func (c *Catalog) Models(ctx context.Context, lang engine.Lang) (string, error) {
+	entries := c.Entries(ctx)
+	if len(entries) == 0 {
+		return T(lang, "No models are available right now.", "暂时没有可用的模型。"), nil
+	}
+	const show = 15
+	var b strings.Builder
+	for _, kind := range []string{engine.EntryModel, engine.EntryLoRA} {
+		var names []string
+		total := 0
+		for _, e := range entries {
+			if e.Kind != kind {
+				continue
+			}
+			total++
+			if len(names) < show {
+				names = append(names, fmt.Sprintf("%s (%s)", e.ID, e.Vendor))
+			}
+		}
+		if total == 0 {
+			continue
+		}
+		title := T(lang, "Models (--model):", "模型（--model）：")
+		if kind == engine.EntryLoRA {
+			title = T(lang, "LoRAs (--lora):", "LoRA（--lora）：")
+		}
+		if b.Len() > 0 {
+			b.WriteString("\n")
+		}
+		b.WriteString(title + "\n  " + strings.Join(names, "\n  "))
+		if total > show {
+			b.WriteString("\n  " + T(lang, "… and %d more", "……另有 %d 个", total-show))
+		}
+	}
+	return b.String(), nil
+}
