@@ -418,7 +418,7 @@ func TestConfigCheck(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			err := tc.cfg.Check()
-			if err == nil || !strings.HasPrefix(err.Error(), tc.want+":") {
+			if err == nil || !strings.HasPrefix(err.Error(), "telegram."+tc.want+":") {
 				t.Fatalf("Check: %v, want it to name %s", err, tc.want)
 			}
 		})

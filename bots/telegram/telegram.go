@@ -91,12 +91,12 @@ func DefaultConfig() Config {
 
 var secretRe = regexp.MustCompile(`^[A-Za-z0-9_-]{1,256}$`)
 
-// Check reports the first problem with c, naming the setting's YAML key
-// (under telegram.) in the message. Defaults are applied first.
+// Check reports every problem with c, each message naming the setting's
+// YAML key ("telegram.token: ..."). Defaults are applied first.
 func (c Config) Check() error {
 	c.fill()
 	return errors.Join(c.problems(func(key, format string, args ...any) error {
-		return fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...))
+		return fmt.Errorf("telegram.%s: %s", key, fmt.Sprintf(format, args...))
 	})...)
 }
 
@@ -141,6 +141,9 @@ func (c *Config) problems(bad func(key, format string, args ...any) error) []err
 		}
 	default:
 		add("mode", "must be polling or webhook, not %q", c.Mode)
+	}
+	if c.Mode != ModeWebhook && c.WebhookSecret != "" && !secretRe.MatchString(c.WebhookSecret) {
+		add("webhook_secret", "must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
 	}
 	if u, err := url.Parse(c.APIEndpoint); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		add("api_endpoint", "must be an http(s):// URL")
@@ -261,7 +264,7 @@ var _ engine.Notifier = (*Bot)(nil)
 func New(cfg Config, d Deps) (*Bot, error) {
 	cfg.fill()
 	if err := cfg.Check(); err != nil {
-		return nil, fmt.Errorf("telegram: %w", err)
+		return nil, err
 	}
 	client := cfg.HTTPClient
 	if client == nil {
