@@ -143,14 +143,36 @@ func Commands(lim engine.Limits) []*discordgo.ApplicationCommand {
 // options indexes a command's options by name.
 type options struct {
 	byName   map[string]*discordgo.ApplicationCommandInteractionDataOption
+	files    []*discordgo.ApplicationCommandInteractionDataOption // attachment options, in order
 	resolved *discordgo.ApplicationCommandInteractionDataResolved
+}
+
+// aliases map other names an option might be sent under to the registered one.
+var aliases = map[string]string{
+	"n": "count", "number": "count", "num": "count",
+	"guidance": "cfg", "cfg_scale": "cfg",
+	"neg": "negative", "negative_prompt": "negative",
+	"id": "job", "job_id": "job",
+	"control": "image", "control_image": "image", "reference": "image", "photo": "image", "picture": "image",
+	"face_image": "face", "source": "face",
+	"target_image": "target",
 }
 
 func newOptions(d discordgo.ApplicationCommandInteractionData) options {
 	o := options{byName: make(map[string]*discordgo.ApplicationCommandInteractionDataOption), resolved: d.Resolved}
 	for _, opt := range d.Options {
-		if opt != nil {
-			o.byName[opt.Name] = opt
+		if opt == nil {
+			continue
+		}
+		name := strings.ToLower(opt.Name)
+		if a, ok := aliases[name]; ok {
+			name = a
+		}
+		if _, dup := o.byName[name]; !dup {
+			o.byName[name] = opt
+		}
+		if opt.Type == discordgo.ApplicationCommandOptionAttachment {
+			o.files = append(o.files, opt)
 		}
 	}
 	return o
@@ -282,8 +304,24 @@ func parse(d discordgo.ApplicationCommandInteractionData) (*command.Command, []*
 	default:
 		return nil, nil, engine.Errorf(engine.EINVALID, "Unknown command /%s.", "未知命令 /%s。", d.Name)
 	}
+	// Attachments by name; ones under other names fill the gaps, in order.
+	used := map[*discordgo.ApplicationCommandInteractionDataOption]bool{}
+	for _, name := range names {
+		if opt, ok := o.byName[name]; ok {
+			used[opt] = true
+		}
+	}
+	var spare []*discordgo.ApplicationCommandInteractionDataOption
+	for _, opt := range o.files {
+		if !used[opt] {
+			spare = append(spare, opt)
+		}
+	}
 	var atts []*discordgo.MessageAttachment
 	for _, name := range names {
+		if _, ok := o.byName[name]; !ok && len(spare) > 0 {
+			o.byName[name], spare = spare[0], spare[1:]
+		}
 		a, err := o.attachment(name)
 		if err != nil {
 			return nil, nil, err

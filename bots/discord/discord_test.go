@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/bwmarrin/discordgo"
+	"github.com/picbot/picbot/bots/command"
 	"github.com/picbot/picbot/bots/discord/discordtest"
 	"github.com/picbot/picbot/engine"
 )
@@ -568,6 +569,60 @@ func TestParse(t *testing.T) {
 	r := c.Request
 	if c.Name != "draw" || r.Prompt != "a red fox" || r.Width != 256 || r.Height != 256 || r.Seed != 7 || r.Steps != 20 || r.Guidance != 6.5 || r.N != 3 || len(atts) != 0 {
 		t.Errorf("parsed %+v %+v", c, r)
+	}
+	att := func(id string) *discordgo.MessageAttachment {
+		return &discordgo.MessageAttachment{ID: id, Filename: id + ".png", URL: "https://cdn.example/" + id}
+	}
+	resolved := &discordgo.ApplicationCommandInteractionDataResolved{Attachments: map[string]*discordgo.MessageAttachment{"a1": att("a1"), "a2": att("a2")}}
+	opt := func(name string, t discordgo.ApplicationCommandOptionType, v any) *discordgo.ApplicationCommandInteractionDataOption {
+		return &discordgo.ApplicationCommandInteractionDataOption{Name: name, Type: t, Value: v}
+	}
+	file := discordgo.ApplicationCommandOptionAttachment
+	for _, tc := range []struct {
+		name  string
+		data  discordgo.ApplicationCommandInteractionData
+		check func(*testing.T, *command.Command, []*discordgo.MessageAttachment)
+	}{
+		{"DrawAliases", discordgo.ApplicationCommandInteractionData{Name: "draw", Resolved: resolved, Options: []*discordgo.ApplicationCommandInteractionDataOption{
+			opt("prompt", discordgo.ApplicationCommandOptionString, "x"), opt("n", discordgo.ApplicationCommandOptionInteger, 2.0),
+			opt("guidance", discordgo.ApplicationCommandOptionNumber, 9.0), opt("control_image", file, "a2")}},
+			func(t *testing.T, c *command.Command, atts []*discordgo.MessageAttachment) {
+				if c.Request.N != 2 || c.Request.Guidance != 9 || len(atts) != 1 || atts[0].ID != "a2" {
+					t.Errorf("%+v %v", c.Request, atts)
+				}
+			}},
+		{"SwapfaceOrder", discordgo.ApplicationCommandInteractionData{Name: "swapface", Resolved: resolved, Options: []*discordgo.ApplicationCommandInteractionDataOption{
+			opt("target", file, "a2"), opt("face", file, "a1")}},
+			func(t *testing.T, c *command.Command, atts []*discordgo.MessageAttachment) {
+				if len(atts) != 2 || atts[0].ID != "a1" || atts[1].ID != "a2" {
+					t.Errorf("want face then target: %v", atts)
+				}
+			}},
+		{"SwapfaceOtherNames", discordgo.ApplicationCommandInteractionData{Name: "swapface", Resolved: resolved, Options: []*discordgo.ApplicationCommandInteractionDataOption{
+			opt("first", file, "a1"), opt("second", file, "a2")}},
+			func(t *testing.T, c *command.Command, atts []*discordgo.MessageAttachment) {
+				if len(atts) != 2 || atts[0].ID != "a1" || atts[1].ID != "a2" {
+					t.Errorf("want the attachments in order: %v", atts)
+				}
+			}},
+		{"CancelID", discordgo.ApplicationCommandInteractionData{Name: "cancel", Options: []*discordgo.ApplicationCommandInteractionDataOption{
+			opt("id", discordgo.ApplicationCommandOptionString, "ABCD1234")}},
+			func(t *testing.T, c *command.Command, _ []*discordgo.MessageAttachment) {
+				if len(c.Args) != 1 || c.Args[0] != "ABCD1234" {
+					t.Errorf("args %v", c.Args)
+				}
+			}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, atts, err := parse(tc.data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.check(t, c, atts)
+		})
+	}
+	if _, _, err := parse(discordgo.ApplicationCommandInteractionData{Name: "anime", Options: []*discordgo.ApplicationCommandInteractionDataOption{opt("image", file, "gone")}}); engine.ErrorCode(err) != engine.EINVALID {
+		t.Errorf("a missing attachment: %v", err)
 	}
 	for _, tc := range []struct {
 		id string
