@@ -176,6 +176,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	for _, j := range jobs {
 		e.track(j)
 		e.sched.at(j.ID, now)
+		e.cfg.Observer.Admitted(j)
 	}
 	if len(jobs) > 0 {
 		e.log.Info("resumed unfinished jobs", slog.Int("jobs", len(jobs)))

@@ -162,7 +162,9 @@ type Blobs interface {
 // Observer hears what the engine does, for metrics. Calls must be quick and
 // must not block; they come from many goroutines at once.
 type Observer interface {
-	// Admitted counts a command that became a job; Refused one that did not, by error code.
+	// Admitted counts a job taken on: a command that became a job, or an
+	// unfinished job resumed at start. Refused counts a command that did not
+	// become a job, by error code.
 	Admitted(j *Job)
 	Refused(code string)
 	// Moved reports a state change, once it is stored.

@@ -58,6 +58,8 @@ type HTTPConfig struct {
 	Listen    string `yaml:"listen"`
 	PublicURL string `yaml:"public_url"`
 	MaxBody   int64  `yaml:"max_body"`
+	// Metrics serves /metrics; keep it off the public internet (firewall or proxy).
+	Metrics bool `yaml:"metrics"`
 }
 
 type EngineConfig struct {
@@ -103,7 +105,7 @@ func DefaultConfig() Config {
 		DataDir: "data",
 		Log:     LogConfig{Level: "info", Format: "text"},
 		Console: ConsoleConfig{Enabled: true, OutDir: "out", Wait: 10 * time.Minute, User: "local"},
-		HTTP:    HTTPConfig{MaxBody: 1 << 20},
+		HTTP:    HTTPConfig{MaxBody: 1 << 20, Metrics: true},
 		Engine: EngineConfig{
 			Workers:          d.Workers,
 			JobTimeout:       d.JobTimeout,

@@ -28,7 +28,18 @@ func (a *app) routes() http.Handler {
 	m := http.NewServeMux()
 	m.HandleFunc("POST /callback/{vendor}/{id}/{token}", a.handleCallback)
 	m.HandleFunc("GET /input/{id}/{token}/{i}", a.handleInput)
+	// healthz: the process answers. readyz: it takes work (not starting, not draining).
 	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
+	m.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if !a.ready.Load() {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "ready\n")
+	})
+	if a.cfg.HTTP.Metrics {
+		m.Handle("GET /metrics", a.metrics.Handler())
+	}
 	for _, p := range a.platforms {
 		if r, ok := p.(routed); ok {
 			r.Routes(m)

@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/picbot/picbot/bots/chat"
@@ -27,6 +28,7 @@ import (
 	"github.com/picbot/picbot/engine"
 	"github.com/picbot/picbot/engine/local"
 	"github.com/picbot/picbot/fetch"
+	"github.com/picbot/picbot/metrics"
 	"github.com/picbot/picbot/quota"
 	"github.com/picbot/picbot/store"
 )
@@ -53,6 +55,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return err
 	}
 	log := newLogger(cfg.Log, stderr)
+	log = slog.New(newRedactor(log.Handler(), cfg.secrets()))
 	app, err := build(cfg, log, stdin, stdout)
 	if err != nil {
 		return err
@@ -85,6 +88,8 @@ type app struct {
 	platforms []platform
 	server    *http.Server
 	ln        net.Listener
+	metrics   *metrics.Metrics
+	ready     atomic.Bool // serving: started and not shutting down
 }
 
 // platform is a chat platform adapter besides the console. Each is built in
@@ -107,7 +112,7 @@ func build(cfg Config, log *slog.Logger, stdin io.Reader, stdout io.Writer) (*ap
 	if err != nil {
 		return nil, err
 	}
-	a := &app{cfg: cfg, log: log, db: db, notifiers: mux{}}
+	a := &app{cfg: cfg, log: log, db: db, notifiers: mux{}, metrics: metrics.New()}
 	ok := false
 	defer func() {
 		if !ok {
@@ -138,6 +143,7 @@ func build(cfg Config, log *slog.Logger, stdin io.Reader, stdout io.Writer) (*ap
 		MaxDownload:      cfg.Engine.MaxDownload,
 		DeliveryAttempts: cfg.Engine.DeliveryAttempts,
 		Logger:           log,
+		Observer:         a.metrics,
 	}
 	a.engine = engine.New(ec, db, a.quota, a.blobs, a.notifiers, vendors...)
 	a.svc = &chat.Service{
@@ -235,6 +241,7 @@ func (a *app) run(ctx context.Context) error {
 			}
 		}()
 	}
+	a.ready.Store(true)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errs := make(chan error, len(a.platforms)+1)
@@ -262,6 +269,7 @@ func (a *app) run(ctx context.Context) error {
 // shutdown stops taking commands, lets work under way finish within the
 // configured timeout, and closes the server. The store closes last.
 func (a *app) shutdown() {
+	a.ready.Store(false)
 	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.Engine.ShutdownTimeout)
 	defer cancel()
 	a.engine.Stop(ctx)

@@ -1,0 +1,97 @@
+// Package metrics exposes the bot's Prometheus metrics. It implements
+// engine.Observer, so the engine stays free of the client library.
+package metrics
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/picbot/picbot/engine"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics holds every collector.
+type Metrics struct {
+	reg       *prometheus.Registry
+	jobs      *prometheus.GaugeVec
+	ended     *prometheus.CounterVec
+	billed    *prometheus.CounterVec
+	latency   prometheus.Histogram
+	added     prometheus.Histogram
+	refusals  *prometheus.CounterVec
+	throttled *prometheus.CounterVec
+}
+
+var _ engine.Observer = (*Metrics)(nil)
+
+// New registers the collectors, with Go runtime and process metrics.
+func New() *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		jobs: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "picbot_jobs", Help: "Unfinished jobs by state.",
+		}, []string{"state"}),
+		ended: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "picbot_jobs_ended_total", Help: "Jobs that reached a final state, by state.",
+		}, []string{"state"}),
+		billed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "picbot_vendor_billed_calls_total", Help: "Billed vendor calls, by vendor.",
+		}, []string{"vendor"}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "picbot_delivery_seconds", Help: "From command to delivered result.",
+			Buckets: []float64{1, 2, 5, 10, 20, 30, 60, 120, 300, 600},
+		}),
+		added: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "picbot_added_latency_seconds", Help: "The bot's own latency: from the vendor done to the post starting.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}),
+		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "picbot_refusals_total", Help: "Commands refused before becoming jobs, by error code (quota, rate_limit, forbidden, invalid...).",
+		}, []string{"code"}),
+		throttled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "picbot_platform_rate_limited_total", Help: "429 answers from chat platforms, by platform.",
+		}, []string{"platform"}),
+	}
+	m.reg.MustRegister(m.jobs, m.ended, m.billed, m.latency, m.added, m.refusals, m.throttled,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Handler serves /metrics.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// Admitted implements engine.Observer.
+func (m *Metrics) Admitted(j *engine.Job) { m.jobs.WithLabelValues(string(j.State)).Inc() }
+
+// Refused implements engine.Observer.
+func (m *Metrics) Refused(code string) { m.refusals.WithLabelValues(code).Inc() }
+
+// Moved implements engine.Observer.
+func (m *Metrics) Moved(j *engine.Job, from engine.State) {
+	m.jobs.WithLabelValues(string(from)).Dec()
+	if j.State.Terminal() {
+		m.ended.WithLabelValues(string(j.State)).Inc()
+		if j.State == engine.StateDelivered {
+			m.latency.Observe(j.DeliveredAt.Sub(j.CreatedAt).Seconds())
+		}
+		return
+	}
+	m.jobs.WithLabelValues(string(j.State)).Inc()
+}
+
+// Billed implements engine.Observer.
+func (m *Metrics) Billed(vendor string, calls int) {
+	m.billed.WithLabelValues(vendor).Add(float64(calls))
+}
+
+// DeliveryStarted implements engine.Observer.
+func (m *Metrics) DeliveryStarted(j *engine.Job, added time.Duration) {
+	m.added.Observe(added.Seconds())
+}
+
+// RateLimited counts a 429 from a chat platform.
+func (m *Metrics) RateLimited(platform string) { m.throttled.WithLabelValues(platform).Inc() }

@@ -1,0 +1,46 @@
+package metrics_test
+
+import (
+	"io"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/picbot/picbot/engine"
+	"github.com/picbot/picbot/metrics"
+)
+
+func TestMetrics(t *testing.T) {
+	m := metrics.New()
+	now := time.Now()
+	j := &engine.Job{ID: "a", State: engine.StateQueued, Vendor: "zhiqite", CreatedAt: now}
+	m.Admitted(j)
+	j.State = engine.StateSubmitted
+	m.Moved(j, engine.StateQueued)
+	m.Billed("zhiqite", 2)
+	m.DeliveryStarted(j, 20*time.Millisecond)
+	j.State, j.DeliveredAt = engine.StateDelivered, now.Add(9*time.Second)
+	m.Moved(j, engine.StateSucceeded)
+	m.Refused(engine.EQUOTA)
+	m.RateLimited("telegram")
+
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body, _ := io.ReadAll(rec.Body)
+	for _, want := range []string{
+		`picbot_jobs{state="queued"} 0`,
+		`picbot_jobs{state="submitted"} 1`,
+		`picbot_jobs_ended_total{state="delivered"} 1`,
+		`picbot_vendor_billed_calls_total{vendor="zhiqite"} 2`,
+		`picbot_delivery_seconds_bucket{le="10"} 1`,
+		`picbot_added_latency_seconds_bucket{le="0.025"} 1`,
+		`picbot_refusals_total{code="quota"} 1`,
+		`picbot_platform_rate_limited_total{platform="telegram"} 1`,
+		`go_goroutines`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("no %s in:\n%s", want, body)
+		}
+	}
+}
