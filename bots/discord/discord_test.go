@@ -210,6 +210,24 @@ func waitState(t *testing.T, h *harness, id string, want engine.State) {
 	}
 }
 
+func TestDeliveryAfterRestart(t *testing.T) {
+	first := startHarness(t, setup{render: 2 * time.Second})
+	body, v := fixture(t, "draw.json", nil)
+	tok := v["Token"].(string)
+	first.post(body)
+	first.api.Wait(t, 5*time.Second, "the accepted edit", editOf(tok))
+	first.stop() // mid-render: the job and its ticket stay in the store
+
+	h := startHarness(t, setup{dir: first.dir, api: first.api, priv: first.priv, pub: first.pub, render: 2 * time.Second})
+	final := h.api.Wait(t, 15*time.Second, "the result after the restart", finalEditOf(tok))
+	waitState(t, h, jobOf(t, final.Message(t)), engine.StateDelivered)
+	for _, c := range h.api.Calls() {
+		if c.Is("POST", "/channels/.*") {
+			t.Errorf("posted to the channel while the token was good: %s", c)
+		}
+	}
+}
+
 func TestErrorsAreEphemeralAndLocalized(t *testing.T) {
 	h := startHarness(t, setup{})
 

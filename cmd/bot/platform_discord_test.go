@@ -169,8 +169,7 @@ func TestDiscordHTTPInteractions(t *testing.T) {
 	if parent == "" {
 		t.Fatalf("no again button: %v", m.CustomIDs())
 	}
-	time.Sleep(300 * time.Millisecond) // let the engine record the delivery
-	b.stop(t, "tok_draw")
+	b.stop(t, "tok_draw") // a graceful stop records the delivery
 
 	// After a restart with a short token lifetime: the old result's button
 	// still works, and its late result goes to the channel, replying to the response.
