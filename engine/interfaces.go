@@ -37,6 +37,8 @@ type Counters interface {
 	// Setting and SetSetting keep small named strings (tiers, bans) beside the counters.
 	Setting(key string) string
 	SetSetting(key, value string)
+	// Scan calls fn for every stored counter whose key starts with prefix, in key order.
+	Scan(prefix string, fn func(key string, value int64))
 }
 
 // Quota decides who may start a job and keeps the count of what each costs.

@@ -55,16 +55,17 @@ func DefaultConfig() Config {
 	}
 }
 
-// Viewer reads the store's counters and settings.
-type Viewer interface {
+// Store reads and writes the store's counters and settings.
+type Store interface {
 	View(ctx context.Context, fn func(engine.Counters) error) error
+	Update(ctx context.Context, fn func(engine.Counters) error) error
 }
 
 // Quota implements engine.Quota.
 type Quota struct {
 	cfg   Config
 	loc   *time.Location
-	store Viewer
+	store Store
 	now   func() time.Time
 
 	mu       sync.Mutex
@@ -74,7 +75,7 @@ type Quota struct {
 var _ engine.Quota = (*Quota)(nil)
 
 // New returns a Quota over store. now may be nil (time.Now).
-func New(cfg Config, store Viewer, now func() time.Time) (*Quota, error) {
+func New(cfg Config, store Store, now func() time.Time) (*Quota, error) {
 	if cfg.TimeZone == "" {
 		cfg.TimeZone = "Asia/Shanghai"
 	}
@@ -247,6 +248,7 @@ func (q *Quota) Reserve(c engine.Counters, j *engine.Job, now time.Time) error {
 	if q.cfg.GlobalDaily > 0 && c.Get(globalDay(day))+cost > int64(q.cfg.GlobalDaily) {
 		return engine.Errorf(engine.EQUOTA, "The bot has reached its budget for today; it resets in %s.", "机器人今天的总额度已用完，%s后重置。", q.untilReset(now))
 	}
+	c.Add(statKey(day, "", "jobs"), 1)
 	c.Add(running(user), 1)
 	c.Add(userDay(user, day), cost)
 	c.Add(chatDay(chat, day), cost)
@@ -272,6 +274,7 @@ func (q *Quota) Settle(c engine.Counters, j *engine.Job, refund bool) {
 	if ch.Settled != "" {
 		return
 	}
+	q.count(c, j, refund)
 	if ch.Unlimited {
 		ch.Released = true
 		ch.Settled = engine.ChargeCommitted
@@ -290,6 +293,34 @@ func (q *Quota) Settle(c engine.Counters, j *engine.Job, refund bool) {
 		return
 	}
 	ch.Settled = engine.ChargeCommitted
+}
+
+// count keeps today's figures per vendor for /admin stats: jobs by final
+// state, billed calls, refunds. It runs once per job, with the settlement.
+func (q *Quota) count(c engine.Counters, j *engine.Job, refund bool) {
+	day := q.Day(q.now())
+	vendor := j.Vendor
+	if vendor == "" && len(j.Tried) > 0 {
+		vendor = j.Tried[len(j.Tried)-1]
+	}
+	if vendor == "" {
+		vendor = "none"
+	}
+	c.Add(statKey(day, vendor, string(j.State)), 1)
+	if j.BilledCalls > 0 {
+		c.Add(statKey(day, vendor, "calls"), int64(j.BilledCalls))
+	}
+	if refund && !j.Charge.Unlimited {
+		c.Add(statKey(day, vendor, "refunds"), 1)
+	}
+}
+
+// statKey names a statistic: "st:<day>:<vendor>:<what>"; vendor "" is the whole bot.
+func statKey(day, vendor, what string) string {
+	if vendor == "" {
+		return "st:" + day + ":" + what
+	}
+	return "st:" + day + ":" + vendor + ":" + what
 }
 
 // Status is what /quota shows.

@@ -320,6 +320,18 @@ func (c *counters) Add(key string, delta int64) int64 {
 	return v
 }
 
+func (c *counters) Scan(prefix string, fn func(string, int64)) {
+	cur := c.tx.Bucket(bucketCounters).Cursor()
+	p := []byte(prefix)
+	for k, v := cur.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = cur.Next() {
+		if pending, ok := c.ints[string(k)]; ok {
+			fn(string(k), pending)
+		} else if len(v) == 8 {
+			fn(string(k), int64(binary.BigEndian.Uint64(v)))
+		}
+	}
+}
+
 func (c *counters) Setting(key string) string {
 	if v, ok := c.settings[key]; ok {
 		return v

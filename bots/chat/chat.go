@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -31,6 +32,10 @@ type Engine interface {
 type Quota interface {
 	Status(ctx context.Context, owner engine.UserRef) (quota.Status, error)
 	IsAdmin(u engine.UserRef) bool
+	SetTier(ctx context.Context, user, tier string) error
+	SetDaily(ctx context.Context, user string, n int) error
+	Ban(ctx context.Context, key string, banned bool) error
+	Stats(ctx context.Context) (quota.Stats, error)
 }
 
 // Fetcher opens an image a user named by URL. It must refuse private
@@ -104,6 +109,8 @@ func (s *Service) Handle(ctx context.Context, m Message) Reply {
 			return s.fail(lang, err, c.Args[0])
 		}
 		return Reply{Text: T(lang, "Cancelling job %s.", "正在取消任务 %s。", j.ID), Job: j}
+	case "admin":
+		return s.admin(ctx, m.User, c.Args)
 	case "models":
 		if s.Models == nil {
 			return Reply{Text: T(lang, "Only the built-in local renderer is configured; it has no models to choose.", "目前只配置了内置本地渲染器，没有可选模型。")}
@@ -218,6 +225,48 @@ func (s *Service) fail(lang engine.Lang, err error, ref string) Reply {
 		return Reply{Text: T(lang, "Sorry, something went wrong on our side (reference %s).", "抱歉，服务内部出错了（编号 %s）。", id), Err: e}
 	}
 	return Reply{Text: e.Message(lang), Err: e}
+}
+
+// admin runs an admin command for an admin. Keys without a platform
+// ("12345") are taken to be on the admin's own platform.
+func (s *Service) admin(ctx context.Context, u engine.UserRef, args []string) Reply {
+	if !s.Quota.IsAdmin(u) {
+		return s.fail(u.Lang, engine.Errorf(engine.EFORBIDDEN, "Sorry, admin commands are for the bot's admins.", "抱歉，管理命令仅限机器人管理员使用。"), "")
+	}
+	key := func(k string) string {
+		if !strings.Contains(k, ":") {
+			return u.Platform + ":" + k
+		}
+		return k
+	}
+	var err error
+	switch args[0] {
+	case "stats":
+		st, err := s.Quota.Stats(ctx)
+		if err != nil {
+			return s.fail(u.Lang, err, "")
+		}
+		return Reply{Text: st.String()}
+	case "tier":
+		err = s.Quota.SetTier(ctx, key(args[1]), args[2])
+	case "quota":
+		n := -1
+		if args[2] != "default" {
+			if n, err = strconv.Atoi(args[2]); err != nil || n < 0 {
+				return s.fail(u.Lang, engine.Errorf(engine.EINVALID, "The quota must be a whole number or default.", "额度必须是整数或 default。"), "")
+			}
+		}
+		err = s.Quota.SetDaily(ctx, key(args[1]), n)
+	case "ban", "unban":
+		err = s.Quota.Ban(ctx, key(args[1]), args[0] == "ban")
+	}
+	if err != nil {
+		return s.fail(u.Lang, err, "")
+	}
+	if s.Log != nil {
+		s.Log.Info("admin command", slog.String("user_id", u.Key()), slog.String("command", strings.Join(args, " ")))
+	}
+	return Reply{Text: T(u.Lang, "Done: %s.", "已完成：%s。", strings.Join(args, " "))}
 }
 
 func (s *Service) quota(ctx context.Context, u engine.UserRef) Reply {

@@ -22,6 +22,7 @@ func Help(lang engine.Lang) string {
 		"jobs":     {"your latest jobs", "最近的任务"},
 		"cancel":   {"stop a job", "取消任务"},
 		"models":   {"the models you can use", "可用模型"},
+		"admin":    {"for the bot's admins", "管理员命令"},
 	}
 	for _, name := range command.Names {
 		d, ok := desc[name]

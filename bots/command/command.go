@@ -42,7 +42,7 @@ func (c *Command) IsJob() bool {
 }
 
 // Names lists the commands, in help order.
-var Names = []string{"draw", "anime", "upscale", "swapface", "quota", "jobs", "cancel", "models", "help", "start"}
+var Names = []string{"draw", "anime", "upscale", "swapface", "quota", "jobs", "cancel", "models", "help", "start", "admin"}
 
 // usage is each command's synopsis.
 var usage = map[string][2]string{
@@ -57,6 +57,8 @@ var usage = map[string][2]string{
 	"models":   {"/models", "/models"},
 	"help":     {"/help", "/help"},
 	"start":    {"/start", "/start"},
+	"admin": {"/admin tier <user> <tier|default> · /admin quota <user> <n|default> · /admin ban|unban <user or chat> · /admin stats",
+		"/admin tier <用户> <等级|default> · /admin quota <用户> <数量|default> · /admin ban|unban <用户或群> · /admin stats"},
 }
 
 // Usage returns the synopsis of command name in lang.
@@ -158,6 +160,12 @@ func (c *Command) checkArgs() error {
 		if len(c.Args) != 1 {
 			return invalid(c.Name, "Which job? Give its id.", "要取消哪个任务？请给出任务编号。")
 		}
+	case "admin":
+		want := map[string]int{"tier": 3, "quota": 3, "ban": 2, "unban": 2, "stats": 1}
+		if len(c.Args) == 0 || want[strings.ToLower(c.Args[0])] != len(c.Args) {
+			return invalid(c.Name, "Which admin command?", "哪个管理命令？")
+		}
+		c.Args[0] = strings.ToLower(c.Args[0])
 	case "quota", "jobs", "help", "start", "models":
 		// Extra words are harmless ("/help draw" shows everything).
 	}
