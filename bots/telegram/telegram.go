@@ -244,8 +244,8 @@ type Bot struct {
 	allowed  map[int64]bool
 	hookPath string
 
-	ready    chan struct{} // closed once getMe answered
-	username string        // the bot's own username, set before ready is closed
+	ready    chan struct{} // closed once the username and the handled updates are known
+	username string        // the bot's own username (getMe), set before ready is closed
 
 	mu       sync.Mutex
 	states   map[string]*jobState // per job: its status message and edit pacing
@@ -357,6 +357,7 @@ func (b *Bot) Run(ctx context.Context) error {
 	if err := b.loadState(ctx); err != nil {
 		return err
 	}
+	close(b.ready)
 	if b.cfg.Mode == ModeWebhook {
 		if err := b.setWebhook(ctx); err != nil {
 			if ctx.Err() != nil {

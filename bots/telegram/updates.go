@@ -26,12 +26,28 @@ const (
 	keyAlbums = "tg:albums" // albums received but not yet handled: JSON
 )
 
+// minPoll is the least time between two getUpdates that found nothing.
+const minPoll = 250 * time.Millisecond
+
 // seenKept is how many handled update ids the store remembers.
 const seenKept = 1000
 
-// handleTimeout bounds the handling of one update; it is not cut short by
-// shutdown, so a command under way is answered.
-const handleTimeout = 2 * time.Minute
+// handleTimeout bounds the handling of one update. Shutdown does not cut it
+// short at once: a command under way has shutdownGrace to be answered.
+const (
+	handleTimeout = 2 * time.Minute
+	shutdownGrace = 10 * time.Second
+)
+
+// handling is the context an update is handled under.
+func handling(ctx context.Context) (context.Context, context.CancelFunc) {
+	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), handleTimeout)
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(shutdownGrace, cancel) })
+	return hctx, func() {
+		stop()
+		cancel()
+	}
+}
 
 // allowedUpdates are the update types the bot asks for.
 var allowedUpdates = []string{"message", "callback_query"}
@@ -48,7 +64,6 @@ func (b *Bot) hello(ctx context.Context) error {
 			var me tgbotapi.User
 			if err = json.Unmarshal(raw, &me); err == nil && me.UserName != "" {
 				b.username = me.UserName
-				close(b.ready)
 				b.log.Info("telegram bot ready", slog.String("username", me.UserName), slog.String("mode", b.cfg.Mode))
 				return nil
 			}
@@ -157,6 +172,7 @@ func (b *Bot) poll(ctx context.Context) error {
 	}
 	failures := 0
 	for ctx.Err() == nil {
+		asked := time.Now()
 		updates, err := b.getUpdates(ctx, offset)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -175,6 +191,10 @@ func (b *Bot) poll(ctx context.Context) error {
 		}
 		failures = 0
 		if len(updates) == 0 {
+			// A server that does not hold the long poll is not asked in a tight loop.
+			if wait := minPoll - time.Since(asked); wait > 0 && sleep(ctx, wait) != nil {
+				break
+			}
 			continue
 		}
 		next := b.handleBatch(ctx, updates, offset)
@@ -331,7 +351,7 @@ func (b *Bot) dispatch(ctx context.Context, u tgbotapi.Update) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), handleTimeout)
+	hctx, cancel := handling(ctx)
 	defer cancel()
 	switch {
 	case u.Message != nil && u.Message.MediaGroupID != "" && b.chatAllowed(u.Message.Chat):
@@ -500,7 +520,7 @@ func (b *Bot) handleAlbum(id string) {
 	b.mu.Unlock()
 	slices.SortFunc(parts, func(x, y tgbotapi.Update) int { return cmp.Compare(x.Message.MessageID, y.Message.MessageID) })
 	parts = slices.CompactFunc(parts, func(x, y tgbotapi.Update) bool { return x.UpdateID == y.UpdateID })
-	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), handleTimeout)
+	hctx, cancel := handling(ctx)
 	defer cancel()
 	// The command is the first caption that is one; without one the album is ignored.
 	cmdIdx := slices.IndexFunc(parts, func(p tgbotapi.Update) bool { return isCommand(p.Message.Caption) })
