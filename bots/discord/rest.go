@@ -80,6 +80,21 @@ func (m *message) attach(u upload) {
 	m.files = append(m.files, u)
 }
 
+// full gives the message empty lists rather than nulls, so an edit clears
+// the embeds, buttons and files it does not state.
+func (m *message) full() *message {
+	if m.Embeds == nil {
+		m.Embeds = []*discordgo.MessageEmbed{}
+	}
+	if m.Components == nil {
+		m.Components = []discordgo.MessageComponent{}
+	}
+	if m.Attachments == nil {
+		m.Attachments = []attachment{}
+	}
+	return m
+}
+
 func (m *message) size() int64 {
 	var n int64
 	for _, f := range m.files {
@@ -330,7 +345,7 @@ func (r *session) respond(ctx context.Context, id, token string, resp *response)
 }
 
 func (r *session) editOriginal(ctx context.Context, app, token string, m *message) (*discordgo.Message, error) {
-	out, err := r.call(ctx, "edit original response", http.MethodPatch, discordgo.EndpointWebhookMessage(app, esc(token), "@original"), m, m.files, true)
+	out, err := r.call(ctx, "edit original response", http.MethodPatch, discordgo.EndpointWebhookMessage(app, esc(token), "@original"), m.full(), m.files, true)
 	if err != nil {
 		return nil, err
 	}
@@ -343,7 +358,7 @@ func (r *session) deleteOriginal(ctx context.Context, app, token string) error {
 }
 
 func (r *session) followup(ctx context.Context, app, token string, m *message) (*discordgo.Message, error) {
-	out, err := r.call(ctx, "follow-up message", http.MethodPost, discordgo.EndpointWebhookToken(app, esc(token))+"?wait=true", m, m.files, true)
+	out, err := r.call(ctx, "follow-up message", http.MethodPost, discordgo.EndpointWebhookToken(app, esc(token))+"?wait=true", m.full(), m.files, true)
 	if err != nil {
 		return nil, err
 	}
@@ -351,7 +366,7 @@ func (r *session) followup(ctx context.Context, app, token string, m *message) (
 }
 
 func (r *session) send(ctx context.Context, channelID string, m *message) (*discordgo.Message, error) {
-	out, err := r.call(ctx, "channel message", http.MethodPost, discordgo.EndpointChannelMessages(channelID), m, m.files, false)
+	out, err := r.call(ctx, "channel message", http.MethodPost, discordgo.EndpointChannelMessages(channelID), m.full(), m.files, false)
 	if err != nil {
 		return nil, err
 	}
