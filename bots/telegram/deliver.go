@@ -278,7 +278,8 @@ func (b *Bot) Deliver(ctx context.Context, j *engine.Job) error {
 
 // deliveryError tells the engine whether trying again can help.
 func (b *Bot) deliveryError(err error) error {
-	if isForbidden(err) || isBadRequest(err) || hasText(err, "chat not found") || hasText(err, "upgraded to a supergroup") {
+	if isForbidden(err) || isBadRequest(err) || hasText(err, "chat not found") || hasText(err, "upgraded to a supergroup") ||
+		engine.ErrorCode(err) == engine.ENOTFOUND { // the picture is gone from the blob store
 		return engine.Wrap(engine.EUNDELIVERED, err, "The picture could not be posted here.", "图片无法发送到这里。")
 	}
 	return fmt.Errorf("telegram: %w", err)

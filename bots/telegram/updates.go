@@ -197,7 +197,10 @@ func (b *Bot) poll(ctx context.Context) error {
 			}
 			continue
 		}
-		next := b.handleBatch(ctx, updates, offset)
+		next, ok := b.handleBatch(ctx, updates, offset)
+		if !ok && sleep(ctx, time.Second) != nil {
+			break // the store failed: not in a tight loop
+		}
 		if next > offset {
 			if err := b.settings.Update(context.WithoutCancel(ctx), func(c engine.Counters) error {
 				if cur, _ := strconv.Atoi(c.Setting(keyOffset)); next > cur {
@@ -243,8 +246,9 @@ func (b *Bot) getUpdates(ctx context.Context, offset int) ([]tgbotapi.Update, er
 }
 
 // handleBatch handles updates and returns the offset to store: past the
-// last update, or at the first one whose handling could not be recorded.
-func (b *Bot) handleBatch(ctx context.Context, updates []tgbotapi.Update, offset int) int {
+// last update, or, with ok false, at the first one whose handling could not
+// be recorded.
+func (b *Bot) handleBatch(ctx context.Context, updates []tgbotapi.Update, offset int) (next int, ok bool) {
 	byChat := map[int64][]tgbotapi.Update{}
 	var order []int64
 	for _, u := range updates {
@@ -279,9 +283,9 @@ func (b *Bot) handleBatch(ctx context.Context, updates []tgbotapi.Update, offset
 	}
 	wg.Wait()
 	if failedAt >= 0 {
-		return failedAt
+		return failedAt, false
 	}
-	return updates[len(updates)-1].UpdateID + 1
+	return updates[len(updates)-1].UpdateID + 1, true
 }
 
 func chatOf(u *tgbotapi.Update) int64 {
