@@ -303,7 +303,7 @@ func TestAPISpaceConfig(t *testing.T) {
 		for extra, key := range map[string]string{
 			"    token: x\n    base_url: ftp://x\n":    "vendors.apispace.base_url",
 			"    token: x\n    paths: {anime: acg}\n":  "vendors.apispace.paths.anime",
-			"    token: x\n    styles: {cute: Cute}\n": "vendors.apispace.styles",
+			"    token: x\n    styles: {Cute: Cute}\n": "vendors.apispace.styles.Cute",
 			"    token: x\n    poll_every: -1s\n":      "vendors.apispace.poll_every",
 			"    token: x\n    no_such_key: 1\n":       "no_such_key",
 		} {
