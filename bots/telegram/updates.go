@@ -70,7 +70,9 @@ func (b *Bot) hello(ctx context.Context) error {
 			err = fmt.Errorf("getMe: no username in %s", raw)
 		}
 		if te, ok := apiError(err); ok && (te.Code == 401 || te.Code == 404) {
-			return fmt.Errorf("telegram: the Bot API refused the token (check telegram.token): %w", err)
+			err = fmt.Errorf("telegram: the Bot API refused the token (check telegram.token and telegram.api_endpoint): %w", err)
+			b.log.Error("telegram stopped", slog.Any("err", err))
+			return err
 		}
 		b.log.Warn("telegram getMe failed; retrying", slog.Duration("in", wait), slog.Any("err", err))
 		if err := sleep(ctx, wait); err != nil {
