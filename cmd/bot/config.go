@@ -251,6 +251,9 @@ func (c *Config) Validate() error {
 	c.Vendors.APISpace.validate(prefixed(bad, "vendors.apispace."))
 	c.Telegram.validate(prefixed(bad, "telegram."))
 	c.Discord.validate(prefixed(bad, "discord."))
+	if c.Discord.Enabled && c.Discord.Mode == "http" && c.HTTP.Listen == "" {
+		bad("http.listen", "must be set for discord.mode http: Discord posts interactions there")
+	}
 	return errors.Join(errs...)
 }
 

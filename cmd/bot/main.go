@@ -188,6 +188,15 @@ func build(cfg Config, log *slog.Logger, stdin io.Reader, stdout io.Writer) (*ap
 	return a, nil
 }
 
+// catalogFunc lists the vendors' models and LoRAs for autocomplete, adult
+// entries filtered; nil when no vendor has a catalogue (the local renderer).
+func (a *app) catalogFunc() func(ctx context.Context) ([]engine.CatalogEntry, error) {
+	if len(a.models.Sources) == 0 {
+		return nil
+	}
+	return func(ctx context.Context) ([]engine.CatalogEntry, error) { return a.models.Entries(ctx), nil }
+}
+
 // vendors builds every enabled vendor.
 func (a *app) vendors() ([]engine.Vendor, error) {
 	var out []engine.Vendor

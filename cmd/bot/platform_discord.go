@@ -1,17 +1,13 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"net/url"
 	"regexp"
-	"sort"
 	"strings"
 	"time"
 
 	"github.com/picbot/picbot/bots/discord"
-	"github.com/picbot/picbot/engine"
 )
 
 // DiscordConfig configures the Discord adapter (bots/discord). Its keys sit
@@ -110,9 +106,6 @@ func (a *app) newDiscord(c DiscordConfig) (platform, error) {
 	if !c.Enabled {
 		return nil, nil
 	}
-	if c.Mode == discord.ModeHTTP && a.cfg.HTTP.Listen == "" {
-		return nil, errors.New("discord.mode: http needs http.listen, where Discord posts the interactions")
-	}
 	bot, err := discord.New(discord.Config{
 		Token:            c.Token,
 		ApplicationID:    c.ApplicationID,
@@ -132,50 +125,11 @@ func (a *app) newDiscord(c DiscordConfig) (platform, error) {
 		Service: a.svc,
 		Engine:  a.engine,
 		Blobs:   a.blobs,
-		Catalog: a.catalog(),
+		Catalog: a.catalogFunc(),
 		Log:     a.log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("discord: %w", err)
 	}
 	return bot, nil
-}
-
-// catalog lists the models and LoRAs of every enabled vendor that has a
-// catalogue, or nil if none has: the local renderer has none.
-func (a *app) catalog() func(ctx context.Context) ([]engine.CatalogEntry, error) {
-	var names []string
-	for name, on := range a.cfg.vendorNames() {
-		if on {
-			names = append(names, name)
-		}
-	}
-	sort.Strings(names)
-	var cats []engine.Cataloguer
-	for _, name := range names {
-		if v, ok := a.engine.Vendor(name); ok {
-			if c, ok := v.(engine.Cataloguer); ok {
-				cats = append(cats, c)
-			}
-		}
-	}
-	if len(cats) == 0 {
-		return nil
-	}
-	return func(ctx context.Context) ([]engine.CatalogEntry, error) {
-		var all []engine.CatalogEntry
-		var errs []error
-		for _, c := range cats {
-			entries, err := c.Catalog(ctx)
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			all = append(all, entries...)
-		}
-		if len(all) == 0 && len(errs) > 0 {
-			return nil, errors.Join(errs...)
-		}
-		return all, nil
-	}
 }
