@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/picbot/picbot/bots/discord"
 	"github.com/picbot/picbot/engine"
 	"github.com/picbot/picbot/engine/apispace"
 	"github.com/picbot/picbot/engine/showapi"
@@ -124,6 +125,11 @@ func DefaultConfig() Config {
 			Zhiqite:  ZhiqiteConfig{Config: zhiqite.Defaults()},
 			ShowAPI:  ShowAPIConfig{Config: showapi.Defaults()},
 			APISpace: APISpaceConfig{Config: apispace.Defaults()},
+		},
+		Telegram: defaultTelegramConfig(),
+		Discord: DiscordConfig{
+			Mode: discord.ModeGateway, ButtonUsers: discord.ButtonsAuthor, MaxUploadBytes: discord.DefaultMaxUpload,
+			TokenLifetime: discord.DefaultTokenLifetime, InteractionsPath: discord.DefaultInteractionsPath,
 		},
 	}
 }

@@ -1,0 +1,500 @@
+// Command loadtest measures the bot's own performance: the real engine,
+// store and quota code against the APISpace fake vendor on loopback (in
+// callback mode and in polling mode), with simulated users on a
+// console-like notifier. It prints one table, a row per run and a median.
+//
+//	go run ./cmd/loadtest          # short run, well under a minute
+//	go run ./cmd/loadtest -full    # 1,000 jobs in flight, 3 runs
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+
+	"github.com/picbot/picbot/engine"
+	"github.com/picbot/picbot/engine/apispace"
+	"github.com/picbot/picbot/engine/apispace/apispacetest"
+	"github.com/picbot/picbot/httpapi"
+	"github.com/picbot/picbot/quota"
+	"github.com/picbot/picbot/store"
+)
+
+type options struct {
+	inflight  int           // jobs at the vendor at once, in the steady state
+	task      time.Duration // how long the fake vendor takes per task
+	admitFor  time.Duration // how long the admission run lasts
+	resume    int           // unfinished jobs for the resume run
+	heapJobs  int           // in-flight jobs for the heap measurement
+	runs      int
+	ramps     int // arrivals last this many task durations: 1 reaches the in-flight figure once, more hold it
+	workers   int
+	noSync    bool
+	keepFiles bool
+}
+
+func main() {
+	var o options
+	full := flag.Bool("full", false, "the full run: 1,000 in flight, 3 runs")
+	flag.IntVar(&o.inflight, "inflight", 0, "jobs in flight in the steady state (default 300, full 1000)")
+	flag.DurationVar(&o.task, "task", 8*time.Second, "the fake vendor's time per task")
+	flag.DurationVar(&o.admitFor, "admit", 0, "length of the admission run (default 2s, full 5s)")
+	flag.IntVar(&o.resume, "resume", 10000, "unfinished jobs to resume")
+	flag.IntVar(&o.heapJobs, "heap-jobs", 0, "in-flight jobs for the heap figure (default 5000, full 20000)")
+	flag.IntVar(&o.runs, "runs", 0, "runs (default 1, full 3)")
+	flag.IntVar(&o.workers, "workers", 16, "engine workers")
+	flag.BoolVar(&o.noSync, "nosync", false, "skip fsync (not a real figure; for comparison)")
+	flag.Parse()
+	pick := func(v *int, short, long int) {
+		if *v == 0 {
+			*v = short
+			if *full {
+				*v = long
+			}
+		}
+	}
+	pick(&o.inflight, 300, 1000)
+	pick(&o.heapJobs, 5000, 20000)
+	pick(&o.runs, 1, 3)
+	pick(&o.ramps, 1, 2)
+	if o.admitFor == 0 {
+		o.admitFor = 2 * time.Second
+		if *full {
+			o.admitFor = 5 * time.Second
+		}
+	}
+	var rows []row
+	for i := range o.runs {
+		r, err := run(o)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "loadtest:", err)
+			os.Exit(1)
+		}
+		r.name = fmt.Sprintf("run %d", i+1)
+		rows = append(rows, r)
+	}
+	print(o, rows)
+}
+
+// row is one run's figures.
+type row struct {
+	name             string
+	admitted         float64 // commands/s
+	callsCallback    float64 // billed calls per delivered image
+	callsPolling     float64
+	p50, p99         time.Duration // bot-added latency, callback mode
+	heapPerJob       float64       // bytes
+	resume           time.Duration
+	deliveredCB      int
+	deliveredPolling int
+}
+
+func run(o options) (row, error) {
+	var r row
+	var err error
+	if r.admitted, err = admission(o); err != nil {
+		return r, fmt.Errorf("admission: %w", err)
+	}
+	cb, err := flow(o, true)
+	if err != nil {
+		return r, fmt.Errorf("callback run: %w", err)
+	}
+	r.callsCallback, r.p50, r.p99, r.deliveredCB = cb.callsPerImage, cb.p50, cb.p99, cb.delivered
+	poll, err := flow(o, false)
+	if err != nil {
+		return r, fmt.Errorf("polling run: %w", err)
+	}
+	r.callsPolling, r.deliveredPolling = poll.callsPerImage, poll.delivered
+	if r.heapPerJob, err = heapPerJob(o); err != nil {
+		return r, fmt.Errorf("heap run: %w", err)
+	}
+	if r.resume, err = resume(o); err != nil {
+		return r, fmt.Errorf("resume run: %w", err)
+	}
+	return r, nil
+}
+
+// world is a store, blob directory and quota in a fresh temporary directory.
+type world struct {
+	dir   string
+	db    *store.DB
+	blobs *store.Blobs
+	quota *quota.Quota
+}
+
+func newWorld(o options) (*world, error) {
+	dir, err := os.MkdirTemp("", "picbot-load")
+	if err != nil {
+		return nil, err
+	}
+	db, err := store.Open(filepath.Join(dir, "picbot.db"), store.Options{NoSync: o.noSync})
+	if err != nil {
+		return nil, err
+	}
+	blobs, err := store.OpenBlobs(filepath.Join(dir, "blobs"), 0)
+	if err != nil {
+		return nil, err
+	}
+	qc := quota.DefaultConfig()
+	// Users are limited, but not below what the load asks: the checks still run.
+	qc.Default = quota.Tier{Daily: 1 << 20, Concurrent: 1 << 20, Every: time.Millisecond, Burst: 1000}
+	q, err := quota.New(qc, db, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &world{dir: dir, db: db, blobs: blobs, quota: q}, nil
+}
+
+func (w *world) close() {
+	w.db.Close()
+	os.RemoveAll(w.dir)
+}
+
+var room = engine.ChatRef{Platform: "load", ChatID: "room"}
+
+func user(i int) engine.UserRef { return engine.UserRef{Platform: "load", ID: fmt.Sprint(i % 5000)} }
+
+func draw(i int) engine.Request {
+	return engine.Request{Kind: engine.KindDraw, Prompt: fmt.Sprintf("a red fox number %d", i), Width: 64, Height: 64, Seed: -1}
+}
+
+// admission: commands from many users at once, each rate-checked, reserved
+// and persisted with fsync, for o.admitFor.
+func admission(o options) (float64, error) {
+	w, err := newWorld(o)
+	if err != nil {
+		return 0, err
+	}
+	defer w.close()
+	e := engine.New(engine.Config{Routes: map[engine.Kind][]string{engine.KindDraw: {"sink"}}}, w.db, w.quota, w.blobs, nopNotifier{}, &sink{})
+	var n atomic.Int64
+	var firstErr atomic.Value
+	deadline := time.Now().Add(o.admitFor)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range 64 {
+		wg.Go(func() {
+			for time.Now().Before(deadline) {
+				i := int(n.Add(1))
+				if _, err := e.Submit(context.Background(), user(i), room, draw(i)); err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err, ok := firstErr.Load().(error); ok {
+		return 0, err
+	}
+	return float64(n.Load()) / time.Since(start).Seconds(), nil
+}
+
+type flowResult struct {
+	callsPerImage float64
+	p50, p99      time.Duration
+	delivered     int
+}
+
+// flow runs jobs through the fake vendor at a steady rate such that about
+// o.inflight are at the vendor at once, and waits until all are delivered.
+func flow(o options, callbacks bool) (flowResult, error) {
+	var res flowResult
+	w, err := newWorld(o)
+	if err != nil {
+		return res, err
+	}
+	defer w.close()
+	fake := apispacetest.New(apispacetest.Options{Duration: o.task})
+	defer fake.Close()
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return res, err
+	}
+	public := "http://" + ln.Addr().String()
+	vcfg := apispace.Defaults()
+	vcfg.BaseURL, vcfg.Token, vcfg.Callbacks = fake.BaseURL(), fake.Token(), &callbacks
+	// The adapter's timing as configured for the real vendor, scaled to the fake's task time.
+	vcfg.DrawDuration, vcfg.PollEvery, vcfg.PollMax = o.task, o.task*3/8, o.task*20/8
+	vendor, err := apispace.New(vcfg, &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}, nil)
+	if err != nil {
+		return res, err
+	}
+	obs := &observer{}
+	total := o.inflight * o.ramps
+	done := make(chan struct{})
+	notify := &countingNotifier{want: int64(total), done: done}
+	e := engine.New(engine.Config{
+		Workers: o.workers, PublicURL: public, Routes: map[engine.Kind][]string{engine.KindDraw: {vendor.Name()}},
+		Observer: obs, JobTimeout: 10 * o.task, Logger: slog.New(slog.DiscardHandler),
+		HTTPClient: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}},
+	}, w.db, w.quota, w.blobs, notify, vendor)
+	mux := http.NewServeMux()
+	httpapi.Register(mux, e, 1<<20, slog.New(slog.DiscardHandler))
+	srv := &http.Server{Handler: mux}
+	go srv.Serve(ln)
+	defer srv.Close()
+	if err := e.Start(context.Background()); err != nil {
+		return res, err
+	}
+	defer e.Stop(context.Background())
+
+	// Steady arrivals: inflight jobs per task duration.
+	interval := o.task / time.Duration(o.inflight)
+	next := time.Now()
+	for i := range total {
+		if d := time.Until(next); d > 0 {
+			time.Sleep(d)
+		}
+		next = next.Add(interval)
+		if _, err := e.Submit(context.Background(), user(i), room, draw(i)); err != nil {
+			return res, err
+		}
+	}
+	select {
+	case <-done:
+	case <-time.After(10 * o.task):
+		return res, fmt.Errorf("%d of %d jobs delivered in time", notify.n.Load(), total)
+	}
+	res.delivered = int(notify.n.Load())
+	res.callsPerImage = float64(obs.billed.Load()) / float64(res.delivered)
+	res.p50, res.p99 = obs.percentile(0.50), obs.percentile(0.99)
+	if v := fake.Violations(); len(v) > 0 {
+		return res, fmt.Errorf("the fake saw requests off the vendor's documented shape: %v", v[0])
+	}
+	return res, nil
+}
+
+// heapPerJob: how much heap each job at the vendor holds in the bot (image
+// bytes excluded: the jobs are still at the vendor). The vendor is a sink
+// that accepts and never finishes, so only the bot's own memory counts.
+func heapPerJob(o options) (float64, error) {
+	w, err := newWorld(o)
+	if err != nil {
+		return 0, err
+	}
+	defer w.close()
+	obs := &observer{}
+	e := engine.New(engine.Config{Workers: o.workers, Routes: map[engine.Kind][]string{engine.KindDraw: {"sink"}}, Observer: obs, JobTimeout: time.Hour},
+		w.db, w.quota, w.blobs, nopNotifier{}, &sink{})
+	if err := e.Start(context.Background()); err != nil {
+		return 0, err
+	}
+	defer e.Stop(context.Background())
+	before := heap()
+	for i := range o.heapJobs {
+		if _, err := e.Submit(context.Background(), user(i), room, draw(i)); err != nil {
+			return 0, err
+		}
+	}
+	for obs.submitted.Load() < int64(o.heapJobs) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	after := heap()
+	if e.Outstanding("") != o.heapJobs {
+		return 0, fmt.Errorf("%d jobs in flight, want %d", e.Outstanding(""), o.heapJobs)
+	}
+	return float64(after-before) / float64(o.heapJobs), nil
+}
+
+func heap() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
+
+// resume: the time a restarted engine takes to load and schedule o.resume
+// unfinished jobs, ready to carry them on.
+func resume(o options) (time.Duration, error) {
+	w, err := newWorld(o)
+	if err != nil {
+		return 0, err
+	}
+	defer w.close()
+	routes := map[engine.Kind][]string{engine.KindDraw: {"sink"}}
+	first := engine.New(engine.Config{Routes: routes}, w.db, w.quota, w.blobs, nopNotifier{}, &sink{})
+	var wg sync.WaitGroup
+	var n atomic.Int64
+	var firstErr atomic.Value
+	for range 64 {
+		wg.Go(func() {
+			for {
+				i := int(n.Add(1))
+				if i > o.resume {
+					return
+				}
+				if _, err := first.Submit(context.Background(), user(i), room, draw(i)); err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err, ok := firstErr.Load().(error); ok {
+		return 0, err
+	}
+	// A new engine on the same store, as after a restart. Its workers are
+	// held off (the sink blocks) so the figure is loading and scheduling.
+	hold := make(chan struct{})
+	defer close(hold)
+	second := engine.New(engine.Config{Routes: routes, Workers: 1}, w.db, w.quota, w.blobs, nopNotifier{}, &sink{hold: hold})
+	start := time.Now()
+	if err := second.Start(context.Background()); err != nil {
+		return 0, err
+	}
+	took := time.Since(start)
+	if got := second.Outstanding(""); got != o.resume {
+		return 0, fmt.Errorf("resumed %d jobs, want %d", got, o.resume)
+	}
+	go second.Stop(context.Background()) // the held worker never returns before hold closes
+	return took, nil
+}
+
+// sink is a vendor that takes every task and never finishes one.
+type sink struct{ hold chan struct{} }
+
+func (s *sink) Name() string                { return "sink" }
+func (s *sink) Check(*engine.Request) error { return nil }
+func (s *sink) Timing(*engine.Request) engine.Timing {
+	return engine.Timing{First: time.Hour, Every: time.Hour, Max: time.Hour}
+}
+func (s *sink) Submit(ctx context.Context, j *engine.Job, t engine.Task) (string, error) {
+	if s.hold != nil {
+		select {
+		case <-s.hold:
+		case <-ctx.Done():
+		}
+	}
+	return t.ID, nil
+}
+func (s *sink) Query(context.Context, *engine.Job) (*engine.Outcome, error) {
+	return &engine.Outcome{State: engine.TaskRunning, Progress: -1}, nil
+}
+
+type nopNotifier struct{}
+
+func (nopNotifier) Progress(context.Context, *engine.Job, engine.Progress) {}
+func (nopNotifier) Deliver(context.Context, *engine.Job) error             { return nil }
+
+// countingNotifier is the simulated console: it counts deliveries.
+type countingNotifier struct {
+	n    atomic.Int64
+	want int64
+	done chan struct{}
+}
+
+func (c *countingNotifier) Progress(context.Context, *engine.Job, engine.Progress) {}
+func (c *countingNotifier) Deliver(ctx context.Context, j *engine.Job) error {
+	if j.State == engine.StateSucceeded && c.n.Add(1) == c.want {
+		close(c.done)
+	}
+	return nil
+}
+
+// observer collects what the figures need.
+type observer struct {
+	billed    atomic.Int64
+	submitted atomic.Int64
+	mu        sync.Mutex
+	added     []time.Duration
+}
+
+func (o *observer) Admitted(*engine.Job) {}
+func (o *observer) Refused(string)       {}
+func (o *observer) Moved(j *engine.Job, from engine.State) {
+	if j.State == engine.StateSubmitted {
+		o.submitted.Add(1)
+	}
+}
+func (o *observer) Billed(vendor string, calls int) { o.billed.Add(int64(calls)) }
+func (o *observer) DeliveryStarted(j *engine.Job, added time.Duration) {
+	o.mu.Lock()
+	o.added = append(o.added, added)
+	o.mu.Unlock()
+}
+
+func (o *observer) percentile(p float64) time.Duration {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.added) == 0 {
+		return 0
+	}
+	s := slices.Clone(o.added)
+	slices.Sort(s)
+	return s[min(int(p*float64(len(s))), len(s)-1)]
+}
+
+func print(o options, rows []row) {
+	fmt.Printf("picbot load test: %d jobs in flight (callback and polling runs), vendor task %s, %d workers, %d CPUs, fsync %v\n\n",
+		o.inflight, o.task, o.workers, runtime.NumCPU(), !o.noSync)
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "run\tadmitted/s\tcalls/image callback\tcalls/image polling\tadded p50\tadded p99\theap/job\tresume "+fmt.Sprint(o.resume)+"\t")
+	line := func(r row) {
+		fmt.Fprintf(tw, "%s\t%.0f\t%.2f\t%.2f\t%s\t%s\t%.1f KiB\t%s\t\n", r.name, r.admitted, r.callsCallback, r.callsPolling,
+			r.p50.Round(100*time.Microsecond), r.p99.Round(100*time.Microsecond), r.heapPerJob/1024, r.resume.Round(time.Millisecond))
+	}
+	for _, r := range rows {
+		line(r)
+	}
+	if len(rows) > 1 {
+		line(median(rows))
+	}
+	fmt.Fprintln(tw, "target\t≥ 5000\t≤ 2\t≤ 3\t\t≤ 50ms\t≤ 16 KiB\t< 1s\t")
+	tw.Flush()
+	var missed []string
+	m := median(rows)
+	for _, c := range []struct {
+		ok   bool
+		what string
+	}{
+		{m.admitted >= 5000, "admission"}, {m.callsCallback <= 2, "calls/image with callbacks"}, {m.callsPolling <= 3, "calls/image polling"},
+		{m.p99 <= 50*time.Millisecond, "added latency p99"}, {m.heapPerJob <= 16<<10, "heap per job"}, {m.resume < time.Second, "resume"},
+	} {
+		if !c.ok {
+			missed = append(missed, c.what)
+		}
+	}
+	if len(missed) > 0 {
+		fmt.Printf("\nmissed: %s\n", strings.Join(missed, ", "))
+	} else {
+		fmt.Println("\nevery target met")
+	}
+}
+
+func median(rows []row) row {
+	pick := func(f func(r row) float64) float64 {
+		v := make([]float64, len(rows))
+		for i, r := range rows {
+			v[i] = f(r)
+		}
+		sort.Float64s(v)
+		return v[len(v)/2]
+	}
+	return row{
+		name:          "median",
+		admitted:      pick(func(r row) float64 { return r.admitted }),
+		callsCallback: pick(func(r row) float64 { return r.callsCallback }),
+		callsPolling:  pick(func(r row) float64 { return r.callsPolling }),
+		p50:           time.Duration(pick(func(r row) float64 { return float64(r.p50) })),
+		p99:           time.Duration(pick(func(r row) float64 { return float64(r.p99) })),
+		heapPerJob:    pick(func(r row) float64 { return r.heapPerJob }),
+		resume:        time.Duration(pick(func(r row) float64 { return float64(r.resume) })),
+	}
+}
