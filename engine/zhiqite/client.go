@@ -86,7 +86,7 @@ func (v *Vendor) call(ctx context.Context, endpoint string, in, out any) error {
 		return &lostError{fmt.Errorf("zhiqite %s: bad JSON reply: %w", endpoint, err)}
 	}
 	if code := strings.TrimSpace(string(env.Code)); code != "200" {
-		return &refusal{Endpoint: endpoint, Code: code, Msg: v.redact(env.Msg)}
+		return &refusal{Endpoint: endpoint, Code: v.redact(code), Msg: v.redact(env.Msg)}
 	}
 	if out == nil || !env.hasData() {
 		if out != nil {

@@ -3,6 +3,7 @@ package zhiqite
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"strconv"
 	"strings"
 )
@@ -43,8 +44,8 @@ func (t *text) UnmarshalJSON(b []byte) error {
 }
 
 // num is a number the vendor may also send as a string ("0.45", "2"); a
-// trailing % divides by 100. Anything else (null, "", a word, an object)
-// leaves it unset rather than failing the whole reply.
+// trailing % divides by 100. Anything else (null, "", a word, an object,
+// NaN or an infinity) leaves it unset rather than failing the whole reply.
 type num struct {
 	V   float64
 	Set bool
@@ -64,7 +65,7 @@ func (n *num) UnmarshalJSON(b []byte) error {
 	if strings.HasSuffix(s, "%") {
 		s, div = strings.TrimSuffix(s, "%"), 100
 	}
-	if f, err := strconv.ParseFloat(s, 64); err == nil {
+	if f, err := strconv.ParseFloat(s, 64); err == nil && !math.IsNaN(f) && !math.IsInf(f, 0) {
 		*n = num{V: f / div, Set: true}
 	}
 	return nil
