@@ -386,9 +386,10 @@ func (v *Vendor) createFields(r *engine.Request, callback string) [][2]string {
 	return f
 }
 
-// refusal maps a business refusal of a creation to an engine error.
+// refusal maps a business refusal of a creation to an engine error. Its
+// message reaches the chat, so a credential the vendor echoes is removed.
 func (v *Vendor) refusal(biz *business) error {
-	msg := cut(biz.message(), 200)
+	msg := cut(v.redact(biz.message()), 200)
 	cause := fmt.Errorf("showapi: ret_code %s: %s", biz.RetCode, msg)
 	switch {
 	case containsAny(msg, v.cfg.UnsafeWords):
@@ -654,6 +655,16 @@ func (v *Vendor) call(ctx context.Context, method, path string, query url.Values
 		return nil, nil, fmt.Errorf("decode showapi_res_body: %w", err)
 	}
 	return env.Body, &biz, nil
+}
+
+// redact removes the configured credentials from vendor text.
+func (v *Vendor) redact(s string) string {
+	for _, secret := range []string{v.cfg.AppCode, v.cfg.AppKey, v.cfg.AppSecret} {
+		if len(secret) >= 4 {
+			s = strings.ReplaceAll(s, secret, "***")
+		}
+	}
+	return s
 }
 
 func containsAny(s string, words []string) bool {
