@@ -439,6 +439,13 @@ func (v *Vendor) Submit(ctx context.Context, j *engine.Job, t engine.Task) (stri
 	if errors.Is(err, errNoData) {
 		err = nil // the id is ours; the vendor need not repeat it
 	}
+	if duplicateID(err) {
+		// The engine's task ids name one submission of one job, so the task
+		// the vendor holds is this one, sent by a process that died before
+		// it could record the reply (the lost map does not survive that).
+		v.log.Info("the vendor holds this task already: a submission whose reply was lost", slog.String("job_id", j.ID), slog.String("task_id", t.ID))
+		return t.ID, nil
+	}
 	if err != nil {
 		var lost *lostError
 		if errors.As(err, &lost) {
@@ -513,6 +520,14 @@ func (v *Vendor) build(r *engine.Request, t engine.Task) (string, any, error) {
 
 // sensitive spots a refusal for content: the seed does not say how one
 // reads, so this looks for the usual words.
+// duplicateID reports whether err is the vendor refusing a task id it holds already.
+func duplicateID(err error) bool {
+	var ref *refusal
+	return errors.As(err, &ref) && duplicate.MatchString(ref.Msg)
+}
+
+var duplicate = regexp.MustCompile(`(?i)任务ID重复|ID重复|重复提交|已存在|duplicate|already exists`)
+
 var sensitive = regexp.MustCompile(`(?i)敏感|违规|违禁|审核|色情|涉黄|涉政|不合规|unsafe|sensitive|nsfw|porn|violat`)
 
 // submitError maps a failed submission: refused content is EUNSAFE, any
