@@ -518,9 +518,8 @@ func (v *Vendor) build(r *engine.Request, t engine.Task) (string, any, error) {
 	return "saas/sd/v2/image2image", body, nil
 }
 
-// sensitive spots a refusal for content: the seed does not say how one
-// reads, so this looks for the usual words.
-// duplicateID reports whether err is the vendor refusing a task id it holds already.
+// duplicateID reports whether err is the vendor refusing a task id it holds
+// already (the fake's words; the seed does not say, so the usual ones too).
 func duplicateID(err error) bool {
 	var ref *refusal
 	return errors.As(err, &ref) && duplicate.MatchString(ref.Msg)
@@ -528,6 +527,8 @@ func duplicateID(err error) bool {
 
 var duplicate = regexp.MustCompile(`(?i)任务ID重复|ID重复|重复提交|已存在|duplicate|already exists`)
 
+// sensitive spots a refusal for content: the seed does not say how one
+// reads, so this looks for the usual words.
 var sensitive = regexp.MustCompile(`(?i)敏感|违规|违禁|审核|色情|涉黄|涉政|不合规|unsafe|sensitive|nsfw|porn|violat`)
 
 // submitError maps a failed submission: refused content is EUNSAFE, any
