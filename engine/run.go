@@ -52,6 +52,10 @@ func (e *Engine) advance(ctx context.Context, lj *liveJob, j *Job) time.Duration
 		return never
 	}
 	if (j.State == StateQueued || j.State.AtVendor()) && e.cfg.Now().After(j.Deadline) {
+		if j.State == StateQueued {
+			// No vendor took it: all down, out of credit, or refusing calls.
+			return e.fail(ctx, j, Errorf(ETIMEOUT, "No image service could take the job in time; your quota was refunded.", "没有绘图服务能及时接手这个任务，额度已退还。"))
+		}
 		return e.fail(ctx, j, Errorf(ETIMEOUT, "The image service took too long; your quota was refunded.", "绘图服务超时，额度已退还。"))
 	}
 	switch j.State {
@@ -130,7 +134,7 @@ func (e *Engine) submit(ctx context.Context, lj *liveJob, j *Job) time.Duration 
 	v, err := e.pick(&j.Request, j.Tried, true)
 	if err != nil {
 		if ErrorCode(err) == EUNAVAILABLE {
-			return e.cfg.BreakerCooldown / 2
+			return e.untilDeadline(j, e.cfg.BreakerCooldown/2)
 		}
 		if j.Err != nil && ErrorCode(err) == EVENDOR {
 			err = &Error{Code: j.Err.Code, EN: j.Err.EN, ZH: j.Err.ZH}
@@ -164,7 +168,7 @@ func (e *Engine) submit(ctx context.Context, lj *liveJob, j *Job) time.Duration 
 	if err != nil {
 		e.log.Warn("vendor submit failed", slog.String("job_id", j.ID), slog.String("vendor", name), slog.Any("err", err))
 		lj.polls++
-		return backoff(time.Second, lj.polls, time.Minute)
+		return e.untilDeadline(j, backoff(time.Second, lj.polls, time.Minute))
 	}
 	now := e.cfg.Now()
 	updated := e.save(ctx, j.ID, func(j *Job, _ Counters) error {
@@ -240,7 +244,12 @@ func (e *Engine) poll(ctx context.Context, lj *liveJob, j *Job) time.Duration {
 }
 
 func (e *Engine) nextPoll(lj *liveJob, j *Job, t Timing) time.Duration {
-	d := backoff(t.Every, lj.polls, t.Max)
+	return e.untilDeadline(j, backoff(t.Every, lj.polls, t.Max))
+}
+
+// untilDeadline shortens a wait d that would pass j's deadline, so that a
+// job no vendor will take fails at its deadline, not a wait later.
+func (e *Engine) untilDeadline(j *Job, d time.Duration) time.Duration {
 	if until := j.Deadline.Sub(e.cfg.Now()); until < d {
 		d = max(until, 0) + time.Millisecond
 	}

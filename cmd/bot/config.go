@@ -61,6 +61,11 @@ type HTTPConfig struct {
 	MaxBody   int64  `yaml:"max_body"`
 	// Metrics serves /metrics; keep it off the public internet (firewall or proxy).
 	Metrics bool `yaml:"metrics"`
+	// The server's timeouts, which cut off slow and idle clients.
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	ReadTimeout       time.Duration `yaml:"read_timeout"`
+	WriteTimeout      time.Duration `yaml:"write_timeout"`
+	IdleTimeout       time.Duration `yaml:"idle_timeout"`
 }
 
 type EngineConfig struct {
@@ -106,7 +111,8 @@ func DefaultConfig() Config {
 		DataDir: "data",
 		Log:     LogConfig{Level: "info", Format: "text"},
 		Console: ConsoleConfig{Enabled: true, OutDir: "out", Wait: 10 * time.Minute, User: "local"},
-		HTTP:    HTTPConfig{MaxBody: 1 << 20, Metrics: true},
+		HTTP: HTTPConfig{MaxBody: 1 << 20, Metrics: true,
+			ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second, WriteTimeout: 60 * time.Second, IdleTimeout: 60 * time.Second},
 		Engine: EngineConfig{
 			Workers:          d.Workers,
 			JobTimeout:       d.JobTimeout,
@@ -225,6 +231,12 @@ func (c *Config) Validate() error {
 	}
 	if c.HTTP.MaxBody <= 0 {
 		bad("http.max_body", "must be positive")
+	}
+	for key, d := range map[string]time.Duration{"read_header_timeout": c.HTTP.ReadHeaderTimeout, "read_timeout": c.HTTP.ReadTimeout,
+		"write_timeout": c.HTTP.WriteTimeout, "idle_timeout": c.HTTP.IdleTimeout} {
+		if d <= 0 {
+			bad("http."+key, "must be positive")
+		}
 	}
 	if c.Engine.Workers <= 0 {
 		bad("engine.workers", "must be positive")

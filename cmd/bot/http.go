@@ -3,19 +3,19 @@ package main
 import (
 	"io"
 	"net/http"
-	"time"
 
 	"github.com/picbot/picbot/httpapi"
 )
 
-// newServer returns the bot's HTTP server, with timeouts that cut off slow clients.
-func newServer(h http.Handler) *http.Server {
+// newServer returns the bot's HTTP server, with timeouts (http.*_timeout)
+// that cut off slow clients.
+func newServer(h http.Handler, c HTTPConfig) *http.Server {
 	return &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       15 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       60 * time.Second,
+		ReadHeaderTimeout: c.ReadHeaderTimeout,
+		ReadTimeout:       c.ReadTimeout,
+		WriteTimeout:      c.WriteTimeout,
+		IdleTimeout:       c.IdleTimeout,
 		MaxHeaderBytes:    16 << 10,
 	}
 }

@@ -182,7 +182,7 @@ func build(cfg Config, log *slog.Logger, stdin io.Reader, stdout io.Writer) (*ap
 			return nil, fmt.Errorf("http.listen: %w", err)
 		}
 		a.ln = ln
-		a.server = newServer(a.routes())
+		a.server = newServer(a.routes(), cfg.HTTP)
 	}
 	ok = true
 	return a, nil
