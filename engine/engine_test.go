@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"image"
 	"image/png"
 	"path/filepath"
@@ -103,7 +104,10 @@ func (n *notifier) Deliver(ctx context.Context, j *engine.Job) error {
 	n.mu.Lock()
 	n.delivered[j.ID]++
 	n.mu.Unlock()
-	n.ended <- j
+	select {
+	case n.ended <- j:
+	default: // a benchmark's thousands of deliveries: counted, not queued
+	}
 	return nil
 }
 
@@ -134,7 +138,7 @@ type harness struct {
 	dir    string
 }
 
-func newHarness(t *testing.T, cfg engine.Config, vendors ...engine.Vendor) *harness {
+func newHarness(t testing.TB, cfg engine.Config, vendors ...engine.Vendor) *harness {
 	t.Helper()
 	dir := t.TempDir()
 	db, err := store.Open(filepath.Join(dir, "db"), store.Options{})
@@ -164,7 +168,7 @@ func newHarness(t *testing.T, cfg engine.Config, vendors ...engine.Vendor) *harn
 	return h
 }
 
-func (h *harness) start(t *testing.T, vendors ...engine.Vendor) {
+func (h *harness) start(t testing.TB, vendors ...engine.Vendor) {
 	h.engine = engine.New(h.cfg, h.db, h.quota, h.blobs, h.notify, vendors...)
 	if err := h.engine.Start(context.Background()); err != nil {
 		t.Fatal(err)
@@ -184,7 +188,7 @@ func (h *harness) submit(t *testing.T) *engine.Job {
 	return j
 }
 
-func (h *harness) job(t *testing.T, id string) *engine.Job {
+func (h *harness) job(t testing.TB, id string) *engine.Job {
 	t.Helper()
 	j, err := h.db.Job(context.Background(), id)
 	if err != nil {
@@ -460,4 +464,37 @@ func TestDeliveryRetried(t *testing.T) {
 	if got := h.waitFinished(t, j.ID); got.State != engine.StateDelivered || got.DeliveryAttempts != 1 {
 		t.Fatalf("state %s attempts %d", got.State, got.DeliveryAttempts)
 	}
+}
+
+// BenchmarkHandleCallback is a vendor's first callback for a job: token
+// check, parse, and the job's move stored (the download runs afterwards on a worker).
+func BenchmarkHandleCallback(b *testing.B) {
+	v := callbackVendor{newVendor("cb")}
+	v.timing.First = time.Hour
+	v.parse = func(*engine.Job, []byte) (*engine.Outcome, error) { return done(), nil }
+	h := newHarness(b, engine.Config{PublicURL: "http://bot.example", Workers: 4}, v)
+	jobs := make([]*engine.Job, b.N)
+	for i := range jobs {
+		j, err := h.engine.Submit(context.Background(), engine.UserRef{Platform: "test", ID: fmt.Sprint(i)}, engine.ChatRef{Platform: "test", ChatID: "c"}, engine.Request{Kind: engine.KindDraw, Prompt: "x", Seed: -1})
+		if err != nil {
+			b.Fatal(err)
+		}
+		jobs[i] = j
+	}
+	for _, j := range jobs {
+		for h.job(b, j.ID).State != engine.StateSubmitted {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	var next atomic.Int64
+	b.SetParallelism(32) // vendors call back over many connections at once
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			j := jobs[next.Add(1)-1]
+			if _, _, err := h.engine.HandleCallback(context.Background(), "cb", j.ID, j.CallbackToken, []byte("ok")); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

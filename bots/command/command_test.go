@@ -93,3 +93,12 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkParse(b *testing.B) {
+	line := `/draw a red fox in a snowy forest, golden hour --size 768x512 --steps 30 --seed 42 --neg "blurry, dark" --model X --n 2`
+	for i := 0; i < b.N; i++ {
+		if _, err := command.Parse(line); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"sync/atomic"
 	"syscall"
+	_ "time/tzdata" // the quota's time zone must load in a static image with no zoneinfo
 
 	"github.com/picbot/picbot/bots/chat"
 	"github.com/picbot/picbot/bots/console"
