@@ -3,21 +3,24 @@ package engine
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 )
 
 func TestSchedulerOrderAndReplace(t *testing.T) {
-	now := time.Unix(1000, 0)
-	s := newScheduler(func() time.Time { return now })
-	s.at("late", now.Add(2*time.Second))
-	s.at("early", now.Add(time.Second))
-	s.at("moved", now.Add(time.Hour))
-	s.at("moved", now.Add(1500*time.Millisecond)) // replaces the hour
+	start := time.Unix(1000, 0)
+	var clock atomic.Int64 // the scheduler's goroutine reads it
+	clock.Store(start.UnixNano())
+	s := newScheduler(func() time.Time { return time.Unix(0, clock.Load()) })
+	s.at("late", start.Add(2*time.Second))
+	s.at("early", start.Add(time.Second))
+	s.at("moved", start.Add(time.Hour))
+	s.at("moved", start.Add(1500*time.Millisecond)) // replaces the hour
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go s.run(ctx)
-	now = now.Add(3 * time.Second)
+	clock.Store(start.Add(3 * time.Second).UnixNano())
 	signal(s.kick)
 	var got []string
 	for range 3 {
