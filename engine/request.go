@@ -157,7 +157,7 @@ func (r *Request) Validate(lim Limits) error {
 		if r.Steps < 1 || r.Steps > lim.MaxSteps {
 			return Errorf(EINVALID, "--steps must be between 1 and %d.", "--steps 必须在 1 到 %d 之间。", lim.MaxSteps)
 		}
-		if r.Guidance < 1 || r.Guidance > lim.MaxGuidance {
+		if !(r.Guidance >= 1 && r.Guidance <= lim.MaxGuidance) { // NaN too: "--cfg NaN" parses
 			return Errorf(EINVALID, "--cfg must be between 1 and %g.", "--cfg 必须在 1 到 %g 之间。", lim.MaxGuidance)
 		}
 	case KindUpscale:

@@ -5,6 +5,7 @@ package console
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -63,7 +64,8 @@ func (c *Console) Run(ctx context.Context) error {
 	readErr := make(chan error, 1)
 	go func() {
 		sc := bufio.NewScanner(c.In)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		sc.Buffer(make([]byte, 64<<10), maxLine)
+		sc.Split(splitLines())
 		for sc.Scan() {
 			select {
 			case lines <- sc.Text():
@@ -85,6 +87,10 @@ func (c *Console) Run(ctx context.Context) error {
 				}
 				return c.drain(ctx)
 			}
+			if line == tooLong {
+				c.println(chat.T(c.User.Lang, "That line is too long (over %d MB); it was ignored.", "这一行太长（超过 %d MB），已忽略。", maxLine>>20))
+				continue
+			}
 			line = strings.TrimSpace(line)
 			if line == "" || strings.HasPrefix(line, "#") {
 				continue
@@ -92,6 +98,34 @@ func (c *Console) Run(ctx context.Context) error {
 			reply := c.Service.Handle(ctx, chat.Message{User: c.User, Chat: Chat(), Text: line})
 			c.println(reply.Text)
 		}
+	}
+}
+
+// maxLine bounds a command line. A longer one is skipped with a note, so
+// that a stray paste does not end the console's input.
+const maxLine = 1 << 20
+
+// tooLong stands for a skipped line; no line read can hold a NUL and a newline.
+const tooLong = "\x00\n"
+
+// splitLines is bufio.ScanLines, except that a line longer than maxLine
+// comes as tooLong and the rest of it is skipped.
+func splitLines() bufio.SplitFunc {
+	skipping := false
+	return func(data []byte, atEOF bool) (int, []byte, error) {
+		if skipping {
+			if i := bytes.IndexByte(data, '\n'); i >= 0 {
+				skipping = false
+				return i + 1, nil, nil
+			}
+			return len(data), nil, nil
+		}
+		advance, token, err := bufio.ScanLines(data, atEOF)
+		if advance == 0 && token == nil && err == nil && len(data) >= maxLine {
+			skipping = true
+			return len(data), []byte(tooLong), nil
+		}
+		return advance, token, err
 	}
 }
 

@@ -165,7 +165,7 @@ var (
 	queuedRe = regexp.MustCompile(`^Job (\w+) queued`)
 	quotaRe  = regexp.MustCompile(`^Today: (\d+) of (\d+) images used, (\d+) left; resets in .*Jobs running: (\d+)\.$`)
 	// internals are what a user-facing message must not show.
-	internals = regexp.MustCompile(`(?i)https?://|127\.0\.0\.1|\bjson\b|\bhttp\b|status \d|code \d|\bnil\b|panic|goroutine|\.go:\d|deadline exceeded|connection|\bEOF\b|<html|task_id|id_task|uid\b`)
+	internals = regexp.MustCompile(`(?i)https?://|127\.0\.0\.1|\bjson\b|\bHTTP[ /]\d|status \d|code \d|\bnil\b|panic|goroutine|\.go:\d|deadline exceeded|connection|\bEOF\b|<html|task_id|id_task|\buid\b`)
 )
 
 // ended matches job id's final line: done, or failed with its message.
