@@ -33,6 +33,9 @@ type Config struct {
 	VendorTimeout time.Duration
 	// MaxDownload caps one result image, in bytes.
 	MaxDownload int64
+	// ProgressEvery, when set, polls a vendor that shows progress this often
+	// while a chat watches the job; each poll is billed. Zero: no such polls.
+	ProgressEvery time.Duration
 	// DeliveryAttempts bounds tries to post a result before giving up.
 	DeliveryAttempts int
 	// BreakerFailures in a row open a vendor's circuit for BreakerCooldown.

@@ -88,7 +88,10 @@ type notifier struct {
 	delivered map[string]int
 	ended     chan *engine.Job
 	fail      func(j *engine.Job) error
+	watching  atomic.Bool
 }
+
+func (n *notifier) Watching(*engine.Job) bool { return n.watching.Load() }
 
 func newNotifier() *notifier {
 	return &notifier{delivered: map[string]int{}, ended: make(chan *engine.Job, 100)}
@@ -497,4 +500,27 @@ func BenchmarkHandleCallback(b *testing.B) {
 			}
 		}
 	})
+}
+
+func TestProgressPollsOnlyWhileWatched(t *testing.T) {
+	for _, watched := range []bool{false, true} {
+		t.Run(fmt.Sprint("watched=", watched), func(t *testing.T) {
+			v := callbackVendor{newVendor("cb")}
+			v.timing = engine.Timing{First: time.Hour, Every: time.Hour, Max: time.Hour, Billed: true, Progress: true}
+			v.query = func(*engine.Job) (*engine.Outcome, error) {
+				return &engine.Outcome{State: engine.TaskRunning, Progress: 0.5}, nil
+			}
+			h := newHarness(t, engine.Config{PublicURL: "http://bot.example", ProgressEvery: 20 * time.Millisecond}, v)
+			h.notify.watching.Store(watched)
+			h.submit(t)
+			time.Sleep(300 * time.Millisecond)
+			n := v.queries.Load()
+			if watched && n < 3 {
+				t.Fatalf("%d progress polls while watched", n)
+			}
+			if !watched && n != 0 {
+				t.Fatalf("%d polls while nobody watched, in callback mode", n)
+			}
+		})
+	}
 }

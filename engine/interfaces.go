@@ -95,6 +95,9 @@ type Timing struct {
 	Every  time.Duration // the second poll's wait; later waits grow by half each time
 	Max    time.Duration // the longest wait between polls
 	Billed bool          // every call costs money
+	// Progress says a poll shows a running task's progress or a preview, so
+	// polling more often is worth it while someone watches.
+	Progress bool
 }
 
 // Vendor is one image vendor's adapter.
@@ -141,6 +144,13 @@ type Notifier interface {
 	// and does not call again for this job. An EUNDELIVERED error means it can
 	// never be posted; any other error is retried with backoff.
 	Deliver(ctx context.Context, j *Job) error
+}
+
+// Watcher is a Notifier that knows whether someone is looking at a job's
+// progress (a status message still shown and editable). The engine polls for
+// progress, at a cost, only then.
+type Watcher interface {
+	Watching(j *Job) bool
 }
 
 // BlobInfo describes a stored image.

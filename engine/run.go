@@ -195,10 +195,23 @@ func (e *Engine) submit(ctx context.Context, lj *liveJob, j *Job) time.Duration 
 // firstWait is how long to leave a freshly submitted task alone. With a
 // callback, the first poll is only a safety net for a callback that never comes.
 func (e *Engine) firstWait(j *Job, t Timing) time.Duration {
+	d := t.First
 	if j.Callback {
-		return 2*t.First + t.Max
+		d = 2*t.First + t.Max
 	}
-	return t.First
+	return e.forProgress(j, t, d)
+}
+
+// forProgress shortens a wait to ProgressEvery while a chat watches a job
+// whose vendor shows progress.
+func (e *Engine) forProgress(j *Job, t Timing, d time.Duration) time.Duration {
+	if e.cfg.ProgressEvery <= 0 || !t.Progress || d <= e.cfg.ProgressEvery {
+		return d
+	}
+	if w, ok := e.notifier.(Watcher); ok && w.Watching(j) {
+		return e.cfg.ProgressEvery
+	}
+	return d
 }
 
 // backoff grows base by half for each earlier attempt, up to max.
@@ -244,7 +257,11 @@ func (e *Engine) poll(ctx context.Context, lj *liveJob, j *Job) time.Duration {
 }
 
 func (e *Engine) nextPoll(lj *liveJob, j *Job, t Timing) time.Duration {
-	return e.untilDeadline(j, backoff(t.Every, lj.polls, t.Max))
+	d := backoff(t.Every, lj.polls, t.Max)
+	if j.Callback {
+		d = max(d, 2*t.First+t.Max) // the callback reports; polls are a safety net
+	}
+	return e.untilDeadline(j, e.forProgress(j, t, d))
 }
 
 // untilDeadline shortens a wait d that would pass j's deadline, so that a

@@ -39,6 +39,18 @@ type ticket struct {
 	Locale  string    `json:"locale,omitempty"`
 }
 
+// Watching implements engine.Watcher: the response can show progress while
+// the interaction token is good for edits.
+func (b *Bot) Watching(j *engine.Job) bool {
+	var t ticket
+	if json.Unmarshal([]byte(j.Meta[metaTicket]), &t) != nil {
+		return false
+	}
+	lv := &live{t: t}
+	_, ok := b.tokenDeadline(lv)
+	return ok
+}
+
 // live is a job's delivery state in this process. Its lock keeps one edit
 // at a time, so a late progress edit never overwrites the result.
 type live struct {

@@ -13,6 +13,10 @@ import (
 	"github.com/picbot/picbot/engine"
 )
 
+// Watching implements engine.Watcher: every job has a status message,
+// edited as it moves, until it ends.
+func (b *Bot) Watching(j *engine.Job) bool { return !j.State.Terminal() }
+
 // Notes the adapter keeps on jobs (engine.Annotate), so they survive a restart.
 const (
 	metaStatus      = "tg_status"       // the status message's id

@@ -76,6 +76,7 @@ type EngineConfig struct {
 	MaxInput         int64               `yaml:"max_input"`
 	ShutdownTimeout  time.Duration       `yaml:"shutdown_timeout"`
 	DeliveryAttempts int                 `yaml:"delivery_attempts"`
+	ProgressEvery    time.Duration       `yaml:"progress_every"`
 	Routes           map[string][]string `yaml:"routes"`
 	Limits           engine.Limits       `yaml:"limits"`
 }

@@ -143,6 +143,7 @@ func build(cfg Config, log *slog.Logger, stdin io.Reader, stdout io.Writer) (*ap
 		VendorTimeout:    cfg.Engine.VendorTimeout,
 		MaxDownload:      cfg.Engine.MaxDownload,
 		DeliveryAttempts: cfg.Engine.DeliveryAttempts,
+		ProgressEvery:    cfg.Engine.ProgressEvery,
 		Logger:           log,
 		Observer:         a.metrics,
 	}
@@ -295,6 +296,12 @@ func (m mux) Progress(ctx context.Context, j *engine.Job, p engine.Progress) {
 	if n, ok := m[j.Chat.Platform]; ok {
 		n.Progress(ctx, j, p)
 	}
+}
+
+// Watching implements engine.Watcher for the adapters that know.
+func (m mux) Watching(j *engine.Job) bool {
+	w, ok := m[j.Chat.Platform].(engine.Watcher)
+	return ok && w.Watching(j)
 }
 
 func (m mux) Deliver(ctx context.Context, j *engine.Job) error {

@@ -398,7 +398,7 @@ func (v *Vendor) Timing(r *engine.Request) engine.Timing {
 			first = scale(v.cfg.ToolDuration, out/(1024*1024), 1, 4)
 		}
 	}
-	return engine.Timing{First: first, Every: v.cfg.PollEvery, Max: v.cfg.PollMax, Billed: true}
+	return engine.Timing{First: first, Every: v.cfg.PollEvery, Max: v.cfg.PollMax, Billed: true, Progress: true}
 }
 
 func scale(d time.Duration, f, lo, hi float64) time.Duration {
