@@ -3,23 +3,17 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/picbot/picbot/engine/apispace/apispacetest"
-	"github.com/picbot/picbot/engine/showapi/showapitest"
-	"github.com/picbot/picbot/engine/zhiqite/zhiqitetest"
 )
 
 // The callback endpoint, through the built binary: a callback replayed ten
@@ -146,58 +140,6 @@ func post(method, u, contentType string, body []byte) reply {
 	return reply{resp.StatusCode, string(b)}
 }
 
-// callbackURLs lists the callback URLs the bot gave vendor's fake, in order.
-type callbackURLs func() []string
-
-// callbackFake starts vendor's fake and returns its YAML block and how to
-// read the callback URLs the bot sent it.
-func callbackFake(t *testing.T, vendor string) (block string, urls callbackURLs, secret string) {
-	t.Helper()
-	secret = "e2e-SECRET-" + vendor + "-callbacks"
-	const timing = "poll_every: 300ms\n    poll_max: 3s\n"
-	switch vendor {
-	case "zhiqite":
-		f := zhiqitetest.New(zhiqitetest.Options{AppCode: secret, Duration: fakeTask, CallbackDelays: []time.Duration{200 * time.Millisecond}})
-		t.Cleanup(f.Close)
-		block = fmt.Sprintf("  zhiqite:\n    enabled: true\n    base_url: %s\n    app_code: %s\n    draw_duration: 400ms\n    %s", f.URL, secret, timing)
-		urls = func() (out []string) {
-			for _, c := range f.Calls() {
-				var b struct {
-					CallbackURL string `json:"callbackUrl"`
-				}
-				if c.Endpoint == "saas/sd/v2/text2image" && json.Unmarshal(c.Body, &b) == nil && b.CallbackURL != "" {
-					out = append(out, b.CallbackURL)
-				}
-			}
-			return out
-		}
-	case "showapi":
-		f := showapitest.Start(showapitest.Options{AppCode: secret, Duration: fakeTask, CallbackInterval: 200 * time.Millisecond, NoSeedTask: true})
-		t.Cleanup(f.Close)
-		block = fmt.Sprintf("  showapi:\n    enabled: true\n    base_url: %s\n    app_code: %s\n    typical_duration: 400ms\n    %s", f.URL, secret, timing)
-		urls = func() (out []string) {
-			for _, r := range f.Requests() {
-				if q, err := url.ParseQuery(string(r.Body)); r.Path == "/createtask" && err == nil && q.Get("call_back") != "" {
-					out = append(out, q.Get("call_back"))
-				}
-			}
-			return out
-		}
-	case "apispace":
-		f := apispacetest.New(apispacetest.Options{Token: secret, Queue: 20 * time.Millisecond, Duration: fakeTask,
-			CallbackRetries: []time.Duration{200 * time.Millisecond}})
-		t.Cleanup(f.Close)
-		block = fmt.Sprintf("  apispace:\n    enabled: true\n    base_url: %s\n    token: %s\n    draw_duration: 400ms\n    %s", f.BaseURL(), secret, timing)
-		urls = func() (out []string) {
-			for _, task := range f.Tasks() {
-				out = append(out, task.NotifyURL)
-			}
-			return out
-		}
-	}
-	return block, urls, secret
-}
-
 func TestCallbackEndpoint(t *testing.T) {
 	for _, vendor := range []string{"zhiqite", "showapi", "apispace"} {
 		t.Run(vendor, func(t *testing.T) {
@@ -208,7 +150,10 @@ func TestCallbackEndpoint(t *testing.T) {
 }
 
 func callbackRun(t *testing.T, vendor string) {
-	block, urls, secret := callbackFake(t, vendor)
+	v := newVendorFake(t, vendor)
+	// A longer safety net than the fault tests': job B, its callbacks held
+	// back, must wait for its first poll while forged callbacks arrive.
+	block := strings.Replace(v.block, "poll_max: 1s", "poll_max: 3s", 1)
 	addr := freeAddr(t)
 	bot := "http://" + addr
 	proxy := newCallbackProxy(t, bot)
@@ -267,7 +212,7 @@ vendors:
 	idB := m[1]
 	var urlB string
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if u := urls(); len(u) == 2 {
+		if u := v.callbackURLs(); len(u) == 2 {
 			urlB = u[1]
 			break
 		}
@@ -322,7 +267,7 @@ vendors:
 	if proxy.heldBack() == 0 {
 		t.Error("job B's callback never came: it was not held back")
 	}
-	if strings.Contains(c.stdout()+c.stderr(), secret) {
+	if strings.Contains(c.stdout()+c.stderr(), v.secret) {
 		t.Error("the vendor's secret is in the bot's output or log")
 	}
 }

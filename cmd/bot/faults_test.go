@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -281,20 +282,21 @@ func checkMessage(t *testing.T, what, msg string, secrets ...string) {
 // faultProxy stands in front of a vendor's fake and fails its submissions
 // on request, for the faults the fakes do not act out themselves.
 type faultProxy struct {
-	srv    *httptest.Server
-	submit string // a path submissions contain
-	mu     sync.Mutex
-	fail   []int // statuses for the next submissions; -status: for every submission
-	failed int
+	srv           *httptest.Server
+	submit, query string // what the paths of submissions and of queries contain
+	mu            sync.Mutex
+	fail          []int // statuses for the next submissions; -status: for every submission
+	failed        int
+	garble        int // query replies left to cut short
 }
 
-func newFaultProxy(t *testing.T, target, submit string) *faultProxy {
+func newFaultProxy(t *testing.T, target, submit, query string) *faultProxy {
 	t.Helper()
 	u, err := url.Parse(target)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &faultProxy{submit: submit}
+	p := &faultProxy{submit: submit, query: query}
 	rp := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: u.Scheme, Host: u.Host})
 	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost && strings.Contains(r.URL.Path, p.submit) {
@@ -308,6 +310,12 @@ func newFaultProxy(t *testing.T, target, submit string) *faultProxy {
 				fmt.Fprintf(w, "%d %s", status, http.StatusText(status))
 				return
 			}
+		}
+		if strings.Contains(r.URL.Path, p.query) && p.garbleNext() {
+			io.Copy(io.Discard, r.Body)
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, `{"code":"200","data":{"status":`)
+			return
 		}
 		rp.ServeHTTP(w, r)
 	}))
@@ -326,6 +334,32 @@ func (p *faultProxy) failNext(status, n int) {
 	for range n {
 		p.fail = append(p.fail, status)
 	}
+}
+
+// garbleQueries cuts the next n query replies short: malformed JSON.
+func (p *faultProxy) garbleQueries(n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.garble += n
+}
+
+// consumed reports whether every fault asked of the proxy was acted out.
+func (p *faultProxy) consumed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	pending := p.garble > 0 || (len(p.fail) > 0 && p.fail[0] > 0)
+	always := len(p.fail) > 0 && p.fail[0] < 0
+	return !pending && (!always || p.failed > 0)
+}
+
+func (p *faultProxy) garbleNext() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.garble == 0 {
+		return false
+	}
+	p.garble--
+	return true
 }
 
 func (p *faultProxy) next() int {
@@ -359,6 +393,8 @@ type vendorFake struct {
 	tasks  func() int   // tasks the vendor holds
 	billed func() int   // billed calls
 	inject func(string) // acts out a fault the fake has programmatically
+	// callbackURLs lists the callback URLs the bot gave the vendor, in order.
+	callbackURLs func() []string
 }
 
 // The fakes' task time and the adapters' timing, shortened alike.
@@ -375,11 +411,22 @@ func newVendorFake(t *testing.T, name string) *vendorFake {
 		f := zhiqitetest.New(zhiqitetest.Options{AppCode: v.secret, Duration: fakeTask, ToolDuration: fakeTask,
 			CallbackDelays: []time.Duration{100 * time.Millisecond}})
 		t.Cleanup(f.Close)
-		v.proxy = newFaultProxy(t, f.URL, "saas/sd/v2/text2image")
+		v.proxy = newFaultProxy(t, f.URL, "saas/sd/v2/text2image", "saas/sd/v2/queryTaskInfo")
 		v.block = fmt.Sprintf("  zhiqite:\n    enabled: true\n    base_url: %s\n    app_code: %s\n    %s    tool_duration: 400ms\n",
 			v.proxy.base(f.URL), v.secret, fakeTiming)
 		v.tasks = func() int { return len(f.Tasks()) }
 		v.billed = f.Billed
+		v.callbackURLs = func() (out []string) {
+			for _, c := range f.Calls() {
+				var b struct {
+					CallbackURL string `json:"callbackUrl"`
+				}
+				if c.Endpoint == "saas/sd/v2/text2image" && json.Unmarshal(c.Body, &b) == nil && b.CallbackURL != "" {
+					out = append(out, b.CallbackURL)
+				}
+			}
+			return out
+		}
 		v.inject = func(fault string) {
 			switch fault {
 			case "fail":
@@ -391,11 +438,19 @@ func newVendorFake(t *testing.T, name string) *vendorFake {
 	case "showapi":
 		f := showapitest.Start(showapitest.Options{AppCode: v.secret, Duration: fakeTask, CallbackInterval: 100 * time.Millisecond, NoSeedTask: true})
 		t.Cleanup(f.Close)
-		v.proxy = newFaultProxy(t, f.URL, "/createtask")
+		v.proxy = newFaultProxy(t, f.URL, "/createtask", "/yourtaskresult")
 		v.block = fmt.Sprintf("  showapi:\n    enabled: true\n    base_url: %s\n    app_code: %s\n    %s",
 			v.proxy.base(f.URL), v.secret, strings.Replace(fakeTiming, "draw_duration", "typical_duration", 1))
 		v.tasks = func() int { return len(f.TaskIDs()) }
 		v.billed = f.Billed
+		v.callbackURLs = func() (out []string) {
+			for _, r := range f.Requests() {
+				if q, err := url.ParseQuery(string(r.Body)); r.Path == "/createtask" && err == nil && q.Get("call_back") != "" {
+					out = append(out, q.Get("call_back"))
+				}
+			}
+			return out
+		}
 		v.inject = func(fault string) {
 			switch fault {
 			case "timeout":
@@ -407,11 +462,17 @@ func newVendorFake(t *testing.T, name string) *vendorFake {
 	case "apispace":
 		f := apispacetest.New(apispacetest.Options{Token: v.secret, Queue: 20 * time.Millisecond, Duration: fakeTask})
 		t.Cleanup(f.Close)
-		v.proxy = newFaultProxy(t, f.BaseURL(), "/aigc/txt2img")
+		v.proxy = newFaultProxy(t, f.BaseURL(), "/aigc/txt2img", "/aigc/query-image")
 		v.block = fmt.Sprintf("  apispace:\n    enabled: true\n    base_url: %s\n    token: %s\n    %s",
 			v.proxy.base(f.BaseURL()), v.secret, fakeTiming)
 		v.tasks = func() int { return len(f.Tasks()) }
 		v.billed = f.Billed
+		v.callbackURLs = func() (out []string) {
+			for _, task := range f.Tasks() {
+				out = append(out, task.NotifyURL)
+			}
+			return out
+		}
 		v.inject = func(fault string) {
 			switch fault {
 			case "timeout":
@@ -459,8 +520,10 @@ type fault struct {
 	name   string
 	prompt map[string]string // the prompt's magic word, by vendor ("" for none)
 	setup  func(v *vendorFake)
-	want   string // "succeeded" or "failed"
-	reason string // for a failure: the message says this
+	// polling turns callbacks off, for faults in the replies to polls.
+	polling bool
+	want    string // "succeeded" or "failed"
+	reason  string // for a failure: the message says this
 }
 
 var faults = []fault{
@@ -473,6 +536,7 @@ var faults = []fault{
 	{name: "badjson", want: "succeeded",
 		prompt: map[string]string{"zhiqite": "badjson"},
 		setup:  func(v *vendorFake) { v.inject("badjson") }},
+	{name: "badpoll", want: "succeeded", polling: true, setup: func(v *vendorFake) { v.proxy.garbleQueries(2) }},
 	{name: "expired", want: "failed", reason: "could not be downloaded", prompt: map[string]string{"*": "expired"}},
 	{name: "unsafe", want: "failed", reason: "content check", prompt: map[string]string{"*": "unsafe"}},
 	{name: "forgot", want: "failed", reason: "(lost|no longer knows)", prompt: map[string]string{"*": "forget"}},
@@ -547,6 +611,9 @@ func faultCell(t *testing.T, vendor string, f fault) cell {
 	if f.setup != nil {
 		f.setup(v)
 	}
+	if f.polling {
+		v.block += "    callbacks: false\n"
+	}
 	word := f.prompt[vendor]
 	if word == "" {
 		word = f.prompt["*"]
@@ -588,6 +655,9 @@ func faultCell(t *testing.T, vendor string, f fault) cell {
 	}
 	if strings.Contains(c.stdout()+c.stderr(), v.secret) {
 		t.Errorf("%s: the vendor's secret is in the bot's output or log", name)
+	}
+	if !v.proxy.consumed() {
+		t.Errorf("%s: the fault was never acted out", name)
 	}
 	return out
 }
