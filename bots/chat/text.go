@@ -13,29 +13,39 @@ import (
 func Help(lang engine.Lang) string {
 	var b strings.Builder
 	b.WriteString(T(lang, "picbot makes pictures. Commands:", "picbot 可以画图。命令："))
-	desc := map[string][2]string{
-		"draw":     {"text to image", "文字生成图片"},
-		"anime":    {"photo to anime", "照片转动漫"},
-		"upscale":  {"enlarge an image", "图片放大"},
-		"swapface": {"put a face onto another photo", "换脸"},
-		"quota":    {"what you have left today", "今日剩余额度"},
-		"jobs":     {"your latest jobs", "最近的任务"},
-		"cancel":   {"stop a job", "取消任务"},
-		"models":   {"the models you can use", "可用模型"},
-		"admin":    {"for the bot's admins", "管理员命令"},
-	}
 	for _, name := range command.Names {
-		d, ok := desc[name]
-		if !ok {
-			continue
+		if text := Describe(name, lang); text != "" && name != "help" && name != "start" {
+			fmt.Fprintf(&b, "\n%s — %s", command.Usage(name, lang), text)
 		}
-		text := d[0]
-		if lang == engine.ZH {
-			text = d[1]
-		}
-		fmt.Fprintf(&b, "\n%s — %s", command.Usage(name, lang), text)
 	}
 	return b.String()
+}
+
+// descriptions say in a few words what each command does: for /help and
+// the platforms' command menus.
+var descriptions = map[string][2]string{
+	"draw":     {"Text to image", "文字生成图片"},
+	"anime":    {"Photo to anime", "照片转动漫"},
+	"upscale":  {"Enlarge an image", "图片放大"},
+	"swapface": {"Put a face onto another photo", "换脸"},
+	"quota":    {"What you have left today", "今日剩余额度"},
+	"jobs":     {"Your latest jobs", "最近的任务"},
+	"cancel":   {"Stop a job", "取消任务"},
+	"models":   {"The models you can use", "可用模型"},
+	"help":     {"How to use the bot", "使用帮助"},
+	"admin":    {"For the bot's admins", "管理员命令"},
+}
+
+// Describe returns the description of command name in lang, or "".
+func Describe(name string, lang engine.Lang) string {
+	d, ok := descriptions[name]
+	switch {
+	case !ok:
+		return ""
+	case lang == engine.ZH:
+		return d[1]
+	}
+	return d[0]
 }
 
 // Accepted is the reply to a command whose job was stored.
@@ -111,4 +121,17 @@ func Ended(j *engine.Job, lang engine.Lang) string {
 		msg = T(lang, "It failed.", "失败了。")
 	}
 	return T(lang, "Job %s failed: %s", "任务 %s 失败：%s", j.ID, msg)
+}
+
+// Ext is the file extension for an image's MIME type, for file names.
+func Ext(mime string) string {
+	switch mime {
+	case "image/jpeg":
+		return ".jpg"
+	case "image/webp":
+		return ".webp"
+	case "image/gif":
+		return ".gif"
+	}
+	return ".png"
 }

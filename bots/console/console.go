@@ -189,7 +189,7 @@ func (c *Console) Deliver(ctx context.Context, j *engine.Job) error {
 	}
 	var paths []string
 	for i, r := range j.Results {
-		path := filepath.Join(c.OutDir, fmt.Sprintf("%s-%d%s", j.ID, i+1, ext(r.Mime)))
+		path := filepath.Join(c.OutDir, fmt.Sprintf("%s-%d%s", j.ID, i+1, chat.Ext(r.Mime)))
 		if err := c.write(path, r.Blob); err != nil {
 			return err
 		}
@@ -225,16 +225,4 @@ func (c *Console) write(path, blob string) error {
 		return fmt.Errorf("write result: %w", err)
 	}
 	return os.Rename(tmp, path)
-}
-
-func ext(mime string) string {
-	switch mime {
-	case "image/jpeg":
-		return ".jpg"
-	case "image/webp":
-		return ".webp"
-	case "image/gif":
-		return ".gif"
-	}
-	return ".png"
 }

@@ -211,7 +211,7 @@ func (b *Bot) Progress(ctx context.Context, j *engine.Job, p engine.Progress) {
 	m := &message{Content: text, AllowedMentions: noMentions()}
 	if n := int64(len(p.Preview)); n > 0 && n <= b.cfg.MaxUpload {
 		mime := http.DetectContentType(p.Preview)
-		name := "preview" + ext(mime)
+		name := "preview" + chat.Ext(mime)
 		m.attach(upload{Name: name, Mime: mime, Data: p.Preview})
 		m.Embeds = []*discordgo.MessageEmbed{{Image: &discordgo.MessageEmbedImage{URL: "attachment://" + name}, Color: colour}}
 	}
@@ -380,7 +380,7 @@ func (b *Bot) compose(j *engine.Job, lang engine.Lang, budget int64) (*message, 
 			return nil, engine.Wrap(engine.EUNDELIVERED, err, "The picture is too large to post.", "图片太大，无法发送。")
 		}
 		shrunk[i] = changed
-		name := fmt.Sprintf("%s-%d%s", j.ID, i+1, ext(mime))
+		name := fmt.Sprintf("%s-%d%s", j.ID, i+1, chat.Ext(mime))
 		m.attach(upload{Name: name, Mime: mime, Data: out})
 		e := &discordgo.MessageEmbed{Image: &discordgo.MessageEmbedImage{URL: "attachment://" + name}, Color: colour}
 		if i == 0 {
@@ -475,18 +475,6 @@ func (b *Bot) readBlob(key string) ([]byte, error) {
 		return nil, fmt.Errorf("read image: %w", err)
 	}
 	return buf.Bytes(), nil
-}
-
-func ext(mime string) string {
-	switch mime {
-	case "image/jpeg":
-		return ".jpg"
-	case "image/webp":
-		return ".webp"
-	case "image/gif":
-		return ".gif"
-	}
-	return ".png"
 }
 
 func minTime(a, b time.Time) time.Time {

@@ -123,7 +123,7 @@ func (b *Bot) serveOriginal(w http.ResponseWriter, r *http.Request) {
 	}
 	defer rc.Close()
 	w.Header().Set("Content-Type", res.Mime)
-	w.Header().Set("Content-Disposition", `inline; filename="`+j.ID+"-"+strconv.Itoa(i+1)+ext(res.Mime)+`"`)
+	w.Header().Set("Content-Disposition", `inline; filename="`+j.ID+"-"+strconv.Itoa(i+1)+chat.Ext(res.Mime)+`"`)
 	w.Header().Set("Cache-Control", "private, max-age=86400")
 	io.Copy(w, rc)
 }

@@ -367,7 +367,7 @@ func (b *Bot) original(ctx context.Context, ev *event, k button) error {
 		return err
 	}
 	m := &message{Content: chat.T(lang, "The original, %d×%d.", "原图，%d×%d。", r.Width, r.Height), AllowedMentions: noMentions()}
-	m.attach(upload{Name: fmt.Sprintf("%s-%d-original%s", j.ID, k.index+1, ext(r.Mime)), Mime: r.Mime, Data: data})
+	m.attach(upload{Name: fmt.Sprintf("%s-%d-original%s", j.ID, k.index+1, chat.Ext(r.Mime)), Mime: r.Mime, Data: data})
 	_, err = b.editFirst(ctx, ev, m)
 	return err
 }

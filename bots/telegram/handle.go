@@ -396,30 +396,13 @@ func telegramHelp(lang engine.Lang) string {
 			"图片下方的按钮：再来一张、变体、放大、原图文件。")
 }
 
-// menu is the command list for setMyCommands.
+// menu is the command list for setMyCommands: what users may run, without /start and /admin.
 func menu(lang engine.Lang) []tgbotapi.BotCommand {
-	desc := map[string][2]string{
-		"draw":     {"Make a picture from a description", "根据描述画图"},
-		"anime":    {"Turn a portrait photo into anime", "照片转动漫"},
-		"upscale":  {"Enlarge a picture", "放大图片"},
-		"swapface": {"Put a face onto another photo", "换脸"},
-		"quota":    {"What you have left today", "今日剩余额度"},
-		"jobs":     {"Your latest jobs", "最近的任务"},
-		"cancel":   {"Stop a job", "取消任务"},
-		"models":   {"The models you can use", "可用模型"},
-		"help":     {"How to use the bot", "使用帮助"},
-	}
 	var out []tgbotapi.BotCommand
 	for _, name := range command.Names {
-		d, ok := desc[name]
-		if !ok {
-			continue
+		if text := chat.Describe(name, lang); text != "" && name != "admin" {
+			out = append(out, tgbotapi.BotCommand{Command: name, Description: text})
 		}
-		text := d[0]
-		if lang == engine.ZH {
-			text = d[1]
-		}
-		out = append(out, tgbotapi.BotCommand{Command: name, Description: text})
 	}
 	return out
 }
