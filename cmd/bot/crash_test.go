@@ -1,0 +1,1618 @@
+package main
+
+// The crash suite: the built binary against the fake Telegram Bot API and
+// two fake vendors, killed with SIGKILL at chosen moments and restarted on
+// the same data directory until every job is finished. Every process the
+// bot talks to sits behind a recording proxy owned by the test, so a kill
+// can be aimed at a phase of a job's life (a command taken in, its reply, a
+// submission, a poll, a callback, a download, a post) and the test knows,
+// afterwards, which process made which call. After each kill the bbolt file
+// is read (the process is dead) and checked; at the end the whole history
+// is checked against the promises in DESIGN.md:
+//
+//   - after every kill: each job's charge is settled as its state says and
+//     at most once; the daily counters (user, chat, global) equal the costs
+//     of the jobs not refunded, the running counters the jobs not settled;
+//     the index of unfinished jobs is right; a command made at most one
+//     job; a job acknowledged in the chat is in the store; a job is never
+//     submitted twice to one vendor once its task id is saved; nothing a
+//     previous kill left is undone;
+//   - at the end: every command made one job, which the chat was told of,
+//     and which ended delivered (its picture posted) or failed with a
+//     notice in the chat, as its command's kind says: a crash decides no
+//     outcome; no running counter is left;
+//   - posts: a job's result is posted at most once per life, never after
+//     the post was recorded, and a post left unrecorded only in a life
+//     that was killed: so each duplicate is a kill between posting and
+//     recording, at most one per job and kill;
+//   - submissions: a task made at a vendor and not recorded only in a life
+//     that was killed, at most one per job and kill (Zhiqite's tasks, whose
+//     ids the bot chooses, are found again; APISpace's are made anew);
+//   - every phase was hit by a kill. Billed calls lost in kills are counted
+//     and reported, not checked.
+//
+//	go test -race -run Crash -count=1 -v ./cmd/bot                        # CI form: 200 jobs
+//	go test -race -run Crash -count=1 -v -short ./cmd/bot                 # 200 jobs, fewer kills
+//	PICBOT_CRASH_JOBS=2000 go test -run Crash -count=1 -v -timeout 2h ./cmd/bot   # the long run
+//	go test -run Crash -v ./cmd/bot -crash.seed=N   # or PICBOT_CRASH_SEED=N: replay a seed
+//
+// A seed fixes the commands, the routes' failures, the kill plans and
+// their delays; the interleaving of processes is the machine's, so a replay
+// aims the same kills at the same phases but not at the same instant.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"maps"
+	"math"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/picbot/picbot/bots/telegram"
+	"github.com/picbot/picbot/bots/telegram/telegramtest"
+	"github.com/picbot/picbot/engine"
+	"github.com/picbot/picbot/engine/apispace/apispacetest"
+	"github.com/picbot/picbot/engine/zhiqite/zhiqitetest"
+	"github.com/picbot/picbot/store"
+)
+
+var crashSeedFlag = flag.Uint64("crash.seed", 0, "TestCrashSuite: the seed to replay (0: PICBOT_CRASH_SEED, else from the clock)")
+
+// crashPhase is a moment of a job's life a kill can be aimed at.
+type crashPhase string
+
+const (
+	phaseIntake   crashPhase = "intake"   // getUpdates handed the bot a batch of commands: jobs being created
+	phaseAck      crashPhase = "ack"      // the "Job X queued" reply to a command
+	phaseSubmit   crashPhase = "submit"   // a submission to a vendor
+	phasePoll     crashPhase = "poll"     // a query to a vendor
+	phaseCallback crashPhase = "callback" // a vendor's callback to the bot
+	phaseDownload crashPhase = "download" // the bot fetching a result image
+	phasePost     crashPhase = "post"     // the bot posting a result to the chat
+	phaseTimer    crashPhase = "timer"    // a random moment, whatever is under way
+)
+
+// crashMode is when, around the call of its phase, the kill comes.
+type crashMode int
+
+const (
+	killBefore     crashMode = iota + 1 // the call never reaches the other side
+	killDuring                          // the call goes on; the bot dies a moment later, in the middle of it
+	killAfter                           // the other side acted on the call; the bot dies before hearing the answer
+	killAfterReply                      // the bot has the answer; it dies a moment later, acting on it
+)
+
+func (m crashMode) String() string {
+	return [...]string{"-", "before", "during", "after", "after-reply"}[m]
+}
+
+// crashPlan is one process's death: at the nth call of phase, in mode.
+type crashPlan struct {
+	phase crashPhase
+	nth   int
+	mode  crashMode
+	delay time.Duration // during, after-reply: how long after; timer: when
+	limit time.Duration // no such call by then: killed anyway (a timer kill)
+}
+
+// crashKill is a kill that happened.
+type crashKill struct {
+	epoch   int
+	planned crashPhase
+	phase   crashPhase // phaseTimer when the planned call never came
+	mode    crashMode
+	detail  string
+	states  map[string]int // unfinished jobs by state, read after the kill
+	// What the kill cost: posts made and not recorded, submissions made and not recorded.
+	duplicates, unsaved int
+}
+
+// crashCall is one call through a proxy.
+type crashCall struct {
+	epoch  int // the bot process that was current when the call arrived
+	proxy  string
+	phase  crashPhase
+	method string // Telegram method or vendor endpoint
+	job    string // the job it concerns, when the call names it
+	token  string // the command token in a submission's prompt
+	status int    // the other side's HTTP status; 0: not forwarded
+	// created: a submission that made a task at the vendor; taskID names it.
+	created bool
+	taskID  string
+	killed  crashMode // this call was where the bot was killed
+}
+
+// crashCmd is one command sent to the bot.
+type crashCmd struct {
+	user     int64
+	msgID    int
+	updateID int
+	token    string
+	kind     string // plain, album, zap, drop, unsafe, stale
+	text     string
+}
+
+// Kinds of commands. zap and drop fail at the route's first vendor (the task
+// fails; the vendor forgets it), so the job fails over to the second;
+// unsafe fails the content check; stale results cannot be downloaded.
+var crashKinds = []struct {
+	kind   string
+	weight int
+	word   string
+}{
+	{"plain", 52, ""}, {"album", 10, "--n 2"}, {"zap", 12, "zapfirst"}, {"drop", 8, "dropfirst"},
+	{"unsafe", 9, "unsafe"}, {"stale", 9, "stalelinks"},
+}
+
+// crashSetup is one run's configuration.
+type crashSetup struct {
+	name      string
+	tag       string // in every command token of the run
+	callbacks bool
+	route     []string
+	jobs      int
+	kills     int
+	seed      uint64
+	apWork    time.Duration // the APISpace fake's task time
+	wait      time.Duration // for the last jobs after the last kill
+}
+
+// crashResult is what a run counted.
+type crashResult struct {
+	jobs, accepted, kills int
+	// Violations: jobs lost, jobs whose outcome a crash decided, double charges.
+	lost, unexpected, doubleCharges int
+	// The allowances: posts repeated after a kill between posting and
+	// recording; tasks made at a vendor for a submission a kill left unrecorded.
+	duplicatePosts, resubmissions, unsavedAtKill int
+	botBilled, vendorBilled                      int // billed calls, as the jobs record them and as the vendors count them
+	lateCalls                                    int // calls of a dead bot that arrived after its death
+	byPhase                                      map[crashPhase]int
+	byMode                                       map[crashMode]int
+	states                                       map[string]int // unfinished jobs at the kills, by state
+	outcomes                                     map[string]int
+	calls                                        map[string]int // calls through the proxies, by phase and answer
+}
+
+func newCrashResult() crashResult {
+	return crashResult{byPhase: map[crashPhase]int{}, byMode: map[crashMode]int{}, states: map[string]int{}, outcomes: map[string]int{}, calls: map[string]int{}}
+}
+
+func TestCrashSuite(t *testing.T) {
+	seed := *crashSeedFlag
+	if seed == 0 {
+		if s := os.Getenv("PICBOT_CRASH_SEED"); s != "" {
+			n, err := strconv.ParseUint(s, 10, 64)
+			if err != nil {
+				t.Fatalf("PICBOT_CRASH_SEED=%q: %v", s, err)
+			}
+			seed = n
+		}
+	}
+	if seed == 0 {
+		seed = uint64(time.Now().UnixNano())
+	}
+	jobs, kills := 200, 56
+	if testing.Short() {
+		kills = 26
+	}
+	if s := os.Getenv("PICBOT_CRASH_JOBS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 2 {
+			t.Fatalf("PICBOT_CRASH_JOBS=%q: want a number of jobs", s)
+		}
+		jobs, kills = n, max(kills, n/4)
+	}
+	if s := os.Getenv("PICBOT_CRASH_KILLS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 2 {
+			t.Fatalf("PICBOT_CRASH_KILLS=%q: want a number of kills", s)
+		}
+		kills = n
+	}
+	t.Logf("crash suite: seed %d, %d jobs, %d kills (replay: -crash.seed=%d or PICBOT_CRASH_SEED=%d)", seed, jobs, kills, seed, seed)
+	fmt.Fprintf(os.Stderr, "crash suite seed %d\n", seed)
+
+	rng := rand.New(rand.NewPCG(seed, 0x6372617368))
+	setups := []crashSetup{
+		// Callbacks through http.public_url; Zhiqite first, APISpace for failover.
+		{name: "Callback", tag: "A", callbacks: true, route: []string{"zhiqite", "apispace"}},
+		// Polling; APISpace first, Zhiqite for failover (and for albums, which APISpace cannot make).
+		{name: "Polling", tag: "B", callbacks: false, route: []string{"apispace", "zhiqite"}},
+	}
+	total := newCrashResult()
+	for i := range setups {
+		s := &setups[i]
+		s.jobs = jobs / len(setups)
+		if i == 0 {
+			s.jobs += jobs % len(setups)
+		}
+		s.kills = kills / len(setups)
+		if i == 0 {
+			s.kills += kills % len(setups)
+		}
+		s.seed = rng.Uint64()
+		s.apWork = time.Duration(150+rng.IntN(500)) * time.Millisecond
+		s.wait = 90*time.Second + time.Duration(s.jobs)*100*time.Millisecond
+	}
+	var mu sync.Mutex
+	for _, s := range setups {
+		t.Run(s.name, func(t *testing.T) {
+			t.Parallel()
+			res := crashRunSetup(t, s)
+			mu.Lock()
+			defer mu.Unlock()
+			total.add(res)
+		})
+	}
+	t.Cleanup(func() {
+		t.Logf("crash suite, seed %d: %s", seed, total.summary())
+	})
+}
+
+func (r *crashResult) add(o crashResult) {
+	r.jobs += o.jobs
+	r.accepted += o.accepted
+	r.kills += o.kills
+	r.lost += o.lost
+	r.unexpected += o.unexpected
+	r.doubleCharges += o.doubleCharges
+	r.duplicatePosts += o.duplicatePosts
+	r.resubmissions += o.resubmissions
+	r.unsavedAtKill += o.unsavedAtKill
+	r.botBilled += o.botBilled
+	r.lateCalls += o.lateCalls
+	r.vendorBilled += o.vendorBilled
+	for k, v := range o.byPhase {
+		r.byPhase[k] += v
+	}
+	for k, v := range o.calls {
+		r.calls[k] += v
+	}
+	for k, v := range o.byMode {
+		r.byMode[k] += v
+	}
+	for k, v := range o.states {
+		r.states[k] += v
+	}
+	for k, v := range o.outcomes {
+		r.outcomes[k] += v
+	}
+}
+
+func (r *crashResult) summary() string {
+	return fmt.Sprintf("jobs %d (accepted %d), kills %d, lost %d, crash-caused failures %d, double charges %d, duplicate posts %d, "+
+		"resubmissions %d (submissions unsaved at a kill %d); billed calls: jobs' record %d, vendors %d (%d lost in kills); "+
+		"kills by phase %v, by mode %v; unfinished jobs at kills by state %v; outcomes %v; calls by phase and status %v; "+
+		"calls of a dead bot arriving in a later life %d",
+		r.jobs, r.accepted, r.kills, r.lost, r.unexpected, r.doubleCharges, r.duplicatePosts,
+		r.resubmissions, r.unsavedAtKill, r.botBilled, r.vendorBilled, r.vendorBilled-r.botBilled,
+		crashSorted(r.byPhase), crashSorted(r.byMode), crashSorted(r.states), crashSorted(r.outcomes), crashSorted(r.calls), r.lateCalls)
+}
+
+func crashSorted[K comparable](m map[K]int) string {
+	var parts []string
+	for k, v := range m {
+		parts = append(parts, fmt.Sprintf("%v:%d", k, v))
+	}
+	sort.Strings(parts)
+	return "{" + strings.Join(parts, " ") + "}"
+}
+
+// crashRun is one run: a data directory, fakes, proxies, and the bot's lives.
+type crashRun struct {
+	t      *testing.T
+	setup  crashSetup
+	rng    *rand.Rand // the test goroutine's
+	dir    string
+	cfg    string
+	dbPath string
+	users  []int64
+
+	tg *telegramtest.Server
+	zq *zhiqitetest.Server
+	ap *apispacetest.Server
+	// The proxies. Each life of the bot gets its own listeners for what it
+	// calls (Telegram, the vendors' APIs), so a call's life is known by
+	// where it arrived, however late; vendors' callbacks and the result
+	// links the bot stores go through fixed ones.
+	zqProxy, apProxy, tgProxy *crashProxy
+	cbProxy, zqFiles, apFiles *crashProxy
+	servers                   []*httptest.Server
+	links                     *strings.Replacer // the fakes' links → their proxies', so downloads pass the proxies
+	client                    *http.Client
+
+	mu       sync.Mutex // guards what the proxies touch
+	epoch    int
+	cur      *crashProc
+	plan     crashPlan
+	planSeen int
+	armed    bool
+	botAddr  string
+	calls    []crashCall
+	delays   *rand.Rand
+
+	cmds    []*crashCmd
+	kills   []crashKill
+	snaps   []*crashSnap // snaps[k-1] is read after epoch k
+	stderrs []string     // each epoch's log
+	bad     int
+	charges map[string]bool
+	// lateCalls are calls of a dead bot that reached a proxy in a later life.
+	lateCalls atomic.Int64
+}
+
+// crashProc is one life of the bot.
+type crashProc struct {
+	b      *bot
+	epoch  int
+	killed chan struct{}
+	kill   *crashKill
+}
+
+func crashRunSetup(t *testing.T, s crashSetup) crashResult {
+	r := &crashRun{
+		t: t, setup: s, rng: rand.New(rand.NewPCG(s.seed, 1)), delays: rand.New(rand.NewPCG(s.seed, 2)),
+		dir: t.TempDir(), charges: map[string]bool{},
+		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}},
+	}
+	t.Logf("%s: seed %d, %d jobs, %d kills, route %v, callbacks %v, APISpace tasks take %s", s.name, s.seed, s.jobs, s.kills, s.route, s.callbacks, s.apWork)
+	r.dbPath = filepath.Join(r.dir, "data", "picbot.db")
+	nUsers := max(4, s.jobs/5)
+	for i := range nUsers {
+		r.users = append(r.users, int64(810000+i))
+	}
+
+	r.tg = telegramtest.New(tgToken, tgBot)
+	r.zq = zhiqitetest.New(zhiqitetest.Options{
+		AppCode: zhiqiteAppCode, Duration: 400 * time.Millisecond, ToolDuration: 300 * time.Millisecond,
+		CallbackDelays:  []time.Duration{100 * time.Millisecond, 300 * time.Millisecond, time.Second, 2 * time.Second},
+		CallbackRetries: 10,
+	})
+	r.ap = apispacetest.New(apispacetest.Options{
+		Token: apispaceToken, Queue: 30 * time.Millisecond, Duration: s.apWork,
+		CallbackRetries: []time.Duration{200 * time.Millisecond, 500 * time.Millisecond, time.Second, 2 * time.Second},
+	})
+	zqRoot := strings.TrimSuffix(r.zq.URL, zhiqitetest.BasePath)
+	r.zqProxy = &crashProxy{run: r, name: "zhiqite", upstream: func() string { return zqRoot }, phase: r.zhiqitePhase, rewrite: r.vendorRewrite("zhiqite")}
+	r.apProxy = &crashProxy{run: r, name: "apispace", upstream: r.ap.URL, phase: r.apispacePhase, rewrite: r.vendorRewrite("apispace")}
+	r.tgProxy = &crashProxy{run: r, name: "telegram", upstream: func() string { return r.tg.URL }, phase: r.telegramPhase}
+	r.cbProxy = &crashProxy{run: r, name: "callback", upstream: r.botURL, phase: func(*http.Request, []byte) crashPhase { return phaseCallback }}
+	r.zqFiles = &crashProxy{run: r, name: "zhiqite", upstream: func() string { return zqRoot }, phase: r.zhiqitePhase}
+	r.apFiles = &crashProxy{run: r, name: "apispace", upstream: r.ap.URL, phase: r.apispacePhase}
+	for _, p := range []*crashProxy{r.cbProxy, r.zqFiles, r.apFiles} {
+		p.url = r.listen(p, 0)
+	}
+	r.links = strings.NewReplacer(zqRoot+"/", r.zqFiles.url+"/", r.ap.URL()+"/", r.apFiles.url+"/")
+	t.Cleanup(func() {
+		for _, srv := range r.servers {
+			srv.Close()
+		}
+		r.zq.Close()
+		r.ap.Close()
+		r.tg.Close()
+		r.client.CloseIdleConnections()
+	})
+
+	res := newCrashResult()
+	res.jobs = s.jobs
+	phases := []crashPhase{phaseIntake, phaseAck, phaseSubmit, phasePoll, phaseDownload, phasePost, phaseTimer}
+	if s.callbacks {
+		phases = append(phases, phaseCallback)
+	}
+	hit := map[crashPhase]int{}
+	for k := 1; k <= s.kills; k++ {
+		plan := r.nextPlan(phases, hit)
+		left := s.kills - k + 1
+		n := (s.jobs - len(r.cmds) + left - 1) / left
+		kill, ok := r.life(plan, n)
+		if !ok {
+			break
+		}
+		hit[kill.phase]++
+		res.byPhase[kill.phase]++
+		res.byMode[kill.mode]++
+		for st, c := range kill.states {
+			res.states[st] += c
+		}
+		if r.bad > 0 {
+			break // the state is wrong already: stop killing and report
+		}
+	}
+	if r.bad == 0 {
+		r.finalLives()
+	}
+	r.check(&res, phases, hit)
+	if t.Failed() {
+		r.dumpLogs()
+	}
+	if testing.Verbose() || t.Failed() {
+		var b strings.Builder
+		for _, k := range r.kills {
+			fmt.Fprintf(&b, "  life %d: planned %s, killed at %s %v %s; unfinished %v; duplicate posts %d, unrecorded submissions %d\n",
+				k.epoch, k.planned, k.phase, k.mode, k.detail, crashSorted(k.states), k.duplicates, k.unsaved)
+		}
+		t.Logf("%s: kills:\n%s", s.name, b.String())
+	}
+	t.Logf("%s: %s", s.name, res.summary())
+	return res
+}
+
+// writeConfig writes the configuration of life epoch: Telegram and both
+// vendors behind that life's proxies, timing scaled down, quotas out of the way.
+func (r *crashRun) writeConfig(epoch int) {
+	s := r.setup
+	public := ""
+	if s.callbacks {
+		public = "  public_url: " + r.cbProxy.url + "\n"
+	}
+	tg, zq, ap := r.listen(r.tgProxy, epoch), r.listen(r.zqProxy, epoch), r.listen(r.apProxy, epoch)
+	route := "[" + strings.Join(s.route, ", ") + "]"
+	cfg := fmt.Sprintf(`data_dir: %[1]s/data
+log:
+  level: info
+console:
+  enabled: false
+local:
+  enabled: false
+http:
+  listen: 127.0.0.1:0
+%[2]sengine:
+  shutdown_timeout: 5s
+  routes:
+    draw: %[3]s
+    upscale: %[3]s
+    anime: [apispace]
+    swapface: [zhiqite]
+quota:
+  default: {daily: 1000000, concurrent: 0, every: 0s, burst: 0}
+telegram:
+  enabled: true
+  token: %[4]q
+  api_endpoint: %[5]q
+  poll_timeout: 1s
+vendors:
+  zhiqite:
+    enabled: true
+    base_url: %[6]s
+    app_code: %[7]s
+    callbacks: %[8]v
+    draw_duration: 400ms
+    tool_duration: 300ms
+    poll_every: 150ms
+    poll_max: 600ms
+  apispace:
+    enabled: true
+    base_url: %[9]s/aigc
+    token: %[10]s
+    callbacks: %[8]v
+    draw_duration: %[11]s
+    anime_duration: %[11]s
+    superres_duration: %[11]s
+    poll_every: 150ms
+    poll_max: 600ms
+`, r.dir, public, route, tgToken, tg, zq+zhiqitetest.BasePath, zhiqiteAppCode, s.callbacks,
+		ap, apispaceToken, s.apWork)
+	r.cfg = filepath.Join(r.dir, "picbot.yaml")
+	if err := os.WriteFile(r.cfg, []byte(cfg), 0o600); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// nextPlan aims the next kill: at a phase not hit yet if there is one, else
+// at any; the call to kill at, the mode and the delays at random.
+func (r *crashRun) nextPlan(phases []crashPhase, hit map[crashPhase]int) crashPlan {
+	var todo []crashPhase
+	for _, p := range phases {
+		if hit[p] == 0 {
+			todo = append(todo, p)
+		}
+	}
+	if len(todo) == 0 {
+		todo = phases
+	}
+	p := crashPlan{
+		phase: todo[r.rng.IntN(len(todo))],
+		nth:   1 + r.rng.IntN(3),
+		mode:  crashMode(1 + r.rng.IntN(4)),
+		delay: time.Duration(r.rng.IntN(8)) * time.Millisecond,
+		limit: 3*time.Second + time.Duration(r.rng.IntN(2000))*time.Millisecond,
+	}
+	switch p.phase {
+	case phaseTimer:
+		p.delay = time.Duration(50+r.rng.IntN(2500)) * time.Millisecond
+	case phaseIntake:
+		p.nth = 1
+		p.mode = killAfterReply // the batch is in the bot's hands: kill while it makes the jobs
+		p.delay = time.Duration(r.rng.IntN(25)) * time.Millisecond
+	case phasePoll:
+		if !r.setup.callbacks {
+			p.nth = 1 + r.rng.IntN(6)
+		} else {
+			p.nth = 1 // with callbacks, polls come mostly just after a start
+		}
+	}
+	return p
+}
+
+// addCommands queues n new /draw commands at the fake Bot API.
+func (r *crashRun) addCommands(n int) {
+	total := 0
+	for _, k := range crashKinds {
+		total += k.weight
+	}
+	sizes := []string{"256x256", "320x256", "256x320", "384x384", "512x512"}
+	for range n {
+		if len(r.cmds) >= r.setup.jobs {
+			return
+		}
+		i := len(r.cmds)
+		w := r.rng.IntN(total)
+		kind := crashKinds[0]
+		for _, k := range crashKinds {
+			if w < k.weight {
+				kind = k
+				break
+			}
+			w -= k.weight
+		}
+		c := &crashCmd{user: r.users[r.rng.IntN(len(r.users))], msgID: 5000 + i, kind: kind.kind,
+			token: fmt.Sprintf("cj%s%04d", r.setup.tag, i)}
+		c.text = fmt.Sprintf("/draw crash test %s %s --size %s --seed %d", c.token, kind.word, sizes[r.rng.IntN(len(sizes))], 1000+i)
+		update := map[string]any{"message": map[string]any{
+			"message_id": c.msgID, "date": time.Now().Unix(), "text": c.text,
+			"from": map[string]any{"id": c.user, "is_bot": false, "first_name": "Crash", "language_code": "en"},
+			"chat": map[string]any{"id": c.user, "type": "private", "first_name": "Crash"},
+		}}
+		c.updateID = r.tg.AddUpdate(update)
+		r.cmds = append(r.cmds, c)
+	}
+}
+
+// start begins a new life of the bot under plan.
+func (r *crashRun) start(plan crashPlan) *crashProc {
+	r.mu.Lock()
+	r.epoch++
+	r.plan, r.planSeen, r.armed, r.cur, r.botAddr = plan, 0, false, nil, ""
+	epoch := r.epoch
+	r.mu.Unlock()
+	r.writeConfig(epoch)
+	b := startBot(r.t, r.dir, "-config", r.cfg)
+	p := &crashProc{b: b, epoch: epoch, killed: make(chan struct{})}
+	r.mu.Lock()
+	r.cur = p
+	r.mu.Unlock()
+	go r.watchAddr(p)
+	return p
+}
+
+// watchAddr learns the bot's HTTP address from its log, for the callback proxy.
+func (r *crashRun) watchAddr(p *crashProc) {
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-p.killed:
+			return
+		default:
+		}
+		_, stderr := p.b.output()
+		if m := listenRe.FindStringSubmatch(stderr); m != nil {
+			r.mu.Lock()
+			if r.cur == p {
+				r.botAddr = m[1]
+			}
+			r.mu.Unlock()
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func (r *crashRun) botURL() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.botAddr == "" {
+		return ""
+	}
+	return "http://" + r.botAddr
+}
+
+// life runs one life of the bot that ends in a SIGKILL, then reads the store.
+func (r *crashRun) life(plan crashPlan, commands int) (crashKill, bool) {
+	t := r.t
+	p := r.start(plan)
+	first := commands/2 + r.rng.IntN(commands/2+1)
+	r.addCommands(first)
+	later := time.Duration(r.rng.IntN(1500)) * time.Millisecond
+	limit := plan.limit
+	if plan.phase == phaseTimer {
+		limit = plan.delay
+	}
+	more := time.After(later)
+	expire := time.After(limit)
+	exited := false
+wait:
+	for {
+		select {
+		case <-p.killed:
+			break wait
+		case <-more:
+			r.addCommands(commands - first)
+			more = nil
+		case <-expire:
+			r.killNow(p.epoch, phaseTimer, 0, fmt.Sprintf("planned %s #%d %s: %s passed", plan.phase, plan.nth, plan.mode, limit))
+		case _, ok := <-p.b.lines:
+			if !ok {
+				exited = true
+				break wait
+			}
+		}
+	}
+	if more != nil {
+		r.addCommands(commands - first) // while the bot is down
+	}
+	if exited {
+		r.mu.Lock()
+		killed := p.kill != nil
+		r.mu.Unlock()
+		if !killed {
+			_, stderr := p.b.output()
+			t.Errorf("epoch %d: the bot exited by itself:\n%s", p.epoch, crashTail(stderr, 4000))
+			r.bad++
+			return crashKill{}, false
+		}
+	}
+	r.waitExit(p)
+	r.mu.Lock()
+	kill := *p.kill
+	r.mu.Unlock()
+	snap := r.snapshot(p.epoch)
+	kill.states = snap.unfinishedStates()
+	r.mu.Lock()
+	p.kill.states = kill.states
+	r.mu.Unlock()
+	r.kills = append(r.kills, kill)
+	return kill, true
+}
+
+// finalLives run the bot until every command is answered, stop it as an
+// operator would (SIGTERM), and read the store; again, while it holds
+// unfinished jobs (a post made before the last kill answers a command
+// whose job the bot has yet to record as delivered).
+func (r *crashRun) finalLives() {
+	deadline := time.Now().Add(r.setup.wait)
+	for {
+		p := r.start(crashPlan{phase: "none"})
+		r.addCommands(r.setup.jobs - len(r.cmds))
+		for time.Now().Before(deadline) && !r.allAnswered() {
+			time.Sleep(200 * time.Millisecond)
+		}
+		time.Sleep(time.Second) // for what is answered to be recorded
+		if err := p.b.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			r.t.Fatal(err)
+		}
+		if err := r.waitExit(p); err != nil {
+			r.violation("life %d: stopped with SIGTERM, the bot exited with %v:\n%s", p.epoch, err, crashTail(r.stderrs[len(r.stderrs)-1], 3000))
+		}
+		s := r.snapshot(p.epoch)
+		if len(s.unfinished) == 0 && len(s.jobs) == len(r.cmds) || time.Now().After(deadline) || r.bad > 0 {
+			return
+		}
+	}
+}
+
+// allAnswered reports whether every command has its reply and its outcome at the fake.
+func (r *crashRun) allAnswered() bool {
+	if len(r.cmds) < r.setup.jobs {
+		return false
+	}
+	v := r.view()
+	for _, c := range r.cmds {
+		id := v.job(c)
+		if id == "" || (v.posts[id] == 0 && !v.failed[id]) {
+			return false
+		}
+	}
+	return true
+}
+
+// waitExit waits for a killed or stopped process to be gone, and returns how it ended.
+func (r *crashRun) waitExit(p *crashProc) error {
+	for range p.b.lines {
+	}
+	var err error
+	select {
+	case err = <-p.b.done:
+	case <-time.After(30 * time.Second):
+		r.t.Fatalf("epoch %d: the bot did not exit", p.epoch)
+	}
+	_, stderr := p.b.output()
+	r.stderrs = append(r.stderrs, stderr)
+	return err
+}
+
+// killNow kills the bot of epoch, once; a later or stale request is ignored.
+func (r *crashRun) killNow(epoch int, phase crashPhase, mode crashMode, detail string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p := r.cur
+	if r.epoch != epoch || p == nil || p.kill != nil {
+		return
+	}
+	r.armed = true
+	p.kill = &crashKill{epoch: epoch, planned: r.plan.phase, phase: phase, mode: mode, detail: detail}
+	if err := p.b.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		r.t.Errorf("kill: %v", err)
+	}
+	close(p.killed)
+}
+
+// current is the life calls arriving now belong to.
+func (r *crashRun) current() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.epoch
+}
+
+// event says whether to kill at a call of phase that arrived in life
+// epoch, and how. after is true for calls known to be of phase only from
+// their answer. A call of an earlier life (a dead bot's long poll, say)
+// is never where the current one dies.
+func (r *crashRun) event(epoch int, phase crashPhase, after bool) (mode crashMode, delay time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if phase == "" || epoch != r.epoch || r.cur == nil || r.armed || r.plan.phase != phase {
+		return 0, 0
+	}
+	r.planSeen++
+	if r.planSeen < r.plan.nth {
+		return 0, 0
+	}
+	r.armed = true
+	mode = r.plan.mode
+	if after && (mode == killBefore || mode == killDuring) {
+		mode = killAfterReply
+	}
+	return mode, r.plan.delay
+}
+
+func (r *crashRun) record(c crashCall) {
+	r.mu.Lock()
+	r.calls = append(r.calls, c)
+	r.mu.Unlock()
+}
+
+// crashProxy passes calls between the bot and another process, recording
+// them and killing the bot where the plan says.
+type crashProxy struct {
+	run      *crashRun
+	name     string
+	upstream func() string
+	phase    func(r *http.Request, body []byte) crashPhase
+	rewrite  func(body []byte) []byte
+	url      string // a fixed proxy's
+}
+
+// listen starts a listener of p for life epoch (0: calls belong to the
+// life current when they arrive) and returns its URL. It serves until the
+// run ends, so a dead bot's last calls still arrive, and count for it.
+func (r *crashRun) listen(p *crashProxy, epoch int) string {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) { p.serve(w, req, epoch) }))
+	r.servers = append(r.servers, srv)
+	return srv.URL
+}
+
+var (
+	crashTokenRe = regexp.MustCompile(`cj[AB]\d+`)
+	crashFileRe  = regexp.MustCompile(`filename="picbot-([a-z2-7]+)-\d+\.\w+"`)
+	crashPathJob = regexp.MustCompile(`^/callback/\w+/([a-z2-7]+)/`)
+	crashZqFile  = regexp.MustCompile(`^/files/([a-z2-7]+)-\d+/`)
+)
+
+func (p *crashProxy) serve(w http.ResponseWriter, req *http.Request, epoch int) {
+	r := p.run
+	if now := r.current(); epoch == 0 {
+		epoch = now
+	} else if epoch != now {
+		r.lateCalls.Add(1) // a dead bot's call, arriving after its death
+	}
+	body, err := io.ReadAll(req.Body)
+	if err != nil {
+		http.Error(w, "read body", http.StatusBadRequest)
+		return
+	}
+	if p.rewrite != nil {
+		body = p.rewrite(body)
+	}
+	if p.name == "callback" {
+		body = []byte(r.links.Replace(string(body))) // the vendor's links in a callback
+	}
+	phase := p.phase(req, body)
+	call := crashCall{proxy: p.name, phase: phase, method: crashMethod(p.name, req)}
+	switch {
+	case p.name == "telegram" && phase == phasePost:
+		if m := crashFileRe.FindSubmatch(body); m != nil {
+			call.job = string(m[1])
+		}
+	case p.name == "callback":
+		if m := crashPathJob.FindStringSubmatch(req.URL.Path); m != nil {
+			call.job = m[1]
+		}
+	case phase == phaseSubmit:
+		call.token = string(crashTokenRe.Find(body))
+		if p.name == "zhiqite" {
+			// Tasks take random times at Zhiqite: the fake's next fate.
+			r.mu.Lock()
+			d := time.Duration(150+r.delays.IntN(900)) * time.Millisecond
+			r.mu.Unlock()
+			r.zq.SetFate(zhiqitetest.Fate{Duration: d})
+		}
+	case phase == phaseDownload && p.name == "zhiqite":
+		if m := crashZqFile.FindStringSubmatch(req.URL.Path); m != nil {
+			call.job = m[1]
+		}
+	}
+	mode, delay := r.event(epoch, phase, false)
+	call.epoch = epoch
+	if mode == killBefore {
+		call.killed = mode
+		r.killNow(epoch, phase, mode, call.method)
+		r.record(call)
+		http.Error(w, "the bot was killed", http.StatusBadGateway)
+		return
+	}
+	if mode == killDuring {
+		call.killed = mode
+		go func() {
+			time.Sleep(delay)
+			r.killNow(epoch, phase, mode, call.method)
+		}()
+	}
+	status, header, reply, err := p.forward(req, body)
+	call.status = status
+	if err != nil {
+		r.record(call)
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	if p.name == "telegram" && call.method == "getUpdates" && bytes.Contains(reply, []byte(`"update_id"`)) {
+		call.phase = phaseIntake
+		if m, d := r.event(epoch, phaseIntake, true); m != 0 {
+			mode, delay = m, d
+		}
+	}
+	if phase == phaseSubmit {
+		call.created, call.taskID = crashCreated(p.name, status, reply, body)
+	}
+	if (p.name == "zhiqite" || p.name == "apispace") && phase != phaseDownload {
+		reply = []byte(r.links.Replace(string(reply))) // result links in a reply
+	}
+	if mode == killAfter || mode == killAfterReply {
+		call.killed = mode
+	}
+	r.record(call)
+	if mode == killAfter {
+		r.killNow(epoch, call.phase, mode, call.method)
+	}
+	for k, vs := range header {
+		switch k {
+		case "Content-Length", "Transfer-Encoding", "Connection":
+			continue
+		}
+		w.Header()[k] = vs
+	}
+	w.WriteHeader(status)
+	w.Write(reply)
+	if mode == killAfterReply {
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush()
+		}
+		time.Sleep(delay)
+		r.killNow(epoch, call.phase, mode, call.method)
+	}
+}
+
+// forward makes the call at the other side. It does not stop when the bot
+// dies: what the bot sent, the other side gets, as it would over a network.
+func (p *crashProxy) forward(req *http.Request, body []byte) (int, http.Header, []byte, error) {
+	up := p.upstream()
+	if up == "" {
+		return 0, nil, nil, fmt.Errorf("%s: nobody listening", p.name)
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(req.Context()), time.Minute)
+	defer cancel()
+	out, err := http.NewRequestWithContext(ctx, req.Method, up+req.URL.RequestURI(), bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	for k, vs := range req.Header {
+		switch k {
+		case "Content-Length", "Connection", "Accept-Encoding":
+			continue
+		}
+		out.Header[k] = vs
+	}
+	resp, err := p.run.client.Do(out)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	defer resp.Body.Close()
+	reply, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return resp.StatusCode, nil, nil, err
+	}
+	return resp.StatusCode, resp.Header, reply, nil
+}
+
+func crashMethod(proxy string, req *http.Request) string {
+	switch proxy {
+	case "telegram":
+		return req.URL.Path[strings.LastIndex(req.URL.Path, "/")+1:]
+	case "zhiqite":
+		return strings.TrimPrefix(req.URL.Path, zhiqitetest.BasePath)
+	}
+	return req.URL.Path
+}
+
+func (r *crashRun) zhiqitePhase(req *http.Request, _ []byte) crashPhase {
+	ep := strings.TrimPrefix(req.URL.Path, zhiqitetest.BasePath)
+	switch {
+	case req.Method == http.MethodGet && strings.HasPrefix(req.URL.Path, "/files/"):
+		return phaseDownload
+	case ep == "saas/sd/v2/queryTaskInfo" || strings.HasSuffix(ep, "/queryTask"):
+		return phasePoll
+	case ep == "saas/sd/v2/text2image" || ep == "saas/sd/v2/image2image" || ep == "saas/sd/v2/controlnet" ||
+		ep == "saas/tool/roop" || ep == "saas/tool/enhance":
+		return phaseSubmit
+	}
+	return ""
+}
+
+func (r *crashRun) apispacePhase(req *http.Request, _ []byte) crashPhase {
+	switch path := req.URL.Path; {
+	case req.Method == http.MethodGet && (strings.HasPrefix(path, "/cdn/") || strings.HasPrefix(path, "/cos/")):
+		return phaseDownload
+	case path == "/aigc/query-image":
+		return phasePoll
+	case path == "/aigc/txt2img" || path == "/aigc/img2img" || path == "/aigc/portrait2anime" || path == "/aigc/superres":
+		return phaseSubmit
+	}
+	return ""
+}
+
+func (r *crashRun) telegramPhase(req *http.Request, body []byte) crashPhase {
+	switch crashMethod("telegram", req) {
+	case "sendPhoto", "sendDocument", "sendMediaGroup":
+		if crashFileRe.Match(body) {
+			return phasePost // a result, not a progress preview
+		}
+	case "sendMessage":
+		if bytes.Contains(body, []byte("queued")) {
+			return phaseAck
+		}
+	}
+	return ""
+}
+
+// vendorRewrite turns the commands' words into the fake vendor's magic
+// words: at the route's first vendor only for zapfirst and dropfirst.
+func (r *crashRun) vendorRewrite(vendor string) func([]byte) []byte {
+	first := r.setup.route[0] == vendor
+	return func(body []byte) []byte {
+		if first {
+			body = bytes.ReplaceAll(body, []byte("zapfirst"), []byte("vendorfail"))
+			body = bytes.ReplaceAll(body, []byte("dropfirst"), []byte("forget"))
+		}
+		return bytes.ReplaceAll(body, []byte("stalelinks"), []byte("expired"))
+	}
+}
+
+// crashCreated reports whether a submission's answer says the vendor made a task.
+func crashCreated(vendor string, status int, reply, body []byte) (bool, string) {
+	if status != http.StatusOK {
+		return false, ""
+	}
+	switch vendor {
+	case "zhiqite":
+		var v struct {
+			Code any `json:"code"`
+		}
+		if json.Unmarshal(reply, &v) != nil || fmt.Sprint(v.Code) != "200" {
+			return false, ""
+		}
+		var in struct {
+			Scripts struct {
+				IDTask string `json:"id_task"`
+			} `json:"alwayson_scripts"`
+			Scripts2 struct {
+				IDTask string `json:"id_task"`
+			} `json:"always_on_scripts"`
+			BusinessTaskID any `json:"businessTaskId"`
+		}
+		json.Unmarshal(body, &in)
+		if id := in.Scripts.IDTask + in.Scripts2.IDTask; id != "" {
+			return true, id
+		}
+		return true, fmt.Sprint(in.BusinessTaskID)
+	case "apispace":
+		var v struct {
+			Code json.Number `json:"code"`
+			Data struct {
+				UID string `json:"uid"`
+			} `json:"data"`
+		}
+		if json.Unmarshal(reply, &v) != nil || v.Code.String() != "0" || v.Data.UID == "" {
+			return false, ""
+		}
+		return true, v.Data.UID
+	}
+	return false, ""
+}
+
+// crashSnap is the store as a dead bot left it.
+type crashSnap struct {
+	epoch      int
+	jobs       map[string]*engine.Job
+	unfinished map[string]bool
+	counters   map[string]int64 // d: and r: counters
+}
+
+func (s *crashSnap) unfinishedStates() map[string]int {
+	out := map[string]int{}
+	for _, j := range s.jobs {
+		if j.Finished() {
+			continue
+		}
+		st := string(j.State)
+		if j.State.AtVendor() && len(j.Pending) > 0 {
+			st = "downloading"
+		}
+		out[st]++
+	}
+	return out
+}
+
+// snapshot reads the store of the dead bot of epoch and checks it.
+func (r *crashRun) snapshot(epoch int) *crashSnap {
+	t := r.t
+	ctx := context.Background()
+	db, err := store.Open(r.dbPath, store.Options{LockTimeout: 10 * time.Second})
+	if err != nil {
+		t.Fatalf("epoch %d: open the store: %v", epoch, err)
+	}
+	defer db.Close()
+	s := &crashSnap{epoch: epoch, jobs: map[string]*engine.Job{}, unfinished: map[string]bool{}, counters: map[string]int64{}}
+	for _, u := range r.users {
+		jobs, err := db.JobsByOwner(ctx, engine.UserRef{Platform: telegram.Platform, ID: strconv.FormatInt(u, 10)}, math.MaxInt32)
+		if err != nil {
+			t.Fatalf("epoch %d: jobs of %d: %v", epoch, u, err)
+		}
+		for _, j := range jobs {
+			s.jobs[j.ID] = j
+		}
+	}
+	unfinished, err := db.Unfinished(ctx)
+	if err != nil {
+		t.Fatalf("epoch %d: unfinished jobs: %v", epoch, err)
+	}
+	for _, j := range unfinished {
+		s.unfinished[j.ID] = true
+	}
+	err = db.View(ctx, func(c engine.Counters) error {
+		for _, prefix := range []string{"d:", "r:"} {
+			c.Scan(prefix, func(k string, v int64) { s.counters[k] = v })
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("epoch %d: counters: %v", epoch, err)
+	}
+	// Every acknowledged job is in the store, even one acknowledged just
+	// before the kill: a job is persisted before the reply.
+	v := r.view()
+	for key, id := range v.ack {
+		if _, ok := s.jobs[id]; !ok {
+			if j, err := db.Job(ctx, id); err == nil {
+				r.violation("epoch %d: job %s (command %s) is stored but not under its owner (%s)", epoch, id, key, j.Owner.Key())
+			} else {
+				r.violation("epoch %d: job %s was acknowledged (command %s) but is not in the store: %v", epoch, id, key, err)
+			}
+		}
+	}
+	var prev *crashSnap
+	if len(r.snaps) > 0 {
+		prev = r.snaps[len(r.snaps)-1]
+	}
+	r.checkSnap(prev, s)
+	r.snaps = append(r.snaps, s)
+	return s
+}
+
+// chargeViolation is a violation of the one-charge promise, about key (a job or a counter).
+func (r *crashRun) chargeViolation(key, format string, args ...any) {
+	r.charges[key] = true
+	r.violation(format, args...)
+}
+
+func (r *crashRun) violation(format string, args ...any) {
+	r.bad++
+	if r.bad <= 40 {
+		r.t.Errorf(format, args...)
+	} else if r.bad == 41 {
+		r.t.Error("more violations not shown")
+	}
+}
+
+// checkSnap checks what must hold in any state a kill leaves: counters equal
+// to what the jobs say, each job settled once and as its state says, the
+// index of unfinished jobs right, one job per command, and nothing undone
+// since the previous kill.
+func (r *crashRun) checkSnap(prev, s *crashSnap) {
+	e := s.epoch
+	want := map[string]int64{}
+	perCommand := map[string][]string{}
+	for id, j := range s.jobs {
+		ch := j.Charge
+		switch {
+		case j.State == engine.StateDelivered && ch.Settled != engine.ChargeCommitted:
+			r.chargeViolation(id, "epoch %d: job %s delivered, charge %q", e, id, ch.Settled)
+		case j.State == engine.StateFailed && ch.Settled != engine.ChargeRefunded:
+			r.chargeViolation(id, "epoch %d: job %s failed, charge %q (a failed job must be refunded)", e, id, ch.Settled)
+		case !j.State.Terminal() && (ch.Settled != "" || ch.Released):
+			r.chargeViolation(id, "epoch %d: job %s is %s but its charge is settled (%q, released %v)", e, id, j.State, ch.Settled, ch.Released)
+		case j.State.Terminal() && !ch.Released:
+			r.chargeViolation(id, "epoch %d: job %s is %s but still holds a running slot", e, id, j.State)
+		}
+		if ch.Unlimited || ch.Day == "" {
+			r.chargeViolation(id, "epoch %d: job %s has no charge: %+v", e, id, ch)
+			continue
+		}
+		if ch.Settled != engine.ChargeRefunded {
+			want["d:u:"+j.Owner.Key()+":"+ch.Day] += ch.Cost
+			want["d:c:"+j.Chat.QuotaKey()+":"+ch.Day] += ch.Cost
+			want["d:g:"+ch.Day] += ch.Cost
+		}
+		if !ch.Released {
+			want["r:u:"+j.Owner.Key()]++
+		}
+		if j.Attempts > len(j.Tried)+1 {
+			// One submission per vendor tried: a task whose id was saved is never submitted again.
+			r.violation("epoch %d: job %s records %d submissions to %d vendors (%v, now %s)", e, id, j.Attempts, len(j.Tried)+1, j.Tried, j.Vendor)
+		}
+		if s.unfinished[id] == j.Finished() {
+			r.violation("epoch %d: job %s (%s, notified %v) is %sin the index of unfinished jobs", e, id, j.State, j.Notified, map[bool]string{true: "", false: "not "}[s.unfinished[id]])
+		}
+		perCommand[j.Chat.ChatID+"/"+j.Chat.MessageID] = append(perCommand[j.Chat.ChatID+"/"+j.Chat.MessageID], id)
+	}
+	for id := range s.unfinished {
+		if _, ok := s.jobs[id]; !ok {
+			r.violation("epoch %d: job %s is in the index of unfinished jobs but not under an owner", e, id)
+		}
+	}
+	for k, v := range s.counters {
+		if w := want[k]; v != w {
+			r.chargeViolation(k, "epoch %d: counter %s is %d; the jobs say %d", e, k, v, w)
+		}
+	}
+	for k, w := range want {
+		if _, ok := s.counters[k]; !ok && w != 0 {
+			r.chargeViolation(k, "epoch %d: counter %s is 0; the jobs say %d", e, k, w)
+		}
+	}
+	for cmd, ids := range perCommand {
+		if len(ids) > 1 {
+			r.chargeViolation(cmd, "epoch %d: command %s made %d jobs: %v", e, cmd, len(ids), ids)
+		}
+	}
+	if prev == nil {
+		return
+	}
+	for id, p := range prev.jobs {
+		j, ok := s.jobs[id]
+		switch {
+		case !ok:
+			r.violation("epoch %d: job %s (%s at the last kill) is gone", e, id, p.State)
+		case p.State.Terminal() && (j.State != p.State || j.Charge != p.Charge):
+			r.chargeViolation(id, "epoch %d: job %s went from %s (%+v) to %s (%+v)", e, id, p.State, p.Charge, j.State, j.Charge)
+		case j.Attempts < p.Attempts || j.BilledCalls < p.BilledCalls || crashSent(j) < crashSent(p):
+			r.violation("epoch %d: job %s went back: attempts %d→%d, billed %d→%d, posted steps %d→%d", e, id,
+				p.Attempts, j.Attempts, p.BilledCalls, j.BilledCalls, crashSent(p), crashSent(j))
+		}
+	}
+}
+
+// crashSent is how many delivery steps the Telegram adapter recorded.
+func crashSent(j *engine.Job) int {
+	n, _ := strconv.Atoi(j.Meta["tg_sent"])
+	return n
+}
+
+// crashView is what the fake Bot API saw: the acknowledgements, results
+// and failure notices per job.
+type crashView struct {
+	ack    map[string]string // "chat/message" → the job its "queued" reply names
+	reply  map[string]string // "chat/message" → the job whose result or failure notice replied to it
+	posts  map[string]int    // job id → result posts
+	failed map[string]bool   // job id → a failure notice was sent
+}
+
+// job is the job the bot said command c made, by its reply or its outcome.
+func (v crashView) job(c *crashCmd) string {
+	key := crashMsgKey(c.user, c.msgID)
+	if id := v.ack[key]; id != "" {
+		return id
+	}
+	return v.reply[key]
+}
+
+var (
+	crashAckRe    = regexp.MustCompile(`^Job (\w+) queued`)
+	crashFailedRe = regexp.MustCompile(`Job (\w+) failed`)
+	crashPostName = regexp.MustCompile(`^picbot-([a-z2-7]+)-\d+\.\w+$`)
+)
+
+func crashMsgKey(chat int64, msg int) string { return fmt.Sprintf("%d/%d", chat, msg) }
+
+func (r *crashRun) view() crashView {
+	v := crashView{ack: map[string]string{}, reply: map[string]string{}, posts: map[string]int{}, failed: map[string]bool{}}
+	for _, c := range r.tg.Calls() {
+		if c.Status != http.StatusOK {
+			continue
+		}
+		reply, _ := strconv.Atoi(c.Params["reply_to_message_id"])
+		key := crashMsgKey(c.ChatID(), reply)
+		switch c.Method {
+		case "sendMessage":
+			if m := crashAckRe.FindStringSubmatch(c.Params["text"]); m != nil {
+				v.ack[key] = m[1]
+			}
+			fallthrough
+		case "editMessageText", "editMessageCaption":
+			for _, s := range []string{c.Params["text"], c.Params["caption"]} {
+				if m := crashFailedRe.FindStringSubmatch(s); m != nil {
+					v.failed[m[1]] = true
+					if reply != 0 {
+						v.reply[key] = m[1]
+					}
+				}
+			}
+		case "sendPhoto", "sendDocument", "sendMediaGroup":
+			for _, f := range c.Files {
+				if m := crashPostName.FindStringSubmatch(f.Name); m != nil {
+					v.posts[m[1]]++
+					if reply != 0 {
+						v.reply[key] = m[1]
+					}
+					break // an album is one post
+				}
+			}
+		}
+	}
+	return v
+}
+
+// check checks the whole history once the last bot has stopped.
+func (r *crashRun) check(res *crashResult, phases []crashPhase, hit map[crashPhase]int) {
+	t := r.t
+	res.kills = len(r.kills)
+	if len(r.snaps) == 0 {
+		t.Fatal("no state was read")
+	}
+	final := r.snaps[len(r.snaps)-1]
+	v := r.view()
+	r.mu.Lock()
+	calls := slices.Clone(r.calls)
+	r.mu.Unlock()
+	killed := map[int]bool{} // epochs that ended in a SIGKILL
+	for _, k := range r.kills {
+		killed[k.epoch] = true
+	}
+	lastEpoch := final.epoch
+	if r.bad > 0 {
+		lastEpoch = -1 // stopped early: the last life was killed too
+	}
+
+	// Every command: one job, named in the bot's answers, finished as its kind says.
+	stored := map[string]string{} // "chat/message:update" → job id
+	for id, j := range final.jobs {
+		stored[j.Chat.ChatID+"/"+j.Chat.MessageID] = id
+	}
+	jobOf := map[string]string{} // token → job id
+	for _, c := range r.cmds {
+		id := stored[fmt.Sprintf("%d/%d:%d", c.user, c.msgID, c.updateID)]
+		told := v.job(c)
+		switch {
+		case id == "" && told != "":
+			r.violation("command %s: the bot answered with job %s, which is not in the store", c.token, told)
+			res.lost++
+			continue
+		case id == "":
+			if r.bad == 0 {
+				r.violation("command %s (update %d, %q) made no job", c.token, c.updateID, c.text)
+				res.lost++
+			}
+			continue
+		case told != "" && told != id:
+			r.violation("command %s: the bot answered with job %s, the store has job %s", c.token, told, id)
+		case told == "" && r.bad == 0:
+			r.violation("command %s: job %s was never announced to the chat", c.token, id)
+		}
+		if v.ack[crashMsgKey(c.user, c.msgID)] != "" {
+			res.accepted++
+		}
+		jobOf[c.token] = id
+		j := final.jobs[id]
+		if r.bad > 0 && lastEpoch < 0 {
+			continue // no last life: jobs may be unfinished
+		}
+		switch {
+		case j.State == engine.StateDelivered:
+			res.outcomes["delivered"]++
+			if v.posts[id] == 0 {
+				r.violation("job %s (%s) is delivered but nothing was posted", id, c.token)
+				res.lost++
+			}
+		case (j.State == engine.StateFailed || j.State == engine.StateCancelled) && j.Notified:
+			res.outcomes["failed"]++
+			if !v.failed[id] {
+				r.violation("job %s (%s) failed and is marked notified, but no failure notice reached the chat", id, c.token)
+				res.lost++
+			}
+		default:
+			r.violation("job %s (%s, %q) is lost: %s, notified %v, vendor %q task %q, pending %d, results %d, error %+v",
+				id, c.token, c.kind, j.State, j.Notified, j.Vendor, j.TaskID, len(j.Pending), len(j.Results), j.Err)
+			res.lost++
+			continue
+		}
+		if why := r.expected(c, j); why != "" {
+			r.violation("job %s (%s, %q): %s; state %s, vendor %s, tried %v, attempts %d, error %+v", id, c.token, c.kind, why, j.State, j.Vendor, j.Tried, j.Attempts, j.Err)
+			res.unexpected++
+		}
+	}
+	if lastEpoch >= 0 {
+		for k, n := range final.counters {
+			if strings.HasPrefix(k, "r:") && n != 0 {
+				r.violation("counter %s is %d with every job finished", k, n)
+			}
+		}
+	}
+
+	// Posts: per job and life, at most one; none after the post was recorded;
+	// a post not recorded only in a life that ended in a kill.
+	type lifeCount map[int]int
+	posts := map[string]lifeCount{}
+	for _, c := range calls {
+		if c.proxy == "telegram" && c.phase == phasePost && c.status == http.StatusOK && c.job != "" {
+			if posts[c.job] == nil {
+				posts[c.job] = lifeCount{}
+			}
+			posts[c.job][c.epoch]++
+		}
+	}
+	snapAt := map[int]*crashSnap{}
+	for _, s := range r.snaps {
+		snapAt[s.epoch] = s
+	}
+	recorded := func(epoch int, id string) bool {
+		s := snapAt[epoch]
+		if s == nil {
+			return false
+		}
+		j := s.jobs[id]
+		return j != nil && (j.State == engine.StateDelivered || crashSent(j) >= 1)
+	}
+	for id, byLife := range posts {
+		total, done := 0, false
+		for _, e := range slices.Sorted(maps.Keys(byLife)) {
+			n := byLife[e]
+			total += n
+			switch {
+			case done:
+				r.violation("job %s: posted again in life %d after the post was recorded:\n%s", id, e, r.trace(id))
+			case n > 1:
+				r.violation("job %s: posted %d times in life %d:\n%s", id, n, e, r.trace(id))
+			case !recorded(e, id) && !killed[e]:
+				r.violation("job %s: posted in life %d, which was not killed, and not recorded:\n%s", id, e, r.trace(id))
+			case !recorded(e, id):
+				r.charge(e, func(k *crashKill) { k.duplicates++ })
+			}
+			if recorded(e, id) {
+				done = true
+			}
+		}
+		if v.posts[id] != total {
+			r.violation("job %s: the proxy saw %d posts, the fake %d", id, total, v.posts[id])
+		}
+		if total > 1 {
+			res.duplicatePosts += total - 1
+		}
+	}
+
+	// Submissions: a job's tasks at the vendors beyond its recorded attempts
+	// are submissions a kill interrupted before the task id was saved.
+	created := map[string]lifeCount{} // job id → life → tasks made
+	for _, c := range calls {
+		if c.phase != phaseSubmit || !c.created {
+			continue
+		}
+		id := jobOf[c.token]
+		if id == "" {
+			r.violation("a task at %s (%s) for a command with no job: %q", c.proxy, c.taskID, c.token)
+			continue
+		}
+		if created[id] == nil {
+			created[id] = lifeCount{}
+		}
+		created[id][c.epoch]++
+	}
+	for id, byLife := range created {
+		attempts := 0 // as of the previous life's end
+		tasks := 0
+		for _, s := range r.snaps {
+			j := s.jobs[id]
+			if j == nil {
+				continue
+			}
+			n := byLife[s.epoch]
+			tasks += n
+			saved := j.Attempts - attempts
+			if unsaved := n - saved; unsaved > 0 {
+				res.unsavedAtKill += unsaved
+				r.charge(s.epoch, func(k *crashKill) { k.unsaved += unsaved })
+				if !killed[s.epoch] {
+					r.violation("job %s: %d submissions in life %d, which was not killed, but %d recorded", id, n, s.epoch, saved)
+				} else if unsaved > 1 {
+					r.violation("job %s: %d submissions unrecorded when life %d was killed", id, unsaved, s.epoch)
+				}
+			}
+			attempts = j.Attempts
+		}
+		if j := final.jobs[id]; j != nil {
+			switch extra := tasks - j.Attempts; {
+			case extra < 0:
+				r.violation("job %s records %d submissions; the vendors made %d tasks", id, j.Attempts, tasks)
+			case extra > 0:
+				res.resubmissions += extra
+			}
+		}
+	}
+	for id, j := range final.jobs {
+		if created[id] == nil && j.Attempts > 0 {
+			r.violation("job %s records %d submissions; the vendors made no task", id, j.Attempts)
+		}
+	}
+
+	for _, c := range calls {
+		if c.phase != "" {
+			res.calls[fmt.Sprintf("%s/%d", c.phase, c.status)]++
+		}
+	}
+
+	// Billed calls: the jobs' record against the vendors' own counts.
+	for _, j := range final.jobs {
+		res.botBilled += j.BilledCalls
+	}
+	res.vendorBilled = r.zq.Billed() + r.ap.Billed()
+	res.lateCalls = int(r.lateCalls.Load())
+	if v := r.ap.Violations(); len(v) > 0 {
+		r.violation("APISpace saw calls its documents do not allow: %v", v)
+	}
+
+	// Every phase was hit.
+	for _, p := range phases {
+		if hit[p] == 0 && r.bad == 0 {
+			r.violation("no kill came at phase %s in %d kills", p, len(r.kills))
+		}
+	}
+	res.doubleCharges += len(r.charges)
+}
+
+// expected says what is wrong with a finished job's outcome for its
+// command's kind; "" if nothing. A crash must never decide an outcome.
+func (r *crashRun) expected(c *crashCmd, j *engine.Job) string {
+	first, second := r.setup.route[0], r.setup.route[1]
+	switch c.kind {
+	case "plain":
+		if j.State != engine.StateDelivered || len(j.Results) != 1 {
+			return "should be delivered with one picture"
+		}
+	case "album":
+		if j.State != engine.StateDelivered || len(j.Results) != 2 || j.Vendor != "zhiqite" {
+			return "should be delivered by zhiqite with two pictures"
+		}
+	case "zap", "drop":
+		if j.State != engine.StateDelivered || j.Vendor != second || !slices.Contains(j.Tried, first) {
+			return fmt.Sprintf("should fail at %s and be delivered by %s", first, second)
+		}
+	case "unsafe":
+		if j.State != engine.StateFailed || j.Err == nil || j.Err.Code != engine.EUNSAFE {
+			return "should fail the content check"
+		}
+	case "stale":
+		if j.State != engine.StateFailed || j.Err == nil || j.Err.Code != engine.EVENDOR {
+			return "should fail: the result could not be downloaded"
+		}
+	}
+	return ""
+}
+
+// charge adds to what the kill of life epoch cost.
+func (r *crashRun) charge(epoch int, fn func(k *crashKill)) {
+	for i := range r.kills {
+		if r.kills[i].epoch == epoch {
+			fn(&r.kills[i])
+		}
+	}
+}
+
+// trace lists the calls about job id and the kills of the lives they were in.
+func (r *crashRun) trace(id string) string {
+	r.mu.Lock()
+	calls := slices.Clone(r.calls)
+	r.mu.Unlock()
+	var token string
+	for _, s := range r.snaps {
+		if j := s.jobs[id]; j != nil {
+			token = crashTokenRe.FindString(j.Request.Prompt)
+		}
+	}
+	var b strings.Builder
+	lives := map[int]bool{}
+	for _, c := range calls {
+		if c.job == id || token != "" && c.token == token || strings.Contains(c.taskID, id) {
+			lives[c.epoch] = true
+			fmt.Fprintf(&b, "  life %d: %s %s %s status %d created %v task %s killed %v\n", c.epoch, c.proxy, c.phase, c.method, c.status, c.created, c.taskID, c.killed)
+		}
+	}
+	for _, k := range r.kills {
+		if lives[k.epoch] {
+			fmt.Fprintf(&b, "  life %d killed: planned %s, at %s %v (%s)\n", k.epoch, k.planned, k.phase, k.mode, k.detail)
+		}
+	}
+	for _, s := range r.snaps {
+		if j := s.jobs[id]; j != nil && lives[s.epoch] {
+			fmt.Fprintf(&b, "  after life %d: %s vendor %s task %s attempts %d sent %d meta %v\n", s.epoch, j.State, j.Vendor, j.TaskID, j.Attempts, crashSent(j), j.Meta)
+		}
+	}
+	return b.String()
+}
+
+// dumpLogs shows the last lives' logs and keeps every life's in a directory.
+func (r *crashRun) dumpLogs() {
+	n := len(r.stderrs)
+	for i := max(0, n-2); i < n; i++ {
+		r.t.Logf("log of life %d (last 4000 bytes):\n%s", i+1, crashTail(r.stderrs[i], 4000))
+	}
+	dir, err := os.MkdirTemp("", fmt.Sprintf("picbot-crash-%d-%s-", r.setup.seed, r.setup.name))
+	if err != nil {
+		return
+	}
+	for i, log := range r.stderrs {
+		os.WriteFile(filepath.Join(dir, fmt.Sprintf("life-%03d.log", i+1)), []byte(log), 0o600)
+	}
+	r.t.Logf("every life's log is in %s", dir)
+}
+
+func crashTail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return "…" + s[len(s)-n:]
+}
