@@ -182,6 +182,7 @@ type crashResult struct {
 	// The allowances: posts repeated after a kill between posting and
 	// recording; tasks made at a vendor for a submission a kill left unrecorded.
 	duplicatePosts, resubmissions, unsavedAtKill int
+	maxDuplicates, maxUnsaved                    int // the most one kill caused (of different jobs)
 	botBilled, vendorBilled                      int // billed calls, as the jobs record them and as the vendors count them
 	lateCalls                                    int // calls of a dead bot that arrived after its death
 	byPhase                                      map[crashPhase]int
@@ -277,6 +278,8 @@ func (r *crashResult) add(o crashResult) {
 	r.duplicatePosts += o.duplicatePosts
 	r.resubmissions += o.resubmissions
 	r.unsavedAtKill += o.unsavedAtKill
+	r.maxDuplicates = max(r.maxDuplicates, o.maxDuplicates)
+	r.maxUnsaved = max(r.maxUnsaved, o.maxUnsaved)
 	r.botBilled += o.botBilled
 	r.lateCalls += o.lateCalls
 	r.vendorBilled += o.vendorBilled
@@ -298,12 +301,12 @@ func (r *crashResult) add(o crashResult) {
 }
 
 func (r *crashResult) summary() string {
-	return fmt.Sprintf("jobs %d (accepted %d), kills %d, lost %d, crash-caused failures %d, double charges %d, duplicate posts %d, "+
-		"resubmissions %d (submissions unsaved at a kill %d); billed calls: jobs' record %d, vendors %d (%d lost in kills); "+
+	return fmt.Sprintf("jobs %d (accepted %d), kills %d, lost %d, crash-caused failures %d, double charges %d, duplicate posts %d (at most %d jobs' in one kill), "+
+		"resubmissions %d (submissions unsaved at a kill %d, at most %d in one kill); billed calls: jobs' record %d, vendors %d (%d lost in kills); "+
 		"kills by phase %v, by mode %v; unfinished jobs at kills by state %v; outcomes %v; calls by phase and status %v; "+
 		"calls of a dead bot arriving in a later life %d",
-		r.jobs, r.accepted, r.kills, r.lost, r.unexpected, r.doubleCharges, r.duplicatePosts,
-		r.resubmissions, r.unsavedAtKill, r.botBilled, r.vendorBilled, r.vendorBilled-r.botBilled,
+		r.jobs, r.accepted, r.kills, r.lost, r.unexpected, r.doubleCharges, r.duplicatePosts, r.maxDuplicates,
+		r.resubmissions, r.unsavedAtKill, r.maxUnsaved, r.botBilled, r.vendorBilled, r.vendorBilled-r.botBilled,
 		crashSorted(r.byPhase), crashSorted(r.byMode), crashSorted(r.states), crashSorted(r.outcomes), crashSorted(r.calls), r.lateCalls)
 }
 
@@ -335,7 +338,8 @@ type crashRun struct {
 	// links the bot stores go through fixed ones.
 	zqProxy, apProxy, tgProxy *crashProxy
 	cbProxy, zqFiles, apFiles *crashProxy
-	servers                   []*httptest.Server
+	servers                   map[int][]*httptest.Server // by life; 0: the fixed ones
+	closing                   sync.WaitGroup
 	links                     *strings.Replacer // the fakes' links → their proxies', so downloads pass the proxies
 	client                    *http.Client
 
@@ -371,7 +375,8 @@ func crashRunSetup(t *testing.T, s crashSetup) crashResult {
 	r := &crashRun{
 		t: t, setup: s, rng: rand.New(rand.NewPCG(s.seed, 1)), delays: rand.New(rand.NewPCG(s.seed, 2)),
 		dir: t.TempDir(), charges: map[string]bool{},
-		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}},
+		client:  &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}},
+		servers: map[int][]*httptest.Server{},
 	}
 	t.Logf("%s: seed %d, %d jobs, %d kills, route %v, callbacks %v, APISpace tasks take %s", s.name, s.seed, s.jobs, s.kills, s.route, s.callbacks, s.apWork)
 	r.dbPath = filepath.Join(r.dir, "data", "picbot.db")
@@ -402,9 +407,12 @@ func crashRunSetup(t *testing.T, s crashSetup) crashResult {
 	}
 	r.links = strings.NewReplacer(zqRoot+"/", r.zqFiles.url+"/", r.ap.URL()+"/", r.apFiles.url+"/")
 	t.Cleanup(func() {
-		for _, srv := range r.servers {
-			srv.Close()
+		for _, list := range r.servers {
+			for _, srv := range list {
+				srv.Close()
+			}
 		}
+		r.closing.Wait()
 		r.zq.Close()
 		r.ap.Close()
 		r.tg.Close()
@@ -815,7 +823,21 @@ type crashProxy struct {
 // run ends, so a dead bot's last calls still arrive, and count for it.
 func (r *crashRun) listen(p *crashProxy, epoch int) string {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) { p.serve(w, req, epoch) }))
-	r.servers = append(r.servers, srv)
+	r.servers[epoch] = append(r.servers[epoch], srv)
+	// A dead bot's last calls come within moments, not lives: the
+	// listeners of lives long gone are closed, so file descriptors do not
+	// grow with the number of kills.
+	if old := epoch - 4; old > 0 && r.servers[old] != nil {
+		list := r.servers[old]
+		delete(r.servers, old)
+		r.closing.Add(1)
+		go func() {
+			defer r.closing.Done()
+			for _, srv := range list {
+				srv.Close()
+			}
+		}()
+	}
 	return srv.URL
 }
 
@@ -1499,6 +1521,10 @@ func (r *crashRun) check(res *crashResult, phases []crashPhase, hit map[crashPha
 		}
 	}
 
+	for _, k := range r.kills {
+		res.maxDuplicates = max(res.maxDuplicates, k.duplicates)
+		res.maxUnsaved = max(res.maxUnsaved, k.unsaved)
+	}
 	for _, c := range calls {
 		if c.phase != "" {
 			res.calls[fmt.Sprintf("%s/%d", c.phase, c.status)]++
