@@ -36,9 +36,11 @@ package main
 //	PICBOT_CRASH_JOBS=2000 go test -run Crash -count=1 -v -timeout 2h ./cmd/bot   # the long run
 //	go test -run Crash -v ./cmd/bot -crash.seed=N   # or PICBOT_CRASH_SEED=N: replay a seed
 //
-// A seed fixes the commands, the routes' failures, the kill plans and
-// their delays; the interleaving of processes is the machine's, so a replay
-// aims the same kills at the same phases but not at the same instant.
+// A seed fixes the commands, the vendors' failures and the kill plans with
+// their delays. The interleaving of processes is the machine's: a replay
+// aims the same kills at the same phases, not at the same instant, and
+// once a kill misses its phase (it falls back to a timer) the later plans,
+// which prefer phases not hit yet, may differ.
 
 import (
 	"bytes"
