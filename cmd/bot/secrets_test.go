@@ -119,7 +119,9 @@ discord:
 	waitCall(t, b, tg, "a refusal", sent("sendMessage", "text", "not allowed"))
 
 	endpoint := "http://" + addr + "/discord/interactions"
-	dc.Wait(t, 10*time.Second, "command registration", func(c discordtest.Call) bool { return c.Is("PUT", "/applications/"+discordAppID+"/guilds/111/commands") })
+	dc.Wait(t, 10*time.Second, "command registration", func(c discordtest.Call) bool {
+		return c.Is("PUT", "/applications/"+discordAppID+"/guilds/111/commands")
+	})
 	body := fmt.Appendf(nil, `{"id":"7001","application_id":%q,"type":2,"token":"tok_secrets","version":1,"guild_id":"111","channel_id":"222","locale":"en-US",
 		"member":{"user":{"id":"501","username":"ada"},"roles":[],"permissions":"0"},
 		"data":{"id":"9000","name":"draw","type":1,"options":[{"name":"prompt","type":3,"value":"a blue fox"},{"name":"size","type":3,"value":"256x256"}]}}`, discordAppID)
