@@ -4,8 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"image"
+	"image/color"
 	"image/png"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -254,4 +257,54 @@ func TestCrashRestart(t *testing.T) {
 	if t.Failed() {
 		t.Logf("before the kill:\n%s\nafter the restart:\n%s", before, after)
 	}
+}
+
+// freeAddr returns a loopback address nothing listens on now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// smallPNG is a w×h gradient, a valid input image.
+func smallPNG(t *testing.T, w, h int) []byte {
+	t.Helper()
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	for y := range h {
+		for x := range w {
+			img.SetRGBA(x, y, color.RGBA{uint8(x * 4), uint8(y * 4), 120, 255})
+		}
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// writePNG writes smallPNG(w, h) to path.
+func writePNG(t *testing.T, path string, w, h int) {
+	t.Helper()
+	if err := os.WriteFile(path, smallPNG(t, w, h), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// pngSize reads an image file's dimensions (PNG or JPEG).
+func pngSize(t *testing.T, path string) image.Point {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cfg, _, err := image.DecodeConfig(f)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return image.Pt(cfg.Width, cfg.Height)
 }

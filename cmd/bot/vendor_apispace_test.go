@@ -1,13 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"image"
-	"image/color"
-	"image/png"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -21,49 +17,6 @@ import (
 )
 
 const apispaceToken = "e2e-SECRET-apispace-71c3"
-
-// apispaceAddr returns a loopback address no one listens on now.
-func apispaceAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
-func apispaceWritePNG(t *testing.T, path string, w, h int) {
-	t.Helper()
-	img := image.NewRGBA(image.Rect(0, 0, w, h))
-	for y := range h {
-		for x := range w {
-			img.SetRGBA(x, y, color.RGBA{uint8(x * 3), uint8(y * 4), 200, 255})
-		}
-	}
-	var buf bytes.Buffer
-	if err := png.Encode(&buf, img); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, buf.Bytes(), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func apispacePNGSize(t *testing.T, path string) image.Point {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	cfg, err := png.DecodeConfig(f)
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	return image.Pt(cfg.Width, cfg.Height)
-}
 
 var (
 	apispaceQueuedRe = regexp.MustCompile(`^Job (\w+) queued: (.*)$`)
@@ -123,8 +76,8 @@ func TestAPISpaceEndToEnd(t *testing.T) {
 			defer fake.Close()
 			dir := t.TempDir()
 			input := filepath.Join(dir, "portrait.png")
-			apispaceWritePNG(t, input, 96, 64)
-			addr := apispaceAddr(t)
+			writePNG(t, input, 96, 64)
+			addr := freeAddr(t)
 			cfg := filepath.Join(dir, "picbot.yaml")
 			os.WriteFile(cfg, []byte(fmt.Sprintf(`data_dir: %[1]s/data
 log:
@@ -180,7 +133,7 @@ vendors:
 				if !ok {
 					t.Fatalf("job %s: unexpected kind %q", id, kinds[id])
 				}
-				if got := apispacePNGSize(t, d.path); got != size {
+				if got := pngSize(t, d.path); got != size {
 					t.Errorf("job %s (%s): image %v, want %v", id, kinds[id], got, size)
 				}
 				if d.billed < 1 || d.billed > mode.maxBilled {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"image/png"
-	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -26,18 +25,6 @@ const (
 )
 
 var billedRe = regexp.MustCompile(`billed vendor calls: (\d+)`)
-
-// freeAddr returns a loopback address nothing listens on.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
 
 // showAPIConfig writes a configuration that routes /draw to the fake.
 func showAPIConfig(t *testing.T, dir, baseURL string, callbacks bool, auth string) string {

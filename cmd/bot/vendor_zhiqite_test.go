@@ -4,11 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"image"
-	"image/color"
 	_ "image/jpeg"
-	"image/png"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -62,9 +59,9 @@ func zhiqiteRun(t *testing.T, callbacks bool, maxBilled int) {
 
 	dir := t.TempDir()
 	face, target := filepath.Join(dir, "face.png"), filepath.Join(dir, "target.png")
-	zhiqiteWritePNG(t, face, 64, 48)
-	zhiqiteWritePNG(t, target, 80, 60)
-	addr := zhiqiteFreeAddr(t)
+	writePNG(t, face, 64, 48)
+	writePNG(t, target, 80, 60)
+	addr := freeAddr(t)
 	outDir := filepath.Join(dir, "out")
 	cfg := fmt.Sprintf(`data_dir: %s
 console:
@@ -122,7 +119,7 @@ vendors:
 			t.Errorf("job %s (%s) did not finish", id, ids[i][2])
 			continue
 		}
-		if got := zhiqiteImageSize(t, d.path); got != want {
+		if got := pngSize(t, d.path); got != want {
 			t.Errorf("job %s: image %v, want %v", id, got, want)
 		}
 		if !strings.HasPrefix(d.path, outDir) {
@@ -189,48 +186,6 @@ func zhiqiteParseDone(out string) map[string]zhiqiteResult {
 		res[m[1]] = r
 	}
 	return res
-}
-
-func zhiqiteImageSize(t *testing.T, path string) image.Point {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	cfg, _, err := image.DecodeConfig(f)
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	return image.Pt(cfg.Width, cfg.Height)
-}
-
-func zhiqiteWritePNG(t *testing.T, path string, w, h int) {
-	t.Helper()
-	img := image.NewRGBA(image.Rect(0, 0, w, h))
-	for y := range h {
-		for x := range w {
-			img.SetRGBA(x, y, color.RGBA{uint8(x * 4), uint8(y * 5), 90, 255})
-		}
-	}
-	var buf bytes.Buffer
-	if err := png.Encode(&buf, img); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, buf.Bytes(), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// zhiqiteFreeAddr returns a loopback address no one listens on now.
-func zhiqiteFreeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // TestZhiqiteConfig checks the keys under vendors.zhiqite, the environment
