@@ -159,12 +159,6 @@ func New(cfg Config, store Store, quota Quota, blobs Blobs, notifier Notifier, v
 	return e
 }
 
-// Vendor returns the named vendor, if configured.
-func (e *Engine) Vendor(name string) (Vendor, bool) {
-	v, ok := e.vendors[name]
-	return v, ok
-}
-
 // Limits returns the request limits in force.
 func (e *Engine) Limits() Limits { return e.cfg.Limits }
 

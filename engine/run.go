@@ -54,9 +54,9 @@ func (e *Engine) advance(ctx context.Context, lj *liveJob, j *Job) time.Duration
 	if (j.State == StateQueued || j.State.AtVendor()) && e.cfg.Now().After(j.Deadline) {
 		if j.State == StateQueued {
 			// No vendor took it: all down, out of credit, or refusing calls.
-			return e.fail(ctx, j, Errorf(ETIMEOUT, "No image service could take the job in time; your quota was refunded.", "没有绘图服务能及时接手这个任务，额度已退还。"))
+			return e.fail(ctx, j, Errorf(ETIMEOUT, "No image service could take the job in time; your quota was refunded.", "没有绘图服务能及时接手这个任务，额度已退还。"), 0)
 		}
-		return e.fail(ctx, j, Errorf(ETIMEOUT, "The image service took too long; your quota was refunded.", "绘图服务超时，额度已退还。"))
+		return e.fail(ctx, j, Errorf(ETIMEOUT, "The image service took too long; your quota was refunded.", "绘图服务超时，额度已退还。"), 0)
 	}
 	switch j.State {
 	case StateQueued:
@@ -110,13 +110,15 @@ func (e *Engine) save(ctx context.Context, id string, fn func(j *Job, c Counters
 // retry is the wait after a failed store write.
 const retry = time.Second
 
-// fail ends a job that will not produce images, and refunds it.
-func (e *Engine) fail(ctx context.Context, j *Job, cause error) time.Duration {
+// fail ends a job that will not produce images, and refunds it. billed
+// counts the vendor calls that told of the failure, stored in the same write.
+func (e *Engine) fail(ctx context.Context, j *Job, cause error, billed int) time.Duration {
 	info := Info(cause)
 	ok := e.save(ctx, j.ID, func(j *Job, c Counters) error {
 		if err := j.Move(StateFailed, e.cfg.Now()); err != nil {
 			return err
 		}
+		j.BilledCalls += billed
 		j.Err = info
 		j.Pending = nil
 		e.quota.Settle(c, j, true)
@@ -139,7 +141,7 @@ func (e *Engine) submit(ctx context.Context, lj *liveJob, j *Job) time.Duration 
 		if j.Err != nil && ErrorCode(err) == EVENDOR {
 			err = &Error{Code: j.Err.Code, EN: j.Err.EN, ZH: j.Err.ZH}
 		}
-		return e.fail(ctx, j, err)
+		return e.fail(ctx, j, err, 0)
 	}
 	name := v.Name()
 	timing := v.Timing(&j.Request)
@@ -162,8 +164,7 @@ func (e *Engine) submit(ctx context.Context, lj *liveJob, j *Job) time.Duration 
 	refused := isCode(err, EINVALID, EUNSAFE)
 	e.breakers[name].record(err == nil || refused, e.cfg.Now(), e.cfg.BreakerFailures, e.cfg.BreakerCooldown)
 	if refused {
-		e.count(ctx, j.ID, timing.Billed)
-		return e.fail(ctx, j, err)
+		return e.fail(ctx, j, err, calls(timing.Billed))
 	}
 	if err != nil {
 		e.log.Warn("vendor submit failed", slog.String("job_id", j.ID), slog.String("vendor", name), slog.Any("err", err))
@@ -214,6 +215,14 @@ func (e *Engine) forProgress(j *Job, t Timing, d time.Duration) time.Duration {
 	return d
 }
 
+// calls is the number of billed calls one vendor call made.
+func calls(billed bool) int {
+	if billed {
+		return 1
+	}
+	return 0
+}
+
 // backoff grows base by half for each earlier attempt, up to max.
 func backoff(base time.Duration, attempt int, max time.Duration) time.Duration {
 	d := time.Duration(float64(base) * math.Pow(1.5, float64(attempt-1)))
@@ -223,18 +232,11 @@ func backoff(base time.Duration, attempt int, max time.Duration) time.Duration {
 	return d
 }
 
-// count adds a billed call to job id's record.
-func (e *Engine) count(ctx context.Context, id string, billed bool) {
-	if billed {
-		e.save(ctx, id, func(j *Job, _ Counters) error { j.BilledCalls++; return nil })
-	}
-}
-
 // poll asks the vendor about a task it holds.
 func (e *Engine) poll(ctx context.Context, lj *liveJob, j *Job) time.Duration {
 	v, ok := e.vendors[j.Vendor]
 	if !ok {
-		return e.requeue(ctx, j, Errorf(EVENDOR, "The image service was removed from the configuration.", "绘图服务已从配置中移除。"))
+		return e.requeue(ctx, j, Errorf(EVENDOR, "The image service was removed from the configuration.", "绘图服务已从配置中移除。"), 0)
 	}
 	timing := v.Timing(&j.Request)
 	qctx, cancel := context.WithTimeout(ctx, e.cfg.VendorTimeout)
@@ -247,8 +249,7 @@ func (e *Engine) poll(ctx context.Context, lj *liveJob, j *Job) time.Duration {
 	if err != nil {
 		if ErrorCode(err) == ENOTFOUND {
 			// The vendor forgot the task: it failed there, so another may try.
-			e.count(ctx, j.ID, timing.Billed)
-			return e.requeue(ctx, j, err)
+			return e.requeue(ctx, j, err, calls(timing.Billed))
 		}
 		e.log.Warn("vendor query failed", slog.String("job_id", j.ID), slog.String("vendor", j.Vendor), slog.Any("err", err))
 		return e.nextPoll(lj, j, timing)
@@ -276,18 +277,14 @@ func (e *Engine) untilDeadline(j *Job, d time.Duration) time.Duration {
 // apply records what a vendor said about j's task, from a poll (billed says
 // whether that cost a call) or a callback.
 func (e *Engine) apply(ctx context.Context, lj *liveJob, j *Job, v Vendor, out *Outcome, billed bool) time.Duration {
-	add := 0
-	if billed {
-		add = 1
-	}
+	add := calls(billed)
 	switch out.State {
 	case TaskDone:
 		if len(out.Images) == 0 {
-			e.count(ctx, j.ID, billed)
 			if out.Dropped > 0 {
-				return e.fail(ctx, j, Errorf(EUNSAFE, "The image service's content check removed the picture; your quota was refunded.", "图片未通过内容审核，额度已退还。"))
+				return e.fail(ctx, j, Errorf(EUNSAFE, "The image service's content check removed the picture; your quota was refunded.", "图片未通过内容审核，额度已退还。"), add)
 			}
-			return e.fail(ctx, j, Errorf(EVENDOR, "The image service returned no picture; your quota was refunded.", "绘图服务没有返回图片，额度已退还。"))
+			return e.fail(ctx, j, Errorf(EVENDOR, "The image service returned no picture; your quota was refunded.", "绘图服务没有返回图片，额度已退还。"), add)
 		}
 		ok := e.save(ctx, j.ID, func(j *Job, _ Counters) error {
 			if err := j.Move(StateRunning, e.cfg.Now()); err != nil {
@@ -304,11 +301,10 @@ func (e *Engine) apply(ctx context.Context, lj *liveJob, j *Job, v Vendor, out *
 		}
 		return 0
 	case TaskFailed:
-		e.count(ctx, j.ID, billed)
 		if isCode(out.Err, EUNSAFE, EINVALID) {
-			return e.fail(ctx, j, out.Err)
+			return e.fail(ctx, j, out.Err, add)
 		}
-		return e.requeue(ctx, j, out.Err)
+		return e.requeue(ctx, j, out.Err, add)
 	}
 	if out.State == TaskRunning && j.State == StateSubmitted || add > 0 {
 		updated := e.save(ctx, j.ID, func(j *Job, _ Counters) error {
@@ -334,7 +330,7 @@ func (e *Engine) apply(ctx context.Context, lj *liveJob, j *Job, v Vendor, out *
 
 // requeue takes a job back from a vendor that failed it, so the next vendor
 // on the route may try; with none left, the job fails.
-func (e *Engine) requeue(ctx context.Context, j *Job, cause error) time.Duration {
+func (e *Engine) requeue(ctx context.Context, j *Job, cause error, billed int) time.Duration {
 	e.log.Warn("vendor failed task", slog.String("job_id", j.ID), slog.String("vendor", j.Vendor), slog.String("task_id", j.TaskID), slog.Any("err", cause))
 	info := Info(cause)
 	if info.Code == EINTERNAL {
@@ -344,6 +340,7 @@ func (e *Engine) requeue(ctx context.Context, j *Job, cause error) time.Duration
 		if err := j.Move(StateQueued, e.cfg.Now()); err != nil {
 			return err
 		}
+		j.BilledCalls += billed
 		j.Tried = append(j.Tried, j.Vendor)
 		j.Vendor, j.TaskID, j.Callback = "", "", false
 		j.Err = info
@@ -369,7 +366,7 @@ func (e *Engine) fetch(ctx context.Context, lj *liveJob, j *Job) time.Duration {
 			lj.fetches++
 			e.log.Warn("download result", slog.String("job_id", j.ID), slog.String("vendor", j.Vendor), slog.Int("attempt", lj.fetches), slog.Any("err", err))
 			if isCode(err, EINVALID, ENOTFOUND) || lj.fetches >= 5 {
-				return e.fail(ctx, j, Errorf(EVENDOR, "The finished picture could not be downloaded from the image service; your quota was refunded.", "无法从绘图服务下载生成的图片，额度已退还。"))
+				return e.fail(ctx, j, Errorf(EVENDOR, "The finished picture could not be downloaded from the image service; your quota was refunded.", "无法从绘图服务下载生成的图片，额度已退还。"), 0)
 			}
 			return backoff(time.Second, lj.fetches, 30*time.Second)
 		}

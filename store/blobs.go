@@ -108,9 +108,6 @@ func (b *Blobs) Open(key string) (io.ReadCloser, error) {
 	return f, err
 }
 
-// Path returns the file holding key, for adapters that upload from disk.
-func (b *Blobs) Path(key string) string { return b.path(key) }
-
 func (b *Blobs) path(key string) string {
 	return filepath.Join(b.dir, key[:2], key)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -244,7 +245,7 @@ func (c *Config) Validate() error {
 	}
 	known := c.vendorNames()
 	for kind, vendors := range c.Engine.Routes {
-		if !isKind(kind) {
+		if !slices.Contains(engine.Kinds, engine.Kind(kind)) {
 			bad("engine.routes."+kind, "is not a command; use draw, anime, upscale or swapface")
 		}
 		for _, v := range vendors {
@@ -291,13 +292,4 @@ func (c *Config) vendorNames() map[string]bool {
 	names["showapi"] = c.Vendors.ShowAPI.Enabled
 	names["apispace"] = c.Vendors.APISpace.Enabled
 	return names
-}
-
-func isKind(s string) bool {
-	for _, k := range engine.Kinds {
-		if string(k) == s {
-			return true
-		}
-	}
-	return false
 }

@@ -5,6 +5,7 @@ import (
 	"image"
 	"image/color"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -171,14 +172,7 @@ func label(img *image.RGBA, text string) {
 // Styles for /anime.
 var styles = []string{"anime", "sketch", "pop"}
 
-func validStyle(s string) bool {
-	for _, v := range styles {
-		if s == v {
-			return true
-		}
-	}
-	return false
-}
+func validStyle(s string) bool { return slices.Contains(styles, s) }
 
 func stylesList() string { return strings.Join(styles, ", ") }
 
