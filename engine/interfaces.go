@@ -2,6 +2,8 @@ package engine
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"time"
 )
@@ -144,6 +146,23 @@ type Notifier interface {
 	// and does not call again for this job. An EUNDELIVERED error means it can
 	// never be posted; any other error is retried with backoff.
 	Deliver(ctx context.Context, j *Job) error
+}
+
+// Later is what a Notifier returns from Deliver when its platform asks the
+// bot to wait (a flood limit, a 429's retry_after): the engine schedules the
+// job again after After without counting a failed attempt, so no worker
+// sleeps on a platform's limit.
+type Later struct{ After time.Duration }
+
+func (l *Later) Error() string { return fmt.Sprintf("platform busy: try again in %s", l.After) }
+
+// AsLater reports whether err asks for the post to be tried later, and when.
+func AsLater(err error) (time.Duration, bool) {
+	var l *Later
+	if errors.As(err, &l) {
+		return l.After, true
+	}
+	return 0, false
 }
 
 // Watcher is a Notifier that knows whether someone is looking at a job's
