@@ -109,16 +109,21 @@ const maxLine = 1 << 20
 const tooLong = "\x00\n"
 
 // splitLines is bufio.ScanLines, except that a line longer than maxLine
-// comes as tooLong and the rest of it is skipped.
+// comes as tooLong and the rest of it is skipped. The end of a skipped line
+// goes on to the next line in the same call: returning no token there would
+// make bufio.Scanner read more input before answering a command it holds.
 func splitLines() bufio.SplitFunc {
 	skipping := false
-	return func(data []byte, atEOF bool) (int, []byte, error) {
+	var split bufio.SplitFunc
+	split = func(data []byte, atEOF bool) (int, []byte, error) {
 		if skipping {
-			if i := bytes.IndexByte(data, '\n'); i >= 0 {
-				skipping = false
-				return i + 1, nil, nil
+			i := bytes.IndexByte(data, '\n')
+			if i < 0 {
+				return len(data), nil, nil
 			}
-			return len(data), nil, nil
+			skipping = false
+			advance, token, err := split(data[i+1:], atEOF)
+			return i + 1 + advance, token, err
 		}
 		advance, token, err := bufio.ScanLines(data, atEOF)
 		if advance == 0 && token == nil && err == nil && len(data) >= maxLine {
@@ -127,6 +132,7 @@ func splitLines() bufio.SplitFunc {
 		}
 		return advance, token, err
 	}
+	return split
 }
 
 // drain waits for the console's jobs, including those resumed from an earlier run.
