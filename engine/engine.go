@@ -454,9 +454,11 @@ func (e *Engine) inputURLs(j *Job) []string {
 	return urls
 }
 
-// NewID returns a short random job id: 8 characters of lowercase base32.
+// NewID returns a random job id: 16 characters of lowercase base32, 80
+// bits. Ids appear in buttons, callback and input URLs, so they must not
+// be guessable; 80 bits also keep a button's callback_data short.
 func NewID() string {
-	var b [5]byte
+	var b [10]byte
 	_, _ = rand.Read(b[:])
 	return strings.ToLower(base32.StdEncoding.EncodeToString(b[:]))
 }

@@ -87,11 +87,24 @@ func (b *Blobs) Put(ctx context.Context, r io.Reader, limit int64) (engine.BlobI
 	}
 	key := hex.EncodeToString(h.Sum(nil))
 	final := b.path(key)
-	if err := os.MkdirAll(filepath.Dir(final), 0o700); err != nil {
+	shard := filepath.Dir(final)
+	_, statErr := os.Stat(shard)
+	if err := os.MkdirAll(shard, 0o700); err != nil {
 		return engine.BlobInfo{}, err
 	}
 	if err := os.Rename(tmp.Name(), final); err != nil {
 		return engine.BlobInfo{}, fmt.Errorf("store blob: %w", err)
+	}
+	// The job records the key once Put returns, so the file's name must be
+	// on disk by then: fsync the directory that holds it, and its parent
+	// when the shard directory is new.
+	if err := syncDir(shard); err != nil {
+		return engine.BlobInfo{}, fmt.Errorf("sync blob directory: %w", err)
+	}
+	if errors.Is(statErr, fs.ErrNotExist) {
+		if err := syncDir(b.dir); err != nil {
+			return engine.BlobInfo{}, fmt.Errorf("sync blob directory: %w", err)
+		}
 	}
 	return engine.BlobInfo{Key: key, Mime: mime, Size: n, Width: cfg.Width, Height: cfg.Height}, nil
 }
@@ -106,6 +119,17 @@ func (b *Blobs) Open(key string) (io.ReadCloser, error) {
 		return nil, engine.Errorf(engine.ENOTFOUND, "No such image.", "没有这张图片。")
 	}
 	return f, err
+}
+
+// syncDir fsyncs a directory, so that a rename into it survives a power
+// cut. A variable so that a test can see it called.
+var syncDir = func(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 func (b *Blobs) path(key string) string {
