@@ -252,6 +252,11 @@ func (b *Bot) Deliver(ctx context.Context, j *engine.Job) error {
 		// Discord's limit here is lower than configured: shrink and try again.
 		budget /= 2
 	}
+	if d, limited := rateLimited(err); limited {
+		// The channel's bucket is empty: the engine tries again after the
+		// wait, and no worker sleeps on it meanwhile.
+		return &engine.Later{After: d}
+	}
 	if err != nil {
 		return err
 	}
@@ -265,7 +270,7 @@ func (b *Bot) Deliver(ctx context.Context, j *engine.Job) error {
 func (b *Bot) post(ctx context.Context, j *engine.Job, lv *live, m *message) error {
 	if deadline, ok := b.tokenDeadline(lv); ok {
 		err := b.postByToken(ctx, j, lv, m, deadline)
-		if err == nil || tooLarge(err) || ctx.Err() != nil {
+		if _, later := engine.AsLater(err); later || err == nil || tooLarge(err) || ctx.Err() != nil {
 			return err
 		}
 		if _, ok := b.tokenDeadline(lv); ok && !tokenGone(err) && !isTimeout(err) {
@@ -284,32 +289,29 @@ func isTimeout(err error) bool {
 	return errors.As(err, &e) && errors.Is(e.Err, context.DeadlineExceeded)
 }
 
-// postByToken edits the original response, waiting out a 429 only if that
-// ends before the token's deadline.
+// postByToken edits the original response. It never waits: a 429 (or a
+// bucket the rate limiter holds) that ends before the token's deadline
+// asks the engine to try later; one that outlasts the token is an error,
+// and the result goes to the channel instead.
 func (b *Bot) postByToken(ctx context.Context, j *engine.Job, lv *live, m *message, deadline time.Time) error {
-	for try := 0; ; try++ {
-		if wait := lv.notBefore.Sub(b.now()); wait > 0 {
-			if !b.now().Add(wait).Before(deadline) {
-				return &apiError{Op: "edit original response", Status: http.StatusTooManyRequests, RetryAfter: wait, Msg: "rate limited past the token's expiry"}
-			}
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(wait):
-			}
+	if wait := lv.notBefore.Sub(b.now()); wait > 0 {
+		if !b.now().Add(wait).Before(deadline) {
+			return &apiError{Op: "edit original response", Status: http.StatusTooManyRequests, RetryAfter: wait, Msg: "rate limited past the token's expiry"}
 		}
-		cctx, cancel := context.WithDeadline(ctx, deadline)
-		msg, err := b.api.editOriginal(cctx, lv.t.App, lv.t.Token, m)
-		cancel()
-		if err == nil {
-			b.remember(ctx, j.ID, lv, msg)
-			return nil
-		}
-		b.noteError(lv, err)
-		if _, limited := rateLimited(err); !limited || try > 0 {
-			return err
-		}
+		return &engine.Later{After: wait}
 	}
+	cctx, cancel := context.WithDeadline(ctx, deadline)
+	msg, err := b.api.editOriginal(cctx, lv.t.App, lv.t.Token, m)
+	cancel()
+	if err == nil {
+		b.remember(ctx, j.ID, lv, msg)
+		return nil
+	}
+	b.noteError(lv, err)
+	if d, limited := rateLimited(err); limited && b.now().Add(d).Before(deadline) {
+		return &engine.Later{After: d}
+	}
+	return err
 }
 
 // postToChannel sends m as a normal message: a reply to the command in its

@@ -266,10 +266,13 @@ func (t *rewrite) RoundTrip(r *http.Request) (*http.Response, error) {
 	return t.next.RoundTrip(r2)
 }
 
-// call makes one request. Interaction-token requests (own true) use a
-// bucket of their own, so discordgo never sleeps before them: the caller's
-// deadline, set before the token's expiry, is the only wait.
-func (r *session) call(ctx context.Context, op, method, uri string, data any, files []upload, own bool) ([]byte, error) {
+// call makes one request, through the session's rate limiter, so that the
+// buckets Discord announces in its X-RateLimit headers hold for every later
+// call on the same route. It never sleeps on a bucket: a call the limiter
+// holds back fails at once as a 429 with the wait, unsent, and the caller
+// decides (an interaction edit must not wait past its token; a delivery is
+// tried again later without a worker waiting).
+func (r *session) call(ctx context.Context, op, method, uri string, data any, files []upload) ([]byte, error) {
 	var (
 		ct   = "application/json"
 		body []byte
@@ -291,18 +294,30 @@ func (r *session) call(ctx context.Context, op, method, uri string, data any, fi
 	if err := ctx.Err(); err != nil {
 		return nil, &apiError{Op: op, Msg: "not sent", Err: err}
 	}
-	opts := []discordgo.RequestOption{discordgo.WithContext(ctx), discordgo.WithRetryOnRatelimit(false), discordgo.WithRestRetries(0)}
-	var out []byte
-	if own {
-		bucket := discordgo.NewRatelimiter().LockBucket(uri)
-		out, err = r.s.RequestWithLockedBucket(method, uri, ct, body, bucket, 0, opts...)
-	} else {
-		out, err = r.s.RequestRaw(method, uri, ct, body, "", 0, opts...)
+	bucket, wait := tryLockBucket(r.s.Ratelimiter, uri)
+	if bucket == nil {
+		return nil, &apiError{Op: op, Status: http.StatusTooManyRequests, RetryAfter: wait, Msg: "held back by the rate limit bucket"}
 	}
+	opts := []discordgo.RequestOption{discordgo.WithContext(ctx), discordgo.WithRetryOnRatelimit(false), discordgo.WithRestRetries(0)}
+	out, err := r.s.RequestWithLockedBucket(method, uri, ct, body, bucket, 0, opts...)
 	if err != nil {
 		return nil, toAPIError(ctx, op, err)
 	}
 	return out, nil
+}
+
+// tryLockBucket is discordgo's LockBucket without its sleep: it takes the
+// route's bucket (keyed as discordgo keys it, the URL without its query)
+// when a request may go now, and otherwise returns nil and how long to wait.
+func tryLockBucket(rl *discordgo.RateLimiter, uri string) (*discordgo.Bucket, time.Duration) {
+	b := rl.GetBucket(strings.SplitN(uri, "?", 2)[0])
+	b.Lock()
+	if wait := rl.GetWaitTime(b, 1); wait > 0 {
+		b.Unlock()
+		return nil, wait
+	}
+	b.Remaining--
+	return b, 0
 }
 
 // toAPIError turns discordgo's errors, whose texts may hold the URL and so
@@ -340,12 +355,12 @@ func toAPIError(ctx context.Context, op string, err error) error {
 func esc(token string) string { return url.PathEscape(token) }
 
 func (r *session) respond(ctx context.Context, id, token string, resp *response) error {
-	_, err := r.call(ctx, "interaction callback", http.MethodPost, discordgo.EndpointInteractionResponse(id, esc(token)), resp, nil, true)
+	_, err := r.call(ctx, "interaction callback", http.MethodPost, discordgo.EndpointInteractionResponse(id, esc(token)), resp, nil)
 	return err
 }
 
 func (r *session) editOriginal(ctx context.Context, app, token string, m *message) (*discordgo.Message, error) {
-	out, err := r.call(ctx, "edit original response", http.MethodPatch, discordgo.EndpointWebhookMessage(app, esc(token), "@original"), m.full(), m.files, true)
+	out, err := r.call(ctx, "edit original response", http.MethodPatch, discordgo.EndpointWebhookMessage(app, esc(token), "@original"), m.full(), m.files)
 	if err != nil {
 		return nil, err
 	}
@@ -353,12 +368,12 @@ func (r *session) editOriginal(ctx context.Context, app, token string, m *messag
 }
 
 func (r *session) deleteOriginal(ctx context.Context, app, token string) error {
-	_, err := r.call(ctx, "delete original response", http.MethodDelete, discordgo.EndpointWebhookMessage(app, esc(token), "@original"), nil, nil, true)
+	_, err := r.call(ctx, "delete original response", http.MethodDelete, discordgo.EndpointWebhookMessage(app, esc(token), "@original"), nil, nil)
 	return err
 }
 
 func (r *session) followup(ctx context.Context, app, token string, m *message) (*discordgo.Message, error) {
-	out, err := r.call(ctx, "follow-up message", http.MethodPost, discordgo.EndpointWebhookToken(app, esc(token))+"?wait=true", m.full(), m.files, true)
+	out, err := r.call(ctx, "follow-up message", http.MethodPost, discordgo.EndpointWebhookToken(app, esc(token))+"?wait=true", m.full(), m.files)
 	if err != nil {
 		return nil, err
 	}
@@ -366,7 +381,7 @@ func (r *session) followup(ctx context.Context, app, token string, m *message) (
 }
 
 func (r *session) send(ctx context.Context, channelID string, m *message) (*discordgo.Message, error) {
-	out, err := r.call(ctx, "channel message", http.MethodPost, discordgo.EndpointChannelMessages(channelID), m.full(), m.files, false)
+	out, err := r.call(ctx, "channel message", http.MethodPost, discordgo.EndpointChannelMessages(channelID), m.full(), m.files)
 	if err != nil {
 		return nil, err
 	}
@@ -374,7 +389,7 @@ func (r *session) send(ctx context.Context, channelID string, m *message) (*disc
 }
 
 func (r *session) dmChannel(ctx context.Context, userID string) (string, error) {
-	out, err := r.call(ctx, "open DM", http.MethodPost, discordgo.EndpointUserChannels("@me"), map[string]string{"recipient_id": userID}, nil, false)
+	out, err := r.call(ctx, "open DM", http.MethodPost, discordgo.EndpointUserChannels("@me"), map[string]string{"recipient_id": userID}, nil)
 	if err != nil {
 		return "", err
 	}
@@ -390,7 +405,7 @@ func (r *session) overwriteCommands(ctx context.Context, app, guild string, cmds
 	if guild != "" {
 		uri = discordgo.EndpointApplicationGuildCommands(app, guild)
 	}
-	_, err := r.call(ctx, "register commands", http.MethodPut, uri, cmds, nil, false)
+	_, err := r.call(ctx, "register commands", http.MethodPut, uri, cmds, nil)
 	return err
 }
 
