@@ -118,7 +118,7 @@ func (b *Bot) replyStatus(ctx context.Context, j *engine.Job, text string) {
 // waited for without the job's lock, so Deliver never waits behind it.
 func (b *Bot) sendStatus(ctx context.Context, j *engine.Job, to int64, st *jobState, text string) {
 	for {
-		if err := b.flood.wait(ctx, to, j.Chat.Private); err != nil {
+		if err := b.waitRoom(ctx, to, j.Chat.Private); err != nil {
 			return
 		}
 		st.mu.Lock()

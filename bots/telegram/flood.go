@@ -175,7 +175,7 @@ func hasText(err error, s string) bool {
 // reader is spent by a try) and may return a func that releases it.
 func (b *Bot) post(ctx context.Context, to int64, private bool, timeout time.Duration, build func() (tgbotapi.Chattable, func(), error)) (json.RawMessage, error) {
 	for {
-		if err := b.flood.wait(ctx, to, private); err != nil {
+		if err := b.waitRoom(ctx, to, private); err != nil {
 			return nil, err
 		}
 		c, release, err := build()
@@ -220,6 +220,16 @@ func (b *Bot) send(ctx context.Context, to int64, private bool, timeout time.Dur
 		return nil, &engine.Later{After: d}
 	}
 	return raw, err
+}
+
+// waitRoom waits for room for a message to chat to. The wait ends with Run
+// as well: waiting for a flood limit is not worth a shutdown's grace, which
+// is for calls under way.
+func (b *Bot) waitRoom(ctx context.Context, to int64, private bool) error {
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(b.context(), cancel)()
+	return b.flood.wait(wctx, to, private)
 }
 
 // fixed builds the same request for every try.
