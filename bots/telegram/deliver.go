@@ -130,6 +130,11 @@ func (b *Bot) sendStatus(ctx context.Context, j *engine.Job, to int64, st *jobSt
 			b.mu.Unlock()
 			return
 		}
+		if st.status != 0 {
+			st.pending = false // a progress update posted one first
+			st.mu.Unlock()
+			return
+		}
 		st.replied, st.pending = true, false
 		m := tgbotapi.NewMessage(to, cut(text, maxText))
 		m.ReplyToMessageID = replyTo(j.Chat)
@@ -184,7 +189,11 @@ func (b *Bot) Progress(ctx context.Context, j *engine.Job, p engine.Progress) {
 	}
 	defer st.mu.Unlock()
 	status, photo := b.statusOf(st, j)
-	if status == 0 || st.done {
+	if st.done {
+		return
+	}
+	if status == 0 {
+		b.lateStatus(ctx, j, chat64, st)
 		return
 	}
 	now := b.cfg.Now()
@@ -250,6 +259,37 @@ func (b *Bot) Progress(ctx context.Context, j *engine.Job, p engine.Progress) {
 		}
 	}
 	st.lastEdit, st.lastText = now, text
+}
+
+// lateStatus posts the status message of a job that has none and will get
+// none from this process: its update was recorded before a restart, and the
+// status message was still in the chat's outbox. Called with st.mu held;
+// like any progress, skipped when the chat has no room now.
+func (b *Bot) lateStatus(ctx context.Context, j *engine.Job, to int64, st *jobState) {
+	if st.status != 0 || st.pending || st.replied || j.Meta[metaStatus] != "" || !b.flood.try(to, j.Chat.Private) {
+		return
+	}
+	text := chat.Accepted(j, j.Owner.Lang)
+	m := tgbotapi.NewMessage(to, cut(text, maxText))
+	m.ReplyToMessageID = replyTo(j.Chat)
+	m.AllowSendingWithoutReply = true
+	m.DisableWebPagePreview = true
+	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	raw, err := b.api.do(cctx, m)
+	if d := retryAfter(err); d > 0 {
+		b.flood.pause(to, d)
+		return
+	}
+	msg, err := sent(raw)
+	if err != nil || msg.MessageID == 0 {
+		return
+	}
+	st.replied = true
+	st.status, st.photo, st.lastText, st.lastEdit = msg.MessageID, false, text, b.cfg.Now()
+	if err := b.jobs.Annotate(cctx, j.ID, metaStatus, strconv.Itoa(msg.MessageID)); err != nil {
+		b.log.Warn("note status message", slog.String("job_id", j.ID), slog.Any("err", err))
+	}
 }
 
 // edited looks at a failed progress edit. It returns false when the status
