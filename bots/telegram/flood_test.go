@@ -73,6 +73,7 @@ func TestFloodedChatHoldsNoOther(t *testing.T) {
 			group++
 		}
 	}
+	t.Logf("the private photo went out after %d of the group's posts", group)
 	if group >= 5 {
 		t.Errorf("the private photo waited behind %d of the group's posts", group)
 	}
