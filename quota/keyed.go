@@ -47,6 +47,19 @@ func (k *Keyed) Allow(key string) (bool, time.Duration) {
 	return true, 0
 }
 
+// Reserve is Allow for a caller that needs more than one limiter to agree:
+// when it takes a token it also returns undo, which gives the token back.
+// It never waits and, when it says wait, takes nothing.
+func (k *Keyed) Reserve(key string) (wait time.Duration, undo func()) {
+	now := k.now()
+	r := k.entry(key, now).ReserveN(now, 1)
+	if d := r.DelayFrom(now); d > 0 {
+		r.CancelAt(now)
+		return d, nil
+	}
+	return 0, func() { r.CancelAt(k.now()) }
+}
+
 // Wait takes a token for key, waiting for one if needed, or fails when ctx
 // ends first (or would end before the token is free).
 func (k *Keyed) Wait(ctx context.Context, key string) error {

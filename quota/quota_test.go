@@ -271,3 +271,29 @@ func BenchmarkAdmission(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "admissions/s")
 }
+
+// TestKeyedReserve: Reserve takes a token when one is free and undo gives it
+// back; when none is free it says how long to wait and takes nothing.
+func TestKeyedReserve(t *testing.T) {
+	now := time.Unix(1000, 0)
+	k := quota.NewKeyed(time.Second, 2, func() time.Time { return now })
+	wait, undo := k.Reserve("a")
+	if wait != 0 || undo == nil {
+		t.Fatalf("first: wait %s, undo %v", wait, undo != nil)
+	}
+	undo() // given back: two free again
+	for i := range 2 {
+		if wait, _ := k.Reserve("a"); wait != 0 {
+			t.Fatalf("take %d: wait %s", i, wait)
+		}
+	}
+	for range 3 { // refused tries take nothing: the wait does not grow
+		if wait, undo := k.Reserve("a"); wait != time.Second || undo != nil {
+			t.Fatalf("empty: wait %s", wait)
+		}
+	}
+	now = now.Add(time.Second)
+	if wait, _ := k.Reserve("a"); wait != 0 {
+		t.Fatalf("after a second: wait %s", wait)
+	}
+}

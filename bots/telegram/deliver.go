@@ -2,6 +2,8 @@ package telegram
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -43,6 +45,7 @@ type jobState struct {
 	lastEdit time.Time
 	lastText string
 	replied  bool // the command's reply was handled in this process
+	pending  bool // the status message waits in the chat's outbox
 	done     bool // delivered or told
 
 	doneAt time.Time // guarded by Bot.mu
@@ -96,31 +99,71 @@ func (b *Bot) statusOf(st *jobState, j *engine.Job) (id int, photo bool) {
 }
 
 // replyStatus answers a command that made job j with text: the status
-// message, edited as the job moves on. Its id is noted on the job.
+// message, edited as the job moves. It is sent from the chat's outbox, so
+// the update is recorded (and a webhook answered) without waiting for the
+// chat's flood limit; its id is noted on the job.
 func (b *Bot) replyStatus(ctx context.Context, j *engine.Job, text string) {
-	st := b.state(j.ID)
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if st.done {
-		// Delivered before the reply could go out: the result says it all.
-		b.mu.Lock()
-		delete(b.states, j.ID)
-		b.mu.Unlock()
-		return
-	}
-	st.replied = true
 	id, err := chatID(j.Chat)
 	if err != nil {
 		return
 	}
-	msg, err := b.sendText(ctx, id, j.Chat.Private, replyTo(j.Chat), text, nil)
-	if err != nil {
-		b.log.Warn("status message failed", slog.String("job_id", j.ID), slog.String("chat_id", j.Chat.ChatID), slog.Any("err", err))
+	st := b.state(j.ID)
+	st.mu.Lock()
+	st.pending = true
+	st.mu.Unlock()
+	b.outbox(id, func(ctx context.Context) { b.sendStatus(ctx, j, id, st, text) })
+}
+
+// sendStatus sends the status message of replyStatus. The chat's limiter is
+// waited for without the job's lock, so Deliver never waits behind it.
+func (b *Bot) sendStatus(ctx context.Context, j *engine.Job, to int64, st *jobState, text string) {
+	for {
+		if err := b.waitRoom(ctx, to, j.Chat.Private); err != nil {
+			return
+		}
+		st.mu.Lock()
+		if st.done {
+			// Delivered before the reply could go out: the result says it all.
+			st.mu.Unlock()
+			b.mu.Lock()
+			delete(b.states, j.ID)
+			b.mu.Unlock()
+			return
+		}
+		if st.status != 0 {
+			st.pending = false // a progress update posted one first
+			st.mu.Unlock()
+			return
+		}
+		st.replied, st.pending = true, false
+		m := tgbotapi.NewMessage(to, cut(text, maxText))
+		m.ReplyToMessageID = replyTo(j.Chat)
+		m.AllowSendingWithoutReply = true
+		m.DisableWebPagePreview = true
+		cctx, cancel := context.WithTimeout(ctx, callTimeout)
+		raw, err := b.api.do(cctx, m)
+		cancel()
+		if d := retryAfter(err); d > 0 {
+			b.flood.pause(to, d)
+			st.pending = true
+			st.mu.Unlock()
+			continue
+		}
+		var msg tgbotapi.Message
+		if err == nil {
+			msg, err = sent(raw)
+		}
+		if err != nil {
+			st.mu.Unlock()
+			b.log.Warn("status message failed", slog.String("job_id", j.ID), slog.String("chat_id", j.Chat.ChatID), slog.Any("err", err))
+			return
+		}
+		st.status, st.photo, st.lastText = msg.MessageID, false, text
+		if err := b.jobs.Annotate(ctx, j.ID, metaStatus, strconv.Itoa(msg.MessageID)); err != nil {
+			b.log.Warn("note status message", slog.String("job_id", j.ID), slog.Any("err", err))
+		}
+		st.mu.Unlock()
 		return
-	}
-	st.status, st.photo, st.lastText = msg, false, text
-	if err := b.jobs.Annotate(ctx, j.ID, metaStatus, strconv.Itoa(msg)); err != nil {
-		b.log.Warn("note status message", slog.String("job_id", j.ID), slog.Any("err", err))
 	}
 }
 
@@ -146,7 +189,11 @@ func (b *Bot) Progress(ctx context.Context, j *engine.Job, p engine.Progress) {
 	}
 	defer st.mu.Unlock()
 	status, photo := b.statusOf(st, j)
-	if status == 0 || st.done {
+	if st.done {
+		return
+	}
+	if status == 0 {
+		b.lateStatus(ctx, j, chat64, st)
 		return
 	}
 	now := b.cfg.Now()
@@ -214,6 +261,37 @@ func (b *Bot) Progress(ctx context.Context, j *engine.Job, p engine.Progress) {
 	st.lastEdit, st.lastText = now, text
 }
 
+// lateStatus posts the status message of a job that has none and will get
+// none from this process: its update was recorded before a restart, and the
+// status message was still in the chat's outbox. Called with st.mu held;
+// like any progress, skipped when the chat has no room now.
+func (b *Bot) lateStatus(ctx context.Context, j *engine.Job, to int64, st *jobState) {
+	if st.status != 0 || st.pending || st.replied || j.Meta[metaStatus] != "" || !b.flood.try(to, j.Chat.Private) {
+		return
+	}
+	text := chat.Accepted(j, j.Owner.Lang)
+	m := tgbotapi.NewMessage(to, cut(text, maxText))
+	m.ReplyToMessageID = replyTo(j.Chat)
+	m.AllowSendingWithoutReply = true
+	m.DisableWebPagePreview = true
+	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	raw, err := b.api.do(cctx, m)
+	if d := retryAfter(err); d > 0 {
+		b.flood.pause(to, d)
+		return
+	}
+	msg, err := sent(raw)
+	if err != nil || msg.MessageID == 0 {
+		return
+	}
+	st.replied = true
+	st.status, st.photo, st.lastText, st.lastEdit = msg.MessageID, false, text, b.cfg.Now()
+	if err := b.jobs.Annotate(cctx, j.ID, metaStatus, strconv.Itoa(msg.MessageID)); err != nil {
+		b.log.Warn("note status message", slog.String("job_id", j.ID), slog.Any("err", err))
+	}
+}
+
 // edited looks at a failed progress edit. It returns false when the status
 // message is gone (deleted by someone), true otherwise.
 func (b *Bot) edited(log *slog.Logger, to int64, err error) bool {
@@ -251,8 +329,15 @@ func (b *Bot) Deliver(ctx context.Context, j *engine.Job) error {
 	if j.State != engine.StateSucceeded {
 		if done == 0 {
 			text := chat.Ended(j, lang)
-			if status == 0 || !b.editStatus(ctx, chat64, j.Chat.Private, status, photo, text) {
-				if _, err := b.sendText(ctx, chat64, j.Chat.Private, replyTo(j.Chat), text, nil); err != nil {
+			err := errNoStatus
+			if status != 0 {
+				err = b.editStatus(ctx, chat64, j.Chat.Private, status, photo, text)
+			}
+			if _, later := engine.AsLater(err); later {
+				return err
+			}
+			if err != nil {
+				if _, err := b.sendText(ctx, b.send, chat64, j.Chat.Private, replyTo(j.Chat), text, nil); err != nil {
 					return b.deliveryError(err)
 				}
 			}
@@ -274,7 +359,9 @@ func (b *Bot) Deliver(ctx context.Context, j *engine.Job) error {
 		}
 	}
 	if status != 0 {
-		b.removeStatus(ctx, chat64, j.Chat.Private, status, photo, chat.T(lang, "Job %s: done.", "任务 %s：已完成。", j.ID))
+		if err := b.removeStatus(ctx, chat64, j.Chat.Private, status, photo, chat.T(lang, "Job %s: done.", "任务 %s：已完成。", j.ID)); err != nil {
+			return err // only a Later: the pictures are posted and noted
+		}
 	}
 	b.finish(j.ID, st)
 	return nil
@@ -282,6 +369,10 @@ func (b *Bot) Deliver(ctx context.Context, j *engine.Job) error {
 
 // deliveryError tells the engine whether trying again can help.
 func (b *Bot) deliveryError(err error) error {
+	var later *engine.Later
+	if errors.As(err, &later) {
+		return later // the engine comes back after it, counting no failure
+	}
 	if isForbidden(err) || isBadRequest(err) || hasText(err, "chat not found") || hasText(err, "upgraded to a supergroup") ||
 		engine.ErrorCode(err) == engine.ENOTFOUND { // the picture is gone from the blob store
 		return engine.Wrap(engine.EUNDELIVERED, err, "The picture could not be posted here.", "图片无法发送到这里。")
@@ -289,23 +380,38 @@ func (b *Bot) deliveryError(err error) error {
 	return fmt.Errorf("telegram: %w", err)
 }
 
-// editStatus turns the status message into text; false if it could not.
-func (b *Bot) editStatus(ctx context.Context, to int64, private bool, status int, photo bool, text string) bool {
+// errNoStatus stands for a status message there is none of.
+var errNoStatus = errors.New("no status message")
+
+// editStatus turns the status message into text. It never waits: an
+// *engine.Later says when there will be room.
+func (b *Bot) editStatus(ctx context.Context, to int64, private bool, status int, photo bool, text string) error {
 	var c tgbotapi.Chattable = tgbotapi.NewEditMessageText(to, status, cut(text, maxText))
 	if photo {
 		c = tgbotapi.NewEditMessageCaption(to, status, cut(text, maxCaption))
 	}
-	_, err := b.post(ctx, to, private, callTimeout, fixed(c))
-	return err == nil || hasText(err, "message is not modified")
+	_, err := b.send(ctx, to, private, callTimeout, fixed(c))
+	if hasText(err, "message is not modified") {
+		return nil
+	}
+	return err
 }
 
 // removeStatus deletes the status message once the result is posted, or,
-// where it may not be deleted, edits it into a last line.
-func (b *Bot) removeStatus(ctx context.Context, to int64, private bool, status int, photo bool, text string) {
-	if _, err := b.post(ctx, to, private, callTimeout, fixed(tgbotapi.NewDeleteMessage(to, status))); err == nil {
-		return
+// where it may not be deleted, edits it into a last line. Its only error is
+// an *engine.Later: anything else leaves the message as it is.
+func (b *Bot) removeStatus(ctx context.Context, to int64, private bool, status int, photo bool, text string) error {
+	_, err := b.send(ctx, to, private, callTimeout, fixed(tgbotapi.NewDeleteMessage(to, status)))
+	if err == nil {
+		return nil
 	}
-	b.editStatus(ctx, to, private, status, photo, text)
+	if _, later := engine.AsLater(err); !later {
+		err = b.editStatus(ctx, to, private, status, photo, text)
+	}
+	if _, later := engine.AsLater(err); later {
+		return err
+	}
+	return nil
 }
 
 // stepKind is what one delivery step sends.
@@ -444,7 +550,7 @@ func (b *Bot) deliverStep(ctx context.Context, j *engine.Job, to int64, s step) 
 		if s.buttons {
 			kb = resultKeyboard(j, lang, s.results[0], true)
 		}
-		err := b.sendFile(ctx, j, to, private, reply, s.results[0], true, text, kb)
+		err := b.sendFile(ctx, b.send, j, to, private, reply, s.results[0], true, text, kb)
 		if err == nil || !isBadRequest(err) {
 			return err
 		}
@@ -456,34 +562,38 @@ func (b *Bot) deliverStep(ctx context.Context, j *engine.Job, to int64, s step) 
 		if s.buttons {
 			kb = resultKeyboard(j, lang, s.results[0], false)
 		}
-		return b.sendFile(ctx, j, to, private, reply, s.results[0], false, text, kb)
+		return b.sendFile(ctx, b.send, j, to, private, reply, s.results[0], false, text, kb)
 	case stepPhotoAlbum:
-		err := b.sendAlbum(ctx, j, to, private, reply, s.results, true, text)
+		err := b.sendAlbum(ctx, b.send, j, to, private, reply, s.results, true, text)
 		if err == nil || !isBadRequest(err) {
 			return err
 		}
 		b.log.Warn("photo album refused; sending documents", slog.String("job_id", j.ID), slog.Any("err", err))
-		return b.sendAlbum(ctx, j, to, private, reply, s.results, false, text)
+		return b.sendAlbum(ctx, b.send, j, to, private, reply, s.results, false, text)
 	case stepDocumentAlbum:
-		return b.sendAlbum(ctx, j, to, private, reply, s.results, false, text)
+		return b.sendAlbum(ctx, b.send, j, to, private, reply, s.results, false, text)
 	case stepButtons:
 		body := chat.T(lang, "#%s · %d pictures. 🎨 n: a variation of picture n; 🔍 n: upscale it.", "#%s · %d 张图片。🎨 n：第 n 张的变体；🔍 n：放大第 n 张。", j.ID, len(j.Results))
 		if len(j.Results) == 0 {
 			body = caption(j)
 		}
-		_, err := b.sendText(ctx, to, private, reply, body, albumKeyboard(j, lang))
+		_, err := b.sendText(ctx, b.send, to, private, reply, body, albumKeyboard(j, lang))
 		return err
 	}
 	return fmt.Errorf("unknown delivery step %d", s.kind)
 }
 
+// poster sends a request: Bot.send (never waits: the engine's paths) or
+// Bot.post (waits for room: a chat's outbox).
+type poster func(ctx context.Context, to int64, private bool, timeout time.Duration, build func() (tgbotapi.Chattable, func(), error)) (json.RawMessage, error)
+
 // sendFile sends result i as a photo or a document.
-func (b *Bot) sendFile(ctx context.Context, j *engine.Job, to int64, private bool, reply, i int, asPhoto bool, text string, kb *tgbotapi.InlineKeyboardMarkup) error {
+func (b *Bot) sendFile(ctx context.Context, post poster, j *engine.Job, to int64, private bool, reply, i int, asPhoto bool, text string, kb *tgbotapi.InlineKeyboardMarkup) error {
 	method := "sendDocument"
 	if asPhoto {
 		method = "sendPhoto"
 	}
-	_, err := b.post(ctx, to, private, uploadTimeout, func() (tgbotapi.Chattable, func(), error) {
+	_, err := post(ctx, to, private, uploadTimeout, func() (tgbotapi.Chattable, func(), error) {
 		rc, err := b.blobs.Open(j.Results[i].Blob)
 		if err != nil {
 			return nil, nil, fmt.Errorf("open result %d of job %s: %w", i+1, j.ID, err)
@@ -508,9 +618,9 @@ func (b *Bot) sendFile(ctx context.Context, j *engine.Job, to int64, private boo
 }
 
 // sendAlbum sends results idx as one album of photos or of documents.
-func (b *Bot) sendAlbum(ctx context.Context, j *engine.Job, to int64, private bool, reply int, idx []int, asPhoto bool, text string) error {
+func (b *Bot) sendAlbum(ctx context.Context, post poster, j *engine.Job, to int64, private bool, reply int, idx []int, asPhoto bool, text string) error {
 	send := func(reply int) error {
-		_, err := b.post(ctx, to, private, uploadTimeout, func() (tgbotapi.Chattable, func(), error) {
+		_, err := post(ctx, to, private, uploadTimeout, func() (tgbotapi.Chattable, func(), error) {
 			var (
 				media  []any
 				closes []func() error
@@ -576,9 +686,9 @@ func (b *Bot) sendOriginals(ctx context.Context, j *engine.Job, cref engine.Chat
 	}
 	for _, c := range chunks(idx, maxAlbum) {
 		if len(c) == 1 {
-			err = b.sendFile(ctx, j, chat, cref.Private, replyTo(cref), c[0], false, "", nil)
+			err = b.sendFile(ctx, b.post, j, chat, cref.Private, replyTo(cref), c[0], false, "", nil)
 		} else {
-			err = b.sendAlbum(ctx, j, chat, cref.Private, replyTo(cref), c, false, "")
+			err = b.sendAlbum(ctx, b.post, j, chat, cref.Private, replyTo(cref), c, false, "")
 		}
 		if err != nil {
 			return err

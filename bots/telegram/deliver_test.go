@@ -57,7 +57,7 @@ func TestLargeResultAsDocument(t *testing.T) {
 		t.Fatalf("test picture is only %d bytes", len(big))
 	}
 	j := h.storedJob("601", true, engine.EN, big)
-	if err := h.bot.Deliver(context.Background(), j); err != nil {
+	if err := deliver(h.bot, context.Background(), j); err != nil {
 		t.Fatal(err)
 	}
 	docs := h.fake.Calls("sendDocument")
@@ -158,7 +158,7 @@ func TestDeliverResumes(t *testing.T) {
 	if err := h.engine.Annotate(ctx, j.ID, metaSent, "1"); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.bot.Deliver(ctx, h.job(j.ID)); err != nil {
+	if err := deliver(h.bot, ctx, h.job(j.ID)); err != nil {
 		t.Fatal(err)
 	}
 	albums := ok(h.fake.Calls("sendMediaGroup"))
@@ -177,7 +177,7 @@ func TestDeliverResumes(t *testing.T) {
 		t.Fatalf("noted %q steps", got)
 	}
 	before := len(h.fake.Calls())
-	if err := h.bot.Deliver(ctx, h.job(j.ID)); err != nil {
+	if err := deliver(h.bot, ctx, h.job(j.ID)); err != nil {
 		t.Fatal(err)
 	}
 	if calls := h.fake.Calls(); len(calls) != before {
@@ -204,7 +204,14 @@ func TestFloodControl(t *testing.T) {
 	h.fake.Fail("sendMessage", telegramtest.Failure{Code: 429, RetryAfter: 1})
 	j := h.storedJob("601", true, engine.EN, testPNG(t, 64, 64, color.White))
 	start := time.Now()
-	if err := h.bot.Deliver(context.Background(), j); err != nil {
+	// Deliver does not sleep on the 429: it tells the engine to come back.
+	if d, later := engine.AsLater(h.bot.Deliver(context.Background(), j)); !later || d != time.Second {
+		t.Fatalf("Deliver after a 429: %v %v, want Later 1s", d, later)
+	}
+	if took := time.Since(start); took > 500*time.Millisecond {
+		t.Errorf("Deliver took %s: it waited", took)
+	}
+	if err := deliver(h.bot, context.Background(), j); err != nil {
 		t.Fatal(err)
 	}
 	if d := time.Since(start); d < time.Second {
@@ -236,7 +243,7 @@ func TestProgressPreview(t *testing.T) {
 	ctx := context.Background()
 	j := h.storedJob(groupChat, false, engine.EN, testPNG(t, 64, 64, color.White))
 	j.State = engine.StateRunning
-	status, err := h.bot.sendText(ctx, -1001200, false, 0, "Job queued", nil)
+	status, err := h.bot.sendText(ctx, h.bot.post, -1001200, false, 0, "Job queued", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,7 +281,7 @@ func TestProgressPreview(t *testing.T) {
 
 	j = h.job(j.ID)
 	j.State = engine.StateSucceeded
-	if err := h.bot.Deliver(ctx, j); err != nil {
+	if err := deliver(h.bot, ctx, j); err != nil {
 		t.Fatal(err)
 	}
 	h.wait(5*time.Second, "photo status deleted", is("deleteMessage", "message_id", strconv.Itoa(photo.MessageID())))

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	tgbotapi "github.com/go-telegram-bot-api/telegram-bot-api/v5"
+	"github.com/picbot/picbot/engine"
 	"github.com/picbot/picbot/quota"
 )
 
@@ -94,18 +95,27 @@ func (f *flood) wait(ctx context.Context, to int64, private bool) error {
 	return f.global.Wait(ctx, "all")
 }
 
+// room takes room for a message to chat to now, or, taking nothing, says
+// how long until there is some: the chat's 429 pause, its own limit, the
+// bot's global one.
+func (f *flood) room(to int64, private bool) time.Duration {
+	if d := f.pausedFor(to); d > 0 {
+		return d
+	}
+	d, undo := f.limiter(private).Reserve(strconv.FormatInt(to, 10))
+	if d > 0 {
+		return d
+	}
+	if d, _ := f.global.Reserve("all"); d > 0 {
+		undo() // the chat's token is not spent on a message that does not go
+		return d
+	}
+	return 0
+}
+
 // try takes room for a message to chat to, if there is some now: for progress
 // edits, which are skipped rather than delayed.
-func (f *flood) try(to int64, private bool) bool {
-	if f.pausedFor(to) > 0 {
-		return false
-	}
-	if ok, _ := f.limiter(private).Allow(strconv.FormatInt(to, 10)); !ok {
-		return false
-	}
-	ok, _ := f.global.Allow("all")
-	return ok
-}
+func (f *flood) try(to int64, private bool) bool { return f.room(to, private) == 0 }
 
 func sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
@@ -165,7 +175,7 @@ func hasText(err error, s string) bool {
 // reader is spent by a try) and may return a func that releases it.
 func (b *Bot) post(ctx context.Context, to int64, private bool, timeout time.Duration, build func() (tgbotapi.Chattable, func(), error)) (json.RawMessage, error) {
 	for {
-		if err := b.flood.wait(ctx, to, private); err != nil {
+		if err := b.waitRoom(ctx, to, private); err != nil {
 			return nil, err
 		}
 		c, release, err := build()
@@ -185,6 +195,41 @@ func (b *Bot) post(ctx context.Context, to int64, private bool, timeout time.Dur
 		}
 		return raw, err
 	}
+}
+
+// send is post for the engine's calls (Deliver): it never waits. When the
+// chat's limits or a 429 say not now, it returns *engine.Later with the wait,
+// having taken nothing, and the engine comes back then; no worker sleeps.
+func (b *Bot) send(ctx context.Context, to int64, private bool, timeout time.Duration, build func() (tgbotapi.Chattable, func(), error)) (json.RawMessage, error) {
+	if d := b.flood.room(to, private); d > 0 {
+		return nil, &engine.Later{After: d}
+	}
+	c, release, err := build()
+	if err != nil {
+		return nil, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	raw, err := b.api.do(cctx, c)
+	cancel()
+	if release != nil {
+		release()
+	}
+	if d := retryAfter(err); d > 0 {
+		b.log.Warn("flood control: delivery later", slog.Int64("chat_id", to), slog.Duration("retry_after", d))
+		b.flood.pause(to, d)
+		return nil, &engine.Later{After: d}
+	}
+	return raw, err
+}
+
+// waitRoom waits for room for a message to chat to. The wait ends with Run
+// as well: waiting for a flood limit is not worth a shutdown's grace, which
+// is for calls under way.
+func (b *Bot) waitRoom(ctx context.Context, to int64, private bool) error {
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(b.context(), cancel)()
+	return b.flood.wait(wctx, to, private)
 }
 
 // fixed builds the same request for every try.

@@ -122,9 +122,11 @@ func (b *Bot) onCallback(ctx context.Context, updateID int, q *tgbotapi.Callback
 			return
 		}
 		answer(chat.T(lang, "Sending the original file…", "正在发送原图文件…"), false)
-		if err := b.sendOriginals(ctx, j, cref, index); err != nil {
-			b.log.Warn("send original files", slog.String("job_id", j.ID), slog.String("chat_id", cref.ChatID), slog.Any("err", err))
-		}
+		b.outbox(q.Message.Chat.ID, func(ctx context.Context) {
+			if err := b.sendOriginals(ctx, j, cref, index); err != nil {
+				b.log.Warn("send original files", slog.String("job_id", j.ID), slog.String("chat_id", cref.ChatID), slog.Any("err", err))
+			}
+		})
 		return
 	}
 	if j := b.existing(ctx, user, cref); j != nil {
@@ -220,19 +222,22 @@ func (b *Bot) resume(ctx context.Context, j *engine.Job) {
 	b.replyStatus(ctx, j, chat.Accepted(j, j.Owner.Lang))
 }
 
-// reply sends text to the chat, as a reply to the command.
-func (b *Bot) reply(ctx context.Context, cref engine.ChatRef, text string) {
+// reply sends text to the chat, as a reply to the command, from the chat's
+// outbox: intake does not wait for the chat's flood limit.
+func (b *Bot) reply(_ context.Context, cref engine.ChatRef, text string) {
 	id, err := chatID(cref)
 	if err != nil {
 		return
 	}
-	if _, err := b.sendText(ctx, id, cref.Private, replyTo(cref), text, nil); err != nil {
-		b.log.Warn("reply failed", slog.String("chat_id", cref.ChatID), slog.Any("err", err))
-	}
+	b.outbox(id, func(ctx context.Context) {
+		if _, err := b.sendText(ctx, b.post, id, cref.Private, replyTo(cref), text, nil); err != nil {
+			b.log.Warn("reply failed", slog.String("chat_id", cref.ChatID), slog.Any("err", err))
+		}
+	})
 }
 
 // sendText sends a text message and returns its id.
-func (b *Bot) sendText(ctx context.Context, to int64, private bool, reply int, text string, kb *tgbotapi.InlineKeyboardMarkup) (int, error) {
+func (b *Bot) sendText(ctx context.Context, post poster, to int64, private bool, reply int, text string, kb *tgbotapi.InlineKeyboardMarkup) (int, error) {
 	m := tgbotapi.NewMessage(to, cut(text, maxText))
 	m.ReplyToMessageID = reply
 	m.AllowSendingWithoutReply = true
@@ -240,7 +245,7 @@ func (b *Bot) sendText(ctx context.Context, to int64, private bool, reply int, t
 	if kb != nil {
 		m.ReplyMarkup = kb
 	}
-	raw, err := b.post(ctx, to, private, callTimeout, fixed(m))
+	raw, err := post(ctx, to, private, callTimeout, fixed(m))
 	if err != nil {
 		return 0, fmt.Errorf("sendMessage: %w", err)
 	}

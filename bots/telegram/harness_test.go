@@ -310,3 +310,30 @@ func noisePNG(t *testing.T, w, h int) []byte {
 	}
 	return buf.Bytes()
 }
+
+// deliver calls Deliver as the engine does: after a Later, again, with the
+// job as stored then, once its wait has passed, with no attempt counted.
+func deliver(b *Bot, ctx context.Context, j *engine.Job) error {
+	for {
+		err := b.Deliver(ctx, j)
+		if _, later := engine.AsLater(err); later {
+			stored, lerr := b.jobs.Job(ctx, j.ID)
+			if lerr != nil {
+				return lerr
+			}
+			stored.State = j.State // tests deliver jobs as states they set
+			j = stored
+		}
+		d, later := engine.AsLater(err)
+		if !later {
+			return err
+		}
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}

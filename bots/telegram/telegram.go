@@ -253,9 +253,10 @@ type Bot struct {
 	seen     map[int]bool // handled update ids
 	inflight map[int]bool // update ids being handled
 	albums   map[string]*album
+	outboxes map[int64]*outbox // per chat: replies waiting for the chat's flood limit
 	runCtx   context.Context
 	closed   bool           // Run is ending: no new background tasks
-	workers  sync.WaitGroup // background tasks (albums) Run waits for
+	workers  sync.WaitGroup // background tasks (albums, outboxes) Run waits for
 }
 
 var _ engine.Notifier = (*Bot)(nil)
@@ -293,6 +294,7 @@ func newBot(cfg Config, api botAPI, d Deps) *Bot {
 		seen:     make(map[int]bool),
 		inflight: make(map[int]bool),
 		albums:   make(map[string]*album),
+		outboxes: make(map[int64]*outbox),
 	}
 	if len(cfg.AllowedChats) > 0 {
 		b.allowed = make(map[int64]bool)

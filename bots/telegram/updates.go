@@ -160,7 +160,8 @@ func (b *Bot) loadState(ctx context.Context) error {
 }
 
 // poll is the long-polling loop. Each batch is handled, one goroutine per
-// chat so a slow chat holds up no other, each chat's updates in order; only
+// chat so a slow chat holds up no other, each chat's updates in order (the
+// replies wait in the chat's outbox, not here); only
 // then is the offset stored, and only then asked of Telegram, which forgets
 // the updates below it. A crash mid-batch fetches the batch again, and the
 // handled ids make the second pass skip what the first did.
@@ -301,8 +302,10 @@ func chatOf(u *tgbotapi.Update) int64 {
 }
 
 // serveWebhook takes one update from Telegram. The secret token must match;
-// the answer is 200 once the update is handled and recorded, so Telegram
-// sends again what the bot did not take.
+// the answer is 200 once the update is handled and recorded (its job made,
+// its id marked), so Telegram sends again what the bot did not take. Replies
+// and status messages go out afterwards, from the chat's outbox: the answer
+// never waits for a chat's flood limit.
 func (b *Bot) serveWebhook(w http.ResponseWriter, r *http.Request) {
 	got := r.Header.Get(SecretHeader)
 	if b.cfg.WebhookSecret == "" || subtle.ConstantTimeCompare([]byte(got), []byte(b.cfg.WebhookSecret)) != 1 {
@@ -439,6 +442,59 @@ func (b *Bot) markSeen(ctx context.Context, id int, albums func(map[string][]tgb
 		b.mu.Unlock()
 	}
 	return nil
+}
+
+// outboxKept is how many replies may wait for one chat; more are dropped.
+const outboxKept = 200
+
+// outbox is a chat's replies waiting for its flood limit, sent in order by
+// one goroutine while there are any. Intake and the webhook hand replies
+// here and go on, so a flooded chat holds up no other chat and no update.
+type outbox struct {
+	queue []func(ctx context.Context)
+}
+
+// outbox queues send for chat to. A reply lost to a crash before it goes
+// out is not sent again; a job's own messages come from the engine.
+func (b *Bot) outbox(to int64, send func(ctx context.Context)) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return
+	}
+	o := b.outboxes[to]
+	if o != nil {
+		if len(o.queue) >= outboxKept {
+			b.log.Warn("too many replies waiting for the chat; one dropped", slog.Int64("chat_id", to))
+			return
+		}
+		o.queue = append(o.queue, send)
+		return
+	}
+	o = &outbox{queue: []func(context.Context){send}}
+	b.outboxes[to] = o
+	b.workers.Add(1)
+	go b.drain(to, o)
+}
+
+// drain sends chat to's replies until none are left, or Run ends.
+func (b *Bot) drain(to int64, o *outbox) {
+	defer b.workers.Done()
+	for {
+		ctx := b.context()
+		b.mu.Lock()
+		if len(o.queue) == 0 || ctx.Err() != nil {
+			delete(b.outboxes, to)
+			b.mu.Unlock()
+			return
+		}
+		send := o.queue[0]
+		o.queue = o.queue[1:]
+		b.mu.Unlock()
+		hctx, cancel := handling(ctx)
+		send(hctx)
+		cancel()
+	}
 }
 
 // album is a media group being collected: Telegram sends each photo of an

@@ -64,6 +64,14 @@ type Server struct {
 	failures    map[string][]Failure
 	webhook     Webhook
 	hideSizes   bool
+	holds       map[string]*hold
+}
+
+// hold keeps calls of a method waiting; see Hold.
+type hold struct {
+	done    chan struct{}
+	proceed bool
+	waiting int
 }
 
 type queued struct {
@@ -238,6 +246,72 @@ func (s *Server) Fail(method string, f ...Failure) {
 	s.failures[method] = append(s.failures[method], f...)
 }
 
+// Hold makes calls of method wait, unanswered and unrecorded, until release
+// is called: release(true) lets them through; release(false) answers them
+// 502 and changes nothing, as a call cut off by a dying bot.
+func (s *Server) Hold(method string) (release func(proceed bool)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.holds == nil {
+		s.holds = make(map[string]*hold)
+	}
+	h := &hold{done: make(chan struct{})}
+	s.holds[method] = h
+	var once sync.Once
+	return func(proceed bool) {
+		once.Do(func() {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			h.proceed = proceed
+			delete(s.holds, method)
+			close(h.done)
+		})
+	}
+}
+
+// WaitHeld waits until a call of method is waiting in a Hold.
+func (s *Server) WaitHeld(ctx context.Context, method string) error {
+	for {
+		s.mu.Lock()
+		h := s.holds[method]
+		ch := s.changed
+		n := 0
+		if h != nil {
+			n = h.waiting
+		}
+		s.mu.Unlock()
+		if n > 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-ch:
+		}
+	}
+}
+
+// held waits out a Hold on method, if there is one; false: answer 502.
+func (s *Server) held(ctx context.Context, method string) bool {
+	s.mu.Lock()
+	h := s.holds[method]
+	if h == nil {
+		s.mu.Unlock()
+		return true
+	}
+	h.waiting++
+	s.notify()
+	s.mu.Unlock()
+	select {
+	case <-h.done:
+	case <-ctx.Done():
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return h.proceed
+}
+
 // Webhook returns what setWebhook registered.
 func (s *Server) Webhook() Webhook {
 	s.mu.Lock()
@@ -403,6 +477,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	params, files, err := parse(r)
 	if err != nil {
 		writeError(w, bad("can't parse request: %v", err))
+		return
+	}
+	if !s.held(r.Context(), method) {
+		writeError(w, &apiError{status: http.StatusBadGateway, desc: "Bad Gateway"})
 		return
 	}
 	call := Call{Method: method, Params: params, Files: files, At: time.Now()}
