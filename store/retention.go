@@ -62,6 +62,8 @@ type Pruner struct {
 	Log       *slog.Logger
 	// Now is the clock; nil is time.Now.
 	Now func() time.Time
+	// Passed, if set, is called after each pass of Run.
+	Passed func(PruneStats, error)
 
 	candidates map[string]bool // unreferenced at the last pass
 }
@@ -80,6 +82,9 @@ func (p *Pruner) Run(ctx context.Context) {
 		} else if st != (PruneStats{}) {
 			p.log().Info("pruned", slog.Int("jobs", st.Jobs), slog.Int("counters", st.Counters),
 				slog.Int("blobs", st.Blobs), slog.Int64("blob_bytes", st.BlobBytes))
+		}
+		if p.Passed != nil {
+			p.Passed(st, err)
 		}
 		select {
 		case <-ctx.Done():
@@ -421,7 +426,20 @@ func (b *Blobs) sweep(ctx context.Context, olderThan time.Time, remove func(key 
 		if len(key) != 64 || strings.Trim(key, "0123456789abcdef") != "" || !remove(key) {
 			return nil
 		}
-		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		// A Put of the same image may rename a fresh file onto this path at
+		// any moment. Move the file aside first, then look at what was moved:
+		// a fresh one goes back (same bytes, so overwriting is harmless).
+		trash := filepath.Join(b.dir, "tmp", "prune-"+key)
+		if err := os.Rename(path, trash); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if moved, err := os.Stat(trash); err == nil && !moved.ModTime().Before(olderThan) {
+			return os.Rename(trash, path)
+		}
+		if err := os.Remove(trash); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
 		n++

@@ -199,3 +199,34 @@ func TestPruneCancelled(t *testing.T) {
 		t.Fatalf("err %v, want context.Canceled", err)
 	}
 }
+
+// Run prunes at once, then every Every, and returns when ctx ends.
+func TestPrunerRun(t *testing.T) {
+	db := mustOpen(t, filepath.Join(t.TempDir(), "db"))
+	defer db.Close()
+	old := time.Now().Add(-40 * 24 * time.Hour)
+	j := &engine.Job{ID: "old", State: engine.StateDelivered, CreatedAt: old, UpdatedAt: old, FinishedAt: old}
+	if err := db.CreateJob(context.Background(), j, nil); err != nil {
+		t.Fatal(err)
+	}
+	passes := make(chan store.PruneStats, 10)
+	p := &store.Pruner{DB: db, Retention: store.Retention{Jobs: 24 * time.Hour, Every: time.Millisecond},
+		Passed: func(st store.PruneStats, err error) {
+			if err == nil {
+				passes <- st
+			}
+		}}
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	go func() { p.Run(ctx); close(stopped) }()
+	if st := <-passes; st.Jobs != 1 {
+		t.Fatalf("first pass %+v", st)
+	}
+	if st := <-passes; st.Jobs != 0 {
+		t.Fatalf("second pass %+v", st)
+	}
+	cancel()
+	<-stopped
+	off := &store.Pruner{DB: db, Retention: store.Retention{Jobs: time.Hour}}
+	off.Run(context.Background()) // every 0: returns at once
+}

@@ -24,7 +24,8 @@ func (a *app) housekeeping(ctx context.Context) (stop func()) {
 	}
 	a.measureDatabase()
 	var wg sync.WaitGroup
-	p := &store.Pruner{DB: a.db, Blobs: a.blobs, Retention: a.cfg.Retention, Log: a.log}
+	p := &store.Pruner{DB: a.db, Blobs: a.blobs, Retention: a.cfg.Retention, Log: a.log,
+		Passed: func(store.PruneStats, error) { a.measureDatabase() }}
 	wg.Go(func() { p.Run(ctx) })
 	wg.Go(func() {
 		t := time.NewTicker(sizeEvery)
