@@ -125,7 +125,7 @@ func TestFollowPruned(t *testing.T) {
 	for _, c := range []struct {
 		user engine.UserRef
 		want string
-	}{{alice, "该任务太久了，已被清理"}, {engine.UserRef{Platform: "t", ID: "alice"}, "This job is too old"}} {
+	}{{alice, "任务 oldjob 太久了，已被清理"}, {engine.UserRef{Platform: "t", ID: "alice"}, "Job oldjob is too old"}} {
 		for _, action := range []string{chat.ActionAgain, chat.ActionUpscale} {
 			got := s.Follow(context.Background(), chat.Message{User: c.user, Chat: room}, j.ID, action, 0)
 			if got.Job != nil || got.Err == nil || got.Err.Code != engine.ENOTFOUND || !strings.Contains(got.Text, c.want) {

@@ -118,7 +118,7 @@ func (b *Bot) onCallback(ctx context.Context, updateID int, q *tgbotapi.Callback
 	if action == actionOriginal {
 		j, err := b.jobs.Job(ctx, id)
 		if engine.ErrorCode(err) == engine.ENOTFOUND {
-			answer(engine.AsError(chat.TooOld(err)).Message(lang), true)
+			answer(engine.AsError(chat.TooOld(err, id)).Message(lang), true)
 			return
 		}
 		if err != nil || len(j.Results) == 0 {
