@@ -95,10 +95,12 @@ func TestBackupOnline(t *testing.T) {
 	}
 }
 
-// TestBackupStopped copies the database straight from the file when no bot runs.
+// TestBackupStopped copies the database straight from the file when no bot
+// runs, past a socket file a killed bot left behind.
 func TestBackupStopped(t *testing.T) {
 	dir := t.TempDir()
 	runBot(t, dir, "/help\n")
+	os.WriteFile(filepath.Join(dir, "data", adminSocket), nil, 0o600)
 	cmd := exec.Command(binary, "backup", "copy.db")
 	cmd.Dir = dir
 	if msg, err := cmd.CombinedOutput(); err != nil {
