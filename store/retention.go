@@ -352,6 +352,17 @@ func (s *DB) Size() (int64, error) {
 	return fi.Size(), nil
 }
 
+// Used is the bytes of the database's pages holding data: the file grows in
+// large steps and keeps freed pages for reuse, so its size alone says little.
+func (s *DB) Used() (int64, error) {
+	var n int64
+	err := s.db.View(func(tx *bolt.Tx) error {
+		n = tx.Size() - int64(s.db.Stats().FreeAlloc)
+		return nil
+	})
+	return n, wrap(err)
+}
+
 // Backup writes a consistent copy of the database to w from one read
 // transaction, so writers carry on meanwhile.
 func (s *DB) Backup(ctx context.Context, w io.Writer) (int64, error) {

@@ -28,6 +28,7 @@ type sizeRow struct {
 	name              string
 	delivered, kept   int   // delivered so far; jobs in the store
 	dbBytes, blobByte int64 // the database file, the image directory
+	dbUsed            int64 // the database's pages in use
 }
 
 // sizes runs jobs through the real engine, store and local renderer day
@@ -89,6 +90,10 @@ func sizes(o options, so sizeOptions) ([]sizeRow, error) {
 		if err != nil {
 			return nil, err
 		}
+		dbUsed, err := w.db.Used()
+		if err != nil {
+			return nil, err
+		}
 		blobBytes, _, err := w.blobs.Size(context.Background())
 		if err != nil {
 			return nil, err
@@ -101,7 +106,7 @@ func sizes(o options, so sizeOptions) ([]sizeRow, error) {
 			}
 			kept += len(js)
 		}
-		rows = append(rows, sizeRow{name: fmt.Sprintf("day %d", day+1), delivered: int(want), kept: kept, dbBytes: dbBytes, blobByte: blobBytes})
+		rows = append(rows, sizeRow{name: fmt.Sprintf("day %d", day+1), delivered: int(want), kept: kept, dbBytes: dbBytes, dbUsed: dbUsed, blobByte: blobBytes})
 	}
 	return rows, nil
 }
@@ -151,11 +156,12 @@ func printSizes(so sizeOptions, rows []sizeRow) {
 	fmt.Printf("\nstore size: %d jobs a simulated day (%dx%d PNG each, local renderer), retention %d days, pruned after each day\n\n",
 		so.perDay, so.side, so.side, so.keepDays)
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "after\tdelivered\tjobs kept\tdatabase\tblobs\tdb/kept job\tblobs/kept job\t")
+	fmt.Fprintln(tw, "after\tdelivered\tjobs kept\tdb file\tdb in use\tblobs\tdb in use/kept job\tblobs/kept job\t")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f MiB\t%.1f MiB\t%.2f KiB\t%.2f KiB\t\n", r.name, r.delivered, r.kept,
-			float64(r.dbBytes)/(1<<20), float64(r.blobByte)/(1<<20),
-			float64(r.dbBytes)/float64(max(r.kept, 1))/1024, float64(r.blobByte)/float64(max(r.kept, 1))/1024)
+		kept := float64(max(r.kept, 1))
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f MiB\t%.1f MiB\t%.1f MiB\t%.2f KiB\t%.2f KiB\t\n", r.name, r.delivered, r.kept,
+			float64(r.dbBytes)/(1<<20), float64(r.dbUsed)/(1<<20), float64(r.blobByte)/(1<<20),
+			float64(r.dbUsed)/kept/1024, float64(r.blobByte)/kept/1024)
 	}
 	tw.Flush()
 }
