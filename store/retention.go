@@ -40,9 +40,9 @@ func DefaultRetention() Retention {
 // holds bbolt's single writer long enough to delay admission.
 const pruneBatch = 500
 
-// BlobGrace is how old an unreferenced image file must be before it can go:
-// an image is stored a moment before the job naming it is written.
-const BlobGrace = time.Hour
+// DefaultBlobGrace is how old an unreferenced image file must be before it
+// can go: an image is stored a moment before the job naming it is written.
+const DefaultBlobGrace = time.Hour
 
 // PruneStats counts what one pass removed.
 type PruneStats struct {
@@ -62,6 +62,9 @@ type Pruner struct {
 	Log       *slog.Logger
 	// Now is the clock; nil is time.Now.
 	Now func() time.Time
+	// BlobGrace overrides DefaultBlobGrace. It is measured on the wall
+	// clock, as file times are, whatever Now says.
+	BlobGrace time.Duration
 	// Passed, if set, is called after each pass of Run.
 	Passed func(PruneStats, error)
 
@@ -126,7 +129,11 @@ func (p *Pruner) Pass(ctx context.Context) (PruneStats, error) {
 			return st, err
 		}
 		next := make(map[string]bool)
-		st.Blobs, st.BlobBytes, err = p.Blobs.sweep(ctx, now.Add(-BlobGrace), func(key string) bool {
+		grace := p.BlobGrace
+		if grace <= 0 {
+			grace = DefaultBlobGrace
+		}
+		st.Blobs, st.BlobBytes, err = p.Blobs.sweep(ctx, time.Now().Add(-grace), func(key string) bool {
 			if refs[key] {
 				return false
 			}

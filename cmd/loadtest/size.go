@@ -26,9 +26,10 @@ type sizeOptions struct {
 // sizeRow is the store's disk use after some simulated days.
 type sizeRow struct {
 	name              string
-	delivered, kept   int   // delivered so far; jobs in the store
-	dbBytes, blobByte int64 // the database file, the image directory
-	dbUsed            int64 // the database's pages in use
+	delivered, kept   int           // delivered so far; jobs in the store
+	dbBytes, blobByte int64         // the database file, the image directory
+	dbUsed            int64         // the database's pages in use
+	admitMax          time.Duration // the slowest admission while the day's pruning ran
 }
 
 // sizes runs jobs through the real engine, store and local renderer day
@@ -52,12 +53,14 @@ func sizes(o options, so sizeOptions) ([]sizeRow, error) {
 		return nil, err
 	}
 	defer e.Stop(context.Background())
-	p := &store.Pruner{DB: w.db, Blobs: w.blobs, Now: now, Log: slog.New(slog.DiscardHandler),
+	// The simulated days pass in seconds of file time: a short grace lets
+	// old days' images go, still far longer than a render takes.
+	p := &store.Pruner{DB: w.db, Blobs: w.blobs, Now: now, Log: slog.New(slog.DiscardHandler), BlobGrace: 3 * time.Second,
 		Retention: store.Retention{Jobs: time.Duration(so.keepDays) * 24 * time.Hour, Counters: 90 * 24 * time.Hour}}
 	var rows []sizeRow
+	var submitted atomic.Int64
 	for day := range so.days {
 		offset.Store(int64(day) * int64(24*time.Hour))
-		want := int64((day + 1) * so.perDay)
 		var wg sync.WaitGroup
 		var firstErr atomic.Value
 		var next atomic.Int64
@@ -69,6 +72,7 @@ func sizes(o options, so sizeOptions) ([]sizeRow, error) {
 						firstErr.CompareAndSwap(nil, err)
 						return
 					}
+					submitted.Add(1)
 				}
 			})
 		}
@@ -76,15 +80,43 @@ func sizes(o options, so sizeOptions) ([]sizeRow, error) {
 		if err, ok := firstErr.Load().(error); ok {
 			return nil, err
 		}
-		if err := obs.wait(want, time.Minute); err != nil {
+		if err := obs.wait(submitted.Load(), time.Minute); err != nil {
 			return nil, fmt.Errorf("day %d: %w", day+1, err)
 		}
+		// Commands keep arriving while pruning runs: the slowest admission
+		// shows whether pruning holds the store's writer too long.
+		stop := make(chan struct{})
+		admitted := make(chan time.Duration)
+		go func() {
+			var worst time.Duration
+			defer func() { admitted <- worst }()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				case <-time.After(time.Millisecond):
+				}
+				req := engine.Request{Kind: engine.KindDraw, Prompt: "during pruning", Width: 64, Height: 64, Seed: -1}
+				start := time.Now()
+				if _, err := e.Submit(context.Background(), user(i), room, req); err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+				worst = max(worst, time.Since(start))
+				submitted.Add(1)
+			}
+		}()
 		// Two passes, as two hours of the bot's hourly pruning: images go
 		// on the second pass that finds them unreferenced.
 		for range 2 {
 			if _, err := p.Pass(context.Background()); err != nil {
 				return nil, err
 			}
+		}
+		close(stop)
+		admitMax := <-admitted
+		if err, ok := firstErr.Load().(error); ok {
+			return nil, err
 		}
 		dbBytes, err := w.db.Size()
 		if err != nil {
@@ -106,7 +138,7 @@ func sizes(o options, so sizeOptions) ([]sizeRow, error) {
 			}
 			kept += len(js)
 		}
-		rows = append(rows, sizeRow{name: fmt.Sprintf("day %d", day+1), delivered: int(want), kept: kept, dbBytes: dbBytes, dbUsed: dbUsed, blobByte: blobBytes})
+		rows = append(rows, sizeRow{name: fmt.Sprintf("day %d", day+1), delivered: int(obs.count()), kept: kept, admitMax: admitMax, dbBytes: dbBytes, dbUsed: dbUsed, blobByte: blobBytes})
 	}
 	return rows, nil
 }
@@ -133,6 +165,12 @@ func (d *deliveredObserver) Moved(j *engine.Job, from engine.State) {
 func (d *deliveredObserver) Billed(string, int)                         {}
 func (d *deliveredObserver) DeliveryStarted(*engine.Job, time.Duration) {}
 
+func (d *deliveredObserver) count() int64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.delivered
+}
+
 func (d *deliveredObserver) wait(n int64, within time.Duration) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -156,12 +194,12 @@ func printSizes(so sizeOptions, rows []sizeRow) {
 	fmt.Printf("\nstore size: %d jobs a simulated day (%dx%d PNG each, local renderer), retention %d days, pruned after each day\n\n",
 		so.perDay, so.side, so.side, so.keepDays)
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "after\tdelivered\tjobs kept\tdb file\tdb in use\tblobs\tdb in use/kept job\tblobs/kept job\t")
+	fmt.Fprintln(tw, "after\tdelivered\tjobs kept\tdb file\tdb in use\tblobs\tdb in use/kept job\tblobs/kept job\tslowest admission while pruning\t")
 	for _, r := range rows {
 		kept := float64(max(r.kept, 1))
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f MiB\t%.1f MiB\t%.1f MiB\t%.2f KiB\t%.2f KiB\t\n", r.name, r.delivered, r.kept,
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f MiB\t%.1f MiB\t%.1f MiB\t%.2f KiB\t%.2f KiB\t%s\t\n", r.name, r.delivered, r.kept,
 			float64(r.dbBytes)/(1<<20), float64(r.dbUsed)/(1<<20), float64(r.blobByte)/(1<<20),
-			float64(r.dbUsed)/kept/1024, float64(r.blobByte)/kept/1024)
+			float64(r.dbUsed)/kept/1024, float64(r.blobByte)/kept/1024, r.admitMax.Round(100*time.Microsecond))
 	}
 	tw.Flush()
 }
