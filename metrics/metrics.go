@@ -22,6 +22,8 @@ type Metrics struct {
 	added     prometheus.Histogram
 	refusals  *prometheus.CounterVec
 	throttled *prometheus.CounterVec
+	disk      *prometheus.GaugeVec
+	files     prometheus.Gauge
 }
 
 var _ engine.Observer = (*Metrics)(nil)
@@ -53,8 +55,14 @@ func New() *Metrics {
 		throttled: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "picbot_platform_rate_limited_total", Help: "429 answers from chat platforms, by platform.",
 		}, []string{"platform"}),
+		disk: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "picbot_store_bytes", Help: "Disk used by the store, by part: the database file and the image directory. Measured periodically, not per scrape.",
+		}, []string{"part"}),
+		files: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "picbot_store_images", Help: "Files in the image directory. Measured periodically.",
+		}),
 	}
-	m.reg.MustRegister(m.jobs, m.ended, m.billed, m.latency, m.added, m.refusals, m.throttled,
+	m.reg.MustRegister(m.jobs, m.ended, m.billed, m.latency, m.added, m.refusals, m.throttled, m.disk, m.files,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -95,3 +103,12 @@ func (m *Metrics) DeliveryStarted(j *engine.Job, added time.Duration) {
 
 // RateLimited counts a 429 from a chat platform.
 func (m *Metrics) RateLimited(platform string) { m.throttled.WithLabelValues(platform).Inc() }
+
+// DatabaseSize records the database file's size.
+func (m *Metrics) DatabaseSize(bytes int64) { m.disk.WithLabelValues("database").Set(float64(bytes)) }
+
+// ImagesSize records the image directory's size and file count.
+func (m *Metrics) ImagesSize(bytes int64, files int) {
+	m.disk.WithLabelValues("blobs").Set(float64(bytes))
+	m.files.Set(float64(files))
+}

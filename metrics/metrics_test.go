@@ -24,6 +24,8 @@ func TestMetrics(t *testing.T) {
 	m.Moved(j, engine.StateSucceeded)
 	m.Refused(engine.EQUOTA)
 	m.RateLimited("telegram")
+	m.DatabaseSize(1 << 20)
+	m.ImagesSize(5<<20, 7)
 
 	rec := httptest.NewRecorder()
 	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
@@ -37,6 +39,9 @@ func TestMetrics(t *testing.T) {
 		`picbot_added_latency_seconds_bucket{le="0.025"} 1`,
 		`picbot_refusals_total{code="quota"} 1`,
 		`picbot_platform_rate_limited_total{platform="telegram"} 1`,
+		`picbot_store_bytes{part="database"} 1.048576e+06`,
+		`picbot_store_bytes{part="blobs"} 5.24288e+06`,
+		`picbot_store_images 7`,
 		`go_goroutines`,
 	} {
 		if !strings.Contains(string(body), want) {

@@ -28,6 +28,12 @@ var (
 
 func newService(t *testing.T) (*chat.Service, notifier) {
 	t.Helper()
+	s, n, _ := newServiceDB(t)
+	return s, n
+}
+
+func newServiceDB(t *testing.T) (*chat.Service, notifier, *store.DB) {
+	t.Helper()
 	dir := t.TempDir()
 	db, err := store.Open(filepath.Join(dir, "db"), store.Options{})
 	if err != nil {
@@ -53,7 +59,7 @@ func newService(t *testing.T) (*chat.Service, notifier) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.Stop(context.Background()) })
-	return &chat.Service{Engine: e, Quota: q, Blobs: blobs}, n
+	return &chat.Service{Engine: e, Quota: q, Blobs: blobs}, n, db
 }
 
 func say(s *chat.Service, u engine.UserRef, text string) chat.Reply {
@@ -97,6 +103,36 @@ func TestHandle(t *testing.T) {
 		}
 		<-n.ended
 	})
+}
+
+// A button under a job retention removed answers that it is too old, in
+// the user's language, rather than "there is no job".
+func TestFollowPruned(t *testing.T) {
+	s, _, db := newServiceDB(t)
+	old := time.Now().Add(-40 * 24 * time.Hour)
+	j := &engine.Job{ID: "oldjob", Owner: alice, Chat: room, State: engine.StateDelivered,
+		Request: engine.Request{Kind: engine.KindDraw, Prompt: "狐狸"}, Results: []engine.Result{{Blob: strings.Repeat("a", 64)}},
+		CreatedAt: old, UpdatedAt: old, FinishedAt: old, DeliveredAt: old}
+	if err := db.CreateJob(context.Background(), j, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Follow(context.Background(), chat.Message{User: alice, Chat: room}, j.ID, chat.ActionAgain, 0); got.Job == nil {
+		t.Fatalf("before pruning: %+v", got)
+	}
+	if got, err := db.PruneJobs(context.Background(), time.Now().Add(-30*24*time.Hour)); err != nil || got != 1 {
+		t.Fatalf("pruned %d, %v", got, err)
+	}
+	for _, c := range []struct {
+		user engine.UserRef
+		want string
+	}{{alice, "任务 oldjob 太久了，已被清理"}, {engine.UserRef{Platform: "t", ID: "alice"}, "Job oldjob is too old"}} {
+		for _, action := range []string{chat.ActionAgain, chat.ActionUpscale} {
+			got := s.Follow(context.Background(), chat.Message{User: c.user, Chat: room}, j.ID, action, 0)
+			if got.Job != nil || got.Err == nil || got.Err.Code != engine.ENOTFOUND || !strings.Contains(got.Text, c.want) {
+				t.Errorf("%s: %+v, want %q", action, got, c.want)
+			}
+		}
+	}
 }
 
 func TestAdmin(t *testing.T) {

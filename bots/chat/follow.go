@@ -20,7 +20,7 @@ func (s *Service) Follow(ctx context.Context, m Message, parentID, action string
 	lang := m.User.Lang
 	parent, err := s.Engine.Job(ctx, parentID)
 	if err != nil {
-		return s.fail(lang, err, parentID)
+		return s.fail(lang, TooOld(err, parentID), parentID)
 	}
 	if index < 0 || index >= len(parent.Results) {
 		index = 0
@@ -55,4 +55,14 @@ func (s *Service) Follow(ctx context.Context, m Message, parentID, action string
 		return s.fail(lang, err, "")
 	}
 	return Reply{Text: Accepted(j, lang), Job: j}
+}
+
+// TooOld turns "no such job" under a button into a polite word that the job
+// was cleaned up: jobs are kept for retention.jobs, their buttons for ever.
+func TooOld(err error, id string) error {
+	if engine.ErrorCode(err) != engine.ENOTFOUND {
+		return err
+	}
+	return engine.Wrap(engine.ENOTFOUND, err, "Job %s is too old: it has been cleaned up. Please send the command again.",
+		"任务 %s 太久了，已被清理。请重新发送命令。", id)
 }

@@ -335,7 +335,7 @@ func (b *Bot) follow(ctx context.Context, ev *event, k button) error {
 	if b.cfg.ButtonUsers == ButtonsAuthor {
 		parent, err := b.eng.Job(ctx, k.job)
 		if err != nil {
-			return err
+			return chat.TooOld(err, k.job)
 		}
 		if parent.Owner.Platform != Platform || parent.Owner.ID != ev.user.ID {
 			return errNotAuthor
@@ -349,7 +349,7 @@ func (b *Bot) follow(ctx context.Context, ev *event, k button) error {
 func (b *Bot) original(ctx context.Context, ev *event, k button) error {
 	j, err := b.eng.Job(ctx, k.job)
 	if err != nil {
-		return err
+		return chat.TooOld(err, k.job)
 	}
 	lang := ev.lang()
 	if k.index >= len(j.Results) {

@@ -117,6 +117,10 @@ func (b *Bot) onCallback(ctx context.Context, updateID int, q *tgbotapi.Callback
 	cref := chatRef(q.Message.Chat, q.Message.MessageID, updateID)
 	if action == actionOriginal {
 		j, err := b.jobs.Job(ctx, id)
+		if engine.ErrorCode(err) == engine.ENOTFOUND {
+			answer(engine.AsError(chat.TooOld(err, id)).Message(lang), true)
+			return
+		}
 		if err != nil || len(j.Results) == 0 {
 			answer(chat.T(lang, "That picture is no longer available.", "那张图片已不可用。"), true)
 			return

@@ -16,6 +16,7 @@ import (
 	"github.com/picbot/picbot/engine/showapi"
 	"github.com/picbot/picbot/engine/zhiqite"
 	"github.com/picbot/picbot/quota"
+	"github.com/picbot/picbot/store"
 	"go.yaml.in/yaml/v4"
 )
 
@@ -28,9 +29,11 @@ type Config struct {
 	Engine  EngineConfig  `yaml:"engine"`
 	Local   LocalConfig   `yaml:"local"`
 	Quota   quota.Config  `yaml:"quota"`
-	Fetch   FetchConfig   `yaml:"fetch"`
-	Catalog CatalogConfig `yaml:"catalog"`
-	Vendors VendorsConfig `yaml:"vendors"`
+	// Retention bounds how long finished jobs, their images and daily counters are kept.
+	Retention store.Retention `yaml:"retention"`
+	Fetch     FetchConfig     `yaml:"fetch"`
+	Catalog   CatalogConfig   `yaml:"catalog"`
+	Vendors   VendorsConfig   `yaml:"vendors"`
 	// Chat platforms besides the console.
 	Telegram TelegramConfig `yaml:"telegram"`
 	Discord  DiscordConfig  `yaml:"discord"`
@@ -126,9 +129,10 @@ func DefaultConfig() Config {
 			Routes:           routes,
 			Limits:           d.Limits,
 		},
-		Local: LocalConfig{Enabled: true, Duration: 2 * time.Second},
-		Fetch: FetchConfig{Timeout: 30 * time.Second},
-		Quota: q,
+		Local:     LocalConfig{Enabled: true, Duration: 2 * time.Second},
+		Fetch:     FetchConfig{Timeout: 30 * time.Second},
+		Quota:     q,
+		Retention: store.DefaultRetention(),
 		Vendors: VendorsConfig{
 			Zhiqite:  ZhiqiteConfig{Config: zhiqite.Defaults()},
 			ShowAPI:  ShowAPIConfig{Config: showapi.Defaults()},
@@ -262,6 +266,9 @@ func (c *Config) Validate() error {
 	lim := c.Engine.Limits
 	if lim.MinSide < 8 || lim.MaxSide < lim.MinSide || lim.MaxImages < 1 || lim.MaxPromptRunes < 1 || lim.MaxSteps < 1 || lim.MaxScale < 2 {
 		bad("engine.limits", "min_side ≥ 8, max_side ≥ min_side, max_images, max_prompt_runes and max_steps ≥ 1, max_scale ≥ 2")
+	}
+	if r := c.Retention; r.Jobs < 0 || r.Counters < 0 || r.Every < 0 {
+		bad("retention", "jobs, counters and every must not be negative")
 	}
 	if c.Local.Duration < 0 {
 		bad("local.duration", "must not be negative")

@@ -45,6 +45,9 @@ func main() {
 
 // run is the whole program, so tests can run it in-process.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "backup" {
+		return backupCommand(ctx, args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("picbot", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", "YAML configuration `file` (default: embedded defaults)")
@@ -255,6 +258,8 @@ func (a *app) run(ctx context.Context) error {
 	a.ready.Store(true)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	stopHousekeeping := a.housekeeping(ctx)
+	defer stopHousekeeping() // before the store closes
 	errs := make(chan error, len(a.platforms)+1)
 	for _, p := range a.platforms {
 		go func() { errs <- p.Run(ctx) }()

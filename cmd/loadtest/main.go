@@ -76,6 +76,9 @@ func main() {
 			o.admitFor = 5 * time.Second
 		}
 	}
+	if *sizeOnly {
+		o.runs = 0
+	}
 	var rows []row
 	for i := range o.runs {
 		r, err := run(o)
@@ -86,7 +89,13 @@ func main() {
 		r.name = fmt.Sprintf("run %d", i+1)
 		rows = append(rows, r)
 	}
-	print(o, rows)
+	if len(rows) > 0 {
+		print(o, rows)
+	}
+	if err := storeSize(o, *full); err != nil {
+		fmt.Fprintln(os.Stderr, "loadtest: store size:", err)
+		os.Exit(1)
+	}
 }
 
 // row is one run's figures.
