@@ -223,6 +223,10 @@ func (e *Engine) save(ctx context.Context, id string, fn func(j *Job, c Counters
 	return j
 }
 
+// minLater keeps a platform that keeps answering "later, in 0 s" from
+// spinning a worker.
+const minLater = 50 * time.Millisecond
+
 // retry is the wait after a failed store write.
 const retry = time.Second
 
@@ -538,7 +542,7 @@ func (e *Engine) deliver(ctx context.Context, j *Job) time.Duration {
 		return never
 	}
 	if after, ok := AsLater(err); ok {
-		return after // the platform's limit, not a failed try: no attempt counted
+		return max(after, minLater) // the platform's limit, not a failed try: no attempt counted
 	}
 	if err == nil {
 		ok := e.save(ctx, j.ID, func(j *Job, c Counters) error {
@@ -590,7 +594,7 @@ func (e *Engine) notify(ctx context.Context, j *Job) time.Duration {
 		return never
 	}
 	if after, ok := AsLater(err); ok {
-		return after // the platform's limit, not a failed try: no attempt counted
+		return max(after, minLater) // the platform's limit, not a failed try: no attempt counted
 	}
 	if err != nil && ErrorCode(err) != EUNDELIVERED && j.DeliveryAttempts+1 < e.cfg.DeliveryAttempts {
 		e.log.Warn("notify job", slog.String("job_id", j.ID), slog.Any("err", err))
