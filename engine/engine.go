@@ -47,6 +47,10 @@ type Config struct {
 	Observer Observer
 	Logger   *slog.Logger
 	Now      func() time.Time
+	// ResumeSpread caps the window over which Start spreads the polls of
+	// jobs at a vendor that are overdue or have no stored schedule, so a
+	// restart is not a burst of billed polls. Zero: 30 s.
+	ResumeSpread time.Duration
 }
 
 // DefaultConfig returns the engine's defaults.
@@ -60,6 +64,7 @@ func DefaultConfig() Config {
 		DeliveryAttempts: 10,
 		BreakerFailures:  3,
 		BreakerCooldown:  30 * time.Second,
+		ResumeSpread:     30 * time.Second,
 	}
 }
 
@@ -88,6 +93,9 @@ func (c *Config) fill() {
 	}
 	if c.BreakerCooldown <= 0 {
 		c.BreakerCooldown = d.BreakerCooldown
+	}
+	if c.ResumeSpread <= 0 {
+		c.ResumeSpread = d.ResumeSpread
 	}
 	if c.HTTPClient == nil {
 		c.HTTPClient = &http.Client{Timeout: 60 * time.Second}
@@ -127,10 +135,14 @@ type Engine struct {
 	stopTaking, abortSteps context.CancelFunc
 }
 
-// liveJob is the in-memory part of an unfinished job: a lock that keeps one
-// step at a time, and what is not worth persisting.
+// liveJob is the in-memory part of an unfinished job: a flag that keeps one
+// step at a time, and what is not worth persisting. mu guards the fields
+// only and is never held across I/O, so a callback or a cancel never waits
+// for a step's vendor call or post.
 type liveJob struct {
 	mu       sync.Mutex
+	stepping bool // a step of this job is under way
+	again    bool // the job was made due during that step: step it once more
 	platform string
 	polls    int // polls since this process took the job on
 	fetches  int // failed downloads since then
@@ -170,9 +182,11 @@ func (e *Engine) Start(ctx context.Context) error {
 		return fmt.Errorf("resume jobs: %w", err)
 	}
 	now := e.cfg.Now()
+	for id, at := range resumeTimes(jobs, now, e.cfg.ResumeSpread) {
+		e.sched.at(id, at)
+	}
 	for _, j := range jobs {
 		e.track(j)
-		e.sched.at(j.ID, now)
 		e.cfg.Observer.Admitted(j)
 	}
 	if len(jobs) > 0 {
@@ -354,10 +368,8 @@ func (e *Engine) Annotate(ctx context.Context, id, key, value string) error {
 // Cancel stops a job for its owner, or for anyone when admin is true. A job
 // no vendor has accepted yet is refunded; one a vendor holds is not, since the vendor bills it.
 func (e *Engine) Cancel(ctx context.Context, id string, by UserRef, admin bool) (*Job, error) {
-	if lj := e.liveJob(id); lj != nil {
-		lj.mu.Lock()
-		defer lj.mu.Unlock()
-	}
+	// No wait for a step under way: its result, applied later, sees the job
+	// cancelled and is dropped (see save).
 	j, err := e.update(ctx, id, func(j *Job, c Counters) error {
 		if !admin && j.Owner.Key() != by.Key() {
 			return Errorf(EFORBIDDEN, "Job %s is not yours to cancel.", "任务 %s 不是你的，不能取消。", j.ID)
@@ -402,30 +414,48 @@ func (e *Engine) HandleCallback(ctx context.Context, vendor, id, token string, b
 	if lj == nil {
 		return contentType, reply, nil
 	}
-	lj.mu.Lock()
-	defer lj.mu.Unlock()
-	if j, err = e.store.Job(ctx, id); err != nil {
-		return "", nil, err
+	// A step that wrote first makes this write stale: read the job again and
+	// apply the callback to what it is now, a few times at most.
+	for range 3 {
+		after, stale := e.applyCallback(ctx, lj, v, j, body)
+		if !stale {
+			if after >= 0 {
+				e.sched.at(id, e.cfg.Now().Add(after))
+			}
+			return contentType, reply, nil
+		}
+		if j, err = e.store.Job(ctx, id); err != nil {
+			return "", nil, err
+		}
 	}
-	if j.Vendor != vendor || !j.State.AtVendor() || len(j.Pending) > 0 {
-		return contentType, reply, nil
+	e.sched.at(id, e.cfg.Now()) // still racing a step: let a poll find out
+	return contentType, reply, nil
+}
+
+// applyCallback applies a callback's body to j as stored when read. stale
+// reports that the job moved on before the write and nothing was applied.
+func (e *Engine) applyCallback(ctx context.Context, lj *liveJob, v CallbackVendor, j *Job, body []byte) (after time.Duration, stale bool) {
+	if j.Vendor != v.Name() || !j.State.AtVendor() || len(j.Pending) > 0 {
+		return never, false
 	}
 	out, err := v.ParseCallback(j, body)
 	if err != nil {
 		// Unreadable: acknowledge anyway and ask the vendor directly instead.
-		e.log.Warn("unreadable callback; polling instead", slog.String("job_id", id), slog.String("vendor", vendor), slog.Any("err", err))
-		e.sched.at(id, e.cfg.Now())
-		return contentType, reply, nil
+		e.log.Warn("unreadable callback; polling instead", slog.String("job_id", j.ID), slog.String("vendor", v.Name()), slog.Any("err", err))
+		return 0, false
 	}
 	if out.TaskID != "" && out.TaskID != j.TaskID {
-		e.log.Warn("callback for another task ignored", slog.String("job_id", id), slog.String("task_id", out.TaskID))
-		return contentType, reply, nil
+		e.log.Warn("callback for another task ignored", slog.String("job_id", j.ID), slog.String("task_id", out.TaskID))
+		return never, false
 	}
-	after := e.apply(ctx, lj, j, v, out, false)
-	if after >= 0 {
-		e.sched.at(id, e.cfg.Now().Add(after))
-	}
-	return contentType, reply, nil
+	// Applied beside any step under way, never behind its I/O (see save).
+	st := &stepState{seen: j}
+	work := lj.snapshot()
+	after = e.apply(withStep(ctx, st), work, j, v, out, false)
+	lj.mu.Lock()
+	lj.lastPct = work.lastPct
+	lj.mu.Unlock()
+	return after, st.stale
 }
 
 // OpenInput serves a job's input image to a vendor that fetches it by URL.
@@ -541,4 +571,29 @@ func (e *Engine) pick(r *Request, tried []string, useBreakers bool) (Vendor, err
 func isCode(err error, codes ...string) bool {
 	var e *Error
 	return errors.As(err, &e) && slices.Contains(codes, e.Code)
+}
+
+// resumeTimes says when Start runs each unfinished job. A job waiting at its
+// vendor keeps the schedule its last step stored, since a poll is billed and
+// a callback may still come; those overdue or without one (older records)
+// are spread evenly over min(10 ms a job, spread) rather than polled in one
+// burst. Everything else (queued, to download, to post) goes at once.
+func resumeTimes(jobs []*Job, now time.Time, spread time.Duration) map[string]time.Time {
+	at := make(map[string]time.Time, len(jobs))
+	var late []string
+	for _, j := range jobs {
+		switch {
+		case !j.State.AtVendor() || len(j.Pending) > 0:
+			at[j.ID] = now
+		case j.NextAt.After(now):
+			at[j.ID] = j.NextAt
+		default:
+			late = append(late, j.ID)
+		}
+	}
+	window := min(time.Duration(len(late))*10*time.Millisecond, spread)
+	for i, id := range late {
+		at[id] = now.Add(window * time.Duration(i) / time.Duration(len(late)))
+	}
+	return at
 }

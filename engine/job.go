@@ -153,6 +153,9 @@ type Job struct {
 	VendorDoneAt time.Time `json:"vendor_done_at,omitzero"`
 	DeliveredAt  time.Time `json:"delivered_at,omitzero"`
 	Deadline     time.Time `json:"deadline"`
+	// NextAt is when the job's next step is due, kept so that a restart
+	// leaves a job waiting at its vendor on its own schedule. Zero in older records.
+	NextAt time.Time `json:"next_at,omitzero"`
 }
 
 // Finished reports whether nothing remains to do for the job: it is

@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,30 +16,38 @@ import (
 const never = time.Duration(-1)
 
 // step moves job id one step on, according to its stored state, then
-// schedules the next step. Steps of one job never overlap.
+// schedules the next step. Steps of one job never overlap, but no lock is
+// held during the step's I/O: the step works on the job as read, and its
+// write is dropped if a callback or a cancel moved the job on meanwhile.
 func (e *Engine) step(ctx context.Context, id string) {
 	lj := e.liveJob(id)
 	if lj == nil {
+		e.sched.forget(id)
 		return
 	}
 	lj.mu.Lock()
-	defer lj.mu.Unlock()
-	if ctx.Err() != nil {
+	if lj.stepping {
+		// Made due while a step runs (a callback, a cancel): that step
+		// steps the job once more when it ends.
+		lj.again = true
+		lj.mu.Unlock()
 		return
 	}
-	j, err := e.store.Job(ctx, id)
-	if err != nil {
-		if ErrorCode(err) == ENOTFOUND {
-			e.forget(id)
-			return
-		}
-		e.log.Error("load job", slog.String("job_id", id), slog.Any("err", err))
-		e.sched.at(id, e.cfg.Now().Add(time.Second))
-		return
-	}
-	after := e.advance(ctx, lj, j)
+	lj.stepping = true
+	work := &liveJob{platform: lj.platform, polls: lj.polls, fetches: lj.fetches, lastPct: lj.lastPct}
+	lj.mu.Unlock()
+	after := e.stepOnce(ctx, work, id)
+	lj.mu.Lock()
+	lj.polls, lj.fetches, lj.lastPct = work.polls, work.fetches, work.lastPct
+	lj.stepping = false
+	again := lj.again
+	lj.again = false
+	lj.mu.Unlock()
 	if ctx.Err() != nil {
 		return // shutting down: the restart carries on from the store
+	}
+	if again {
+		after = 0
 	}
 	if after == never {
 		e.forget(id)
@@ -46,6 +55,84 @@ func (e *Engine) step(ctx context.Context, id string) {
 	}
 	e.sched.at(id, e.cfg.Now().Add(after))
 }
+
+// snapshot copies the fields a step or a callback works on.
+func (lj *liveJob) snapshot() *liveJob {
+	lj.mu.Lock()
+	defer lj.mu.Unlock()
+	return &liveJob{platform: lj.platform, polls: lj.polls, fetches: lj.fetches, lastPct: lj.lastPct}
+}
+
+func (e *Engine) stepOnce(ctx context.Context, lj *liveJob, id string) time.Duration {
+	if ctx.Err() != nil {
+		return never
+	}
+	j, err := e.store.Job(ctx, id)
+	if err != nil {
+		if ErrorCode(err) == ENOTFOUND {
+			return never
+		}
+		e.log.Error("load job", slog.String("job_id", id), slog.Any("err", err))
+		return time.Second
+	}
+	st := &stepState{seen: j.Clone()}
+	after := e.advance(withStep(ctx, st), lj, j)
+	if ctx.Err() != nil {
+		return never
+	}
+	if st.stale {
+		return 0 // the job moved on during the step: look at it afresh
+	}
+	if after >= resumeKeep && st.seen != nil && !st.seen.Finished() {
+		// Kept so that a restart does not poll before this is due (see resumeTimes).
+		next := e.cfg.Now().Add(after)
+		if _, err := e.store.UpdateJob(ctx, id, func(j *Job, _ Counters) error {
+			if !sameStep(j, st.seen) {
+				return errStale
+			}
+			j.NextAt = next
+			return nil
+		}); err != nil && !errors.Is(err, errStale) {
+			e.log.Warn("record next step", slog.String("job_id", id), slog.Any("err", err))
+		}
+	}
+	return after
+}
+
+// resumeKeep is the shortest wait worth a store write to survive a restart;
+// a shorter one is overdue by the time a restarted bot looks at it anyway.
+const resumeKeep = 2 * time.Second
+
+// stepState is what a step (or a callback) read of its job, so that its
+// write can tell whether the job moved on in the meantime.
+type stepState struct {
+	seen  *Job
+	stale bool
+}
+
+type stepKey struct{}
+
+func withStep(ctx context.Context, st *stepState) context.Context {
+	return context.WithValue(ctx, stepKey{}, st)
+}
+
+var errStale = errors.New("job moved on during the step")
+
+// sameStep reports whether stored job j is still where a step read it as
+// seen: same state, same vendor task, same downloads and delivery tries.
+// Notes that change nothing of that (Meta, NextAt) do not count.
+func sameStep(j, seen *Job) bool {
+	return j.State == seen.State && j.Vendor == seen.Vendor && j.TaskID == seen.TaskID &&
+		j.Attempts == seen.Attempts && len(j.Pending) == len(seen.Pending) &&
+		j.DeliveryAttempts == seen.DeliveryAttempts && j.Notified == seen.Notified
+}
+
+// discardCounters reads through to the transaction's counters and keeps no
+// write: a stale step's change is replayed on it only to learn its billing.
+type discardCounters struct{ Counters }
+
+func (d discardCounters) Add(key string, delta int64) int64 { return max(d.Get(key)+delta, 0) }
+func (discardCounters) SetSetting(string, string)           {}
 
 func (e *Engine) advance(ctx context.Context, lj *liveJob, j *Job) time.Duration {
 	if j.Finished() {
@@ -97,15 +184,48 @@ func (e *Engine) update(ctx context.Context, id string, fn func(j *Job, c Counte
 }
 
 // save is update for steps: it logs a failed write and returns nil, and the
-// step is then tried again.
+// step is then tried again. Inside a step it applies fn only if the job is
+// still as the step read it; otherwise only the vendor calls the step was
+// billed for are recorded, and the step is marked stale.
 func (e *Engine) save(ctx context.Context, id string, fn func(j *Job, c Counters) error) *Job {
-	j, err := e.update(ctx, id, fn)
+	st, _ := ctx.Value(stepKey{}).(*stepState)
+	write, dropped := fn, false
+	if st != nil {
+		write = func(j *Job, c Counters) error {
+			dropped = false
+			if sameStep(j, st.seen) {
+				return fn(j, c)
+			}
+			dropped = true
+			// Replay the change on the job as read to learn its billing, and keep only that.
+			probe := st.seen.Clone()
+			_ = fn(probe, discardCounters{c})
+			if n := probe.BilledCalls - st.seen.BilledCalls; n > 0 {
+				j.BilledCalls += n
+				return nil
+			}
+			return errStale
+		}
+	}
+	j, err := e.update(ctx, id, write)
+	if dropped && (err == nil || errors.Is(err, errStale)) {
+		e.log.Info("step result dropped: the job moved on", slog.String("job_id", id))
+		st.stale = true
+		return nil
+	}
 	if err != nil {
 		e.log.Error("update job", slog.String("job_id", id), slog.Any("err", err))
 		return nil
 	}
+	if st != nil {
+		st.seen = j.Clone()
+	}
 	return j
 }
+
+// minLater keeps a platform that keeps answering "later, in 0 s" from
+// spinning a worker.
+const minLater = 50 * time.Millisecond
 
 // retry is the wait after a failed store write.
 const retry = time.Second
@@ -421,6 +541,9 @@ func (e *Engine) deliver(ctx context.Context, j *Job) time.Duration {
 	if ctx.Err() != nil {
 		return never
 	}
+	if after, ok := AsLater(err); ok {
+		return max(after, minLater) // the platform's limit, not a failed try: no attempt counted
+	}
 	if err == nil {
 		ok := e.save(ctx, j.ID, func(j *Job, c Counters) error {
 			if err := j.Move(StateDelivered, e.cfg.Now()); err != nil {
@@ -469,6 +592,9 @@ func (e *Engine) notify(ctx context.Context, j *Job) time.Duration {
 	err := e.notifier.Deliver(ctx, j)
 	if ctx.Err() != nil {
 		return never
+	}
+	if after, ok := AsLater(err); ok {
+		return max(after, minLater) // the platform's limit, not a failed try: no attempt counted
 	}
 	if err != nil && ErrorCode(err) != EUNDELIVERED && j.DeliveryAttempts+1 < e.cfg.DeliveryAttempts {
 		e.log.Warn("notify job", slog.String("job_id", j.ID), slog.Any("err", err))

@@ -1,0 +1,32 @@
+package engine
+
+import "time"
+
+// Hooks for the tests of package engine_test.
+
+// WakeScheduler has the scheduler look at its clock again, as after a
+// test moved Config.Now forward.
+func (e *Engine) WakeScheduler() { signal(e.sched.kick) }
+
+// DueAt is when job id is next due: its timer, or now if it is due already;
+// false if nothing is scheduled (or a worker holds it).
+func (e *Engine) DueAt(id string) (time.Time, bool) {
+	s := e.sched
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g, ok := s.gen[id]
+	if !ok {
+		return time.Time{}, false
+	}
+	if s.inReady[id] {
+		return s.now(), true
+	}
+	for _, t := range s.timers {
+		if t.id == id && t.gen == g {
+			return t.at, true
+		}
+	}
+	return time.Time{}, false
+}
+
+var ResumeTimes = resumeTimes
