@@ -233,3 +233,42 @@ func TestResumeSpreadsOverdue(t *testing.T) {
 		t.Fatalf("window not capped: %v", at["late99"].Sub(now))
 	}
 }
+
+// countingObserver counts the bot-added latency reports.
+type countingObserver struct {
+	engine.Observer
+	started atomic.Int32
+}
+
+func (o *countingObserver) DeliveryStarted(*engine.Job, time.Duration) { o.started.Add(1) }
+
+// A post tried again after a Later is the same delivery: the bot-added
+// latency is reported once, not once per try.
+func TestDeliveryStartedOnceAcrossLater(t *testing.T) {
+	clock := &fakeClock{}
+	obs := &countingObserver{Observer: nopObserver{}}
+	h := newHarness(t, engine.Config{Workers: 1, Now: clock.Now, Observer: obs}, newVendor("v"))
+	var calls atomic.Int32
+	h.notify.fail = func(j *engine.Job) error {
+		if calls.Add(1) <= 3 {
+			clock.Add(2 * time.Second)
+			return &engine.Later{After: time.Second}
+		}
+		return nil
+	}
+	j := h.submit(t)
+	if got := h.waitFinished(t, j.ID); got.State != engine.StateDelivered {
+		t.Fatalf("job %s, want delivered", got.State)
+	}
+	if calls.Load() != 4 || obs.started.Load() != 1 {
+		t.Fatalf("%d posts, %d latency reports; want 4 posts, 1 report", calls.Load(), obs.started.Load())
+	}
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Admitted(*engine.Job)                       {}
+func (nopObserver) Refused(string)                             {}
+func (nopObserver) Moved(*engine.Job, engine.State)            {}
+func (nopObserver) Billed(string, int)                         {}
+func (nopObserver) DeliveryStarted(*engine.Job, time.Duration) {}

@@ -147,6 +147,8 @@ type liveJob struct {
 	polls    int // polls since this process took the job on
 	fetches  int // failed downloads since then
 	lastPct  float64
+	// deliveryStarted: the bot-added latency was reported for this job.
+	deliveryStarted bool
 }
 
 // New returns an engine. Call Start to resume stored jobs and run.

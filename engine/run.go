@@ -34,11 +34,12 @@ func (e *Engine) step(ctx context.Context, id string) {
 		return
 	}
 	lj.stepping = true
-	work := &liveJob{platform: lj.platform, polls: lj.polls, fetches: lj.fetches, lastPct: lj.lastPct}
+	work := &liveJob{platform: lj.platform, polls: lj.polls, fetches: lj.fetches, lastPct: lj.lastPct, deliveryStarted: lj.deliveryStarted}
 	lj.mu.Unlock()
 	after := e.stepOnce(ctx, work, id)
 	lj.mu.Lock()
 	lj.polls, lj.fetches, lj.lastPct = work.polls, work.fetches, work.lastPct
+	lj.deliveryStarted = lj.deliveryStarted || work.deliveryStarted
 	lj.stepping = false
 	again := lj.again
 	lj.again = false
@@ -60,7 +61,7 @@ func (e *Engine) step(ctx context.Context, id string) {
 func (lj *liveJob) snapshot() *liveJob {
 	lj.mu.Lock()
 	defer lj.mu.Unlock()
-	return &liveJob{platform: lj.platform, polls: lj.polls, fetches: lj.fetches, lastPct: lj.lastPct}
+	return &liveJob{platform: lj.platform, polls: lj.polls, fetches: lj.fetches, lastPct: lj.lastPct, deliveryStarted: lj.deliveryStarted}
 }
 
 func (e *Engine) stepOnce(ctx context.Context, lj *liveJob, id string) time.Duration {
@@ -154,7 +155,7 @@ func (e *Engine) advance(ctx context.Context, lj *liveJob, j *Job) time.Duration
 		}
 		return e.poll(ctx, lj, j)
 	case StateSucceeded:
-		return e.deliver(ctx, j)
+		return e.deliver(ctx, lj, j)
 	case StateFailed, StateCancelled:
 		return e.notify(ctx, j)
 	}
@@ -533,8 +534,11 @@ func (e *Engine) download(ctx context.Context, r Remote) (BlobInfo, error) {
 // deliver has the chat post a succeeded job's images, then records that and
 // commits the charge. A crash between the post and the record posts twice,
 // never zero times.
-func (e *Engine) deliver(ctx context.Context, j *Job) time.Duration {
-	if j.DeliveryAttempts == 0 && !j.VendorDoneAt.IsZero() {
+func (e *Engine) deliver(ctx context.Context, lj *liveJob, j *Job) time.Duration {
+	first := !lj.deliveryStarted
+	lj.deliveryStarted = true // lj is this step's own copy
+	if first && j.DeliveryAttempts == 0 && !j.VendorDoneAt.IsZero() {
+		// Once per job: a post tried again after a Later is not a new start.
 		e.cfg.Observer.DeliveryStarted(j, e.cfg.Now().Sub(j.VendorDoneAt))
 	}
 	err := e.notifier.Deliver(ctx, j)
