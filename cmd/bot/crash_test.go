@@ -193,8 +193,14 @@ func crashResubmitLimit(vendor string) int {
 const (
 	crashBilledFixed      = false
 	crashBilledSlack      = 0.10
-	crashBilledSlackToday = 1.0
+	crashBilledSlackToday = 2.0
 )
+
+// crashShowAPIBillFixed is flipped by the lead when the bot's record of
+// ShowAPI's billed calls matches the fake's count (issue 11, defect 6):
+// in a run without kills the two must be equal for every vendor; until
+// then ShowAPI's are printed, not checked.
+const crashShowAPIBillFixed = false
 
 // crashSetup is one run's configuration.
 type crashSetup struct {
@@ -204,6 +210,7 @@ type crashSetup struct {
 	route     []string
 	album     string // the vendor that makes albums (--n 2)
 	race      bool   // the bot built with the race detector
+	webhook   bool   // Telegram posts updates to the bot (telegram.mode webhook)
 	jobs      int
 	kills     int
 	seed      uint64
@@ -282,6 +289,8 @@ func TestCrashSuite(t *testing.T) {
 		{name: "Polling", tag: "B", callbacks: false, route: []string{"apispace", "zhiqite"}, album: "zhiqite", race: true},
 		// Callbacks; ShowAPI first, APISpace for failover.
 		{name: "ShowAPI", tag: "C", callbacks: true, route: []string{"showapi", "apispace"}, album: "showapi"},
+		// Telegram's webhook; polling; Zhiqite first, APISpace for failover.
+		{name: "Webhook", tag: "D", callbacks: false, route: []string{"zhiqite", "apispace"}, album: "zhiqite", webhook: true},
 	}
 	total := newCrashResult()
 	for i := range setups {
@@ -309,6 +318,13 @@ func TestCrashSuite(t *testing.T) {
 			base := crashRunSetup(t, calm)
 			if t.Failed() {
 				return
+			}
+			if base.botBilled != base.vendorBilled {
+				if s.route[0] != "showapi" || crashShowAPIBillFixed {
+					t.Errorf("%s without kills: the jobs record %d billed calls, the vendors counted %d", s.name, base.botBilled, base.vendorBilled)
+				} else {
+					t.Logf("%s without kills: the jobs record %d billed calls, the vendors counted %d (not checked: crashShowAPIBillFixed)", s.name, base.botBilled, base.vendorBilled)
+				}
 			}
 			res := crashRunSetup(t, s)
 			b, k := base.billedPerImage(), res.billedPerImage()
@@ -434,7 +450,9 @@ type crashRun struct {
 	delays   *rand.Rand
 
 	cmds    []*crashCmd
-	planned []*crashCmd // every command of the run, chosen at its start; cmds are those sent
+	hook    []crashUpdate // webhook mode: updates Telegram has yet to see answered, oldest first
+	hookAdd chan struct{} // a new update in hook
+	planned []*crashCmd   // every command of the run, chosen at its start; cmds are those sent
 	kills   []crashKill
 	snaps   []*crashSnap // snaps[k-1] is read after epoch k
 	stderrs []string     // each epoch's log
@@ -505,6 +523,19 @@ func crashRunSetup(t *testing.T, s crashSetup) crashResult {
 	})
 
 	r.planCommands()
+	if s.webhook {
+		r.hookAdd = make(chan struct{}, 1)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			r.pushUpdates(ctx)
+		}()
+		t.Cleanup(func() {
+			cancel()
+			<-done
+		})
+	}
 	res := newCrashResult()
 	res.jobs = s.jobs
 	phases := []crashPhase{phaseIntake, phaseAck, phaseSubmit, phasePoll, phaseDownload, phasePost, phaseTimer}
@@ -562,6 +593,10 @@ func (r *crashRun) writeConfig(epoch int) {
 	}
 	tg, zq, ap, sa := r.listen(r.tgProxy, epoch), r.listen(r.zqProxy, epoch), r.listen(r.apProxy, epoch), r.listen(r.saProxy, epoch)
 	daily, chat, global, running := r.quotaLimits()
+	hook := ""
+	if s.webhook {
+		hook = fmt.Sprintf("  mode: webhook\n  webhook_url: https://bot.example.com%s\n  webhook_secret: %s\n", crashHookPath, crashHookSecret)
+	}
 	route := "[" + strings.Join(s.route, ", ") + "]"
 	cfg := fmt.Sprintf(`data_dir: %[1]s/data
 log:
@@ -589,7 +624,7 @@ telegram:
   token: %[4]q
   api_endpoint: %[5]q
   poll_timeout: 1s
-vendors:
+%[18]svendors:
   zhiqite:
     enabled: true
     base_url: %[6]s
@@ -619,7 +654,7 @@ vendors:
     poll_every: 150ms
     poll_max: 600ms
 `, r.dir, public, route, tgToken, tg, zq+zhiqitetest.BasePath, zhiqiteAppCode, s.callbacks,
-		ap, apispaceToken, s.apWork, daily, chat, global, running, sa, showAPICode)
+		ap, apispaceToken, s.apWork, daily, chat, global, running, sa, showAPICode, hook)
 	r.cfg = filepath.Join(r.dir, "picbot.yaml")
 	if err := os.WriteFile(r.cfg, []byte(cfg), 0o600); err != nil {
 		r.t.Fatal(err)
@@ -649,6 +684,10 @@ func (r *crashRun) nextPlan(phases []crashPhase, hit map[crashPhase]int) crashPl
 	case phaseTimer:
 		p.delay = time.Duration(50+r.rng.IntN(2500)) * time.Millisecond
 	case phaseIntake:
+		if r.setup.webhook {
+			p.nth = 1 + r.rng.IntN(4) // one update a post: any mode
+			break
+		}
 		p.nth = 1
 		p.mode = killAfterReply // the batch is in the bot's hands: kill while it makes the jobs
 		p.delay = time.Duration(r.rng.IntN(25)) * time.Millisecond
@@ -728,7 +767,110 @@ func (r *crashRun) addCommands(n int) {
 		}}
 		c.updateID = r.tg.AddUpdate(update)
 		r.cmds = append(r.cmds, c)
+		if r.setup.webhook {
+			update["update_id"] = c.updateID
+			raw, err := json.Marshal(update)
+			if err != nil {
+				r.t.Fatal(err)
+			}
+			r.mu.Lock()
+			r.hook = append(r.hook, crashUpdate{id: c.updateID, body: raw})
+			r.mu.Unlock()
+			select {
+			case r.hookAdd <- struct{}{}:
+			default:
+			}
+		}
 	}
+}
+
+// crashUpdate is an update Telegram will post to the webhook.
+type crashUpdate struct {
+	id   int
+	body []byte
+}
+
+const (
+	crashHookPath   = "/telegram/hook"
+	crashHookSecret = "crash_Secret-7"
+)
+
+// pushUpdates is Telegram's side of the webhook: it posts the oldest update
+// not yet answered 200 to the bot of the life current, again and again until
+// one is; the intake phase is that post. A kill after the bot's answer and
+// before Telegram heard it leaves the update to be posted again, to the
+// next life, as Telegram does.
+func (r *crashRun) pushUpdates(ctx context.Context) {
+	for {
+		r.mu.Lock()
+		var u *crashUpdate
+		if len(r.hook) > 0 {
+			u = &r.hook[0]
+		}
+		r.mu.Unlock()
+		if u == nil {
+			select {
+			case <-ctx.Done():
+				return
+			case <-r.hookAdd:
+			}
+			continue
+		}
+		epoch, url := r.current(), r.botURL()
+		answered := false
+		if url != "" {
+			answered = r.postUpdate(ctx, epoch, url, *u)
+		}
+		if answered {
+			r.mu.Lock()
+			r.hook = r.hook[1:]
+			r.mu.Unlock()
+			continue
+		}
+		// Telegram's pause before trying an unanswered update again.
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// postUpdate posts u to the bot of epoch and reports whether Telegram saw it answered.
+func (r *crashRun) postUpdate(ctx context.Context, epoch int, url string, u crashUpdate) bool {
+	mode, delay := r.event(epoch, phaseIntake, false)
+	call := crashCall{epoch: epoch, proxy: "webhook", phase: phaseIntake, method: "update " + strconv.Itoa(u.id), killed: mode}
+	if mode == killBefore {
+		r.killNow(epoch, phaseIntake, mode, call.method)
+		r.record(call)
+		return false
+	}
+	if mode == killDuring {
+		go func() {
+			time.Sleep(delay)
+			r.killNow(epoch, phaseIntake, mode, call.method)
+		}()
+	}
+	pctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	status, err := r.tg.PostWebhook(pctx, url+crashHookPath, crashHookSecret, u.body)
+	call.status = status
+	r.record(call)
+	switch mode {
+	case killAfter:
+		r.killNow(epoch, phaseIntake, mode, call.method)
+		return false // the answer never reached Telegram
+	case killAfterReply:
+		if err == nil && status == http.StatusOK {
+			go func() {
+				time.Sleep(delay)
+				r.killNow(epoch, phaseIntake, mode, call.method)
+			}()
+		} else {
+			r.killNow(epoch, phaseIntake, mode, call.method)
+		}
+	}
+	return err == nil && status == http.StatusOK
 }
 
 // start begins a new life of the bot under plan.
