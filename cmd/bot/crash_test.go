@@ -90,6 +90,7 @@ const (
 	phaseCallback crashPhase = "callback" // a vendor's callback to the bot
 	phaseDownload crashPhase = "download" // the bot fetching a result image
 	phasePost     crashPhase = "post"     // the bot posting a result to the chat
+	phaseInput    crashPhase = "input"    // the bot fetching a command's photo from Telegram
 	phaseTimer    crashPhase = "timer"    // a random moment, whatever is under way
 )
 
@@ -165,6 +166,20 @@ var crashKinds = []struct {
 	{"unsafe", 9, "unsafe"}, {"stale", 9, "stalelinks"},
 }
 
+// Kinds of commands with photos, in the setups with images: /draw with a
+// photo as its reference, /upscale of a photo, /swapface of a photo (the
+// face) in reply to another (the target).
+var crashImageKinds = []struct {
+	kind   string
+	weight int
+	word   string
+}{{"img2img", 14, ""}, {"upscale", 12, ""}, {"swapface", 10, ""}}
+
+const (
+	crashFaceFile   = "CRASH-FACE"
+	crashTargetFile = "CRASH-TARGET"
+)
+
 // crashResubmitFixed is flipped by the lead when the branch that makes a
 // kill between a submission and its record cost no second task (resubmit)
 // is merged: until then every vendor is held to today's bound, one task
@@ -211,6 +226,7 @@ type crashSetup struct {
 	album     string // the vendor that makes albums (--n 2)
 	race      bool   // the bot built with the race detector
 	webhook   bool   // Telegram posts updates to the bot (telegram.mode webhook)
+	images    bool   // commands with photos too (crashImageKinds)
 	jobs      int
 	kills     int
 	seed      uint64
@@ -283,7 +299,7 @@ func TestCrashSuite(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, 0x6372617368))
 	setups := []crashSetup{
 		// Callbacks through http.public_url; Zhiqite first, APISpace for failover.
-		{name: "Callback", tag: "A", callbacks: true, route: []string{"zhiqite", "apispace"}, album: "zhiqite"},
+		{name: "Callback", tag: "A", callbacks: true, route: []string{"zhiqite", "apispace"}, album: "zhiqite", images: true},
 		// Polling; APISpace first, Zhiqite for failover (and for albums, which
 		// APISpace cannot make). The bot is built with the race detector.
 		{name: "Polling", tag: "B", callbacks: false, route: []string{"apispace", "zhiqite"}, album: "zhiqite", race: true},
@@ -449,15 +465,16 @@ type crashRun struct {
 	calls    []crashCall
 	delays   *rand.Rand
 
-	cmds    []*crashCmd
-	hook    []crashUpdate // webhook mode: updates Telegram has yet to see answered, oldest first
-	hookAdd chan struct{} // a new update in hook
-	planned []*crashCmd   // every command of the run, chosen at its start; cmds are those sent
-	kills   []crashKill
-	snaps   []*crashSnap // snaps[k-1] is read after epoch k
-	stderrs []string     // each epoch's log
-	bad     int
-	charges map[string]bool
+	cmds      []*crashCmd
+	photoSize map[string]int // the photos commands carry, by file id
+	hook      []crashUpdate  // webhook mode: updates Telegram has yet to see answered, oldest first
+	hookAdd   chan struct{}  // a new update in hook
+	planned   []*crashCmd    // every command of the run, chosen at its start; cmds are those sent
+	kills     []crashKill
+	snaps     []*crashSnap // snaps[k-1] is read after epoch k
+	stderrs   []string     // each epoch's log
+	bad       int
+	charges   map[string]bool
 	// lateCalls are calls of a dead bot that reached a proxy in a later life.
 	lateCalls atomic.Int64
 }
@@ -468,6 +485,7 @@ type crashProc struct {
 	epoch  int
 	killed chan struct{}
 	kill   *crashKill
+	addr   chan struct{} // closed once its HTTP address is known
 }
 
 func crashRunSetup(t *testing.T, s crashSetup) crashResult {
@@ -501,7 +519,7 @@ func crashRunSetup(t *testing.T, s crashSetup) crashResult {
 	r.saProxy = &crashProxy{run: r, name: "showapi", upstream: func() string { return r.sa.URL }, phase: r.showapiPhase, rewrite: r.vendorRewrite("showapi")}
 	r.saFiles = &crashProxy{run: r, name: "showapi", upstream: func() string { return r.sa.URL }, phase: r.showapiPhase}
 	r.tgProxy = &crashProxy{run: r, name: "telegram", upstream: func() string { return r.tg.URL }, phase: r.telegramPhase}
-	r.cbProxy = &crashProxy{run: r, name: "callback", upstream: r.botURL, phase: func(*http.Request, []byte) crashPhase { return phaseCallback }}
+	r.cbProxy = &crashProxy{run: r, name: "callback", upstream: r.botURLWait, phase: func(*http.Request, []byte) crashPhase { return phaseCallback }}
 	r.zqFiles = &crashProxy{run: r, name: "zhiqite", upstream: func() string { return zqRoot }, phase: r.zhiqitePhase}
 	r.apFiles = &crashProxy{run: r, name: "apispace", upstream: r.ap.URL, phase: r.apispacePhase}
 	for _, p := range []*crashProxy{r.cbProxy, r.zqFiles, r.apFiles, r.saFiles} {
@@ -541,6 +559,9 @@ func crashRunSetup(t *testing.T, s crashSetup) crashResult {
 	phases := []crashPhase{phaseIntake, phaseAck, phaseSubmit, phasePoll, phaseDownload, phasePost, phaseTimer}
 	if s.callbacks {
 		phases = append(phases, phaseCallback)
+	}
+	if s.images {
+		phases = append(phases, phaseInput)
 	}
 	hit := map[crashPhase]int{}
 	for k := 1; k <= s.kills; k++ {
@@ -618,7 +639,7 @@ quota:
   default: {daily: %[12]d, concurrent: %[15]d, every: 1ms, burst: 1000}
   chat_daily: %[13]d
   global_daily: %[14]d
-  costs: {draw: 2}
+  costs: {draw: 2, upscale: 2, swapface: 2, anime: 2}
 telegram:
   enabled: true
   token: %[4]q
@@ -705,15 +726,23 @@ func (r *crashRun) nextPlan(phases []crashPhase, hit map[crashPhase]int) crashPl
 // seed, so a run without kills sends the same ones.
 func (r *crashRun) planCommands() {
 	rng := rand.New(rand.NewPCG(r.setup.seed, 3))
+	kinds := slices.Clone(crashKinds)
+	if r.setup.images {
+		kinds = append(kinds, crashImageKinds...)
+		face, target := smallPNG(r.t, 256, 256), smallPNG(r.t, 320, 256)
+		r.tg.AddFile(crashFaceFile, "", face)
+		r.tg.AddFile(crashTargetFile, "", target)
+		r.photoSize = map[string]int{crashFaceFile: len(face), crashTargetFile: len(target)}
+	}
 	total := 0
-	for _, k := range crashKinds {
+	for _, k := range kinds {
 		total += k.weight
 	}
 	sizes := []string{"256x256", "320x256", "256x320", "384x384", "512x512"}
 	for i := range r.setup.jobs {
 		w := rng.IntN(total)
-		kind := crashKinds[0]
-		for _, k := range crashKinds {
+		kind := kinds[0]
+		for _, k := range kinds {
 			if w < k.weight {
 				kind = k
 				break
@@ -723,6 +752,12 @@ func (r *crashRun) planCommands() {
 		c := &crashCmd{user: r.users[rng.IntN(len(r.users))], msgID: 5000 + i, kind: kind.kind,
 			token: fmt.Sprintf("cj%s%04d", r.setup.tag, i)}
 		c.text = fmt.Sprintf("/draw crash test %s %s --size %s --seed %d", c.token, kind.word, sizes[rng.IntN(len(sizes))], 1000+i)
+		switch c.kind {
+		case "upscale":
+			c.text = "/upscale"
+		case "swapface":
+			c.text = "/swapface"
+		}
 		r.planned = append(r.planned, c)
 	}
 }
@@ -760,11 +795,29 @@ func (r *crashRun) addCommands(n int) {
 			return
 		}
 		c := r.planned[len(r.cmds)]
-		update := map[string]any{"message": map[string]any{
+		msg := map[string]any{
 			"message_id": c.msgID, "date": time.Now().Unix(), "text": c.text,
 			"from": map[string]any{"id": c.user, "is_bot": false, "first_name": "Crash", "language_code": "en"},
 			"chat": map[string]any{"id": c.user, "type": "private", "first_name": "Crash"},
-		}}
+		}
+		photo := func(id string) []any {
+			return []any{map[string]any{"file_id": id, "file_unique_id": "u" + id, "width": 256, "height": 256, "file_size": r.photoSize[id]}}
+		}
+		switch c.kind {
+		case "img2img", "upscale", "swapface":
+			delete(msg, "text")
+			msg["caption"] = c.text
+			msg["caption_entities"] = []any{map[string]any{"type": "bot_command", "offset": 0, "length": strings.IndexByte(c.text+" ", ' ')}}
+			msg["photo"] = photo(crashFaceFile)
+			if c.kind == "swapface" {
+				msg["reply_to_message"] = map[string]any{
+					"message_id": 1, "date": time.Now().Unix(), "photo": photo(crashTargetFile),
+					"from": map[string]any{"id": c.user, "is_bot": false, "first_name": "Crash"},
+					"chat": map[string]any{"id": c.user, "type": "private", "first_name": "Crash"},
+				}
+			}
+		}
+		update := map[string]any{"message": msg}
 		c.updateID = r.tg.AddUpdate(update)
 		r.cmds = append(r.cmds, c)
 		if r.setup.webhook {
@@ -886,7 +939,7 @@ func (r *crashRun) start(plan crashPlan) *crashProc {
 		bin = crashRaceBinary(r.t)
 	}
 	b := startBin(r.t, bin, r.dir, "-config", r.cfg)
-	p := &crashProc{b: b, epoch: epoch, killed: make(chan struct{})}
+	p := &crashProc{b: b, epoch: epoch, killed: make(chan struct{}), addr: make(chan struct{})}
 	r.mu.Lock()
 	r.cur = p
 	r.mu.Unlock()
@@ -935,10 +988,29 @@ func (r *crashRun) watchAddr(p *crashProc) {
 				r.botAddr = m[1]
 			}
 			r.mu.Unlock()
+			close(p.addr)
 			return
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// botURLWait is botURL for what reaches the bot through its public URL (a
+// vendor's callback, its fetch of an input image): a bot that is up but
+// whose address the test has not read from its log yet is waited for, as
+// the listening socket would answer; a dead bot is not.
+func (r *crashRun) botURLWait() string {
+	r.mu.Lock()
+	p := r.cur
+	r.mu.Unlock()
+	if p != nil {
+		select {
+		case <-p.addr:
+		case <-p.killed:
+		case <-time.After(10 * time.Second):
+		}
+	}
+	return r.botURL()
 }
 
 func (r *crashRun) botURL() string {
@@ -1343,6 +1415,9 @@ func (r *crashRun) showapiPhase(req *http.Request, _ []byte) crashPhase {
 }
 
 func (r *crashRun) telegramPhase(req *http.Request, body []byte) crashPhase {
+	if strings.HasPrefix(req.URL.Path, "/file/bot") {
+		return phaseInput
+	}
 	switch crashMethod("telegram", req) {
 	case "sendPhoto", "sendDocument", "sendMediaGroup":
 		if crashFileRe.Match(body) {
@@ -1811,6 +1886,12 @@ func (r *crashRun) check(res *crashResult, phases []crashPhase, hit map[crashPha
 			continue
 		}
 		id := jobOf[c.token]
+		if c.token == "" && c.proxy == "zhiqite" {
+			// No prompt (/upscale, /swapface): Zhiqite's task id is the job's, "<job>-<attempt>".
+			if job, _, ok := strings.Cut(c.taskID, "-"); ok && final.jobs[job] != nil {
+				id = job
+			}
+		}
 		if id == "" {
 			r.violation("a task at %s (%s) for a command with no job: %q", c.proxy, c.taskID, c.token)
 			continue
@@ -1950,6 +2031,11 @@ func (r *crashRun) expected(c *crashCmd, j *engine.Job) string {
 	case "stale":
 		if j.State != engine.StateFailed || j.Err == nil || j.Err.Code != engine.EVENDOR {
 			return "should fail: the result could not be downloaded"
+		}
+	case "img2img", "upscale", "swapface":
+		want := map[string]int{"img2img": 1, "upscale": 1, "swapface": 2}[c.kind]
+		if j.State != engine.StateDelivered || len(j.Results) != 1 || len(j.Request.Inputs) != want {
+			return fmt.Sprintf("should be delivered with one picture made from %d photos", want)
 		}
 	}
 	return ""
