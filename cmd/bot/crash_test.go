@@ -1,8 +1,15 @@
 package main
 
 // The crash suite: the built binary against the fake Telegram Bot API and
-// two fake vendors, killed with SIGKILL at chosen moments and restarted on
-// the same data directory until every job is finished. Every process the
+// three fake vendors, killed with SIGKILL at chosen moments and restarted on
+// the same data directory until every job is finished. Four setups run side
+// by side: Callback (Zhiqite first, callbacks, commands with photos too),
+// Polling (APISpace first, polling, the bot built with -race), ShowAPI
+// (ShowAPI first, callbacks) and Webhook (Telegram's webhook, Zhiqite first,
+// polling); each first runs its commands once without a kill, for the
+// billed calls per image a kill is compared with. Quotas are on, every
+// limit exactly what the commands need: a charge counted twice or a
+// running slot kept refuses a later command, which is then lost. Every process the
 // bot talks to sits behind a recording proxy owned by the test, so a kill
 // can be aimed at a phase of a job's life (a command taken in, its reply, a
 // submission, a poll, a callback, a download, a post) and the test knows,
@@ -26,10 +33,20 @@ package main
 //     that was killed: so each duplicate is a kill between posting and
 //     recording, at most one per job and kill;
 //   - submissions: a task made at a vendor and not recorded only in a life
-//     that was killed, at most one per job and kill (Zhiqite's tasks, whose
-//     ids the bot chooses, are found again; APISpace's are made anew);
-//   - every phase was hit by a kill. Billed calls lost in kills are counted
-//     and reported, not checked.
+//     that was killed, at most one per job and kill; tasks made again, per
+//     vendor, at most crashResubmitBound times the kills that landed in its
+//     submit window (Zhiqite's tasks, whose ids the bot chooses, and
+//     ShowAPI's, which its task list shows, are found again; APISpace's are
+//     made anew); duplicate posts at most one per kill;
+//   - billed calls: without kills, the jobs' record equals the vendors'
+//     count; with kills, the vendors' billed calls per delivered image are
+//     within crashBilledSlack of the run without;
+//   - the race detector found nothing in the lives of the -race build;
+//   - every phase was hit by a kill.
+//
+// Assertions held back by a defect another branch fixes are gated by
+// constants the lead flips on merging: crashResubmitFixed,
+// crashBilledFixed, crashShowAPIBillFixed.
 //
 //	go test -race -run Crash -count=1 -v ./cmd/bot                        # CI form: 200 jobs
 //	go test -race -run Crash -count=1 -v -short ./cmd/bot                 # 200 jobs, fewer kills
@@ -208,7 +225,7 @@ func crashResubmitLimit(vendor string) int {
 const (
 	crashBilledFixed      = false
 	crashBilledSlack      = 0.10
-	crashBilledSlackToday = 2.0
+	crashBilledSlackToday = 3.0
 )
 
 // crashShowAPIBillFixed is flipped by the lead when the bot's record of
