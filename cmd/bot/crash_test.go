@@ -37,7 +37,7 @@ package main
 //     vendor, at most crashResubmitBound times the kills that landed in its
 //     submit window (Zhiqite's tasks, whose ids the bot chooses, and
 //     ShowAPI's, which its task list shows, are found again; APISpace's are
-//     made anew); duplicate posts at most one per kill;
+//     made anew);
 //   - billed calls: without kills, the jobs' record equals the vendors'
 //     count; with kills, the vendors' billed calls per delivered image are
 //     within crashBilledSlack of the run without;
@@ -46,7 +46,7 @@ package main
 //
 // Assertions held back by a defect another branch fixes are gated by
 // constants the lead flips on merging: crashResubmitFixed,
-// crashBilledFixed, crashShowAPIBillFixed.
+// crashBilledFixed, crashShowAPIBillFixed, crashOnePostPerKill.
 //
 //	go test -race -run Crash -count=1 -v ./cmd/bot                        # CI form: 200 jobs, 56 kills
 //	go test -race -run Crash -count=1 -v -short ./cmd/bot                 # 200 jobs, 44 kills
