@@ -1,8 +1,15 @@
 package main
 
 // The crash suite: the built binary against the fake Telegram Bot API and
-// two fake vendors, killed with SIGKILL at chosen moments and restarted on
-// the same data directory until every job is finished. Every process the
+// three fake vendors, killed with SIGKILL at chosen moments and restarted on
+// the same data directory until every job is finished. Four setups run side
+// by side: Callback (Zhiqite first, callbacks, commands with photos too),
+// Polling (APISpace first, polling, the bot built with -race), ShowAPI
+// (ShowAPI first, callbacks) and Webhook (Telegram's webhook, Zhiqite first,
+// polling); each first runs its commands once without a kill, for the
+// billed calls per image a kill is compared with. Quotas are on, every
+// limit exactly what the commands need: a charge counted twice or a
+// running slot kept refuses a later command, which is then lost. Every process the
 // bot talks to sits behind a recording proxy owned by the test, so a kill
 // can be aimed at a phase of a job's life (a command taken in, its reply, a
 // submission, a poll, a callback, a download, a post) and the test knows,
@@ -26,13 +33,23 @@ package main
 //     that was killed: so each duplicate is a kill between posting and
 //     recording, at most one per job and kill;
 //   - submissions: a task made at a vendor and not recorded only in a life
-//     that was killed, at most one per job and kill (Zhiqite's tasks, whose
-//     ids the bot chooses, are found again; APISpace's are made anew);
-//   - every phase was hit by a kill. Billed calls lost in kills are counted
-//     and reported, not checked.
+//     that was killed, at most one per job and kill; tasks made again, per
+//     vendor, at most crashResubmitBound times the kills that landed in its
+//     submit window (Zhiqite's tasks, whose ids the bot chooses, and
+//     ShowAPI's, which its task list shows, are found again; APISpace's are
+//     made anew);
+//   - billed calls: without kills, the jobs' record equals the vendors'
+//     count; with kills, the vendors' billed calls per delivered image are
+//     within crashBilledSlack of the run without;
+//   - the race detector found nothing in the lives of the -race build;
+//   - every phase was hit by a kill.
 //
-//	go test -race -run Crash -count=1 -v ./cmd/bot                        # CI form: 200 jobs
-//	go test -race -run Crash -count=1 -v -short ./cmd/bot                 # 200 jobs, fewer kills
+// Assertions held back by a defect another branch fixes are gated by
+// constants the lead flips on merging: crashResubmitFixed,
+// crashBilledFixed, crashShowAPIBillFixed, crashOnePostPerKill.
+//
+//	go test -race -run Crash -count=1 -v ./cmd/bot                        # CI form: 200 jobs, 56 kills
+//	go test -race -run Crash -count=1 -v -short ./cmd/bot                 # 200 jobs, 44 kills
 //	PICBOT_CRASH_JOBS=2000 go test -run Crash -count=1 -v -timeout 2h ./cmd/bot   # the long run
 //	go test -run Crash -v ./cmd/bot -crash.seed=N   # or PICBOT_CRASH_SEED=N: replay a seed
 //
@@ -55,6 +72,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -71,6 +89,7 @@ import (
 	"github.com/picbot/picbot/bots/telegram/telegramtest"
 	"github.com/picbot/picbot/engine"
 	"github.com/picbot/picbot/engine/apispace/apispacetest"
+	"github.com/picbot/picbot/engine/showapi/showapitest"
 	"github.com/picbot/picbot/engine/zhiqite/zhiqitetest"
 	"github.com/picbot/picbot/store"
 )
@@ -88,6 +107,7 @@ const (
 	phaseCallback crashPhase = "callback" // a vendor's callback to the bot
 	phaseDownload crashPhase = "download" // the bot fetching a result image
 	phasePost     crashPhase = "post"     // the bot posting a result to the chat
+	phaseInput    crashPhase = "input"    // the bot fetching a command's photo from Telegram
 	phaseTimer    crashPhase = "timer"    // a random moment, whatever is under way
 )
 
@@ -163,12 +183,76 @@ var crashKinds = []struct {
 	{"unsafe", 9, "unsafe"}, {"stale", 9, "stalelinks"},
 }
 
+// Kinds of commands with photos, in the setups with images: /draw with a
+// photo as its reference, /upscale of a photo, /swapface of a photo (the
+// face) in reply to another (the target).
+var crashImageKinds = []struct {
+	kind   string
+	weight int
+	word   string
+}{{"img2img", 14, ""}, {"upscale", 12, ""}, {"swapface", 10, ""}}
+
+const (
+	crashFaceFile   = "CRASH-FACE"
+	crashTargetFile = "CRASH-TARGET"
+)
+
+// crashResubmitFixed is flipped by the lead when the branch that makes a
+// kill between a submission and its record cost no second task (resubmit)
+// is merged: until then every vendor is held to today's bound, one task
+// per kill that landed in its submit window.
+const crashResubmitFixed = false
+
+// crashResubmitBound is, per vendor, how many tasks beyond the recorded ones
+// each kill landing between the vendor's answer to a submission and the
+// job's store write may cost. Zhiqite's task ids are the bot's own and
+// ShowAPI's list of tasks can be searched: both find their task again.
+// APISpace cannot: at most one new task per such kill.
+var crashResubmitBound = map[string]int{"zhiqite": 0, "showapi": 0, "apispace": 1}
+
+func crashResubmitLimit(vendor string) int {
+	if !crashResubmitFixed {
+		return 1
+	}
+	return crashResubmitBound[vendor]
+}
+
+// crashBilledFixed is flipped by the lead when restarts no longer bill a
+// poll for every unfinished job (issue 11, defect 4) and no kill costs a
+// second task: then the billed calls per delivered image of a run with
+// kills must be within crashBilledSlack of the run without. Until then the
+// figure is measured, printed, and held to crashBilledSlackToday, which
+// only catches a runaway (measured today: +11% to +217% with 14 kills in
+// 50 jobs, most from the poll every restart bills and from tasks made again).
+const (
+	crashBilledFixed      = false
+	crashBilledSlack      = 0.10
+	crashBilledSlackToday = 6.0
+)
+
+// crashOnePostPerKill asks for at most one duplicate post per kill in all,
+// not only one per job and kill (always checked). Today a kill amid the
+// posts of several jobs, posted side by side and each recorded after its
+// post, repeats each of them (seen: 13 duplicates in 11 kills, 5 in one):
+// the lead flips it when posts and their records no longer overlap.
+const crashOnePostPerKill = false
+
+// crashShowAPIBillFixed is flipped by the lead when the bot's record of
+// ShowAPI's billed calls matches the fake's count (issue 11, defect 6):
+// in a run without kills the two must be equal for every vendor; until
+// then ShowAPI's are printed, not checked.
+const crashShowAPIBillFixed = false
+
 // crashSetup is one run's configuration.
 type crashSetup struct {
 	name      string
 	tag       string // in every command token of the run
 	callbacks bool
 	route     []string
+	album     string // the vendor that makes albums (--n 2)
+	race      bool   // the bot built with the race detector
+	webhook   bool   // Telegram posts updates to the bot (telegram.mode webhook)
+	images    bool   // commands with photos too (crashImageKinds)
 	jobs      int
 	kills     int
 	seed      uint64
@@ -184,18 +268,23 @@ type crashResult struct {
 	// The allowances: posts repeated after a kill between posting and
 	// recording; tasks made at a vendor for a submission a kill left unrecorded.
 	duplicatePosts, resubmissions, unsavedAtKill int
-	maxDuplicates, maxUnsaved                    int // the most one kill caused (of different jobs)
-	botBilled, vendorBilled                      int // billed calls, as the jobs record them and as the vendors count them
-	lateCalls                                    int // calls of a dead bot that arrived after its death
-	byPhase                                      map[crashPhase]int
-	byMode                                       map[crashMode]int
-	states                                       map[string]int // unfinished jobs at the kills, by state
-	outcomes                                     map[string]int
-	calls                                        map[string]int // calls through the proxies, by phase and answer
+	// Per vendor: tasks made beyond the recorded ones, and kills that landed
+	// in a submit window (the vendor had made the task, the job had not saved it).
+	resubByVendor, windowByVendor map[string]int
+	images                        int // images delivered
+	maxDuplicates, maxUnsaved     int // the most one kill caused (of different jobs)
+	botBilled, vendorBilled       int // billed calls, as the jobs record them and as the vendors count them
+	lateCalls                     int // calls of a dead bot that arrived after its death
+	byPhase                       map[crashPhase]int
+	byMode                        map[crashMode]int
+	states                        map[string]int // unfinished jobs at the kills, by state
+	outcomes                      map[string]int
+	calls                         map[string]int // calls through the proxies, by phase and answer
 }
 
 func newCrashResult() crashResult {
-	return crashResult{byPhase: map[crashPhase]int{}, byMode: map[crashMode]int{}, states: map[string]int{}, outcomes: map[string]int{}, calls: map[string]int{}}
+	return crashResult{byPhase: map[crashPhase]int{}, byMode: map[crashMode]int{}, states: map[string]int{}, outcomes: map[string]int{}, calls: map[string]int{},
+		resubByVendor: map[string]int{}, windowByVendor: map[string]int{}}
 }
 
 func TestCrashSuite(t *testing.T) {
@@ -214,7 +303,7 @@ func TestCrashSuite(t *testing.T) {
 	}
 	jobs, kills := 200, 56
 	if testing.Short() {
-		kills = 26
+		kills = 44 // 11 a setup: enough for each of its phases (up to 9) to be hit
 	}
 	if s := os.Getenv("PICBOT_CRASH_JOBS"); s != "" {
 		n, err := strconv.Atoi(s)
@@ -236,9 +325,14 @@ func TestCrashSuite(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, 0x6372617368))
 	setups := []crashSetup{
 		// Callbacks through http.public_url; Zhiqite first, APISpace for failover.
-		{name: "Callback", tag: "A", callbacks: true, route: []string{"zhiqite", "apispace"}},
-		// Polling; APISpace first, Zhiqite for failover (and for albums, which APISpace cannot make).
-		{name: "Polling", tag: "B", callbacks: false, route: []string{"apispace", "zhiqite"}},
+		{name: "Callback", tag: "A", callbacks: true, route: []string{"zhiqite", "apispace"}, album: "zhiqite", images: true},
+		// Polling; APISpace first, Zhiqite for failover (and for albums, which
+		// APISpace cannot make). The bot is built with the race detector.
+		{name: "Polling", tag: "B", callbacks: false, route: []string{"apispace", "zhiqite"}, album: "zhiqite", race: true},
+		// Callbacks; ShowAPI first, APISpace for failover.
+		{name: "ShowAPI", tag: "C", callbacks: true, route: []string{"showapi", "apispace"}, album: "showapi"},
+		// Telegram's webhook; polling; Zhiqite first, APISpace for failover.
+		{name: "Webhook", tag: "D", callbacks: false, route: []string{"zhiqite", "apispace"}, album: "zhiqite", webhook: true},
 	}
 	total := newCrashResult()
 	for i := range setups {
@@ -259,7 +353,32 @@ func TestCrashSuite(t *testing.T) {
 	for _, s := range setups {
 		t.Run(s.name, func(t *testing.T) {
 			t.Parallel()
+			// The same commands without a kill: what the vendors bill per image
+			// when nothing goes wrong.
+			calm := s
+			calm.name, calm.kills, calm.wait = s.name+" without kills", 0, s.wait/2
+			base := crashRunSetup(t, calm)
+			if t.Failed() {
+				return
+			}
+			if base.botBilled != base.vendorBilled {
+				if s.route[0] != "showapi" || crashShowAPIBillFixed {
+					t.Errorf("%s without kills: the jobs record %d billed calls, the vendors counted %d", s.name, base.botBilled, base.vendorBilled)
+				} else {
+					t.Logf("%s without kills: the jobs record %d billed calls, the vendors counted %d (not checked: crashShowAPIBillFixed)", s.name, base.botBilled, base.vendorBilled)
+				}
+			}
 			res := crashRunSetup(t, s)
+			b, k := base.billedPerImage(), res.billedPerImage()
+			slack := crashBilledSlackToday
+			if crashBilledFixed {
+				slack = crashBilledSlack
+			}
+			t.Logf("%s: billed calls per delivered image: %.3f without kills (%d calls, %d images), %.3f with %d kills (%d calls, %d images): %+.1f%%",
+				s.name, b, base.vendorBilled, base.images, k, res.kills, res.vendorBilled, res.images, 100*(k-b)/b)
+			if b == 0 || math.Abs(k-b) > slack*b {
+				t.Errorf("%s: billed calls per delivered image %.3f with kills, %.3f without: more than %.0f%% apart", s.name, k, b, 100*slack)
+			}
 			mu.Lock()
 			defer mu.Unlock()
 			total.add(res)
@@ -279,6 +398,13 @@ func (r *crashResult) add(o crashResult) {
 	r.doubleCharges += o.doubleCharges
 	r.duplicatePosts += o.duplicatePosts
 	r.resubmissions += o.resubmissions
+	r.images += o.images
+	for k, v := range o.resubByVendor {
+		r.resubByVendor[k] += v
+	}
+	for k, v := range o.windowByVendor {
+		r.windowByVendor[k] += v
+	}
 	r.unsavedAtKill += o.unsavedAtKill
 	r.maxDuplicates = max(r.maxDuplicates, o.maxDuplicates)
 	r.maxUnsaved = max(r.maxUnsaved, o.maxUnsaved)
@@ -306,10 +432,19 @@ func (r *crashResult) summary() string {
 	return fmt.Sprintf("jobs %d (accepted %d), kills %d, lost %d, crash-caused failures %d, double charges %d, duplicate posts %d (at most %d jobs' in one kill), "+
 		"resubmissions %d (submissions unsaved at a kill %d, at most %d in one kill); billed calls: jobs' record %d, vendors %d (%d lost in kills); "+
 		"kills by phase %v, by mode %v; unfinished jobs at kills by state %v; outcomes %v; calls by phase and status %v; "+
-		"calls of a dead bot arriving in a later life %d",
+		"calls of a dead bot arriving in a later life %d; resubmissions by vendor %v, kills in a submit window by vendor %v; images delivered %d, billed calls per image %.3f",
 		r.jobs, r.accepted, r.kills, r.lost, r.unexpected, r.doubleCharges, r.duplicatePosts, r.maxDuplicates,
 		r.resubmissions, r.unsavedAtKill, r.maxUnsaved, r.botBilled, r.vendorBilled, r.vendorBilled-r.botBilled,
-		crashSorted(r.byPhase), crashSorted(r.byMode), crashSorted(r.states), crashSorted(r.outcomes), crashSorted(r.calls), r.lateCalls)
+		crashSorted(r.byPhase), crashSorted(r.byMode), crashSorted(r.states), crashSorted(r.outcomes), crashSorted(r.calls), r.lateCalls,
+		crashSorted(r.resubByVendor), crashSorted(r.windowByVendor), r.images, r.billedPerImage())
+}
+
+// billedPerImage is the vendors' billed calls per image delivered.
+func (r *crashResult) billedPerImage() float64 {
+	if r.images == 0 {
+		return 0
+	}
+	return float64(r.vendorBilled) / float64(r.images)
 }
 
 func crashSorted[K comparable](m map[K]int) string {
@@ -334,16 +469,17 @@ type crashRun struct {
 	tg *telegramtest.Server
 	zq *zhiqitetest.Server
 	ap *apispacetest.Server
+	sa *showapitest.Server
 	// The proxies. Each life of the bot gets its own listeners for what it
 	// calls (Telegram, the vendors' APIs), so a call's life is known by
 	// where it arrived, however late; vendors' callbacks and the result
 	// links the bot stores go through fixed ones.
-	zqProxy, apProxy, tgProxy *crashProxy
-	cbProxy, zqFiles, apFiles *crashProxy
-	servers                   map[int][]*httptest.Server // by life; 0: the fixed ones
-	closing                   sync.WaitGroup
-	links                     *strings.Replacer // the fakes' links → their proxies', so downloads pass the proxies
-	client                    *http.Client
+	zqProxy, apProxy, tgProxy, saProxy *crashProxy
+	cbProxy, zqFiles, apFiles, saFiles *crashProxy
+	servers                            map[int][]*httptest.Server // by life; 0: the fixed ones
+	closing                            sync.WaitGroup
+	links                              *strings.Replacer // the fakes' links → their proxies', so downloads pass the proxies
+	client                             *http.Client
 
 	mu       sync.Mutex // guards what the proxies touch
 	epoch    int
@@ -355,12 +491,16 @@ type crashRun struct {
 	calls    []crashCall
 	delays   *rand.Rand
 
-	cmds    []*crashCmd
-	kills   []crashKill
-	snaps   []*crashSnap // snaps[k-1] is read after epoch k
-	stderrs []string     // each epoch's log
-	bad     int
-	charges map[string]bool
+	cmds      []*crashCmd
+	photoSize map[string]int // the photos commands carry, by file id
+	hook      []crashUpdate  // webhook mode: updates Telegram has yet to see answered, oldest first
+	hookAdd   chan struct{}  // a new update in hook
+	planned   []*crashCmd    // every command of the run, chosen at its start; cmds are those sent
+	kills     []crashKill
+	snaps     []*crashSnap // snaps[k-1] is read after epoch k
+	stderrs   []string     // each epoch's log
+	bad       int
+	charges   map[string]bool
 	// lateCalls are calls of a dead bot that reached a proxy in a later life.
 	lateCalls atomic.Int64
 }
@@ -371,6 +511,7 @@ type crashProc struct {
 	epoch  int
 	killed chan struct{}
 	kill   *crashKill
+	addr   chan struct{} // closed once its HTTP address is known
 }
 
 func crashRunSetup(t *testing.T, s crashSetup) crashResult {
@@ -400,14 +541,17 @@ func crashRunSetup(t *testing.T, s crashSetup) crashResult {
 	zqRoot := strings.TrimSuffix(r.zq.URL, zhiqitetest.BasePath)
 	r.zqProxy = &crashProxy{run: r, name: "zhiqite", upstream: func() string { return zqRoot }, phase: r.zhiqitePhase, rewrite: r.vendorRewrite("zhiqite")}
 	r.apProxy = &crashProxy{run: r, name: "apispace", upstream: r.ap.URL, phase: r.apispacePhase, rewrite: r.vendorRewrite("apispace")}
+	r.sa = showapitest.Start(showapitest.Options{AppCode: showAPICode, Duration: 600 * time.Millisecond, CallbackAttempts: 6, CallbackInterval: 400 * time.Millisecond, NoSeedTask: true})
+	r.saProxy = &crashProxy{run: r, name: "showapi", upstream: func() string { return r.sa.URL }, phase: r.showapiPhase, rewrite: r.vendorRewrite("showapi")}
+	r.saFiles = &crashProxy{run: r, name: "showapi", upstream: func() string { return r.sa.URL }, phase: r.showapiPhase}
 	r.tgProxy = &crashProxy{run: r, name: "telegram", upstream: func() string { return r.tg.URL }, phase: r.telegramPhase}
-	r.cbProxy = &crashProxy{run: r, name: "callback", upstream: r.botURL, phase: func(*http.Request, []byte) crashPhase { return phaseCallback }}
+	r.cbProxy = &crashProxy{run: r, name: "callback", upstream: r.botURLWait, phase: func(*http.Request, []byte) crashPhase { return phaseCallback }}
 	r.zqFiles = &crashProxy{run: r, name: "zhiqite", upstream: func() string { return zqRoot }, phase: r.zhiqitePhase}
 	r.apFiles = &crashProxy{run: r, name: "apispace", upstream: r.ap.URL, phase: r.apispacePhase}
-	for _, p := range []*crashProxy{r.cbProxy, r.zqFiles, r.apFiles} {
+	for _, p := range []*crashProxy{r.cbProxy, r.zqFiles, r.apFiles, r.saFiles} {
 		p.url = r.listen(p, 0)
 	}
-	r.links = strings.NewReplacer(zqRoot+"/", r.zqFiles.url+"/", r.ap.URL()+"/", r.apFiles.url+"/")
+	r.links = strings.NewReplacer(zqRoot+"/", r.zqFiles.url+"/", r.ap.URL()+"/", r.apFiles.url+"/", r.sa.URL+"/", r.saFiles.url+"/")
 	t.Cleanup(func() {
 		for _, list := range r.servers {
 			for _, srv := range list {
@@ -417,15 +561,33 @@ func crashRunSetup(t *testing.T, s crashSetup) crashResult {
 		r.closing.Wait()
 		r.zq.Close()
 		r.ap.Close()
+		r.sa.Close()
 		r.tg.Close()
 		r.client.CloseIdleConnections()
 	})
 
+	r.planCommands()
+	if s.webhook {
+		r.hookAdd = make(chan struct{}, 1)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			r.pushUpdates(ctx)
+		}()
+		t.Cleanup(func() {
+			cancel()
+			<-done
+		})
+	}
 	res := newCrashResult()
 	res.jobs = s.jobs
 	phases := []crashPhase{phaseIntake, phaseAck, phaseSubmit, phasePoll, phaseDownload, phasePost, phaseTimer}
 	if s.callbacks {
 		phases = append(phases, phaseCallback)
+	}
+	if s.images {
+		phases = append(phases, phaseInput)
 	}
 	hit := map[crashPhase]int{}
 	for k := 1; k <= s.kills; k++ {
@@ -466,14 +628,22 @@ func crashRunSetup(t *testing.T, s crashSetup) crashResult {
 }
 
 // writeConfig writes the configuration of life epoch: Telegram and both
-// vendors behind that life's proxies, timing scaled down, quotas out of the way.
+// vendors behind that life's proxies, timing scaled down, and quotas on:
+// every limit exactly what the run's commands need (see quotaLimits), so a
+// charge counted twice or a running slot never given back refuses a later
+// command, which is then lost.
 func (r *crashRun) writeConfig(epoch int) {
 	s := r.setup
 	public := ""
 	if s.callbacks {
 		public = "  public_url: " + r.cbProxy.url + "\n"
 	}
-	tg, zq, ap := r.listen(r.tgProxy, epoch), r.listen(r.zqProxy, epoch), r.listen(r.apProxy, epoch)
+	tg, zq, ap, sa := r.listen(r.tgProxy, epoch), r.listen(r.zqProxy, epoch), r.listen(r.apProxy, epoch), r.listen(r.saProxy, epoch)
+	daily, chat, global, running := r.quotaLimits()
+	hook := ""
+	if s.webhook {
+		hook = fmt.Sprintf("  mode: webhook\n  webhook_url: https://bot.example.com%s\n  webhook_secret: %s\n", crashHookPath, crashHookSecret)
+	}
 	route := "[" + strings.Join(s.route, ", ") + "]"
 	cfg := fmt.Sprintf(`data_dir: %[1]s/data
 log:
@@ -492,13 +662,16 @@ http:
     anime: [apispace]
     swapface: [zhiqite]
 quota:
-  default: {daily: 1000000, concurrent: 0, every: 0s, burst: 0}
+  default: {daily: %[12]d, concurrent: %[15]d, every: 1ms, burst: 1000}
+  chat_daily: %[13]d
+  global_daily: %[14]d
+  costs: {draw: 2, upscale: 2, swapface: 2, anime: 2}
 telegram:
   enabled: true
   token: %[4]q
   api_endpoint: %[5]q
   poll_timeout: 1s
-vendors:
+%[18]svendors:
   zhiqite:
     enabled: true
     base_url: %[6]s
@@ -518,8 +691,17 @@ vendors:
     superres_duration: %[11]s
     poll_every: 150ms
     poll_max: 600ms
+  showapi:
+    enabled: true
+    base_url: %[16]s
+    app_code: %[17]q
+    create_path: /createtask
+    callbacks: %[8]v
+    typical_duration: 600ms
+    poll_every: 150ms
+    poll_max: 600ms
 `, r.dir, public, route, tgToken, tg, zq+zhiqitetest.BasePath, zhiqiteAppCode, s.callbacks,
-		ap, apispaceToken, s.apWork)
+		ap, apispaceToken, s.apWork, daily, chat, global, running, sa, showAPICode, hook)
 	r.cfg = filepath.Join(r.dir, "picbot.yaml")
 	if err := os.WriteFile(r.cfg, []byte(cfg), 0o600); err != nil {
 		r.t.Fatal(err)
@@ -549,6 +731,10 @@ func (r *crashRun) nextPlan(phases []crashPhase, hit map[crashPhase]int) crashPl
 	case phaseTimer:
 		p.delay = time.Duration(50+r.rng.IntN(2500)) * time.Millisecond
 	case phaseIntake:
+		if r.setup.webhook {
+			p.nth = 1 + r.rng.IntN(4) // one update a post: any mode
+			break
+		}
 		p.nth = 1
 		p.mode = killAfterReply // the batch is in the bot's hands: kill while it makes the jobs
 		p.delay = time.Duration(r.rng.IntN(25)) * time.Millisecond
@@ -562,38 +748,208 @@ func (r *crashRun) nextPlan(phases []crashPhase, hit map[crashPhase]int) crashPl
 	return p
 }
 
-// addCommands queues n new /draw commands at the fake Bot API.
-func (r *crashRun) addCommands(n int) {
+// planCommands chooses the run's commands from its own stream of the
+// seed, so a run without kills sends the same ones.
+func (r *crashRun) planCommands() {
+	rng := rand.New(rand.NewPCG(r.setup.seed, 3))
+	kinds := slices.Clone(crashKinds)
+	if r.setup.images {
+		kinds = append(kinds, crashImageKinds...)
+		face, target := smallPNG(r.t, 256, 256), smallPNG(r.t, 320, 256)
+		r.tg.AddFile(crashFaceFile, "", face)
+		r.tg.AddFile(crashTargetFile, "", target)
+		r.photoSize = map[string]int{crashFaceFile: len(face), crashTargetFile: len(target)}
+	}
 	total := 0
-	for _, k := range crashKinds {
+	for _, k := range kinds {
 		total += k.weight
 	}
 	sizes := []string{"256x256", "320x256", "256x320", "384x384", "512x512"}
-	for range n {
-		if len(r.cmds) >= r.setup.jobs {
-			return
-		}
-		i := len(r.cmds)
-		w := r.rng.IntN(total)
-		kind := crashKinds[0]
-		for _, k := range crashKinds {
+	for i := range r.setup.jobs {
+		w := rng.IntN(total)
+		kind := kinds[0]
+		for _, k := range kinds {
 			if w < k.weight {
 				kind = k
 				break
 			}
 			w -= k.weight
 		}
-		c := &crashCmd{user: r.users[r.rng.IntN(len(r.users))], msgID: 5000 + i, kind: kind.kind,
+		c := &crashCmd{user: r.users[rng.IntN(len(r.users))], msgID: 5000 + i, kind: kind.kind,
 			token: fmt.Sprintf("cj%s%04d", r.setup.tag, i)}
-		c.text = fmt.Sprintf("/draw crash test %s %s --size %s --seed %d", c.token, kind.word, sizes[r.rng.IntN(len(sizes))], 1000+i)
-		update := map[string]any{"message": map[string]any{
+		c.text = fmt.Sprintf("/draw crash test %s %s --size %s --seed %d", c.token, kind.word, sizes[rng.IntN(len(sizes))], 1000+i)
+		switch c.kind {
+		case "upscale":
+			c.text = "/upscale"
+		case "swapface":
+			c.text = "/swapface"
+		}
+		r.planned = append(r.planned, c)
+	}
+}
+
+// crashCost is what a command costs in quota units: 2 an image (quota.costs).
+func crashCost(c *crashCmd) int {
+	if c.kind == "album" {
+		return 4
+	}
+	return 2
+}
+
+// quotaLimits are the tightest limits the run's commands fit in, were each
+// charged once and never refunded: a user's daily images (chat's the same,
+// chats being private), all users' together, and a user's running jobs
+// (all of a user's commands may be running at once).
+func (r *crashRun) quotaLimits() (daily, chat, global, running int) {
+	perUser, cmds := map[int64]int{}, map[int64]int{}
+	for _, c := range r.planned {
+		perUser[c.user] += crashCost(c)
+		cmds[c.user]++
+		global += crashCost(c)
+	}
+	for u, n := range perUser {
+		daily = max(daily, n)
+		running = max(running, cmds[u])
+	}
+	return daily, daily, global, running
+}
+
+// addCommands queues the next n commands at the fake Bot API.
+func (r *crashRun) addCommands(n int) {
+	for range n {
+		if len(r.cmds) >= len(r.planned) {
+			return
+		}
+		c := r.planned[len(r.cmds)]
+		msg := map[string]any{
 			"message_id": c.msgID, "date": time.Now().Unix(), "text": c.text,
 			"from": map[string]any{"id": c.user, "is_bot": false, "first_name": "Crash", "language_code": "en"},
 			"chat": map[string]any{"id": c.user, "type": "private", "first_name": "Crash"},
-		}}
+		}
+		photo := func(id string) []any {
+			return []any{map[string]any{"file_id": id, "file_unique_id": "u" + id, "width": 256, "height": 256, "file_size": r.photoSize[id]}}
+		}
+		switch c.kind {
+		case "img2img", "upscale", "swapface":
+			delete(msg, "text")
+			msg["caption"] = c.text
+			msg["caption_entities"] = []any{map[string]any{"type": "bot_command", "offset": 0, "length": strings.IndexByte(c.text+" ", ' ')}}
+			msg["photo"] = photo(crashFaceFile)
+			if c.kind == "swapface" {
+				msg["reply_to_message"] = map[string]any{
+					"message_id": 1, "date": time.Now().Unix(), "photo": photo(crashTargetFile),
+					"from": map[string]any{"id": c.user, "is_bot": false, "first_name": "Crash"},
+					"chat": map[string]any{"id": c.user, "type": "private", "first_name": "Crash"},
+				}
+			}
+		}
+		update := map[string]any{"message": msg}
 		c.updateID = r.tg.AddUpdate(update)
 		r.cmds = append(r.cmds, c)
+		if r.setup.webhook {
+			update["update_id"] = c.updateID
+			raw, err := json.Marshal(update)
+			if err != nil {
+				r.t.Fatal(err)
+			}
+			r.mu.Lock()
+			r.hook = append(r.hook, crashUpdate{id: c.updateID, body: raw})
+			r.mu.Unlock()
+			select {
+			case r.hookAdd <- struct{}{}:
+			default:
+			}
+		}
 	}
+}
+
+// crashUpdate is an update Telegram will post to the webhook.
+type crashUpdate struct {
+	id   int
+	body []byte
+}
+
+const (
+	crashHookPath   = "/telegram/hook"
+	crashHookSecret = "crash_Secret-7"
+)
+
+// pushUpdates is Telegram's side of the webhook: it posts the oldest update
+// not yet answered 200 to the bot of the life current, again and again until
+// one is; the intake phase is that post. A kill after the bot's answer and
+// before Telegram heard it leaves the update to be posted again, to the
+// next life, as Telegram does.
+func (r *crashRun) pushUpdates(ctx context.Context) {
+	for {
+		r.mu.Lock()
+		var u *crashUpdate
+		if len(r.hook) > 0 {
+			u = &r.hook[0]
+		}
+		r.mu.Unlock()
+		if u == nil {
+			select {
+			case <-ctx.Done():
+				return
+			case <-r.hookAdd:
+			}
+			continue
+		}
+		epoch, url := r.current(), r.botURL()
+		answered := false
+		if url != "" {
+			answered = r.postUpdate(ctx, epoch, url, *u)
+		}
+		if answered {
+			r.mu.Lock()
+			r.hook = r.hook[1:]
+			r.mu.Unlock()
+			continue
+		}
+		// Telegram's pause before trying an unanswered update again.
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// postUpdate posts u to the bot of epoch and reports whether Telegram saw it answered.
+func (r *crashRun) postUpdate(ctx context.Context, epoch int, url string, u crashUpdate) bool {
+	mode, delay := r.event(epoch, phaseIntake, false)
+	call := crashCall{epoch: epoch, proxy: "webhook", phase: phaseIntake, method: "update " + strconv.Itoa(u.id), killed: mode}
+	if mode == killBefore {
+		r.killNow(epoch, phaseIntake, mode, call.method)
+		r.record(call)
+		return false
+	}
+	if mode == killDuring {
+		go func() {
+			time.Sleep(delay)
+			r.killNow(epoch, phaseIntake, mode, call.method)
+		}()
+	}
+	pctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	status, err := r.tg.PostWebhook(pctx, url+crashHookPath, crashHookSecret, u.body)
+	call.status = status
+	r.record(call)
+	switch mode {
+	case killAfter:
+		r.killNow(epoch, phaseIntake, mode, call.method)
+		return false // the answer never reached Telegram
+	case killAfterReply:
+		if err == nil && status == http.StatusOK {
+			go func() {
+				time.Sleep(delay)
+				r.killNow(epoch, phaseIntake, mode, call.method)
+			}()
+		} else {
+			r.killNow(epoch, phaseIntake, mode, call.method)
+		}
+	}
+	return err == nil && status == http.StatusOK
 }
 
 // start begins a new life of the bot under plan.
@@ -604,13 +960,42 @@ func (r *crashRun) start(plan crashPlan) *crashProc {
 	epoch := r.epoch
 	r.mu.Unlock()
 	r.writeConfig(epoch)
-	b := startBot(r.t, r.dir, "-config", r.cfg)
-	p := &crashProc{b: b, epoch: epoch, killed: make(chan struct{})}
+	bin := binary
+	if r.setup.race {
+		bin = crashRaceBinary(r.t)
+	}
+	b := startBin(r.t, bin, r.dir, "-config", r.cfg)
+	p := &crashProc{b: b, epoch: epoch, killed: make(chan struct{}), addr: make(chan struct{})}
 	r.mu.Lock()
 	r.cur = p
 	r.mu.Unlock()
 	go r.watchAddr(p)
 	return p
+}
+
+var (
+	crashRaceOnce sync.Once
+	crashRaceBin  string
+	crashRaceErr  error
+)
+
+// crashRaceBinary is the bot built with the race detector, once, beside the
+// ordinary build (TestMain removes both). A race in a life is a "WARNING:
+// DATA RACE" on its stderr and exit status 66, which the lives check.
+func crashRaceBinary(t *testing.T) string {
+	crashRaceOnce.Do(func() {
+		bin := filepath.Join(filepath.Dir(binary), "picbot-race")
+		out, err := exec.Command("go", "build", "-race", "-o", bin, ".").CombinedOutput()
+		if err != nil {
+			crashRaceErr = fmt.Errorf("go build -race: %w\n%s", err, out)
+			return
+		}
+		crashRaceBin = bin
+	})
+	if crashRaceErr != nil {
+		t.Fatal(crashRaceErr)
+	}
+	return crashRaceBin
 }
 
 // watchAddr learns the bot's HTTP address from its log, for the callback proxy.
@@ -629,10 +1014,29 @@ func (r *crashRun) watchAddr(p *crashProc) {
 				r.botAddr = m[1]
 			}
 			r.mu.Unlock()
+			close(p.addr)
 			return
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// botURLWait is botURL for what reaches the bot through its public URL (a
+// vendor's callback, its fetch of an input image): a bot that is up but
+// whose address the test has not read from its log yet is waited for, as
+// the listening socket would answer; a dead bot is not.
+func (r *crashRun) botURLWait() string {
+	r.mu.Lock()
+	p := r.cur
+	r.mu.Unlock()
+	if p != nil {
+		select {
+		case <-p.addr:
+		case <-p.killed:
+		case <-time.After(10 * time.Second):
+		}
+	}
+	return r.botURL()
 }
 
 func (r *crashRun) botURL() string {
@@ -755,6 +1159,9 @@ func (r *crashRun) waitExit(p *crashProc) error {
 	}
 	_, stderr := p.b.output()
 	r.stderrs = append(r.stderrs, stderr)
+	if strings.Contains(stderr, "WARNING: DATA RACE") {
+		r.violation("life %d: the race detector found a data race:\n%s", p.epoch, crashHead(stderr[strings.Index(stderr, "WARNING: DATA RACE"):], 6000))
+	}
 	return err
 }
 
@@ -844,7 +1251,7 @@ func (r *crashRun) listen(p *crashProxy, epoch int) string {
 }
 
 var (
-	crashTokenRe = regexp.MustCompile(`cj[AB]\d+`)
+	crashTokenRe = regexp.MustCompile(`cj[A-Z]\d+`)
 	crashFileRe  = regexp.MustCompile(`filename="picbot-([a-z2-7]+)-\d+\.\w+"`)
 	crashPathJob = regexp.MustCompile(`^/callback/\w+/([a-z2-7]+)/`)
 	crashZqFile  = regexp.MustCompile(`^/files/([a-z2-7]+)-\d+/`)
@@ -1021,7 +1428,22 @@ func (r *crashRun) apispacePhase(req *http.Request, _ []byte) crashPhase {
 	return ""
 }
 
+func (r *crashRun) showapiPhase(req *http.Request, _ []byte) crashPhase {
+	switch path := req.URL.Path; {
+	case req.Method == http.MethodGet && strings.HasPrefix(path, "/images/"):
+		return phaseDownload
+	case path == "/yourtaskresult" || path == "/yourtasklist":
+		return phasePoll
+	case path == "/createtask":
+		return phaseSubmit
+	}
+	return ""
+}
+
 func (r *crashRun) telegramPhase(req *http.Request, body []byte) crashPhase {
+	if strings.HasPrefix(req.URL.Path, "/file/bot") {
+		return phaseInput
+	}
 	switch crashMethod("telegram", req) {
 	case "sendPhoto", "sendDocument", "sendMediaGroup":
 		if crashFileRe.Match(body) {
@@ -1086,6 +1508,18 @@ func crashCreated(vendor string, status int, reply, body []byte) (bool, string) 
 			return false, ""
 		}
 		return true, v.Data.UID
+	case "showapi":
+		var v struct {
+			Code json.Number `json:"showapi_res_code"`
+			Body struct {
+				RetCode json.Number `json:"ret_code"`
+				TaskID  string      `json:"task_id"`
+			} `json:"showapi_res_body"`
+		}
+		if json.Unmarshal(reply, &v) != nil || v.Code.String() != "0" || v.Body.RetCode.String() != "0" || v.Body.TaskID == "" {
+			return false, ""
+		}
+		return true, v.Body.TaskID
 	}
 	return false, ""
 }
@@ -1471,12 +1905,19 @@ func (r *crashRun) check(res *crashResult, phases []crashPhase, hit map[crashPha
 
 	// Submissions: a job's tasks at the vendors beyond its recorded attempts
 	// are submissions a kill interrupted before the task id was saved.
-	created := map[string]lifeCount{} // job id → life → tasks made
+	created := map[string]lifeCount{}     // job id → life → tasks made
+	vendorsOf := map[string][]crashCall{} // job id → its tasks made, in order
 	for _, c := range calls {
 		if c.phase != phaseSubmit || !c.created {
 			continue
 		}
 		id := jobOf[c.token]
+		if c.token == "" && c.proxy == "zhiqite" {
+			// No prompt (/upscale, /swapface): Zhiqite's task id is the job's, "<job>-<attempt>".
+			if job, _, ok := strings.Cut(c.taskID, "-"); ok && final.jobs[job] != nil {
+				id = job
+			}
+		}
 		if id == "" {
 			r.violation("a task at %s (%s) for a command with no job: %q", c.proxy, c.taskID, c.token)
 			continue
@@ -1485,6 +1926,7 @@ func (r *crashRun) check(res *crashResult, phases []crashPhase, hit map[crashPha
 			created[id] = lifeCount{}
 		}
 		created[id][c.epoch]++
+		vendorsOf[id] = append(vendorsOf[id], c)
 	}
 	for id, byLife := range created {
 		attempts := 0 // as of the previous life's end
@@ -1498,6 +1940,17 @@ func (r *crashRun) check(res *crashResult, phases []crashPhase, hit map[crashPha
 			tasks += n
 			saved := j.Attempts - attempts
 			if unsaved := n - saved; unsaved > 0 {
+				// The life's last tasks are the unsaved ones: each is a kill in
+				// that vendor's submit window.
+				var inLife []string
+				for _, c := range vendorsOf[id] {
+					if c.epoch == s.epoch {
+						inLife = append(inLife, c.proxy)
+					}
+				}
+				for _, v := range inLife[max(0, len(inLife)-unsaved):] {
+					res.windowByVendor[v]++
+				}
 				res.unsavedAtKill += unsaved
 				r.charge(s.epoch, func(k *crashKill) { k.unsaved += unsaved })
 				if !killed[s.epoch] {
@@ -1514,6 +1967,17 @@ func (r *crashRun) check(res *crashResult, phases []crashPhase, hit map[crashPha
 				r.violation("job %s records %d submissions; the vendors made %d tasks", id, j.Attempts, tasks)
 			case extra > 0:
 				res.resubmissions += extra
+				// Per vendor: one task recorded for each vendor the job went to
+				// (a task whose id was saved is never made again), the rest extra.
+				perVendor := map[string]int{}
+				for _, c := range vendorsOf[id] {
+					perVendor[c.proxy]++
+				}
+				for v, n := range perVendor {
+					if n > 1 {
+						res.resubByVendor[v] += n - 1
+					}
+				}
 			}
 		}
 	}
@@ -1527,6 +1991,18 @@ func (r *crashRun) check(res *crashResult, phases []crashPhase, hit map[crashPha
 		res.maxDuplicates = max(res.maxDuplicates, k.duplicates)
 		res.maxUnsaved = max(res.maxUnsaved, k.unsaved)
 	}
+	// The allowances, asserted: a post repeated only for a kill between
+	// posting and recording, at most one per kill; tasks made again within
+	// each vendor's bound per kill in its submit window.
+	if crashOnePostPerKill && res.duplicatePosts > len(r.kills) {
+		r.violation("%d duplicate posts in %d kills: more than one per kill", res.duplicatePosts, len(r.kills))
+	}
+	for _, v := range []string{"zhiqite", "apispace", "showapi"} {
+		if limit := crashResubmitLimit(v) * res.windowByVendor[v]; res.resubByVendor[v] > limit {
+			r.violation("%s: %d tasks made again; %d kills landed in its submit window, bound %d a kill (crashResubmitFixed %v): at most %d",
+				v, res.resubByVendor[v], res.windowByVendor[v], crashResubmitLimit(v), crashResubmitFixed, limit)
+		}
+	}
 	for _, c := range calls {
 		if c.phase != "" {
 			res.calls[fmt.Sprintf("%s/%d", c.phase, c.status)]++
@@ -1537,7 +2013,12 @@ func (r *crashRun) check(res *crashResult, phases []crashPhase, hit map[crashPha
 	for _, j := range final.jobs {
 		res.botBilled += j.BilledCalls
 	}
-	res.vendorBilled = r.zq.Billed() + r.ap.Billed()
+	res.vendorBilled = r.zq.Billed() + r.ap.Billed() + r.sa.Billed()
+	for _, j := range final.jobs {
+		if j.State == engine.StateDelivered {
+			res.images += len(j.Results)
+		}
+	}
 	res.lateCalls = int(r.lateCalls.Load())
 	if v := r.ap.Violations(); len(v) > 0 {
 		r.violation("APISpace saw calls its documents do not allow: %v", v)
@@ -1545,7 +2026,7 @@ func (r *crashRun) check(res *crashResult, phases []crashPhase, hit map[crashPha
 
 	// Every phase was hit.
 	for _, p := range phases {
-		if hit[p] == 0 && r.bad == 0 {
+		if hit[p] == 0 && r.bad == 0 && r.setup.kills > 0 {
 			r.violation("no kill came at phase %s in %d kills", p, len(r.kills))
 		}
 	}
@@ -1562,8 +2043,8 @@ func (r *crashRun) expected(c *crashCmd, j *engine.Job) string {
 			return "should be delivered with one picture"
 		}
 	case "album":
-		if j.State != engine.StateDelivered || len(j.Results) != 2 || j.Vendor != "zhiqite" {
-			return "should be delivered by zhiqite with two pictures"
+		if j.State != engine.StateDelivered || len(j.Results) != 2 || j.Vendor != r.setup.album {
+			return "should be delivered by " + r.setup.album + " with two pictures"
 		}
 	case "zap", "drop":
 		if j.State != engine.StateDelivered || j.Vendor != second || !slices.Contains(j.Tried, first) {
@@ -1576,6 +2057,11 @@ func (r *crashRun) expected(c *crashCmd, j *engine.Job) string {
 	case "stale":
 		if j.State != engine.StateFailed || j.Err == nil || j.Err.Code != engine.EVENDOR {
 			return "should fail: the result could not be downloaded"
+		}
+	case "img2img", "upscale", "swapface":
+		want := map[string]int{"img2img": 1, "upscale": 1, "swapface": 2}[c.kind]
+		if j.State != engine.StateDelivered || len(j.Results) != 1 || len(j.Request.Inputs) != want {
+			return fmt.Sprintf("should be delivered with one picture made from %d photos", want)
 		}
 	}
 	return ""
@@ -1636,6 +2122,13 @@ func (r *crashRun) dumpLogs() {
 		os.WriteFile(filepath.Join(dir, fmt.Sprintf("life-%03d.log", i+1)), []byte(log), 0o600)
 	}
 	r.t.Logf("every life's log is in %s", dir)
+}
+
+func crashHead(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }
 
 func crashTail(s string, n int) string {

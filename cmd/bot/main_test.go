@@ -52,7 +52,13 @@ type bot struct {
 // startBot runs the binary in dir with args; its stdout lines arrive on b.lines.
 func startBot(t *testing.T, dir string, args ...string) *bot {
 	t.Helper()
-	b := &bot{cmd: exec.Command(binary, args...), lines: make(chan string, 1000), done: make(chan error, 1)}
+	return startBin(t, binary, dir, args...)
+}
+
+// startBin is startBot with another build of the bot (the race detector's).
+func startBin(t *testing.T, bin, dir string, args ...string) *bot {
+	t.Helper()
+	b := &bot{cmd: exec.Command(bin, args...), lines: make(chan string, 1000), done: make(chan error, 1)}
 	b.cmd.Dir = dir
 	b.cmd.Env = append(os.Environ(), "LANG=C")
 	b.cmd.Stderr = &syncWriter{mu: &b.mu, w: &b.stderr}
