@@ -22,9 +22,13 @@ type Metrics struct {
 	added     prometheus.Histogram
 	refusals  *prometheus.CounterVec
 	throttled *prometheus.CounterVec
+	uncertain *prometheus.CounterVec
 }
 
-var _ engine.Observer = (*Metrics)(nil)
+var (
+	_ engine.Observer       = (*Metrics)(nil)
+	_ engine.SubmitObserver = (*Metrics)(nil)
+)
 
 // New registers the collectors, with Go runtime and process metrics.
 func New() *Metrics {
@@ -53,8 +57,11 @@ func New() *Metrics {
 		throttled: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "picbot_platform_rate_limited_total", Help: "429 answers from chat platforms, by platform.",
 		}, []string{"platform"}),
+		uncertain: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "picbot_submissions_uncertain_total", Help: "Submissions whose answer was lost, by vendor and outcome (found, absent, resubmit, fail).",
+		}, []string{"vendor", "outcome"}),
 	}
-	m.reg.MustRegister(m.jobs, m.ended, m.billed, m.latency, m.added, m.refusals, m.throttled,
+	m.reg.MustRegister(m.jobs, m.ended, m.billed, m.latency, m.added, m.refusals, m.throttled, m.uncertain,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -86,6 +93,11 @@ func (m *Metrics) Moved(j *engine.Job, from engine.State) {
 // Billed implements engine.Observer.
 func (m *Metrics) Billed(vendor string, calls int) {
 	m.billed.WithLabelValues(vendor).Add(float64(calls))
+}
+
+// SubmitUncertain implements engine.SubmitObserver.
+func (m *Metrics) SubmitUncertain(vendor, outcome string) {
+	m.uncertain.WithLabelValues(vendor, outcome).Inc()
 }
 
 // DeliveryStarted implements engine.Observer.
