@@ -176,8 +176,10 @@ func (e *Engine) submit(ctx context.Context, lj *liveJob, j *Job) time.Duration 
 	}
 	if err != nil {
 		e.log.Warn("vendor submit failed", slog.String("job_id", j.ID), slog.String("vendor", name), slog.Any("err", err))
-		if !errors.Is(err, context.DeadlineExceeded) {
-			// A plain failure made no task: nothing to ask the vendor about.
+		if _, ask := v.(TaskFinder); !ask && !errors.Is(err, context.DeadlineExceeded) {
+			// The vendor answered, or was never reached: no task to fear, and
+			// uncertain_submit must not fail a job for a plain 503. A vendor
+			// that can be asked keeps the marker: asking is cheap and sure.
 			e.unmark(ctx, j.ID)
 		}
 		lj.polls++

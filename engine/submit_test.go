@@ -159,3 +159,25 @@ func TestShutdownAfterSubmit(t *testing.T) {
 		t.Fatalf("%d submissions, %d tasks; job %s", n, v.made(), got.State)
 	}
 }
+
+// A submission whose answer is lost in transit (the vendor made the task,
+// the bot saw an error) is found before the job is sent again.
+func TestLostAnswerFound(t *testing.T) {
+	v := newFinder("finder")
+	made := v.submit
+	var once atomic.Bool
+	v.submit = func(j *engine.Job, task engine.Task) (string, error) {
+		id, _ := made(j, task)
+		if once.CompareAndSwap(false, true) {
+			return "", errors.New("connection reset by peer")
+		}
+		return id, nil
+	}
+	h := newHarness(t, engine.Config{}, v)
+	j := h.submit(t)
+	h.notify.wait(t)
+	got := h.waitFinished(t, j.ID)
+	if v.submits.Load() != 1 || v.finds.Load() != 1 || got.State != engine.StateDelivered || got.Attempts != 1 {
+		t.Fatalf("submits %d finds %d; job %s attempts %d", v.submits.Load(), v.finds.Load(), got.State, got.Attempts)
+	}
+}

@@ -473,6 +473,7 @@ func (v *Vendor) FindTask(ctx context.Context, j *engine.Job, t engine.Task) (st
 		v.forgetLost(t.ID)
 		return t.ID, true, nil
 	case engine.ErrorCode(err) == engine.ENOTFOUND:
+		v.forgetLost(t.ID) // asked already: Submit need not ask again
 		return "", false, nil
 	}
 	return "", false, err
