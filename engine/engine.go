@@ -41,6 +41,11 @@ type Config struct {
 	// BreakerFailures in a row open a vendor's circuit for BreakerCooldown.
 	BreakerFailures int
 	BreakerCooldown time.Duration
+	// UncertainSubmit is what to do with a job whose submission may have
+	// reached a vendor that cannot be asked (no TaskFinder):
+	// UncertainResubmit (default) sends it again, at most one extra task per
+	// lost answer; UncertainFail fails it with a refund. Either is logged.
+	UncertainSubmit string
 	// HTTPClient downloads vendors' result images.
 	HTTPClient *http.Client
 	// Observer hears events for metrics; nil for none.
@@ -96,6 +101,9 @@ func (c *Config) fill() {
 	}
 	if c.ResumeSpread <= 0 {
 		c.ResumeSpread = d.ResumeSpread
+	}
+	if c.UncertainSubmit == "" {
+		c.UncertainSubmit = UncertainResubmit
 	}
 	if c.HTTPClient == nil {
 		c.HTTPClient = &http.Client{Timeout: 60 * time.Second}

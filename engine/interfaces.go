@@ -117,6 +117,16 @@ type Vendor interface {
 	Timing(r *Request) Timing
 }
 
+// TaskFinder is a vendor that can find a task whose submission's answer was
+// lost (a crash, a failed store write, a timeout): the engine asks it before
+// submitting the job again, so the vendor does not make and bill a second task.
+type TaskFinder interface {
+	// FindTask looks for the task that submitting t for j would have made;
+	// j.Submitting says when. found false means there is none: submitting
+	// again is safe. An error means the vendor could not be asked now.
+	FindTask(ctx context.Context, j *Job, t Task) (taskID string, found bool, err error)
+}
+
 // CallbackVendor is a vendor that reports by calling the bot back.
 type CallbackVendor interface {
 	Vendor

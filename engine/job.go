@@ -131,6 +131,10 @@ type Job struct {
 	// Attempts counts submissions to vendors; BilledCalls counts billed vendor calls.
 	Attempts    int `json:"attempts,omitempty"`
 	BilledCalls int `json:"billed_calls,omitempty"`
+	// Submitting is set just before a vendor is asked to take the job and
+	// cleared when its answer is recorded: found set on a queued job, the
+	// vendor may hold a task the bot never recorded (see submit.go).
+	Submitting *Submitting `json:"submitting,omitempty"`
 
 	Pending []Remote   `json:"pending,omitempty"` // reported by the vendor, not yet downloaded
 	Results []Result   `json:"results,omitempty"`
@@ -200,6 +204,10 @@ func (j *Job) Clone() *Job {
 	c.Pending = append([]Remote(nil), j.Pending...)
 	c.Results = append([]Result(nil), j.Results...)
 	c.Owner.Roles = append([]string(nil), j.Owner.Roles...)
+	if j.Submitting != nil {
+		m := *j.Submitting
+		c.Submitting = &m
+	}
 	if j.Err != nil {
 		e := *j.Err
 		c.Err = &e

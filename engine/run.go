@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
 	"net/http"
@@ -252,8 +251,15 @@ func (e *Engine) fail(ctx context.Context, j *Job, cause error, billed int) time
 	return 0
 }
 
-// submit hands a queued job to the first vendor that can take it.
+// submit hands a queued job to the first vendor that can take it. A
+// marker stored before the vendor is called (j.Submitting) lets a later
+// step know that a task may exist though no id was recorded (submit.go).
 func (e *Engine) submit(ctx context.Context, lj *liveJob, j *Job) time.Duration {
+	if j.Submitting != nil {
+		if d, done := e.uncertain(ctx, lj, j); done {
+			return d
+		}
+	}
 	v, err := e.pick(&j.Request, j.Tried, true)
 	if err != nil {
 		if ErrorCode(err) == EUNAVAILABLE {
@@ -266,21 +272,22 @@ func (e *Engine) submit(ctx context.Context, lj *liveJob, j *Job) time.Duration 
 	}
 	name := v.Name()
 	timing := v.Timing(&j.Request)
-	task := Task{
-		ID:        fmt.Sprintf("%s-%d", j.ID, j.Attempts+1),
-		InputURLs: e.inputURLs(j),
-		Open: func(i int) (io.ReadCloser, error) {
-			return e.blobs.Open(j.Request.Inputs[i].Blob)
-		},
-	}
-	if cv, ok := v.(CallbackVendor); ok && cv.WantsCallback() && e.cfg.PublicURL != "" {
-		task.CallbackURL = e.CallbackURL(name, j)
+	task := e.task(j, v, fmt.Sprintf("%s-%d", j.ID, j.Attempts+1))
+	if !e.mark(ctx, j, name, task.ID) {
+		return retry
 	}
 	sctx, cancel := context.WithTimeout(ctx, e.cfg.VendorTimeout)
 	taskID, err := v.Submit(sctx, j, task)
 	cancel()
 	if ctx.Err() != nil {
-		return never
+		if err != nil {
+			return never // the marker stays: the next start asks the vendor
+		}
+		// Shutting down, but the vendor took the task: record it anyway,
+		// or the next start would make a second one.
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.cfg.VendorTimeout)
+		defer cancel()
+		ctx = dctx
 	}
 	refused := isCode(err, EINVALID, EUNSAFE)
 	e.breakers[name].record(err == nil || refused, e.cfg.Now(), e.cfg.BreakerFailures, e.cfg.BreakerCooldown)
@@ -289,9 +296,23 @@ func (e *Engine) submit(ctx context.Context, lj *liveJob, j *Job) time.Duration 
 	}
 	if err != nil {
 		e.log.Warn("vendor submit failed", slog.String("job_id", j.ID), slog.String("vendor", name), slog.Any("err", err))
+		if _, ask := v.(TaskFinder); !ask && !errors.Is(err, context.DeadlineExceeded) {
+			// The vendor answered, or was never reached: no task to fear, and
+			// uncertain_submit must not fail a job for a plain 503. A vendor
+			// that can be asked keeps the marker: asking is cheap and sure.
+			e.unmark(ctx, j.ID)
+		}
 		lj.polls++
 		return e.untilDeadline(j, backoff(time.Second, lj.polls, time.Minute))
 	}
+	return e.submitted(ctx, lj, j, v, task, taskID, 0)
+}
+
+// submitted records that vendor v holds j's task, and clears the marker.
+// extra counts billed calls beyond the submission (a search for the task).
+func (e *Engine) submitted(ctx context.Context, lj *liveJob, j *Job, v Vendor, task Task, taskID string, extra int) time.Duration {
+	name := v.Name()
+	timing := v.Timing(&j.Request)
 	now := e.cfg.Now()
 	updated := e.save(ctx, j.ID, func(j *Job, _ Counters) error {
 		if err := j.Move(StateSubmitted, now); err != nil {
@@ -300,13 +321,12 @@ func (e *Engine) submit(ctx context.Context, lj *liveJob, j *Job) time.Duration 
 		j.Vendor, j.TaskID = name, taskID
 		j.Callback = task.CallbackURL != ""
 		j.Attempts++
-		if timing.Billed {
-			j.BilledCalls++
-		}
+		j.Submitting = nil
+		j.BilledCalls += calls(timing.Billed) + extra
 		return nil
 	})
 	if updated == nil {
-		return retry
+		return retry // the marker stays: the next step finds the task
 	}
 	e.log.Info("job submitted", slog.String("job_id", j.ID), slog.String("vendor", name), slog.String("task_id", taskID))
 	lj.polls = 0

@@ -24,9 +24,13 @@ type Metrics struct {
 	throttled *prometheus.CounterVec
 	disk      *prometheus.GaugeVec
 	files     prometheus.Gauge
+	uncertain *prometheus.CounterVec
 }
 
-var _ engine.Observer = (*Metrics)(nil)
+var (
+	_ engine.Observer       = (*Metrics)(nil)
+	_ engine.SubmitObserver = (*Metrics)(nil)
+)
 
 // New registers the collectors, with Go runtime and process metrics.
 func New() *Metrics {
@@ -61,8 +65,11 @@ func New() *Metrics {
 		files: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "picbot_store_images", Help: "Files in the image directory. Measured periodically.",
 		}),
+		uncertain: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "picbot_submissions_uncertain_total", Help: "Submissions whose answer was lost, by vendor and outcome (found, absent, resubmit, fail).",
+		}, []string{"vendor", "outcome"}),
 	}
-	m.reg.MustRegister(m.jobs, m.ended, m.billed, m.latency, m.added, m.refusals, m.throttled, m.disk, m.files,
+	m.reg.MustRegister(m.jobs, m.ended, m.billed, m.latency, m.added, m.refusals, m.throttled, m.disk, m.files, m.uncertain,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -94,6 +101,11 @@ func (m *Metrics) Moved(j *engine.Job, from engine.State) {
 // Billed implements engine.Observer.
 func (m *Metrics) Billed(vendor string, calls int) {
 	m.billed.WithLabelValues(vendor).Add(float64(calls))
+}
+
+// SubmitUncertain implements engine.SubmitObserver.
+func (m *Metrics) SubmitUncertain(vendor, outcome string) {
+	m.uncertain.WithLabelValues(vendor, outcome).Inc()
 }
 
 // DeliveryStarted implements engine.Observer.

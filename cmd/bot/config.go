@@ -83,6 +83,9 @@ type EngineConfig struct {
 	ProgressEvery    time.Duration       `yaml:"progress_every"`
 	Routes           map[string][]string `yaml:"routes"`
 	Limits           engine.Limits       `yaml:"limits"`
+	// UncertainSubmit is resubmit or fail: what becomes of a job whose
+	// submission's answer was lost at a vendor that cannot be asked (APISpace).
+	UncertainSubmit string `yaml:"uncertain_submit"`
 }
 
 // FetchConfig governs downloads of image links users give.
@@ -128,6 +131,7 @@ func DefaultConfig() Config {
 			DeliveryAttempts: d.DeliveryAttempts,
 			Routes:           routes,
 			Limits:           d.Limits,
+			UncertainSubmit:  engine.UncertainResubmit,
 		},
 		Local:     LocalConfig{Enabled: true, Duration: 2 * time.Second},
 		Fetch:     FetchConfig{Timeout: 30 * time.Second},
@@ -246,6 +250,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Engine.Workers <= 0 {
 		bad("engine.workers", "must be positive")
+	}
+	if u := c.Engine.UncertainSubmit; u != "" && u != engine.UncertainResubmit && u != engine.UncertainFail {
+		bad("engine.uncertain_submit", "must be resubmit or fail, not %q", u)
 	}
 	known := c.vendorNames()
 	for kind, vendors := range c.Engine.Routes {

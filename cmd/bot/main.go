@@ -144,6 +144,7 @@ func build(cfg Config, log *slog.Logger, stdin io.Reader, stdout io.Writer) (*ap
 		Limits:           cfg.Engine.Limits,
 		JobTimeout:       cfg.Engine.JobTimeout,
 		VendorTimeout:    cfg.Engine.VendorTimeout,
+		UncertainSubmit:  cfg.Engine.UncertainSubmit,
 		MaxDownload:      cfg.Engine.MaxDownload,
 		DeliveryAttempts: cfg.Engine.DeliveryAttempts,
 		ProgressEvery:    cfg.Engine.ProgressEvery,

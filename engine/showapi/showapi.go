@@ -73,6 +73,13 @@ type Config struct {
 	PollEvery time.Duration `yaml:"poll_every"`       // default 3s, growing by half each poll
 	PollMax   time.Duration `yaml:"poll_max"`         // default 20s
 
+	// FindPages bounds the pages of /yourtasklist (five tasks each, every
+	// page billed) read to find a task whose creation's answer was lost.
+	FindPages int `yaml:"find_pages"` // default 4
+	// ClockSkew is how far the vendor's ct may be off the bot's clock when
+	// a lost task is looked for: older tasks are not this job's.
+	ClockSkew time.Duration `yaml:"clock_skew"` // default 10m
+
 	// CatalogTTL is how long /models is kept: each call is billed.
 	CatalogTTL time.Duration `yaml:"catalog_ttl"` // default 1h
 	// UnsafeWords mark a refusal or failure as the content audit's. [I]
@@ -136,6 +143,7 @@ func (c Config) withDefaults() Config {
 	def(&c.MaxSide, 1024)
 	def(&c.SideMultiple, 8)
 	def(&c.MaxBatch, 4)
+	def(&c.FindPages, 4)
 	dur := func(v *time.Duration, d time.Duration) {
 		if *v == 0 {
 			*v = d
@@ -145,6 +153,7 @@ func (c Config) withDefaults() Config {
 	dur(&c.PollEvery, 3*time.Second)
 	dur(&c.PollMax, 20*time.Second)
 	dur(&c.CatalogTTL, time.Hour)
+	dur(&c.ClockSkew, 10*time.Minute)
 	if len(c.UnsafeWords) == 0 {
 		c.UnsafeWords = defaultUnsafeWords
 	}
@@ -179,7 +188,7 @@ func (c Config) Validate(bad func(key, format string, args ...any)) {
 	if e := c.CreateEncoding; e != "" && e != "form" && e != "json" {
 		bad("create_encoding", "must be form or json, not %q", e)
 	}
-	for key, v := range map[string]int{"min_side": c.MinSide, "max_side": c.MaxSide, "side_multiple": c.SideMultiple, "max_batch": c.MaxBatch} {
+	for key, v := range map[string]int{"min_side": c.MinSide, "max_side": c.MaxSide, "side_multiple": c.SideMultiple, "max_batch": c.MaxBatch, "find_pages": c.FindPages} {
 		if v < 0 {
 			bad(key, "must not be negative")
 		}
@@ -187,7 +196,7 @@ func (c Config) Validate(bad func(key, format string, args ...any)) {
 	if c.MinSide > 0 && c.MaxSide > 0 && c.MaxSide < c.MinSide {
 		bad("max_side", "must be at least min_side")
 	}
-	for key, v := range map[string]time.Duration{"typical_duration": c.Typical, "poll_every": c.PollEvery, "poll_max": c.PollMax, "catalog_ttl": c.CatalogTTL} {
+	for key, v := range map[string]time.Duration{"typical_duration": c.Typical, "poll_every": c.PollEvery, "poll_max": c.PollMax, "catalog_ttl": c.CatalogTTL, "clock_skew": c.ClockSkew} {
 		if v < 0 {
 			bad(key, "must not be negative")
 		}
@@ -219,6 +228,7 @@ type Vendor struct {
 var (
 	_ engine.CallbackVendor = (*Vendor)(nil)
 	_ engine.Cataloguer     = (*Vendor)(nil)
+	_ engine.TaskFinder     = (*Vendor)(nil)
 )
 
 // New returns the adapter. client nil means a client with a one-minute
@@ -577,6 +587,64 @@ func (v *Vendor) TaskList(ctx context.Context, page int) (*TaskPage, error) {
 		return nil, fmt.Errorf("showapi: task list page %d: %w", page, err)
 	}
 	return &p, nil
+}
+
+// FindTask looks through /yourtasklist, newest pages first, for the task
+// that creating j's would have made: the record echoes the creation's
+// fields, so it is the one whose prompt, seed, size, model, steps, batch and
+// call_back (the job's own URL, when set) are all j's, created no earlier
+// than j.Submitting.At less ClockSkew. The engine gives each job a random
+// seed, so two jobs' records differ. At most FindPages pages are read.
+func (v *Vendor) FindTask(ctx context.Context, j *engine.Job, t engine.Task) (string, bool, error) {
+	want := v.createFields(&j.Request, t.CallbackURL)
+	var since time.Time
+	if j.Submitting != nil {
+		since = j.Submitting.At.Add(-v.cfg.ClockSkew)
+	}
+	for page := 1; page <= v.cfg.FindPages; page++ {
+		p, err := v.TaskList(ctx, page)
+		if err != nil {
+			return "", false, err
+		}
+		older := len(p.Tasks) > 0
+		for i := range p.Tasks {
+			rec := &p.Tasks[i]
+			at, ok := rec.Created()
+			if ok && !since.IsZero() && at.Before(since) {
+				continue
+			}
+			older = false
+			if id := strings.TrimSpace(string(rec.TaskID)); id != "" && matches(rec, want) {
+				v.log.Info("showapi: found a task whose creation's answer was lost", slog.String("job_id", j.ID), slog.String("task_id", id))
+				return id, true, nil
+			}
+		}
+		// Newest first [I]: a page all older than the submission ends the search.
+		if all, ok := p.AllPages.Int(); len(p.Tasks) == 0 || older || (ok && int64(page) >= all) {
+			break
+		}
+	}
+	return "", false, nil
+}
+
+// matches reports whether rec echoes the creation fields want.
+func matches(rec *Record, want [][2]string) bool {
+	got := map[string]string{
+		"prompt": string(rec.Prompt), "negetive_prompt": string(rec.Negative), "model_id": string(rec.ModelID),
+		"width": string(rec.Width), "height": string(rec.Height), "steps": string(rec.Steps), "seed": string(rec.Seed),
+		"batch_size": string(rec.BatchSize), "lora": string(rec.LoRA),
+	}
+	callback := ""
+	for _, f := range want {
+		if f[0] == "call_back" {
+			callback = f[1]
+			continue
+		}
+		if g, ok := got[f[0]]; ok && strings.TrimSpace(g) != strings.TrimSpace(f[1]) {
+			return false
+		}
+	}
+	return strings.TrimSpace(string(rec.CallBack)) == callback
 }
 
 // GatewayError is a call that did not reach ShowAPI's business logic: an

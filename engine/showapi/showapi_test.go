@@ -749,3 +749,47 @@ func sorted(s []string) []string {
 	}
 	return out
 }
+
+// FindTask finds a task whose creation's answer was lost in the fake's
+// documented /yourtasklist, past a page of later tasks, and finds none for
+// a job that made none.
+func TestFindTask(t *testing.T) {
+	for _, callback := range []string{"", "http://bot.example/callback/showapi/J1/tok"} {
+		fake, v, clk := setup(t, showapitest.Options{}, showapi.Config{})
+		ctx := context.Background()
+		j := drawJob("a lost fox")
+		j.Request.Seed = 123456
+		j.Submitting = &engine.Submitting{Vendor: showapi.Name, TaskID: "J1-1", Attempt: 1, At: clk.Now()}
+		task := engine.Task{ID: "J1-1", CallbackURL: callback}
+		if _, found, err := v.FindTask(ctx, j, task); err != nil || found {
+			t.Fatalf("before any creation: found %v, err %v", found, err)
+		}
+		id, err := v.Submit(ctx, j, task) // its answer is "lost": the id is not kept
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 6 { // later tasks push it to page 2; one differs only by seed
+			other := drawJob("a lost fox")
+			other.Request.Seed = int64(i)
+			submit(t, v, other, "")
+		}
+		before := fake.Calls("/yourtasklist")
+		got, found, err := v.FindTask(ctx, j, task)
+		if err != nil || !found || got != id {
+			t.Fatalf("callback %q: found %v id %q, want %q (err %v)", callback, found, got, id, err)
+		}
+		if n := fake.Calls("/yourtasklist") - before; n != 2 {
+			t.Fatalf("%d list pages read, want 2", n)
+		}
+		stranger := drawJob("a lost fox")
+		stranger.Request.Seed = 999
+		stranger.Submitting = j.Submitting
+		if _, found, err := v.FindTask(ctx, stranger, task); err != nil || found {
+			t.Fatalf("a job with no task: found %v, err %v", found, err)
+		}
+		fake.FailNext("/yourtasklist", showapitest.Fault500)
+		if _, _, err := v.FindTask(ctx, j, task); err == nil {
+			t.Fatal("a failed list call gave an answer")
+		}
+	}
+}

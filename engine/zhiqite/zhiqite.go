@@ -461,6 +461,24 @@ func (v *Vendor) Submit(ctx context.Context, j *engine.Job, t engine.Task) (stri
 	return t.ID, nil
 }
 
+// FindTask asks the vendor for the task by the id the bot chose (t.ID), so
+// a submission whose answer was lost is recorded, not sent again.
+func (v *Vendor) FindTask(ctx context.Context, j *engine.Job, t engine.Task) (string, bool, error) {
+	if t.ID == "" {
+		return "", false, nil
+	}
+	_, err := v.query(ctx, j.Request.Kind, t.ID)
+	switch {
+	case err == nil:
+		v.forgetLost(t.ID)
+		return t.ID, true, nil
+	case engine.ErrorCode(err) == engine.ENOTFOUND:
+		v.forgetLost(t.ID) // asked already: Submit need not ask again
+		return "", false, nil
+	}
+	return "", false, err
+}
+
 // build makes the endpoint and body for r.
 func (v *Vendor) build(r *engine.Request, t engine.Task) (string, any, error) {
 	if len(r.Inputs) > 0 && len(t.InputURLs) < len(r.Inputs) {

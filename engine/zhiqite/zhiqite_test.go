@@ -434,6 +434,30 @@ func TestFailures(t *testing.T) {
 			t.Fatalf("query: %+v %v", out, err)
 		}
 	})
+	t.Run("FindTaskAfterRestart", func(t *testing.T) {
+		// The engine asks before it submits again: one query, no submission.
+		f := newFake(t, zhiqitetest.Options{})
+		j := draw("a cat", 1)
+		if _, err := newVendor(t, f, nil).Submit(ctx, j, engine.Task{ID: "kept"}); err != nil {
+			t.Fatal(err)
+		}
+		v := newVendor(t, f, nil)
+		before := len(f.Calls())
+		if id, found, err := v.FindTask(ctx, j, engine.Task{ID: "kept"}); err != nil || !found || id != "kept" {
+			t.Fatalf("find: %q %v %v", id, found, err)
+		}
+		if _, found, err := v.FindTask(ctx, j, engine.Task{ID: "never"}); err != nil || found {
+			t.Fatalf("find of a task never made: %v %v", found, err)
+		}
+		for _, c := range f.Calls()[before:] {
+			if c.Endpoint != "saas/sd/v2/queryTaskInfo" {
+				t.Fatalf("a find called %s", c.Endpoint)
+			}
+		}
+		if got := f.Tasks(); len(got) != 1 {
+			t.Fatalf("tasks %v", got)
+		}
+	})
 	t.Run("BadParam", func(t *testing.T) {
 		f := newFake(t, zhiqitetest.Options{})
 		v := newVendor(t, f, nil)

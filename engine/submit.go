@@ -1,0 +1,120 @@
+package engine
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"time"
+)
+
+// Submitting marks a submission under way. It is stored before the vendor
+// is called, so a step that finds it on a queued job knows the vendor may
+// hold a task whose id was never recorded: the answer was lost to a crash,
+// a failed store write, a shutdown or a timeout.
+type Submitting struct {
+	Vendor  string    `json:"vendor"`
+	TaskID  string    `json:"task_id"` // the Task.ID the vendor was given
+	Attempt int       `json:"attempt"`
+	At      time.Time `json:"at"`
+}
+
+// Policies for a submission that may have reached a vendor that cannot be asked.
+const (
+	UncertainResubmit = "resubmit" // send it again: at most one extra task per lost answer
+	UncertainFail     = "fail"     // fail the job with a refund: never a second task
+)
+
+// SubmitObserver is an Observer that also counts uncertain submissions, by
+// vendor and what became of them: "found", "absent", "resubmit", "fail".
+type SubmitObserver interface {
+	SubmitUncertain(vendor, outcome string)
+}
+
+// task is what vendor v is handed for job j, with id as its suggested id.
+func (e *Engine) task(j *Job, v Vendor, id string) Task {
+	t := Task{
+		ID:        id,
+		InputURLs: e.inputURLs(j),
+		Open: func(i int) (io.ReadCloser, error) {
+			return e.blobs.Open(j.Request.Inputs[i].Blob)
+		},
+	}
+	if cv, ok := v.(CallbackVendor); ok && cv.WantsCallback() && e.cfg.PublicURL != "" {
+		t.CallbackURL = e.CallbackURL(v.Name(), j)
+	}
+	return t
+}
+
+// mark stores the marker before vendor is called; false if the write failed.
+func (e *Engine) mark(ctx context.Context, j *Job, vendor, taskID string) bool {
+	m := &Submitting{Vendor: vendor, TaskID: taskID, Attempt: j.Attempts + 1, At: e.cfg.Now()}
+	updated := e.save(ctx, j.ID, func(j *Job, _ Counters) error {
+		j.Submitting = m
+		return nil
+	})
+	if updated == nil {
+		return false
+	}
+	j.Submitting = m
+	return true
+}
+
+// unmark clears the marker after a submission that certainly made no task.
+// A failed write only costs a question to the vendor at the next step.
+func (e *Engine) unmark(ctx context.Context, id string) {
+	e.save(ctx, id, func(j *Job, _ Counters) error {
+		j.Submitting = nil
+		return nil
+	})
+}
+
+func (e *Engine) countUncertain(vendor, outcome string) {
+	if o, ok := e.cfg.Observer.(SubmitObserver); ok {
+		o.SubmitUncertain(vendor, outcome)
+	}
+}
+
+// uncertain settles a queued job whose last submission may have made a
+// task: it asks a vendor that can be asked, and otherwise follows
+// Config.UncertainSubmit. done false means: submit as usual.
+func (e *Engine) uncertain(ctx context.Context, lj *liveJob, j *Job) (time.Duration, bool) {
+	m := j.Submitting
+	log := e.log.With(slog.String("job_id", j.ID), slog.String("vendor", m.Vendor), slog.String("task_id", m.TaskID), slog.Time("submitted_at", m.At))
+	v, ok := e.vendors[m.Vendor]
+	if !ok {
+		log.Warn("submission uncertain at a vendor no longer configured; submitting again")
+		return 0, false
+	}
+	task := e.task(j, v, m.TaskID)
+	f, ok := v.(TaskFinder)
+	if !ok {
+		if e.cfg.UncertainSubmit == UncertainFail {
+			log.Warn("submission uncertain and the vendor cannot be asked: failing the job (uncertain_submit: fail)")
+			e.countUncertain(m.Vendor, "fail")
+			return e.fail(ctx, j, Errorf(EVENDOR, "The image service may or may not have taken this job, and it cannot be asked; so as not to pay twice it was not sent again. Your quota was refunded; please try again.",
+				"无法确认绘图服务是否已接下这个任务，也无法查询；为免重复计费未再次提交。额度已退还，请重试。"), 0), true
+		}
+		log.Warn("submission uncertain and the vendor cannot be asked: submitting again (uncertain_submit: resubmit)")
+		e.countUncertain(m.Vendor, "resubmit")
+		return 0, false
+	}
+	fctx, cancel := context.WithTimeout(ctx, e.cfg.VendorTimeout)
+	taskID, found, err := f.FindTask(fctx, j, task)
+	cancel()
+	if ctx.Err() != nil {
+		return never, true
+	}
+	if err != nil {
+		log.Warn("submission uncertain and the vendor could not be asked; asking again later", slog.Any("err", err))
+		lj.polls++
+		return e.untilDeadline(j, backoff(time.Second, lj.polls, time.Minute)), true
+	}
+	if !found {
+		log.Info("submission uncertain: the vendor has no such task; submitting again")
+		e.countUncertain(m.Vendor, "absent")
+		return 0, false
+	}
+	log.Info("submission uncertain: the vendor holds the task; recorded without submitting again", slog.String("found_task_id", taskID))
+	e.countUncertain(m.Vendor, "found")
+	return e.submitted(ctx, lj, j, v, task, taskID, calls(v.Timing(&j.Request).Billed)), true
+}

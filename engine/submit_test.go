@@ -1,0 +1,183 @@
+package engine_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/picbot/picbot/engine"
+)
+
+// flakyStore fails the first write that records a job as submitted, after
+// the vendor took the task: the answer the bot must not lose.
+type flakyStore struct {
+	engine.Store
+	armed atomic.Bool
+}
+
+var errDisk = errors.New("disk full")
+
+func (s *flakyStore) UpdateJob(ctx context.Context, id string, fn func(j *engine.Job, c engine.Counters) error) (*engine.Job, error) {
+	return s.Store.UpdateJob(ctx, id, func(j *engine.Job, c engine.Counters) error {
+		if err := fn(j, c); err != nil {
+			return err
+		}
+		if j.State == engine.StateSubmitted && s.armed.CompareAndSwap(true, false) {
+			return errDisk
+		}
+		return nil
+	})
+}
+
+// finderVendor keeps the tasks it made, as ShowAPI's task list and
+// Zhiqite's own ids let the bot find them again.
+type finderVendor struct {
+	*fakeVendor
+	mu    sync.Mutex
+	tasks map[string]string // Task.ID → the vendor's id
+	finds atomic.Int32
+}
+
+func newFinder(name string) *finderVendor {
+	v := &finderVendor{fakeVendor: newVendor(name), tasks: map[string]string{}}
+	v.submit = func(j *engine.Job, t engine.Task) (string, error) {
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		v.tasks[t.ID] = "vt-" + t.ID
+		return "vt-" + t.ID, nil
+	}
+	return v
+}
+
+func (v *finderVendor) FindTask(ctx context.Context, j *engine.Job, t engine.Task) (string, bool, error) {
+	v.finds.Add(1)
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	id, ok := v.tasks[t.ID]
+	return id, ok, nil
+}
+
+func (v *finderVendor) made() int {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return len(v.tasks)
+}
+
+// flakyHarness is a harness whose store fails one submitted write.
+func flakyHarness(t *testing.T, cfg engine.Config, v engine.Vendor) (*harness, *flakyStore) {
+	t.Helper()
+	h := newHarness(t, cfg)
+	h.engine.Stop(context.Background())
+	fs := &flakyStore{Store: h.db}
+	fs.armed.Store(true)
+	h.cfg.Routes = map[engine.Kind][]string{engine.KindDraw: {v.Name()}}
+	h.engine = engine.New(h.cfg, fs, h.quota, h.blobs, h.notify, v)
+	if err := h.engine.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e := h.engine
+	t.Cleanup(func() { e.Stop(context.Background()) })
+	return h, fs
+}
+
+// A store write that fails after the vendor took the task must not make a
+// second task: the vendor is asked, and the job goes on with the first.
+func TestStoreFailsAfterSubmit(t *testing.T) {
+	v := newFinder("finder")
+	h, fs := flakyHarness(t, engine.Config{}, v)
+	j := h.submit(t)
+	h.notify.wait(t)
+	got := h.waitFinished(t, j.ID)
+	if fs.armed.Load() {
+		t.Fatal("the store never failed: the test tested nothing")
+	}
+	if n := v.submits.Load(); n != 1 || v.made() != 1 {
+		t.Fatalf("%d submissions, %d tasks at the vendor; want 1 and 1", n, v.made())
+	}
+	if v.finds.Load() != 1 || got.State != engine.StateDelivered || got.TaskID != "vt-"+j.ID+"-1" || got.Attempts != 1 || got.Submitting != nil {
+		t.Fatalf("finds %d; job %s task %q attempts %d marker %+v", v.finds.Load(), got.State, got.TaskID, got.Attempts, got.Submitting)
+	}
+}
+
+// A vendor that cannot be asked follows the uncertain_submit policy.
+func TestStoreFailsAfterSubmitNoFinder(t *testing.T) {
+	t.Run("fail", func(t *testing.T) {
+		v := newVendor("blind")
+		h, _ := flakyHarness(t, engine.Config{UncertainSubmit: engine.UncertainFail}, v)
+		j := h.submit(t)
+		ended := h.notify.wait(t)
+		got := h.waitFinished(t, j.ID)
+		if v.submits.Load() != 1 || ended.State != engine.StateFailed || got.Charge.Settled != engine.ChargeRefunded || got.Err.Code != engine.EVENDOR {
+			t.Fatalf("submits %d; job %s %+v %+v", v.submits.Load(), got.State, got.Charge, got.Err)
+		}
+	})
+	t.Run("resubmit", func(t *testing.T) {
+		v := newVendor("blind")
+		h, _ := flakyHarness(t, engine.Config{}, v)
+		j := h.submit(t)
+		h.notify.wait(t)
+		got := h.waitFinished(t, j.ID)
+		if v.submits.Load() != 2 || got.State != engine.StateDelivered || got.Attempts != 1 {
+			t.Fatalf("submits %d (want 2: the policy's one resubmission); job %s attempts %d", v.submits.Load(), got.State, got.Attempts)
+		}
+	})
+}
+
+// ctxVendor signals each submission and answers once the step's context ends.
+type ctxVendor struct {
+	*finderVendor
+	submitted chan struct{}
+}
+
+func (v *ctxVendor) Submit(ctx context.Context, j *engine.Job, t engine.Task) (string, error) {
+	id, err := v.finderVendor.Submit(ctx, j, t)
+	v.submitted <- struct{}{}
+	<-ctx.Done() // a shutdown past its timeout: the vendor took the task already
+	return id, err
+}
+
+// A shutdown that cancels a step right after the vendor took the task must
+// record the task, so the next start does not submit again.
+func TestShutdownAfterSubmit(t *testing.T) {
+	v := &ctxVendor{finderVendor: newFinder("slow"), submitted: make(chan struct{}, 1)}
+	h := newHarness(t, engine.Config{}, v)
+	j := h.submit(t)
+	<-v.submitted
+	expired, cancel := context.WithCancel(context.Background())
+	cancel()
+	h.engine.Stop(expired)
+	if got := h.job(t, j.ID); got.State != engine.StateSubmitted || got.TaskID == "" {
+		t.Fatalf("after the shutdown: %s task %q", got.State, got.TaskID)
+	}
+	plain := v.finderVendor.fakeVendor
+	h.start(t, plain) // the same vendor name, answering at once
+	h.notify.wait(t)
+	got := h.waitFinished(t, j.ID)
+	if n := v.submits.Load(); n != 1 || v.made() != 1 || got.State != engine.StateDelivered {
+		t.Fatalf("%d submissions, %d tasks; job %s", n, v.made(), got.State)
+	}
+}
+
+// A submission whose answer is lost in transit (the vendor made the task,
+// the bot saw an error) is found before the job is sent again.
+func TestLostAnswerFound(t *testing.T) {
+	v := newFinder("finder")
+	made := v.submit
+	var once atomic.Bool
+	v.submit = func(j *engine.Job, task engine.Task) (string, error) {
+		id, _ := made(j, task)
+		if once.CompareAndSwap(false, true) {
+			return "", errors.New("connection reset by peer")
+		}
+		return id, nil
+	}
+	h := newHarness(t, engine.Config{}, v)
+	j := h.submit(t)
+	h.notify.wait(t)
+	got := h.waitFinished(t, j.ID)
+	if v.submits.Load() != 1 || v.finds.Load() != 1 || got.State != engine.StateDelivered || got.Attempts != 1 {
+		t.Fatalf("submits %d finds %d; job %s attempts %d", v.submits.Load(), v.finds.Load(), got.State, got.Attempts)
+	}
+}
