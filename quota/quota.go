@@ -126,10 +126,13 @@ func (q *Quota) Admit(ctx context.Context, owner engine.UserRef, chat engine.Cha
 	if q.IsAdmin(owner) {
 		return nil
 	}
-	if err := q.allowed(ctx, user, chat); err != nil {
+	// The tier is read with the bans, so an /admin tier change applies to
+	// the next command: limiters are kept per tier, so the user moves to the
+	// new tier's bucket at once.
+	tier, err := q.allowed(ctx, user, owner, chat)
+	if err != nil {
 		return err
 	}
-	tier := q.tier(nil, owner)
 	if tier.Every <= 0 {
 		return nil
 	}
@@ -160,28 +163,44 @@ func (q *Quota) Limiters() int {
 	return n
 }
 
-func (q *Quota) allowed(ctx context.Context, user string, chat engine.ChatRef) error {
+func (q *Quota) allowed(ctx context.Context, user string, owner engine.UserRef, chat engine.ChatRef) (Tier, error) {
 	chatKey := chat.QuotaKey()
 	chatIDKey := chat.Platform + ":" + chat.ChatID
 	banned := slices.Contains(q.cfg.BannedUsers, user)
 	chatBanned := slices.Contains(q.cfg.BannedChats, chatKey) || slices.Contains(q.cfg.BannedChats, chatIDKey)
+	tier := q.tier(nil, owner)
 	if !banned && !chatBanned && q.store != nil {
 		err := q.store.View(ctx, func(c engine.Counters) error {
 			banned = c.Setting(banKey(user)) != ""
 			chatBanned = c.Setting(banKey(chatKey)) != "" || c.Setting(banKey(chatIDKey)) != ""
+			tier = q.tier(c, owner)
 			return nil
 		})
 		if err != nil {
-			return err
+			return Tier{}, err
 		}
 	}
 	switch {
 	case banned || len(q.cfg.AllowedUsers) > 0 && !slices.Contains(q.cfg.AllowedUsers, user):
-		return engine.Errorf(engine.EFORBIDDEN, "Sorry, you can't use this bot.", "抱歉，你无法使用这个机器人。")
+		return Tier{}, engine.Errorf(engine.EFORBIDDEN, "Sorry, you can't use this bot.", "抱歉，你无法使用这个机器人。")
 	case chatBanned || len(q.cfg.AllowedChats) > 0 && !slices.Contains(q.cfg.AllowedChats, chatKey) && !slices.Contains(q.cfg.AllowedChats, chatIDKey):
-		return engine.Errorf(engine.EFORBIDDEN, "Sorry, this bot is not available in this chat.", "抱歉，这个机器人在本群不可用。")
+		return Tier{}, engine.Errorf(engine.EFORBIDDEN, "Sorry, this bot is not available in this chat.", "抱歉，这个机器人在本群不可用。")
 	}
-	return nil
+	return tier, nil
+}
+
+// better reports whether a is a better tier than b: more images a day, zero
+// (unlimited) being best.
+func better(a, b Tier) bool {
+	switch {
+	case a.Daily == b.Daily:
+		return false
+	case a.Daily == 0:
+		return true
+	case b.Daily == 0:
+		return false
+	}
+	return a.Daily > b.Daily
 }
 
 // tier returns owner's limits: an admin-set tier, then the configured user
@@ -193,7 +212,7 @@ func (q *Quota) tier(c engine.Counters, owner engine.UserRef) Tier {
 		t = q.cfg.Tiers[name]
 	} else {
 		for _, role := range owner.Roles {
-			if name, ok := q.cfg.Roles[role]; ok && q.cfg.Tiers[name].Daily > t.Daily {
+			if name, ok := q.cfg.Roles[role]; ok && better(q.cfg.Tiers[name], t) {
 				t = q.cfg.Tiers[name]
 			}
 		}

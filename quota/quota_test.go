@@ -271,3 +271,47 @@ func BenchmarkAdmission(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "admissions/s")
 }
+
+// A role mapped to an unlimited tier (Daily 0) wins over the default tier.
+func TestRoleUnlimitedTierWins(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t, store.Options{})
+	cfg := quota.DefaultConfig()
+	cfg.Default = quota.Tier{Daily: 1}
+	cfg.Tiers = map[string]quota.Tier{"vip": {Daily: 0}}
+	cfg.Roles = map[string]string{"r-vip": "vip"}
+	q := newQuota(t, cfg, db, nil)
+	owner := engine.UserRef{Platform: "discord", ID: "u", Roles: []string{"r-other", "r-vip"}}
+	for i := range 3 {
+		j := job(fmt.Sprintf("r%d", i), 1)
+		j.Owner = owner
+		if err := db.CreateJob(ctx, j, func(c engine.Counters) error { return q.Reserve(c, j, time.Now()) }); err != nil {
+			t.Fatalf("job %d refused with an unlimited role: %v", i, err)
+		}
+		settle(t, db, q, j.ID, false)
+	}
+}
+
+// /admin tier changes the user's command rate at once, not at restart.
+func TestSetTierChangesRate(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t, store.Options{})
+	cfg := quota.DefaultConfig()
+	cfg.Default = quota.Tier{Every: time.Hour, Burst: 1}
+	cfg.Tiers = map[string]quota.Tier{"fast": {Every: time.Millisecond, Burst: 100}}
+	q := newQuota(t, cfg, db, nil)
+	if err := q.Admit(ctx, bob, room); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Admit(ctx, bob, room); engine.ErrorCode(err) != engine.ERATELIMIT {
+		t.Fatalf("second command on the default tier: %v, want rate limit", err)
+	}
+	if err := q.SetTier(ctx, bob.Key(), "fast"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if err := q.Admit(ctx, bob, room); err != nil {
+			t.Fatalf("command %d after /admin tier fast: %v", i, err)
+		}
+	}
+}
