@@ -311,6 +311,16 @@ func (q *Quota) Settle(c engine.Counters, j *engine.Job, refund bool) {
 		ch.Settled = engine.ChargeRefunded
 		return
 	}
+	// The vendor's audit removed some images of a batch: those are not
+	// delivered, so their share of the cost goes back. Settled makes it once.
+	if n := int64(j.Request.Images()); j.Dropped > 0 && n > 0 {
+		back := min(ch.Cost*int64(j.Dropped)/n, ch.Cost)
+		if back > 0 {
+			c.Add(userDay(user, ch.Day), -back)
+			c.Add(chatDay(j.Chat.QuotaKey(), ch.Day), -back)
+			c.Add(globalDay(ch.Day), -back)
+		}
+	}
 	ch.Settled = engine.ChargeCommitted
 }
 

@@ -315,3 +315,32 @@ func TestSetTierChangesRate(t *testing.T) {
 		}
 	}
 }
+
+// A batch of 4 whose audit dropped 3 images costs one image, settled once.
+func TestPartialRefundDropped(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t, store.Options{})
+	cfg := quota.DefaultConfig()
+	cfg.Default = quota.Tier{Daily: 20}
+	q := newQuota(t, cfg, db, nil)
+	j := job("p1", 4)
+	if err := db.CreateJob(ctx, j, func(c engine.Counters) error { return q.Reserve(c, j, time.Now()) }); err != nil {
+		t.Fatal(err)
+	}
+	_, err := db.UpdateJob(ctx, j.ID, func(j *engine.Job, c engine.Counters) error {
+		j.Dropped = 3
+		q.Settle(c, j, false)
+		q.Settle(c, j, false) // settle once
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := q.Status(ctx, bob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Used != 1 || st.Running != 0 {
+		t.Fatalf("used %d running %d, want 1 image charged (3 of 4 dropped) and none running", st.Used, st.Running)
+	}
+}
