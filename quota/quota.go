@@ -152,6 +152,41 @@ func (q *Quota) Admit(ctx context.Context, owner engine.UserRef, chat engine.Cha
 	return nil
 }
 
+// Precheck says, writing nothing and taking no rate-limit token, whether a
+// command of req by owner would be admitted now: bans, allow-lists, rate
+// limit, concurrent and daily counts. Callers run it before downloading the
+// command's input images; Admit and Reserve stay the authority.
+func (q *Quota) Precheck(ctx context.Context, owner engine.UserRef, chat engine.ChatRef, req *engine.Request) error {
+	if q.IsAdmin(owner) {
+		return nil
+	}
+	user := owner.Key()
+	tier, err := q.allowed(ctx, user, owner, chat)
+	if err != nil {
+		return err
+	}
+	if tier.Every > 0 {
+		q.mu.Lock()
+		lim := q.limiters[tier]
+		q.mu.Unlock()
+		if lim != nil {
+			if ok, wait := lim.Peek(user); !ok {
+				secs := math.Ceil(wait.Seconds())
+				e := engine.Errorf(engine.ERATELIMIT, "You're sending commands too fast; try again in %.0f s.", "操作太频繁了，请 %.0f 秒后再试。", secs)
+				e.RetryAfter = secs
+				return e
+			}
+		}
+	}
+	if q.store == nil {
+		return nil
+	}
+	now := q.now()
+	return q.store.View(ctx, func(c engine.Counters) error {
+		return q.limits(c, owner, chat, q.Cost(req), now)
+	})
+}
+
 // Limiters reports how many users hold a rate limiter, for tests and metrics.
 func (q *Quota) Limiters() int {
 	q.mu.Lock()
@@ -251,8 +286,23 @@ func (q *Quota) Reserve(c engine.Counters, j *engine.Job, now time.Time) error {
 		j.Charge.Unlimited = true
 		return nil
 	}
+	if err := q.limits(c, j.Owner, j.Chat, cost, now); err != nil {
+		return err
+	}
 	user, chat := j.Owner.Key(), j.Chat.QuotaKey()
-	t := q.tier(c, j.Owner)
+	c.Add(statKey(day, "", "jobs"), 1)
+	c.Add(running(user), 1)
+	c.Add(userDay(user, day), cost)
+	c.Add(chatDay(chat, day), cost)
+	c.Add(globalDay(day), cost)
+	return nil
+}
+
+// limits checks the counted limits for a job of cost, reading c only.
+func (q *Quota) limits(c engine.Counters, owner engine.UserRef, chatRef engine.ChatRef, cost int64, now time.Time) error {
+	day := q.Day(now)
+	user, chat := owner.Key(), chatRef.QuotaKey()
+	t := q.tier(c, owner)
 	if t.Concurrent > 0 && c.Get(running(user)) >= int64(t.Concurrent) {
 		return engine.Errorf(engine.EQUOTA, "You already have %d jobs running; please wait for one to finish.", "你已有 %d 个任务在进行，请等其中一个完成。", t.Concurrent)
 	}
@@ -267,11 +317,6 @@ func (q *Quota) Reserve(c engine.Counters, j *engine.Job, now time.Time) error {
 	if q.cfg.GlobalDaily > 0 && c.Get(globalDay(day))+cost > int64(q.cfg.GlobalDaily) {
 		return engine.Errorf(engine.EQUOTA, "The bot has reached its budget for today; it resets in %s.", "机器人今天的总额度已用完，%s后重置。", q.untilReset(now))
 	}
-	c.Add(statKey(day, "", "jobs"), 1)
-	c.Add(running(user), 1)
-	c.Add(userDay(user, day), cost)
-	c.Add(chatDay(chat, day), cost)
-	c.Add(globalDay(day), cost)
 	return nil
 }
 
