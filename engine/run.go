@@ -166,9 +166,12 @@ func (e *Engine) update(ctx context.Context, id string, fn func(j *Job, c Counte
 	var (
 		from   State
 		billed int
+		vendor string
 	)
 	j, err := e.store.UpdateJob(ctx, id, func(j *Job, c Counters) error {
-		from, billed = j.State, j.BilledCalls
+		// The calls are billed by the vendor that held the job before fn:
+		// requeue clears j.Vendor in the same write.
+		from, billed, vendor = j.State, j.BilledCalls, j.Vendor
 		return fn(j, c)
 	})
 	if err != nil {
@@ -178,7 +181,10 @@ func (e *Engine) update(ctx context.Context, id string, fn func(j *Job, c Counte
 		e.cfg.Observer.Moved(j, from)
 	}
 	if n := j.BilledCalls - billed; n > 0 {
-		e.cfg.Observer.Billed(j.Vendor, n)
+		if vendor == "" {
+			vendor = j.Vendor // the submit's own write names the vendor
+		}
+		e.cfg.Observer.Billed(vendor, n)
 	}
 	return j, nil
 }
@@ -393,6 +399,12 @@ func (e *Engine) poll(ctx context.Context, lj *liveJob, j *Job) time.Duration {
 			return e.requeue(ctx, j, err, calls(timing.Billed))
 		}
 		e.log.Warn("vendor query failed", slog.String("job_id", j.ID), slog.String("vendor", j.Vendor), slog.Any("err", err))
+		if timing.Billed {
+			// The call was made and the vendor bills it, answered or not.
+			if updated := e.save(ctx, j.ID, func(j *Job, _ Counters) error { j.BilledCalls++; return nil }); updated != nil {
+				j = updated
+			}
+		}
 		return e.nextPoll(lj, j, timing)
 	}
 	return e.apply(ctx, lj, j, v, out, timing.Billed)

@@ -106,3 +106,21 @@ func (k *Keyed) sweep(now time.Time) {
 		}
 	}
 }
+
+// Peek says whether Allow would take a token for key now, taking nothing.
+func (k *Keyed) Peek(key string) (bool, time.Duration) {
+	k.mu.Lock()
+	e, ok := k.m[key]
+	k.mu.Unlock()
+	if !ok {
+		return true, 0
+	}
+	now := k.now()
+	if e.lim.TokensAt(now) >= 1 {
+		return true, 0
+	}
+	r := e.lim.ReserveN(now, 1)
+	d := r.DelayFrom(now)
+	r.CancelAt(now)
+	return false, d
+}

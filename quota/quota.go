@@ -126,10 +126,13 @@ func (q *Quota) Admit(ctx context.Context, owner engine.UserRef, chat engine.Cha
 	if q.IsAdmin(owner) {
 		return nil
 	}
-	if err := q.allowed(ctx, user, chat); err != nil {
+	// The tier is read with the bans, so an /admin tier change applies to
+	// the next command: limiters are kept per tier, so the user moves to the
+	// new tier's bucket at once.
+	tier, err := q.allowed(ctx, user, owner, chat)
+	if err != nil {
 		return err
 	}
-	tier := q.tier(nil, owner)
 	if tier.Every <= 0 {
 		return nil
 	}
@@ -149,6 +152,41 @@ func (q *Quota) Admit(ctx context.Context, owner engine.UserRef, chat engine.Cha
 	return nil
 }
 
+// Precheck says, writing nothing and taking no rate-limit token, whether a
+// command of req by owner would be admitted now: bans, allow-lists, rate
+// limit, concurrent and daily counts. Callers run it before downloading the
+// command's input images; Admit and Reserve stay the authority.
+func (q *Quota) Precheck(ctx context.Context, owner engine.UserRef, chat engine.ChatRef, req *engine.Request) error {
+	if q.IsAdmin(owner) {
+		return nil
+	}
+	user := owner.Key()
+	tier, err := q.allowed(ctx, user, owner, chat)
+	if err != nil {
+		return err
+	}
+	if tier.Every > 0 {
+		q.mu.Lock()
+		lim := q.limiters[tier]
+		q.mu.Unlock()
+		if lim != nil {
+			if ok, wait := lim.Peek(user); !ok {
+				secs := math.Ceil(wait.Seconds())
+				e := engine.Errorf(engine.ERATELIMIT, "You're sending commands too fast; try again in %.0f s.", "操作太频繁了，请 %.0f 秒后再试。", secs)
+				e.RetryAfter = secs
+				return e
+			}
+		}
+	}
+	if q.store == nil {
+		return nil
+	}
+	now := q.now()
+	return q.store.View(ctx, func(c engine.Counters) error {
+		return q.limits(c, owner, chat, q.Cost(req), now)
+	})
+}
+
 // Limiters reports how many users hold a rate limiter, for tests and metrics.
 func (q *Quota) Limiters() int {
 	q.mu.Lock()
@@ -160,28 +198,44 @@ func (q *Quota) Limiters() int {
 	return n
 }
 
-func (q *Quota) allowed(ctx context.Context, user string, chat engine.ChatRef) error {
+func (q *Quota) allowed(ctx context.Context, user string, owner engine.UserRef, chat engine.ChatRef) (Tier, error) {
 	chatKey := chat.QuotaKey()
 	chatIDKey := chat.Platform + ":" + chat.ChatID
 	banned := slices.Contains(q.cfg.BannedUsers, user)
 	chatBanned := slices.Contains(q.cfg.BannedChats, chatKey) || slices.Contains(q.cfg.BannedChats, chatIDKey)
+	tier := q.tier(nil, owner)
 	if !banned && !chatBanned && q.store != nil {
 		err := q.store.View(ctx, func(c engine.Counters) error {
 			banned = c.Setting(banKey(user)) != ""
 			chatBanned = c.Setting(banKey(chatKey)) != "" || c.Setting(banKey(chatIDKey)) != ""
+			tier = q.tier(c, owner)
 			return nil
 		})
 		if err != nil {
-			return err
+			return Tier{}, err
 		}
 	}
 	switch {
 	case banned || len(q.cfg.AllowedUsers) > 0 && !slices.Contains(q.cfg.AllowedUsers, user):
-		return engine.Errorf(engine.EFORBIDDEN, "Sorry, you can't use this bot.", "抱歉，你无法使用这个机器人。")
+		return Tier{}, engine.Errorf(engine.EFORBIDDEN, "Sorry, you can't use this bot.", "抱歉，你无法使用这个机器人。")
 	case chatBanned || len(q.cfg.AllowedChats) > 0 && !slices.Contains(q.cfg.AllowedChats, chatKey) && !slices.Contains(q.cfg.AllowedChats, chatIDKey):
-		return engine.Errorf(engine.EFORBIDDEN, "Sorry, this bot is not available in this chat.", "抱歉，这个机器人在本群不可用。")
+		return Tier{}, engine.Errorf(engine.EFORBIDDEN, "Sorry, this bot is not available in this chat.", "抱歉，这个机器人在本群不可用。")
 	}
-	return nil
+	return tier, nil
+}
+
+// better reports whether a is a better tier than b: more images a day, zero
+// (unlimited) being best.
+func better(a, b Tier) bool {
+	switch {
+	case a.Daily == b.Daily:
+		return false
+	case a.Daily == 0:
+		return true
+	case b.Daily == 0:
+		return false
+	}
+	return a.Daily > b.Daily
 }
 
 // tier returns owner's limits: an admin-set tier, then the configured user
@@ -193,7 +247,7 @@ func (q *Quota) tier(c engine.Counters, owner engine.UserRef) Tier {
 		t = q.cfg.Tiers[name]
 	} else {
 		for _, role := range owner.Roles {
-			if name, ok := q.cfg.Roles[role]; ok && q.cfg.Tiers[name].Daily > t.Daily {
+			if name, ok := q.cfg.Roles[role]; ok && better(q.cfg.Tiers[name], t) {
 				t = q.cfg.Tiers[name]
 			}
 		}
@@ -232,8 +286,23 @@ func (q *Quota) Reserve(c engine.Counters, j *engine.Job, now time.Time) error {
 		j.Charge.Unlimited = true
 		return nil
 	}
+	if err := q.limits(c, j.Owner, j.Chat, cost, now); err != nil {
+		return err
+	}
 	user, chat := j.Owner.Key(), j.Chat.QuotaKey()
-	t := q.tier(c, j.Owner)
+	c.Add(statKey(day, "", "jobs"), 1)
+	c.Add(running(user), 1)
+	c.Add(userDay(user, day), cost)
+	c.Add(chatDay(chat, day), cost)
+	c.Add(globalDay(day), cost)
+	return nil
+}
+
+// limits checks the counted limits for a job of cost, reading c only.
+func (q *Quota) limits(c engine.Counters, owner engine.UserRef, chatRef engine.ChatRef, cost int64, now time.Time) error {
+	day := q.Day(now)
+	user, chat := owner.Key(), chatRef.QuotaKey()
+	t := q.tier(c, owner)
 	if t.Concurrent > 0 && c.Get(running(user)) >= int64(t.Concurrent) {
 		return engine.Errorf(engine.EQUOTA, "You already have %d jobs running; please wait for one to finish.", "你已有 %d 个任务在进行，请等其中一个完成。", t.Concurrent)
 	}
@@ -248,11 +317,6 @@ func (q *Quota) Reserve(c engine.Counters, j *engine.Job, now time.Time) error {
 	if q.cfg.GlobalDaily > 0 && c.Get(globalDay(day))+cost > int64(q.cfg.GlobalDaily) {
 		return engine.Errorf(engine.EQUOTA, "The bot has reached its budget for today; it resets in %s.", "机器人今天的总额度已用完，%s后重置。", q.untilReset(now))
 	}
-	c.Add(statKey(day, "", "jobs"), 1)
-	c.Add(running(user), 1)
-	c.Add(userDay(user, day), cost)
-	c.Add(chatDay(chat, day), cost)
-	c.Add(globalDay(day), cost)
 	return nil
 }
 
@@ -291,6 +355,16 @@ func (q *Quota) Settle(c engine.Counters, j *engine.Job, refund bool) {
 		c.Add(globalDay(ch.Day), -ch.Cost)
 		ch.Settled = engine.ChargeRefunded
 		return
+	}
+	// The vendor's audit removed some images of a batch: those are not
+	// delivered, so their share of the cost goes back. Settled makes it once.
+	if n := int64(j.Request.Images()); j.Dropped > 0 && n > 0 {
+		back := min(ch.Cost*int64(j.Dropped)/n, ch.Cost)
+		if back > 0 {
+			c.Add(userDay(user, ch.Day), -back)
+			c.Add(chatDay(j.Chat.QuotaKey(), ch.Day), -back)
+			c.Add(globalDay(ch.Day), -back)
+		}
 	}
 	ch.Settled = engine.ChargeCommitted
 }

@@ -297,3 +297,76 @@ func TestKeyedReserve(t *testing.T) {
 		t.Fatalf("after a second: wait %s", wait)
 	}
 }
+
+// A role mapped to an unlimited tier (Daily 0) wins over the default tier.
+func TestRoleUnlimitedTierWins(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t, store.Options{})
+	cfg := quota.DefaultConfig()
+	cfg.Default = quota.Tier{Daily: 1}
+	cfg.Tiers = map[string]quota.Tier{"vip": {Daily: 0}}
+	cfg.Roles = map[string]string{"r-vip": "vip"}
+	q := newQuota(t, cfg, db, nil)
+	owner := engine.UserRef{Platform: "discord", ID: "u", Roles: []string{"r-other", "r-vip"}}
+	for i := range 3 {
+		j := job(fmt.Sprintf("r%d", i), 1)
+		j.Owner = owner
+		if err := db.CreateJob(ctx, j, func(c engine.Counters) error { return q.Reserve(c, j, time.Now()) }); err != nil {
+			t.Fatalf("job %d refused with an unlimited role: %v", i, err)
+		}
+		settle(t, db, q, j.ID, false)
+	}
+}
+
+// /admin tier changes the user's command rate at once, not at restart.
+func TestSetTierChangesRate(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t, store.Options{})
+	cfg := quota.DefaultConfig()
+	cfg.Default = quota.Tier{Every: time.Hour, Burst: 1}
+	cfg.Tiers = map[string]quota.Tier{"fast": {Every: time.Millisecond, Burst: 100}}
+	q := newQuota(t, cfg, db, nil)
+	if err := q.Admit(ctx, bob, room); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Admit(ctx, bob, room); engine.ErrorCode(err) != engine.ERATELIMIT {
+		t.Fatalf("second command on the default tier: %v, want rate limit", err)
+	}
+	if err := q.SetTier(ctx, bob.Key(), "fast"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if err := q.Admit(ctx, bob, room); err != nil {
+			t.Fatalf("command %d after /admin tier fast: %v", i, err)
+		}
+	}
+}
+
+// A batch of 4 whose audit dropped 3 images costs one image, settled once.
+func TestPartialRefundDropped(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t, store.Options{})
+	cfg := quota.DefaultConfig()
+	cfg.Default = quota.Tier{Daily: 20}
+	q := newQuota(t, cfg, db, nil)
+	j := job("p1", 4)
+	if err := db.CreateJob(ctx, j, func(c engine.Counters) error { return q.Reserve(c, j, time.Now()) }); err != nil {
+		t.Fatal(err)
+	}
+	_, err := db.UpdateJob(ctx, j.ID, func(j *engine.Job, c engine.Counters) error {
+		j.Dropped = 3
+		q.Settle(c, j, false)
+		q.Settle(c, j, false) // settle once
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := q.Status(ctx, bob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Used != 1 || st.Running != 0 {
+		t.Fatalf("used %d running %d, want 1 image charged (3 of 4 dropped) and none running", st.Used, st.Running)
+	}
+}

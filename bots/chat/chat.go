@@ -38,6 +38,12 @@ type Quota interface {
 	Stats(ctx context.Context) (quota.Stats, error)
 }
 
+// Prechecker is a Quota that can say, writing nothing, whether a command
+// would be admitted (quota.Quota is one).
+type Prechecker interface {
+	Precheck(ctx context.Context, owner engine.UserRef, chat engine.ChatRef, req *engine.Request) error
+}
+
 // Fetcher opens an image a user named by URL. It must refuse private
 // addresses and cap the size; see package fetch.
 type Fetcher interface {
@@ -142,6 +148,12 @@ func (s *Service) submit(ctx context.Context, m Message, c *command.Command) Rep
 	}
 	if err := s.Engine.Check(&probe); err != nil {
 		return s.fail(lang, withUsage(err, c.Name), "")
+	}
+	// Refuse a user the engine would refuse before any byte is downloaded.
+	if p, ok := s.Quota.(Prechecker); ok && len(refs) > 0 {
+		if err := p.Precheck(ctx, m.User, m.Chat, &probe); err != nil {
+			return s.fail(lang, err, "")
+		}
 	}
 	for i, open := range refs {
 		in, err := s.input(ctx, open)

@@ -201,7 +201,7 @@ const (
 // kill between a submission and its record cost no second task (resubmit)
 // is merged: until then every vendor is held to today's bound, one task
 // per kill that landed in its submit window.
-const crashResubmitFixed = false
+const crashResubmitFixed = true
 
 // crashResubmitBound is, per vendor, how many tasks beyond the recorded ones
 // each kill landing between the vendor's answer to a submission and the
