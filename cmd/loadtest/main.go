@@ -11,10 +11,12 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -57,7 +59,12 @@ func main() {
 	flag.IntVar(&o.runs, "runs", 0, "runs (default 1, full 3)")
 	flag.IntVar(&o.workers, "workers", 16, "engine workers")
 	flag.BoolVar(&o.noSync, "nosync", false, "skip fsync (not a real figure; for comparison)")
+	serveFake := flag.Bool("serve-fake", false, "internal: serve the APISpace fake, print its base URL and token, stop at stdin's end")
 	flag.Parse()
+	if *serveFake {
+		serve(o.task)
+		return
+	}
 	pick := func(v *int, short, long int) {
 		if *v == 0 {
 			*v = short
@@ -297,18 +304,60 @@ func flow(o options, callbacks bool) (flowResult, error) {
 	return res, nil
 }
 
+// serve is the fake vendor's own process for the heap figure, so its
+// memory stays out of the bot's.
+func serve(task time.Duration) {
+	fake := apispacetest.New(apispacetest.Options{Duration: task})
+	defer fake.Close()
+	fmt.Println(fake.BaseURL(), fake.Token())
+	io.Copy(io.Discard, os.Stdin) // the parent closes it when done, or dies
+}
+
 // heapPerJob: how much heap each job at the vendor holds in the bot (image
-// bytes excluded: the jobs are still at the vendor). The vendor is a sink
-// that accepts and never finishes, so only the bot's own memory counts.
+// bytes excluded: the jobs are still at the vendor): the real engine and the
+// APISpace adapter, against the fake in another process (this binary
+// re-run with -serve-fake) whose tasks outlast the measurement.
 func heapPerJob(o options) (float64, error) {
 	w, err := newWorld(o)
 	if err != nil {
 		return 0, err
 	}
 	defer w.close()
+	self, err := os.Executable()
+	if err != nil {
+		return 0, err
+	}
+	cmd := exec.Command(self, "-serve-fake", "-task", "1h")
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return 0, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return 0, err
+	}
+	if err := cmd.Start(); err != nil {
+		return 0, err
+	}
+	defer cmd.Wait()
+	defer stdin.Close()
+	var base, token string
+	if _, err := fmt.Fscanln(stdout, &base, &token); err != nil {
+		return 0, fmt.Errorf("the fake vendor's process: %w", err)
+	}
+	callbacks := true
+	vcfg := apispace.Defaults()
+	vcfg.BaseURL, vcfg.Token, vcfg.Callbacks = base, token, &callbacks
+	vcfg.DrawDuration, vcfg.PollEvery, vcfg.PollMax = time.Hour, time.Hour, 2*time.Hour
+	vendor, err := apispace.New(vcfg, &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}, nil)
+	if err != nil {
+		return 0, err
+	}
 	obs := &observer{}
-	e := engine.New(engine.Config{Workers: o.workers, Routes: map[engine.Kind][]string{engine.KindDraw: {"sink"}}, Observer: obs, JobTimeout: time.Hour},
-		w.db, w.quota, w.blobs, nopNotifier{}, &sink{})
+	e := engine.New(engine.Config{Workers: o.workers, PublicURL: "http://127.0.0.1:1", Routes: map[engine.Kind][]string{engine.KindDraw: {vendor.Name()}},
+		Observer: obs, JobTimeout: 3 * time.Hour, Logger: slog.New(slog.DiscardHandler)},
+		w.db, w.quota, w.blobs, nopNotifier{}, vendor)
 	if err := e.Start(context.Background()); err != nil {
 		return 0, err
 	}
@@ -319,8 +368,10 @@ func heapPerJob(o options) (float64, error) {
 			return 0, err
 		}
 	}
-	for obs.submitted.Load() < int64(o.heapJobs) {
-		time.Sleep(10 * time.Millisecond)
+	for give := time.Now().Add(5 * time.Minute); obs.submitted.Load() < int64(o.heapJobs); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(give) {
+			return 0, fmt.Errorf("%d of %d jobs submitted to the fake in time", obs.submitted.Load(), o.heapJobs)
+		}
 	}
 	after := heap()
 	if e.Outstanding("") != o.heapJobs {
