@@ -258,6 +258,9 @@ type Task struct {
 	Body                             map[string]any // the submission, numbers as json.Number
 	CallbackAttempts                 int
 	CallbackDelivered                bool
+	// Done is when the task finished on the fake's own clock (the end_time
+	// it reports), so a client's added latency can be measured from it.
+	Done time.Time
 }
 
 // Tasks returns every task, oldest first.
@@ -270,7 +273,7 @@ func (s *Server) Tasks() []Task {
 		t := s.tasks[uid]
 		out = append(out, Task{UID: t.uid, Task: t.name, Path: t.path, Text: t.text, NotifyURL: t.notify, Fault: t.fault,
 			Status: s.status(t, now), Billed: t.billed, Header: t.header.Clone(), Body: t.body,
-			CallbackAttempts: t.cbAttempts, CallbackDelivered: t.cbDelivered})
+			CallbackAttempts: t.cbAttempts, CallbackDelivered: t.cbDelivered, Done: t.created.Add(s.opts.Queue + t.work)})
 	}
 	return out
 }
