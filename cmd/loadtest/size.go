@@ -81,7 +81,7 @@ func sizes(o options, so sizeOptions) ([]sizeRow, error) {
 			return nil, err
 		}
 		if err := obs.wait(submitted.Load(), time.Minute); err != nil {
-			return nil, fmt.Errorf("day %d: %w", day+1, err)
+			return nil, fmt.Errorf("day %d: %w%s", day+1, err, stuck(w.db))
 		}
 		// Commands keep arriving while pruning runs: the slowest admission
 		// shows whether pruning holds the store's writer too long.
@@ -217,4 +217,22 @@ func storeSize(o options, full bool) error {
 	}
 	printSizes(so, rows)
 	return nil
+}
+
+// stuck describes the jobs left unfinished, for a run that timed out.
+func stuck(db interface {
+	Unfinished(context.Context) ([]*engine.Job, error)
+}) string {
+	js, err := db.Unfinished(context.Background())
+	if err != nil {
+		return fmt.Sprintf("; unfinished jobs unreadable: %v", err)
+	}
+	out := fmt.Sprintf("; %d unfinished", len(js))
+	for i, j := range js {
+		if i == 5 {
+			break
+		}
+		out += fmt.Sprintf("; %s %s attempts %d delivery attempts %d err %v", j.ID, j.State, j.Attempts, j.DeliveryAttempts, j.Err)
+	}
+	return out
 }
