@@ -578,6 +578,7 @@ func (e *Engine) deliver(ctx context.Context, lj *liveJob, j *Job) time.Duration
 		return never
 	}
 	if after, ok := AsLater(err); ok {
+		e.log.Debug("post later", slog.String("job_id", j.ID), slog.Duration("after", after))
 		return max(after, minLater) // the platform's limit, not a failed try: no attempt counted
 	}
 	if err == nil {
@@ -630,6 +631,7 @@ func (e *Engine) notify(ctx context.Context, j *Job) time.Duration {
 		return never
 	}
 	if after, ok := AsLater(err); ok {
+		e.log.Debug("post later", slog.String("job_id", j.ID), slog.Duration("after", after))
 		return max(after, minLater) // the platform's limit, not a failed try: no attempt counted
 	}
 	if err != nil && ErrorCode(err) != EUNDELIVERED && j.DeliveryAttempts+1 < e.cfg.DeliveryAttempts {
