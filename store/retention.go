@@ -387,7 +387,18 @@ func (s *DB) Backup(ctx context.Context, w io.Writer) (int64, error) {
 
 // Size walks the image directory and returns its files' total size and count.
 func (b *Blobs) Size(ctx context.Context) (total int64, files int, err error) {
-	err = filepath.WalkDir(b.dir, func(path string, d fs.DirEntry, err error) error {
+	err = b.walkFiles(ctx, func(_ string, _ fs.DirEntry, fi fs.FileInfo) error {
+		total += fi.Size()
+		files++
+		return nil
+	})
+	return total, files, err
+}
+
+// walkFiles calls fn for every regular file under the image directory,
+// skipping files removed while walking, until ctx ends.
+func (b *Blobs) walkFiles(ctx context.Context, fn func(path string, d fs.DirEntry, fi fs.FileInfo) error) error {
+	return filepath.WalkDir(b.dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				return nil // removed while walking
@@ -404,32 +415,16 @@ func (b *Blobs) Size(ctx context.Context) (total int64, files int, err error) {
 		if err != nil {
 			return nil
 		}
-		total += fi.Size()
-		files++
-		return nil
+		return fn(path, d, fi)
 	})
-	return total, files, err
 }
 
 // sweep removes image files modified before olderThan for which remove says
 // yes, and leftover temporary files of the same age.
 func (b *Blobs) sweep(ctx context.Context, olderThan time.Time, remove func(key string) bool) (int, int64, error) {
 	n, size := 0, int64(0)
-	err := filepath.WalkDir(b.dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			return err
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if d.IsDir() {
-			return nil
-		}
-		fi, err := d.Info()
-		if err != nil || !fi.ModTime().Before(olderThan) {
+	err := b.walkFiles(ctx, func(path string, d fs.DirEntry, fi fs.FileInfo) error {
+		if !fi.ModTime().Before(olderThan) {
 			return nil
 		}
 		if filepath.Base(filepath.Dir(path)) == "tmp" {

@@ -178,23 +178,33 @@ func (b *Bot) post(ctx context.Context, to int64, private bool, timeout time.Dur
 		if err := b.waitRoom(ctx, to, private); err != nil {
 			return nil, err
 		}
-		c, release, err := build()
-		if err != nil {
-			return nil, err
-		}
-		cctx, cancel := context.WithTimeout(ctx, timeout)
-		raw, err := b.api.do(cctx, c)
-		cancel()
-		if release != nil {
-			release()
-		}
-		if d := retryAfter(err); d > 0 {
+		raw, d, err := b.once(ctx, to, timeout, build)
+		if d > 0 {
 			b.log.Warn("flood control: waiting", slog.Int64("chat_id", to), slog.Duration("retry_after", d))
-			b.flood.pause(to, d)
 			continue
 		}
 		return raw, err
 	}
+}
+
+// once makes one request built by build; after a 429 it pauses the chat and
+// returns retry_after.
+func (b *Bot) once(ctx context.Context, to int64, timeout time.Duration, build func() (tgbotapi.Chattable, func(), error)) (json.RawMessage, time.Duration, error) {
+	c, release, err := build()
+	if err != nil {
+		return nil, 0, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	raw, err := b.api.do(cctx, c)
+	cancel()
+	if release != nil {
+		release()
+	}
+	if d := retryAfter(err); d > 0 {
+		b.flood.pause(to, d)
+		return nil, d, err
+	}
+	return raw, 0, err
 }
 
 // send is post for the engine's calls (Deliver): it never waits. When the
@@ -204,19 +214,9 @@ func (b *Bot) send(ctx context.Context, to int64, private bool, timeout time.Dur
 	if d := b.flood.room(to, private); d > 0 {
 		return nil, &engine.Later{After: d}
 	}
-	c, release, err := build()
-	if err != nil {
-		return nil, err
-	}
-	cctx, cancel := context.WithTimeout(ctx, timeout)
-	raw, err := b.api.do(cctx, c)
-	cancel()
-	if release != nil {
-		release()
-	}
-	if d := retryAfter(err); d > 0 {
+	raw, d, err := b.once(ctx, to, timeout, build)
+	if d > 0 {
 		b.log.Warn("flood control: delivery later", slog.Int64("chat_id", to), slog.Duration("retry_after", d))
-		b.flood.pause(to, d)
 		return nil, &engine.Later{After: d}
 	}
 	return raw, err
