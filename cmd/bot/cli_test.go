@@ -382,6 +382,12 @@ func TestDockerImage(t *testing.T) {
 	if code == 0 || !strings.Contains(errOut, "no chat platform is enabled") || !strings.Contains(errOut, "PICBOT_TELEGRAM_TOKEN") {
 		t.Fatalf("no token: exit %d: %s", code, errOut)
 	}
+	// A Discord token without its application id: the bot says which is missing.
+	_, errOut, code = runBin(t, dir, env("PICBOT_DISCORD_TOKEN=docker.discord.SECRET"), "", d.args...)
+	if code != 1 || !strings.Contains(errOut, "discord.application_id") || !strings.Contains(errOut, "PICBOT_DISCORD_APPLICATION_ID") ||
+		strings.Contains(errOut, "docker.discord.SECRET") {
+		t.Fatalf("discord token only: exit %d: %s", code, errOut)
+	}
 
 	fake := telegramtest.New(tgToken, tgBot)
 	defer fake.Close()
