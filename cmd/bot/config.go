@@ -5,7 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"net"
+	"net/url"
 	"os"
+	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -152,20 +157,114 @@ func DefaultConfig() Config {
 
 // LoadConfig reads path over the defaults, then the environment. Unknown keys are errors.
 func LoadConfig(path string) (Config, error) {
-	cfg := DefaultConfig()
+	l, err := load(path, os.LookupEnv)
+	if l == nil {
+		return DefaultConfig(), err
+	}
+	return l.cfg, err
+}
+
+// loaded is a configuration with what the bot says about it at start.
+type loaded struct {
+	cfg   Config
+	file  string
+	lines map[string]int // key path → its line in the file, for each key the file sets
+	// warnings are settings that work but deserve a word in the log.
+	warnings []string
+}
+
+// set reports whether the file gives key a value.
+func (l *loaded) set(key string) bool { _, ok := l.lines[key]; return ok }
+
+// load reads path (none: the defaults), the environment through lookup, and
+// validates the result. Every error is a *ConfigError naming keys and lines.
+func load(path string, lookup func(string) (string, bool)) (*loaded, error) {
+	l := &loaded{cfg: DefaultConfig(), file: path, lines: map[string]int{}}
 	if path != "" {
 		data, err := os.ReadFile(path)
 		if err != nil {
-			return cfg, fmt.Errorf("read config: %w", err)
+			return nil, fmt.Errorf("read config: %w", err)
 		}
-		dec := yaml.NewDecoder(bytes.NewReader(data))
-		dec.KnownFields(true)
-		if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) { // empty file: defaults
-			return cfg, fmt.Errorf("config %s: %w", path, err)
+		if err := l.decode(data); err != nil {
+			return nil, err
 		}
 	}
-	cfg.applyEnv(os.LookupEnv)
-	return cfg, cfg.Validate()
+	l.cfg.applyEnv(lookup)
+	l.envPlatforms(lookup)
+	if err := l.validate(); err != nil {
+		return l, err
+	}
+	return l, nil
+}
+
+// decode checks the document's keys and values against the configuration's
+// types, so that an error names its key and line, then decodes it.
+func (l *loaded) decode(data []byte) error {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		msg := strings.TrimPrefix(err.Error(), "yaml: ")
+		if bytes.Contains(data, []byte("\n\t")) || bytes.HasPrefix(data, []byte("\t")) {
+			msg += " (YAML indents with spaces, not tabs)"
+		}
+		return &ConfigError{File: l.file, Problems: []Problem{{Msg: msg}}}
+	}
+	if doc.Kind == 0 || len(doc.Content) == 0 {
+		return nil // an empty file: the defaults
+	}
+	c := nodeChecker{lines: l.lines}
+	c.check("", &doc, reflect.TypeFor[Config]())
+	if len(c.problems) > 0 {
+		return &ConfigError{File: l.file, Problems: c.problems}
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&l.cfg); err != nil && !errors.Is(err, io.EOF) {
+		// The checker above should have caught it; say where at least.
+		return &ConfigError{File: l.file, Problems: []Problem{{Msg: strings.TrimPrefix(err.Error(), "yaml: ")}}}
+	}
+	return nil
+}
+
+// envPlatforms turns a platform on when its token comes from the
+// environment, unless the file turns it off, which is then said at start.
+func (l *loaded) envPlatforms(lookup func(string) (string, bool)) {
+	for _, p := range []struct {
+		env, key, name string
+		enabled        *bool
+	}{
+		{"PICBOT_TELEGRAM_TOKEN", "telegram.enabled", "Telegram", &l.cfg.Telegram.Enabled},
+		{"PICBOT_DISCORD_TOKEN", "discord.enabled", "Discord", &l.cfg.Discord.Enabled},
+	} {
+		if v, ok := lookup(p.env); !ok || v == "" || *p.enabled {
+			continue
+		}
+		if line, ok := l.lines[p.key]; ok {
+			l.warnings = append(l.warnings, fmt.Sprintf("%s is set, but %s: false (%s line %d) keeps %s off", p.env, p.key, l.file, line, p.name))
+			continue
+		}
+		*p.enabled = true
+	}
+}
+
+// validate runs Validate and gives each problem its line in the file.
+func (l *loaded) validate() error {
+	probs := l.cfg.problems()
+	if len(probs) == 0 {
+		return nil
+	}
+	for i, p := range probs {
+		if line, ok := l.lines[p.Key]; ok {
+			probs[i].Line = line
+		}
+	}
+	// In file order; problems with no line (defaults, environment) last.
+	slices.SortStableFunc(probs, func(a, b Problem) int {
+		if (a.Line == 0) != (b.Line == 0) {
+			return b.Line - a.Line // positive when a has no line: a goes last
+		}
+		return a.Line - b.Line
+	})
+	return &ConfigError{File: l.file, Problems: probs}
 }
 
 // applyEnv overrides settings, secrets above all, from PICBOT_* variables,
@@ -185,6 +284,7 @@ func (c *Config) envFields() map[string]*string {
 		"PICBOT_HTTP_LISTEN":     &c.HTTP.Listen,
 		"PICBOT_HTTP_PUBLIC_URL": &c.HTTP.PublicURL,
 		"PICBOT_LOG_LEVEL":       &c.Log.Level,
+		"PICBOT_LOG_FORMAT":      &c.Log.Format,
 	}
 	for _, more := range []map[string]*string{
 		c.Vendors.Zhiqite.envFields(), c.Vendors.ShowAPI.envFields(), c.Vendors.APISpace.envFields(),
@@ -215,9 +315,27 @@ func (c *Config) secrets() []string {
 
 // Validate checks the whole configuration; each message names the YAML key.
 func (c *Config) Validate() error {
-	var errs []error
+	if probs := c.problems(); len(probs) > 0 {
+		return &ConfigError{Problems: probs}
+	}
+	return nil
+}
+
+// problems lists what is wrong with the configuration, each at its key.
+func (c *Config) problems() []Problem {
+	var probs []Problem
 	bad := func(key, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+		probs = append(probs, Problem{Key: key, Msg: fmt.Sprintf(format, args...)})
+	}
+	notNegative := func(key string, v int64) {
+		if v < 0 {
+			bad(key, "must not be negative (%d); 0 means unlimited", v)
+		}
+	}
+	positiveDur := func(key string, d time.Duration) {
+		if d <= 0 {
+			bad(key, "must be a duration above 0, like 30s, not %s", d)
+		}
 	}
 	if c.DataDir == "" {
 		bad("data_dir", "must not be empty")
@@ -230,56 +348,34 @@ func (c *Config) Validate() error {
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		bad("log.format", "must be text or json, not %q", c.Log.Format)
 	}
-	if c.Console.Enabled && c.Console.OutDir == "" {
-		bad("console.out_dir", "must not be empty")
-	}
-	if c.HTTP.PublicURL != "" && !strings.HasPrefix(c.HTTP.PublicURL, "http://") && !strings.HasPrefix(c.HTTP.PublicURL, "https://") {
-		bad("http.public_url", "must start with http:// or https://")
-	}
-	if c.HTTP.PublicURL != "" && c.HTTP.Listen == "" {
-		bad("http.listen", "must be set when http.public_url is")
-	}
-	if c.HTTP.MaxBody <= 0 {
-		bad("http.max_body", "must be positive")
-	}
-	for key, d := range map[string]time.Duration{"read_header_timeout": c.HTTP.ReadHeaderTimeout, "read_timeout": c.HTTP.ReadTimeout,
-		"write_timeout": c.HTTP.WriteTimeout, "idle_timeout": c.HTTP.IdleTimeout} {
-		if d <= 0 {
-			bad("http."+key, "must be positive")
+	if c.Console.Enabled {
+		if c.Console.OutDir == "" {
+			bad("console.out_dir", "must not be empty")
+		}
+		if strings.TrimSpace(c.Console.User) == "" || strings.ContainsAny(c.Console.User, ": \t") {
+			bad("console.user", "must be a name without spaces or colons, not %q", c.Console.User)
 		}
 	}
-	if c.Engine.Workers <= 0 {
-		bad("engine.workers", "must be positive")
+	if c.Console.Wait < 0 {
+		bad("console.wait", "must not be negative (%s)", c.Console.Wait)
 	}
-	if u := c.Engine.UncertainSubmit; u != "" && u != engine.UncertainResubmit && u != engine.UncertainFail {
-		bad("engine.uncertain_submit", "must be resubmit or fail, not %q", u)
+	if l := c.Console.Lang; l != "" && !consoleLang.MatchString(l) {
+		bad("console.lang", "must be en or zh (or empty: from $LANG), not %q", l)
 	}
-	known := c.vendorNames()
-	for kind, vendors := range c.Engine.Routes {
-		if !slices.Contains(engine.Kinds, engine.Kind(kind)) {
-			bad("engine.routes."+kind, "is not a command; use draw, anime, upscale or swapface")
-		}
-		for _, v := range vendors {
-			if !known[v] {
-				bad("engine.routes."+kind, "vendor %q is not configured", v)
+	c.validateHTTP(bad)
+	c.validateEngine(bad)
+	if r := c.Retention; r.Jobs < 0 || r.Counters < 0 || r.Every < 0 {
+		for key, d := range map[string]time.Duration{"retention.jobs": r.Jobs, "retention.counters": r.Counters, "retention.every": r.Every} {
+			if d < 0 {
+				bad(key, "must not be negative (%s); 0 keeps forever", d)
 			}
 		}
 	}
-	for _, k := range engine.Kinds {
-		if len(c.Engine.Routes[string(k)]) == 0 {
-			bad("engine.routes."+string(k), "needs at least one vendor")
-		}
-	}
-	lim := c.Engine.Limits
-	if lim.MinSide < 8 || lim.MaxSide < lim.MinSide || lim.MaxImages < 1 || lim.MaxPromptRunes < 1 || lim.MaxSteps < 1 || lim.MaxScale < 2 {
-		bad("engine.limits", "min_side ≥ 8, max_side ≥ min_side, max_images, max_prompt_runes and max_steps ≥ 1, max_scale ≥ 2")
-	}
-	if r := c.Retention; r.Jobs < 0 || r.Counters < 0 || r.Every < 0 {
-		bad("retention", "jobs, counters and every must not be negative")
-	}
 	if c.Local.Duration < 0 {
-		bad("local.duration", "must not be negative")
+		bad("local.duration", "must not be negative (%s)", c.Local.Duration)
 	}
+	positiveDur("fetch.timeout", c.Fetch.Timeout)
+	c.validateQuota(bad, notNegative)
 	c.Vendors.Zhiqite.validate(prefixed(bad, "vendors.zhiqite."))
 	c.Vendors.ShowAPI.validate(prefixed(bad, "vendors.showapi."))
 	c.Vendors.APISpace.validate(prefixed(bad, "vendors.apispace."))
@@ -288,7 +384,221 @@ func (c *Config) Validate() error {
 	if c.Discord.Enabled && c.Discord.Mode == "http" && c.HTTP.Listen == "" {
 		bad("http.listen", "must be set for discord.mode http: Discord posts interactions there")
 	}
-	return errors.Join(errs...)
+	return probs
+}
+
+var consoleLang = regexp.MustCompile(`^(?i)(en|zh)([-_][A-Za-z0-9.@-]+)?$`)
+
+func (c *Config) validateHTTP(bad badFunc) {
+	h := c.HTTP
+	if h.Listen != "" {
+		if _, port, err := net.SplitHostPort(h.Listen); err != nil || port == "" {
+			bad("http.listen", "must be host:port or :port, like :8080 or 127.0.0.1:8080, not %q", h.Listen)
+		}
+	}
+	if h.PublicURL != "" {
+		if u, err := url.Parse(h.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("http.public_url", "must start with http:// or https:// and name a host, not %q", h.PublicURL)
+		} else if u.RawQuery != "" || u.Fragment != "" {
+			bad("http.public_url", "must be a base URL with no ?query or #fragment")
+		}
+		if h.Listen == "" {
+			bad("http.listen", "must be set when http.public_url is")
+		}
+	}
+	if h.MaxBody <= 0 {
+		bad("http.max_body", "must be more than 0, not %d", h.MaxBody)
+	}
+	for _, t := range []struct {
+		key string
+		d   time.Duration
+	}{{"read_header_timeout", h.ReadHeaderTimeout}, {"read_timeout", h.ReadTimeout}, {"write_timeout", h.WriteTimeout}, {"idle_timeout", h.IdleTimeout}} {
+		if t.d <= 0 {
+			bad("http."+t.key, "must be a duration above 0, like 30s, not %s", t.d)
+		}
+	}
+}
+
+func (c *Config) validateEngine(bad badFunc) {
+	e := c.Engine
+	if e.Workers <= 0 {
+		bad("engine.workers", "must be more than 0, not %d", e.Workers)
+	}
+	for _, t := range []struct {
+		key string
+		d   time.Duration
+	}{{"job_timeout", e.JobTimeout}, {"vendor_timeout", e.VendorTimeout}, {"shutdown_timeout", e.ShutdownTimeout}} {
+		if t.d <= 0 {
+			bad("engine."+t.key, "must be a duration above 0, like 30s, not %s", t.d)
+		}
+	}
+	if e.ProgressEvery < 0 {
+		bad("engine.progress_every", "must not be negative (%s); 0 turns progress polls off", e.ProgressEvery)
+	}
+	if e.MaxDownload <= 0 {
+		bad("engine.max_download", "must be more than 0 bytes, not %d", e.MaxDownload)
+	}
+	if e.MaxInput <= 0 {
+		bad("engine.max_input", "must be more than 0 bytes, not %d", e.MaxInput)
+	}
+	if e.DeliveryAttempts < 1 {
+		bad("engine.delivery_attempts", "must be at least 1, not %d", e.DeliveryAttempts)
+	}
+	if u := e.UncertainSubmit; u != "" && u != engine.UncertainResubmit && u != engine.UncertainFail {
+		bad("engine.uncertain_submit", "must be resubmit or fail, not %q", u)
+	}
+	c.validateRoutes(bad)
+	lim := e.Limits
+	atLeast := func(key string, v, low int) {
+		if v < low {
+			bad("engine.limits."+key, "must be at least %d, not %d", low, v)
+		}
+	}
+	atLeast("max_prompt_runes", lim.MaxPromptRunes, 1)
+	atLeast("min_side", lim.MinSide, 8)
+	atLeast("max_side", lim.MaxSide, max(lim.MinSide, 8))
+	atLeast("max_steps", lim.MaxSteps, 1)
+	atLeast("max_images", lim.MaxImages, 1)
+	atLeast("max_scale", lim.MaxScale, 2)
+	atLeast("max_output_side", lim.MaxOutputSide, max(lim.MaxSide, 8))
+	if lim.MaxGuidance <= 0 {
+		bad("engine.limits.max_guidance", "must be more than 0, not %v", lim.MaxGuidance)
+	}
+}
+
+// vendorKinds are the commands each vendor can run at all.
+var vendorKinds = map[string][]engine.Kind{
+	"local":    engine.Kinds,
+	"zhiqite":  {engine.KindDraw, engine.KindUpscale, engine.KindSwapface},
+	"showapi":  {engine.KindDraw},
+	"apispace": {engine.KindDraw, engine.KindAnime, engine.KindUpscale},
+}
+
+// byLink are the vendors that read input images by link, from http.public_url.
+var byLink = map[string]bool{"zhiqite": true, "apispace": true}
+
+func (c *Config) validateRoutes(bad badFunc) {
+	enabled := c.vendorNames()
+	names := slices.Sorted(maps.Keys(vendorKinds))
+	kinds := make([]string, len(engine.Kinds))
+	for i, k := range engine.Kinds {
+		kinds[i] = string(k)
+	}
+	for _, kind := range slices.Sorted(maps.Keys(c.Engine.Routes)) {
+		key := "engine.routes." + kind
+		if !slices.Contains(engine.Kinds, engine.Kind(kind)) {
+			if s := suggest(kind, kinds); s != "" {
+				bad(key, "is not a command (did you mean %s?)", s)
+			} else {
+				bad(key, "is not a command; use %s", strings.Join(kinds, ", "))
+			}
+			continue
+		}
+		seen := map[string]bool{}
+		for _, v := range c.Engine.Routes[kind] {
+			switch {
+			case vendorKinds[v] == nil:
+				hint := ""
+				if s := suggest(v, names); s != "" {
+					hint = fmt.Sprintf(" (did you mean %s?)", s)
+				}
+				bad(key, "no vendor is named %q%s; the vendors are %s", v, hint, strings.Join(names, ", "))
+			case !enabled[v]:
+				block := "vendors." + v
+				if v == "local" {
+					block = "local"
+				}
+				bad(key, "%s is not enabled (set %s.enabled: true, or take %s off this route)", block, block, v)
+			case !slices.Contains(vendorKinds[v], engine.Kind(kind)):
+				bad(key, "%s does not offer /%s", v, kind)
+			case seen[v]:
+				bad(key, "names %s twice", v)
+			case kind != string(engine.KindDraw) && byLink[v] && c.HTTP.PublicURL == "":
+				bad(key, "%s reads input images by link, which needs http.public_url (and http.listen): set them, or route /%s elsewhere", v, kind)
+			}
+			seen[v] = true
+		}
+		if len(c.Engine.Routes[kind]) == 0 {
+			bad(key, "needs at least one vendor")
+		}
+	}
+	for _, k := range engine.Kinds {
+		if _, ok := c.Engine.Routes[string(k)]; !ok {
+			bad("engine.routes."+string(k), "needs at least one vendor")
+		}
+	}
+}
+
+func (c *Config) validateQuota(bad badFunc, notNegative func(string, int64)) {
+	q := c.Quota
+	if _, err := time.LoadLocation(q.TimeZone); err != nil || q.TimeZone == "" {
+		bad("quota.time_zone", "%q is not a time zone like Asia/Shanghai or UTC", q.TimeZone)
+	}
+	tier := func(key string, t quota.Tier) {
+		for _, f := range []struct {
+			name string
+			v    int
+		}{{"daily", t.Daily}, {"concurrent", t.Concurrent}, {"burst", t.Burst}} {
+			if f.v < 0 {
+				bad(key+"."+f.name, "must not be negative (%d); 0 means unlimited", f.v)
+			}
+		}
+		if t.Every < 0 {
+			bad(key+".every", "must not be negative (%s); 0 means no rate limit", t.Every)
+		}
+		if t.Every > 0 && t.Burst < 1 {
+			bad(key+".burst", "must be at least 1 when %s.every is set, or no command would ever pass", key)
+		}
+	}
+	tier("quota.default", q.Default)
+	for _, name := range slices.Sorted(maps.Keys(q.Tiers)) {
+		tier("quota.tiers."+name, q.Tiers[name])
+	}
+	for _, kv := range []struct {
+		key string
+		m   map[string]string
+	}{{"quota.users", q.Users}, {"quota.roles", q.Roles}} {
+		for _, who := range slices.Sorted(maps.Keys(kv.m)) {
+			if _, ok := q.Tiers[kv.m[who]]; !ok {
+				bad(kv.key+"."+who, "tier %q is not in quota.tiers", kv.m[who])
+			}
+		}
+	}
+	for who := range q.Users {
+		checkUserKey(bad, "quota.users", who)
+	}
+	for _, list := range []struct {
+		key  string
+		keys []string
+	}{{"quota.admins", q.Admins}, {"quota.allowed_users", q.AllowedUsers}, {"quota.banned_users", q.BannedUsers},
+		{"quota.allowed_chats", q.AllowedChats}, {"quota.banned_chats", q.BannedChats}} {
+		for _, k := range list.keys {
+			checkUserKey(bad, list.key, k)
+		}
+	}
+	notNegative("quota.chat_daily", int64(q.ChatDaily))
+	notNegative("quota.global_daily", int64(q.GlobalDaily))
+	for _, kind := range slices.Sorted(maps.Keys(q.Costs)) {
+		if !slices.Contains(engine.Kinds, kind) {
+			bad("quota.costs."+string(kind), "is not a command; use draw, anime, upscale or swapface")
+		} else if q.Costs[kind] < 0 {
+			bad("quota.costs."+string(kind), "must not be negative (%d)", q.Costs[kind])
+		}
+	}
+}
+
+// checkUserKey checks a quota key names its platform, "telegram:12345":
+// a bare id would never match anyone.
+func checkUserKey(bad badFunc, key, k string) {
+	platform, id, ok := strings.Cut(k, ":")
+	switch platform {
+	case "console", "telegram", "discord":
+	default:
+		ok = false
+	}
+	if !ok || id == "" {
+		bad(key, "%q must name its platform, like telegram:12345, discord:67890 or console:local", k)
+	}
 }
 
 // badFunc reports a configuration error at key.

@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	_ "time/tzdata" // the quota's time zone must load in a static image with no zoneinfo
@@ -39,31 +40,63 @@ func main() {
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "picbot:", err)
+		var ue *usageError
+		if errors.As(err, &ue) {
+			os.Exit(2)
+		}
 		os.Exit(1)
 	}
 }
 
 // run is the whole program, so tests can run it in-process.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	if len(args) > 0 && args[0] == "backup" {
-		return backupCommand(ctx, args[1:], stdout, stderr)
+	if len(args) > 0 {
+		switch args[0] {
+		case "backup":
+			return backupCommand(ctx, args[1:], stdout, stderr)
+		case "check":
+			return checkCommand(args[1:], stdout, stderr)
+		case "help":
+			args = []string{"-h"}
+		}
 	}
 	fs := flag.NewFlagSet("picbot", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	configPath := fs.String("config", "", "YAML configuration `file` (default: embedded defaults)")
+	fs.SetOutput(io.Discard) // errors are returned, -h is written to stdout
+	configPath := fs.String("config", "", "YAML configuration `file` (default: embedded defaults: the console and the local renderer)")
+	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
-		return err
+		if errors.Is(err, flag.ErrHelp) {
+			usage(stdout, fs)
+			return nil
+		}
+		return &usageError{err.Error()}
 	}
-	cfg, err := LoadConfig(*configPath)
+	if *showVersion {
+		fmt.Fprintln(stdout, versionString())
+		return nil
+	}
+	if fs.NArg() > 0 {
+		msg := fmt.Sprintf("unexpected argument %q", fs.Arg(0))
+		if strings.HasSuffix(fs.Arg(0), ".yaml") || strings.HasSuffix(fs.Arg(0), ".yml") {
+			msg += fmt.Sprintf("; to run on a configuration file, give picbot -config %s", fs.Arg(0))
+		}
+		return &usageError{msg}
+	}
+	l, err := load(*configPath, os.LookupEnv)
 	if err != nil {
 		return err
 	}
+	if err := l.preflight(); err != nil {
+		return err
+	}
+	cfg := l.cfg
 	log := newLogger(cfg.Log, stderr)
 	log = slog.New(newRedactor(log.Handler(), cfg.secrets()))
 	app, err := build(cfg, log, stdin, stdout)
 	if err != nil {
 		return err
 	}
+	app.loaded, app.terminal = l, stderr
 	return app.run(ctx)
 }
 
@@ -94,6 +127,8 @@ type app struct {
 	ln        net.Listener
 	metrics   *metrics.Metrics
 	ready     atomic.Bool // serving: started and not shutting down
+	loaded    *loaded     // the configuration as read, for the start summary
+	terminal  io.Writer   // where the console's user reads the summary
 }
 
 // platform is a chat platform adapter besides the console. Each is built in
@@ -242,7 +277,8 @@ func (a *app) newConsole(stdin io.Reader, stdout io.Writer) *console.Console {
 }
 
 // run serves until ctx ends or, when the console is the only chat, until
-// its input ends and its jobs are done.
+// its input ends and its jobs are done. A platform that stops with an error
+// (a token refused) stops the bot, which exits with that error.
 func (a *app) run(ctx context.Context) error {
 	defer a.db.Close()
 	if err := a.engine.Start(ctx); err != nil {
@@ -256,12 +292,24 @@ func (a *app) run(ctx context.Context) error {
 			}
 		}()
 	}
+	a.started()
 	a.ready.Store(true)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stopHousekeeping := a.housekeeping(ctx)
 	defer stopHousekeeping() // before the store closes
-	errs := make(chan error, len(a.platforms)+1)
+	errs := make(chan error, len(a.platforms))
+	var platformErr error
+	platformsDone := make(chan struct{})
+	go func() {
+		defer close(platformsDone)
+		for range a.platforms {
+			if perr := <-errs; perr != nil && ctx.Err() == nil {
+				platformErr = perr
+				cancel() // a platform that cannot run: stop, and say why
+			}
+		}
+	}()
 	for _, p := range a.platforms {
 		go func() { errs <- p.Run(ctx) }()
 	}
@@ -274,13 +322,32 @@ func (a *app) run(ctx context.Context) error {
 	}
 	<-ctx.Done()
 	cancel()
-	for range a.platforms {
-		if perr := <-errs; perr != nil && err == nil {
-			err = perr
-		}
+	<-platformsDone
+	if err == nil {
+		err = platformErr
 	}
 	a.shutdown()
 	return err
+}
+
+// started logs the start summary, and shows it on the terminal when the
+// console is on (the log may be elsewhere or quieter there).
+func (a *app) started() {
+	if a.loaded == nil {
+		return
+	}
+	var addr net.Addr
+	if a.ln != nil {
+		addr = a.ln.Addr()
+	}
+	s := a.loaded.summary(addr)
+	for _, w := range s.warnings {
+		a.log.Warn(w)
+	}
+	a.log.Info("picbot started", append([]any{slog.String("version", versionString())}, s.attrs()...)...)
+	if a.console != nil && a.terminal != nil {
+		fmt.Fprint(a.terminal, redactText(versionString()+"\n"+s.text(), a.cfg.secrets()))
+	}
 }
 
 // shutdown stops taking commands, lets work under way finish within the
@@ -292,6 +359,26 @@ func (a *app) shutdown() {
 	a.engine.Stop(ctx)
 	if a.server != nil {
 		_ = a.server.Shutdown(ctx)
+	}
+	if a.loaded == nil {
+		return
+	}
+	jobs, err := a.db.Unfinished(context.Background())
+	if err != nil {
+		a.log.Error("count unfinished jobs", slog.Any("err", err))
+		return
+	}
+	msg := "no unfinished jobs"
+	switch len(jobs) {
+	case 0:
+	case 1:
+		msg = "1 unfinished job will resume at the next start"
+	default:
+		msg = fmt.Sprintf("%d unfinished jobs will resume at the next start", len(jobs))
+	}
+	a.log.Info("picbot stopped", slog.Int("resume", len(jobs)))
+	if a.console != nil && a.terminal != nil {
+		fmt.Fprintf(a.terminal, "picbot stopped: %s\n", msg)
 	}
 }
 

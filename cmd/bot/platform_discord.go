@@ -35,8 +35,9 @@ type DiscordConfig struct {
 // envFields maps PICBOT_DISCORD_* variables to settings.
 func (c *DiscordConfig) envFields() map[string]*string {
 	return map[string]*string{
-		"PICBOT_DISCORD_TOKEN":      &c.Token,
-		"PICBOT_DISCORD_PUBLIC_KEY": &c.PublicKey,
+		"PICBOT_DISCORD_TOKEN":          &c.Token,
+		"PICBOT_DISCORD_PUBLIC_KEY":     &c.PublicKey,
+		"PICBOT_DISCORD_APPLICATION_ID": &c.ApplicationID,
 	}
 }
 
@@ -54,7 +55,7 @@ func (c *DiscordConfig) validate(bad badFunc) {
 		bad("token", "must be set (or PICBOT_DISCORD_TOKEN)")
 	}
 	if !snowflake.MatchString(c.ApplicationID) {
-		bad("application_id", "must be the application's numeric id, not %q", c.ApplicationID)
+		bad("application_id", "must be the application's numeric id (Developer Portal, General Information: Application ID; or PICBOT_DISCORD_APPLICATION_ID), not %q", c.ApplicationID)
 	}
 	switch c.Mode {
 	case "", discord.ModeGateway:

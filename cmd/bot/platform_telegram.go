@@ -43,6 +43,7 @@ func (c *TelegramConfig) envFields() map[string]*string {
 	return map[string]*string{
 		"PICBOT_TELEGRAM_TOKEN":          &c.Token,
 		"PICBOT_TELEGRAM_WEBHOOK_SECRET": &c.WebhookSecret,
+		"PICBOT_TELEGRAM_API_ENDPOINT":   &c.APIEndpoint,
 	}
 }
 

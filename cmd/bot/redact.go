@@ -16,6 +16,15 @@ type redactor struct {
 }
 
 func newRedactor(next slog.Handler, secrets []string) slog.Handler {
+	r := secretReplacer(secrets)
+	if r == nil {
+		return next
+	}
+	return &redactor{next: next, replace: r}
+}
+
+// secretReplacer blanks secrets out of text; nil when there are none.
+func secretReplacer(secrets []string) *strings.Replacer {
 	var pairs []string
 	for _, s := range secrets {
 		if len(s) >= 4 { // shorter is not a real secret and would mangle logs
@@ -23,9 +32,17 @@ func newRedactor(next slog.Handler, secrets []string) slog.Handler {
 		}
 	}
 	if len(pairs) == 0 {
-		return next
+		return nil
 	}
-	return &redactor{next: next, replace: strings.NewReplacer(pairs...)}
+	return strings.NewReplacer(pairs...)
+}
+
+// redactText blanks secrets out of text meant for a person (the start summary).
+func redactText(text string, secrets []string) string {
+	if r := secretReplacer(secrets); r != nil {
+		return r.Replace(text)
+	}
+	return text
 }
 
 func (r *redactor) Enabled(ctx context.Context, l slog.Level) bool { return r.next.Enabled(ctx, l) }
