@@ -636,10 +636,10 @@ func crashRunSetup(t *testing.T, s crashSetup) crashResult {
 // command, which is then lost.
 func (r *crashRun) writeConfig(epoch int) {
 	s := r.setup
-	public := ""
-	if s.callbacks {
-		public = "  public_url: " + r.cbProxy.url + "\n"
-	}
+	// Every setup has a public URL, as a bot that takes image commands at
+	// vendors that fetch them by link must (the config check says so);
+	// callbacks are asked for only where the setup says.
+	public := "  public_url: " + r.cbProxy.url + "\n"
 	tg, zq, ap, sa := r.listen(r.tgProxy, epoch), r.listen(r.zqProxy, epoch), r.listen(r.apProxy, epoch), r.listen(r.saProxy, epoch)
 	daily, chat, global, running := r.quotaLimits()
 	hook := ""
@@ -647,6 +647,8 @@ func (r *crashRun) writeConfig(epoch int) {
 		hook = fmt.Sprintf("  mode: webhook\n  webhook_url: https://bot.example.com%s\n  webhook_secret: %s\n", crashHookPath, crashHookSecret)
 	}
 	route := "[" + strings.Join(s.route, ", ") + "]"
+	// ShowAPI only draws: upscales go to the rest of the route.
+	upscale := "[" + strings.Join(slices.DeleteFunc(slices.Clone(s.route), func(v string) bool { return v == "showapi" }), ", ") + "]"
 	cfg := fmt.Sprintf(`data_dir: %[1]s/data
 log:
   level: info
@@ -660,7 +662,7 @@ http:
   shutdown_timeout: 5s
   routes:
     draw: %[3]s
-    upscale: %[3]s
+    upscale: %[19]s
     anime: [apispace]
     swapface: [zhiqite]
 quota:
@@ -703,7 +705,7 @@ telegram:
     poll_every: 150ms
     poll_max: 600ms
 `, r.dir, public, route, tgToken, tg, zq+zhiqitetest.BasePath, zhiqiteAppCode, s.callbacks,
-		ap, apispaceToken, s.apWork, daily, chat, global, running, sa, showAPICode, hook)
+		ap, apispaceToken, s.apWork, daily, chat, global, running, sa, showAPICode, hook, upscale)
 	r.cfg = filepath.Join(r.dir, "picbot.yaml")
 	if err := os.WriteFile(r.cfg, []byte(cfg), 0o600); err != nil {
 		r.t.Fatal(err)

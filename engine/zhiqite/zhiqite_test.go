@@ -391,7 +391,17 @@ func TestFailures(t *testing.T) {
 		v := newVendor(t, f, nil)
 		j := draw("a cat", 1)
 		f.FailNext("saas/sd/v2/text2image", zhiqitetest.FaultTimeout)
-		sctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		// The reply is lost once the vendor has made the task, not on a
+		// clock: a fixed timeout could end the call before the fake, slowed
+		// by a busy machine, had made it, and the test would then be about
+		// a submission that never arrived.
+		sctx, cancel := context.WithCancel(ctx)
+		go func() {
+			defer cancel()
+			for len(f.Tasks()) == 0 && sctx.Err() == nil {
+				time.Sleep(5 * time.Millisecond)
+			}
+		}()
 		_, err := v.Submit(sctx, j, engine.Task{ID: "t1"})
 		cancel()
 		if err == nil || engine.ErrorCode(err) != engine.EINTERNAL {
@@ -403,6 +413,12 @@ func TestFailures(t *testing.T) {
 		}
 		if got := f.Tasks(); len(got) != 1 {
 			t.Fatalf("tasks %v", got)
+		}
+		// The fake records a call when its handler ends, and the lost
+		// reply's handler ends only after the client has gone: wait for it.
+		// The retry was answered, so no other call is still to come.
+		for deadline := time.Now().Add(5 * time.Second); len(f.Calls()) < 2 && time.Now().Before(deadline); {
+			time.Sleep(5 * time.Millisecond)
 		}
 		for _, c := range f.Calls() {
 			if c.Endpoint == "saas/sd/v2/text2image" && c.Status == http.StatusOK && bytes.Contains(c.Body, []byte("任务ID重复")) {
