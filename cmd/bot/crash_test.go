@@ -212,6 +212,44 @@ const crashResubmitFixed = true
 // APISpace cannot be asked at all, at most one new task per such kill.
 var crashResubmitBound = map[string]int{"zhiqite": 0, "showapi": 1, "apispace": 1}
 
+// crashResubmissions says, for one job, at which vendors its extra tasks
+// (made and never recorded) were made. Each is a task a vendor made again
+// after a kill in that vendor's submit window, so a vendor is charged at
+// most its tasks beyond the first and at most its windows: a job can go to
+// one vendor twice on purpose (a task the vendor failed, tried again), and
+// those tasks are recorded. When that still names more than extra tasks,
+// the vendors that cannot be asked (bound 1) are relieved first, so a
+// vendor held to 0 is never let off by the attribution.
+func crashResubmissions(tasks []crashCall, windows map[string]int, extra int) map[string]int {
+	made := map[string]int{}
+	for _, c := range tasks {
+		made[c.proxy]++
+	}
+	out := map[string]int{}
+	total := 0
+	for v, n := range made {
+		if k := min(n-1, windows[v]); k > 0 {
+			out[v] = k
+			total += k
+		}
+	}
+	vendors := slices.Sorted(maps.Keys(out))
+	slices.SortStableFunc(vendors, func(a, b string) int { return crashResubmitLimit(b) - crashResubmitLimit(a) })
+	for _, v := range vendors {
+		for total > extra && out[v] > 0 {
+			out[v]--
+			total--
+		}
+	}
+	return out
+}
+
+func (r *crashResult) addResubmissions(byVendor map[string]int) {
+	for v, n := range byVendor {
+		r.resubByVendor[v] += n
+	}
+}
+
 func crashResubmitLimit(vendor string) int {
 	if !crashResubmitFixed {
 		return 1
@@ -1838,8 +1876,8 @@ func (r *crashRun) check(res *crashResult, phases []crashPhase, hit map[crashPha
 				res.lost++
 			}
 		default:
-			r.violation("job %s (%s, %q) is lost: %s, notified %v, vendor %q task %q, pending %d, results %d, error %+v",
-				id, c.token, c.kind, j.State, j.Notified, j.Vendor, j.TaskID, len(j.Pending), len(j.Results), j.Err)
+			r.violation("job %s (%s, %q) is lost: %s, notified %v, vendor %q task %q, pending %d, results %d, error %+v:\n%s",
+				id, c.token, c.kind, j.State, j.Notified, j.Vendor, j.TaskID, len(j.Pending), len(j.Results), j.Err, r.trace(id))
 			res.lost++
 			continue
 		}
@@ -1935,6 +1973,7 @@ func (r *crashRun) check(res *crashResult, phases []crashPhase, hit map[crashPha
 	for id, byLife := range created {
 		attempts := 0 // as of the previous life's end
 		tasks := 0
+		windows := map[string]int{} // this job's kills in a submit window, by vendor
 		for _, s := range r.snaps {
 			j := s.jobs[id]
 			if j == nil {
@@ -1954,6 +1993,7 @@ func (r *crashRun) check(res *crashResult, phases []crashPhase, hit map[crashPha
 				}
 				for _, v := range inLife[max(0, len(inLife)-unsaved):] {
 					res.windowByVendor[v]++
+					windows[v]++
 				}
 				res.unsavedAtKill += unsaved
 				r.charge(s.epoch, func(k *crashKill) { k.unsaved += unsaved })
@@ -1971,17 +2011,7 @@ func (r *crashRun) check(res *crashResult, phases []crashPhase, hit map[crashPha
 				r.violation("job %s records %d submissions; the vendors made %d tasks", id, j.Attempts, tasks)
 			case extra > 0:
 				res.resubmissions += extra
-				// Per vendor: one task recorded for each vendor the job went to
-				// (a task whose id was saved is never made again), the rest extra.
-				perVendor := map[string]int{}
-				for _, c := range vendorsOf[id] {
-					perVendor[c.proxy]++
-				}
-				for v, n := range perVendor {
-					if n > 1 {
-						res.resubByVendor[v] += n - 1
-					}
-				}
+				res.addResubmissions(crashResubmissions(vendorsOf[id], windows, extra))
 			}
 		}
 	}
@@ -2140,4 +2170,34 @@ func crashTail(s string, n int) string {
 		return s
 	}
 	return "…" + s[len(s)-n:]
+}
+
+func TestCrashResubmissions(t *testing.T) {
+	calls := func(vendors ...string) []crashCall {
+		var cs []crashCall
+		for _, v := range vendors {
+			cs = append(cs, crashCall{proxy: v, created: true})
+		}
+		return cs
+	}
+	for _, c := range []struct {
+		name    string
+		tasks   []crashCall
+		windows map[string]int
+		extra   int
+		want    map[string]int
+	}{
+		// One kill in the window, then a second, recorded, try at the same vendor.
+		{"tried again on purpose", calls("apispace", "apispace", "apispace"), map[string]int{"apispace": 1}, 1, map[string]int{"apispace": 1}},
+		{"made again twice", calls("apispace", "apispace", "apispace"), map[string]int{"apispace": 2}, 2, map[string]int{"apispace": 2}},
+		{"no window", calls("apispace", "apispace"), nil, 1, map[string]int{}},
+		// Two candidates for one extra task: the vendor held to 0 keeps it.
+		{"strict attribution", calls("zhiqite", "zhiqite", "apispace", "apispace"), map[string]int{"zhiqite": 1, "apispace": 1}, 1, map[string]int{"zhiqite": 1}},
+	} {
+		got := crashResubmissions(c.tasks, c.windows, c.extra)
+		maps.DeleteFunc(got, func(_ string, n int) bool { return n == 0 })
+		if !maps.Equal(got, c.want) {
+			t.Errorf("%s: got %v, want %v", c.name, got, c.want)
+		}
+	}
 }
