@@ -1102,13 +1102,21 @@ func (r *crashRun) life(plan crashPlan, commands int) (crashKill, bool) {
 		limit = plan.delay
 	}
 	more := time.After(later)
-	expire := time.After(limit)
+	// The kill's clock starts once the bot is up (its HTTP address in its
+	// log), so that a slow start on a busy machine does not eat the time a
+	// planned call has to come.
+	var expire <-chan time.Time
+	up, upLate := p.addr, time.After(20*time.Second)
 	exited := false
 wait:
 	for {
 		select {
 		case <-p.killed:
 			break wait
+		case <-up:
+			up, upLate, expire = nil, nil, time.After(limit)
+		case <-upLate:
+			up, upLate, expire = nil, nil, time.After(limit)
 		case <-more:
 			r.addCommands(commands - first)
 			more = nil
@@ -1982,19 +1990,22 @@ func (r *crashRun) check(res *crashResult, phases []crashPhase, hit map[crashPha
 			n := byLife[s.epoch]
 			tasks += n
 			saved := j.Attempts - attempts
-			if unsaved := n - saved; unsaved > 0 {
-				// The life's last tasks are the unsaved ones: each is a kill in
-				// that vendor's submit window.
-				var inLife []string
+			if m := j.Submitting; m != nil && killed[s.epoch] {
+				// The job still marks a submission in flight: the kill landed in
+				// its submit window. It counts as the vendor's window when the
+				// vendor made the task in that life (its last for the job).
+				last := ""
 				for _, c := range vendorsOf[id] {
 					if c.epoch == s.epoch {
-						inLife = append(inLife, c.proxy)
+						last = c.proxy
 					}
 				}
-				for _, v := range inLife[max(0, len(inLife)-unsaved):] {
-					res.windowByVendor[v]++
-					windows[v]++
+				if last == m.Vendor {
+					res.windowByVendor[last]++
+					windows[last]++
 				}
+			}
+			if unsaved := n - saved; unsaved > 0 {
 				res.unsavedAtKill += unsaved
 				r.charge(s.epoch, func(k *crashKill) { k.unsaved += unsaved })
 				if !killed[s.epoch] {
