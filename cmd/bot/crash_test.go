@@ -552,6 +552,7 @@ type crashProc struct {
 	killed chan struct{}
 	kill   *crashKill
 	addr   chan struct{} // closed once its HTTP address is known
+	ready  chan struct{} // closed once it says its Telegram bot is ready
 }
 
 func crashRunSetup(t *testing.T, s crashSetup) crashResult {
@@ -1007,7 +1008,7 @@ func (r *crashRun) start(plan crashPlan) *crashProc {
 		bin = crashRaceBinary(r.t)
 	}
 	b := startBin(r.t, bin, r.dir, "-config", r.cfg)
-	p := &crashProc{b: b, epoch: epoch, killed: make(chan struct{}), addr: make(chan struct{})}
+	p := &crashProc{b: b, epoch: epoch, killed: make(chan struct{}), addr: make(chan struct{}), ready: make(chan struct{})}
 	r.mu.Lock()
 	r.cur = p
 	r.mu.Unlock()
@@ -1040,9 +1041,11 @@ func crashRaceBinary(t *testing.T) string {
 	return crashRaceBin
 }
 
-// watchAddr learns the bot's HTTP address from its log, for the callback proxy.
+// watchAddr learns the bot's HTTP address from its log, for the callback
+// proxy, and then when its Telegram bot is ready.
 func (r *crashRun) watchAddr(p *crashProc) {
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
+	listening := false
 	for time.Now().Before(deadline) {
 		select {
 		case <-p.killed:
@@ -1050,13 +1053,19 @@ func (r *crashRun) watchAddr(p *crashProc) {
 		default:
 		}
 		_, stderr := p.b.output()
-		if m := listenRe.FindStringSubmatch(stderr); m != nil {
-			r.mu.Lock()
-			if r.cur == p {
-				r.botAddr = m[1]
+		if !listening {
+			if m := listenRe.FindStringSubmatch(stderr); m != nil {
+				r.mu.Lock()
+				if r.cur == p {
+					r.botAddr = m[1]
+				}
+				r.mu.Unlock()
+				close(p.addr)
+				listening = true
 			}
-			r.mu.Unlock()
-			close(p.addr)
+		}
+		if listening && strings.Contains(stderr, `msg="telegram bot ready"`) {
+			close(p.ready)
 			return
 		}
 		time.Sleep(5 * time.Millisecond)
@@ -1102,11 +1111,16 @@ func (r *crashRun) life(plan crashPlan, commands int) (crashKill, bool) {
 		limit = plan.delay
 	}
 	more := time.After(later)
-	// The kill's clock starts once the bot is up (its HTTP address in its
-	// log), so that a slow start on a busy machine does not eat the time a
-	// planned call has to come.
+	// The kill's clock starts once the bot is up (its Telegram bot ready,
+	// by its log), so that a slow start on a busy machine does not eat the
+	// time a planned call has to come.
 	var expire <-chan time.Time
-	up, upLate := p.addr, time.After(20*time.Second)
+	// A timer kill keeps its clock from the start: a kill amid a restart's
+	// own work (resuming jobs) is one of the moments it is for.
+	up, upLate := p.ready, time.After(30*time.Second)
+	if plan.phase == phaseTimer {
+		up, upLate, expire = nil, nil, time.After(limit)
+	}
 	exited := false
 wait:
 	for {
@@ -1159,16 +1173,41 @@ wait:
 // finalLives run the bot until every command is answered, stop it as an
 // operator would (SIGTERM), and read the store; again, while it holds
 // unfinished jobs (a post made before the last kill answers a command
-// whose job the bot has yet to record as delivered).
+// whose job the bot has yet to record as delivered). The time they have
+// is the setup's wait, and crashIdle more after each thing the bot gets
+// done at Telegram, up to three times the wait: a busy machine slows the
+// bot down, and a job is lost when the bot stops getting anywhere with it,
+// not when a clock set for an idle machine runs out.
 func (r *crashRun) finalLives() {
-	deadline := time.Now().Add(r.setup.wait)
+	start := time.Now()
+	deadline, hardStop := start.Add(r.setup.wait), start.Add(3*r.setup.wait)
+	done := r.progress()
+	moved := func() bool {
+		n := r.progress()
+		if n == done {
+			return false
+		}
+		done = n
+		if next := time.Now().Add(crashIdle); next.After(deadline) {
+			deadline = next
+			if deadline.After(hardStop) {
+				deadline = hardStop
+			}
+		}
+		return true
+	}
 	for {
 		p := r.start(crashPlan{phase: "none"})
 		r.addCommands(r.setup.jobs - len(r.cmds))
 		for time.Now().Before(deadline) && !r.allAnswered() {
 			time.Sleep(200 * time.Millisecond)
+			moved()
 		}
-		time.Sleep(time.Second) // for what is answered to be recorded
+		// For what is answered to be recorded: a second, and longer while
+		// the bot is still posting or tidying up.
+		for time.Sleep(time.Second); moved() && time.Now().Before(deadline); {
+			time.Sleep(time.Second)
+		}
 		if err := p.b.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 			r.t.Fatal(err)
 		}
@@ -1180,6 +1219,23 @@ func (r *crashRun) finalLives() {
 			return
 		}
 	}
+}
+
+// crashIdle is how long the final lives wait for the bot to get something
+// done at Telegram before the jobs still unfinished count as lost.
+const crashIdle = 20 * time.Second
+
+// progress counts what the bot has got done at Telegram: messages sent,
+// edited or deleted. A post put off by a limit makes no call, so a job
+// that waits forever adds nothing.
+func (r *crashRun) progress() int {
+	n := 0
+	for _, c := range r.tg.Calls() {
+		if c.Status == http.StatusOK && (strings.HasPrefix(c.Method, "send") || strings.HasPrefix(c.Method, "edit") || strings.HasPrefix(c.Method, "delete")) {
+			n++
+		}
+	}
+	return n
 }
 
 // allAnswered reports whether every command has its reply and its outcome at the fake.
