@@ -95,3 +95,16 @@ func (m *meter) billed(guess int) int {
 
 // cloneBilled copies a BilledBy map (nil stays nil).
 func cloneBilled(b map[string]int) map[string]int { return maps.Clone(b) }
+
+// Metered returns a context in which ReportBilled calls are added up, and
+// a function that reads the sum and whether anything was reported. The
+// engine meters each vendor call this way; an adapter's tests use it to
+// compare what the adapter reports with what a fake vendor billed.
+func Metered(ctx context.Context) (context.Context, func() (n int, reported bool)) {
+	ctx, m := withMeter(ctx)
+	return ctx, func() (int, bool) {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		return m.n, m.reported
+	}
+}

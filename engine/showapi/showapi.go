@@ -7,7 +7,9 @@
 // which echoes its inputs, and are configurable. Every answer is wrapped in
 // ShowAPI's envelope: showapi_res_code 0 means the gateway call worked and
 // showapi_res_body.ret_code 0 that the business call worked; both are checked.
-// Every call is billed (showapi_fee_num).
+// What each call was billed is in its answer (showapi_fee_num: 1 for the
+// document's answers, 0 for its "no such task"), and is reported to the
+// engine (engine.ReportBilled) as read.
 package showapi
 
 import (
@@ -79,6 +81,13 @@ type Config struct {
 	// ClockSkew is how far the vendor's ct may be off the bot's clock when
 	// a lost task is looked for: older tasks are not this job's.
 	ClockSkew time.Duration `yaml:"clock_skew"` // default 10m
+
+	// UnreadFee is the bill counted for an answer whose showapi_fee_num
+	// cannot be read: an HTTP error from Huawei's gateway, a body that is
+	// not ShowAPI's JSON, an envelope without the field. The document shows
+	// no such answer. [I] default 0. A call with no answer at all counts 0:
+	// a creation made in such a call is counted when its task is found.
+	UnreadFee int `yaml:"unread_fee"`
 
 	// CatalogTTL is how long /models is kept: each call is billed.
 	CatalogTTL time.Duration `yaml:"catalog_ttl"` // default 1h
@@ -188,7 +197,7 @@ func (c Config) Validate(bad func(key, format string, args ...any)) {
 	if e := c.CreateEncoding; e != "" && e != "form" && e != "json" {
 		bad("create_encoding", "must be form or json, not %q", e)
 	}
-	for key, v := range map[string]int{"min_side": c.MinSide, "max_side": c.MaxSide, "side_multiple": c.SideMultiple, "max_batch": c.MaxBatch, "find_pages": c.FindPages} {
+	for key, v := range map[string]int{"min_side": c.MinSide, "max_side": c.MaxSide, "side_multiple": c.SideMultiple, "max_batch": c.MaxBatch, "find_pages": c.FindPages, "unread_fee": c.UnreadFee} {
 		if v < 0 {
 			bad(key, "must not be negative")
 		}
@@ -664,8 +673,12 @@ func (e *GatewayError) Error() string {
 const maxAnswer = 1 << 20
 
 // call makes one authenticated request and checks the envelope. It returns
-// showapi_res_body and its ret_code, left to the caller to judge.
+// showapi_res_body and its ret_code, left to the caller to judge, and
+// reports the call's bill to the engine: showapi_fee_num as the answer
+// says, whatever the codes (the document's "no such task" says 0).
 func (v *Vendor) call(ctx context.Context, method, path string, query url.Values, body []byte, ctype string) (json.RawMessage, *business, error) {
+	fee := 0 // no answer, no bill to read
+	defer func() { engine.ReportBilled(ctx, fee) }()
 	u := v.cfg.BaseURL + path
 	if len(query) > 0 {
 		u += "?" + query.Encode()
@@ -696,12 +709,16 @@ func (v *Vendor) call(ctx context.Context, method, path string, query url.Values
 	if err != nil {
 		return nil, nil, fmt.Errorf("read answer: %w", err)
 	}
+	fee = v.cfg.UnreadFee // until showapi_fee_num is read
 	if resp.StatusCode != http.StatusOK {
 		var apig struct {
 			Code Text `json:"error_code"`
 			Msg  Text `json:"error_msg"`
 		}
 		_ = json.Unmarshal(data, &apig) // not JSON: the status says enough
+		if strings.HasPrefix(string(apig.Code), "APIG.") {
+			fee = 0 // Huawei's gateway refused it: ShowAPI never saw the call
+		}
 		msg := string(apig.Msg)
 		if msg == "" {
 			msg = cut(strings.TrimSpace(string(data)), 200)
@@ -711,6 +728,9 @@ func (v *Vendor) call(ctx context.Context, method, path string, query url.Values
 	var env envelope
 	if err := json.Unmarshal(data, &env); err != nil {
 		return nil, nil, fmt.Errorf("decode answer: %w", err)
+	}
+	if n, ok := env.FeeNum.Int(); ok && n >= 0 {
+		fee = int(n)
 	}
 	if code, ok := env.ResCode.Int(); !ok || code != 0 {
 		return nil, nil, &GatewayError{Status: resp.StatusCode, Code: string(env.ResCode), Message: cut(string(env.ResError), 200)}

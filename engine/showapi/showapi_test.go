@@ -793,3 +793,83 @@ func TestFindTask(t *testing.T) {
 		}
 	}
 }
+
+// Each call reports to the engine what the fake billed for it, read from
+// the answer's showapi_fee_num: the document's answers bill 1, its "no
+// such task" 0; what the document does not show follows the fake's
+// choice and the adapter's unread_fee, set alike.
+func TestBilledAsAnswered(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		opts       showapitest.Options
+		cfg        showapi.Config
+		prompt     string // of the job created first
+		path       string // FailNext(path, fault)
+		fault      showapitest.Fault
+		call       string // create, query, list, find, models
+		want       int
+		queryAfter time.Duration
+	}{
+		{name: "Create", call: "create", want: 1},
+		{name: "CreateRefused", prompt: "refuse fox", call: "create", want: 0},
+		{name: "CreateRefusedBilled", opts: showapitest.Options{RefusalFee: 1}, prompt: "sensitive fox", call: "create", want: 1},
+		{name: "Create500", path: "/createtask", fault: showapitest.Fault500, call: "create", want: 0},
+		{name: "Create500Billed", opts: showapitest.Options{FaultFee: 1}, cfg: showapi.Config{UnreadFee: 1}, path: "/createtask", fault: showapitest.Fault500, call: "create", want: 1},
+		{name: "CreateGatewayBilled", opts: showapitest.Options{FaultFee: 1}, path: "/createtask", fault: showapitest.FaultGateway, call: "create", want: 1},
+		{name: "CreateNoCalls", opts: showapitest.Options{FaultFee: 1}, cfg: showapi.Config{UnreadFee: 1}, path: "/createtask", fault: showapitest.FaultQuota, call: "create", want: 0},
+		{name: "CreateThrottled", opts: showapitest.Options{FaultFee: 1}, cfg: showapi.Config{UnreadFee: 1}, path: "/createtask", fault: showapitest.FaultThrottle, call: "create", want: 0},
+		{name: "CreateTimeout", path: "/createtask", fault: showapitest.FaultTimeout, call: "create", want: 0}, // no answer: nothing to read
+		{name: "QueryWaiting", call: "query", want: 1},
+		{name: "QueryDone", call: "query", queryAfter: 10 * time.Second, want: 1},
+		{name: "QueryForgotten", prompt: "forget fox", call: "query", want: 0},
+		{name: "QueryBadJSON", prompt: "badjson fox", call: "query", want: 0},
+		{name: "QueryBadJSONBilled", opts: showapitest.Options{FaultFee: 1}, cfg: showapi.Config{UnreadFee: 1}, prompt: "badjson fox", call: "query", want: 1},
+		{name: "ListPage", call: "list", want: 1},
+		{name: "FindFound", call: "find", want: 1},
+		{name: "Models", call: "models", want: 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fake, v, clk := setup(t, tc.opts, tc.cfg)
+			prompt := tc.prompt
+			if prompt == "" {
+				prompt = "a red fox"
+			}
+			j := drawJob(prompt)
+			j.Submitting = &engine.Submitting{Vendor: showapi.Name, At: clk.Now()}
+			if tc.call != "create" {
+				submit(t, v, j, "")
+			}
+			clk.Add(tc.queryAfter)
+			if tc.fault != 0 {
+				fake.FailNext(tc.path, tc.fault)
+			}
+			before := fake.Billed()
+			ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+			defer cancel()
+			ctx, reported := engine.Metered(ctx)
+			switch tc.call {
+			case "create":
+				_, _ = v.Submit(ctx, j, engine.Task{})
+			case "query":
+				_, _ = v.Query(ctx, j)
+			case "list":
+				_, _ = v.TaskList(ctx, 1)
+			case "find":
+				if _, found, err := v.FindTask(ctx, j, engine.Task{}); !found || err != nil {
+					t.Fatalf("found %v, err %v", found, err)
+				}
+			case "models":
+				if _, err := v.Catalog(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			n, ok := reported()
+			if !ok {
+				t.Fatal("the adapter reported no bill")
+			}
+			if got := fake.Billed() - before; got != tc.want || n != got {
+				t.Fatalf("the fake billed %d (want %d), the adapter reported %d", got, tc.want, n)
+			}
+		})
+	}
+}
