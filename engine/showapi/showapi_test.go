@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"image/png"
 	"io"
 	"log/slog"
@@ -871,5 +872,61 @@ func TestBilledAsAnswered(t *testing.T) {
 				t.Fatalf("the fake billed %d (want %d), the adapter reported %d", got, tc.want, n)
 			}
 		})
+	}
+}
+
+// FindTask finds the lost task whichever way the list runs (the document
+// does not say): newest first, or oldest first with the latest tasks on
+// the last page; older tasks end the search, and a job with no task reads
+// no more than it must.
+func TestFindTaskListOrder(t *testing.T) {
+	for _, tc := range []struct {
+		oldestFirst bool
+		order       string // list_order
+		pages       int    // pages read to find it
+	}{
+		{false, "", 2}, {true, "", 3}, {false, "newest", 2}, {true, "oldest", 3},
+	} {
+		name := fmt.Sprintf("oldestFirst=%v/order=%q", tc.oldestFirst, tc.order)
+		fake, v, clk := setup(t, showapitest.Options{ListOldestFirst: tc.oldestFirst, NoSeedTask: true}, showapi.Config{ListOrder: tc.order})
+		ctx := context.Background()
+		for i := range 12 { // an hour before: older than any submission looked for
+			other := drawJob("an old fox")
+			other.Request.Seed = int64(100 + i)
+			submit(t, v, other, "")
+			clk.Add(time.Second)
+		}
+		clk.Add(time.Hour)
+		j := drawJob("a lost fox")
+		j.Submitting = &engine.Submitting{Vendor: showapi.Name, TaskID: "J1-1", Attempt: 1, At: clk.Now()}
+		task := engine.Task{ID: "J1-1"}
+		id, err := v.Submit(ctx, j, task) // its answer is "lost"
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 6 {
+			clk.Add(time.Second)
+			other := drawJob("a later fox")
+			other.Request.Seed = int64(i)
+			submit(t, v, other, "")
+		}
+		before := fake.Calls("/yourtasklist")
+		got, found, err := v.FindTask(ctx, j, task)
+		if err != nil || !found || got != id {
+			t.Fatalf("%s: found %v id %q, want %q (err %v)", name, found, got, id, err)
+		}
+		if n := fake.Calls("/yourtasklist") - before; n != tc.pages {
+			t.Errorf("%s: %d pages read, want %d", name, n, tc.pages)
+		}
+		stranger := drawJob("a lost fox")
+		stranger.Request.Seed = 999
+		stranger.Submitting = j.Submitting
+		before = fake.Calls("/yourtasklist")
+		if _, found, err := v.FindTask(ctx, stranger, task); err != nil || found {
+			t.Fatalf("%s: a job with no task: found %v, err %v", name, found, err)
+		}
+		if n := fake.Calls("/yourtasklist") - before; n > 4 {
+			t.Errorf("%s: %d pages read for a job with no task, past find_pages", name, n)
+		}
 	}
 }

@@ -45,6 +45,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -89,6 +90,9 @@ type Options struct {
 	Now func() time.Time
 	// NoSeedTask leaves the document's example task out.
 	NoSeedTask bool
+	// ListOldestFirst makes /yourtasklist start with the oldest tasks; by
+	// default page 1 holds the latest. The document does not say which.
+	ListOldestFirst bool
 
 	// What the fake bills. The document shows showapi_fee_num 1 on every
 	// answer that worked (/models, /yourtaskresult, each /yourtasklist
@@ -645,7 +649,7 @@ func (s *Server) result(w http.ResponseWriter, r *http.Request, _ []byte) {
 	s.envelope(w, id, 0, "", 1, rec)
 }
 
-// list answers /yourtasklist: newest first, five a page.
+// list answers /yourtasklist: newest first (unless ListOldestFirst), five a page.
 func (s *Server) list(w http.ResponseWriter, r *http.Request, _ []byte) {
 	page, err := strconv.Atoi(r.URL.Query().Get("page"))
 	if err != nil || page < 1 {
@@ -659,6 +663,9 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, _ []byte) {
 		if !s.tasks[s.order[i]].forgotten {
 			ids = append(ids, s.order[i])
 		}
+	}
+	if s.opts.ListOldestFirst {
+		slices.Reverse(ids)
 	}
 	content := []map[string]any{}
 	for i := (page - 1) * per; i < len(ids) && i < page*per; i++ {
