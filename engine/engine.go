@@ -461,7 +461,7 @@ func (e *Engine) applyCallback(ctx context.Context, lj *liveJob, v CallbackVendo
 	// Applied beside any step under way, never behind its I/O (see save).
 	st := &stepState{seen: j}
 	work := lj.snapshot()
-	after = e.apply(withStep(ctx, st), work, j, v, out, false)
+	after = e.apply(withStep(ctx, st), work, j, v, out, 0)
 	lj.mu.Lock()
 	lj.lastPct = work.lastPct
 	lj.mu.Unlock()

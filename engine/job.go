@@ -131,6 +131,9 @@ type Job struct {
 	// Attempts counts submissions to vendors; BilledCalls counts billed vendor calls.
 	Attempts    int `json:"attempts,omitempty"`
 	BilledCalls int `json:"billed_calls,omitempty"`
+	// BilledBy splits BilledCalls by the vendor that billed them, so a job
+	// that failed over is counted at each vendor it cost (see Bill).
+	BilledBy map[string]int `json:"billed_by,omitempty"`
 	// Submitting is set just before a vendor is asked to take the job and
 	// cleared when its answer is recorded: found set on a queued job, the
 	// vendor may hold a task the bot never recorded (see submit.go).
@@ -211,6 +214,12 @@ func (j *Job) Clone() *Job {
 	if j.Err != nil {
 		e := *j.Err
 		c.Err = &e
+	}
+	if j.BilledBy != nil {
+		c.BilledBy = make(map[string]int, len(j.BilledBy))
+		for k, v := range j.BilledBy {
+			c.BilledBy[k] = v
+		}
 	}
 	if j.Meta != nil {
 		c.Meta = make(map[string]string, len(j.Meta))

@@ -166,12 +166,11 @@ func (e *Engine) update(ctx context.Context, id string, fn func(j *Job, c Counte
 	var (
 		from   State
 		billed int
+		by     map[string]int
 		vendor string
 	)
 	j, err := e.store.UpdateJob(ctx, id, func(j *Job, c Counters) error {
-		// The calls are billed by the vendor that held the job before fn:
-		// requeue clears j.Vendor in the same write.
-		from, billed, vendor = j.State, j.BilledCalls, j.Vendor
+		from, billed, by, vendor = j.State, j.BilledCalls, cloneBilled(j.BilledBy), callee(j)
 		return fn(j, c)
 	})
 	if err != nil {
@@ -180,9 +179,16 @@ func (e *Engine) update(ctx context.Context, id string, fn func(j *Job, c Counte
 	if j.State != from {
 		e.cfg.Observer.Moved(j, from)
 	}
-	if n := j.BilledCalls - billed; n > 0 {
+	// Each call under the vendor that billed it (Job.Bill); anything added
+	// to the total alone under the vendor the job was at before fn.
+	n := j.BilledCalls - billed
+	for v, d := range billedSince(&Job{BilledBy: by}, j) {
+		e.cfg.Observer.Billed(v, d)
+		n -= d
+	}
+	if n > 0 {
 		if vendor == "" {
-			vendor = j.Vendor // the submit's own write names the vendor
+			vendor = "none"
 		}
 		e.cfg.Observer.Billed(vendor, n)
 	}
@@ -206,11 +212,16 @@ func (e *Engine) save(ctx context.Context, id string, fn func(j *Job, c Counters
 			// Replay the change on the job as read to learn its billing, and keep only that.
 			probe := st.seen.Clone()
 			_ = fn(probe, discardCounters{c})
-			if n := probe.BilledCalls - st.seen.BilledCalls; n > 0 {
-				j.BilledCalls += n
-				return nil
+			if probe.BilledCalls <= st.seen.BilledCalls {
+				return errStale
 			}
-			return errStale
+			rest := probe.BilledCalls - st.seen.BilledCalls
+			for v, n := range billedSince(st.seen, probe) {
+				j.Bill(v, n)
+				rest -= n
+			}
+			j.Bill(callee(st.seen), rest)
+			return nil
 		}
 	}
 	j, err := e.update(ctx, id, write)
@@ -244,7 +255,7 @@ func (e *Engine) fail(ctx context.Context, j *Job, cause error, billed int) time
 		if err := j.Move(StateFailed, e.cfg.Now()); err != nil {
 			return err
 		}
-		j.BilledCalls += billed
+		j.Bill(callee(j), billed)
 		j.Err = info
 		j.Pending = nil
 		e.quota.Settle(c, j, true)
@@ -283,6 +294,7 @@ func (e *Engine) submit(ctx context.Context, lj *liveJob, j *Job) time.Duration 
 		return retry
 	}
 	sctx, cancel := context.WithTimeout(ctx, e.cfg.VendorTimeout)
+	sctx, bill := withMeter(sctx)
 	taskID, err := v.Submit(sctx, j, task)
 	cancel()
 	if ctx.Err() != nil {
@@ -298,7 +310,8 @@ func (e *Engine) submit(ctx context.Context, lj *liveJob, j *Job) time.Duration 
 	refused := isCode(err, EINVALID, EUNSAFE)
 	e.breakers[name].record(err == nil || refused, e.cfg.Now(), e.cfg.BreakerFailures, e.cfg.BreakerCooldown)
 	if refused {
-		return e.fail(ctx, j, err, calls(timing.Billed))
+		// A refusal is billed (unless the vendor says otherwise), under the vendor that refused.
+		return e.fail(ctx, j, err, bill.billed(calls(timing.Billed)))
 	}
 	if err != nil {
 		e.log.Warn("vendor submit failed", slog.String("job_id", j.ID), slog.String("vendor", name), slog.Any("err", err))
@@ -308,15 +321,18 @@ func (e *Engine) submit(ctx context.Context, lj *liveJob, j *Job) time.Duration 
 			// that can be asked keeps the marker: asking is cheap and sure.
 			e.unmark(ctx, j.ID)
 		}
+		// A failure the vendor says it billed is counted, under that vendor.
+		e.billCalls(ctx, j.ID, name, bill.billed(0))
 		lj.polls++
 		return e.untilDeadline(j, backoff(time.Second, lj.polls, time.Minute))
 	}
-	return e.submitted(ctx, lj, j, v, task, taskID, 0)
+	return e.submitted(ctx, lj, j, v, task, taskID, bill.billed(calls(timing.Billed)))
 }
 
 // submitted records that vendor v holds j's task, and clears the marker.
-// extra counts billed calls beyond the submission (a search for the task).
-func (e *Engine) submitted(ctx context.Context, lj *liveJob, j *Job, v Vendor, task Task, taskID string, extra int) time.Duration {
+// billed counts the calls this cost at v: the submission, or the search
+// that found its task and the submission whose answer was lost.
+func (e *Engine) submitted(ctx context.Context, lj *liveJob, j *Job, v Vendor, task Task, taskID string, billed int) time.Duration {
 	name := v.Name()
 	timing := v.Timing(&j.Request)
 	now := e.cfg.Now()
@@ -328,7 +344,7 @@ func (e *Engine) submitted(ctx context.Context, lj *liveJob, j *Job, v Vendor, t
 		j.Callback = task.CallbackURL != ""
 		j.Attempts++
 		j.Submitting = nil
-		j.BilledCalls += calls(timing.Billed) + extra
+		j.Bill(name, billed)
 		return nil
 	})
 	if updated == nil {
@@ -387,27 +403,30 @@ func (e *Engine) poll(ctx context.Context, lj *liveJob, j *Job) time.Duration {
 	}
 	timing := v.Timing(&j.Request)
 	qctx, cancel := context.WithTimeout(ctx, e.cfg.VendorTimeout)
+	qctx, bill := withMeter(qctx)
 	out, err := v.Query(qctx, j)
 	cancel()
 	if ctx.Err() != nil {
 		return never
 	}
 	lj.polls++
+	// The call was made and the vendor bills it, answered or not, unless
+	// the vendor says what it billed (ReportBilled).
+	billed := bill.billed(calls(timing.Billed))
 	if err != nil {
 		if ErrorCode(err) == ENOTFOUND {
 			// The vendor forgot the task: it failed there, so another may try.
-			return e.requeue(ctx, j, err, calls(timing.Billed))
+			return e.requeue(ctx, j, err, billed)
 		}
 		e.log.Warn("vendor query failed", slog.String("job_id", j.ID), slog.String("vendor", j.Vendor), slog.Any("err", err))
-		if timing.Billed {
-			// The call was made and the vendor bills it, answered or not.
-			if updated := e.save(ctx, j.ID, func(j *Job, _ Counters) error { j.BilledCalls++; return nil }); updated != nil {
+		if billed > 0 {
+			if updated := e.save(ctx, j.ID, func(j *Job, _ Counters) error { j.Bill(callee(j), billed); return nil }); updated != nil {
 				j = updated
 			}
 		}
 		return e.nextPoll(lj, j, timing)
 	}
-	return e.apply(ctx, lj, j, v, out, timing.Billed)
+	return e.apply(ctx, lj, j, v, out, billed)
 }
 
 func (e *Engine) nextPoll(lj *liveJob, j *Job, t Timing) time.Duration {
@@ -427,10 +446,10 @@ func (e *Engine) untilDeadline(j *Job, d time.Duration) time.Duration {
 	return d
 }
 
-// apply records what a vendor said about j's task, from a poll (billed says
-// whether that cost a call) or a callback.
-func (e *Engine) apply(ctx context.Context, lj *liveJob, j *Job, v Vendor, out *Outcome, billed bool) time.Duration {
-	add := calls(billed)
+// apply records what a vendor said about j's task, from a poll (billed is
+// what that call cost) or a callback (0).
+func (e *Engine) apply(ctx context.Context, lj *liveJob, j *Job, v Vendor, out *Outcome, billed int) time.Duration {
+	add := billed
 	switch out.State {
 	case TaskDone:
 		if len(out.Images) == 0 {
@@ -445,7 +464,7 @@ func (e *Engine) apply(ctx context.Context, lj *liveJob, j *Job, v Vendor, out *
 			}
 			j.Pending = out.Images
 			j.Dropped = out.Dropped
-			j.BilledCalls += add
+			j.Bill(callee(j), add)
 			j.VendorDoneAt = e.cfg.Now()
 			return nil
 		})
@@ -466,7 +485,7 @@ func (e *Engine) apply(ctx context.Context, lj *liveJob, j *Job, v Vendor, out *
 					return err
 				}
 			}
-			j.BilledCalls += add
+			j.Bill(callee(j), add)
 			return nil
 		})
 		if updated == nil {
@@ -493,7 +512,7 @@ func (e *Engine) requeue(ctx context.Context, j *Job, cause error, billed int) t
 		if err := j.Move(StateQueued, e.cfg.Now()); err != nil {
 			return err
 		}
-		j.BilledCalls += billed
+		j.Bill(callee(j), billed)
 		j.Tried = append(j.Tried, j.Vendor)
 		j.Vendor, j.TaskID, j.Callback = "", "", false
 		j.Err = info

@@ -99,10 +99,19 @@ func (e *Engine) uncertain(ctx context.Context, lj *liveJob, j *Job) (time.Durat
 		return 0, false
 	}
 	fctx, cancel := context.WithTimeout(ctx, e.cfg.VendorTimeout)
+	fctx, bill := withMeter(fctx)
 	taskID, found, err := f.FindTask(fctx, j, task)
 	cancel()
 	if ctx.Err() != nil {
 		return never, true
+	}
+	// The search's own calls (list pages) are billed by the vendor asked,
+	// found or not; a vendor that reports nothing is taken to bill nothing.
+	searched := bill.billed(0)
+	if err != nil || !found {
+		if updated := e.billCalls(ctx, j.ID, m.Vendor, searched); updated != nil {
+			*j = *updated.Clone()
+		}
 	}
 	if err != nil {
 		log.Warn("submission uncertain and the vendor could not be asked; asking again later", slog.Any("err", err))
@@ -116,5 +125,18 @@ func (e *Engine) uncertain(ctx context.Context, lj *liveJob, j *Job) (time.Durat
 	}
 	log.Info("submission uncertain: the vendor holds the task; recorded without submitting again", slog.String("found_task_id", taskID))
 	e.countUncertain(m.Vendor, "found")
-	return e.submitted(ctx, lj, j, v, task, taskID, calls(v.Timing(&j.Request).Billed)), true
+	// The submission whose answer was lost made the task: billed as one.
+	return e.submitted(ctx, lj, j, v, task, taskID, searched+calls(v.Timing(&j.Request).Billed)), true
+}
+
+// billCalls records n billed calls at vendor that change nothing else; nil
+// if there were none or the write failed (they then go uncounted).
+func (e *Engine) billCalls(ctx context.Context, id, vendor string, n int) *Job {
+	if n <= 0 {
+		return nil
+	}
+	return e.save(ctx, id, func(j *Job, _ Counters) error {
+		j.Bill(vendor, n)
+		return nil
+	})
 }

@@ -181,3 +181,40 @@ func TestLostAnswerFound(t *testing.T) {
 		t.Fatalf("submits %d finds %d; job %s attempts %d", v.submits.Load(), v.finds.Load(), got.State, got.Attempts)
 	}
 }
+
+// pagedFinder searches by reading two billed list pages, as ShowAPI's
+// FindTask does, and reports them (engine.ReportBilled).
+type pagedFinder struct{ *finderVendor }
+
+func (v pagedFinder) FindTask(ctx context.Context, j *engine.Job, t engine.Task) (string, bool, error) {
+	engine.ReportBilled(ctx, 2)
+	return v.finderVendor.FindTask(ctx, j, t)
+}
+
+// The search for a lost answer is billed, found or not, under the vendor
+// searched: the job's record equals the vendor's own count of its calls.
+func TestSearchBilled(t *testing.T) {
+	for _, lost := range []bool{true, false} {
+		v := pagedFinder{newFinder("finder")}
+		made := v.submit
+		var once atomic.Bool
+		v.submit = func(j *engine.Job, task engine.Task) (string, error) {
+			if once.CompareAndSwap(false, true) {
+				if lost { // made, and the answer lost
+					made(j, task)
+				}
+				return "", errors.New("connection reset by peer")
+			}
+			return made(j, task)
+		}
+		h := newHarness(t, engine.Config{}, v)
+		j := h.submit(t)
+		h.notify.wait(t)
+		got := h.waitFinished(t, j.ID)
+		// The vendor bills each task made, each search page, each query.
+		billed := v.made() + 2*int(v.finds.Load()) + int(v.queries.Load())
+		if got.State != engine.StateDelivered || v.finds.Load() != 1 || got.BilledCalls != billed || got.BilledBy["finder"] != billed {
+			t.Fatalf("lost %v: job %s, %d searches; billed %d (%v), the vendor billed %d", lost, got.State, v.finds.Load(), got.BilledCalls, got.BilledBy, billed)
+		}
+	}
+}

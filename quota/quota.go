@@ -381,8 +381,18 @@ func (q *Quota) count(c engine.Counters, j *engine.Job, refund bool) {
 		vendor = "none"
 	}
 	c.Add(statKey(day, vendor, string(j.State)), 1)
-	if j.BilledCalls > 0 {
-		c.Add(statKey(day, vendor, "calls"), int64(j.BilledCalls))
+	// Billed calls under the vendor that billed each (a job that failed
+	// over cost something at every vendor it went to); calls recorded
+	// without a vendor (jobs stored before BilledBy) under the last one.
+	rest := j.BilledCalls
+	for v, n := range j.BilledBy {
+		if n > 0 {
+			c.Add(statKey(day, v, "calls"), int64(n))
+			rest -= n
+		}
+	}
+	if rest > 0 {
+		c.Add(statKey(day, vendor, "calls"), int64(rest))
 	}
 	if refund && !j.Charge.Unlimited {
 		c.Add(statKey(day, vendor, "refunds"), 1)

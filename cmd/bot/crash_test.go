@@ -206,11 +206,17 @@ const crashResubmitFixed = true
 // crashResubmitBound is, per vendor, how many tasks beyond the recorded ones
 // each kill landing between the vendor's answer to a submission and the
 // job's store write may cost. Zhiqite's task ids are the bot's own: it
-// finds its task again, always. ShowAPI's task list is searched, but the
-// search still misses now and then (seen: 1 or 2 tasks made again in 7 or
-// 8 such kills), so it is held to APISpace's bound until that is found:
+// finds its task again, always. ShowAPI's task list shows every task the
+// vendor still knows, and the search finds it: none made again. A task
+// ShowAPI forgot (the drop commands) is in no list, so its job cannot
+// tell it from a submission that never arrived, and submits once more:
+// those are counted apart (crashForgotten), held to APISpace's bound.
 // APISpace cannot be asked at all, at most one new task per such kill.
-var crashResubmitBound = map[string]int{"zhiqite": 0, "showapi": 1, "apispace": 1}
+var crashResubmitBound = map[string]int{"zhiqite": 0, "showapi": 0, "apispace": 1, crashForgotten: 1}
+
+// crashForgotten counts, beside the vendors, tasks made again at ShowAPI
+// for a job whose ShowAPI tasks the fake forgot; its submit windows are ShowAPI's.
+const crashForgotten = "showapi-forgotten"
 
 // crashResubmissions says, for one job, at which vendors its extra tasks
 // (made and never recorded) were made. Each is a task a vendor made again
@@ -281,7 +287,7 @@ const crashOnePostPerKill = false
 // ShowAPI's billed calls matches the fake's count (issue 11, defect 6):
 // in a run without kills the two must be equal for every vendor; until
 // then ShowAPI's are printed, not checked.
-const crashShowAPIBillFixed = false
+const crashShowAPIBillFixed = true
 
 // crashSetup is one run's configuration.
 type crashSetup struct {
@@ -1441,6 +1447,11 @@ func (p *crashProxy) serve(w http.ResponseWriter, req *http.Request, epoch int) 
 	if (p.name == "zhiqite" || p.name == "apispace") && phase != phaseDownload {
 		reply = []byte(r.links.Replace(string(reply))) // result links in a reply
 	}
+	if p.name == "showapi" && p.rewrite != nil {
+		// ShowAPI's records echo the prompt: as the bot sent it, not as the
+		// proxy rewrote it, or the task-list search could not know its task.
+		reply = []byte(crashShowAPIEcho.Replace(string(reply)))
+	}
 	if mode == killAfter || mode == killAfterReply {
 		call.killed = mode
 	}
@@ -1575,6 +1586,9 @@ func (r *crashRun) vendorRewrite(vendor string) func([]byte) []byte {
 		return bytes.ReplaceAll(body, []byte("stalelinks"), []byte("expired"))
 	}
 }
+
+// crashShowAPIEcho undoes vendorRewrite in what ShowAPI echoes back.
+var crashShowAPIEcho = strings.NewReplacer("vendorfail", "zapfirst", "forget", "dropfirst", "expired", "stalelinks")
 
 // crashCreated reports whether a submission's answer says the vendor made a task.
 func crashCreated(vendor string, status int, reply, body []byte) (bool, string) {
@@ -2078,7 +2092,17 @@ func (r *crashRun) check(res *crashResult, phases []crashPhase, hit map[crashPha
 				r.violation("job %s records %d submissions; the vendors made %d tasks", id, j.Attempts, tasks)
 			case extra > 0:
 				res.resubmissions += extra
-				res.addResubmissions(crashResubmissions(vendorsOf[id], windows, extra))
+				// A task the ShowAPI fake forgot is made again because it is
+				// gone, not because a kill hid it: counted apart, against
+				// ShowAPI's windows.
+				tasks := slices.Clone(vendorsOf[id])
+				for i, c := range tasks {
+					if _, known := r.sa.Task(c.taskID); c.proxy == "showapi" && !known {
+						tasks[i].proxy = crashForgotten
+					}
+				}
+				windows[crashForgotten] = windows["showapi"]
+				res.addResubmissions(crashResubmissions(tasks, windows, extra))
 			}
 		}
 	}
@@ -2098,10 +2122,11 @@ func (r *crashRun) check(res *crashResult, phases []crashPhase, hit map[crashPha
 	if crashOnePostPerKill && res.duplicatePosts > len(r.kills) {
 		r.violation("%d duplicate posts in %d kills: more than one per kill", res.duplicatePosts, len(r.kills))
 	}
-	for _, v := range []string{"zhiqite", "apispace", "showapi"} {
-		if limit := crashResubmitLimit(v) * res.windowByVendor[v]; res.resubByVendor[v] > limit {
+	for _, v := range []string{"zhiqite", "apispace", "showapi", crashForgotten} {
+		window := res.windowByVendor[strings.TrimSuffix(v, "-forgotten")]
+		if limit := crashResubmitLimit(v) * window; res.resubByVendor[v] > limit {
 			r.violation("%s: %d tasks made again; %d kills landed in its submit window, bound %d a kill (crashResubmitFixed %v): at most %d",
-				v, res.resubByVendor[v], res.windowByVendor[v], crashResubmitLimit(v), crashResubmitFixed, limit)
+				v, res.resubByVendor[v], window, crashResubmitLimit(v), crashResubmitFixed, limit)
 		}
 	}
 	for _, c := range calls {

@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"image/png"
+	"math"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -13,7 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/picbot/picbot/engine"
 	"github.com/picbot/picbot/engine/showapi/showapitest"
+	"github.com/picbot/picbot/store"
 )
 
 // The fake's task takes showAPITask; the bot's timing is the adapter's
@@ -169,6 +173,58 @@ func TestShowAPIPolling(t *testing.T) {
 	}
 	if _, errOut := b.output(); strings.Contains(errOut, secret) || strings.Contains(out, secret) {
 		t.Error("the secret appears in the bot's output")
+	}
+}
+
+// The bot's record of billed calls is the fake's own count, job by job and
+// in /admin stats, for jobs that end every way: delivered, refused at
+// creation, failed at the vendor, and forgotten by it (the document's "no
+// such task" answer bills nothing).
+func TestShowAPIBillMatches(t *testing.T) {
+	fake := showapitest.Start(showapitest.Options{AppCode: showAPICode, Duration: 500 * time.Millisecond})
+	defer fake.Close()
+	dir := t.TempDir()
+	cfg := showAPIConfig(t, dir, fake.URL, false, fmt.Sprintf("    app_code: %q\n", showAPICode))
+	runBot(t, dir, "/draw a red fox --seed 7\n/draw a forget fox\n/draw refuse this fox\n/draw a vendorfail fox\n", "-config", cfg)
+
+	db, err := store.Open(filepath.Join(dir, "data", "picbot.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	jobs, err := db.JobsByOwner(context.Background(), engine.UserRef{Platform: "console", ID: "local"}, math.MaxInt32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(jobs) != 4 {
+		t.Fatalf("%d jobs, want 4", len(jobs))
+	}
+	sum := 0
+	for _, j := range jobs {
+		if !j.Finished() {
+			t.Fatalf("job %s (%q) is %s", j.ID, j.Request.Prompt, j.State)
+		}
+		if j.TaskID != "" {
+			if got := fake.BilledFor(j.TaskID); got != j.BilledCalls {
+				t.Errorf("job %q (%s): the fake billed %d calls for its task, the job records %d", j.Request.Prompt, j.State, got, j.BilledCalls)
+			}
+		}
+		sum += j.BilledCalls
+	}
+	if got := fake.Billed(); got != sum {
+		t.Errorf("the fake billed %d calls, the jobs record %d", got, sum)
+	}
+	var calls int64
+	err = db.View(context.Background(), func(c engine.Counters) error {
+		c.Scan("st:", func(k string, v int64) {
+			if strings.HasSuffix(k, ":showapi:calls") {
+				calls += v
+			}
+		})
+		return nil
+	})
+	if err != nil || calls != int64(fake.Billed()) {
+		t.Errorf("stats: %d billed ShowAPI calls (err %v), the fake billed %d", calls, err, fake.Billed())
 	}
 }
 

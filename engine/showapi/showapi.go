@@ -7,7 +7,9 @@
 // which echoes its inputs, and are configurable. Every answer is wrapped in
 // ShowAPI's envelope: showapi_res_code 0 means the gateway call worked and
 // showapi_res_body.ret_code 0 that the business call worked; both are checked.
-// Every call is billed (showapi_fee_num).
+// What each call was billed is in its answer (showapi_fee_num: 1 for the
+// document's answers, 0 for its "no such task"), and is reported to the
+// engine (engine.ReportBilled) as read.
 package showapi
 
 import (
@@ -76,9 +78,21 @@ type Config struct {
 	// FindPages bounds the pages of /yourtasklist (five tasks each, every
 	// page billed) read to find a task whose creation's answer was lost.
 	FindPages int `yaml:"find_pages"` // default 4
+	// ListOrder is the order of /yourtasklist's pages, which the document
+	// does not give [I]: "newest" (page 1 holds the latest tasks), "oldest"
+	// (the last page does), or "auto" (default): judged from the ct of the
+	// tasks of page 1, "newest" when they cannot tell.
+	ListOrder string `yaml:"list_order"`
 	// ClockSkew is how far the vendor's ct may be off the bot's clock when
 	// a lost task is looked for: older tasks are not this job's.
 	ClockSkew time.Duration `yaml:"clock_skew"` // default 10m
+
+	// UnreadFee is the bill counted for an answer whose showapi_fee_num
+	// cannot be read: an HTTP error from Huawei's gateway, a body that is
+	// not ShowAPI's JSON, an envelope without the field. The document shows
+	// no such answer. [I] default 0. A call with no answer at all counts 0:
+	// a creation made in such a call is counted when its task is found.
+	UnreadFee int `yaml:"unread_fee"`
 
 	// CatalogTTL is how long /models is kept: each call is billed.
 	CatalogTTL time.Duration `yaml:"catalog_ttl"` // default 1h
@@ -122,6 +136,7 @@ func (c Config) withDefaults() Config {
 	set(&c.ResultPath, "/yourtaskresult")
 	set(&c.ListPath, "/yourtasklist")
 	set(&c.ModelsPath, "/models")
+	set(&c.ListOrder, "auto")
 	set(&c.ModelID, DefaultModelID)
 	set(&c.Scheduler, DefaultScheduler)
 	if c.LoRAScale == 0 {
@@ -185,10 +200,13 @@ func (c Config) Validate(bad func(key, format string, args ...any)) {
 			bad(key, "must start with /")
 		}
 	}
+	if o := c.ListOrder; o != "" && o != "auto" && o != "newest" && o != "oldest" {
+		bad("list_order", "must be auto, newest or oldest, not %q", o)
+	}
 	if e := c.CreateEncoding; e != "" && e != "form" && e != "json" {
 		bad("create_encoding", "must be form or json, not %q", e)
 	}
-	for key, v := range map[string]int{"min_side": c.MinSide, "max_side": c.MaxSide, "side_multiple": c.SideMultiple, "max_batch": c.MaxBatch, "find_pages": c.FindPages} {
+	for key, v := range map[string]int{"min_side": c.MinSide, "max_side": c.MaxSide, "side_multiple": c.SideMultiple, "max_batch": c.MaxBatch, "find_pages": c.FindPages, "unread_fee": c.UnreadFee} {
 		if v < 0 {
 			bad(key, "must not be negative")
 		}
@@ -589,42 +607,99 @@ func (v *Vendor) TaskList(ctx context.Context, page int) (*TaskPage, error) {
 	return &p, nil
 }
 
-// FindTask looks through /yourtasklist, newest pages first, for the task
-// that creating j's would have made: the record echoes the creation's
-// fields, so it is the one whose prompt, seed, size, model, steps, batch and
-// call_back (the job's own URL, when set) are all j's, created no earlier
-// than j.Submitting.At less ClockSkew. The engine gives each job a random
-// seed, so two jobs' records differ. At most FindPages pages are read.
+// FindTask looks through /yourtasklist for the task that creating j's
+// would have made: the record echoes the creation's fields, so it is the
+// one whose prompt, seed, size, model, steps, batch and call_back (the
+// job's own URL, when set) are all j's, created no earlier than
+// j.Submitting.At less ClockSkew. The engine gives each job a random seed,
+// so two jobs' records differ. The latest tasks are read first (see
+// ListOrder), and the search ends at a page whose tasks are all older than
+// the submission, or after FindPages pages, each billed.
 func (v *Vendor) FindTask(ctx context.Context, j *engine.Job, t engine.Task) (string, bool, error) {
 	want := v.createFields(&j.Request, t.CallbackURL)
 	var since time.Time
 	if j.Submitting != nil {
 		since = j.Submitting.At.Add(-v.cfg.ClockSkew)
 	}
-	for page := 1; page <= v.cfg.FindPages; page++ {
-		p, err := v.TaskList(ctx, page)
-		if err != nil {
-			return "", false, err
-		}
+	// look returns j's task on p, if there, and whether all of p is older than since.
+	look := func(p *TaskPage, page int) (string, bool) {
 		older := len(p.Tasks) > 0
 		for i := range p.Tasks {
 			rec := &p.Tasks[i]
-			at, ok := rec.Created()
-			if ok && !since.IsZero() && at.Before(since) {
+			if at, ok := rec.Created(); ok && !since.IsZero() && at.Before(since) {
 				continue
 			}
 			older = false
 			if id := strings.TrimSpace(string(rec.TaskID)); id != "" && matches(rec, want) {
-				v.log.Info("showapi: found a task whose creation's answer was lost", slog.String("job_id", j.ID), slog.String("task_id", id))
-				return id, true, nil
+				v.log.Info("showapi: found a task whose creation's answer was lost", slog.String("job_id", j.ID), slog.String("task_id", id), slog.Int("page", page))
+				return id, false
 			}
 		}
-		// Newest first [I]: a page all older than the submission ends the search.
-		if all, ok := p.AllPages.Int(); len(p.Tasks) == 0 || older || (ok && int64(page) >= all) {
-			break
+		return "", older
+	}
+	first, err := v.TaskList(ctx, 1)
+	if err != nil {
+		return "", false, err
+	}
+	id, older := look(first, 1)
+	if id != "" {
+		return id, true, nil
+	}
+	all, known := first.AllPages.Int()
+	if n, ok := first.AllNum.Int(); !known && ok {
+		per, ok := first.MaxResult.Int()
+		if !ok || per < 1 {
+			per = 5 // the document's page size
 		}
+		all, known = (n+per-1)/per, true
+	}
+	next, step := 2, 1
+	order := v.cfg.ListOrder
+	if order == "auto" {
+		order = listOrder(first)
+	}
+	switch {
+	case order == "oldest" && known && all > 1:
+		next, step = int(all), -1 // page 1 was the oldest: the latest are on the last
+	case order == "oldest" && known:
+		return "", false, nil // one page, read
+	case older || len(first.Tasks) == 0:
+		return "", false, nil // newest first: nothing later than page 1's
+	}
+	for read := 1; read < v.cfg.FindPages && next > 1 && (!known || int64(next) <= all); read++ {
+		p, err := v.TaskList(ctx, next)
+		if err != nil {
+			return "", false, err
+		}
+		id, older := look(p, next)
+		if id != "" {
+			return id, true, nil
+		}
+		if len(p.Tasks) == 0 || older {
+			break // every page further on is older still
+		}
+		next += step
 	}
 	return "", false, nil
+}
+
+// listOrder tells from the creation times on p whether the list runs
+// "newest" or "oldest" first; "newest" when p cannot tell (fewer than two
+// dated tasks, or all at one time), the likelier order for a history.
+func listOrder(p *TaskPage) string {
+	var first, last time.Time
+	for i := range p.Tasks {
+		if at, ok := p.Tasks[i].Created(); ok {
+			if first.IsZero() {
+				first = at
+			}
+			last = at
+		}
+	}
+	if first.Before(last) {
+		return "oldest"
+	}
+	return "newest"
 }
 
 // matches reports whether rec echoes the creation fields want.
@@ -664,8 +739,12 @@ func (e *GatewayError) Error() string {
 const maxAnswer = 1 << 20
 
 // call makes one authenticated request and checks the envelope. It returns
-// showapi_res_body and its ret_code, left to the caller to judge.
+// showapi_res_body and its ret_code, left to the caller to judge, and
+// reports the call's bill to the engine: showapi_fee_num as the answer
+// says, whatever the codes (the document's "no such task" says 0).
 func (v *Vendor) call(ctx context.Context, method, path string, query url.Values, body []byte, ctype string) (json.RawMessage, *business, error) {
+	fee := 0 // no answer, no bill to read
+	defer func() { engine.ReportBilled(ctx, fee) }()
 	u := v.cfg.BaseURL + path
 	if len(query) > 0 {
 		u += "?" + query.Encode()
@@ -696,12 +775,16 @@ func (v *Vendor) call(ctx context.Context, method, path string, query url.Values
 	if err != nil {
 		return nil, nil, fmt.Errorf("read answer: %w", err)
 	}
+	fee = v.cfg.UnreadFee // until showapi_fee_num is read
 	if resp.StatusCode != http.StatusOK {
 		var apig struct {
 			Code Text `json:"error_code"`
 			Msg  Text `json:"error_msg"`
 		}
 		_ = json.Unmarshal(data, &apig) // not JSON: the status says enough
+		if strings.HasPrefix(string(apig.Code), "APIG.") {
+			fee = 0 // Huawei's gateway refused it: ShowAPI never saw the call
+		}
 		msg := string(apig.Msg)
 		if msg == "" {
 			msg = cut(strings.TrimSpace(string(data)), 200)
@@ -711,6 +794,9 @@ func (v *Vendor) call(ctx context.Context, method, path string, query url.Values
 	var env envelope
 	if err := json.Unmarshal(data, &env); err != nil {
 		return nil, nil, fmt.Errorf("decode answer: %w", err)
+	}
+	if n, ok := env.FeeNum.Int(); ok && n >= 0 {
+		fee = int(n)
 	}
 	if code, ok := env.ResCode.Int(); !ok || code != 0 {
 		return nil, nil, &GatewayError{Status: resp.StatusCode, Code: string(env.ResCode), Message: cut(string(env.ResError), 200)}

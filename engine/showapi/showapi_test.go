@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"image/png"
 	"io"
 	"log/slog"
@@ -790,6 +791,142 @@ func TestFindTask(t *testing.T) {
 		fake.FailNext("/yourtasklist", showapitest.Fault500)
 		if _, _, err := v.FindTask(ctx, j, task); err == nil {
 			t.Fatal("a failed list call gave an answer")
+		}
+	}
+}
+
+// Each call reports to the engine what the fake billed for it, read from
+// the answer's showapi_fee_num: the document's answers bill 1, its "no
+// such task" 0; what the document does not show follows the fake's
+// choice and the adapter's unread_fee, set alike.
+func TestBilledAsAnswered(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		opts       showapitest.Options
+		cfg        showapi.Config
+		prompt     string // of the job created first
+		path       string // FailNext(path, fault)
+		fault      showapitest.Fault
+		call       string // create, query, list, find, models
+		want       int
+		queryAfter time.Duration
+	}{
+		{name: "Create", call: "create", want: 1},
+		{name: "CreateRefused", prompt: "refuse fox", call: "create", want: 0},
+		{name: "CreateRefusedBilled", opts: showapitest.Options{RefusalFee: 1}, prompt: "sensitive fox", call: "create", want: 1},
+		{name: "Create500", path: "/createtask", fault: showapitest.Fault500, call: "create", want: 0},
+		{name: "Create500Billed", opts: showapitest.Options{FaultFee: 1}, cfg: showapi.Config{UnreadFee: 1}, path: "/createtask", fault: showapitest.Fault500, call: "create", want: 1},
+		{name: "CreateGatewayBilled", opts: showapitest.Options{FaultFee: 1}, path: "/createtask", fault: showapitest.FaultGateway, call: "create", want: 1},
+		{name: "CreateNoCalls", opts: showapitest.Options{FaultFee: 1}, cfg: showapi.Config{UnreadFee: 1}, path: "/createtask", fault: showapitest.FaultQuota, call: "create", want: 0},
+		{name: "CreateThrottled", opts: showapitest.Options{FaultFee: 1}, cfg: showapi.Config{UnreadFee: 1}, path: "/createtask", fault: showapitest.FaultThrottle, call: "create", want: 0},
+		{name: "CreateTimeout", path: "/createtask", fault: showapitest.FaultTimeout, call: "create", want: 0}, // no answer: nothing to read
+		{name: "QueryWaiting", call: "query", want: 1},
+		{name: "QueryDone", call: "query", queryAfter: 10 * time.Second, want: 1},
+		{name: "QueryForgotten", prompt: "forget fox", call: "query", want: 0},
+		{name: "QueryBadJSON", prompt: "badjson fox", call: "query", want: 0},
+		{name: "QueryBadJSONBilled", opts: showapitest.Options{FaultFee: 1}, cfg: showapi.Config{UnreadFee: 1}, prompt: "badjson fox", call: "query", want: 1},
+		{name: "ListPage", call: "list", want: 1},
+		{name: "FindFound", call: "find", want: 1},
+		{name: "Models", call: "models", want: 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fake, v, clk := setup(t, tc.opts, tc.cfg)
+			prompt := tc.prompt
+			if prompt == "" {
+				prompt = "a red fox"
+			}
+			j := drawJob(prompt)
+			j.Submitting = &engine.Submitting{Vendor: showapi.Name, At: clk.Now()}
+			if tc.call != "create" {
+				submit(t, v, j, "")
+			}
+			clk.Add(tc.queryAfter)
+			if tc.fault != 0 {
+				fake.FailNext(tc.path, tc.fault)
+			}
+			before := fake.Billed()
+			ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+			defer cancel()
+			ctx, reported := engine.Metered(ctx)
+			switch tc.call {
+			case "create":
+				_, _ = v.Submit(ctx, j, engine.Task{})
+			case "query":
+				_, _ = v.Query(ctx, j)
+			case "list":
+				_, _ = v.TaskList(ctx, 1)
+			case "find":
+				if _, found, err := v.FindTask(ctx, j, engine.Task{}); !found || err != nil {
+					t.Fatalf("found %v, err %v", found, err)
+				}
+			case "models":
+				if _, err := v.Catalog(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			n, ok := reported()
+			if !ok {
+				t.Fatal("the adapter reported no bill")
+			}
+			if got := fake.Billed() - before; got != tc.want || n != got {
+				t.Fatalf("the fake billed %d (want %d), the adapter reported %d", got, tc.want, n)
+			}
+		})
+	}
+}
+
+// FindTask finds the lost task whichever way the list runs (the document
+// does not say): newest first, or oldest first with the latest tasks on
+// the last page; older tasks end the search, and a job with no task reads
+// no more than it must.
+func TestFindTaskListOrder(t *testing.T) {
+	for _, tc := range []struct {
+		oldestFirst bool
+		order       string // list_order
+		pages       int    // pages read to find it
+	}{
+		{false, "", 2}, {true, "", 3}, {false, "newest", 2}, {true, "oldest", 3},
+	} {
+		name := fmt.Sprintf("oldestFirst=%v/order=%q", tc.oldestFirst, tc.order)
+		fake, v, clk := setup(t, showapitest.Options{ListOldestFirst: tc.oldestFirst, NoSeedTask: true}, showapi.Config{ListOrder: tc.order})
+		ctx := context.Background()
+		for i := range 12 { // an hour before: older than any submission looked for
+			other := drawJob("an old fox")
+			other.Request.Seed = int64(100 + i)
+			submit(t, v, other, "")
+			clk.Add(time.Second)
+		}
+		clk.Add(time.Hour)
+		j := drawJob("a lost fox")
+		j.Submitting = &engine.Submitting{Vendor: showapi.Name, TaskID: "J1-1", Attempt: 1, At: clk.Now()}
+		task := engine.Task{ID: "J1-1"}
+		id, err := v.Submit(ctx, j, task) // its answer is "lost"
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 6 {
+			clk.Add(time.Second)
+			other := drawJob("a later fox")
+			other.Request.Seed = int64(i)
+			submit(t, v, other, "")
+		}
+		before := fake.Calls("/yourtasklist")
+		got, found, err := v.FindTask(ctx, j, task)
+		if err != nil || !found || got != id {
+			t.Fatalf("%s: found %v id %q, want %q (err %v)", name, found, got, id, err)
+		}
+		if n := fake.Calls("/yourtasklist") - before; n != tc.pages {
+			t.Errorf("%s: %d pages read, want %d", name, n, tc.pages)
+		}
+		stranger := drawJob("a lost fox")
+		stranger.Request.Seed = 999
+		stranger.Submitting = j.Submitting
+		before = fake.Calls("/yourtasklist")
+		if _, found, err := v.FindTask(ctx, stranger, task); err != nil || found {
+			t.Fatalf("%s: a job with no task: found %v, err %v", name, found, err)
+		}
+		if n := fake.Calls("/yourtasklist") - before; n > 4 {
+			t.Errorf("%s: %d pages read for a job with no task, past find_pages", name, n)
 		}
 	}
 }

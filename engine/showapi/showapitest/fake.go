@@ -45,6 +45,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -89,6 +90,23 @@ type Options struct {
 	Now func() time.Time
 	// NoSeedTask leaves the document's example task out.
 	NoSeedTask bool
+	// ListOldestFirst makes /yourtasklist start with the oldest tasks; by
+	// default page 1 holds the latest. The document does not say which.
+	ListOldestFirst bool
+
+	// What the fake bills. The document shows showapi_fee_num 1 on every
+	// answer that worked (/models, /yourtaskresult, each /yourtasklist
+	// page) and 0 on its one failure, the query for an unknown task: that
+	// much is fixed. It shows no other failure, so the rest is a choice:
+	//   RefusalFee: a business refusal (ret_code -1: a creation refused,
+	//     a bad page or task_id), default 0 like the document's failure;
+	//   FaultFee: an injected backend failure (HTTP 500, broken JSON,
+	//     showapi_res_code -1), default 0.
+	// Huawei's gateway's own refusals (401, 429) and "no calls left"
+	// (showapi_res_code -2) are never billed, and an answer that never
+	// came (a timeout) neither. A fee is counted when the answer is sent,
+	// and an envelope carries it in showapi_fee_num.
+	RefusalFee, FaultFee int
 }
 
 // Fault is a failure FailNext injects.
@@ -356,6 +374,7 @@ func (s *Server) api(h func(w http.ResponseWriter, r *http.Request, body []byte)
 func (s *Server) fault(w http.ResponseWriter, r *http.Request, f Fault) {
 	switch f {
 	case Fault500:
+		s.bill("", s.opts.FaultFee)
 		http.Error(w, "Internal Server Error", http.StatusInternalServerError)
 	case FaultTimeout:
 		select {
@@ -365,10 +384,11 @@ func (s *Server) fault(w http.ResponseWriter, r *http.Request, f Fault) {
 		}
 		http.Error(w, "Gateway Timeout", http.StatusGatewayTimeout)
 	case FaultBadJSON:
+		s.bill("", s.opts.FaultFee)
 		w.Header().Set("Content-Type", "application/json;charset=UTF-8")
 		io.WriteString(w, `{"showapi_res_error": "", "showapi_res_code": 0, "showapi_res_body": {"ret_code": 0, `)
 	case FaultGateway:
-		s.envelope(w, "", -1, "系统调用错误", 0, map[string]any{})
+		s.envelope(w, "", -1, "系统调用错误", s.opts.FaultFee, map[string]any{})
 	case FaultQuota:
 		s.envelope(w, "", -2, "可调用次数或金额为0", 0, map[string]any{})
 	case FaultThrottle:
@@ -479,7 +499,7 @@ func pct(s string) string {
 func (s *Server) create(w http.ResponseWriter, r *http.Request, body []byte) {
 	in, err := createFields(r, body)
 	if err != nil {
-		s.envelope(w, "", 0, "", 0, map[string]any{"ret_code": -1, "remark": "参数错误：" + err.Error()})
+		s.refuse(w, "参数错误："+err.Error())
 		return
 	}
 	prompt := in["prompt"]
@@ -509,14 +529,14 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, body []byte) {
 		s.fault(w, r, FaultQuota)
 		return
 	case has("sensitive"):
-		s.envelope(w, "", 0, "", 0, map[string]any{"ret_code": -1, "remark": "提示词包含敏感词，请修改后重试"})
+		s.refuse(w, "提示词包含敏感词，请修改后重试")
 		return
 	case has("refuse"):
-		s.envelope(w, "", 0, "", 0, map[string]any{"ret_code": -1, "remark": "参数错误"})
+		s.refuse(w, "参数错误")
 		return
 	}
 	if strings.TrimSpace(prompt) == "" {
-		s.envelope(w, "", 0, "", 0, map[string]any{"ret_code": -1, "remark": "prompt不能为空"})
+		s.refuse(w, "prompt不能为空")
 		return
 	}
 	rec := map[string]any{
@@ -530,7 +550,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, body []byte) {
 	for _, k := range []string{"width", "height", "steps", "batch_size", "seed"} {
 		n, err := strconv.ParseInt(rec[k].(string), 10, 64)
 		if err != nil || (k != "seed" && n < 1) || ((k == "width" || k == "height") && n > 2048) || (k == "batch_size" && n > 4) {
-			s.envelope(w, "", 0, "", 0, map[string]any{"ret_code": -1, "remark": "参数 " + k + " 不合法"})
+			s.refuse(w, "参数 "+k+" 不合法")
 			return
 		}
 		if k == "batch_size" {
@@ -538,7 +558,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, body []byte) {
 		}
 	}
 	if _, err := strconv.ParseFloat(rec["scale"].(string), 64); err != nil {
-		s.envelope(w, "", 0, "", 0, map[string]any{"ret_code": -1, "remark": "参数 scale 不合法"})
+		s.refuse(w, "参数 scale 不合法")
 		return
 	}
 	now := s.opts.Now()
@@ -606,7 +626,7 @@ func createFields(r *http.Request, body []byte) (map[string]string, error) {
 func (s *Server) result(w http.ResponseWriter, r *http.Request, _ []byte) {
 	id := r.URL.Query().Get("task_id")
 	if id == "" {
-		s.envelope(w, "", 0, "", 0, map[string]any{"ret_code": -1, "remark": "task_id不能为空"})
+		s.refuse(w, "task_id不能为空")
 		return
 	}
 	s.mu.Lock()
@@ -629,11 +649,11 @@ func (s *Server) result(w http.ResponseWriter, r *http.Request, _ []byte) {
 	s.envelope(w, id, 0, "", 1, rec)
 }
 
-// list answers /yourtasklist: newest first, five a page.
+// list answers /yourtasklist: newest first (unless ListOldestFirst), five a page.
 func (s *Server) list(w http.ResponseWriter, r *http.Request, _ []byte) {
 	page, err := strconv.Atoi(r.URL.Query().Get("page"))
 	if err != nil || page < 1 {
-		s.envelope(w, "", 0, "", 0, map[string]any{"ret_code": -1, "remark": "page不合法"})
+		s.refuse(w, "page不合法")
 		return
 	}
 	const per = 5
@@ -643,6 +663,9 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, _ []byte) {
 		if !s.tasks[s.order[i]].forgotten {
 			ids = append(ids, s.order[i])
 		}
+	}
+	if s.opts.ListOldestFirst {
+		slices.Reverse(ids)
 	}
 	content := []map[string]any{}
 	for i := (page - 1) * per; i < len(ids) && i < page*per; i++ {
@@ -657,9 +680,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, _ []byte) {
 
 // models answers with the document's example.
 func (s *Server) models(w http.ResponseWriter, _ *http.Request, _ []byte) {
-	s.mu.Lock()
-	s.billed++
-	s.mu.Unlock()
+	s.bill("", 1) // the example's showapi_fee_num
 	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
 	w.Write(modelsJSON)
 }
@@ -773,16 +794,27 @@ func (s *Server) callback(id string) {
 	}()
 }
 
-// envelope writes ShowAPI's wrapper around body; fee 1 bills the call, to task id if set.
-func (s *Server) envelope(w http.ResponseWriter, id string, code int, msg string, fee int, body map[string]any) {
-	if fee > 0 {
-		s.mu.Lock()
-		s.billed += fee
-		if id != "" {
-			s.billedTask[id] += fee
-		}
-		s.mu.Unlock()
+// bill counts fee billed calls, to task id if set.
+func (s *Server) bill(id string, fee int) {
+	if fee <= 0 {
+		return
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.billed += fee
+	if id != "" {
+		s.billedTask[id] += fee
+	}
+}
+
+// refuse answers a business refusal (ret_code -1), billed Options.RefusalFee.
+func (s *Server) refuse(w http.ResponseWriter, remark string) {
+	s.envelope(w, "", 0, "", s.opts.RefusalFee, map[string]any{"ret_code": -1, "remark": remark})
+}
+
+// envelope writes ShowAPI's wrapper around body; fee bills the call, to task id if set.
+func (s *Server) envelope(w http.ResponseWriter, id string, code int, msg string, fee int, body map[string]any) {
+	s.bill(id, fee)
 	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
 	json.NewEncoder(w).Encode(map[string]any{
 		"showapi_res_error": msg, "showapi_fee_num": fee, "showapi_res_code": code,
