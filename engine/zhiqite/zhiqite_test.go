@@ -102,21 +102,31 @@ func submit(t *testing.T, v *zhiqite.Vendor, j *engine.Job, task engine.Task) {
 // returning every outcome seen.
 func pollUntil(t *testing.T, v *zhiqite.Vendor, j *engine.Job) []*engine.Outcome {
 	t.Helper()
-	var seen []*engine.Outcome
+	seen, _ := pollTimed(t, v, j)
+	return seen
+}
+
+// pollTimed is pollUntil that also says when each answer came.
+func pollTimed(t *testing.T, v *zhiqite.Vendor, j *engine.Job) ([]*engine.Outcome, []time.Time) {
+	t.Helper()
+	var (
+		seen []*engine.Outcome
+		at   []time.Time
+	)
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		out, err := v.Query(context.Background(), j)
 		if err != nil {
 			t.Fatalf("query: %v", err)
 		}
-		seen = append(seen, out)
+		seen, at = append(seen, out), append(at, time.Now())
 		if out.State == engine.TaskDone || out.State == engine.TaskFailed {
-			return seen
+			return seen, at
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatal("task never finished")
-	return nil
+	return nil, nil
 }
 
 func download(t *testing.T, url string) image.Image {
@@ -140,8 +150,9 @@ func TestDrawPolling(t *testing.T) {
 	f := newFake(t, zhiqitetest.Options{})
 	v := newVendor(t, f, nil)
 	j := draw("a red fox", 2)
+	submitted := time.Now() // the fake makes the task after this
 	submit(t, v, j, engine.Task{})
-	seen := pollUntil(t, v, j)
+	seen, at := pollTimed(t, v, j)
 	last := seen[len(seen)-1]
 	if last.State != engine.TaskDone || len(last.Images) != 2 || last.Dropped != 0 {
 		t.Fatalf("outcome %+v", last)
@@ -164,7 +175,14 @@ func TestDrawPolling(t *testing.T) {
 			previews++
 		}
 	}
-	if !states[engine.TaskQueued] || !states[engine.TaskRunning] || previews == 0 || lastProgress <= 0 {
+	// The fake's task is queued for its first 300 ms (10% of 3 s): an
+	// answer that came within 300 ms of the submission's start was made
+	// within them, and must say so. A busy machine may make the
+	// first poll later; the running phase, 2 s long, is always seen.
+	if at[0].Sub(submitted) < 300*time.Millisecond && !states[engine.TaskQueued] {
+		t.Errorf("first answer %v after the submission, within the fake's queued time, was %v", at[0].Sub(submitted), seen[0].State)
+	}
+	if !states[engine.TaskRunning] || previews == 0 || lastProgress <= 0 {
 		t.Errorf("saw states %v, %d previews, progress up to %v", states, previews, lastProgress)
 	}
 	for i, r := range last.Images {
