@@ -14,6 +14,7 @@ import (
 	_ "image/png"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -235,8 +236,8 @@ func (s *Service) decodes(info engine.BlobInfo) error {
 		most = DefaultMaxInputPixels
 	}
 	if int64(info.Width)*int64(info.Height) > most {
-		return engine.Errorf(engine.EINVALID, "The picture is %dx%d, %s; at most %s are accepted.",
-			"图片为 %dx%d（%s），最多接受 %s。", info.Width, info.Height, megapixels(int64(info.Width)*int64(info.Height)), megapixels(most))
+		return engine.Errorf(engine.EINVALID, "The picture is %[1]dx%[2]d; at most %[3]s pixels are accepted (%[4]s). Please send a smaller one.",
+			"图片为 %[1]dx%[2]d；最多接受 %[3]s 像素（%[5]s），请发送小一些的图片。", info.Width, info.Height, pixels(most), megapixels(most, engine.EN), megapixels(most, engine.ZH))
 	}
 	rc, err := s.Blobs.Open(info.Key)
 	if err != nil {
@@ -249,9 +250,20 @@ func (s *Service) decodes(info engine.BlobInfo) error {
 	return nil
 }
 
-// megapixels says n pixels the way a person does: "16.8 MP".
-func megapixels(n int64) string {
-	return strings.TrimSuffix(strconv.FormatFloat(float64(n)/1e6, 'f', 1, 64), ".0") + " MP"
+// pixels writes n with thousands separators: "16,777,216".
+func pixels(n int64) string {
+	d := strconv.FormatInt(n, 10)
+	for i := len(d) - 3; i > 0; i -= 3 {
+		d = d[:i] + "," + d[i:]
+	}
+	return d
+}
+
+// megapixels says n pixels as a side: "4096x4096 at 1:1" reads best, so
+// the square's side is given.
+func megapixels(n int64, lang engine.Lang) string {
+	side := int64(math.Sqrt(float64(n)))
+	return T(lang, "a square of %[1]dx%[1]d", "相当于 %[1]dx%[1]d 的正方形", side)
 }
 
 // withUsage adds the command's usage to an EINVALID error, as the parser does.

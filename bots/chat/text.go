@@ -149,14 +149,14 @@ func Accepted(j *engine.Job, lang engine.Lang) string {
 		text = T(lang, "Job %s queued: /%s.", "任务 %s 已排队：/%s。", j.ID, r.Kind)
 	}
 	if j.Charge.Cost > 1 && !j.Charge.Unlimited {
-		text += " " + T(lang, "It costs %d images of today's quota.", "消耗今日额度 %d 张。", j.Charge.Cost)
+		text += sep(lang) + T(lang, "It costs %d images of today's quota.", "消耗今日额度 %d 张。", j.Charge.Cost)
 	}
 	return text
 }
 
 // Cancelled is the reply to /cancel: whether the quota came back.
 func Cancelled(j *engine.Job, lang engine.Lang) string {
-	return T(lang, "Job %s cancelled.", "任务 %s 已取消。", j.ID) + " " + refundText(j, lang)
+	return T(lang, "Job %s cancelled.", "任务 %s 已取消。", j.ID) + sep(lang) + refundText(j, lang)
 }
 
 // refundText says what became of a finished job's charge.
@@ -239,14 +239,17 @@ func ignoredOptions(r *engine.Request) string {
 // became of its charge.
 func Ended(j *engine.Job, lang engine.Lang) string {
 	if j.State == engine.StateCancelled {
-		return T(lang, "Job %s was cancelled.", "任务 %s 已取消。", j.ID) + " " + refundText(j, lang)
+		return T(lang, "Job %s was cancelled.", "任务 %s 已取消。", j.ID) + sep(lang) + refundText(j, lang)
 	}
 	msg := j.Err.Message(lang)
 	if msg == "" {
 		msg = T(lang, "It failed.", "失败了。")
 	}
-	return T(lang, "Job %s failed: %s", "任务 %s 失败：%s", j.ID, msg) + " " + refundText(j, lang)
+	return T(lang, "Job %s failed: %s", "任务 %s 失败：%s", j.ID, msg) + sep(lang) + refundText(j, lang)
 }
+
+// sep joins two sentences: a space in English, nothing after a Chinese full stop.
+func sep(lang engine.Lang) string { return T(lang, " ", "") }
 
 // Duration says d as people write it in lang: "20h 12m", "20小时12分".
 func Duration(d time.Duration, lang engine.Lang) string { return engine.FormatDuration(d, lang) }
