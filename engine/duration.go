@@ -10,7 +10,7 @@ import (
 // shown only under a minute.
 func FormatDuration(d time.Duration, lang Lang) string {
 	if d < time.Minute {
-		s := max(int((d + time.Second - 1) / time.Second), 0)
+		s := max(int((d+time.Second-1)/time.Second), 0)
 		if lang == ZH {
 			return fmt.Sprintf("%d秒", s)
 		}

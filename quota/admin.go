@@ -62,7 +62,7 @@ type VendorStats struct {
 type Stats struct {
 	Day     string
 	Zone    string // the time zone the day is counted in
-	Jobs    int64 // accepted
+	Jobs    int64  // accepted
 	Vendors []VendorStats
 }
 
