@@ -58,11 +58,19 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err != nil {
 		return err
 	}
-	log := newLogger(cfg.Log, stderr)
+	logOut, logPath, closeLog, err := consoleLog(cfg, stdin, stdout, stderr)
+	if err != nil {
+		return err
+	}
+	defer closeLog()
+	log := newLogger(cfg.Log, logOut)
 	log = slog.New(newRedactor(log.Handler(), cfg.secrets()))
 	app, err := build(cfg, log, stdin, stdout)
 	if err != nil {
 		return err
+	}
+	if app.console != nil && logPath != "" {
+		app.console.Term, app.console.LogPath = true, logPath
 	}
 	return app.run(ctx)
 }
@@ -227,9 +235,9 @@ func (a *app) vendors() ([]engine.Vendor, error) {
 }
 
 func (a *app) newConsole(stdin io.Reader, stdout io.Writer) *console.Console {
-	lang := a.cfg.Console.Lang
+	lang := engine.Lang(a.cfg.Console.Lang)
 	if lang == "" {
-		lang = os.Getenv("LANG")
+		lang = console.EnvLang(os.Getenv)
 	}
 	svc := *a.svc
 	svc.LocalFiles = true // the console user is on this machine
@@ -237,7 +245,7 @@ func (a *app) newConsole(stdin io.Reader, stdout io.Writer) *console.Console {
 	return &console.Console{
 		In: stdin, Out: stdout, Service: &svc, Jobs: a.engine, Blobs: a.blobs,
 		OutDir: c.OutDir, Wait: c.Wait,
-		User: engine.UserRef{Platform: console.Platform, ID: c.User, Name: c.User, Lang: engine.ParseLang(lang)},
+		User: engine.UserRef{Platform: console.Platform, ID: c.User, Name: c.User, Lang: engine.ParseLang(string(lang))},
 	}
 }
 
