@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/picbot/picbot/bots/chat"
 	"github.com/picbot/picbot/bots/discord"
 	"github.com/picbot/picbot/engine"
 	"github.com/picbot/picbot/engine/apispace"
@@ -78,6 +79,7 @@ type EngineConfig struct {
 	VendorTimeout    time.Duration       `yaml:"vendor_timeout"`
 	MaxDownload      int64               `yaml:"max_download"`
 	MaxInput         int64               `yaml:"max_input"`
+	MaxInputPixels   int64               `yaml:"max_input_pixels"`
 	ShutdownTimeout  time.Duration       `yaml:"shutdown_timeout"`
 	DeliveryAttempts int                 `yaml:"delivery_attempts"`
 	ProgressEvery    time.Duration       `yaml:"progress_every"`
@@ -127,6 +129,7 @@ func DefaultConfig() Config {
 			VendorTimeout:    d.VendorTimeout,
 			MaxDownload:      d.MaxDownload,
 			MaxInput:         20 << 20,
+			MaxInputPixels:   chat.DefaultMaxInputPixels,
 			ShutdownTimeout:  20 * time.Second,
 			DeliveryAttempts: d.DeliveryAttempts,
 			Routes:           routes,
@@ -247,6 +250,9 @@ func (c *Config) Validate() error {
 		if d <= 0 {
 			bad("http."+key, "must be positive")
 		}
+	}
+	if c.Engine.MaxInputPixels <= 0 {
+		bad("engine.max_input_pixels", "must be positive")
 	}
 	if c.Engine.Workers <= 0 {
 		bad("engine.workers", "must be positive")

@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"sync/atomic"
 	"syscall"
 	_ "time/tzdata" // the quota's time zone must load in a static image with no zoneinfo
@@ -161,12 +162,13 @@ func build(cfg Config, log *slog.Logger, stdin io.Reader, stdout io.Writer) (*ap
 	}
 	a.engine = engine.New(ec, db, a.quota, a.blobs, a.notifiers, vendors...)
 	a.svc = &chat.Service{
-		Engine: a.engine, Quota: a.quota, Blobs: a.blobs, Log: log, MaxInput: cfg.Engine.MaxInput,
+		Engine: a.engine, Quota: a.quota, Blobs: a.blobs, Log: log, MaxInput: cfg.Engine.MaxInput, MaxInputPixels: cfg.Engine.MaxInputPixels,
 		Fetcher: fetch.New(fetch.Options{MaxBytes: cfg.Engine.MaxInput, Timeout: cfg.Fetch.Timeout, AllowPrivate: cfg.Fetch.AllowPrivate}),
 	}
 	a.models = &chat.Catalog{AllowAdult: cfg.Catalog.AllowAdult, Log: log}
 	for _, v := range vendors {
-		if c, ok := v.(engine.Cataloguer); ok {
+		// /models lists what --model can reach: the catalogues of /draw's vendors.
+		if c, ok := v.(engine.Cataloguer); ok && slices.Contains(cfg.Engine.Routes[string(engine.KindDraw)], v.Name()) {
 			a.models.Sources = append(a.models.Sources, c)
 		}
 	}
