@@ -324,6 +324,14 @@ func (c *Command) setFlag(name, value string, lim engine.Limits) error {
 	return err
 }
 
+// ParseSize reads a size as people type it: "768x512", "768×512",
+// "768*512", "768X512", and the full-width digits and "ｘ" of a Chinese
+// keyboard ("７６８ｘ５１２"). ok is false for anything else.
+func ParseSize(s string) (w, h int, ok bool) {
+	w, h, err := parseSize(width.Fold.String(strings.TrimSpace(s)))
+	return w, h, err == nil
+}
+
 // parseSize reads "768x512", "768×512", "768*512" or "768X512".
 func parseSize(s string) (int, int, error) {
 	s = strings.NewReplacer("×", "x", "*", "x", "X", "x", "✕", "x", "乘", "x").Replace(s)
@@ -331,8 +339,8 @@ func parseSize(s string) (int, int, error) {
 	if !ok {
 		return 0, 0, fmt.Errorf("no x")
 	}
-	w, err1 := strconv.Atoi(ws)
-	h, err2 := strconv.Atoi(hs)
+	w, err1 := strconv.Atoi(strings.TrimSpace(ws))
+	h, err2 := strconv.Atoi(strings.TrimSpace(hs))
 	if err1 != nil || err2 != nil || w <= 0 || h <= 0 {
 		return 0, 0, fmt.Errorf("bad size")
 	}

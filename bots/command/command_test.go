@@ -163,3 +163,14 @@ func BenchmarkParse(b *testing.B) {
 		}
 	}
 }
+
+func TestParseSize(t *testing.T) {
+	for s, want := range map[string][2]int{"768x512": {768, 512}, "７６８ｘ５１２": {768, 512}, "640×512": {640, 512}, " 64 X 64 ": {64, 64}} {
+		if w, h, ok := command.ParseSize(s); !ok || w != want[0] || h != want[1] {
+			t.Errorf("%q: %d %d %v", s, w, h, ok)
+		}
+	}
+	if _, _, ok := command.ParseSize("big"); ok {
+		t.Error("big is a size")
+	}
+}
