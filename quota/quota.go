@@ -145,11 +145,18 @@ func (q *Quota) Admit(ctx context.Context, owner engine.UserRef, chat engine.Cha
 	q.mu.Unlock()
 	if ok, wait := lim.Allow(user); !ok {
 		secs := math.Ceil(wait.Seconds())
-		e := engine.Errorf(engine.ERATELIMIT, "You're sending commands too fast; try again in %.0f s.", "操作太频繁了，请 %.0f 秒后再试。", secs)
+		e := tooFast(secs)
 		e.RetryAfter = secs
 		return e
 	}
 	return nil
+}
+
+// tooFast is the rate limit's refusal, with the wait said naturally: "8s", "2m", "1h 5m".
+func tooFast(secs float64) *engine.Error {
+	wait := time.Duration(secs) * time.Second
+	return engine.Errorf(engine.ERATELIMIT, "You're sending commands too fast; try again in %[1]s.", "操作太频繁了，请%[2]s后再试。",
+		engine.FormatDuration(wait, engine.EN), engine.FormatDuration(wait, engine.ZH))
 }
 
 // Precheck says, writing nothing and taking no rate-limit token, whether a
@@ -172,7 +179,7 @@ func (q *Quota) Precheck(ctx context.Context, owner engine.UserRef, chat engine.
 		if lim != nil {
 			if ok, wait := lim.Peek(user); !ok {
 				secs := math.Ceil(wait.Seconds())
-				e := engine.Errorf(engine.ERATELIMIT, "You're sending commands too fast; try again in %.0f s.", "操作太频繁了，请 %.0f 秒后再试。", secs)
+				e := tooFast(secs)
 				e.RetryAfter = secs
 				return e
 			}
