@@ -53,7 +53,10 @@ func (c *Console) banner() string {
 // Write keeps the prompt and what the user is typing below any output, and
 // the progress of running jobs is shown in the prompt, redrawn in place.
 func (c *Console) runTerm(ctx context.Context) error {
-	in := c.In.(*os.File)
+	in, ok := c.In.(*os.File)
+	if !ok {
+		return fmt.Errorf("console: Term needs a terminal as input")
+	}
 	restore, err := makeRaw(int(in.Fd()))
 	if err != nil {
 		return fmt.Errorf("console: %w", err)
