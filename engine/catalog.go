@@ -27,3 +27,24 @@ type CatalogEntry struct {
 type Cataloguer interface {
 	Catalog(ctx context.Context) ([]CatalogEntry, error)
 }
+
+// Choices are the values a vendor lets a user pick for one kind of
+// command, for /help and /models.
+type Choices struct {
+	Styles   []string // --style
+	Samplers []string // --sampler
+	Models   []string // --model, when the vendor has a fixed list (a Cataloguer lists its own)
+	// Ignores lists the options the vendor accepts and does nothing with ("model", "lora", "sampler").
+	Ignores []string
+}
+
+// Chooser is a vendor that says what a user may choose.
+type Chooser interface {
+	Choices(k Kind) Choices
+}
+
+// VendorChoices are one vendor's choices on a command's route.
+type VendorChoices struct {
+	Vendor string
+	Choices
+}

@@ -184,6 +184,42 @@ func New(cfg Config, store Store, quota Quota, blobs Blobs, notifier Notifier, v
 // Limits returns the request limits in force.
 func (e *Engine) Limits() Limits { return e.cfg.Limits }
 
+// Choices lists, in route order, what each vendor on kind's route lets a
+// user choose; a vendor that says nothing has empty Choices.
+func (e *Engine) Choices(k Kind) []VendorChoices {
+	var out []VendorChoices
+	for _, name := range e.cfg.Routes[k] {
+		v, ok := e.vendors[name]
+		if !ok {
+			continue
+		}
+		vc := VendorChoices{Vendor: name}
+		if c, ok := v.(Chooser); ok {
+			vc.Choices = c.Choices(k)
+		}
+		out = append(out, vc)
+	}
+	return out
+}
+
+// Route names the vendors on kind's route that this engine has, in order.
+func (e *Engine) Route(k Kind) []string {
+	var out []string
+	for _, name := range e.cfg.Routes[k] {
+		if _, ok := e.vendors[name]; ok {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// free reports whether j's vendor charges nothing for its calls (the local
+// renderer): cancelling such a job costs nobody anything, so it is refunded.
+func (e *Engine) free(j *Job) bool {
+	v, ok := e.vendors[j.Vendor]
+	return ok && !v.Timing(&j.Request).Billed
+}
+
 // Start reloads every unfinished job from the store, schedules it, and
 // starts the workers. Stop stops them.
 func (e *Engine) Start(ctx context.Context) error {
@@ -376,7 +412,8 @@ func (e *Engine) Annotate(ctx context.Context, id, key, value string) error {
 }
 
 // Cancel stops a job for its owner, or for anyone when admin is true. A job
-// no vendor has accepted yet is refunded; one a vendor holds is not, since the vendor bills it.
+// no vendor has accepted yet is refunded, and so is one at a vendor that
+// charges nothing; one a billing vendor holds is not, since the vendor bills it.
 func (e *Engine) Cancel(ctx context.Context, id string, by UserRef, admin bool) (*Job, error) {
 	// No wait for a step under way: its result, applied later, sees the job
 	// cancelled and is dropped (see save).
@@ -390,7 +427,7 @@ func (e *Engine) Cancel(ctx context.Context, id string, by UserRef, admin bool) 
 		case j.State.Terminal() || j.State == StateSucceeded:
 			return Errorf(ECONFLICT, "Job %s has already finished.", "任务 %s 已经结束了。", j.ID)
 		}
-		refund := j.State == StateQueued
+		refund := j.State == StateQueued || e.free(j)
 		if err := j.Move(StateCancelled, e.cfg.Now()); err != nil {
 			return err
 		}

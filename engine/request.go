@@ -166,8 +166,14 @@ func (r *Request) Validate(lim Limits) error {
 		}
 		in := r.Inputs[0]
 		if in.Width*r.Scale > lim.MaxOutputSide || in.Height*r.Scale > lim.MaxOutputSide {
-			return Errorf(EINVALID, "The result would be %dx%d, larger than %d pixels per side. Try a smaller --scale.",
-				"放大后为 %dx%d，超过每边 %d 像素的上限，请减小 --scale。", in.Width*r.Scale, in.Height*r.Scale, lim.MaxOutputSide)
+			// Point at a fix that exists: a smaller --scale only if one would fit.
+			if fit := lim.MaxOutputSide / max(in.Width, in.Height, 1); fit >= 2 {
+				return Errorf(EINVALID, "The result would be %dx%d, larger than %d pixels per side. Try --scale %d.",
+					"放大后为 %dx%d，超过每边 %d 像素的上限，请使用 --scale %d。", in.Width*r.Scale, in.Height*r.Scale, lim.MaxOutputSide, fit)
+			}
+			most := lim.MaxOutputSide / 2
+			return Errorf(EINVALID, "This image is %dx%d: too large to upscale even ×2 (at most %d pixels per side after upscaling). Send an image of at most %dx%d.",
+				"这张图片为 %dx%d，太大了，放大 2 倍也会超过每边 %d 像素的上限。请发送不超过 %dx%d 的图片。", in.Width, in.Height, lim.MaxOutputSide, most, most)
 		}
 	}
 	if r.Kind != KindDraw && r.N != 1 {

@@ -61,13 +61,14 @@ type VendorStats struct {
 // Stats are a day's figures.
 type Stats struct {
 	Day     string
-	Jobs    int64 // accepted
+	Zone    string // the time zone the day is counted in
+	Jobs    int64  // accepted
 	Vendors []VendorStats
 }
 
 // Stats reads today's figures.
 func (q *Quota) Stats(ctx context.Context) (Stats, error) {
-	st := Stats{Day: q.Day(q.now())}
+	st := Stats{Day: q.Day(q.now()), Zone: q.cfg.TimeZone}
 	byVendor := map[string]*VendorStats{}
 	prefix := "st:" + st.Day + ":"
 	err := q.store.View(ctx, func(c engine.Counters) error {
@@ -110,7 +111,7 @@ func (q *Quota) Stats(ctx context.Context) (Stats, error) {
 // String renders stats as a small table.
 func (s Stats) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s: %d jobs accepted", s.Day, s.Jobs)
+	fmt.Fprintf(&b, "%s (day from midnight %s): %d jobs accepted", s.Day, s.Zone, s.Jobs)
 	for _, v := range s.Vendors {
 		fmt.Fprintf(&b, "\n%-9s delivered %d · failed %d · cancelled %d · billed calls %d · refunds %d",
 			v.Vendor, v.Delivered, v.Failed, v.Cancelled, v.Calls, v.Refunds)

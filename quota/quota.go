@@ -145,11 +145,18 @@ func (q *Quota) Admit(ctx context.Context, owner engine.UserRef, chat engine.Cha
 	q.mu.Unlock()
 	if ok, wait := lim.Allow(user); !ok {
 		secs := math.Ceil(wait.Seconds())
-		e := engine.Errorf(engine.ERATELIMIT, "You're sending commands too fast; try again in %.0f s.", "操作太频繁了，请 %.0f 秒后再试。", secs)
+		e := tooFast(secs)
 		e.RetryAfter = secs
 		return e
 	}
 	return nil
+}
+
+// tooFast is the rate limit's refusal, with the wait said naturally: "8s", "2m", "1h 5m".
+func tooFast(secs float64) *engine.Error {
+	wait := time.Duration(secs) * time.Second
+	return engine.Errorf(engine.ERATELIMIT, "You're sending commands too fast; try again in %[1]s.", "操作太频繁了，请%[2]s后再试。",
+		engine.FormatDuration(wait, engine.EN), engine.FormatDuration(wait, engine.ZH))
 }
 
 // Precheck says, writing nothing and taking no rate-limit token, whether a
@@ -172,7 +179,7 @@ func (q *Quota) Precheck(ctx context.Context, owner engine.UserRef, chat engine.
 		if lim != nil {
 			if ok, wait := lim.Peek(user); !ok {
 				secs := math.Ceil(wait.Seconds())
-				e := engine.Errorf(engine.ERATELIMIT, "You're sending commands too fast; try again in %.0f s.", "操作太频繁了，请 %.0f 秒后再试。", secs)
+				e := tooFast(secs)
 				e.RetryAfter = secs
 				return e
 			}
@@ -284,6 +291,7 @@ func (q *Quota) Reserve(c engine.Counters, j *engine.Job, now time.Time) error {
 	j.Charge = engine.Charge{Cost: cost, Day: day}
 	if q.IsAdmin(j.Owner) {
 		j.Charge.Unlimited = true
+		c.Add(statKey(day, "", "jobs"), 1) // /admin stats counts every job, admins' too
 		return nil
 	}
 	if err := q.limits(c, j.Owner, j.Chat, cost, now); err != nil {
@@ -312,24 +320,23 @@ func (q *Quota) limits(c engine.Counters, owner engine.UserRef, chatRef engine.C
 		}
 	}
 	if q.cfg.ChatDaily > 0 && c.Get(chatDay(chat, day))+cost > int64(q.cfg.ChatDaily) {
-		return engine.Errorf(engine.EQUOTA, "This chat has used its %d images for today; it resets in %s.", "本群今天的 %d 张图片额度已用完，%s后重置。", q.cfg.ChatDaily, q.untilReset(now))
+		return engine.Errorf(engine.EQUOTA, "This chat has used its %[1]d images for today; it resets in %[2]s.", "本群今天的 %[1]d 张图片额度已用完，%[3]s后重置。", q.cfg.ChatDaily, q.untilReset(now, engine.EN), q.untilReset(now, engine.ZH))
 	}
 	if q.cfg.GlobalDaily > 0 && c.Get(globalDay(day))+cost > int64(q.cfg.GlobalDaily) {
-		return engine.Errorf(engine.EQUOTA, "The bot has reached its budget for today; it resets in %s.", "机器人今天的总额度已用完，%s后重置。", q.untilReset(now))
+		return engine.Errorf(engine.EQUOTA, "The bot has reached its budget for today; it resets in %[1]s.", "机器人今天的总额度已用完，%[2]s后重置。", q.untilReset(now, engine.EN), q.untilReset(now, engine.ZH))
 	}
 	return nil
 }
 
 func (q *Quota) dailyError(used, limit, cost int64, now time.Time) error {
 	if used < limit {
-		return engine.Errorf(engine.EQUOTA, "This needs %d images but you have %d left today; it resets in %s.", "这需要 %d 张图片额度，你今天只剩 %d 张，%s后重置。", cost, limit-used, q.untilReset(now))
+		return engine.Errorf(engine.EQUOTA, "This needs %[1]d images but you have %[2]d left today; it resets in %[3]s.", "这需要 %[1]d 张图片额度，你今天只剩 %[2]d 张，%[4]s后重置。", cost, limit-used, q.untilReset(now, engine.EN), q.untilReset(now, engine.ZH))
 	}
-	return engine.Errorf(engine.EQUOTA, "You've used all %d images for today; it resets in %s.", "你今天的 %d 张图片额度已用完，%s后重置。", limit, q.untilReset(now))
+	return engine.Errorf(engine.EQUOTA, "You've used all %[1]d images for today; it resets in %[2]s.", "你今天的 %[1]d 张图片额度已用完，%[3]s后重置。", limit, q.untilReset(now, engine.EN), q.untilReset(now, engine.ZH))
 }
 
-func (q *Quota) untilReset(now time.Time) string {
-	d := q.ResetAt(now).Sub(now).Round(time.Minute)
-	return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
+func (q *Quota) untilReset(now time.Time, lang engine.Lang) string {
+	return engine.FormatDuration(q.ResetAt(now).Sub(now), lang)
 }
 
 // Settle implements engine.Quota. The job's Charge record makes it idempotent.

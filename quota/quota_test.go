@@ -181,7 +181,7 @@ func TestLimits(t *testing.T) {
 		}
 		err := q.Admit(ctx, bob, room)
 		e, ok := err.(*engine.Error)
-		if !ok || e.Code != engine.ERATELIMIT || e.RetryAfter != 10 || e.EN != "You're sending commands too fast; try again in 10 s." {
+		if !ok || e.Code != engine.ERATELIMIT || e.RetryAfter != 10 || e.EN != "You're sending commands too fast; try again in 10s." || e.ZH != "操作太频繁了，请10秒后再试。" {
 			t.Fatalf("fourth command: %#v", err)
 		}
 		now = now.Add(10 * time.Second)

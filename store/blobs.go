@@ -80,7 +80,7 @@ func (b *Blobs) Put(ctx context.Context, r io.Reader, limit int64) (engine.BlobI
 		return engine.BlobInfo{}, engine.Wrap(engine.EINVALID, err, "The picture could not be read.", "无法读取这张图片。")
 	}
 	if cfg.Width <= 0 || cfg.Height <= 0 || int64(cfg.Width)*int64(cfg.Height) > b.maxPixels {
-		return engine.BlobInfo{}, engine.Errorf(engine.EINVALID, "The picture's dimensions (%dx%d) are too large.", "图片尺寸（%dx%d）太大。", cfg.Width, cfg.Height)
+		return engine.BlobInfo{}, engine.Errorf(engine.EINVALID, "The picture's dimensions (%dx%d) are too large: at most %d pixels.", "图片尺寸（%dx%d）太大：最多 %d 像素。", cfg.Width, cfg.Height, b.maxPixels)
 	}
 	if err := tmp.Sync(); err != nil {
 		return engine.BlobInfo{}, fmt.Errorf("sync blob: %w", err)

@@ -5,10 +5,16 @@
 package chat
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"image"
+	_ "image/gif" // decoders for the intake check
+	_ "image/jpeg"
+	_ "image/png"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -17,6 +23,7 @@ import (
 	"github.com/picbot/picbot/bots/command"
 	"github.com/picbot/picbot/engine"
 	"github.com/picbot/picbot/quota"
+	_ "golang.org/x/image/webp"
 )
 
 // Engine is what the chat needs of the engine.
@@ -26,6 +33,11 @@ type Engine interface {
 	Cancel(ctx context.Context, id string, by engine.UserRef, admin bool) (*engine.Job, error)
 	Jobs(ctx context.Context, owner engine.UserRef, limit int) ([]*engine.Job, error)
 	Job(ctx context.Context, id string) (*engine.Job, error)
+	// Limits, Route and Choices say what the configuration allows, for
+	// parse errors and /help.
+	Limits() engine.Limits
+	Route(k engine.Kind) []string
+	Choices(k engine.Kind) []engine.VendorChoices
 }
 
 // Quota is what the chat needs of the quota.
@@ -85,6 +97,9 @@ type Service struct {
 	Log     *slog.Logger
 	// MaxInput caps an input image, in bytes.
 	MaxInput int64
+	// MaxInputPixels caps an input image's width × height (0: DefaultMaxInputPixels).
+	// Every input is decoded in full at intake, so this bounds that memory too.
+	MaxInputPixels int64
 	// LocalFiles lets image arguments name files on this machine: the console only.
 	LocalFiles bool
 	// Models lists what /models shows; nil shows that there is no catalogue.
@@ -98,13 +113,20 @@ func (s *Service) Handle(ctx context.Context, m Message) Reply {
 	c := m.Command
 	if c == nil {
 		var err error
-		if c, err = command.Parse(m.Text); err != nil {
+		if c, err = command.ParseLimits(m.Text, s.Engine.Limits()); err != nil {
 			return s.fail(lang, err, "")
 		}
 	}
 	switch c.Name {
 	case "help", "start":
-		return Reply{Text: Help(lang)}
+		return Reply{Text: s.Help(lang, s.Quota.IsAdmin(m.User))}
+	case "again", "vary":
+		return s.Follow(ctx, m, strings.ToLower(c.Args[0]), c.Name, 0)
+	case "upscale":
+		// "/upscale <job id>": the button under a result, typed.
+		if len(m.Images) == 0 && len(c.Images) == 1 && s.isJobRef(c.Images[0]) {
+			return s.follow(ctx, m, strings.ToLower(c.Images[0]), ActionUpscale, 0, c.Request.Scale)
+		}
 	case "quota":
 		return s.quota(ctx, m.User)
 	case "jobs":
@@ -114,18 +136,11 @@ func (s *Service) Handle(ctx context.Context, m Message) Reply {
 		if err != nil {
 			return s.fail(lang, err, c.Args[0])
 		}
-		return Reply{Text: T(lang, "Cancelling job %s.", "正在取消任务 %s。", j.ID), Job: j}
+		return Reply{Text: Cancelled(j, lang), Job: j}
 	case "admin":
 		return s.admin(ctx, m.User, c.Args)
 	case "models":
-		if s.Models == nil {
-			return Reply{Text: T(lang, "Only the built-in local renderer is configured; it has no models to choose.", "目前只配置了内置本地渲染器，没有可选模型。")}
-		}
-		text, err := s.Models(ctx, lang)
-		if err != nil {
-			return s.fail(lang, err, "")
-		}
-		return Reply{Text: text}
+		return s.models(ctx, lang)
 	}
 	return s.submit(ctx, m, c)
 }
@@ -189,6 +204,10 @@ func (s *Service) opener(ref string) func(context.Context) (io.ReadCloser, error
 	}
 }
 
+// DefaultMaxInputPixels bounds an input image's width × height: 16
+// megapixels (4096 × 4096), 64 MiB once decoded.
+const DefaultMaxInputPixels = 4096 * 4096
+
 func (s *Service) input(ctx context.Context, open func(context.Context) (io.ReadCloser, error)) (engine.Input, error) {
 	rc, err := open(ctx)
 	if err != nil {
@@ -203,7 +222,48 @@ func (s *Service) input(ctx context.Context, open func(context.Context) (io.Read
 	if err != nil {
 		return engine.Input{}, err
 	}
+	if err := s.decodes(info); err != nil {
+		return engine.Input{}, err
+	}
 	return engine.Input{Blob: info.Key, Mime: info.Mime, Width: info.Width, Height: info.Height, Size: info.Size}, nil
+}
+
+// decodes reads a stored input image to its last pixel, so that a truncated
+// or corrupt file is refused now, before a job exists, and not by a vendor later.
+func (s *Service) decodes(info engine.BlobInfo) error {
+	most := s.MaxInputPixels
+	if most <= 0 {
+		most = DefaultMaxInputPixels
+	}
+	if int64(info.Width)*int64(info.Height) > most {
+		return engine.Errorf(engine.EINVALID, "The picture is %[1]dx%[2]d; at most %[3]s pixels are accepted (%[4]s). Please send a smaller one.",
+			"图片为 %[1]dx%[2]d；最多接受 %[3]s 像素（%[5]s），请发送小一些的图片。", info.Width, info.Height, pixels(most), megapixels(most, engine.EN), megapixels(most, engine.ZH))
+	}
+	rc, err := s.Blobs.Open(info.Key)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	if _, _, err := image.Decode(bufio.NewReader(rc)); err != nil {
+		return engine.Wrap(engine.EINVALID, err, "The picture is damaged or cut short; please send it again.", "图片已损坏或不完整，请重新发送。")
+	}
+	return nil
+}
+
+// pixels writes n with thousands separators: "16,777,216".
+func pixels(n int64) string {
+	d := strconv.FormatInt(n, 10)
+	for i := len(d) - 3; i > 0; i -= 3 {
+		d = d[:i] + "," + d[i:]
+	}
+	return d
+}
+
+// megapixels says n pixels as a side: "4096x4096 at 1:1" reads best, so
+// the square's side is given.
+func megapixels(n int64, lang engine.Lang) string {
+	side := int64(math.Sqrt(float64(n)))
+	return T(lang, "a square of %[1]dx%[1]d", "相当于 %[1]dx%[1]d 的正方形", side)
 }
 
 // withUsage adds the command's usage to an EINVALID error, as the parser does.
@@ -286,7 +346,7 @@ func (s *Service) quota(ctx context.Context, u engine.UserRef) Reply {
 	if err != nil {
 		return s.fail(u.Lang, err, "")
 	}
-	reset := time.Until(st.ResetAt).Round(time.Minute)
+	reset := Duration(time.Until(st.ResetAt), u.Lang)
 	switch {
 	case st.Unlimited:
 		return Reply{Text: T(u.Lang, "You have no limits (admin). Jobs running: %d.", "你没有额度限制（管理员）。进行中的任务：%d。", st.Running)}

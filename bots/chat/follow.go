@@ -2,6 +2,8 @@ package chat
 
 import (
 	"context"
+	"os"
+	"strings"
 
 	"github.com/picbot/picbot/engine"
 )
@@ -17,6 +19,25 @@ const (
 // earlier job is read from the store, so buttons work after a restart.
 // index picks the result for vary and upscale.
 func (s *Service) Follow(ctx context.Context, m Message, parentID, action string, index int) Reply {
+	return s.follow(ctx, m, parentID, action, index, 0)
+}
+
+// isJobRef reports whether an image argument names a job rather than a
+// file or a link: a job id, and on the console no file of that name.
+func (s *Service) isJobRef(ref string) bool {
+	if len(ref) != 16 || strings.Trim(strings.ToLower(ref), "abcdefghijklmnopqrstuvwxyz234567") != "" {
+		return false
+	}
+	if s.LocalFiles {
+		if _, err := os.Stat(ref); err == nil {
+			return false
+		}
+	}
+	return true
+}
+
+// follow is Follow with the upscale's --scale (0: the default).
+func (s *Service) follow(ctx context.Context, m Message, parentID, action string, index, scale int) Reply {
 	lang := m.User.Lang
 	parent, err := s.Engine.Job(ctx, parentID)
 	if err != nil {
@@ -45,7 +66,10 @@ func (s *Service) Follow(ctx context.Context, m Message, parentID, action string
 				req.Width, req.Height = 0, 0 // Normalize picks the default size
 			}
 		} else {
-			req = engine.Request{Kind: engine.KindUpscale, Scale: engine.DefaultScale, Seed: -1, Inputs: []engine.Input{in}}
+			if scale == 0 {
+				scale = engine.DefaultScale
+			}
+			req = engine.Request{Kind: engine.KindUpscale, Scale: scale, Seed: -1, Inputs: []engine.Input{in}}
 		}
 	default:
 		return s.fail(lang, engine.Errorf(engine.EINVALID, "Unknown button.", "未知按钮。"), "")

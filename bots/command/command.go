@@ -15,8 +15,10 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/picbot/picbot/engine"
+	"golang.org/x/text/width"
 )
 
 // Command is a parsed command line.
@@ -42,14 +44,14 @@ func (c *Command) IsJob() bool {
 }
 
 // Names lists the commands, in help order.
-var Names = []string{"draw", "anime", "upscale", "swapface", "quota", "jobs", "cancel", "models", "help", "start", "admin"}
+var Names = []string{"draw", "anime", "upscale", "swapface", "again", "vary", "quota", "jobs", "cancel", "models", "help", "start", "admin"}
 
 // usage is each command's synopsis.
 var usage = map[string][2]string{
 	"draw": {"/draw <prompt> [--size WxH] [--steps N] [--seed N] [--neg TEXT] [--model NAME] [--lora NAME] [--sampler NAME] [--cfg N] [--n N] [--image IMAGE]",
 		"/draw <提示词> [--size 宽x高] [--steps 步数] [--seed 种子] [--neg 反向提示词] [--model 模型] [--lora LoRA] [--sampler 采样器] [--cfg 引导系数] [--n 张数] [--image 参考图]"},
 	"anime":    {"/anime <image> [--style anime|sketch|pop]", "/anime <图片> [--style anime|sketch|pop]"},
-	"upscale":  {"/upscale <image> [--scale 2..4]", "/upscale <图片> [--scale 2..4]"},
+	"upscale":  {"/upscale <image or job id> [--scale N]", "/upscale <图片或任务编号> [--scale 倍数]"},
 	"swapface": {"/swapface <face image> <target image>", "/swapface <人脸图片> <目标图片>"},
 	"quota":    {"/quota", "/quota"},
 	"jobs":     {"/jobs", "/jobs"},
@@ -57,6 +59,8 @@ var usage = map[string][2]string{
 	"models":   {"/models", "/models"},
 	"help":     {"/help", "/help"},
 	"start":    {"/start", "/start"},
+	"again":    {"/again <job id>", "/again <任务编号>"},
+	"vary":     {"/vary <job id>", "/vary <任务编号>"},
 	"admin": {"/admin tier <user> <tier|default> · /admin quota <user> <n|default> · /admin ban|unban <user or chat> · /admin stats",
 		"/admin tier <用户> <等级|default> · /admin quota <用户> <数量|default> · /admin ban|unban <用户或群> · /admin stats"},
 }
@@ -83,14 +87,24 @@ func invalid(name, en, zh string, args ...any) *engine.Error {
 	return e
 }
 
-// IsCommand reports whether text looks like a command (starts with a slash).
+// IsCommand reports whether text looks like a command: it starts with a
+// slash, or the full-width solidus a Chinese input method types (／).
 func IsCommand(text string) bool {
-	return strings.HasPrefix(strings.TrimLeftFunc(text, unicode.IsSpace), "/")
+	t := strings.TrimLeftFunc(text, unicode.IsSpace)
+	return strings.HasPrefix(t, "/") || strings.HasPrefix(t, "／")
 }
 
-// Parse parses one command line.
-func Parse(line string) (*Command, error) {
+// Parse parses one command line, with the engine's default limits in its messages.
+func Parse(line string) (*Command, error) { return ParseLimits(line, engine.DefaultLimits()) }
+
+// ParseLimits parses one command line. lim is what the engine will allow:
+// the parser refuses what can never be right (a step count of 0, a size
+// that is not WxH) and names lim's ranges; upper bounds are the engine's to check.
+func ParseLimits(line string, lim engine.Limits) (*Command, error) {
 	line = strings.TrimSpace(line)
+	if strings.HasPrefix(line, "／") {
+		line = "/" + line[len("／"):]
+	}
 	if !strings.HasPrefix(line, "/") {
 		return nil, engine.Errorf(engine.EINVALID, "Commands start with a slash; try /help.", "命令以斜杠开头，试试 /help。")
 	}
@@ -101,7 +115,7 @@ func Parse(line string) (*Command, error) {
 	if len(toks) == 0 || toks[0] == "" {
 		return nil, engine.Errorf(engine.EINVALID, "Empty command; try /help.", "空命令，试试 /help。")
 	}
-	c := &Command{Name: strings.ToLower(toks[0])}
+	c := &Command{Name: strings.ToLower(width.Fold.String(toks[0]))}
 	if at := strings.IndexByte(c.Name, '@'); at >= 0 {
 		c.Name, c.Mention = c.Name[:at], c.Name[at+1:]
 	}
@@ -120,6 +134,9 @@ func Parse(line string) (*Command, error) {
 		t := toks[i]
 		name, value, hasValue, isFlag := splitFlag(t)
 		if !isFlag {
+			if f, ok := singleDash(t); ok && c.takes(f) {
+				return c, invalid(c.Name, "%q has one dash: did you mean --%s?", "%q 只有一个横线：是不是想写 --%s？", t, f)
+			}
 			words = append(words, t)
 			continue
 		}
@@ -130,7 +147,7 @@ func Parse(line string) (*Command, error) {
 			i++
 			value = toks[i]
 		}
-		if err := c.setFlag(name, value); err != nil {
+		if err := c.setFlag(name, value, lim); err != nil {
 			return c, err
 		}
 	}
@@ -166,27 +183,74 @@ func (c *Command) checkArgs() error {
 			return invalid(c.Name, "Which admin command?", "哪个管理命令？")
 		}
 		c.Args[0] = strings.ToLower(c.Args[0])
+	case "again", "vary":
+		if len(c.Args) != 1 {
+			return invalid(c.Name, "Which job? Give its id.", "哪个任务？请给出任务编号。")
+		}
 	case "quota", "jobs", "help", "start", "models":
 		// Extra words are harmless ("/help draw" shows everything).
 	}
 	return nil
 }
 
-// splitFlag recognises --name, --name=value, and the em dash a phone keyboard
-// makes of "--".
+// dashes are what people type for "-": the ASCII hyphen-minus, and what
+// phones and Chinese input methods make of it (en and em dashes, the
+// full-width and small hyphen-minus, Unicode hyphens and minus).
+const dashes = "-‐‑‒–—―−﹣－"
+
+// flagName folds a flag's name as typed (full-width letters, any case) to its ASCII form.
+func flagName(s string) string { return strings.ToLower(width.Fold.String(s)) }
+
+// splitFlag recognises --name and --name=value, and what keyboards make of
+// "--": an em or en dash (—size), two of them (——size, what a Chinese input
+// method types), full-width hyphens (－－size). One ASCII hyphen is not a
+// flag (see singleDash), nor is a dash before a digit.
 func splitFlag(t string) (name, value string, hasValue, ok bool) {
+	rest := strings.TrimLeft(t, dashes)
+	lead := t[:len(t)-len(rest)]
+	n := len([]rune(lead))
 	switch {
-	case strings.HasPrefix(t, "--") && len(t) > 2:
-		t = t[2:]
-	case strings.HasPrefix(t, "—") && len(t) > len("—"):
-		t = t[len("—"):]
-	default:
+	case rest == "" || n == 0 || n > 2:
+		return "", "", false, false
+	case lead == "-":
 		return "", "", false, false
 	}
-	if eq := strings.IndexByte(t, '='); eq >= 0 {
-		return strings.ToLower(t[:eq]), t[eq+1:], true, true
+	if r := []rune(width.Fold.String(rest))[0]; !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+		return "", "", false, false
 	}
-	return strings.ToLower(t), "", false, true
+	if eq := strings.IndexAny(rest, "=＝"); eq >= 0 {
+		_, size := utf8.DecodeRuneInString(rest[eq:])
+		return flagName(rest[:eq]), rest[eq+size:], true, true
+	}
+	return flagName(rest), "", false, true
+}
+
+// singleDash reports the flag name in "-size" (one ASCII hyphen, then letters).
+func singleDash(t string) (string, bool) {
+	if !strings.HasPrefix(t, "-") || strings.HasPrefix(t, "--") {
+		return "", false
+	}
+	name, _, _ := strings.Cut(t[1:], "=")
+	name = flagName(name)
+	if name == "" {
+		return "", false
+	}
+	for _, r := range name {
+		if r < 'a' || r > 'z' {
+			return "", false
+		}
+	}
+	return name, true
+}
+
+// takes reports whether the command has flag name.
+func (c *Command) takes(name string) bool {
+	for _, f := range flags[c.Name] {
+		if f == name {
+			return true
+		}
+	}
+	return false
 }
 
 // flags lists which commands take which flags.
@@ -196,19 +260,26 @@ var flags = map[string][]string{
 	"upscale": {"scale"},
 }
 
-func (c *Command) setFlag(name, value string) error {
-	known := false
-	for _, f := range flags[c.Name] {
-		known = known || f == name
-	}
-	if !known {
+func (c *Command) setFlag(name, value string, lim engine.Limits) error {
+	if !c.takes(name) {
 		return invalid(c.Name, "Unknown option --%s for /%s.", "/%[2]s 没有选项 --%[1]s。", name, c.Name)
 	}
 	r := &c.Request
+	typed := value
+	switch name {
+	case "neg", "negative", "image":
+	default:
+		// Numbers and names typed on a Chinese keyboard: full-width digits,
+		// letters and signs become ASCII.
+		value = width.Fold.String(value)
+		if r, size := utf8.DecodeRuneInString(value); r != '-' && strings.ContainsRune(dashes, r) {
+			value = "-" + value[size:] // "—1" for a random seed
+		}
+	}
 	num := func(min, max int) (int, error) {
 		n, err := strconv.Atoi(value)
-		if err != nil || n < min || n > max {
-			return 0, invalid(c.Name, "--%s must be a whole number from %d to %d, not %q.", "--%s 必须是 %d 到 %d 之间的整数，而不是 %q。", name, min, max, value)
+		if err != nil || n < min {
+			return 0, invalid(c.Name, "--%s must be a whole number from %d to %d, not %q.", "--%s 必须是 %d 到 %d 之间的整数，而不是 %q。", name, min, max, typed)
 		}
 		return n, nil
 	}
@@ -217,25 +288,25 @@ func (c *Command) setFlag(name, value string) error {
 	case "size":
 		r.Width, r.Height, err = parseSize(value)
 		if err != nil {
-			return invalid(c.Name, "--size takes WIDTHxHEIGHT, like 768x512, not %q.", "--size 的格式是 宽x高，例如 768x512，而不是 %q。", value)
+			return invalid(c.Name, "--size takes WIDTHxHEIGHT, like 768x512 (each side from %d to %d), not %q.", "--size 的格式是 宽x高，例如 768x512（每边 %d 到 %d），而不是 %q。", lim.MinSide, lim.MaxSide, typed)
 		}
 	case "steps":
-		r.Steps, err = num(1, 1000)
+		r.Steps, err = num(1, lim.MaxSteps)
 	case "n":
-		r.N, err = num(1, 100)
+		r.N, err = num(1, lim.MaxImages)
 	case "scale":
-		r.Scale, err = num(1, 16)
+		r.Scale, err = num(2, lim.MaxScale)
 	case "seed":
 		var n int64
 		n, err = strconv.ParseInt(value, 10, 64)
 		if err != nil || n < -1 || n > 1<<32-1 {
-			return invalid(c.Name, "--seed must be -1 (random) or a whole number from 0 to 4294967295, not %q.", "--seed 必须是 -1（随机）或 0 到 4294967295 之间的整数，而不是 %q。", value)
+			return invalid(c.Name, "--seed must be -1 (random) or a whole number from 0 to 4294967295, not %q.", "--seed 必须是 -1（随机）或 0 到 4294967295 之间的整数，而不是 %q。", typed)
 		}
 		r.Seed = n
 	case "cfg", "guidance":
 		r.Guidance, err = strconv.ParseFloat(value, 64)
-		if err != nil || r.Guidance <= 0 {
-			return invalid(c.Name, "--%s must be a number, like 7.5, not %q.", "--%s 必须是数字，例如 7.5，而不是 %q。", name, value)
+		if err != nil || !(r.Guidance >= 1) {
+			return invalid(c.Name, "--%s must be a number from 1 to %g, like 7.5, not %q.", "--%s 必须是 1 到 %g 之间的数，例如 7.5，而不是 %q。", name, lim.MaxGuidance, typed)
 		}
 	case "neg", "negative":
 		r.Negative = value
@@ -253,15 +324,23 @@ func (c *Command) setFlag(name, value string) error {
 	return err
 }
 
+// ParseSize reads a size as people type it: "768x512", "768×512",
+// "768*512", "768X512", and the full-width digits and "ｘ" of a Chinese
+// keyboard ("７６８ｘ５１２"). ok is false for anything else.
+func ParseSize(s string) (w, h int, ok bool) {
+	w, h, err := parseSize(width.Fold.String(strings.TrimSpace(s)))
+	return w, h, err == nil
+}
+
 // parseSize reads "768x512", "768×512", "768*512" or "768X512".
 func parseSize(s string) (int, int, error) {
-	s = strings.NewReplacer("×", "x", "*", "x", "X", "x").Replace(s)
+	s = strings.NewReplacer("×", "x", "*", "x", "X", "x", "✕", "x", "乘", "x").Replace(s)
 	ws, hs, ok := strings.Cut(s, "x")
 	if !ok {
 		return 0, 0, fmt.Errorf("no x")
 	}
-	w, err1 := strconv.Atoi(ws)
-	h, err2 := strconv.Atoi(hs)
+	w, err1 := strconv.Atoi(strings.TrimSpace(ws))
+	h, err2 := strconv.Atoi(strings.TrimSpace(hs))
 	if err1 != nil || err2 != nil || w <= 0 || h <= 0 {
 		return 0, 0, fmt.Errorf("bad size")
 	}
@@ -278,6 +357,13 @@ func tokenize(s string) ([]string, error) {
 		closer rune
 	)
 	for _, r := range s {
+		if isControl(r) {
+			if unicode.IsSpace(r) && closer == 0 {
+				r = ' ' // a tab or newline still separates words
+			} else {
+				continue
+			}
+		}
 		switch {
 		case closer != 0:
 			if r == closer {
@@ -306,4 +392,11 @@ func tokenize(s string) ([]string, error) {
 		toks = append(toks, cur.String())
 	}
 	return toks, nil
+}
+
+// isControl reports the characters stripped from a command: C0 and C1
+// controls (terminal escapes, NUL) and the bidirectional overrides that
+// make text read differently from what it is. Tabs and newlines separate words.
+func isControl(r rune) bool {
+	return unicode.Is(unicode.Cc, r) || r >= 0x202A && r <= 0x202E || r >= 0x2066 && r <= 0x2069
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/picbot/picbot/bots/chat"
 	"github.com/picbot/picbot/engine"
+	"golang.org/x/term"
 )
 
 // Platform is the console's platform name on jobs.
@@ -45,9 +46,17 @@ type Console struct {
 	User engine.UserRef
 	// Wait bounds how long Run waits at end of input for jobs to finish.
 	Wait time.Duration
+	// Term says In and Out are a terminal (see IsTerminal): a banner, a
+	// line editor with a prompt, and progress redrawn in place.
+	Term bool
+	// LogPath, if set, is where the log goes, for the banner.
+	LogPath string
 
 	mu      sync.Mutex
-	printed map[string]int // job → last progress decile printed
+	printed map[string]int    // job → last progress decile printed
+	term    *term.Terminal    // the line editor, when Term
+	status  map[string]string // at a terminal: job → its progress in the prompt
+	waiting bool              // input ended: the prompt only shows progress
 }
 
 var _ engine.Notifier = (*Console)(nil)
@@ -60,6 +69,9 @@ func Chat() engine.ChatRef {
 // Run reads commands until end of input or ctx ends. At end of input it
 // waits, up to Wait, for every console job to finish, then returns nil.
 func (c *Console) Run(ctx context.Context) error {
+	if c.Term {
+		return c.runTerm(ctx)
+	}
 	lines := make(chan string)
 	readErr := make(chan error, 1)
 	go func() {
@@ -91,14 +103,19 @@ func (c *Console) Run(ctx context.Context) error {
 				c.println(chat.T(c.User.Lang, "That line is too long (over %d MB); it was ignored.", "这一行太长（超过 %d MB），已忽略。", maxLine>>20))
 				continue
 			}
-			line = strings.TrimSpace(line)
-			if line == "" || strings.HasPrefix(line, "#") {
-				continue
-			}
-			reply := c.Service.Handle(ctx, chat.Message{User: c.User, Chat: Chat(), Text: line})
-			c.println(reply.Text)
+			c.handle(ctx, line)
 		}
 	}
+}
+
+// handle runs one line of input.
+func (c *Console) handle(ctx context.Context, line string) {
+	line = strings.TrimSpace(line)
+	if line == "" || strings.HasPrefix(line, "#") {
+		return
+	}
+	reply := c.Service.Handle(ctx, chat.Message{User: c.User, Chat: Chat(), Text: line})
+	c.println(reply.Text)
 }
 
 // maxLine bounds a command line. A longer one is skipped with a note, so
@@ -159,12 +176,29 @@ func (c *Console) drain(ctx context.Context) error {
 
 func (c *Console) println(s string) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	fmt.Fprintln(c.Out, s)
+	t := c.term
+	if t == nil {
+		defer c.mu.Unlock()
+		fmt.Fprintln(c.Out, s)
+		return
+	}
+	c.mu.Unlock()
+	_, _ = t.Write([]byte(s + "\n")) // above the prompt and what the user is typing
 }
 
-// Progress prints a line each time a job passes another tenth.
+// Progress prints a line each time a job passes another tenth; at a
+// terminal it redraws the job's progress in the prompt instead.
 func (c *Console) Progress(ctx context.Context, j *engine.Job, p engine.Progress) {
+	if c.Term {
+		c.mu.Lock()
+		if c.status == nil {
+			c.status = make(map[string]string)
+		}
+		c.status[j.ID] = shortStatus(j, p)
+		c.mu.Unlock()
+		c.redraw()
+		return
+	}
 	decile := int(p.Fraction * 10)
 	c.mu.Lock()
 	if c.printed == nil {
@@ -184,7 +218,12 @@ func (c *Console) Progress(ctx context.Context, j *engine.Job, p engine.Progress
 func (c *Console) Deliver(ctx context.Context, j *engine.Job) error {
 	c.mu.Lock()
 	delete(c.printed, j.ID)
+	_, shown := c.status[j.ID]
+	delete(c.status, j.ID)
 	c.mu.Unlock()
+	if shown {
+		defer c.redraw()
+	}
 	lang := c.User.Lang
 	if j.State != engine.StateSucceeded {
 		c.println(chat.Ended(j, lang))

@@ -333,17 +333,5 @@ func parse(d discordgo.ApplicationCommandInteractionData) (*command.Command, []*
 	return c, atts, nil
 }
 
-// parseSize reads "768x512" (or ×, X, *).
-func parseSize(s string) (int, int, bool) {
-	s = strings.NewReplacer("×", "x", "X", "x", "*", "x").Replace(s)
-	ws, hs, ok := strings.Cut(s, "x")
-	if !ok {
-		return 0, 0, false
-	}
-	w, err1 := strconv.Atoi(strings.TrimSpace(ws))
-	h, err2 := strconv.Atoi(strings.TrimSpace(hs))
-	if err1 != nil || err2 != nil || w <= 0 || h <= 0 {
-		return 0, 0, false
-	}
-	return w, h, true
-}
+// parseSize reads a size as the text grammar does, full-width digits included.
+func parseSize(s string) (int, int, bool) { return command.ParseSize(s) }

@@ -294,7 +294,7 @@ func TestEnded(t *testing.T) {
 	status := h.wait(10*time.Second, "status", is("sendMessage", "chat_id", "601", "text", "已排队"))
 	id := h.jobsOf("601")[0].ID
 	h.fake.AddUpdate(strings.Replace(strings.Replace(string(fixture(t, "private_draw_zh.json")), "/draw 一只红狐狸 --seed 7", "/cancel "+id, 1), `"message_id": 22`, `"message_id": 23`, 1))
-	h.wait(10*time.Second, "cancel reply", is("sendMessage", "reply_to_message_id", "23", "text", "正在取消"))
+	h.wait(10*time.Second, "cancel reply", is("sendMessage", "reply_to_message_id", "23", "text", "已取消。额度已退还"))
 	h.wait(10*time.Second, "ended", is("editMessageText", "message_id", strconv.Itoa(status.MessageID()), "text", "任务 "+id+" 已取消"))
 	waitState(t, h, id, engine.StateCancelled)
 	deadline := time.Now().Add(5 * time.Second)

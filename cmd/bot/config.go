@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/picbot/picbot/bots/chat"
 	"github.com/picbot/picbot/bots/discord"
 	"github.com/picbot/picbot/engine"
 	"github.com/picbot/picbot/engine/apispace"
@@ -83,6 +84,7 @@ type EngineConfig struct {
 	VendorTimeout    time.Duration       `yaml:"vendor_timeout"`
 	MaxDownload      int64               `yaml:"max_download"`
 	MaxInput         int64               `yaml:"max_input"`
+	MaxInputPixels   int64               `yaml:"max_input_pixels"`
 	ShutdownTimeout  time.Duration       `yaml:"shutdown_timeout"`
 	DeliveryAttempts int                 `yaml:"delivery_attempts"`
 	ProgressEvery    time.Duration       `yaml:"progress_every"`
@@ -132,6 +134,7 @@ func DefaultConfig() Config {
 			VendorTimeout:    d.VendorTimeout,
 			MaxDownload:      d.MaxDownload,
 			MaxInput:         20 << 20,
+			MaxInputPixels:   chat.DefaultMaxInputPixels,
 			ShutdownTimeout:  20 * time.Second,
 			DeliveryAttempts: d.DeliveryAttempts,
 			Routes:           routes,
@@ -440,6 +443,9 @@ func (c *Config) validateEngine(bad badFunc) {
 	}
 	if e.MaxInput <= 0 {
 		bad("engine.max_input", "must be more than 0 bytes, not %d", e.MaxInput)
+	}
+	if e.MaxInputPixels <= 0 {
+		bad("engine.max_input_pixels", "must be more than 0 pixels, not %d", e.MaxInputPixels)
 	}
 	if e.DeliveryAttempts < 1 {
 		bad("engine.delivery_attempts", "must be at least 1, not %d", e.DeliveryAttempts)

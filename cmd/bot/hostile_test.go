@@ -173,11 +173,11 @@ vendors:
 			{"LongNegative", "/draw a cat --neg " + strings.Repeat("x", 150), regexp.MustCompile(`^The negative prompt is too long: 150 characters`)},
 			{"SizeOffVendorRules", "/draw a cat --size 2048x2048", regexp.MustCompile(`^Zhiqite draws at most 1024x1024, each side a multiple of 8; 2048x2048 is not possible\.$`)},
 			{"SizeOffLimits", "/draw a cat --size 13x13", regexp.MustCompile(`^--size 13x13 is not allowed`)},
-			{"CfgNaN", "/draw a cat --cfg NaN", regexp.MustCompile(`^--cfg must be between 1 and 30\.$`)},
+			{"CfgNaN", "/draw a cat --cfg NaN", regexp.MustCompile(`^--cfg must be a number from 1 to 30, like 7\.5, not "NaN"\.$`)},
 			{"StepsOverflow", "/draw a cat --steps 99999999999999999999", regexp.MustCompile(`^--steps must be a whole number`)},
 			{"NotAnImage", "/upscale " + notes, regexp.MustCompile(`^Image 1: That file is not a picture \(PNG, JPEG, GIF or WebP\)\.$`)},
 			{"BrokenPNG", "/anime " + fakePNG, regexp.MustCompile(`^Image 1: The picture could not be read\.$`)},
-			{"HugeDimensions", "/anime " + huge, regexp.MustCompile(`^Image 1: The picture's dimensions \(100000x100000\) are too large\.$`)},
+			{"HugeDimensions", "/anime " + huge, regexp.MustCompile(`^Image 1: The picture's dimensions \(100000x100000\) are too large: at most 67108864 pixels\.$`)},
 			{"Loopback", "/anime " + link("127.0.0.1", "/fox.png"), private},
 			{"LocalhostName", "/anime " + link("localhost", "/fox.png"), private},
 			{"LoopbackV6", "/anime " + link("[::1]", "/fox.png"), private},
@@ -224,7 +224,7 @@ vendors:
 			{"EndlessStream", "/anime " + link("127.0.0.1", "/stream.png"), regexp.MustCompile(`^Image 1: The image is too large: more than 1 MB\.$`)},
 			{"BigContentLength", "/anime " + link("localhost", "/biglength.png"), regexp.MustCompile(`^Image 1: The image is too large: more than 1 MB\.$`)},
 			{"HTMLAsPNG", "/anime " + link("127.0.0.1", "/page.html"), regexp.MustCompile(`^Image 1: That file is not a picture`)},
-			{"HugeDimensions", "/anime " + link("127.0.0.1", "/huge.png"), regexp.MustCompile(`^Image 1: The picture's dimensions \(100000x100000\) are too large\.$`)},
+			{"HugeDimensions", "/anime " + link("127.0.0.1", "/huge.png"), regexp.MustCompile(`^Image 1: The picture's dimensions \(100000x100000\) are too large: at most 67108864 pixels\.$`)},
 			{"NotFound", "/anime " + link("127.0.0.1", "/missing.png"), regexp.MustCompile(`^Image 1: The image link answered 404\.$`)},
 		})
 		if d := time.Since(start); d > 10*time.Second {
@@ -272,7 +272,7 @@ func TestHostileTelegram(t *testing.T) {
 		{"/anime http://localhost:" + u.Port() + "/fox.png", "That link points to a private address"},
 		{"/anime http://169.254.169.254/latest/meta-data/", "That link points to a private address"},
 		{"/draw " + strings.Repeat("狐", 150), "The prompt is too long: 150 characters, at most 100."},
-		{"/draw a fox --cfg NaN", "--cfg must be between 1 and 30."},
+		{"/draw a fox --cfg NaN", `--cfg must be a number from 1 to 30, like 7.5, not "NaN".`},
 		{"/anime /etc/passwd", "is not an image link"},
 	} {
 		fake.AddUpdate(private(20+i, tc.text))

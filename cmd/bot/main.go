@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -90,13 +91,21 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return err
 	}
 	cfg := l.cfg
-	log := newLogger(cfg.Log, stderr)
+	logOut, logPath, closeLog, err := consoleLog(cfg, stdin, stdout, stderr)
+	if err != nil {
+		return err
+	}
+	defer closeLog()
+	log := newLogger(cfg.Log, logOut)
 	log = slog.New(newRedactor(log.Handler(), cfg.secrets()))
 	app, err := build(cfg, log, stdin, stdout)
 	if err != nil {
 		return err
 	}
 	app.loaded, app.terminal = l, stderr
+	if app.console != nil && logPath != "" {
+		app.console.Term, app.console.LogPath = true, logPath
+	}
 	return app.run(ctx)
 }
 
@@ -188,12 +197,13 @@ func build(cfg Config, log *slog.Logger, stdin io.Reader, stdout io.Writer) (*ap
 	}
 	a.engine = engine.New(ec, db, a.quota, a.blobs, a.notifiers, vendors...)
 	a.svc = &chat.Service{
-		Engine: a.engine, Quota: a.quota, Blobs: a.blobs, Log: log, MaxInput: cfg.Engine.MaxInput,
+		Engine: a.engine, Quota: a.quota, Blobs: a.blobs, Log: log, MaxInput: cfg.Engine.MaxInput, MaxInputPixels: cfg.Engine.MaxInputPixels,
 		Fetcher: fetch.New(fetch.Options{MaxBytes: cfg.Engine.MaxInput, Timeout: cfg.Fetch.Timeout, AllowPrivate: cfg.Fetch.AllowPrivate}),
 	}
 	a.models = &chat.Catalog{AllowAdult: cfg.Catalog.AllowAdult, Log: log}
 	for _, v := range vendors {
-		if c, ok := v.(engine.Cataloguer); ok {
+		// /models lists what --model can reach: the catalogues of /draw's vendors.
+		if c, ok := v.(engine.Cataloguer); ok && slices.Contains(cfg.Engine.Routes[string(engine.KindDraw)], v.Name()) {
 			a.models.Sources = append(a.models.Sources, c)
 		}
 	}
@@ -262,9 +272,9 @@ func (a *app) vendors() ([]engine.Vendor, error) {
 }
 
 func (a *app) newConsole(stdin io.Reader, stdout io.Writer) *console.Console {
-	lang := a.cfg.Console.Lang
+	lang := engine.Lang(a.cfg.Console.Lang)
 	if lang == "" {
-		lang = os.Getenv("LANG")
+		lang = console.EnvLang(os.Getenv)
 	}
 	svc := *a.svc
 	svc.LocalFiles = true // the console user is on this machine
@@ -272,7 +282,7 @@ func (a *app) newConsole(stdin io.Reader, stdout io.Writer) *console.Console {
 	return &console.Console{
 		In: stdin, Out: stdout, Service: &svc, Jobs: a.engine, Blobs: a.blobs,
 		OutDir: c.OutDir, Wait: c.Wait,
-		User: engine.UserRef{Platform: console.Platform, ID: c.User, Name: c.User, Lang: engine.ParseLang(lang)},
+		User: engine.UserRef{Platform: console.Platform, ID: c.User, Name: c.User, Lang: engine.ParseLang(string(lang))},
 	}
 }
 

@@ -60,7 +60,7 @@ func startBin(t *testing.T, bin, dir string, args ...string) *bot {
 	t.Helper()
 	b := &bot{cmd: exec.Command(bin, args...), lines: make(chan string, 1000), done: make(chan error, 1)}
 	b.cmd.Dir = dir
-	b.cmd.Env = append(os.Environ(), "LANG=C")
+	b.cmd.Env = append(os.Environ(), "LANG=C", "LC_ALL=", "LC_MESSAGES=") // the console takes its language from these
 	b.cmd.Stderr = &syncWriter{mu: &b.mu, w: &b.stderr}
 	var err error
 	if b.stdin, err = b.cmd.StdinPipe(); err != nil {

@@ -736,3 +736,14 @@ func badParams(msg string) bool {
 	return containsAny(msg, "参数", "不合法", "非法", "格式", "不支持", "过大", "超出", "超过",
 		"param", "invalid", "unsupported", "too large", "out of range")
 }
+
+// Choices implements engine.Chooser: the configured models, samplers and anime styles.
+func (v *Vendor) Choices(k engine.Kind) engine.Choices {
+	switch k {
+	case engine.KindDraw:
+		return engine.Choices{Models: slices.Clone(v.cfg.Models), Samplers: slices.Clone(v.cfg.Samplers), Ignores: []string{"lora"}}
+	case engine.KindAnime:
+		return engine.Choices{Styles: strings.Split(v.styleNames(), ", ")}
+	}
+	return engine.Choices{}
+}

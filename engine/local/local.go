@@ -17,9 +17,11 @@ import (
 	_ "image/jpeg"
 	"image/png"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/picbot/picbot/engine"
+	xdraw "golang.org/x/image/draw"
 	_ "golang.org/x/image/webp"
 )
 
@@ -117,8 +119,14 @@ func (r *Renderer) Render(ctx context.Context, req *engine.Request) ([][]byte, e
 		default:
 			return nil, engine.Errorf(engine.EINVALID, "Unknown kind %q.", "未知类型 %q。", req.Kind)
 		}
+		rgba, ok := img.(*image.RGBA)
+		if !ok || rgba.Bounds().Min != (image.Point{}) {
+			rgba = image.NewRGBA(image.Rect(0, 0, img.Bounds().Dx(), img.Bounds().Dy()))
+			xdraw.Draw(rgba, rgba.Bounds(), img, img.Bounds().Min, xdraw.Src)
+		}
+		label(rgba) // every kind says it is not AI, on the picture itself
 		var buf bytes.Buffer
-		if err := png.Encode(&buf, img); err != nil {
+		if err := png.Encode(&buf, rgba); err != nil {
 			return nil, fmt.Errorf("encode png: %w", err)
 		}
 		out = append(out, buf.Bytes())
@@ -137,4 +145,16 @@ func (r *Renderer) decode(key string) (image.Image, error) {
 		return nil, engine.Wrap(engine.EINVALID, err, "The picture could not be read.", "无法读取这张图片。")
 	}
 	return img, nil
+}
+
+// Choices implements engine.Chooser: the styles of /anime; /draw takes no
+// model, LoRA or sampler, and says so rather than pretend.
+func (r *Renderer) Choices(k engine.Kind) engine.Choices {
+	switch k {
+	case engine.KindAnime:
+		return engine.Choices{Styles: slices.Clone(styles)}
+	case engine.KindDraw:
+		return engine.Choices{Ignores: []string{"model", "lora", "sampler"}}
+	}
+	return engine.Choices{}
 }

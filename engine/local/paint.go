@@ -149,24 +149,74 @@ func draw(req *engine.Request, seed int64, inputs []image.Image) image.Image {
 			}
 		}
 	}
-	label(img, "picbot local renderer - not AI")
 	return img
 }
 
-// label writes text on a dark strip along the bottom edge.
-func label(img *image.RGBA, text string) {
+// notices are the "not AI" notice, longest first: label writes the longest
+// that fits the picture's width.
+var notices = []string{"picbot local renderer - not AI", "local renderer - not AI", "not AI"}
+
+// label writes the "not AI" notice on a dark strip along the bottom edge,
+// on every kind of result. The 7x13 font is scaled by whole steps with the
+// picture, so the notice stays readable on a 2048-pixel result; on a small
+// one it is shortened, down to "not AI" (42 pixels), and below that a
+// crossed-out box stands for it.
+func label(img *image.RGBA) {
 	b := img.Bounds()
-	strip := 16
-	for y := max(b.Max.Y-strip, 0); y < b.Max.Y; y++ {
-		for x := 0; x < b.Max.X; x++ {
-			blend(img, x, y, color.RGBA{0, 0, 0, 255}, 0.6)
+	w, h := b.Dx(), b.Dy()
+	scale := max(1, min(w/512, h/128))
+	const cw, ch, pad = 7, 13, 4 // basicfont.Face7x13's cell, and the margin
+	text := ""
+	for _, t := range notices {
+		if len(t)*cw*scale+2*pad*scale <= w {
+			text = t
+			break
 		}
 	}
-	if fit := (b.Dx() - 8) / 7; len(text) > fit {
-		text = text[:max(fit, 0)]
+	strip := min((ch+3)*scale, h)
+	for y := b.Max.Y - strip; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			blend(img, x, y, color.RGBA{0, 0, 0, 255}, 0.7)
+		}
 	}
-	d := font.Drawer{Dst: img, Src: image.White, Face: basicfont.Face7x13, Dot: fixed.P(4, b.Max.Y-4)}
+	if text == "" {
+		mark(img, strip)
+		return
+	}
+	glyphs := image.NewAlpha(image.Rect(0, 0, len(text)*cw, ch))
+	d := font.Drawer{Dst: glyphs, Src: image.Opaque, Face: basicfont.Face7x13, Dot: fixed.P(0, ch-2)}
 	d.DrawString(text)
+	x0, y0 := b.Min.X+pad*scale, b.Max.Y-strip+scale
+	for gy := 0; gy < ch; gy++ {
+		for gx := 0; gx < len(text)*cw; gx++ {
+			a := float64(glyphs.AlphaAt(gx, gy).A) / 255
+			if a == 0 {
+				continue
+			}
+			for dy := 0; dy < scale; dy++ {
+				for dx := 0; dx < scale; dx++ {
+					if x, y := x0+gx*scale+dx, y0+gy*scale+dy; x < b.Max.X && y < b.Max.Y {
+						blend(img, x, y, color.RGBA{255, 255, 255, 255}, a)
+					}
+				}
+			}
+		}
+	}
+}
+
+// mark draws a white box with a cross in the strip of a picture too
+// narrow for any text: the notice is in the caption beside it.
+func mark(img *image.RGBA, strip int) {
+	b := img.Bounds()
+	side := max(strip-2, 3)
+	x0, y0 := b.Min.X+1, b.Max.Y-strip+1
+	for i := 0; i < side; i++ {
+		for _, p := range []image.Point{{i, 0}, {i, side - 1}, {0, i}, {side - 1, i}, {i, i}, {side - 1 - i, i}} {
+			if x, y := x0+p.X, y0+p.Y; x < b.Max.X && y < b.Max.Y {
+				img.SetRGBA(x, y, color.RGBA{255, 255, 255, 255})
+			}
+		}
+	}
 }
 
 // Styles for /anime.

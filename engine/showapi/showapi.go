@@ -838,3 +838,11 @@ func cut(s string, n int) string {
 	}
 	return string([]rune(s)[:n]) + "…"
 }
+
+// Choices implements engine.Chooser: the schedulers /draw may name as --sampler.
+func (v *Vendor) Choices(k engine.Kind) engine.Choices {
+	if k == engine.KindDraw {
+		return engine.Choices{Samplers: slices.Clone(v.cfg.Schedulers)}
+	}
+	return engine.Choices{}
+}

@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -722,4 +723,13 @@ func (v *Vendor) forgetLost(id string) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	delete(v.lost, id)
+}
+
+// Choices implements engine.Chooser: the samplers of /draw (models and
+// LoRAs come from the catalogue).
+func (v *Vendor) Choices(k engine.Kind) engine.Choices {
+	if k == engine.KindDraw {
+		return engine.Choices{Samplers: slices.Clone(Samplers)}
+	}
+	return engine.Choices{}
 }
