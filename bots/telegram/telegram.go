@@ -69,6 +69,10 @@ type Config struct {
 	GroupEvery   time.Duration
 	// GlobalRate is how many messages a second the bot sends in all.
 	GlobalRate int
+	// PostLanes is how many result posts may be under way at once, each held
+	// with its note on the job (see postLanes): a crash repeats at most this
+	// many posts; more lanes, more uploads at a time.
+	PostLanes int
 	// HTTPClient calls the API; nil builds one with Proxy.
 	HTTPClient *http.Client
 	Logger     *slog.Logger
@@ -86,6 +90,7 @@ func DefaultConfig() Config {
 		PrivateEvery:  time.Second,
 		GroupEvery:    3 * time.Second,
 		GlobalRate:    30,
+		PostLanes:     1,
 	}
 }
 
@@ -166,6 +171,9 @@ func (c *Config) problems(bad func(key, format string, args ...any) error) []err
 	if c.PollTimeout < time.Second || c.PollTimeout > 10*time.Minute {
 		add("poll_timeout", "must be from 1s to 10m")
 	}
+	if c.PostLanes < 1 || c.PostLanes > maxPostLanes {
+		add("post_lanes", "must be from 1 to %d", maxPostLanes)
+	}
 	return errs
 }
 
@@ -195,6 +203,9 @@ func (c *Config) fill() {
 	}
 	if c.GlobalRate <= 0 {
 		c.GlobalRate = d.GlobalRate
+	}
+	if c.PostLanes == 0 {
+		c.PostLanes = d.PostLanes
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -241,6 +252,7 @@ type Bot struct {
 	settings Settings
 	log      *slog.Logger
 	flood    *flood
+	lanes    *postLanes
 	allowed  map[int64]bool
 	hookPath string
 
@@ -289,6 +301,7 @@ func newBot(cfg Config, api botAPI, d Deps) *Bot {
 		settings: d.Settings,
 		log:      cfg.Logger.With(slog.String("platform", Platform)),
 		flood:    newFlood(cfg),
+		lanes:    newPostLanes(cfg.PostLanes, cfg.Now),
 		ready:    make(chan struct{}),
 		states:   make(map[string]*jobState),
 		seen:     make(map[int]bool),

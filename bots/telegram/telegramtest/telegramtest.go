@@ -291,6 +291,16 @@ func (s *Server) WaitHeld(ctx context.Context, method string) error {
 	}
 }
 
+// Held is how many calls of method wait in a Hold now.
+func (s *Server) Held(method string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if h := s.holds[method]; h != nil {
+		return h.waiting
+	}
+	return 0
+}
+
 // held waits out a Hold on method, if there is one; false: answer 502.
 func (s *Server) held(ctx context.Context, method string) bool {
 	s.mu.Lock()
