@@ -233,11 +233,12 @@ const (
 )
 
 // crashOnePostPerKill asks for at most one duplicate post per kill in all,
-// not only one per job and kill (always checked). Today a kill amid the
-// posts of several jobs, posted side by side and each recorded after its
-// post, repeats each of them (seen: 13 duplicates in 11 kills, 5 in one):
-// the lead flips it when posts and their records no longer overlap.
-const crashOnePostPerKill = false
+// not only one per job and kill (always checked): a post and its record
+// hold one of the bot's post lanes (telegram.post_lanes, 1 by default), so
+// no two jobs' posts are made and unrecorded at once. Before the lanes, a
+// kill amid the posts of several jobs repeated each of them (seen: 13
+// duplicates in 11 kills, 5 in one).
+const crashOnePostPerKill = true
 
 // crashShowAPIBillFixed is flipped by the lead when the bot's record of
 // ShowAPI's billed calls matches the fake's count (issue 11, defect 6):
