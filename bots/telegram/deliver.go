@@ -376,7 +376,7 @@ func (b *Bot) postStep(ctx context.Context, j *engine.Job, to int64, i int, s st
 	}
 	wctx, cancel := context.WithCancel(ctx)
 	stop := context.AfterFunc(b.context(), cancel) // a shutdown ends a wait in line too
-	release, later := b.lanes.take(wctx, j.ID)
+	release, later := b.lanes.Take(wctx, j.ID)
 	stop()
 	cancel()
 	if release == nil {

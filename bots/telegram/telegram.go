@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/picbot/picbot/bots/chat"
+	"github.com/picbot/picbot/bots/postlane"
 	"github.com/picbot/picbot/engine"
 )
 
@@ -70,7 +71,7 @@ type Config struct {
 	// GlobalRate is how many messages a second the bot sends in all.
 	GlobalRate int
 	// PostLanes is how many result posts may be under way at once, each held
-	// with its note on the job (see postLanes): a crash repeats at most this
+	// with its note on the job (see package postlane): a crash repeats at most this
 	// many posts; more lanes, more uploads at a time.
 	PostLanes int
 	// HTTPClient calls the API; nil builds one with Proxy.
@@ -171,8 +172,8 @@ func (c *Config) problems(bad func(key, format string, args ...any) error) []err
 	if c.PollTimeout < time.Second || c.PollTimeout > 10*time.Minute {
 		add("poll_timeout", "must be from 1s to 10m")
 	}
-	if c.PostLanes < 1 || c.PostLanes > maxPostLanes {
-		add("post_lanes", "must be from 1 to %d", maxPostLanes)
+	if c.PostLanes < 1 || c.PostLanes > postlane.Max {
+		add("post_lanes", "must be from 1 to %d", postlane.Max)
 	}
 	return errs
 }
@@ -252,7 +253,7 @@ type Bot struct {
 	settings Settings
 	log      *slog.Logger
 	flood    *flood
-	lanes    *postLanes
+	lanes    *postlane.Lanes
 	allowed  map[int64]bool
 	hookPath string
 
@@ -301,7 +302,7 @@ func newBot(cfg Config, api botAPI, d Deps) *Bot {
 		settings: d.Settings,
 		log:      cfg.Logger.With(slog.String("platform", Platform)),
 		flood:    newFlood(cfg),
-		lanes:    newPostLanes(cfg.PostLanes, cfg.Now),
+		lanes:    postlane.New(cfg.PostLanes, cfg.Now),
 		ready:    make(chan struct{}),
 		states:   make(map[string]*jobState),
 		seen:     make(map[int]bool),

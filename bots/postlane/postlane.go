@@ -1,4 +1,7 @@
-package telegram
+// Package postlane bounds the result posts a platform adapter has made and
+// not yet recorded: a lane is held from a post's request to its record on
+// the job, so a crash repeats at most one post per lane.
+package postlane
 
 import (
 	"context"
@@ -6,26 +9,27 @@ import (
 	"time"
 )
 
-const (
-	maxPostLanes = 32 // the most telegram.post_lanes may be
+// Max is the most lanes a configuration may ask for.
+const Max = 32
 
+const (
 	// lineWait is the longest a delivery is expected to wait in line for a
 	// lane, beyond the first in line for each: more, and it is told to come
 	// back later instead. It is twice the engine's least wait after a Later
 	// (minLater), so the line does not run dry before those come back.
 	lineWait = 100 * time.Millisecond
 	// laneWait caps any wait in line, however long the posts ahead take
-	// (uploadTimeout at worst): past it the worker goes back to the engine.
-	laneWait = callTimeout
+	// (an upload's timeout at worst): past it the worker goes back to the engine.
+	laneWait = 30 * time.Second
 
 	// Bounds of the wait a delivery told to come back later is given.
 	minLaneRetry = 50 * time.Millisecond // the engine's own floor (minLater)
 	maxLaneRetry = 5 * time.Second
 )
 
-// postLanes bounds the result posts made and not yet recorded in this
-// process. A lane is held from a delivery step's request to its note on the
-// job (metaSent), so a crash repeats at most one post per lane, whatever the
+// Lanes bounds the result posts made and not yet recorded in this
+// process. A lane is held from a post's request to its record on the
+// job, so a crash repeats at most one post per lane, whatever the
 // number of jobs delivering at once. The price is throughput: N lanes allow
 // up to N duplicate posts per crash, and at most N uploads at a time.
 //
@@ -35,7 +39,7 @@ const (
 // told to come back later, after about the time the deliveries ahead of it
 // take, so that it does not spin. The line keeps the lanes busy while posts
 // are quick; when they are slow, at most N workers wait, one post each.
-type postLanes struct {
+type Lanes struct {
 	slots chan struct{} // one token per lane, held from a post's request to its record
 	now   func() time.Time
 
@@ -48,9 +52,10 @@ type postLanes struct {
 	told    map[string]told // deliveries told to come back
 }
 
-func newPostLanes(n int, now func() time.Time) *postLanes {
-	n = max(n, 1) // Check refuses less
-	return &postLanes{
+// New returns n lanes (at least one) timed by now.
+func New(n int, now func() time.Time) *Lanes {
+	n = max(n, 1) // configurations refuse less
+	return &Lanes{
 		slots:   make(chan struct{}, n),
 		now:     now,
 		n:       n,
@@ -59,11 +64,11 @@ func newPostLanes(n int, now func() time.Time) *postLanes {
 	}
 }
 
-// take takes a lane for job id's post: at once when one is free; else, if
+// Take takes a lane for job id's post: at once when one is free; else, if
 // it may wait in line, once a lane is, unless ctx or laneWait ends first.
 // It returns release, to call once the post is recorded (or did not go),
 // or, having taken nothing, how long to wait before trying again.
-func (l *postLanes) take(ctx context.Context, id string) (release func(), later time.Duration) {
+func (l *Lanes) Take(ctx context.Context, id string) (release func(), later time.Duration) {
 	select {
 	case l.slots <- struct{}{}:
 		return l.taken(id), 0
@@ -87,7 +92,7 @@ func (l *postLanes) take(ctx context.Context, id string) (release func(), later 
 // queue puts a delivery in line if it may wait there: it is first in line
 // for a lane, or the posts ahead of it, by the lanes' recent holds, should
 // take less than lineWait.
-func (l *postLanes) queue() bool {
+func (l *Lanes) queue() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.line >= l.n {
@@ -100,7 +105,7 @@ func (l *postLanes) queue() bool {
 	return true
 }
 
-func (l *postLanes) dequeue() {
+func (l *Lanes) dequeue() {
 	l.mu.Lock()
 	l.line--
 	l.mu.Unlock()
@@ -109,7 +114,7 @@ func (l *postLanes) dequeue() {
 // expected is how long a hold is expected to take: the recent average, or
 // longer when a hold under way has lasted longer (an upload that stalls);
 // 0 before any hold ended. Called with l.mu held.
-func (l *postLanes) expected() time.Duration {
+func (l *Lanes) expected() time.Duration {
 	if l.hold == 0 {
 		return 0
 	}
@@ -122,7 +127,7 @@ func (l *postLanes) expected() time.Duration {
 }
 
 // taken starts id's hold of a lane and returns its release.
-func (l *postLanes) taken(id string) func() {
+func (l *Lanes) taken(id string) func() {
 	l.mu.Lock()
 	delete(l.told, id)
 	l.seq++
@@ -151,7 +156,7 @@ func (l *postLanes) taken(id string) func() {
 // of those in line and of the deliveries told to wait before it (it keeps
 // its place among them), shared among the lanes, and its own. It counts
 // as waiting until a while after that.
-func (l *postLanes) retry(id string) time.Duration {
+func (l *Lanes) retry(id string) time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
