@@ -25,6 +25,7 @@ import (
 const (
 	metaTicket  = "discord"         // the ticket, as JSON
 	metaMessage = "discord.message" // the original response's message id
+	metaPosted  = "discord.posted"  // "1": the result (or the notice) is posted
 )
 
 // ticket is what posting a job's result needs, kept on the job so that
@@ -238,6 +239,11 @@ func (b *Bot) Deliver(ctx context.Context, j *engine.Job) error {
 	if lv.done {
 		return nil
 	}
+	if j.Meta[metaPosted] != "" {
+		// Posted and noted before a restart; the engine had not recorded it yet.
+		lv.done, lv.doneAt = true, b.now()
+		return nil
+	}
 	lang := b.lang(j, lv)
 	budget := b.cfg.MaxUpload
 	var err error
@@ -246,7 +252,7 @@ func (b *Bot) Deliver(ctx context.Context, j *engine.Job) error {
 		if m, err = b.compose(j, lang, budget); err != nil {
 			return err
 		}
-		if err = b.post(ctx, j, lv, m); err == nil || !tooLarge(err) {
+		if err = b.postNoted(ctx, j, lv, m); err == nil || !tooLarge(err) {
 			break
 		}
 		// Discord's limit here is lower than configured: shrink and try again.
@@ -263,6 +269,32 @@ func (b *Bot) Deliver(ctx context.Context, j *engine.Job) error {
 	// Kept a while, so a repeated call (the engine failed to record the
 	// delivery) does not post twice.
 	lv.done, lv.doneAt = true, b.now()
+	return nil
+}
+
+// postNoted posts m and notes it on the job, holding a post lane from the
+// request to the note, so that at most as many posts as there are lanes
+// are made and not recorded at once: a crash repeats at most that many (an
+// edit of the original response repeated shows nothing twice, but one
+// repeated after the token expired goes to the channel as a second copy).
+// A lane busy takes nothing and returns an *engine.Later.
+func (b *Bot) postNoted(ctx context.Context, j *engine.Job, lv *live, m *message) error {
+	wctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(b.base, cancel) // Run's end ends a wait in line too
+	release, later := b.lanes.Take(wctx, j.ID)
+	stop()
+	cancel()
+	if release == nil {
+		return &engine.Later{After: later}
+	}
+	defer release()
+	if err := b.post(ctx, j, lv, m); err != nil {
+		return err
+	}
+	if err := b.eng.Annotate(ctx, j.ID, metaPosted, "1"); err != nil {
+		// lv.done still keeps this process from posting it again.
+		b.log.Warn("note delivery", slog.String("job_id", j.ID), slog.Any("err", err))
+	}
 	return nil
 }
 

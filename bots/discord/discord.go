@@ -25,6 +25,7 @@ import (
 
 	"github.com/bwmarrin/discordgo"
 	"github.com/picbot/picbot/bots/chat"
+	"github.com/picbot/picbot/bots/postlane"
 	"github.com/picbot/picbot/engine"
 	"github.com/picbot/picbot/quota"
 )
@@ -77,6 +78,10 @@ type Config struct {
 	MaxInput int64
 	// ProgressEvery is the least time between two progress edits of one job.
 	ProgressEvery time.Duration
+	// PostLanes is how many results may be being posted at once, each held
+	// with its note on the job (see package postlane): a crash repeats at
+	// most this many posts; more lanes, more uploads at a time.
+	PostLanes int
 }
 
 func (c *Config) fill() {
@@ -103,6 +108,9 @@ func (c *Config) fill() {
 	}
 	if c.ProgressEvery <= 0 {
 		c.ProgressEvery = DefaultProgressEvery
+	}
+	if c.PostLanes <= 0 {
+		c.PostLanes = 1
 	}
 	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
 }
@@ -145,6 +153,7 @@ type Bot struct {
 	log     *slog.Logger
 	now     func() time.Time
 	edits   *quota.Keyed // progress edits per job
+	lanes   *postlane.Lanes
 
 	// base is the context of work that outlives a request; ended by Run's end.
 	base   context.Context
@@ -208,6 +217,7 @@ func newBot(cfg Config, d Deps, api rest) (*Bot, error) {
 		log:     d.Log.With(slog.String("platform", Platform)),
 		now:     d.Now,
 		edits:   quota.NewKeyed(cfg.ProgressEvery, 1, d.Now),
+		lanes:   postlane.New(cfg.PostLanes, d.Now),
 		base:    base, stop: stop,
 		byJob:         make(map[string]*live),
 		byInteraction: make(map[string]*live),

@@ -351,11 +351,8 @@ func (b *Bot) Deliver(ctx context.Context, j *engine.Job) error {
 
 	steps := plan(j)
 	for i := done; i < len(steps); i++ {
-		if err := b.deliverStep(ctx, j, chat64, steps[i]); err != nil {
-			return b.deliveryError(err)
-		}
-		if err := b.jobs.Annotate(ctx, j.ID, metaSent, strconv.Itoa(i+1)); err != nil {
-			return fmt.Errorf("note delivery step %d of job %s: %w", i+1, j.ID, err)
+		if err := b.postStep(ctx, j, chat64, i, steps[i]); err != nil {
+			return err
 		}
 	}
 	if status != 0 {
@@ -364,6 +361,43 @@ func (b *Bot) Deliver(ctx context.Context, j *engine.Job) error {
 		}
 	}
 	b.finish(j.ID, st)
+	return nil
+}
+
+// postStep posts step i of j's delivery and notes it on the job, holding a
+// post lane from the request to the note, so that at most as many posts as
+// there are lanes are made and not recorded. The chat's room is taken first:
+// a chat waiting for its flood limit holds no lane. A lane busy takes
+// nothing and returns an *engine.Later, like a chat with no room.
+func (b *Bot) postStep(ctx context.Context, j *engine.Job, to int64, i int, s step) error {
+	d, undo := b.flood.take(to, j.Chat.Private)
+	if d > 0 {
+		return &engine.Later{After: d}
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(b.context(), cancel) // a shutdown ends a wait in line too
+	release, later := b.lanes.Take(wctx, j.ID)
+	stop()
+	cancel()
+	if release == nil {
+		undo() // the room is not spent on a message that does not go
+		return &engine.Later{After: later}
+	}
+	defer release()
+	roomed := true
+	post := func(ctx context.Context, to int64, private bool, timeout time.Duration, build func() (tgbotapi.Chattable, func(), error)) (json.RawMessage, error) {
+		if roomed { // the step's first request, for which the room is taken
+			roomed = false
+			return b.sendRoomed(ctx, to, timeout, build)
+		}
+		return b.send(ctx, to, private, timeout, build) // a fallback: room of its own
+	}
+	if err := b.deliverStep(ctx, j, to, s, post); err != nil {
+		return b.deliveryError(err)
+	}
+	if err := b.jobs.Annotate(ctx, j.ID, metaSent, strconv.Itoa(i+1)); err != nil {
+		return fmt.Errorf("note delivery step %d of job %s: %w", i+1, j.ID, err)
+	}
 	return nil
 }
 
@@ -535,8 +569,8 @@ func caption(j *engine.Job) string {
 	return cut(chat.Caption(j, j.Owner.Lang, maxCaption), maxCaption)
 }
 
-// deliverStep sends one step.
-func (b *Bot) deliverStep(ctx context.Context, j *engine.Job, to int64, s step) error {
+// deliverStep sends one step, each request by post.
+func (b *Bot) deliverStep(ctx context.Context, j *engine.Job, to int64, s step, post poster) error {
 	lang := j.Owner.Lang
 	private := j.Chat.Private
 	reply := replyTo(j.Chat)
@@ -550,7 +584,7 @@ func (b *Bot) deliverStep(ctx context.Context, j *engine.Job, to int64, s step) 
 		if s.buttons {
 			kb = resultKeyboard(j, lang, s.results[0], true)
 		}
-		err := b.sendFile(ctx, b.send, j, to, private, reply, s.results[0], true, text, kb)
+		err := b.sendFile(ctx, post, j, to, private, reply, s.results[0], true, text, kb)
 		if err == nil || !isBadRequest(err) {
 			return err
 		}
@@ -562,22 +596,22 @@ func (b *Bot) deliverStep(ctx context.Context, j *engine.Job, to int64, s step) 
 		if s.buttons {
 			kb = resultKeyboard(j, lang, s.results[0], false)
 		}
-		return b.sendFile(ctx, b.send, j, to, private, reply, s.results[0], false, text, kb)
+		return b.sendFile(ctx, post, j, to, private, reply, s.results[0], false, text, kb)
 	case stepPhotoAlbum:
-		err := b.sendAlbum(ctx, b.send, j, to, private, reply, s.results, true, text)
+		err := b.sendAlbum(ctx, post, j, to, private, reply, s.results, true, text)
 		if err == nil || !isBadRequest(err) {
 			return err
 		}
 		b.log.Warn("photo album refused; sending documents", slog.String("job_id", j.ID), slog.Any("err", err))
-		return b.sendAlbum(ctx, b.send, j, to, private, reply, s.results, false, text)
+		return b.sendAlbum(ctx, post, j, to, private, reply, s.results, false, text)
 	case stepDocumentAlbum:
-		return b.sendAlbum(ctx, b.send, j, to, private, reply, s.results, false, text)
+		return b.sendAlbum(ctx, post, j, to, private, reply, s.results, false, text)
 	case stepButtons:
 		body := chat.T(lang, "#%s · %d pictures. 🎨 n: a variation of picture n; 🔍 n: upscale it.", "#%s · %d 张图片。🎨 n：第 n 张的变体；🔍 n：放大第 n 张。", j.ID, len(j.Results))
 		if len(j.Results) == 0 {
 			body = caption(j)
 		}
-		_, err := b.sendText(ctx, b.send, to, private, reply, body, albumKeyboard(j, lang))
+		_, err := b.sendText(ctx, post, to, private, reply, body, albumKeyboard(j, lang))
 		return err
 	}
 	return fmt.Errorf("unknown delivery step %d", s.kind)

@@ -99,18 +99,26 @@ func (f *flood) wait(ctx context.Context, to int64, private bool) error {
 // how long until there is some: the chat's 429 pause, its own limit, the
 // bot's global one.
 func (f *flood) room(to int64, private bool) time.Duration {
+	d, _ := f.take(to, private)
+	return d
+}
+
+// take is room that, when it takes room, also returns undo, which gives it
+// back: for a message that, after all, does not go (its post lane is busy).
+func (f *flood) take(to int64, private bool) (time.Duration, func()) {
 	if d := f.pausedFor(to); d > 0 {
-		return d
+		return d, nil
 	}
-	d, undo := f.limiter(private).Reserve(strconv.FormatInt(to, 10))
+	d, undoChat := f.limiter(private).Reserve(strconv.FormatInt(to, 10))
 	if d > 0 {
-		return d
+		return d, nil
 	}
-	if d, _ := f.global.Reserve("all"); d > 0 {
-		undo() // the chat's token is not spent on a message that does not go
-		return d
+	d, undoAll := f.global.Reserve("all")
+	if d > 0 {
+		undoChat() // the chat's token is not spent on a message that does not go
+		return d, nil
 	}
-	return 0
+	return 0, func() { undoAll(); undoChat() }
 }
 
 // try takes room for a message to chat to, if there is some now: for progress
@@ -214,6 +222,11 @@ func (b *Bot) send(ctx context.Context, to int64, private bool, timeout time.Dur
 	if d := b.flood.room(to, private); d > 0 {
 		return nil, &engine.Later{After: d}
 	}
+	return b.sendRoomed(ctx, to, timeout, build)
+}
+
+// sendRoomed is send once the chat's room is taken.
+func (b *Bot) sendRoomed(ctx context.Context, to int64, timeout time.Duration, build func() (tgbotapi.Chattable, func(), error)) (json.RawMessage, error) {
 	raw, d, err := b.once(ctx, to, timeout, build)
 	if d > 0 {
 		b.log.Warn("flood control: delivery later", slog.Int64("chat_id", to), slog.Duration("retry_after", d))

@@ -35,7 +35,7 @@ const (
 // harness is the bot wired as cmd/bot wires it (store, quota, engine with
 // the local renderer, chat service) against a fake Bot API server.
 type harness struct {
-	t      *testing.T
+	t      testing.TB
 	dir    string
 	fake   *telegramtest.Server
 	cfg    Config
@@ -66,7 +66,7 @@ func withConfig(f func(*Config)) harnessOption {
 }
 
 // newHarness starts the bot on dir (a new one if empty) against fake (a new one if nil).
-func newHarness(t *testing.T, dir string, fake *telegramtest.Server, opts ...harnessOption) *harness {
+func newHarness(t testing.TB, dir string, fake *telegramtest.Server, opts ...harnessOption) *harness {
 	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
@@ -236,7 +236,7 @@ func dump(calls []telegramtest.Call) string {
 }
 
 // testPNG is a small picture a user might send.
-func testPNG(t *testing.T, w, h int, c color.Color) []byte {
+func testPNG(t testing.TB, w, h int, c color.Color) []byte {
 	t.Helper()
 	img := image.NewNRGBA(image.Rect(0, 0, w, h))
 	for y := range h {

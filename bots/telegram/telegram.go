@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/picbot/picbot/bots/chat"
+	"github.com/picbot/picbot/bots/postlane"
 	"github.com/picbot/picbot/engine"
 )
 
@@ -69,6 +70,10 @@ type Config struct {
 	GroupEvery   time.Duration
 	// GlobalRate is how many messages a second the bot sends in all.
 	GlobalRate int
+	// PostLanes is how many result posts may be under way at once, each held
+	// with its note on the job (see package postlane): a crash repeats at most this
+	// many posts; more lanes, more uploads at a time.
+	PostLanes int
 	// HTTPClient calls the API; nil builds one with Proxy.
 	HTTPClient *http.Client
 	Logger     *slog.Logger
@@ -86,6 +91,7 @@ func DefaultConfig() Config {
 		PrivateEvery:  time.Second,
 		GroupEvery:    3 * time.Second,
 		GlobalRate:    30,
+		PostLanes:     1,
 	}
 }
 
@@ -166,6 +172,9 @@ func (c *Config) problems(bad func(key, format string, args ...any) error) []err
 	if c.PollTimeout < time.Second || c.PollTimeout > 10*time.Minute {
 		add("poll_timeout", "must be from 1s to 10m")
 	}
+	if c.PostLanes < 1 || c.PostLanes > postlane.Max {
+		add("post_lanes", "must be from 1 to %d", postlane.Max)
+	}
 	return errs
 }
 
@@ -195,6 +204,9 @@ func (c *Config) fill() {
 	}
 	if c.GlobalRate <= 0 {
 		c.GlobalRate = d.GlobalRate
+	}
+	if c.PostLanes == 0 {
+		c.PostLanes = d.PostLanes
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -241,6 +253,7 @@ type Bot struct {
 	settings Settings
 	log      *slog.Logger
 	flood    *flood
+	lanes    *postlane.Lanes
 	allowed  map[int64]bool
 	hookPath string
 
@@ -289,6 +302,7 @@ func newBot(cfg Config, api botAPI, d Deps) *Bot {
 		settings: d.Settings,
 		log:      cfg.Logger.With(slog.String("platform", Platform)),
 		flood:    newFlood(cfg),
+		lanes:    postlane.New(cfg.PostLanes, cfg.Now),
 		ready:    make(chan struct{}),
 		states:   make(map[string]*jobState),
 		seen:     make(map[int]bool),

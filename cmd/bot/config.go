@@ -153,7 +153,7 @@ func DefaultConfig() Config {
 		Telegram: defaultTelegramConfig(),
 		Discord: DiscordConfig{
 			Mode: discord.ModeGateway, ButtonUsers: discord.ButtonsAuthor, MaxUploadBytes: discord.DefaultMaxUpload,
-			TokenLifetime: discord.DefaultTokenLifetime, InteractionsPath: discord.DefaultInteractionsPath,
+			TokenLifetime: discord.DefaultTokenLifetime, InteractionsPath: discord.DefaultInteractionsPath, PostLanes: 1,
 		},
 	}
 }

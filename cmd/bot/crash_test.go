@@ -276,12 +276,13 @@ const (
 	crashBilledSlackToday = 6.0
 )
 
-// crashOnePostPerKill asks for at most one duplicate post per kill in all,
-// not only one per job and kill (always checked). Today a kill amid the
-// posts of several jobs, posted side by side and each recorded after its
-// post, repeats each of them (seen: 13 duplicates in 11 kills, 5 in one):
-// the lead flips it when posts and their records no longer overlap.
-const crashOnePostPerKill = false
+// crashOnePostPerKill asks for at most one duplicate post per kill, in all
+// and from any one kill, not only one per job and kill (always checked):
+// a post and its record hold one of the bot's post lanes
+// (telegram.post_lanes, 1 by default), so no two jobs' posts are made and
+// unrecorded at once. Before the lanes, a kill amid the posts of several
+// jobs repeated each of them (seen: 13 duplicates in 11 kills, 5 in one).
+const crashOnePostPerKill = true
 
 // crashShowAPIBillFixed is flipped by the lead when the bot's record of
 // ShowAPI's billed calls matches the fake's count (issue 11, defect 6):
@@ -2121,6 +2122,9 @@ func (r *crashRun) check(res *crashResult, phases []crashPhase, hit map[crashPha
 	// each vendor's bound per kill in its submit window.
 	if crashOnePostPerKill && res.duplicatePosts > len(r.kills) {
 		r.violation("%d duplicate posts in %d kills: more than one per kill", res.duplicatePosts, len(r.kills))
+	}
+	if crashOnePostPerKill && res.maxDuplicates > 1 {
+		r.violation("%d duplicate posts from one kill: more than one post made and not recorded at once", res.maxDuplicates)
 	}
 	for _, v := range []string{"zhiqite", "apispace", "showapi", crashForgotten} {
 		window := res.windowByVendor[strings.TrimSuffix(v, "-forgotten")]

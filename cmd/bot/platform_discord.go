@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/picbot/picbot/bots/discord"
+	"github.com/picbot/picbot/bots/postlane"
 )
 
 // DiscordConfig configures the Discord adapter (bots/discord). Its keys sit
@@ -30,6 +31,9 @@ type DiscordConfig struct {
 	MaxUploadBytes   int64         `yaml:"max_upload_bytes"`  // images per message; default 10 MiB
 	TokenLifetime    time.Duration `yaml:"token_lifetime"`    // default 15m, Discord's
 	InteractionsPath string        `yaml:"interactions_path"` // default /discord/interactions
+	// PostLanes is how many results may be being posted at once: a crash
+	// repeats at most this many; more lanes, more uploads in parallel.
+	PostLanes int `yaml:"post_lanes"`
 }
 
 // envFields maps PICBOT_DISCORD_* variables to settings.
@@ -97,6 +101,9 @@ func (c *DiscordConfig) validate(bad badFunc) {
 	if c.TokenLifetime < 0 || c.TokenLifetime > discord.DefaultTokenLifetime {
 		bad("token_lifetime", "must be between 0 (default) and %s, Discord's lifetime", discord.DefaultTokenLifetime)
 	}
+	if c.PostLanes < 0 || c.PostLanes > postlane.Max {
+		bad("post_lanes", "must be from 1 to %d, or 0 for the default 1", postlane.Max)
+	}
 	if c.InteractionsPath != "" && (!strings.HasPrefix(c.InteractionsPath, "/") || strings.ContainsAny(c.InteractionsPath, " {}")) {
 		bad("interactions_path", "must be a path starting with /, not %q", c.InteractionsPath)
 	}
@@ -119,6 +126,7 @@ func (a *app) newDiscord(c DiscordConfig) (platform, error) {
 		MaxUpload:        c.MaxUploadBytes,
 		TokenLifetime:    c.TokenLifetime,
 		InteractionsPath: c.InteractionsPath,
+		PostLanes:        c.PostLanes,
 		PublicURL:        a.cfg.HTTP.PublicURL,
 		Limits:           a.engine.Limits(),
 		MaxInput:         a.cfg.Engine.MaxInput,

@@ -207,8 +207,8 @@ func TestDiscordConfig(t *testing.T) {
 		want []string
 	}{
 		{"Missing", "discord:\n  enabled: true\n  mode: http\n", []string{"discord.token", "discord.application_id", "discord.public_key"}},
-		{"BadValues", "discord:\n  enabled: true\n  token: x\n  application_id: \"12\"\n  mode: websocket\n  button_users: admins\n  guild_ids: [abc]\n  token_lifetime: 1h\n  api_base: ftp://x\n  interactions_path: nope\n",
-			[]string{"discord.mode", "discord.button_users", "discord.guild_ids", "discord.token_lifetime", "discord.api_base", "discord.interactions_path"}},
+		{"BadValues", "discord:\n  enabled: true\n  token: x\n  application_id: \"12\"\n  mode: websocket\n  button_users: admins\n  guild_ids: [abc]\n  token_lifetime: 1h\n  api_base: ftp://x\n  interactions_path: nope\n  post_lanes: 33\n",
+			[]string{"discord.mode", "discord.button_users", "discord.guild_ids", "discord.token_lifetime", "discord.api_base", "discord.interactions_path", "discord.post_lanes"}},
 		{"HTTPNeedsListen", "discord:\n  enabled: true\n  token: x\n  application_id: \"12\"\n  mode: http\n  public_key: " + strings.Repeat("ab", 32) + "\n", []string{"http.listen: must be set for discord.mode http"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -25,6 +25,9 @@ type TelegramConfig struct {
 	AllowedChats  []int64       `yaml:"allowed_chats"`
 	MaxPhotoBytes int64         `yaml:"max_photo_bytes"` // largest photo a user may send
 	PollTimeout   time.Duration `yaml:"poll_timeout"`    // getUpdates long-poll timeout
+	// PostLanes is how many result posts may be under way at once: a crash
+	// repeats at most this many; more lanes, more uploads in parallel.
+	PostLanes int `yaml:"post_lanes"`
 }
 
 // defaultTelegramConfig is the adapter's defaults as configuration.
@@ -35,6 +38,7 @@ func defaultTelegramConfig() TelegramConfig {
 		APIEndpoint:   d.APIEndpoint,
 		MaxPhotoBytes: d.MaxPhotoBytes,
 		PollTimeout:   d.PollTimeout,
+		PostLanes:     d.PostLanes,
 	}
 }
 
@@ -69,6 +73,7 @@ func (c *TelegramConfig) adapterConfig() telegram.Config {
 		AllowedChats:  c.AllowedChats,
 		MaxPhotoBytes: c.MaxPhotoBytes,
 		PollTimeout:   c.PollTimeout,
+		PostLanes:     c.PostLanes,
 	}
 }
 

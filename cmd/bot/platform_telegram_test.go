@@ -252,6 +252,8 @@ func TestTelegramConfig(t *testing.T) {
 			"telegram:\n  enabled: true\n  token: 1:a\n  max_photo_bytes: -5\n":                                                    "telegram.max_photo_bytes",
 			"telegram:\n  enabled: true\n  token: 1:a\n  poll_timeout: 1ms\n":                                                      "telegram.poll_timeout",
 			"telegram:\n  enabled: true\n  token: 1:a\n  webhook_secret: 'a b'\n":                                                  "telegram.webhook_secret",
+			"telegram:\n  enabled: true\n  token: 1:a\n  post_lanes: -1\n":                                                         "telegram.post_lanes",
+			"telegram:\n  enabled: true\n  token: 1:a\n  post_lanes: 33\n":                                                         "telegram.post_lanes",
 			"telegram:\n  enabled: true\n  token: 1:a\n  mode: webhook\n  webhook_url: https://x.example/h\n  webhook_secret: s\n": "",
 		} {
 			path := filepath.Join(t.TempDir(), "c.yaml")
@@ -320,4 +322,8 @@ telegram:
   allowed_chats: []    # when set, only these chat ids are served, e.g. [-1001234567890]
   max_photo_bytes: 20971520 # largest photo a user may send (20 MiB, getFile's limit)
   poll_timeout: 50s    # getUpdates long-poll timeout
+  # Result posts under way at once, each held with its record on the job:
+  # a crash repeats at most post_lanes posts (1: at most one per crash), and
+  # at most post_lanes uploads go in parallel (1 to 32).
+  post_lanes: 1
 `

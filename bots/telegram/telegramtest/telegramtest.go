@@ -65,6 +65,7 @@ type Server struct {
 	webhook     Webhook
 	hideSizes   bool
 	holds       map[string]*hold
+	latency     map[string]time.Duration
 }
 
 // hold keeps calls of a method waiting; see Hold.
@@ -291,6 +292,27 @@ func (s *Server) WaitHeld(ctx context.Context, method string) error {
 	}
 }
 
+// Latency makes every call of method take d before it is answered, as an
+// upload over a real network does.
+func (s *Server) Latency(method string, d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.latency == nil {
+		s.latency = make(map[string]time.Duration)
+	}
+	s.latency[method] = d
+}
+
+// Held is how many calls of method wait in a Hold now.
+func (s *Server) Held(method string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if h := s.holds[method]; h != nil {
+		return h.waiting
+	}
+	return 0
+}
+
 // held waits out a Hold on method, if there is one; false: answer 502.
 func (s *Server) held(ctx context.Context, method string) bool {
 	s.mu.Lock()
@@ -482,6 +504,19 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if !s.held(r.Context(), method) {
 		writeError(w, &apiError{status: http.StatusBadGateway, desc: "Bad Gateway"})
 		return
+	}
+	s.mu.Lock()
+	d := s.latency[method]
+	s.mu.Unlock()
+	if d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			writeError(w, &apiError{status: http.StatusBadGateway, desc: "Bad Gateway"})
+			return
+		}
 	}
 	call := Call{Method: method, Params: params, Files: files, At: time.Now()}
 	var (

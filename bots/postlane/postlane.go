@@ -1,0 +1,189 @@
+// Package postlane bounds the result posts a platform adapter has made and
+// not yet recorded: a lane is held from a post's request to its record on
+// the job, so a crash repeats at most one post per lane.
+package postlane
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// Max is the most lanes a configuration may ask for.
+const Max = 32
+
+const (
+	// lineWait is the longest a delivery is expected to wait in line for a
+	// lane, beyond the first in line for each: more, and it is told to come
+	// back later instead. It is twice the engine's least wait after a Later
+	// (minLater), so the line does not run dry before those come back.
+	lineWait = 100 * time.Millisecond
+	// laneWait caps any wait in line, however long the posts ahead take
+	// (an upload's timeout at worst): past it the worker goes back to the engine.
+	laneWait = 30 * time.Second
+
+	// Bounds of the wait a delivery told to come back later is given.
+	minLaneRetry = 50 * time.Millisecond // the engine's own floor (minLater)
+	maxLaneRetry = 5 * time.Second
+)
+
+// Lanes bounds the result posts made and not yet recorded in this
+// process. A lane is held from a post's request to its record on the
+// job, so a crash repeats at most one post per lane, whatever the
+// number of jobs delivering at once. The price is throughput: N lanes allow
+// up to N duplicate posts per crash, and at most N uploads at a time.
+//
+// An engine worker does not sleep on a busy lane for long. A delivery waits
+// in line (with its context) only when it is first in line for a lane, or
+// when the posts ahead of it should take less than lineWait; any other is
+// told to come back later, after about the time the deliveries ahead of it
+// take, so that it does not spin. The line keeps the lanes busy while posts
+// are quick; when they are slow, at most N workers wait, one post each.
+type Lanes struct {
+	slots chan struct{} // one token per lane, held from a post's request to its record
+	now   func() time.Time
+
+	mu      sync.Mutex
+	n       int                  // lanes
+	hold    time.Duration        // moving average of a lane's hold: one post and its record; 0: none yet
+	holders map[uint64]time.Time // holds under way → their start
+	seq     uint64
+	line    int             // deliveries waiting in line
+	told    map[string]told // deliveries told to come back
+}
+
+// New returns n lanes (at least one) timed by now.
+func New(n int, now func() time.Time) *Lanes {
+	n = max(n, 1) // configurations refuse less
+	return &Lanes{
+		slots:   make(chan struct{}, n),
+		now:     now,
+		n:       n,
+		holders: make(map[uint64]time.Time),
+		told:    make(map[string]told),
+	}
+}
+
+// Take takes a lane for job id's post: at once when one is free; else, if
+// it may wait in line, once a lane is, unless ctx or laneWait ends first.
+// It returns release, to call once the post is recorded (or did not go),
+// or, having taken nothing, how long to wait before trying again.
+func (l *Lanes) Take(ctx context.Context, id string) (release func(), later time.Duration) {
+	select {
+	case l.slots <- struct{}{}:
+		return l.taken(id), 0
+	default:
+	}
+	if !l.queue() {
+		return nil, l.retry(id)
+	}
+	t := time.NewTimer(laneWait)
+	defer t.Stop()
+	defer l.dequeue()
+	select {
+	case l.slots <- struct{}{}:
+		return l.taken(id), 0
+	case <-ctx.Done():
+	case <-t.C:
+	}
+	return nil, l.retry(id)
+}
+
+// queue puts a delivery in line if it may wait there: it is first in line
+// for a lane, or the posts ahead of it, by the lanes' recent holds, should
+// take less than lineWait.
+func (l *Lanes) queue() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.line >= l.n {
+		h := l.expected()
+		if h == 0 || time.Duration(l.line/l.n+1)*h > lineWait {
+			return false
+		}
+	}
+	l.line++
+	return true
+}
+
+func (l *Lanes) dequeue() {
+	l.mu.Lock()
+	l.line--
+	l.mu.Unlock()
+}
+
+// expected is how long a hold is expected to take: the recent average, or
+// longer when a hold under way has lasted longer (an upload that stalls);
+// 0 before any hold ended. Called with l.mu held.
+func (l *Lanes) expected() time.Duration {
+	if l.hold == 0 {
+		return 0
+	}
+	h := l.hold
+	now := l.now()
+	for _, start := range l.holders {
+		h = max(h, now.Sub(start))
+	}
+	return h
+}
+
+// taken starts id's hold of a lane and returns its release.
+func (l *Lanes) taken(id string) func() {
+	l.mu.Lock()
+	delete(l.told, id)
+	l.seq++
+	key, start := l.seq, l.now()
+	l.holders[key] = start
+	l.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			l.mu.Lock()
+			d := l.now().Sub(start)
+			if l.hold == 0 {
+				l.hold = d
+			} else {
+				l.hold += (d - l.hold) / 8
+			}
+			l.hold = max(l.hold, time.Microsecond) // 0 means none yet
+			delete(l.holders, key)
+			l.mu.Unlock()
+			<-l.slots
+		})
+	}
+}
+
+// retry is when delivery id should try for a lane again: after the posts
+// of those in line and of the deliveries told to wait before it (it keeps
+// its place among them), shared among the lanes, and its own. It counts
+// as waiting until a while after that.
+func (l *Lanes) retry(id string) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	me, ok := l.told[id]
+	if !ok || !me.until.After(now) {
+		l.seq++
+		me.place = l.seq
+	}
+	ahead := l.line
+	for k, t := range l.told {
+		switch {
+		case !t.until.After(now):
+			delete(l.told, k) // gone: delivered elsewhere, failed, or shut down
+		case t.place < me.place:
+			ahead++
+		}
+	}
+	d := l.expected() * time.Duration(ahead/l.n+1)
+	d = min(max(d, minLaneRetry), maxLaneRetry)
+	me.until = now.Add(d + d/2 + minLaneRetry)
+	l.told[id] = me
+	return d
+}
+
+// told is a delivery told to come back later: its place among those, and
+// until when it counts as waiting.
+type told struct {
+	place uint64
+	until time.Time
+}
