@@ -152,8 +152,8 @@ type liveJob struct {
 	stepping bool // a step of this job is under way
 	again    bool // the job was made due during that step: step it once more
 	platform string
-	polls    int // polls since this process took the job on
-	fetches  int // failed downloads since then
+	polls    int // polls of the current task (Job.Polls as stored), or failed submissions
+	fetches  int // failed downloads since this process took the job on
 	lastPct  float64
 	// deliveryStarted: the bot-added latency was reported for this job.
 	deliveryStarted bool
@@ -275,7 +275,7 @@ func (e *Engine) track(j *Job) *liveJob {
 	defer e.mu.Unlock()
 	lj, ok := e.live[j.ID]
 	if !ok {
-		lj = &liveJob{platform: j.Chat.Platform, lastPct: -1}
+		lj = &liveJob{platform: j.Chat.Platform, lastPct: -1, polls: j.Polls}
 		e.live[j.ID] = lj
 	}
 	return lj
