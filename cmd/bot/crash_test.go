@@ -144,6 +144,7 @@ type crashKill struct {
 	states  map[string]int // unfinished jobs by state, read after the kill
 	// What the kill cost: posts made and not recorded, submissions made and not recorded.
 	duplicates, unsaved int
+	at                  time.Time
 }
 
 // crashCall is one call through a proxy.
@@ -159,6 +160,10 @@ type crashCall struct {
 	created bool
 	taskID  string
 	killed  crashMode // this call was where the bot was killed
+	// billed: a vendor's API call its fake bills; done: a poll whose answer
+	// names a result (see crashBillOf).
+	billed, done bool
+	sent, at     time.Time // when the call reached the proxy, and when its answer came back
 }
 
 // crashCmd is one command sent to the bot.
@@ -282,6 +287,7 @@ type crashResult struct {
 	states                        map[string]int // unfinished jobs at the kills, by state
 	outcomes                      map[string]int
 	calls                         map[string]int // calls through the proxies, by phase and answer
+	bill                          crashBill      // the billed calls, by what they were for
 }
 
 func newCrashResult() crashResult {
@@ -378,6 +384,10 @@ func TestCrashSuite(t *testing.T) {
 			}
 			t.Logf("%s: billed calls per delivered image: %.3f without kills (%d calls, %d images), %.3f with %d kills (%d calls, %d images): %+.1f%%",
 				s.name, b, base.vendorBilled, base.images, k, res.kills, res.vendorBilled, res.images, 100*(k-b)/b)
+			added, saved, costlier := crashExcess(base.bill.perToken, res.bill.perToken)
+			t.Logf("%s: billed calls without kills: %v", s.name, base.bill)
+			t.Logf("%s: billed calls with kills: %v; against the same commands without kills: %d calls added (in %d commands), %d saved",
+				s.name, res.bill, added, costlier, saved)
 			if b == 0 || math.Abs(k-b) > slack*b {
 				t.Errorf("%s: billed calls per delivered image %.3f with kills, %.3f without: more than %.0f%% apart", s.name, k, b, 100*slack)
 			}
@@ -413,6 +423,7 @@ func (r *crashResult) add(o crashResult) {
 	r.botBilled += o.botBilled
 	r.lateCalls += o.lateCalls
 	r.vendorBilled += o.vendorBilled
+	r.bill.add(o.bill)
 	for k, v := range o.byPhase {
 		r.byPhase[k] += v
 	}
@@ -614,7 +625,7 @@ func crashRunSetup(t *testing.T, s crashSetup) crashResult {
 		r.finalLives()
 	}
 	r.check(&res, phases, hit)
-	if t.Failed() {
+	if t.Failed() || os.Getenv("PICBOT_CRASH_LOGS") != "" {
 		r.dumpLogs()
 	}
 	if testing.Verbose() || t.Failed() {
@@ -1176,7 +1187,7 @@ func (r *crashRun) killNow(epoch int, phase crashPhase, mode crashMode, detail s
 		return
 	}
 	r.armed = true
-	p.kill = &crashKill{epoch: epoch, planned: r.plan.phase, phase: phase, mode: mode, detail: detail}
+	p.kill = &crashKill{epoch: epoch, planned: r.plan.phase, phase: phase, mode: mode, detail: detail, at: time.Now()}
 	if err := p.b.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		r.t.Errorf("kill: %v", err)
 	}
@@ -1213,6 +1224,7 @@ func (r *crashRun) event(epoch int, phase crashPhase, after bool) (mode crashMod
 }
 
 func (r *crashRun) record(c crashCall) {
+	c.at = time.Now()
 	r.mu.Lock()
 	r.calls = append(r.calls, c)
 	r.mu.Unlock()
@@ -1260,6 +1272,7 @@ var (
 )
 
 func (p *crashProxy) serve(w http.ResponseWriter, req *http.Request, epoch int) {
+	start := time.Now()
 	r := p.run
 	if now := r.current(); epoch == 0 {
 		epoch = now
@@ -1278,7 +1291,7 @@ func (p *crashProxy) serve(w http.ResponseWriter, req *http.Request, epoch int) 
 		body = []byte(r.links.Replace(string(body))) // the vendor's links in a callback
 	}
 	phase := p.phase(req, body)
-	call := crashCall{proxy: p.name, phase: phase, method: crashMethod(p.name, req)}
+	call := crashCall{proxy: p.name, phase: phase, method: crashMethod(p.name, req), sent: start}
 	switch {
 	case p.name == "telegram" && phase == phasePost:
 		if m := crashFileRe.FindSubmatch(body); m != nil {
@@ -1334,6 +1347,7 @@ func (p *crashProxy) serve(w http.ResponseWriter, req *http.Request, epoch int) 
 	if phase == phaseSubmit {
 		call.created, call.taskID = crashCreated(p.name, status, reply, body)
 	}
+	crashBillOf(&call, req, body, status, reply)
 	if (p.name == "zhiqite" || p.name == "apispace") && phase != phaseDownload {
 		reply = []byte(r.links.Replace(string(reply))) // result links in a reply
 	}
@@ -2022,6 +2036,7 @@ func (r *crashRun) check(res *crashResult, phases []crashPhase, hit map[crashPha
 		}
 	}
 	res.lateCalls = int(r.lateCalls.Load())
+	res.bill = r.billBreakdown(calls, jobOf, killed)
 	if v := r.ap.Violations(); len(v) > 0 {
 		r.violation("APISpace saw calls its documents do not allow: %v", v)
 	}
