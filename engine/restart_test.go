@@ -134,3 +134,44 @@ func TestRestartKeepsPollSchedule(t *testing.T) {
 		})
 	}
 }
+
+// A job waiting for a callback whose safety-net poll fell due while the bot
+// was down is not polled at the restart: the vendor's calls back failed
+// meanwhile and the vendor retries them, so the job waits its safety-net
+// time again, and a callback in that time costs no poll at all.
+func TestRestartAwaitsCallback(t *testing.T) {
+	clock := &manualClock{t: time.Unix(1_700_000_000, 0)}
+	f := newVendor("cb")
+	f.timing = engine.Timing{First: 300 * time.Millisecond, Every: 150 * time.Millisecond, Max: 600 * time.Millisecond, Billed: true}
+	f.query = func(*engine.Job) (*engine.Outcome, error) {
+		return &engine.Outcome{State: engine.TaskRunning, Progress: -1}, nil
+	}
+	f.parse = func(*engine.Job, []byte) (*engine.Outcome, error) { return done(), nil }
+	v := callbackVendor{f}
+	h := newHarness(t, engine.Config{Now: clock.Now, PublicURL: "http://bot.example", JobTimeout: 24 * time.Hour}, v)
+	id := h.submit(t).ID
+	deadline := time.Now().Add(10 * time.Second)
+	for j := h.job(t, id); j.State != engine.StateSubmitted || j.NextAt.IsZero(); j = h.job(t, id) {
+		if time.Now().After(deadline) {
+			t.Fatalf("job not submitted with a next step: %+v", j)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	h.engine.Stop(context.Background())
+	// Down for a minute: the safety-net poll is long overdue.
+	clock.Set(h.job(t, id).NextAt.Add(time.Minute))
+	h.start(t, v)
+	safety := 2*f.timing.First + f.timing.Max
+	if due, ok := h.engine.DueAt(id); !ok || due.Before(clock.Now().Add(safety)) {
+		t.Fatalf("after the restart the job is due in %v (%v), want no sooner than its safety-net wait %v", due.Sub(clock.Now()), ok, safety)
+	}
+	j := h.job(t, id)
+	if _, _, err := h.engine.HandleCallback(context.Background(), "cb", id, j.CallbackToken, []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	h.notify.wait(t)
+	got := h.waitFinished(t, id)
+	if n := f.queries.Load(); n != 0 || got.State != engine.StateDelivered || got.BilledCalls != 1 {
+		t.Fatalf("%d polls, %s, billed %d; want 0 polls, delivered, billed 1 (the submission)", n, got.State, got.BilledCalls)
+	}
+}

@@ -13,6 +13,13 @@ import (
 	"time"
 )
 
+func (r *crashRun) billDebug(what string, c crashCall, id string) {
+	if os.Getenv("PICBOT_CRASH_BILLDEBUG") == "" {
+		return
+	}
+	r.t.Logf("%s: life %d job %s %s %s %s task %s status %d: %s (%s)", what, c.epoch, id, c.proxy, c.phase, c.method, c.taskID, c.status, c.reply, r.killOf(c.epoch))
+}
+
 func (r *crashRun) killOf(epoch int) string {
 	for _, k := range r.kills {
 		if k.epoch == epoch {
@@ -41,7 +48,7 @@ type crashBill struct {
 	// calls in flight at a kill (polls and submissions: the job's last calls
 	// of that life); inFlightKills: kills that left any.
 	unrecorded, unrecordedPolls, inFlightKills int
-	perToken                  map[string]int // billed calls per command token
+	perToken                                   map[string]int // billed calls per command token
 }
 
 func (b crashBill) String() string {
@@ -66,6 +73,9 @@ func crashBillOf(c *crashCall, req *http.Request, body []byte, status int, reply
 		c.billed = status == http.StatusOK && bytes.Contains(reply, []byte(`"showapi_fee_num":1`))
 	default:
 		return
+	}
+	if os.Getenv("PICBOT_CRASH_BILLDEBUG") != "" {
+		c.reply = string(reply[:min(len(reply), 300)])
 	}
 	if c.phase != phasePoll {
 		return
@@ -163,12 +173,15 @@ func (r *crashRun) billBreakdown(calls []crashCall, jobOf map[string]string, kil
 			created[k][c.taskID] = true
 		case c.phase == phaseSubmit:
 			b.refused++
+			r.billDebug("refused", c, id)
 		case id == "" || c.taskID == "":
 			b.lookups++
+			r.billDebug("lookup without a job", c, id)
 		case !knew(c.epoch-1, id, c.taskID) && !created[k][c.taskID] && !polled[k][c.taskID]:
 			// Neither known from an earlier life nor made in this one: the
 			// bot asks about a task it may have lost.
 			b.lookups++
+			r.billDebug("lookup", c, id)
 		default:
 			b.polls++
 			if !c.done {
@@ -235,6 +248,13 @@ func (r *crashRun) billBreakdown(calls []crashCall, jobOf map[string]string, kil
 		}
 	}
 	b.inFlightKills = len(lost)
+	if os.Getenv("PICBOT_CRASH_BILLDEBUG") != "" {
+		for id := range final.jobs {
+			if n := b.perToken[tokenOf[id]]; n >= 5 {
+				r.t.Logf("job %s, %d billed calls:\n%s", id, n, r.trace(id))
+			}
+		}
+	}
 	return b
 }
 

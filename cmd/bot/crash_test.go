@@ -164,6 +164,7 @@ type crashCall struct {
 	// names a result (see crashBillOf).
 	billed, done bool
 	sent, at     time.Time // when the call reached the proxy, and when its answer came back
+	reply        string    // the start of a vendor's answer, with PICBOT_CRASH_BILLDEBUG
 }
 
 // crashCmd is one command sent to the bot.
