@@ -182,6 +182,10 @@ func (r *crashRun) billBreakdown(calls []crashCall, jobOf map[string]string, kil
 			// bot asks about a task it may have lost.
 			b.lookups++
 			r.billDebug("lookup", c, id)
+			if polled[k] == nil {
+				polled[k] = map[string]bool{}
+			}
+			polled[k][c.taskID] = true // its next polls in this life are polls
 		default:
 			b.polls++
 			if !c.done {
