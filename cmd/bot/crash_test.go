@@ -52,6 +52,7 @@ package main
 //	go test -race -run Crash -count=1 -v -short ./cmd/bot                 # 200 jobs, 44 kills
 //	PICBOT_CRASH_JOBS=2000 go test -run Crash -count=1 -v -timeout 2h ./cmd/bot   # the long run
 //	go test -run Crash -v ./cmd/bot -crash.seed=N   # or PICBOT_CRASH_SEED=N: replay a seed
+//	PICBOT_CRASH_BILLDEBUG=1 PICBOT_CRASH_LOGS=1 go test -run Crash/Polling -v ./cmd/bot   # each extra billed call, every life's log
 //
 // A seed fixes the commands, the vendors' failures and the kill plans with
 // their delays. The interleaving of processes is the machine's: a replay
