@@ -253,6 +253,17 @@ func (r *crashRun) billBreakdown(calls []crashCall, jobOf map[string]string, kil
 	}
 	b.inFlightKills = len(lost)
 	if os.Getenv("PICBOT_CRASH_BILLDEBUG") != "" {
+		made := map[string]time.Time{}
+		var lines []string
+		for _, c := range calls {
+			if c.phase == phaseSubmit && c.created {
+				made[c.taskID] = c.at
+			}
+			if c.phase == phasePoll && c.billed && !made[c.taskID].IsZero() {
+				lines = append(lines, fmt.Sprintf("%s life %d +%v done %v", c.taskID, c.epoch, c.sent.Sub(made[c.taskID]).Round(time.Millisecond), c.done))
+			}
+		}
+		r.t.Logf("polls by task, from its creation:\n%s", strings.Join(lines, "\n"))
 		for id := range final.jobs {
 			if n := b.perToken[tokenOf[id]]; n >= 5 {
 				r.t.Logf("job %s, %d billed calls:\n%s", id, n, r.trace(id))
