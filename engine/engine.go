@@ -152,8 +152,8 @@ type liveJob struct {
 	stepping bool // a step of this job is under way
 	again    bool // the job was made due during that step: step it once more
 	platform string
-	polls    int // polls since this process took the job on
-	fetches  int // failed downloads since then
+	polls    int // polls of the current task (Job.Polls as stored), or failed submissions
+	fetches  int // failed downloads since this process took the job on
 	lastPct  float64
 	// deliveryStarted: the bot-added latency was reported for this job.
 	deliveryStarted bool
@@ -228,7 +228,7 @@ func (e *Engine) Start(ctx context.Context) error {
 		return fmt.Errorf("resume jobs: %w", err)
 	}
 	now := e.cfg.Now()
-	for id, at := range resumeTimes(jobs, now, e.cfg.ResumeSpread) {
+	for id, at := range resumeTimes(jobs, now, e.cfg.ResumeSpread, e.callbackGrace) {
 		e.sched.at(id, at)
 	}
 	for _, j := range jobs {
@@ -311,7 +311,7 @@ func (e *Engine) track(j *Job) *liveJob {
 	defer e.mu.Unlock()
 	lj, ok := e.live[j.ID]
 	if !ok {
-		lj = &liveJob{platform: j.Chat.Platform, lastPct: -1}
+		lj = &liveJob{platform: j.Chat.Platform, lastPct: -1, polls: j.Polls}
 		e.live[j.ID] = lj
 	}
 	return lj
@@ -624,10 +624,13 @@ func isCode(err error, codes ...string) bool {
 // vendor keeps the schedule its last step stored, since a poll is billed and
 // a callback may still come; those overdue or without one (older records)
 // are spread evenly over min(10 ms a job, spread) rather than polled in one
-// burst. Everything else (queued, to download, to post) goes at once.
-func resumeTimes(jobs []*Job, now time.Time, spread time.Duration) map[string]time.Time {
+// burst. An overdue job waiting for a callback waits grace(j) more first:
+// the vendor's calls back failed while the bot was down, and a vendor
+// retries them, so its safety-net poll starts afresh. Everything else
+// (queued, to download, to post) goes at once.
+func resumeTimes(jobs []*Job, now time.Time, spread time.Duration, grace func(*Job) time.Duration) map[string]time.Time {
 	at := make(map[string]time.Time, len(jobs))
-	var late []string
+	var late []*Job
 	for _, j := range jobs {
 		switch {
 		case !j.State.AtVendor() || len(j.Pending) > 0:
@@ -635,12 +638,28 @@ func resumeTimes(jobs []*Job, now time.Time, spread time.Duration) map[string]ti
 		case j.NextAt.After(now):
 			at[j.ID] = j.NextAt
 		default:
-			late = append(late, j.ID)
+			late = append(late, j)
 		}
 	}
 	window := min(time.Duration(len(late))*10*time.Millisecond, spread)
-	for i, id := range late {
-		at[id] = now.Add(window * time.Duration(i) / time.Duration(len(late)))
+	for i, j := range late {
+		start := now
+		if j.Callback && grace != nil {
+			start = now.Add(grace(j))
+		}
+		at[j.ID] = start.Add(window * time.Duration(i) / time.Duration(len(late)))
 	}
 	return at
+}
+
+// callbackGrace is how long a restarted bot leaves an overdue job that
+// waits for a callback before its safety-net poll: the wait it had after
+// its submission, within its deadline.
+func (e *Engine) callbackGrace(j *Job) time.Duration {
+	v, ok := e.vendors[j.Vendor]
+	if !ok {
+		return 0
+	}
+	t := v.Timing(&j.Request)
+	return e.untilDeadline(j, 2*t.First+t.Max)
 }

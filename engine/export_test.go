@@ -29,4 +29,7 @@ func (e *Engine) DueAt(id string) (time.Time, bool) {
 	return time.Time{}, false
 }
 
-var ResumeTimes = resumeTimes
+// ResumeTimes is resumeTimes with no grace for callback jobs.
+func ResumeTimes(jobs []*Job, now time.Time, spread time.Duration) map[string]time.Time {
+	return resumeTimes(jobs, now, spread, nil)
+}

@@ -163,6 +163,9 @@ type Job struct {
 	// NextAt is when the job's next step is due, kept so that a restart
 	// leaves a job waiting at its vendor on its own schedule. Zero in older records.
 	NextAt time.Time `json:"next_at,omitzero"`
+	// Polls counts the polls of the current task, for its backoff: kept so
+	// that a restarted bot goes on with the same waits, not the shortest.
+	Polls int `json:"polls,omitempty"`
 }
 
 // Finished reports whether nothing remains to do for the job: it is

@@ -83,8 +83,9 @@ func (e *Engine) stepOnce(ctx context.Context, lj *liveJob, id string) time.Dura
 	if st.stale {
 		return 0 // the job moved on during the step: look at it afresh
 	}
-	if after >= resumeKeep && st.seen != nil && !st.seen.Finished() {
-		// Kept so that a restart does not poll before this is due (see resumeTimes).
+	if after >= resumeKeep && !st.scheduled && st.seen != nil && !st.seen.Finished() {
+		// Kept so that a restart does not poll before this is due (see
+		// resumeTimes), when the step's own write did not keep it already.
 		next := e.cfg.Now().Add(after)
 		if _, err := e.store.UpdateJob(ctx, id, func(j *Job, _ Counters) error {
 			if !sameStep(j, st.seen) {
@@ -99,8 +100,9 @@ func (e *Engine) stepOnce(ctx context.Context, lj *liveJob, id string) time.Dura
 	return after
 }
 
-// resumeKeep is the shortest wait worth a store write to survive a restart;
-// a shorter one is overdue by the time a restarted bot looks at it anyway.
+// resumeKeep is the shortest wait worth a store write of its own to
+// survive a restart. A step that writes the job anyway (a billed poll, a
+// submission) keeps its next step in that write, however short the wait.
 const resumeKeep = 2 * time.Second
 
 // stepState is what a step (or a callback) read of its job, so that its
@@ -108,6 +110,18 @@ const resumeKeep = 2 * time.Second
 type stepState struct {
 	seen  *Job
 	stale bool
+	// scheduled: the step's write recorded when the job is next due (keepNext).
+	scheduled bool
+}
+
+// keepNext records on j, inside a write the step makes anyway, that its
+// next step is due after wait: a restart then polls nothing before that,
+// however short the wait (see resumeTimes).
+func (e *Engine) keepNext(ctx context.Context, j *Job, wait time.Duration) {
+	j.NextAt = e.cfg.Now().Add(wait)
+	if st, _ := ctx.Value(stepKey{}).(*stepState); st != nil {
+		st.scheduled = true
+	}
 }
 
 type stepKey struct{}
@@ -336,15 +350,20 @@ func (e *Engine) submitted(ctx context.Context, lj *liveJob, j *Job, v Vendor, t
 	name := v.Name()
 	timing := v.Timing(&j.Request)
 	now := e.cfg.Now()
+	probe := j.Clone()
+	probe.Callback = task.CallbackURL != ""
+	wait := e.firstWait(probe, timing)
 	updated := e.save(ctx, j.ID, func(j *Job, _ Counters) error {
 		if err := j.Move(StateSubmitted, now); err != nil {
 			return err
 		}
 		j.Vendor, j.TaskID = name, taskID
-		j.Callback = task.CallbackURL != ""
+		j.Callback = probe.Callback
 		j.Attempts++
 		j.Submitting = nil
 		j.Bill(name, billed)
+		j.Polls = 0
+		e.keepNext(ctx, j, wait)
 		return nil
 	})
 	if updated == nil {
@@ -353,7 +372,7 @@ func (e *Engine) submitted(ctx context.Context, lj *liveJob, j *Job, v Vendor, t
 	e.log.Info("job submitted", slog.String("job_id", j.ID), slog.String("vendor", name), slog.String("task_id", taskID))
 	lj.polls = 0
 	e.notifier.Progress(ctx, updated, Progress{Fraction: 0})
-	return e.firstWait(updated, timing)
+	return wait
 }
 
 // firstWait is how long to leave a freshly submitted task alone. With a
@@ -419,12 +438,17 @@ func (e *Engine) poll(ctx context.Context, lj *liveJob, j *Job) time.Duration {
 			return e.requeue(ctx, j, err, billed)
 		}
 		e.log.Warn("vendor query failed", slog.String("job_id", j.ID), slog.String("vendor", j.Vendor), slog.Any("err", err))
+		wait := e.nextPoll(lj, j, timing)
 		if billed > 0 {
-			if updated := e.save(ctx, j.ID, func(j *Job, _ Counters) error { j.Bill(callee(j), billed); return nil }); updated != nil {
-				j = updated
-			}
+			polls := lj.polls
+			e.save(ctx, j.ID, func(j *Job, _ Counters) error {
+				j.Bill(callee(j), billed)
+				j.Polls = polls
+				e.keepNext(ctx, j, wait)
+				return nil
+			})
 		}
-		return e.nextPoll(lj, j, timing)
+		return wait
 	}
 	return e.apply(ctx, lj, j, v, out, billed)
 }
@@ -478,7 +502,9 @@ func (e *Engine) apply(ctx context.Context, lj *liveJob, j *Job, v Vendor, out *
 		}
 		return e.requeue(ctx, j, out.Err, add)
 	}
+	wait := e.nextPoll(lj, j, v.Timing(&j.Request))
 	if out.State == TaskRunning && j.State == StateSubmitted || add > 0 {
+		polls := lj.polls
 		updated := e.save(ctx, j.ID, func(j *Job, _ Counters) error {
 			if out.State == TaskRunning {
 				if err := j.Move(StateRunning, e.cfg.Now()); err != nil {
@@ -486,6 +512,8 @@ func (e *Engine) apply(ctx context.Context, lj *liveJob, j *Job, v Vendor, out *
 				}
 			}
 			j.Bill(callee(j), add)
+			j.Polls = polls
+			e.keepNext(ctx, j, wait)
 			return nil
 		})
 		if updated == nil {
@@ -497,7 +525,7 @@ func (e *Engine) apply(ctx context.Context, lj *liveJob, j *Job, v Vendor, out *
 		lj.lastPct = out.Progress
 		e.notifier.Progress(ctx, j, Progress{Fraction: out.Progress, Preview: out.Preview})
 	}
-	return e.nextPoll(lj, j, v.Timing(&j.Request))
+	return wait
 }
 
 // requeue takes a job back from a vendor that failed it, so the next vendor
@@ -515,6 +543,7 @@ func (e *Engine) requeue(ctx context.Context, j *Job, cause error, billed int) t
 		j.Bill(callee(j), billed)
 		j.Tried = append(j.Tried, j.Vendor)
 		j.Vendor, j.TaskID, j.Callback = "", "", false
+		j.Polls, j.NextAt = 0, time.Time{}
 		j.Err = info
 		return nil
 	})

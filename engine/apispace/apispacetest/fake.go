@@ -424,6 +424,17 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	s.images[t.image] = t
 	s.mu.Unlock()
 	s.bill(t)
+	if t.reason == "" && t.fault != FaultUnsafe && t.fault != FaultForget {
+		// The picture is made while the task runs, as at the vendor, so a
+		// query that finds it finished answers at once rather than after
+		// the render: a client killed mid-call loses no more than a
+		// vendor's own answer time.
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.render(t)
+		}()
+	}
 	reply(w, http.StatusOK, CodeOK, "success", map[string]any{"uid": t.uid})
 }
 
