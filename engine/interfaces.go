@@ -127,6 +127,16 @@ type TaskFinder interface {
 	FindTask(ctx context.Context, j *Job, t Task) (taskID string, found bool, err error)
 }
 
+// IdempotentSubmitter is a vendor that makes one task per Task.ID however
+// often it is sent: a repeat is refused as a duplicate, and the adapter
+// takes the refusal as the task (Zhiqite, whose task ids are the bot's).
+// A submission whose answer was lost is sent again to it under the same
+// id, which costs one call whether or not the first arrived, and cannot
+// make a second task even if the first is still on its way.
+type IdempotentSubmitter interface {
+	SubmitIdempotent() bool
+}
+
 // CallbackVendor is a vendor that reports by calling the bot back.
 type CallbackVendor interface {
 	Vendor

@@ -286,12 +286,22 @@ func (e *Engine) fail(ctx context.Context, j *Job, cause error, billed int) time
 // marker stored before the vendor is called (j.Submitting) lets a later
 // step know that a task may exist though no id was recorded (submit.go).
 func (e *Engine) submit(ctx context.Context, lj *liveJob, j *Job) time.Duration {
+	var (
+		v      Vendor
+		taskID string
+		err    error
+	)
 	if j.Submitting != nil {
-		if d, done := e.uncertain(ctx, lj, j); done {
-			return d
+		v, taskID = e.sameTask(j)
+		if v == nil {
+			if d, done := e.uncertain(ctx, lj, j); done {
+				return d
+			}
 		}
 	}
-	v, err := e.pick(&j.Request, j.Tried, true)
+	if v == nil {
+		v, err = e.pick(&j.Request, j.Tried, true)
+	}
 	if err != nil {
 		if ErrorCode(err) == EUNAVAILABLE {
 			return e.untilDeadline(j, e.cfg.BreakerCooldown/2)
@@ -303,13 +313,16 @@ func (e *Engine) submit(ctx context.Context, lj *liveJob, j *Job) time.Duration 
 	}
 	name := v.Name()
 	timing := v.Timing(&j.Request)
-	task := e.task(j, v, fmt.Sprintf("%s-%d", j.ID, j.Attempts+1))
+	if taskID == "" {
+		taskID = fmt.Sprintf("%s-%d", j.ID, j.Attempts+1)
+	}
+	task := e.task(j, v, taskID)
 	if !e.mark(ctx, j, name, task.ID) {
 		return retry
 	}
 	sctx, cancel := context.WithTimeout(ctx, e.cfg.VendorTimeout)
 	sctx, bill := withMeter(sctx)
-	taskID, err := v.Submit(sctx, j, task)
+	taskID, err = v.Submit(sctx, j, task)
 	cancel()
 	if ctx.Err() != nil {
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"slices"
 	"time"
 )
 
@@ -139,4 +140,23 @@ func (e *Engine) billCalls(ctx context.Context, id, vendor string, n int) *Job {
 		j.Bill(vendor, n)
 		return nil
 	})
+}
+
+// sameTask is where a submission whose answer was lost goes again without
+// asking first: to a vendor that takes each task id once, under the same
+// id, while that vendor is not failed for the job and its breaker lets
+// calls through. Nil: ask the vendor (uncertain), then pick as usual.
+func (e *Engine) sameTask(j *Job) (Vendor, string) {
+	m := j.Submitting
+	v, ok := e.vendors[m.Vendor]
+	if !ok || slices.Contains(j.Tried, m.Vendor) || !e.breakers[m.Vendor].allow(e.cfg.Now()) {
+		return nil, ""
+	}
+	if s, ok := v.(IdempotentSubmitter); !ok || !s.SubmitIdempotent() || v.Check(&j.Request) != nil {
+		return nil, ""
+	}
+	e.log.Info("submission uncertain: sent again under the same task id, which the vendor takes once",
+		slog.String("job_id", j.ID), slog.String("vendor", m.Vendor), slog.String("task_id", m.TaskID), slog.Time("submitted_at", m.At))
+	e.countUncertain(m.Vendor, "same-id")
+	return v, m.TaskID
 }

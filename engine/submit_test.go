@@ -218,3 +218,52 @@ func TestSearchBilled(t *testing.T) {
 		}
 	}
 }
+
+// idempotentVendor takes each task id once, as Zhiqite does: a repeat
+// answers with the task it holds.
+type idempotentVendor struct{ *finderVendor }
+
+func (v *idempotentVendor) SubmitIdempotent() bool { return true }
+
+func newIdempotent(name string) *idempotentVendor {
+	v := &idempotentVendor{newFinder(name)}
+	v.submit = func(j *engine.Job, t engine.Task) (string, error) {
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		if id, ok := v.tasks[t.ID]; ok {
+			return id, nil // refused as a duplicate: this is the task
+		}
+		v.tasks[t.ID] = "vt-" + t.ID
+		return "vt-" + t.ID, nil
+	}
+	return v
+}
+
+// A lost answer at a vendor that takes each id once is sent again under the
+// same id, without a lookup first: one call, one task, whether the first
+// submission arrived or not.
+func TestLostAnswerSentAgainSameID(t *testing.T) {
+	for _, arrived := range []bool{true, false} {
+		v := newIdempotent("sameid")
+		made := v.submit
+		var once atomic.Bool
+		v.submit = func(j *engine.Job, task engine.Task) (string, error) {
+			if once.CompareAndSwap(false, true) {
+				if arrived {
+					made(j, task)
+				}
+				return "", context.DeadlineExceeded // the answer, or the call, is lost
+			}
+			return made(j, task)
+		}
+		h := newHarness(t, engine.Config{}, v)
+		j := h.submit(t)
+		h.notify.wait(t)
+		got := h.waitFinished(t, j.ID)
+		if v.submits.Load() != 2 || v.finds.Load() != 0 || v.made() != 1 || got.State != engine.StateDelivered ||
+			got.TaskID != "vt-"+j.ID+"-1" || got.Attempts != 1 {
+			t.Fatalf("arrived %v: submits %d (want 2) finds %d (want 0) tasks %d; job %s task %q attempts %d",
+				arrived, v.submits.Load(), v.finds.Load(), v.made(), got.State, got.TaskID, got.Attempts)
+		}
+	}
+}

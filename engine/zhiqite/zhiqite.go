@@ -464,6 +464,11 @@ func (v *Vendor) Submit(ctx context.Context, j *engine.Job, t engine.Task) (stri
 
 // FindTask asks the vendor for the task by the id the bot chose (t.ID), so
 // a submission whose answer was lost is recorded, not sent again.
+// SubmitIdempotent implements engine.IdempotentSubmitter: the task id is
+// the bot's (businessTaskId), and the vendor refuses an id it holds as a
+// duplicate, which Submit takes as the task.
+func (v *Vendor) SubmitIdempotent() bool { return true }
+
 func (v *Vendor) FindTask(ctx context.Context, j *engine.Job, t engine.Task) (string, bool, error) {
 	if t.ID == "" {
 		return "", false, nil
