@@ -67,14 +67,19 @@ type live struct {
 // expect makes the ticket for an interaction that may start a job. The
 // engine finds it by the job's Chat.MessageID (the interaction id) until adopt.
 func (b *Bot) expect(ev *event) *live {
-	lv := &live{t: ticket{
-		App: ev.app, Token: ev.in.Token, Expires: ev.received.Add(b.cfg.TokenLifetime),
-		Channel: ev.chat.ChatID, Guild: ev.chat.GuildID, User: ev.user.ID, Locale: string(ev.in.Locale),
-	}}
+	lv := &live{t: b.ticketFor(ev)}
 	b.mu.Lock()
 	b.byInteraction[ev.in.ID] = lv
 	b.mu.Unlock()
 	return lv
+}
+
+// ticketFor is the ticket of the interaction of ev.
+func (b *Bot) ticketFor(ev *event) ticket {
+	return ticket{
+		App: ev.app, Token: ev.in.Token, Expires: ev.received.Add(b.cfg.TokenLifetime),
+		Channel: ev.chat.ChatID, Guild: ev.chat.GuildID, User: ev.user.ID, Locale: string(ev.in.Locale),
+	}
 }
 
 func (b *Bot) unexpect(ev *event) {
