@@ -93,11 +93,12 @@ func (s attemptState) String() string {
 
 // crashDiscord is the Discord side of a run.
 type crashDiscord struct {
-	r     *crashRun
-	api   *discordtest.Server
-	priv  ed25519.PrivateKey
-	pub   string
-	proxy *crashProxy
+	r      *crashRun
+	api    *discordtest.Server
+	priv   ed25519.PrivateKey
+	pub    string
+	proxy  *crashProxy
+	client *http.Client // Discord's, for interactions: a new connection each
 
 	// Guarded by r.mu.
 	attempts []*crashAttempt
@@ -111,6 +112,7 @@ type crashDiscord struct {
 func (r *crashRun) newCrashDiscord() *crashDiscord {
 	d := &crashDiscord{r: r, api: discordtest.NewServer(r.t), byToken: map[string]*crashAttempt{}, wake: make(chan struct{}, 1)}
 	d.priv, d.pub = discordtest.Keys(r.t)
+	d.client = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 	d.proxy = &crashProxy{run: r, name: "discord", upstream: func() string { return d.api.URL }, phase: d.phase}
 	d.api.Intercept(d.refuse)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -287,7 +289,13 @@ func (d *crashDiscord) post(ctx context.Context, epoch int, url string, a *crash
 	var answer struct {
 		Type int `json:"type"`
 	}
-	resp, err := r.client.Do(req)
+	// A bot killed before the post began never got it, whatever error the
+	// post ends in; one killed after may have. One post at a time: at most
+	// one interaction a kill leaves in doubt.
+	r.mu.Lock()
+	dead := r.cur == nil || r.cur.epoch != epoch || r.cur.kill != nil
+	r.mu.Unlock()
+	resp, err := d.client.Do(req)
 	if err == nil {
 		call.status = resp.StatusCode
 		raw, rerr := io.ReadAll(resp.Body)
@@ -301,7 +309,7 @@ func (d *crashDiscord) post(ctx context.Context, epoch int, url string, a *crash
 	r.record(call)
 	state := attemptUncertain
 	switch {
-	case err != nil && errors.Is(err, syscall.ECONNREFUSED):
+	case err != nil && (dead || errors.Is(err, syscall.ECONNREFUSED)):
 		state = attemptNotSent
 	case err != nil:
 	case call.status == http.StatusOK && answer.Type == 5:
