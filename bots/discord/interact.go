@@ -138,6 +138,9 @@ func (b *Bot) then(ev *event, h handler) func(context.Context) {
 		recorded := b.recorded[ev.in.ID]
 		delete(b.recorded, ev.in.ID)
 		b.mu.Unlock()
+		if ctx.Err() != nil {
+			return // cut short by a shutdown: taken in again at the next start
+		}
 		if recorded || ev.replay {
 			b.done(ev.in.ID)
 		}

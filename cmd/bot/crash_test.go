@@ -1,12 +1,14 @@
 package main
 
-// The crash suite: the built binary against the fake Telegram Bot API and
-// three fake vendors, killed with SIGKILL at chosen moments and restarted on
-// the same data directory until every job is finished. Four setups run side
-// by side: Callback (Zhiqite first, callbacks, commands with photos too),
-// Polling (APISpace first, polling, the bot built with -race), ShowAPI
-// (ShowAPI first, callbacks) and Webhook (Telegram's webhook, Zhiqite first,
-// polling); each first runs its commands once without a kill, for the
+// The crash suite: the built binary against the fake Telegram Bot API (or
+// Discord) and three fake vendors, killed with SIGKILL at chosen moments and
+// restarted on the same data directory until every job is finished. Five
+// setups run side by side: Callback (Zhiqite first, callbacks, commands with
+// photos too), Polling (APISpace first, polling, the bot built with -race),
+// ShowAPI (ShowAPI first, callbacks), Webhook (Telegram's webhook, Zhiqite
+// first, polling) and Discord (HTTP interactions, APISpace first, callbacks:
+// crash_discord_test.go, with its phases and the invariants that differ
+// where Discord does); each first runs its commands once without a kill, for the
 // billed calls per image a kill is compared with. Quotas are on, every
 // limit exactly what the commands need: a charge counted twice or a
 // running slot kept refuses a later command, which is then lost. Every process the
@@ -48,8 +50,8 @@ package main
 // constants the lead flips on merging: crashResubmitFixed,
 // crashBilledFixed, crashShowAPIBillFixed, crashOnePostPerKill.
 //
-//	go test -race -run Crash -count=1 -v ./cmd/bot                        # CI form: 200 jobs, 56 kills
-//	go test -race -run Crash -count=1 -v -short ./cmd/bot                 # 200 jobs, 44 kills
+//	go test -race -run Crash -count=1 -v ./cmd/bot                        # CI form: 250 jobs, 70 kills
+//	go test -race -run Crash -count=1 -v -short ./cmd/bot                 # 250 jobs, 55 kills
 //	PICBOT_CRASH_JOBS=2000 go test -run Crash -count=1 -v -timeout 2h ./cmd/bot   # the long run
 //	go test -run Crash -v ./cmd/bot -crash.seed=N   # or PICBOT_CRASH_SEED=N: replay a seed
 //
