@@ -11,7 +11,24 @@ package main
 // token Discord never heard acknowledged (10015) and one past its lifetime
 // (50027), as Discord does; and the users, who post interactions one at a
 // time and type a command again when Discord could not reach the bot.
-// See crash_test.go for the design and discordInvariants for what differs.
+// See crash_test.go for the design; beside its invariants (charges and
+// counters, posts at most once per life and job, submissions, billed calls,
+// phases), here:
+//
+//   - Discord never posts an interaction twice. One the bot never answered
+//     may be lost as a command: the user sees "the application did not
+//     respond" and types it again (here: when the post never reached the
+//     bot; when it may have, the user gives up), so a lost command is one
+//     whose only post a kill interrupted, at most one per kill;
+//   - an interaction answered with a deferred response is a promise: after
+//     every kill it has its job in the store or is recorded as taken in
+//     (discord.Pending), and at the end its job is delivered, or failed with
+//     a notice, whatever the kills;
+//   - a command makes at most one job, over all its interactions;
+//   - a result goes by token only while Discord takes the token, and late to
+//     the channel otherwise: the fake refuses what Discord would, so a
+//     result counts as posted only where the user sees it; the results the
+//     fake took are counted against the proxy's record.
 
 import (
 	"bytes"
@@ -51,23 +68,6 @@ const (
 // restart, and the slower ones of a life, are delivered late.
 const crashDiscordLifetime = 1500 * time.Millisecond
 
-// discordInvariants, beside crash_test.go's (charges and counters, posts at
-// most once per life and job, submissions, billed calls, phases):
-//
-//   - Discord never posts an interaction twice. One the bot never answered
-//     may be lost as a command: the user sees "the application did not
-//     respond" and types it again (here: when the post never reached the
-//     bot; when it may have, the user gives up), so a lost command is one
-//     whose only post a kill interrupted, at most one per kill;
-//   - an interaction answered with a deferred response is a promise: after
-//     every kill it has its job in the store or is recorded as taken in
-//     (discord.Pending), and at the end its job is delivered, or failed with
-//     a notice, whatever the kills;
-//   - a command makes at most one job, over all its interactions;
-//   - a result goes by token only while Discord takes the token, and late to
-//     the channel otherwise: the fake refuses what Discord would, so a
-//     result counts as posted only where the user sees it.
-
 // crashAttempt is one interaction Discord posted for a command.
 type crashAttempt struct {
 	cmd   *crashCmd
@@ -105,12 +105,13 @@ type crashDiscord struct {
 	byToken  map[string]*crashAttempt
 	queue    []*crashCmd // commands waiting for an interaction Discord can deliver
 	seq      int
-	last     time.Time // the last call through the proxy
+	refused  map[string]int // results the fake refused, by job
+	last     time.Time      // the last call through the proxy
 	wake     chan struct{}
 }
 
 func (r *crashRun) newCrashDiscord() *crashDiscord {
-	d := &crashDiscord{r: r, api: discordtest.NewServer(r.t), byToken: map[string]*crashAttempt{}, wake: make(chan struct{}, 1)}
+	d := &crashDiscord{r: r, api: discordtest.NewServer(r.t), byToken: map[string]*crashAttempt{}, refused: map[string]int{}, wake: make(chan struct{}, 1)}
 	d.priv, d.pub = discordtest.Keys(r.t)
 	d.client = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 	d.proxy = &crashProxy{run: r, name: "discord", upstream: func() string { return d.api.URL }, phase: d.phase}
@@ -349,22 +350,20 @@ func (d *crashDiscord) refuse(w http.ResponseWriter, c *discordtest.Call) bool {
 		return false
 	}
 	d.r.mu.Lock()
+	defer d.r.mu.Unlock()
 	a := d.byToken[parts[2]]
-	var state attemptState
-	var at time.Time
-	if a != nil {
-		state, at = a.state, a.at
-	}
-	d.r.mu.Unlock()
 	switch {
-	case a == nil || state != attemptAnswered:
+	case a == nil || a.state != attemptAnswered:
 		discordtest.Error(w, http.StatusNotFound, 10015, "Unknown Webhook")
-		return true
-	case time.Since(at) > crashDiscordLifetime:
+	case time.Since(a.at) > crashDiscordLifetime:
 		discordtest.Error(w, http.StatusUnauthorized, 50027, "Invalid Webhook Token")
-		return true
+	default:
+		return false
 	}
-	return false
+	if id := crashResultOf(*c); id != "" {
+		d.refused[id]++
+	}
+	return true
 }
 
 var (
@@ -425,6 +424,21 @@ func (d *crashDiscord) label(call *crashCall, req *http.Request, body []byte) {
 	r.mu.Unlock()
 }
 
+var crashDiscordName = regexp.MustCompile(`^([a-z2-7]{16})-\d+\.\w+$`)
+
+// crashResultOf is the job whose result a call to the fake posts, if it posts one.
+func crashResultOf(c discordtest.Call) string {
+	if !c.Is("PATCH", `/webhooks/[^/]+/[^/]+/messages/@original`) && !c.Is("POST", `/channels/[^/]+/messages`) {
+		return ""
+	}
+	for _, f := range c.Files {
+		if m := crashDiscordName.FindStringSubmatch(f.Name); m != nil {
+			return m[1] // an album is one post
+		}
+	}
+	return ""
+}
+
 // crashIsPost reports whether a call posted a job's result where the user sees it.
 func crashIsPost(c crashCall) bool {
 	switch c.proxy {
@@ -445,8 +459,18 @@ func (d *crashDiscord) view() crashView {
 	for _, c := range r.cmds {
 		byToken[c.token] = c
 	}
+	// Results as the fake itself saw them, less those it refused: the
+	// proxy's count is checked against it.
 	r.mu.Lock()
 	calls := slices.Clone(r.calls)
+	for _, c := range d.api.Calls() {
+		if id := crashResultOf(c); id != "" {
+			v.posts[id]++
+		}
+	}
+	for id, n := range d.refused {
+		v.posts[id] -= n
+	}
 	r.mu.Unlock()
 	for _, c := range calls {
 		if c.proxy != "discord" || c.status/100 != 2 || c.job == "" {
@@ -456,9 +480,6 @@ func (d *crashDiscord) view() crashView {
 			key := crashMsgKey(cmd.user, cmd.msgID)
 			v.ack[key] = c.job
 			v.reply[key] = c.job
-		}
-		if crashIsPost(c) {
-			v.posts[c.job]++
 		}
 		if strings.HasSuffix(c.method, " notice") {
 			v.failed[c.job] = true
