@@ -16,7 +16,7 @@ import (
 
 // A deferred response is a promise: Discord shows "thinking…" and never
 // posts the interaction again, so an interaction lost by a crash after its
-// deferral would never be answered. In HTTP mode the interaction is
+// deferral would never be answered. The interaction is
 // therefore recorded in the store before the deferral is sent, and removed
 // once its work is done (its job made, or its answer shown); at the next
 // start the ones left are taken in again, and one whose job was made
