@@ -127,7 +127,7 @@ type Deps struct {
 	Blobs   engine.Blobs
 	// Catalog lists the vendors' models and LoRAs for autocomplete; nil: none.
 	Catalog func(ctx context.Context) ([]engine.CatalogEntry, error)
-	// Settings records HTTP interactions before their deferral, so a crash
+	// Settings records interactions before their deferral, so a crash
 	// loses none (intake.go); nil: not recorded.
 	Settings Settings
 	Log      *slog.Logger

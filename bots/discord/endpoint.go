@@ -37,7 +37,8 @@ func (b *Bot) Routes(m *http.ServeMux) {
 // ServeInteraction takes an interaction Discord posts. It checks the
 // Ed25519 signature and the timestamp (a replayed request is refused),
 // answers PING, and answers everything else at once, in the body: a
-// deferred response, then the work goes on in the background.
+// deferred response (the interaction recorded first, intake.go), then the
+// work goes on in the background.
 func (b *Bot) ServeInteraction(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxInteraction))
 	if err != nil {

@@ -76,6 +76,13 @@ func (b *Bot) onGateway(in *discordgo.Interaction, raw []byte) {
 	cancel()
 	if err != nil {
 		b.log.Warn("answer interaction", slog.String("chat_id", in.ChannelID), slog.Any("err", err))
+		if work != nil {
+			// Discord shows the command failed: it is not taken in.
+			b.mu.Lock()
+			delete(b.recorded, in.ID)
+			b.mu.Unlock()
+			b.done(in.ID)
+		}
 		return
 	}
 	if work != nil {
