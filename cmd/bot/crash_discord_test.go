@@ -5,8 +5,9 @@ package main
 // deferred response; the bot edits the original response through the
 // interaction's webhook (the job's acceptance, progress, the result) while
 // the token lives, and after it posts the result to the channel with the
-// bot token (late delivery). The token lifetime is cut to
-// crashDiscordLifetime so that both paths are taken in every run. Discord
+// bot token (late delivery). The token lifetime is cut, to one of
+// crashDiscordLifetimes by life, so that both paths are taken in every run,
+// on a quiet machine or a loaded one. Discord
 // is the test: a fake REST API behind a recording proxy, which refuses a
 // token Discord never heard acknowledged (10015) and one past its lifetime
 // (50027), as Discord does; and the users, who post interactions one at a
@@ -63,10 +64,15 @@ const (
 	phaseLate crashPhase = "late" // a message to the channel with the bot token: a result or notice after the token
 )
 
-// crashDiscordLifetime is the interaction token's lifetime in the Discord
-// setup (15 minutes on Discord): short enough that jobs running across a
-// restart, and the slower ones of a life, are delivered late.
-const crashDiscordLifetime = 1500 * time.Millisecond
+// crashDiscordLifetimes are the interaction token's lifetimes in the
+// Discord setup (15 minutes on Discord), for odd and even lives: in the
+// short one most jobs end after their token and are delivered late, in the
+// long one most jobs of a life end within it, and those a kill carries
+// into the next life end late. The same for the machine's load: a job
+// takes from about 1 s (one setup alone) to 3 s or more (all five).
+var crashDiscordLifetimes = [2]time.Duration{6 * time.Second, time.Second}
+
+func crashDiscordLifetime(epoch int) time.Duration { return crashDiscordLifetimes[epoch%2] }
 
 // crashAttempt is one interaction Discord posted for a command.
 type crashAttempt struct {
@@ -106,7 +112,6 @@ type crashDiscord struct {
 	queue    []*crashCmd // commands waiting for an interaction Discord can deliver
 	seq      int
 	refused  map[string]int // results the fake refused, by job
-	last     time.Time      // the last call through the proxy
 	wake     chan struct{}
 }
 
@@ -140,7 +145,7 @@ func (d *crashDiscord) phases(callbacks bool) []crashPhase {
 // config is the discord block of life epoch's configuration.
 func (d *crashDiscord) config(epoch int) string {
 	return fmt.Sprintf("discord:\n  enabled: true\n  mode: http\n  token: crash-discord-token\n  application_id: %q\n  public_key: %s\n  api_base: %s\n  guild_ids: [\"111\"]\n  token_lifetime: %s\n",
-		discordApp, d.pub, d.r.listen(d.proxy, epoch), crashDiscordLifetime)
+		discordApp, d.pub, d.r.listen(d.proxy, epoch), crashDiscordLifetime(epoch))
 }
 
 func crashGuild(user int64) string   { return "7" + strconv.FormatInt(user, 10) }
@@ -355,7 +360,7 @@ func (d *crashDiscord) refuse(w http.ResponseWriter, c *discordtest.Call) bool {
 	switch {
 	case a == nil || a.state != attemptAnswered:
 		discordtest.Error(w, http.StatusNotFound, 10015, "Unknown Webhook")
-	case time.Since(a.at) > crashDiscordLifetime:
+	case time.Since(a.at) > crashDiscordLifetime(a.epoch):
 		discordtest.Error(w, http.StatusUnauthorized, 50027, "Invalid Webhook Token")
 	default:
 		return false
@@ -419,9 +424,6 @@ func (d *crashDiscord) label(call *crashCall, req *http.Request, body []byte) {
 	if call.token == "" {
 		call.token = string(crashTokenRe.Find(body))
 	}
-	r.mu.Lock()
-	d.last = time.Now()
-	r.mu.Unlock()
 }
 
 var crashDiscordName = regexp.MustCompile(`^([a-z2-7]{16})-\d+\.\w+$`)
@@ -502,41 +504,64 @@ func (d *crashDiscord) named() map[string]bool {
 	return out
 }
 
-// allAnswered reports whether every command Discord delivered has its
-// outcome in the chat; or, since a job's notice may name no command, that
-// nothing has moved for a while.
+// allAnswered reports whether every job the bot has named to Discord (in
+// any call, taken or refused) has its outcome in the chat, and each user
+// has as many jobs with an outcome as commands Discord got a deferred
+// answer for: a failure notice posted late names its job and its user's
+// channel, not its command.
 func (d *crashDiscord) allAnswered() bool {
 	r := d.r
 	if len(r.cmds) < r.setup.jobs {
 		return false
 	}
 	r.mu.Lock()
-	waiting, quiet := len(d.queue), time.Since(d.last) > 4*time.Second
-	answered := map[*crashCmd]bool{}
+	waiting := len(d.queue)
+	owed := map[int64]int{} // user → commands answered with a deferred response
+	seen := map[*crashCmd]bool{}
 	for _, a := range d.attempts {
-		if a.state == attemptAnswered {
-			answered[a.cmd] = true
+		if a.state == attemptAnswered && !seen[a.cmd] {
+			seen[a.cmd] = true
+			owed[a.cmd.user]++
+		}
+	}
+	userOf := map[string]int64{} // job → its user
+	for _, c := range r.calls {
+		if c.proxy != "discord" || c.job == "" {
+			continue
+		}
+		if m := crashChannelPath.FindStringSubmatch(c.method); m != nil {
+			u, _ := strconv.ParseInt(m[1], 10, 64)
+			userOf[c.job] = u
+		} else if tok := c.token; tok != "" {
+			for _, cmd := range r.cmds {
+				if cmd.token == tok {
+					userOf[c.job] = cmd.user
+				}
+			}
 		}
 	}
 	r.mu.Unlock()
 	if waiting > 0 {
 		return false
 	}
-	if quiet {
-		return true
-	}
 	v := r.view()
-	for _, c := range r.cmds {
-		if !answered[c] {
-			continue
+	have := map[int64]int{}
+	for id, u := range userOf {
+		if v.posts[id] == 0 && !v.failed[id] {
+			return false
 		}
-		id := v.job(c)
-		if id == "" || (v.posts[id] == 0 && !v.failed[id]) {
+		have[u]++
+	}
+	for u, n := range owed {
+		if have[u] < n {
 			return false
 		}
 	}
 	return true
 }
+
+// crashChannelPath reads the user from a channel message's path (crashChannel).
+var crashChannelPath = regexp.MustCompile(`^POST /channels/8(\d+)/messages`)
 
 // settled reports whether the store of a stopped bot holds every job a
 // command made, finished, with nothing left to take in.
