@@ -69,8 +69,10 @@ const (
 // short one most jobs end after their token and are delivered late, in the
 // long one most jobs of a life end within it, and those a kill carries
 // into the next life end late. The same for the machine's load: a job
-// takes from about 1 s (one setup alone) to 3 s or more (all five).
-var crashDiscordLifetimes = [2]time.Duration{6 * time.Second, time.Second}
+// takes from about 1 s (one setup alone) to 3 s or more (all five). Not
+// shorter: the adapter keeps a tenth of the lifetime as its margin, and a
+// call on a loaded machine can take a good part of 100 ms.
+var crashDiscordLifetimes = [2]time.Duration{8 * time.Second, 2 * time.Second}
 
 func crashDiscordLifetime(epoch int) time.Duration { return crashDiscordLifetimes[epoch%2] }
 
@@ -134,8 +136,12 @@ func (r *crashRun) newCrashDiscord() *crashDiscord {
 	return d
 }
 
+// phases are the setup's phases. Intake is listed twice: once every
+// phase is hit, it is aimed at twice as often, for the moments between a
+// deferral and the job (its after-reply kills, see nextPlan) are where
+// Discord's promise is most at risk.
 func (d *crashDiscord) phases(callbacks bool) []crashPhase {
-	p := []crashPhase{phaseIntake, phaseEdit, phasePost, phaseLate, phaseSubmit, phasePoll, phaseDownload, phaseTimer}
+	p := []crashPhase{phaseIntake, phaseIntake, phaseEdit, phasePost, phaseLate, phaseSubmit, phasePoll, phaseDownload, phaseTimer}
 	if callbacks {
 		p = append(p, phaseCallback)
 	}

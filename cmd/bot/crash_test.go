@@ -765,6 +765,10 @@ func (r *crashRun) nextPlan(phases []crashPhase, hit map[crashPhase]int) crashPl
 	case phaseIntake:
 		if r.setup.webhook || r.setup.discord {
 			p.nth = 1 + r.rng.IntN(4) // one update (interaction) a post: any mode
+			if r.setup.discord && r.rng.IntN(2) == 0 {
+				// Discord has the deferral; the bot dies taking the command in.
+				p.mode, p.delay = killAfterReply, time.Duration(r.rng.IntN(4))*time.Millisecond
+			}
 			break
 		}
 		p.nth = 1
