@@ -68,14 +68,19 @@ type live struct {
 // expect makes the ticket for an interaction that may start a job. The
 // engine finds it by the job's Chat.MessageID (the interaction id) until adopt.
 func (b *Bot) expect(ev *event) *live {
-	lv := &live{t: ticket{
-		App: ev.app, Token: ev.in.Token, Expires: ev.received.Add(b.cfg.TokenLifetime),
-		Channel: ev.chat.ChatID, Guild: ev.chat.GuildID, User: ev.user.ID, Locale: string(ev.in.Locale),
-	}}
+	lv := &live{t: b.ticketFor(ev)}
 	b.mu.Lock()
 	b.byInteraction[ev.in.ID] = lv
 	b.mu.Unlock()
 	return lv
+}
+
+// ticketFor is the ticket of the interaction of ev.
+func (b *Bot) ticketFor(ev *event) ticket {
+	return ticket{
+		App: ev.app, Token: ev.in.Token, Expires: ev.received.Add(b.cfg.TokenLifetime),
+		Channel: ev.chat.ChatID, Guild: ev.chat.GuildID, User: ev.user.ID, Locale: string(ev.in.Locale),
+	}
 }
 
 func (b *Bot) unexpect(ev *event) {
@@ -305,6 +310,9 @@ func (b *Bot) post(ctx context.Context, j *engine.Job, lv *live, m *message) err
 		if _, later := engine.AsLater(err); later || err == nil || tooLarge(err) || ctx.Err() != nil {
 			return err
 		}
+		if isTimeout(err) && b.landed(ctx, j, lv, m) {
+			return nil // the edit took effect; its answer came too late
+		}
 		if _, ok := b.tokenDeadline(lv); ok && !tokenGone(err) && !isTimeout(err) {
 			if _, limited := rateLimited(err); !limited && b.now().Add(30*time.Second).Before(deadline) {
 				return err // transient, and time enough: the engine tries again
@@ -344,6 +352,44 @@ func (b *Bot) postByToken(ctx context.Context, j *engine.Job, lv *live, m *messa
 		return &engine.Later{After: d}
 	}
 	return err
+}
+
+// landed reports whether an edit of the original response whose answer
+// never came took effect: Discord may have applied it, and a channel
+// message as well would show the result twice. It asks Discord in the
+// token's last moments (the margin kept before its expiry); if Discord
+// cannot say, the result goes to the channel: twice is better than never.
+func (b *Bot) landed(ctx context.Context, j *engine.Job, lv *live, m *message) bool {
+	if lv.t.Token == "" {
+		return false
+	}
+	ctx, cancel := context.WithDeadline(ctx, lv.t.Expires)
+	defer cancel()
+	msg, err := b.api.getOriginal(ctx, lv.t.App, lv.t.Token)
+	if err != nil {
+		b.log.Info("could not read the original response after an edit timed out", slog.String("job_id", j.ID), slog.Any("err", err))
+		return false
+	}
+	if len(m.files) == 0 {
+		if m.Content == "" || msg.Content != m.Content {
+			return false
+		}
+	} else {
+		names := make(map[string]bool, len(msg.Attachments))
+		for _, a := range msg.Attachments {
+			if a != nil {
+				names[a.Filename] = true
+			}
+		}
+		for _, f := range m.files {
+			if !names[f.Name] {
+				return false
+			}
+		}
+	}
+	b.log.Info("an edit that timed out had been applied", slog.String("job_id", j.ID), slog.String("chat_id", lv.t.Channel))
+	b.remember(ctx, j.ID, lv, msg)
+	return true
 }
 
 // postToChannel sends m as a normal message: a reply to the command in its

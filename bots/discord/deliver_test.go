@@ -25,6 +25,7 @@ type fakeREST struct {
 
 	onEdit func(token string, m *message) (*discordgo.Message, error)
 	onSend func(channel string, m *message) (*discordgo.Message, error)
+	onGet  func(token string) (*discordgo.Message, error)
 }
 
 type fakeCall struct {
@@ -63,6 +64,14 @@ func (f *fakeREST) editOriginal(ctx context.Context, app, token string, m *messa
 	f.record("edit", token, m)
 	if f.onEdit != nil {
 		return f.onEdit(token, m)
+	}
+	return &discordgo.Message{ID: "m-" + token}, nil
+}
+
+func (f *fakeREST) getOriginal(ctx context.Context, app, token string) (*discordgo.Message, error) {
+	f.record("get", token, nil)
+	if f.onGet != nil {
+		return f.onGet(token)
 	}
 	return &discordgo.Message{ID: "m-" + token}, nil
 }

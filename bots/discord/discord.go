@@ -135,25 +135,29 @@ type Deps struct {
 	Blobs   engine.Blobs
 	// Catalog lists the vendors' models and LoRAs for autocomplete; nil: none.
 	Catalog func(ctx context.Context) ([]engine.CatalogEntry, error)
-	Log     *slog.Logger
-	Now     func() time.Time
+	// Settings records interactions before their deferral, so a crash
+	// loses none (intake.go); nil: not recorded.
+	Settings Settings
+	Log      *slog.Logger
+	Now      func() time.Time
 }
 
 // Bot is the Discord adapter. It implements engine.Notifier for Discord jobs.
 type Bot struct {
-	cfg     Config
-	key     ed25519.PublicKey
-	api     rest
-	sess    *discordgo.Session // nil when the REST seam is a fake
-	svc     Service
-	eng     Engine
-	blobs   engine.Blobs
-	catalog *catalogue
-	fetch   *http.Client
-	log     *slog.Logger
-	now     func() time.Time
-	edits   *quota.Keyed // progress edits per job
-	lanes   *postlane.Lanes
+	cfg      Config
+	key      ed25519.PublicKey
+	api      rest
+	sess     *discordgo.Session // nil when the REST seam is a fake
+	svc      Service
+	eng      Engine
+	blobs    engine.Blobs
+	settings Settings
+	catalog  *catalogue
+	fetch    *http.Client
+	log      *slog.Logger
+	now      func() time.Time
+	edits    *quota.Keyed // progress edits per job
+	lanes    *postlane.Lanes
 
 	// base is the context of work that outlives a request; ended by Run's end.
 	base   context.Context
@@ -166,6 +170,7 @@ type Bot struct {
 	byJob         map[string]*live
 	byInteraction map[string]*live
 	swept         time.Time
+	recorded      map[string]bool // interactions this process recorded (intake.go)
 }
 
 var _ engine.Notifier = (*Bot)(nil)
@@ -211,7 +216,7 @@ func newBot(cfg Config, d Deps, api rest) (*Bot, error) {
 	base, stop := context.WithCancel(context.Background())
 	return &Bot{
 		cfg: cfg, key: key, api: api,
-		svc: d.Service, eng: d.Engine, blobs: d.Blobs,
+		svc: d.Service, eng: d.Engine, blobs: d.Blobs, settings: d.Settings,
 		catalog: &catalogue{list: d.Catalog, now: d.Now, ttl: 5 * time.Minute},
 		fetch:   &http.Client{Timeout: 60 * time.Second},
 		log:     d.Log.With(slog.String("platform", Platform)),
@@ -221,6 +226,7 @@ func newBot(cfg Config, d Deps, api rest) (*Bot, error) {
 		base:    base, stop: stop,
 		byJob:         make(map[string]*live),
 		byInteraction: make(map[string]*live),
+		recorded:      make(map[string]bool),
 	}, nil
 }
 
@@ -241,6 +247,7 @@ func (b *Bot) Name() string { return Platform }
 // the work under way has finished or been cancelled.
 func (b *Bot) Run(ctx context.Context) error {
 	defer b.shutdown()
+	b.resumeIntake(ctx)
 	b.register(ctx)
 	if b.cfg.Mode == ModeHTTP {
 		<-ctx.Done()

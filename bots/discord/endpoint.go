@@ -37,7 +37,8 @@ func (b *Bot) Routes(m *http.ServeMux) {
 // ServeInteraction takes an interaction Discord posts. It checks the
 // Ed25519 signature and the timestamp (a replayed request is refused),
 // answers PING, and answers everything else at once, in the body: a
-// deferred response, then the work goes on in the background.
+// deferred response (the interaction recorded first, intake.go), then the
+// work goes on in the background.
 func (b *Bot) ServeInteraction(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxInteraction))
 	if err != nil {
@@ -65,10 +66,21 @@ func (b *Bot) ServeInteraction(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), planTime)
-	resp, work := b.plan(ctx, &in, received)
+	resp, work := b.plan(ctx, &in, received, false)
 	cancel()
 	if work != nil && !b.begin() {
 		resp, work = restarting(&in), nil
+	}
+	if work != nil && resp.Type == discordgo.InteractionResponseDeferredChannelMessageWithSource {
+		// Recorded before the deferral promises an answer (intake.go).
+		ctx, cancel := context.WithTimeout(r.Context(), planTime)
+		err := b.record(ctx, in.ID, body, received)
+		cancel()
+		if err != nil {
+			b.log.Error("take in interaction", slog.String("chat_id", in.ChannelID), slog.Any("err", err))
+			b.work.Done()
+			resp, work = unrecorded(&in), nil
+		}
 	}
 	w.Header().Set("Content-Type", "application/json")
 	if err := json.NewEncoder(w).Encode(resp); err != nil {
@@ -93,6 +105,10 @@ func fresh(ts string, now time.Time) bool {
 	}
 	d := now.Sub(time.Unix(sec, 0))
 	return d < MaxTimestampSkew && d > -MaxTimestampSkew
+}
+
+func unrecorded(in *discordgo.Interaction) *response {
+	return private(chat.T(localeOf(in), "Sorry, the bot could not take your command just now; please try again.", "抱歉，机器人暂时无法接收你的命令，请再试一次。"))
 }
 
 func restarting(in *discordgo.Interaction) *response {

@@ -54,7 +54,7 @@ func FuzzInteraction(f *testing.F) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		resp, work := b.plan(ctx, &in, time.Now())
+		resp, work := b.plan(ctx, &in, time.Now(), false)
 		if resp == nil {
 			t.Fatal("no first answer")
 		}

@@ -17,9 +17,11 @@ func (b *Bot) runGateway(ctx context.Context) error {
 		return nil
 	}
 	s := b.sess
-	defer s.AddHandler(func(_ *discordgo.Session, ic *discordgo.InteractionCreate) {
-		if ic.Interaction != nil {
-			b.onGateway(ic.Interaction)
+	// The raw event, for the interaction as Discord sent it: what is
+	// recorded before a deferral (intake.go).
+	defer s.AddHandler(func(_ *discordgo.Session, e *discordgo.Event) {
+		if ic, ok := e.Struct.(*discordgo.InteractionCreate); ok && ic.Interaction != nil {
+			b.onGateway(ic.Interaction, e.RawData)
 		}
 	})()
 	defer s.AddHandler(func(_ *discordgo.Session, r *discordgo.Ready) {
@@ -46,15 +48,25 @@ func (b *Bot) runGateway(ctx context.Context) error {
 	return nil
 }
 
-// onGateway takes an interaction from the gateway: it answers through the
-// callback endpoint within Discord's 3 s, then does the work.
-func (b *Bot) onGateway(in *discordgo.Interaction) {
+// onGateway takes an interaction from the gateway (raw: its JSON): it
+// answers through the callback endpoint within Discord's 3 s, then does the work.
+func (b *Bot) onGateway(in *discordgo.Interaction, raw []byte) {
 	received := b.now()
 	ctx, cancel := context.WithTimeout(b.base, planTime)
-	resp, work := b.plan(ctx, in, received)
+	resp, work := b.plan(ctx, in, received, false)
 	cancel()
 	if work != nil && !b.begin() {
 		resp, work = restarting(in), nil
+	}
+	if work != nil && resp.Type == discordgo.InteractionResponseDeferredChannelMessageWithSource {
+		ctx, cancel := context.WithTimeout(b.base, planTime)
+		err := b.record(ctx, in.ID, raw, received)
+		cancel()
+		if err != nil {
+			b.log.Error("take in interaction", slog.String("chat_id", in.ChannelID), slog.Any("err", err))
+			b.work.Done()
+			resp, work = unrecorded(in), nil
+		}
 	}
 	if work != nil {
 		defer b.work.Done()
@@ -64,6 +76,13 @@ func (b *Bot) onGateway(in *discordgo.Interaction) {
 	cancel()
 	if err != nil {
 		b.log.Warn("answer interaction", slog.String("chat_id", in.ChannelID), slog.Any("err", err))
+		if work != nil {
+			// Discord shows the command failed: it is not taken in.
+			b.mu.Lock()
+			delete(b.recorded, in.ID)
+			b.mu.Unlock()
+			b.done(in.ID)
+		}
 		return
 	}
 	if work != nil {

@@ -107,7 +107,7 @@ func startHarness(t *testing.T, o setup) *harness {
 	if o.cfg != nil {
 		o.cfg(&cfg)
 	}
-	deps := Deps{Service: svc, Engine: h.eng, Blobs: blobs, Log: log}
+	deps := Deps{Service: svc, Engine: h.eng, Blobs: blobs, Settings: h.db, Log: log}
 	if o.deps != nil {
 		o.deps(&deps)
 	}

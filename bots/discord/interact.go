@@ -27,6 +27,7 @@ type event struct {
 	chat      engine.ChatRef
 	received  time.Time
 	ephemeral bool // the deferred response is private
+	replay    bool // taken in again after a restart (intake.go)
 }
 
 func (e *event) lang() engine.Lang { return e.user.Lang }
@@ -85,8 +86,9 @@ func localeOf(in *discordgo.Interaction) engine.Lang { return engine.ParseLang(s
 
 // plan decides the first answer to an interaction — without the store, the
 // quota or a vendor, so it is always quick — and returns the work to run
-// once that answer is sent (nil if none).
-func (b *Bot) plan(ctx context.Context, in *discordgo.Interaction, received time.Time) (*response, func(context.Context)) {
+// once that answer is sent (nil if none). replay is true for an
+// interaction taken in again after a restart.
+func (b *Bot) plan(ctx context.Context, in *discordgo.Interaction, received time.Time, replay bool) (*response, func(context.Context)) {
 	if in.Type == discordgo.InteractionPing {
 		return &response{Type: discordgo.InteractionResponsePong}, nil
 	}
@@ -94,6 +96,7 @@ func (b *Bot) plan(ctx context.Context, in *discordgo.Interaction, received time
 	if err != nil {
 		return private(b.wording(localeOf(in), nil, err)), nil
 	}
+	ev.replay = replay
 	switch in.Type {
 	case discordgo.InteractionApplicationCommand:
 		c, atts, err := parse(in.ApplicationCommandData())
@@ -124,11 +127,22 @@ func (b *Bot) plan(ctx context.Context, in *discordgo.Interaction, received time
 
 var errNotAuthor = engine.Errorf(engine.EFORBIDDEN, "Only the person who made this picture can use its buttons.", "只有生成这张图片的人可以使用这些按钮。")
 
-// then wraps a handler as the work after the acknowledgement.
+// then wraps a handler as the work after the acknowledgement. Once it is
+// done, the interaction's record (intake.go) goes.
 func (b *Bot) then(ev *event, h handler) func(context.Context) {
 	return func(ctx context.Context) {
 		if err := h(ctx, ev); err != nil {
 			b.fail(ctx, ev, err)
+		}
+		b.mu.Lock()
+		recorded := b.recorded[ev.in.ID]
+		delete(b.recorded, ev.in.ID)
+		b.mu.Unlock()
+		if ctx.Err() != nil {
+			return // cut short by a shutdown: taken in again at the next start
+		}
+		if recorded || ev.replay {
+			b.done(ev.in.ID)
 		}
 	}
 }
@@ -230,6 +244,17 @@ func (b *Bot) command(ctx context.Context, ev *event, c *command.Command, atts [
 // start runs something that may create a job, with the interaction's
 // ticket ready before the job exists, so the engine's first progress finds it.
 func (b *Bot) start(ctx context.Context, ev *event, run func(context.Context) chat.Reply) error {
+	if ev.replay {
+		// The job may have been made before the restart.
+		j, err := b.existing(ctx, ev)
+		if err != nil {
+			return err
+		}
+		if j != nil {
+			b.rejoin(ctx, ev, j)
+			return nil
+		}
+	}
 	lv := b.expect(ev)
 	reply := run(ctx)
 	if reply.Err != nil || reply.Job == nil {

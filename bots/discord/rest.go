@@ -24,6 +24,8 @@ type rest interface {
 	respond(ctx context.Context, id, token string, r *response) error
 	// editOriginal replaces the interaction's original response.
 	editOriginal(ctx context.Context, app, token string, m *message) (*discordgo.Message, error)
+	// getOriginal reads the interaction's original response as Discord has it.
+	getOriginal(ctx context.Context, app, token string) (*discordgo.Message, error)
 	// deleteOriginal removes the interaction's original response.
 	deleteOriginal(ctx context.Context, app, token string) error
 	// followup posts a further message for the interaction (ephemeral with flag 64).
@@ -361,6 +363,14 @@ func (r *session) respond(ctx context.Context, id, token string, resp *response)
 
 func (r *session) editOriginal(ctx context.Context, app, token string, m *message) (*discordgo.Message, error) {
 	out, err := r.call(ctx, "edit original response", http.MethodPatch, discordgo.EndpointWebhookMessage(app, esc(token), "@original"), m.full(), m.files)
+	if err != nil {
+		return nil, err
+	}
+	return decodeMessage(out)
+}
+
+func (r *session) getOriginal(ctx context.Context, app, token string) (*discordgo.Message, error) {
+	out, err := r.call(ctx, "get original response", http.MethodGet, discordgo.EndpointWebhookMessage(app, esc(token), "@original"), nil, nil)
 	if err != nil {
 		return nil, err
 	}

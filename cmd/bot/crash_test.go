@@ -1,12 +1,14 @@
 package main
 
-// The crash suite: the built binary against the fake Telegram Bot API and
-// three fake vendors, killed with SIGKILL at chosen moments and restarted on
-// the same data directory until every job is finished. Four setups run side
-// by side: Callback (Zhiqite first, callbacks, commands with photos too),
-// Polling (APISpace first, polling, the bot built with -race), ShowAPI
-// (ShowAPI first, callbacks) and Webhook (Telegram's webhook, Zhiqite first,
-// polling); each first runs its commands once without a kill, for the
+// The crash suite: the built binary against the fake Telegram Bot API (or
+// Discord) and three fake vendors, killed with SIGKILL at chosen moments and
+// restarted on the same data directory until every job is finished. Five
+// setups run side by side: Callback (Zhiqite first, callbacks, commands with
+// photos too), Polling (APISpace first, polling, the bot built with -race),
+// ShowAPI (ShowAPI first, callbacks), Webhook (Telegram's webhook, Zhiqite
+// first, polling) and Discord (HTTP interactions, APISpace first, callbacks:
+// crash_discord_test.go, with its phases and the invariants that differ
+// where Discord does); each first runs its commands once without a kill, for the
 // billed calls per image a kill is compared with. Quotas are on, every
 // limit exactly what the commands need: a charge counted twice or a
 // running slot kept refuses a later command, which is then lost. Every process the
@@ -42,14 +44,27 @@ package main
 //     count; with kills, the vendors' billed calls per delivered image are
 //     within crashBilledSlack of the run without;
 //   - the race detector found nothing in the lives of the -race build;
-//   - every phase was hit by a kill.
+//   - every phase was hit by a kill;
+//   - Discord (crash_discord_test.go), where an interaction is posted once
+//     and never again: its phases are intake (Discord posting an
+//     interaction and reading the deferred answer), edit (the original
+//     response edited by token), post (a result by token) and late (a
+//     result or notice to the channel once the token is gone), beside the
+//     vendors' and the timer, each in the four modes. "Every command made
+//     one job" becomes: an interaction answered with a deferred response
+//     has, after every kill, its job in the store or its record as taken
+//     in, and at the end a job delivered or failed with a notice; a command
+//     makes at most one job over all its interactions; a command is lost
+//     only when a kill interrupted its one post (the user sees "the
+//     application did not respond"), at most one per kill; results go
+//     both by token and late in every run with kills.
 //
 // Assertions held back by a defect another branch fixes are gated by
 // constants the lead flips on merging: crashResubmitFixed,
 // crashBilledFixed, crashShowAPIBillFixed, crashOnePostPerKill.
 //
-//	go test -race -run Crash -count=1 -v ./cmd/bot                        # CI form: 200 jobs, 56 kills
-//	go test -race -run Crash -count=1 -v -short ./cmd/bot                 # 200 jobs, 44 kills
+//	go test -race -run Crash -count=1 -v ./cmd/bot                        # CI form: 250 jobs, 70 kills
+//	go test -race -run Crash -count=1 -v -short ./cmd/bot                 # 250 jobs, 55 kills
 //	PICBOT_CRASH_JOBS=2000 go test -run Crash -count=1 -v -timeout 2h ./cmd/bot   # the long run
 //	go test -run Crash -v ./cmd/bot -crash.seed=N   # or PICBOT_CRASH_SEED=N: replay a seed
 //	PICBOT_CRASH_BILLDEBUG=1 PICBOT_CRASH_LOGS=1 go test -run Crash/Polling -v ./cmd/bot   # each extra billed call, every life's log
@@ -86,6 +101,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/picbot/picbot/bots/discord"
 	"github.com/picbot/picbot/bots/telegram"
 	"github.com/picbot/picbot/bots/telegram/telegramtest"
 	"github.com/picbot/picbot/engine"
@@ -312,6 +328,7 @@ type crashSetup struct {
 	race      bool   // the bot built with the race detector
 	webhook   bool   // Telegram posts updates to the bot (telegram.mode webhook)
 	images    bool   // commands with photos too (crashImageKinds)
+	discord   bool   // commands are Discord HTTP interactions (crash_discord_test.go), not Telegram updates
 	jobs      int
 	kills     int
 	seed      uint64
@@ -361,9 +378,9 @@ func TestCrashSuite(t *testing.T) {
 	if seed == 0 {
 		seed = uint64(time.Now().UnixNano())
 	}
-	jobs, kills := 200, 56
+	jobs, kills := 250, 70 // 50 jobs and 14 kills a setup
 	if testing.Short() {
-		kills = 44 // 11 a setup: enough for each of its phases (up to 9) to be hit
+		kills = 55 // 11 a setup: enough for each of its phases (up to 9) to be hit
 	}
 	if s := os.Getenv("PICBOT_CRASH_JOBS"); s != "" {
 		n, err := strconv.Atoi(s)
@@ -393,6 +410,9 @@ func TestCrashSuite(t *testing.T) {
 		{name: "ShowAPI", tag: "C", callbacks: true, route: []string{"showapi", "apispace"}, album: "showapi"},
 		// Telegram's webhook; polling; Zhiqite first, APISpace for failover.
 		{name: "Webhook", tag: "D", callbacks: false, route: []string{"zhiqite", "apispace"}, album: "zhiqite", webhook: true},
+		// Discord HTTP interactions; callbacks; APISpace first, Zhiqite for
+		// failover and albums.
+		{name: "Discord", tag: "E", callbacks: true, route: []string{"apispace", "zhiqite"}, album: "zhiqite", discord: true},
 	}
 	total := newCrashResult()
 	for i := range setups {
@@ -560,6 +580,7 @@ type crashRun struct {
 	photoSize map[string]int // the photos commands carry, by file id
 	hook      []crashUpdate  // webhook mode: updates Telegram has yet to see answered, oldest first
 	hookAdd   chan struct{}  // a new update in hook
+	dc        *crashDiscord  // the Discord setup's side of Discord; nil in the others
 	planned   []*crashCmd    // every command of the run, chosen at its start; cmds are those sent
 	kills     []crashKill
 	snaps     []*crashSnap // snaps[k-1] is read after epoch k
@@ -633,6 +654,9 @@ func crashRunSetup(t *testing.T, s crashSetup) crashResult {
 	})
 
 	r.planCommands()
+	if s.discord {
+		r.dc = r.newCrashDiscord()
+	}
 	if s.webhook {
 		r.hookAdd = make(chan struct{}, 1)
 		ctx, cancel := context.WithCancel(context.Background())
@@ -654,6 +678,9 @@ func crashRunSetup(t *testing.T, s crashSetup) crashResult {
 	}
 	if s.images {
 		phases = append(phases, phaseInput)
+	}
+	if r.dc != nil {
+		phases = r.dc.phases(s.callbacks)
 	}
 	hit := map[crashPhase]int{}
 	for k := 1; k <= s.kills; k++ {
@@ -710,6 +737,9 @@ func (r *crashRun) writeConfig(epoch int) {
 	if s.webhook {
 		hook = fmt.Sprintf("  mode: webhook\n  webhook_url: https://bot.example.com%s\n  webhook_secret: %s\n", crashHookPath, crashHookSecret)
 	}
+	if r.dc != nil {
+		hook = r.dc.config(epoch)
+	}
 	route := "[" + strings.Join(s.route, ", ") + "]"
 	// ShowAPI only draws: upscales go to the rest of the route.
 	upscale := "[" + strings.Join(slices.DeleteFunc(slices.Clone(s.route), func(v string) bool { return v == "showapi" }), ", ") + "]"
@@ -726,7 +756,7 @@ http:
   shutdown_timeout: 5s
   routes:
     draw: %[3]s
-    upscale: %[19]s
+    upscale: %[20]s
     anime: [apispace]
     swapface: [zhiqite]
 quota:
@@ -735,7 +765,7 @@ quota:
   global_daily: %[14]d
   costs: {draw: 2, upscale: 2, swapface: 2, anime: 2}
 telegram:
-  enabled: true
+  enabled: %[19]v
   token: %[4]q
   api_endpoint: %[5]q
   poll_timeout: 1s
@@ -769,7 +799,7 @@ telegram:
     poll_every: 150ms
     poll_max: 600ms
 `, r.dir, public, route, tgToken, tg, zq+zhiqitetest.BasePath, zhiqiteAppCode, s.callbacks,
-		ap, apispaceToken, s.apWork, daily, chat, global, running, sa, showAPICode, hook, upscale)
+		ap, apispaceToken, s.apWork, daily, chat, global, running, sa, showAPICode, hook, !s.discord, upscale)
 	r.cfg = filepath.Join(r.dir, "picbot.yaml")
 	if err := os.WriteFile(r.cfg, []byte(cfg), 0o600); err != nil {
 		r.t.Fatal(err)
@@ -799,8 +829,12 @@ func (r *crashRun) nextPlan(phases []crashPhase, hit map[crashPhase]int) crashPl
 	case phaseTimer:
 		p.delay = time.Duration(50+r.rng.IntN(2500)) * time.Millisecond
 	case phaseIntake:
-		if r.setup.webhook {
-			p.nth = 1 + r.rng.IntN(4) // one update a post: any mode
+		if r.setup.webhook || r.setup.discord {
+			p.nth = 1 + r.rng.IntN(4) // one update (interaction) a post: any mode
+			if r.setup.discord && r.rng.IntN(2) == 0 {
+				// Discord has the deferral; the bot dies taking the command in.
+				p.mode, p.delay = killAfterReply, time.Duration(r.rng.IntN(4))*time.Millisecond
+			}
 			break
 		}
 		p.nth = 1
@@ -884,6 +918,10 @@ func (r *crashRun) quotaLimits() (daily, chat, global, running int) {
 
 // addCommands queues the next n commands at the fake Bot API.
 func (r *crashRun) addCommands(n int) {
+	if r.dc != nil {
+		r.dc.add(n)
+		return
+	}
 	for range n {
 		if len(r.cmds) >= len(r.planned) {
 			return
@@ -1240,7 +1278,11 @@ func (r *crashRun) finalLives() {
 			r.violation("life %d: stopped with SIGTERM, the bot exited with %v:\n%s", p.epoch, err, crashTail(r.stderrs[len(r.stderrs)-1], 3000))
 		}
 		s := r.snapshot(p.epoch)
-		if len(s.unfinished) == 0 && len(s.jobs) == len(r.cmds) || time.Now().After(deadline) || r.bad > 0 {
+		done := len(s.unfinished) == 0 && len(s.jobs) == len(r.cmds)
+		if r.dc != nil {
+			done = r.dc.settled(s)
+		}
+		if done || time.Now().After(deadline) || r.bad > 0 {
 			return
 		}
 	}
@@ -1265,6 +1307,9 @@ func (r *crashRun) progress() int {
 
 // allAnswered reports whether every command has its reply and its outcome at the fake.
 func (r *crashRun) allAnswered() bool {
+	if r.dc != nil {
+		return r.dc.allAnswered()
+	}
 	if len(r.cmds) < r.setup.jobs {
 		return false
 	}
@@ -1432,6 +1477,8 @@ func (p *crashProxy) serve(w http.ResponseWriter, req *http.Request, epoch int) 
 		if m := crashZqFile.FindStringSubmatch(req.URL.Path); m != nil {
 			call.job = m[1]
 		}
+	case p.name == "discord":
+		r.dc.label(&call, req, body)
 	}
 	mode, delay := r.event(epoch, phase, false)
 	call.epoch = epoch
@@ -1672,6 +1719,7 @@ type crashSnap struct {
 	jobs       map[string]*engine.Job
 	unfinished map[string]bool
 	counters   map[string]int64 // d: and r: counters
+	pending    map[string]bool  // Discord: interactions taken in, not yet made into jobs
 }
 
 func (s *crashSnap) unfinishedStates() map[string]int {
@@ -1699,8 +1747,12 @@ func (r *crashRun) snapshot(epoch int) *crashSnap {
 	}
 	defer db.Close()
 	s := &crashSnap{epoch: epoch, jobs: map[string]*engine.Job{}, unfinished: map[string]bool{}, counters: map[string]int64{}}
+	platform := telegram.Platform
+	if r.dc != nil {
+		platform = discord.Platform
+	}
 	for _, u := range r.users {
-		jobs, err := db.JobsByOwner(ctx, engine.UserRef{Platform: telegram.Platform, ID: strconv.FormatInt(u, 10)}, math.MaxInt32)
+		jobs, err := db.JobsByOwner(ctx, engine.UserRef{Platform: platform, ID: strconv.FormatInt(u, 10)}, math.MaxInt32)
 		if err != nil {
 			t.Fatalf("epoch %d: jobs of %d: %v", epoch, u, err)
 		}
@@ -1719,6 +1771,7 @@ func (r *crashRun) snapshot(epoch int) *crashSnap {
 		for _, prefix := range []string{"d:", "r:"} {
 			c.Scan(prefix, func(k string, v int64) { s.counters[k] = v })
 		}
+		s.pending = pendingInteractions(c)
 		return nil
 	})
 	if err != nil {
@@ -1741,6 +1794,9 @@ func (r *crashRun) snapshot(epoch int) *crashSnap {
 		prev = r.snaps[len(r.snaps)-1]
 	}
 	r.checkSnap(prev, s)
+	if r.dc != nil {
+		r.dc.checkSnap(s)
+	}
 	r.snaps = append(r.snaps, s)
 	return s
 }
@@ -1871,6 +1927,9 @@ var (
 func crashMsgKey(chat int64, msg int) string { return fmt.Sprintf("%d/%d", chat, msg) }
 
 func (r *crashRun) view() crashView {
+	if r.dc != nil {
+		return r.dc.view()
+	}
 	v := crashView{ack: map[string]string{}, reply: map[string]string{}, posts: map[string]int{}, failed: map[string]bool{}}
 	for _, c := range r.tg.Calls() {
 		if c.Status != http.StatusOK {
@@ -1935,7 +1994,12 @@ func (r *crashRun) check(res *crashResult, phases []crashPhase, hit map[crashPha
 		stored[j.Chat.ChatID+"/"+j.Chat.MessageID] = id
 	}
 	jobOf := map[string]string{} // token → job id
-	for _, c := range r.cmds {
+	cmds := r.cmds
+	if r.dc != nil {
+		r.dc.checkCommands(res, final, v, jobOf, killed, lastEpoch)
+		cmds = nil
+	}
+	for _, c := range cmds {
 		id := stored[fmt.Sprintf("%d/%d:%d", c.user, c.msgID, c.updateID)]
 		told := v.job(c)
 		switch {
@@ -1999,7 +2063,7 @@ func (r *crashRun) check(res *crashResult, phases []crashPhase, hit map[crashPha
 	type lifeCount map[int]int
 	posts := map[string]lifeCount{}
 	for _, c := range calls {
-		if c.proxy == "telegram" && c.phase == phasePost && c.status == http.StatusOK && c.job != "" {
+		if crashIsPost(c) {
 			if posts[c.job] == nil {
 				posts[c.job] = lifeCount{}
 			}

@@ -131,11 +131,12 @@ func (a *app) newDiscord(c DiscordConfig) (platform, error) {
 		Limits:           a.engine.Limits(),
 		MaxInput:         a.cfg.Engine.MaxInput,
 	}, discord.Deps{
-		Service: a.svc,
-		Engine:  a.engine,
-		Blobs:   a.blobs,
-		Catalog: a.catalogFunc(),
-		Log:     a.log,
+		Service:  a.svc,
+		Engine:   a.engine,
+		Blobs:    a.blobs,
+		Catalog:  a.catalogFunc(),
+		Settings: a.db,
+		Log:      a.log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("discord: %w", err)

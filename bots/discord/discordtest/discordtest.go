@@ -141,12 +141,13 @@ type Server struct {
 	files     map[string][]byte
 	intercept func(w http.ResponseWriter, c *Call) bool
 	nextID    int
+	originals map[string]map[string]any // each interaction's original response, by token, as edited last
 }
 
 // NewServer starts a fake on loopback, closed when the test ends.
 func NewServer(tb testing.TB) *Server {
 	tb.Helper()
-	s := &Server{changed: make(chan struct{}), files: make(map[string][]byte), nextID: 1000}
+	s := &Server{changed: make(chan struct{}), files: make(map[string][]byte), nextID: 1000, originals: make(map[string]map[string]any)}
 	s.gateway = &Gateway{identified: make(chan struct{}), HeartbeatInterval: 500 * time.Millisecond}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	s.URL = s.srv.URL
@@ -272,10 +273,31 @@ func (s *Server) answer(w http.ResponseWriter, c Call) {
 	case c.Is("POST", `/interactions/[^/]+/[^/]+/callback`):
 		w.WriteHeader(http.StatusNoContent)
 	case c.Is("PATCH", `/webhooks/[^/]+/[^/]+/messages/[^/]+`):
-		writeJSON(w, http.StatusOK, s.message(c, "", OriginalID(parts[2])))
+		m := s.message(c, "", OriginalID(parts[2]))
+		if parts[4] == "@original" {
+			s.mu.Lock()
+			s.originals[parts[2]] = m
+			s.mu.Unlock()
+		}
+		writeJSON(w, http.StatusOK, m)
+	case c.Is("GET", `/webhooks/[^/]+/[^/]+/messages/@original`):
+		// The original response as edited last; an interaction only
+		// deferred has an empty one.
+		s.mu.Lock()
+		m, ok := s.originals[parts[2]]
+		s.mu.Unlock()
+		if !ok {
+			m = map[string]any{"id": OriginalID(parts[2]), "content": "", "attachments": []any{}}
+		}
+		writeJSON(w, http.StatusOK, m)
 	case c.Is("GET", `/webhooks/[^/]+/[^/]+/messages/[^/]+`):
-		writeJSON(w, http.StatusOK, s.message(c, "", OriginalID(parts[2])))
+		writeJSON(w, http.StatusOK, s.message(c, "", parts[4]))
 	case c.Is("DELETE", `/webhooks/[^/]+/[^/]+/messages/[^/]+`):
+		if parts[4] == "@original" {
+			s.mu.Lock()
+			delete(s.originals, parts[2])
+			s.mu.Unlock()
+		}
 		w.WriteHeader(http.StatusNoContent)
 	case c.Is("POST", `/webhooks/[^/]+/[^/]+`):
 		writeJSON(w, http.StatusOK, s.message(c, "", ""))
