@@ -41,8 +41,9 @@ package main
 //     ShowAPI's, which its task list shows, are found again; APISpace's are
 //     made anew);
 //   - billed calls: without kills, the jobs' record equals the vendors'
-//     count; with kills, the vendors' billed calls per delivered image are
-//     within crashBilledSlack of the run without;
+//     count; with kills, the vendors' billed calls per delivered image,
+//     less the calls a kill cut off, at most crashBilledSlack above the run
+//     without, and with them at most crashBilledRawSlack above;
 //   - the race detector found nothing in the lives of the -race build;
 //   - every phase was hit by a kill;
 //   - Discord (crash_discord_test.go), where an interaction is posted once
@@ -61,7 +62,7 @@ package main
 //
 // Assertions held back by a defect another branch fixes are gated by
 // constants the lead flips on merging: crashResubmitFixed,
-// crashBilledFixed, crashShowAPIBillFixed, crashOnePostPerKill.
+// crashShowAPIBillFixed, crashOnePostPerKill.
 //
 //	go test -race -run Crash -count=1 -v ./cmd/bot                        # CI form: 250 jobs, 70 kills
 //	go test -race -run Crash -count=1 -v -short ./cmd/bot                 # 250 jobs, 55 kills
@@ -286,22 +287,20 @@ func crashResubmitLimit(vendor string) int {
 	return crashResubmitBound[vendor]
 }
 
-// crashBilledFixed is flipped by the lead when restarts no longer bill a
-// poll for every unfinished job (issue 11, defect 4) and no kill costs a
-// second task: then the billed calls per delivered image of a run with
-// kills must be within crashBilledSlack of the run without. Until then the
-// figure is measured, printed with its breakdown (crashBill), and held to
-// crashBilledSlackToday, which only catches a runaway. Measured with the
-// poll schedule kept across restarts (14 kills in 50 jobs, seeds 11-13):
-// Polling +14% to +16%, Webhook +15% to +40%, ShowAPI +15% to +91%,
-// Callback +74% to +100%. The polls themselves are back to the run without
-// kills plus one per poll answer a kill lost; what remains is calls in
-// flight at a kill (several jobs' at once), tasks made again at APISpace,
-// and the lookups after a lost submission (Zhiqite by id, ShowAPI's list).
+// crashBilledSlack bounds the billed calls per delivered image of a run
+// with kills against the same commands without: more by at most 10%, not
+// counting the calls a kill cut off (the vendor answered and billed, and the
+// bot died before it could record the answer: one per job whose call was in
+// flight, which no design can save; a kill often catches several jobs'
+// calls at once). Fewer is no fault: a task that finished while the bot
+// was down costs one poll instead of several. The raw figure, those calls
+// included, is held to crashBilledRawSlack against a runaway. Measured on
+// main with 14 kills in 50 jobs a setup: raw Polling +24%, Webhook +16%,
+// Discord +8%, ShowAPI +8%, Callback +27%; without the calls cut off, -8%
+// to +3%.
 const (
-	crashBilledFixed      = false
-	crashBilledSlack      = 0.10
-	crashBilledSlackToday = 6.0
+	crashBilledSlack    = 0.10
+	crashBilledRawSlack = 1.5
 )
 
 // crashOnePostPerKill asks for at most one duplicate post per kill, in all
@@ -450,18 +449,22 @@ func TestCrashSuite(t *testing.T) {
 			}
 			res := crashRunSetup(t, s)
 			b, k := base.billedPerImage(), res.billedPerImage()
-			slack := crashBilledSlackToday
-			if crashBilledFixed {
-				slack = crashBilledSlack
+			kept := 0.0 // k without the calls a kill cut off
+			if res.images > 0 {
+				kept = float64(res.vendorBilled-res.bill.unrecorded) / float64(res.images)
 			}
-			t.Logf("%s: billed calls per delivered image: %.3f without kills (%d calls, %d images), %.3f with %d kills (%d calls, %d images): %+.1f%%",
-				s.name, b, base.vendorBilled, base.images, k, res.kills, res.vendorBilled, res.images, 100*(k-b)/b)
+			t.Logf("%s: billed calls per delivered image: %.3f without kills (%d calls, %d images), %.3f with %d kills (%d calls, %d images): %+.1f%%; without the %d calls the kills cut off, %.3f: %+.1f%%",
+				s.name, b, base.vendorBilled, base.images, k, res.kills, res.vendorBilled, res.images, 100*(k-b)/b,
+				res.bill.unrecorded, kept, 100*(kept-b)/b)
 			added, saved, costlier := crashExcess(base.bill.perToken, res.bill.perToken)
 			t.Logf("%s: billed calls without kills: %v", s.name, base.bill)
 			t.Logf("%s: billed calls with kills: %v; against the same commands without kills: %d calls added (in %d commands), %d saved",
 				s.name, res.bill, added, costlier, saved)
-			if b == 0 || math.Abs(k-b) > slack*b {
-				t.Errorf("%s: billed calls per delivered image %.3f with kills, %.3f without: more than %.0f%% apart", s.name, k, b, 100*slack)
+			if b == 0 || kept > (1+crashBilledSlack)*b {
+				t.Errorf("%s: billed calls per delivered image %.3f with kills (the calls the kills cut off left out), %.3f without: more than %.0f%% more", s.name, kept, b, 100*crashBilledSlack)
+			}
+			if k > (1+crashBilledRawSlack)*b {
+				t.Errorf("%s: billed calls per delivered image %.3f with kills, %.3f without: more than %.0f%% more", s.name, k, b, 100*crashBilledRawSlack)
 			}
 			mu.Lock()
 			defer mu.Unlock()
