@@ -178,11 +178,14 @@ func newOptions(d discordgo.ApplicationCommandInteractionData) options {
 	return o
 }
 
+// str returns a text option. Its value does not go through the text
+// grammar, so it loses here what a typed command loses there: controls and
+// bidirectional overrides.
 func (o options) str(name string) string {
 	if opt, ok := o.byName[name]; ok {
 		switch v := opt.Value.(type) {
 		case string:
-			return strings.TrimSpace(v)
+			return strings.TrimSpace(command.StripControls(v))
 		case float64:
 			return strconv.FormatFloat(v, 'f', -1, 64)
 		}
