@@ -394,6 +394,22 @@ func tokenize(s string) ([]string, error) {
 	return toks, nil
 }
 
+// StripControls removes from s what a typed command loses: the characters
+// isControl reports, tabs and newlines becoming spaces. Platforms whose
+// options do not go through Parse (Discord's slash commands) use it on
+// their free text.
+func StripControls(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case !isControl(r):
+			return r
+		case unicode.IsSpace(r):
+			return ' '
+		}
+		return -1
+	}, s)
+}
+
 // isControl reports the characters stripped from a command: C0 and C1
 // controls (terminal escapes, NUL) and the bidirectional overrides that
 // make text read differently from what it is. Tabs and newlines separate words.

@@ -174,3 +174,17 @@ func TestParseSize(t *testing.T) {
 		t.Error("big is a size")
 	}
 }
+
+func TestStripControls(t *testing.T) {
+	for in, want := range map[string]string{
+		"a red fox":                      "a red fox",
+		"\x00\x1b[31m red\u202e fox\x07": "[31m red fox",
+		"one\ttwo\nthree\u0085":          "one two three ",
+		"\u2066猫\u2069\u202a咪\u202c":     "猫咪",
+		"\u009b2J clear":                 "2J clear",
+	} {
+		if got := command.StripControls(in); got != want {
+			t.Errorf("StripControls(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

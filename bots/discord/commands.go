@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/bwmarrin/discordgo"
 	"github.com/picbot/picbot/bots/command"
@@ -137,7 +138,47 @@ func Commands(lim engine.Limits) []*discordgo.ApplicationCommand {
 		cmd(words{"cancel", "取消", "取消"}, words{"Stop a job", "取消任务", "取消任務"},
 			autocomplete(option(str, words{"job", "任务", "任務"}, words{"The job id", "任务编号", "任務編號"}, true))),
 		cmd(words{"models", "模型", "模型"}, words{"The models you can use", "可用模型", "可用模型"}),
+		adminCommand(cmd),
 	}
+}
+
+// adminCommand is /admin, as subcommands. Discord shows it by default only
+// to members who may manage the server, and not in DMs (there it would show
+// to everyone); a server can widen that in its integration settings. The
+// real gate is the bot's own admin list (quota.admins), checked on every use.
+func adminCommand(cmd func(name, desc words, opts ...*discordgo.ApplicationCommandOption) *discordgo.ApplicationCommand) *discordgo.ApplicationCommand {
+	str, sub := discordgo.ApplicationCommandOptionString, discordgo.ApplicationCommandOptionSubCommand
+	user := func() *discordgo.ApplicationCommandOption {
+		return option(str, words{"user", "用户", "使用者"}, words{"User id, or platform:id", "用户 ID，或 平台:ID", "使用者 ID，或 平台:ID"}, true)
+	}
+	who := func() *discordgo.ApplicationCommandOption {
+		return option(str, words{"who", "对象", "對象"}, words{"User or chat id, or platform:id", "用户或群的 ID，或 平台:ID", "使用者或群組的 ID，或 平台:ID"}, true)
+	}
+	subcommand := func(name, desc words, opts ...*discordgo.ApplicationCommandOption) *discordgo.ApplicationCommandOption {
+		o := option(sub, name, desc, false)
+		o.Options = opts
+		return o
+	}
+	c := cmd(words{"admin", "管理", "管理"}, words{"For the bot's admins", "管理员命令", "管理員命令"},
+		subcommand(words{"stats", "统计", "統計"}, words{"Today's figures", "今日统计", "今日統計"}),
+		subcommand(words{"tier", "等级", "等級"}, words{"Set a user's tier", "设置用户等级", "設定使用者等級"}, user(),
+			option(str, words{"tier", "等级", "等級"}, words{"Tier name, or default", "等级名，或 default", "等級名，或 default"}, true)),
+		subcommand(words{"quota", "额度", "額度"}, words{"Set a user's daily images", "设置用户每日张数", "設定使用者每日張數"}, user(),
+			option(str, words{"limit", "数量", "數量"}, words{"Images a day, or default", "每日张数，或 default", "每日張數，或 default"}, true)),
+		subcommand(words{"ban", "封禁", "封鎖"}, words{"Stop serving a user or chat", "停止为用户或群服务", "停止為使用者或群組服務"}, who()),
+		subcommand(words{"unban", "解封", "解除封鎖"}, words{"Serve a user or chat again", "恢复为用户或群服务", "恢復為使用者或群組服務"}, who()),
+	)
+	managers, noDM := int64(discordgo.PermissionManageGuild), false
+	c.DefaultMemberPermissions = &managers
+	c.DMPermission = &noDM // deprecated for contexts, still read by older clients
+	c.Contexts = &[]discordgo.InteractionContextType{discordgo.InteractionContextGuild}
+	return c
+}
+
+// adminArgs are an /admin subcommand's words as the text grammar gives
+// them: the subcommand, then its options in order.
+var adminArgs = map[string][]string{
+	"stats": nil, "tier": {"user", "tier"}, "quota": {"user", "limit"}, "ban": {"who"}, "unban": {"who"},
 }
 
 // options indexes a command's options by name.
@@ -178,11 +219,14 @@ func newOptions(d discordgo.ApplicationCommandInteractionData) options {
 	return o
 }
 
+// str returns a text option. Its value does not go through the text
+// grammar, so it loses here what a typed command loses there: controls and
+// bidirectional overrides.
 func (o options) str(name string) string {
 	if opt, ok := o.byName[name]; ok {
 		switch v := opt.Value.(type) {
 		case string:
-			return strings.TrimSpace(v)
+			return strings.TrimSpace(command.StripControls(v))
 		case float64:
 			return strconv.FormatFloat(v, 'f', -1, 64)
 		}
@@ -300,6 +344,12 @@ func parse(d discordgo.ApplicationCommandInteractionData) (*command.Command, []*
 			return nil, nil, engine.Errorf(engine.EINVALID, "Which job? Give its id.", "要取消哪个任务？请给出任务编号。")
 		}
 		c.Args = []string{id}
+	case "admin":
+		args, err := admin(d.Options)
+		if err != nil {
+			return nil, nil, err
+		}
+		c.Args = args
 	case "quota", "jobs", "models", "help":
 	default:
 		return nil, nil, engine.Errorf(engine.EINVALID, "Unknown command /%s.", "未知命令 /%s。", d.Name)
@@ -335,3 +385,26 @@ func parse(d discordgo.ApplicationCommandInteractionData) (*command.Command, []*
 
 // parseSize reads a size as the text grammar does, full-width digits included.
 func parseSize(s string) (int, int, bool) { return command.ParseSize(s) }
+
+// admin reads /admin's subcommand into the words the chat service takes.
+func admin(opts []*discordgo.ApplicationCommandInteractionDataOption) ([]string, error) {
+	bad := engine.Errorf(engine.EINVALID, "Which admin command?", "哪个管理命令？")
+	if len(opts) != 1 || opts[0] == nil || opts[0].Type != discordgo.ApplicationCommandOptionSubCommand {
+		return nil, bad
+	}
+	sub := strings.ToLower(opts[0].Name)
+	names, ok := adminArgs[sub]
+	if !ok {
+		return nil, bad
+	}
+	o := newOptions(discordgo.ApplicationCommandInteractionData{Options: opts[0].Options})
+	args := []string{sub}
+	for _, name := range names {
+		v := o.str(name)
+		if v == "" || strings.ContainsFunc(v, unicode.IsSpace) {
+			return nil, engine.Errorf(engine.EINVALID, "/admin %s needs %s (one word).", "/admin %s 需要 %s（一个词）。", sub, name)
+		}
+		args = append(args, v)
+	}
+	return args, nil
+}

@@ -56,6 +56,7 @@ type setup struct {
 	deps   func(*Deps)
 	// publicURL serves originals from the harness's HTTP server.
 	publicURL bool
+	admins    []string // quota.admins
 }
 
 func startHarness(t *testing.T, o setup) *harness {
@@ -84,6 +85,7 @@ func startHarness(t *testing.T, o setup) *harness {
 	}
 	qc := quota.DefaultConfig()
 	qc.Default = quota.Tier{Daily: 1000, Concurrent: 20, Every: time.Millisecond, Burst: 100}
+	qc.Admins = o.admins
 	q, err := quota.New(qc, h.db, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -413,7 +413,7 @@ func (b *Bot) autocomplete(ctx context.Context, ev *event, d discordgo.Applicati
 		return out
 	}
 	typed, _ := focused.Value.(string)
-	typed = strings.TrimSpace(typed)
+	typed = strings.TrimSpace(command.StripControls(typed)) // offered back as a value
 	switch d.Name + "/" + focused.Name {
 	case "draw/model":
 		return b.catalogChoices(ctx, engine.EntryModel, "", typed)
