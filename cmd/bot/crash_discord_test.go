@@ -688,29 +688,7 @@ func (d *crashDiscord) checkCommands(res *crashResult, final *crashSnap, v crash
 		if lastEpoch < 0 {
 			continue
 		}
-		switch {
-		case j.State == engine.StateDelivered:
-			res.outcomes["delivered"]++
-			if v.posts[id] == 0 {
-				r.violation("job %s (%s) is delivered but nothing was posted", id, c.token)
-				res.lost++
-			}
-		case (j.State == engine.StateFailed || j.State == engine.StateCancelled) && j.Notified:
-			res.outcomes["failed"]++
-			if !v.failed[id] {
-				r.violation("job %s (%s) failed and is marked notified, but no failure notice reached the chat", id, c.token)
-				res.lost++
-			}
-		default:
-			r.violation("job %s (%s, %q) is lost: %s, notified %v, vendor %q task %q, pending %d, results %d, error %+v",
-				id, c.token, c.kind, j.State, j.Notified, j.Vendor, j.TaskID, len(j.Pending), len(j.Results), j.Err)
-			res.lost++
-			continue
-		}
-		if why := r.expected(c, j); why != "" {
-			r.violation("job %s (%s, %q): %s; state %s, vendor %s, tried %v, attempts %d, error %+v", id, c.token, c.kind, why, j.State, j.Vendor, j.Tried, j.Attempts, j.Err)
-			res.unexpected++
-		}
+		r.checkOutcome(res, v, c, id, j)
 	}
 	for e, n := range droppedIn {
 		if n > 1 {

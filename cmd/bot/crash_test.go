@@ -1977,6 +1977,34 @@ func (r *crashRun) view() crashView {
 	return v
 }
 
+// checkOutcome checks how command c's job id ended: delivered with its
+// picture posted, or failed with a notice in the chat, as c's kind says.
+func (r *crashRun) checkOutcome(res *crashResult, v crashView, c *crashCmd, id string, j *engine.Job) {
+	switch {
+	case j.State == engine.StateDelivered:
+		res.outcomes["delivered"]++
+		if v.posts[id] == 0 {
+			r.violation("job %s (%s) is delivered but nothing was posted", id, c.token)
+			res.lost++
+		}
+	case (j.State == engine.StateFailed || j.State == engine.StateCancelled) && j.Notified:
+		res.outcomes["failed"]++
+		if !v.failed[id] {
+			r.violation("job %s (%s) failed and is marked notified, but no failure notice reached the chat", id, c.token)
+			res.lost++
+		}
+	default:
+		r.violation("job %s (%s, %q) is lost: %s, notified %v, vendor %q task %q, pending %d, results %d, error %+v:\n%s",
+			id, c.token, c.kind, j.State, j.Notified, j.Vendor, j.TaskID, len(j.Pending), len(j.Results), j.Err, r.trace(id))
+		res.lost++
+		return
+	}
+	if why := r.expected(c, j); why != "" {
+		r.violation("job %s (%s, %q): %s; state %s, vendor %s, tried %v, attempts %d, error %+v", id, c.token, c.kind, why, j.State, j.Vendor, j.Tried, j.Attempts, j.Err)
+		res.unexpected++
+	}
+}
+
 // check checks the whole history once the last bot has stopped.
 func (r *crashRun) check(res *crashResult, phases []crashPhase, hit map[crashPhase]int) {
 	t := r.t
@@ -2036,29 +2064,7 @@ func (r *crashRun) check(res *crashResult, phases []crashPhase, hit map[crashPha
 		if r.bad > 0 && lastEpoch < 0 {
 			continue // no last life: jobs may be unfinished
 		}
-		switch {
-		case j.State == engine.StateDelivered:
-			res.outcomes["delivered"]++
-			if v.posts[id] == 0 {
-				r.violation("job %s (%s) is delivered but nothing was posted", id, c.token)
-				res.lost++
-			}
-		case (j.State == engine.StateFailed || j.State == engine.StateCancelled) && j.Notified:
-			res.outcomes["failed"]++
-			if !v.failed[id] {
-				r.violation("job %s (%s) failed and is marked notified, but no failure notice reached the chat", id, c.token)
-				res.lost++
-			}
-		default:
-			r.violation("job %s (%s, %q) is lost: %s, notified %v, vendor %q task %q, pending %d, results %d, error %+v:\n%s",
-				id, c.token, c.kind, j.State, j.Notified, j.Vendor, j.TaskID, len(j.Pending), len(j.Results), j.Err, r.trace(id))
-			res.lost++
-			continue
-		}
-		if why := r.expected(c, j); why != "" {
-			r.violation("job %s (%s, %q): %s; state %s, vendor %s, tried %v, attempts %d, error %+v", id, c.token, c.kind, why, j.State, j.Vendor, j.Tried, j.Attempts, j.Err)
-			res.unexpected++
-		}
+		r.checkOutcome(res, v, c, id, j)
 	}
 	if lastEpoch >= 0 {
 		for k, n := range final.counters {
