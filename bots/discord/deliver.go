@@ -357,15 +357,15 @@ func (b *Bot) postByToken(ctx context.Context, j *engine.Job, lv *live, m *messa
 // landed reports whether an edit of the original response whose answer
 // never came took effect: Discord may have applied it, and a channel
 // message as well would show the result twice. It asks Discord in the
-// token's last moments (the margin kept before its expiry); if Discord
-// cannot say, the result goes to the channel: twice is better than never.
+// token's last moments (the margin kept before its expiry), and once the
+// token is past reading, by the bot's token for the response's message id
+// when it is known; if Discord cannot say, the result goes to the channel:
+// twice is better than never.
 func (b *Bot) landed(ctx context.Context, j *engine.Job, lv *live, m *message) bool {
 	if lv.t.Token == "" {
 		return false
 	}
-	ctx, cancel := context.WithDeadline(ctx, lv.t.Expires)
-	defer cancel()
-	msg, err := b.api.getOriginal(ctx, lv.t.App, lv.t.Token)
+	msg, err := b.readOriginal(ctx, lv)
 	if err != nil {
 		b.log.Info("could not read the original response after an edit timed out", slog.String("job_id", j.ID), slog.Any("err", err))
 		return false
@@ -390,6 +390,24 @@ func (b *Bot) landed(ctx context.Context, j *engine.Job, lv *live, m *message) b
 	b.log.Info("an edit that timed out had been applied", slog.String("job_id", j.ID), slog.String("chat_id", lv.t.Channel))
 	b.remember(ctx, j.ID, lv, msg)
 	return true
+}
+
+// readOriginal reads the interaction's original response: by the
+// interaction token while it lives, else as a channel message.
+func (b *Bot) readOriginal(ctx context.Context, lv *live) (*discordgo.Message, error) {
+	tctx, cancel := context.WithDeadline(ctx, lv.t.Expires)
+	msg, err := b.api.getOriginal(tctx, lv.t.App, lv.t.Token)
+	cancel()
+	if err == nil || lv.message == "" || lv.t.Channel == "" || ctx.Err() != nil {
+		return msg, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	msg, cerr := b.api.channelMessage(cctx, lv.t.Channel, lv.message)
+	if cerr != nil {
+		return nil, fmt.Errorf("%w; then by the bot token: %w", err, cerr)
+	}
+	return msg, nil
 }
 
 // postToChannel sends m as a normal message: a reply to the command in its

@@ -26,6 +26,8 @@ type fakeREST struct {
 	onEdit func(token string, m *message) (*discordgo.Message, error)
 	onSend func(channel string, m *message) (*discordgo.Message, error)
 	onGet  func(token string) (*discordgo.Message, error)
+	// onChannelGet answers a read of a channel message by the bot token.
+	onChannelGet func(channel, id string) (*discordgo.Message, error)
 }
 
 type fakeCall struct {
@@ -74,6 +76,14 @@ func (f *fakeREST) getOriginal(ctx context.Context, app, token string) (*discord
 		return f.onGet(token)
 	}
 	return &discordgo.Message{ID: "m-" + token}, nil
+}
+
+func (f *fakeREST) channelMessage(ctx context.Context, channel, id string) (*discordgo.Message, error) {
+	f.record("read", channel+"/"+id, nil)
+	if f.onChannelGet != nil {
+		return f.onChannelGet(channel, id)
+	}
+	return nil, &apiError{Op: "read channel message", Status: http.StatusNotFound, Msg: "Unknown Message"}
 }
 
 func (f *fakeREST) deleteOriginal(ctx context.Context, app, token string) error {

@@ -26,6 +26,9 @@ type rest interface {
 	editOriginal(ctx context.Context, app, token string, m *message) (*discordgo.Message, error)
 	// getOriginal reads the interaction's original response as Discord has it.
 	getOriginal(ctx context.Context, app, token string) (*discordgo.Message, error)
+	// channelMessage reads a message by the bot's own token: the original
+	// response once the interaction token can no longer read it.
+	channelMessage(ctx context.Context, channelID, messageID string) (*discordgo.Message, error)
 	// deleteOriginal removes the interaction's original response.
 	deleteOriginal(ctx context.Context, app, token string) error
 	// followup posts a further message for the interaction (ephemeral with flag 64).
@@ -371,6 +374,14 @@ func (r *session) editOriginal(ctx context.Context, app, token string, m *messag
 
 func (r *session) getOriginal(ctx context.Context, app, token string) (*discordgo.Message, error) {
 	out, err := r.call(ctx, "get original response", http.MethodGet, discordgo.EndpointWebhookMessage(app, esc(token), "@original"), nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	return decodeMessage(out)
+}
+
+func (r *session) channelMessage(ctx context.Context, channelID, messageID string) (*discordgo.Message, error) {
+	out, err := r.call(ctx, "read channel message", http.MethodGet, discordgo.EndpointChannelMessage(channelID, messageID), nil, nil)
 	if err != nil {
 		return nil, err
 	}

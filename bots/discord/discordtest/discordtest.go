@@ -142,12 +142,13 @@ type Server struct {
 	intercept func(w http.ResponseWriter, c *Call) bool
 	nextID    int
 	originals map[string]map[string]any // each interaction's original response, by token, as edited last
+	posted    map[string]map[string]any // channel messages, by id
 }
 
 // NewServer starts a fake on loopback, closed when the test ends.
 func NewServer(tb testing.TB) *Server {
 	tb.Helper()
-	s := &Server{changed: make(chan struct{}), files: make(map[string][]byte), nextID: 1000, originals: make(map[string]map[string]any)}
+	s := &Server{changed: make(chan struct{}), files: make(map[string][]byte), nextID: 1000, originals: make(map[string]map[string]any), posted: make(map[string]map[string]any)}
 	s.gateway = &Gateway{identified: make(chan struct{}), HeartbeatInterval: 500 * time.Millisecond}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	s.URL = s.srv.URL
@@ -302,7 +303,27 @@ func (s *Server) answer(w http.ResponseWriter, c Call) {
 	case c.Is("POST", `/webhooks/[^/]+/[^/]+`):
 		writeJSON(w, http.StatusOK, s.message(c, "", ""))
 	case c.Is("POST", `/channels/[^/]+/messages`):
-		writeJSON(w, http.StatusOK, s.message(c, parts[1], ""))
+		m := s.message(c, parts[1], "")
+		s.mu.Lock()
+		s.posted[m["id"].(string)] = m
+		s.mu.Unlock()
+		writeJSON(w, http.StatusOK, m)
+	case c.Is("GET", `/channels/[^/]+/messages/[^/]+`):
+		// Read by the bot's token: a message it posted, or an interaction's
+		// original response (a normal message in the channel) as edited last.
+		s.mu.Lock()
+		m, ok := s.posted[parts[3]]
+		for tok, o := range s.originals {
+			if OriginalID(tok) == parts[3] {
+				m, ok = o, true
+			}
+		}
+		s.mu.Unlock()
+		if !ok {
+			writeJSON(w, http.StatusNotFound, map[string]any{"message": "Unknown Message", "code": 10008})
+			return
+		}
+		writeJSON(w, http.StatusOK, m)
 	case c.Is("POST", `/users/@me/channels`):
 		var body struct {
 			RecipientID string `json:"recipient_id"`
