@@ -351,7 +351,15 @@ func (e *Engine) submit(ctx context.Context, lj *liveJob, j *Job) time.Duration 
 		// A failure the vendor says it billed is counted, under that vendor.
 		e.billCalls(ctx, j.ID, name, bill.billed(0))
 		lj.polls++
-		return e.untilDeadline(j, backoff(time.Second, lj.polls, time.Minute))
+		wait := backoff(time.Second, lj.polls, time.Minute)
+		if s, same := v.(IdempotentSubmitter); errors.Is(err, context.DeadlineExceeded) && !(same && s.SubmitIdempotent()) {
+			// The vendor may still be acting on the call the bot gave up
+			// on: asked (or sent again) before it has had as long again,
+			// it would say "no task" and the late one would be orphaned.
+			// One that takes each id once is safe to send again at once.
+			wait = max(wait, e.cfg.VendorTimeout)
+		}
+		return e.untilDeadline(j, wait)
 	}
 	return e.submitted(ctx, lj, j, v, task, taskID, bill.billed(calls(timing.Billed)))
 }
