@@ -152,9 +152,15 @@ type liveJob struct {
 	stepping bool // a step of this job is under way
 	again    bool // the job was made due during that step: step it once more
 	platform string
+	stepFields
+}
+
+// stepFields are what a step works on, copied out of the liveJob for it.
+type stepFields struct {
 	polls    int // polls of the current task (Job.Polls as stored), or failed submissions
 	fetches  int // failed downloads since this process took the job on
 	lastPct  float64
+	timedOut time.Time // when this process last gave up waiting on a submission
 	// deliveryStarted: the bot-added latency was reported for this job.
 	deliveryStarted bool
 }
@@ -311,7 +317,7 @@ func (e *Engine) track(j *Job) *liveJob {
 	defer e.mu.Unlock()
 	lj, ok := e.live[j.ID]
 	if !ok {
-		lj = &liveJob{platform: j.Chat.Platform, lastPct: -1, polls: j.Polls}
+		lj = &liveJob{platform: j.Chat.Platform, stepFields: stepFields{lastPct: -1, polls: j.Polls}}
 		e.live[j.ID] = lj
 	}
 	return lj

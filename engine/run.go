@@ -33,12 +33,13 @@ func (e *Engine) step(ctx context.Context, id string) {
 		return
 	}
 	lj.stepping = true
-	work := &liveJob{platform: lj.platform, polls: lj.polls, fetches: lj.fetches, lastPct: lj.lastPct, deliveryStarted: lj.deliveryStarted}
+	work := &liveJob{platform: lj.platform, stepFields: lj.stepFields}
 	lj.mu.Unlock()
 	after := e.stepOnce(ctx, work, id)
 	lj.mu.Lock()
-	lj.polls, lj.fetches, lj.lastPct = work.polls, work.fetches, work.lastPct
-	lj.deliveryStarted = lj.deliveryStarted || work.deliveryStarted
+	started := lj.deliveryStarted || work.deliveryStarted
+	lj.stepFields = work.stepFields
+	lj.deliveryStarted = started
 	lj.stepping = false
 	again := lj.again
 	lj.again = false
@@ -60,7 +61,7 @@ func (e *Engine) step(ctx context.Context, id string) {
 func (lj *liveJob) snapshot() *liveJob {
 	lj.mu.Lock()
 	defer lj.mu.Unlock()
-	return &liveJob{platform: lj.platform, polls: lj.polls, fetches: lj.fetches, lastPct: lj.lastPct, deliveryStarted: lj.deliveryStarted}
+	return &liveJob{platform: lj.platform, stepFields: lj.stepFields}
 }
 
 func (e *Engine) stepOnce(ctx context.Context, lj *liveJob, id string) time.Duration {
@@ -351,15 +352,10 @@ func (e *Engine) submit(ctx context.Context, lj *liveJob, j *Job) time.Duration 
 		// A failure the vendor says it billed is counted, under that vendor.
 		e.billCalls(ctx, j.ID, name, bill.billed(0))
 		lj.polls++
-		wait := backoff(time.Second, lj.polls, time.Minute)
-		if s, same := v.(IdempotentSubmitter); errors.Is(err, context.DeadlineExceeded) && !(same && s.SubmitIdempotent()) {
-			// The vendor may still be acting on the call the bot gave up
-			// on: asked (or sent again) before it has had as long again,
-			// it would say "no task" and the late one would be orphaned.
-			// One that takes each id once is safe to send again at once.
-			wait = max(wait, e.cfg.VendorTimeout)
+		if errors.Is(err, context.DeadlineExceeded) {
+			lj.timedOut = e.cfg.Now() // see uncertain
 		}
-		return e.untilDeadline(j, wait)
+		return e.untilDeadline(j, backoff(time.Second, lj.polls, time.Minute))
 	}
 	return e.submitted(ctx, lj, j, v, task, taskID, bill.billed(calls(timing.Billed)))
 }

@@ -86,6 +86,12 @@ func (e *Engine) uncertain(ctx context.Context, lj *liveJob, j *Job) (time.Durat
 		log.Warn("submission uncertain at a vendor no longer configured; submitting again")
 		return 0, false
 	}
+	// The vendor may still be acting on a call this process gave up on:
+	// asked (or sent again) before it has had as long again, it would say
+	// "no task", and the task it made late would be orphaned and billed.
+	if wait := lj.timedOut.Add(e.cfg.VendorTimeout).Sub(e.cfg.Now()); wait > 0 {
+		return e.untilDeadline(j, wait), true
+	}
 	task := e.task(j, v, m.TaskID)
 	f, ok := v.(TaskFinder)
 	if !ok {
