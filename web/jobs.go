@@ -168,15 +168,15 @@ type step struct {
 }
 
 type jobData struct {
-	Job      jobRow
-	Request  engine.Request
-	Results  []resultView
-	Timeline []step
-	Charge   engine.Charge
-	Tried    []string
-	Attempts int
-	Deliver  int
-	Deadline time.Time
+	Job                            jobRow
+	Request                        engine.Request
+	Results                        []resultView
+	Timeline                       []step
+	Charge                         engine.Charge
+	Tried                          []string
+	Attempts                       int
+	Deliver                        int
+	Deadline                       time.Time
 	CanCancel, CanRetry, CanRefund bool
 }
 
