@@ -1,10 +1,14 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/picbot/picbot/engine"
@@ -112,16 +116,22 @@ func (s *DB) Audit(ctx context.Context, limit int) ([]AuditEntry, error) {
 
 // ScanSettings calls fn for every setting whose key starts with prefix, in
 // key order (bans, tiers and quotas the admins set), for the web console.
+// Settings written earlier in the same transaction count.
 func (c *counters) ScanSettings(prefix string, fn func(key, value string)) {
+	found := map[string]string{}
 	cur := c.tx.Bucket(bucketSettings).Cursor()
 	p := []byte(prefix)
-	for k, v := cur.Seek(p); k != nil && len(k) >= len(p) && string(k[:len(p)]) == prefix; k, v = cur.Next() {
-		if pending, ok := c.settings[string(k)]; ok {
-			if pending != "" {
-				fn(string(k), pending)
-			}
-			continue
+	for k, v := cur.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = cur.Next() {
+		found[string(k)] = string(v)
+	}
+	for k, v := range c.settings {
+		if strings.HasPrefix(k, prefix) {
+			found[k] = v
 		}
-		fn(string(k), string(v))
+	}
+	for _, k := range slices.Sorted(maps.Keys(found)) {
+		if v := found[k]; v != "" {
+			fn(k, v)
+		}
 	}
 }
