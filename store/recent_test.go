@@ -127,7 +127,7 @@ func TestScanSettings(t *testing.T) {
 		return nil
 	})
 	err := db.Update(ctx, func(c engine.Counters) error {
-		c.SetSetting("ban:telegram:2", "") // unbanned in this transaction: not listed
+		c.SetSetting("ban:telegram:2", "")  // unbanned in this transaction: not listed
 		c.SetSetting("ban:telegram:3", "1") // banned in it: listed
 		var got []string
 		c.(interface {

@@ -59,8 +59,8 @@ func (f *fakeEngine) RetryDelivery(ctx context.Context, id string) (*engine.Job,
 	f.record("retry:" + id)
 	return &engine.Job{ID: id}, nil
 }
-func (f *fakeEngine) Health() []engine.VendorHealth       { return f.health }
-func (f *fakeEngine) Outstanding(string) int              { return f.pending }
+func (f *fakeEngine) Health() []engine.VendorHealth      { return f.health }
+func (f *fakeEngine) Outstanding(string) int             { return f.pending }
 func (f *fakeEngine) Progress(id string) (float64, bool) { return 0.5, true }
 
 type blobs map[string][]byte
