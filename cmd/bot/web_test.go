@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -184,4 +185,56 @@ func TestWebConsole(t *testing.T) {
 		}
 	}
 	b.wait(t, time.Minute)
+}
+
+var jobLinkRe = regexp.MustCompile(`href="(/admin/jobs/\w+)"`)
+
+// webPages logs in to the console at base and returns every page it
+// shows, each job's page included, for a search for secrets.
+func webPages(t *testing.T, base, password string) string {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+	if resp, _ := postForm(t, c, base+"/admin/login", url.Values{"password": {password}}); resp.StatusCode != http.StatusOK {
+		t.Fatalf("web login: %s", resp.Status)
+	}
+	var all strings.Builder
+	for _, p := range []string{"overview", "jobs", "gallery", "people", "vendors", "audit"} {
+		resp, body := getPage(t, c, base+"/admin/"+p)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("/admin/%s: %s", p, resp.Status)
+		}
+		all.WriteString(body)
+		if p == "jobs" {
+			for _, m := range jobLinkRe.FindAllStringSubmatch(body, -1) {
+				_, job := getPage(t, c, base+m[1])
+				all.WriteString(job)
+			}
+		}
+	}
+	return all.String()
+}
+
+func TestWebConfig(t *testing.T) {
+	for yaml, want := range map[string]string{
+		"web:\n  password: longenoughpassword\n":                          "web.password: line 2: turns the web console on, which needs http.listen",
+		"http:\n  listen: :0\nweb:\n  password_hash: nope\n":              "web.password_hash: line 4: not a bcrypt",
+		"http:\n  listen: :0\nweb:\n  password_hash: $2b$10$short\n":      "web.password_hash: line 4: bcrypt hash",
+		"web:\n  prices:\n    zhiqit: 0.05\n":                             "web.prices.zhiqit",
+		"web:\n  session_ttl: 0s\n":                                       "web.session_ttl",
+		"http:\n  listen: :0\nweb:\n  password: x\n  login_attempts: 0\n": "web.login_attempts",
+	} {
+		path := filepath.Join(t.TempDir(), "c.yaml")
+		os.WriteFile(path, []byte(yaml), 0o600)
+		if _, err := LoadConfig(path); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: err %v, want %q", yaml, err, want)
+		}
+	}
+	l, err := load("", func(k string) (string, bool) {
+		v, ok := map[string]string{"PICBOT_WEB_PASSWORD": "from-the-environment", "PICBOT_HTTP_LISTEN": ":0"}[k]
+		return v, ok
+	})
+	if err != nil || l.cfg.Web.Password != "from-the-environment" || !slices.Contains(l.cfg.secrets(), "from-the-environment") {
+		t.Fatalf("PICBOT_WEB_PASSWORD: %v, %q", err, l.cfg.Web.Password)
+	}
 }
