@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"log/slog"
 	"slices"
 	"time"
 )
@@ -38,13 +39,28 @@ func (e *Engine) Health() []VendorHealth {
 	return out
 }
 
-// RetryDelivery has a job waiting between tries to post its result tried
-// again now, with its count of failed tries reset: for an operator who
-// fixed what kept the post from going through.
+// RetryDelivery has a job's result posted again now, for an operator who
+// fixed what kept it from going through: a job waiting between tries is
+// tried at once with its count of failed tries reset; one that failed
+// because its images could not be posted (EUNDELIVERED, images kept) goes
+// back to succeeded and is posted. That job's charge was refunded when it
+// failed and stays so: the picture is the user's for free.
 func (e *Engine) RetryDelivery(ctx context.Context, id string) (*Job, error) {
-	j, err := e.update(ctx, id, func(j *Job, _ Counters) error {
-		if j.State != StateSucceeded {
-			return Errorf(ECONFLICT, "Job %s is not waiting to be posted (it is %s).", "任务 %s 不在等待发送（状态：%s）。", j.ID, StateText(j.State, EN))
+	revived := false
+	// Through the store, not e.update: a job taken back from failed is
+	// counted by the observer as taken on (Admitted), not as a move out of
+	// a final state, which its gauges do not hold.
+	j, err := e.store.UpdateJob(ctx, id, func(j *Job, _ Counters) error {
+		revived = false
+		switch {
+		case j.State == StateSucceeded:
+		case j.State == StateFailed && j.Err != nil && j.Err.Code == EUNDELIVERED && len(j.Results) > 0:
+			// Not a move the state machine makes by itself (Move refuses it).
+			j.State, j.Err, j.Notified, j.FinishedAt = StateSucceeded, nil, false, time.Time{}
+			j.UpdatedAt = e.cfg.Now()
+			revived = true
+		default:
+			return Errorf(ECONFLICT, "Job %s has no result waiting to be posted (it is %s).", "任务 %s 没有等待发送的结果（状态：%s）。", j.ID, StateText(j.State, EN))
 		}
 		j.DeliveryAttempts = 0
 		return nil
@@ -52,8 +68,13 @@ func (e *Engine) RetryDelivery(ctx context.Context, id string) (*Job, error) {
 	if err != nil {
 		return nil, err
 	}
+	if revived {
+		e.cfg.Observer.Admitted(j)
+		e.log.Info("job taken back to be posted again", slog.String("job_id", id))
+	}
+	e.track(j)
 	e.sched.at(id, e.cfg.Now())
-	return j, nil
+	return j.Clone(), nil
 }
 
 // Progress is the last progress a vendor reported for an unfinished job

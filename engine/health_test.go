@@ -68,3 +68,56 @@ func TestHealth(t *testing.T) {
 		t.Fatal("progress of a job not in hand")
 	}
 }
+
+func TestRetryDeliveryAfterFailure(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t, engine.Config{}, newVendor("v"))
+	var failing atomic.Bool
+	failing.Store(true)
+	h.notify.fail = func(j *engine.Job) error {
+		if failing.Load() {
+			return engine.Errorf(engine.EUNDELIVERED, "chat gone", "chat gone")
+		}
+		return nil
+	}
+	j := h.submit(t)
+	deadline := time.Now().Add(10 * time.Second)
+	for !h.job(t, j.ID).Finished() {
+		if time.Now().After(deadline) {
+			t.Fatalf("job never failed: %+v", h.job(t, j.ID))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := h.job(t, j.ID); got.State != engine.StateFailed || got.Charge.Settled != engine.ChargeRefunded || len(got.Results) != 1 {
+		t.Fatalf("after the failed post: %s, charge %s, %d results", got.State, got.Charge.Settled, len(got.Results))
+	}
+	failing.Store(false)
+	if _, err := h.engine.RetryDelivery(ctx, j.ID); err != nil {
+		t.Fatal(err)
+	}
+	h.notify.wait(t)
+	for h.job(t, j.ID).State != engine.StateDelivered {
+		time.Sleep(5 * time.Millisecond)
+	}
+	got := h.job(t, j.ID)
+	if got.Err != nil || got.Charge.Settled != engine.ChargeRefunded || h.notify.count(j.ID) != 1 {
+		t.Fatalf("after the retry: err %v, charge %s, posted %d times", got.Err, got.Charge.Settled, h.notify.count(j.ID))
+	}
+	if st, _ := h.quota.Status(ctx, alice); st.Used != 0 || st.Running != 0 {
+		t.Fatalf("quota after the retry: %+v", st)
+	}
+	if un, _ := h.db.Unfinished(ctx); len(un) != 0 {
+		t.Fatalf("unfinished after the retry: %d", len(un))
+	}
+	// A job failed otherwise (no images) cannot be taken back.
+	bad := newVendor("bad")
+	bad.query = func(*engine.Job) (*engine.Outcome, error) {
+		return &engine.Outcome{State: engine.TaskFailed, Err: engine.Errorf(engine.EUNSAFE, "unsafe", "unsafe")}, nil
+	}
+	h2 := newHarness(t, engine.Config{}, bad)
+	j2 := h2.submit(t)
+	h2.notify.wait(t)
+	if _, err := h2.engine.RetryDelivery(ctx, j2.ID); engine.ErrorCode(err) != engine.ECONFLICT {
+		t.Fatalf("retry of an unsafe job: %v, want ECONFLICT", err)
+	}
+}

@@ -211,7 +211,8 @@ func (h *Handler) jobShow(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	d.CanCancel = !j.State.Terminal() && j.State != engine.StateSucceeded
-	d.CanRetry = j.State == engine.StateSucceeded
+	d.CanRetry = j.State == engine.StateSucceeded ||
+		j.State == engine.StateFailed && j.Err != nil && j.Err.Code == engine.EUNDELIVERED && len(j.Results) > 0
 	d.CanRefund = j.Charge.Settled == engine.ChargeCommitted && !j.Charge.Unlimited && j.Charge.Cost > 0
 	h.render(w, r, "job", page{Title: tr(requestLang(w, r), "Job") + " " + j.ID, Nav: "jobs", Data: d})
 }
