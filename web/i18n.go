@@ -14,6 +14,8 @@ func tr(lang engine.Lang, s string) string {
 }
 
 var zh = map[string]string{
+	"Input images":                  "输入图片",
+	"input":                         "输入",
 	"30 days":                       "30 天",
 	"Act on a user or chat":         "管理用户或群",
 	"Action":                        "操作",

@@ -170,6 +170,7 @@ type step struct {
 type jobData struct {
 	Job                            jobRow
 	Request                        engine.Request
+	Inputs                         []int // indexes of the request's input images
 	Results                        []resultView
 	Timeline                       []step
 	Charge                         engine.Charge
@@ -200,6 +201,9 @@ func (h *Handler) jobShow(w http.ResponseWriter, r *http.Request) {
 	}
 	d := jobData{Job: h.row(j), Request: j.Request, Charge: j.Charge, Tried: j.Tried, Attempts: j.Attempts,
 		Deliver: j.DeliveryAttempts, Deadline: j.Deadline}
+	for i := range j.Request.Inputs {
+		d.Inputs = append(d.Inputs, i)
+	}
 	d.Request.Inputs = nil
 	for i, res := range j.Results {
 		d.Results = append(d.Results, resultView{Index: i, Width: res.Width, Height: res.Height, Size: res.Size, Seed: res.Seed, Hidden: hidden(j, i)})
@@ -223,20 +227,43 @@ func hidden(j *engine.Job, i int) bool { return j.Meta[hiddenKey(i)] != "" }
 func hiddenKey(i int) string { return "web.hidden." + strconv.Itoa(i) }
 
 func (h *Handler) jobImage(w http.ResponseWriter, r *http.Request) {
+	h.serveBlob(w, r, func(j *engine.Job, i int) (string, string, bool) {
+		if i >= len(j.Results) {
+			return "", "", false
+		}
+		return j.Results[i].Blob, j.Results[i].Mime, true
+	})
+}
+
+// jobInput serves an image the user gave with the command.
+func (h *Handler) jobInput(w http.ResponseWriter, r *http.Request) {
+	h.serveBlob(w, r, func(j *engine.Job, i int) (string, string, bool) {
+		if i >= len(j.Request.Inputs) {
+			return "", "", false
+		}
+		return j.Request.Inputs[i].Blob, j.Request.Inputs[i].Mime, true
+	})
+}
+
+// serveBlob serves image i of the job in the path, as pick finds it.
+func (h *Handler) serveBlob(w http.ResponseWriter, r *http.Request, pick func(j *engine.Job, i int) (key, mime string, ok bool)) {
 	j, err := h.jobs.Job(r.Context(), r.PathValue("id"))
 	i, ierr := strconv.Atoi(r.PathValue("i"))
-	if err != nil || ierr != nil || i < 0 || i >= len(j.Results) {
+	if err != nil || ierr != nil || i < 0 {
 		http.NotFound(w, r)
 		return
 	}
-	res := j.Results[i]
-	rc, err := h.blobs.Open(res.Blob)
+	key, mime, ok := pick(j, i)
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	rc, err := h.blobs.Open(key)
 	if err != nil {
 		http.NotFound(w, r)
 		return
 	}
 	defer rc.Close()
-	mime := res.Mime
 	if !strings.HasPrefix(mime, "image/") || strings.Contains(mime, "svg") {
 		mime = "application/octet-stream" // only raster images are shown inline
 	}

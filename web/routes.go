@@ -80,6 +80,7 @@ func (h *Handler) routes() {
 	m.HandleFunc("GET /admin/jobs", h.jobsList)
 	m.HandleFunc("GET /admin/jobs/{id}", h.jobShow)
 	m.HandleFunc("GET /admin/jobs/{id}/images/{i}", h.jobImage)
+	m.HandleFunc("GET /admin/jobs/{id}/inputs/{i}", h.jobInput)
 	m.HandleFunc("POST /admin/jobs/{id}/cancel", h.jobCancel)
 	m.HandleFunc("POST /admin/jobs/{id}/retry", h.jobRetry)
 	m.HandleFunc("POST /admin/jobs/{id}/refund", h.jobRefund)

@@ -88,6 +88,10 @@ func (a *app) buildWeb() error {
 		Refusals: a.metrics.Refusals,
 		Disk:     disk.get,
 		Catalogues: func(ctx context.Context) map[string]int {
+			// The vendors' cached lists; one past its cache time is fetched
+			// (billed, as for /models), and a slow vendor must not hold the page.
+			ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
 			out := map[string]int{}
 			for _, e := range a.models.Entries(ctx) {
 				out[e.Vendor]++
