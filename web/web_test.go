@@ -403,6 +403,10 @@ func TestCSRF(t *testing.T) {
 		if resp, _ := e.client().do("POST", "/admin/login", url.Values{"password": {password}}); resp.StatusCode != http.StatusSeeOther {
 			t.Fatalf("same-origin login: %s", resp.Status)
 		}
+		c.header.Set("Origin", "null")
+		if resp, _ := c.post("/admin/people/ban", url.Values{"key": {"telegram:42"}, "csrf": {token}}); resp.StatusCode != http.StatusForbidden {
+			t.Fatalf("Origin null with the token: %s", resp.Status)
+		}
 	})
 	t.Run("HeaderToken", func(t *testing.T) {
 		c.header.Set("X-CSRF-Token", token)
@@ -569,6 +573,10 @@ func TestPages(t *testing.T) {
 		}
 		if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") || strings.Contains(csp, "unsafe") {
 			t.Errorf("%s: CSP %q", p.path, csp)
+		}
+		// no-referrer would make browsers send "Origin: null" on the console's own forms.
+		if rp := resp.Header.Get("Referrer-Policy"); rp != "same-origin" {
+			t.Errorf("%s: Referrer-Policy %q", p.path, rp)
 		}
 		// Nothing inline for the CSP to refuse, and no secret.
 		for _, bad := range []string{"<script>", "style=\"", " onclick", "CALLBACK-SECRET", "INTERACTION-SECRET", password} {
