@@ -124,3 +124,25 @@ func (m *Metrics) ImagesSize(bytes int64, files int) {
 	m.disk.WithLabelValues("blobs").Set(float64(bytes))
 	m.files.Set(float64(files))
 }
+
+// Refusals reads the refusals counted since start, by error code, for the web console.
+func (m *Metrics) Refusals() map[string]float64 {
+	out := map[string]float64{}
+	fams, err := m.reg.Gather()
+	if err != nil {
+		return out
+	}
+	for _, f := range fams {
+		if f.GetName() != "picbot_refusals_total" {
+			continue
+		}
+		for _, mt := range f.GetMetric() {
+			for _, l := range mt.GetLabel() {
+				if l.GetName() == "code" {
+					out[l.GetValue()] += mt.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return out
+}

@@ -237,6 +237,9 @@ func (s *DB) deleteJobs(ids [][]byte, cutoff time.Time) (int, error) {
 			if err := owners.Delete(key); err != nil {
 				return err
 			}
+			if err := tx.Bucket(bucketCreated).Delete(createdKey(&j)); err != nil {
+				return err
+			}
 			if err := jobs.Delete(id); err != nil {
 				return err
 			}

@@ -42,6 +42,8 @@ var envHelp = map[string]string{
 	"PICBOT_SHOWAPI_APP_KEY":         "vendors.showapi.app_key",
 	"PICBOT_SHOWAPI_APP_SECRET":      "vendors.showapi.app_secret",
 	"PICBOT_APISPACE_TOKEN":          "vendors.apispace.token",
+	"PICBOT_WEB_PASSWORD":            "web.password: turns the web console on under /admin/",
+	"PICBOT_WEB_PASSWORD_HASH":       "web.password_hash: bcrypt or argon2id, instead of the password",
 }
 
 // usage is picbot -h.
