@@ -28,6 +28,9 @@ type TelegramConfig struct {
 	// PostLanes is how many result posts may be under way at once: a crash
 	// repeats at most this many; more lanes, more uploads in parallel.
 	PostLanes int `yaml:"post_lanes"`
+	// UnsignedChannelPosts is what becomes of a command posted in a channel
+	// with no author to check against its administrators: allow or refuse.
+	UnsignedChannelPosts string `yaml:"unsigned_channel_posts"`
 }
 
 // defaultTelegramConfig is the adapter's defaults as configuration.
@@ -39,6 +42,8 @@ func defaultTelegramConfig() TelegramConfig {
 		MaxPhotoBytes: d.MaxPhotoBytes,
 		PollTimeout:   d.PollTimeout,
 		PostLanes:     d.PostLanes,
+
+		UnsignedChannelPosts: d.UnsignedChannelPosts,
 	}
 }
 
@@ -74,6 +79,8 @@ func (c *TelegramConfig) adapterConfig() telegram.Config {
 		MaxPhotoBytes: c.MaxPhotoBytes,
 		PollTimeout:   c.PollTimeout,
 		PostLanes:     c.PostLanes,
+
+		UnsignedChannelPosts: c.UnsignedChannelPosts,
 	}
 }
 

@@ -326,4 +326,9 @@ telegram:
   # a crash repeats at most post_lanes posts (1: at most one per crash), and
   # at most post_lanes uploads go in parallel (1 to 32).
   post_lanes: 1
+  # A /draw posted in a channel (the bot an administrator there) is charged
+  # to the channel; a signed post's author must be one of its administrators
+  # (getChatAdministrators). A post naming no author: allow (only
+  # administrators can post in a channel) or refuse.
+  unsigned_channel_posts: allow
 `

@@ -66,6 +66,28 @@ type Server struct {
 	hideSizes   bool
 	holds       map[string]*hold
 	latency     map[string]time.Duration
+	chats       map[int64]string       // chat type, as updates showed it
+	topics      map[int64]map[int]bool // forum topics, as updates showed them or AddTopic made
+	admins      map[int64][]ChatMember // SetAdmins
+}
+
+// ChatMember is an entry of getChatAdministrators' answer (Bot API
+// ChatMemberOwner and ChatMemberAdministrator).
+type ChatMember struct {
+	Status          string `json:"status"` // "creator" or "administrator"
+	User            User   `json:"user"`
+	CustomTitle     string `json:"custom_title,omitempty"`
+	IsAnonymous     bool   `json:"is_anonymous,omitempty"`
+	CanPostMessages bool   `json:"can_post_messages,omitempty"` // channels only
+}
+
+// User is a Bot API User.
+type User struct {
+	ID        int64  `json:"id"`
+	IsBot     bool   `json:"is_bot"`
+	FirstName string `json:"first_name"`
+	LastName  string `json:"last_name,omitempty"`
+	Username  string `json:"username,omitempty"`
 }
 
 // hold keeps calls of a method waiting; see Hold.
@@ -83,6 +105,7 @@ type queued struct {
 type message struct {
 	chat    int64
 	id      int
+	thread  int // the forum topic; 0: none (General)
 	text    string
 	caption string
 	photo   bool
@@ -135,6 +158,9 @@ func New(token, username string) *Server {
 		messages:    make(map[string]*message),
 		files:       make(map[string]file),
 		failures:    make(map[string][]Failure),
+		chats:       make(map[int64]string),
+		topics:      make(map[int64]map[int]bool),
+		admins:      make(map[int64][]ChatMember),
 	}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	s.URL = s.srv.URL
@@ -178,7 +204,7 @@ func (s *Server) AddUpdate(u any) int {
 	} else if int(id) > s.nextUpdate {
 		s.nextUpdate = int(id)
 	}
-	for _, key := range []string{"message", "callback_query"} {
+	for _, key := range []string{"message", "channel_post", "callback_query"} {
 		msg, _ := m[key].(map[string]any)
 		if key == "callback_query" && msg != nil {
 			msg, _ = msg["message"].(map[string]any)
@@ -200,12 +226,59 @@ func (s *Server) AddUpdate(u any) int {
 func (s *Server) learn(msg map[string]any) {
 	c, _ := msg["chat"].(map[string]any)
 	chatID, _ := c["id"].(float64)
+	if t, _ := c["type"].(string); t != "" && chatID != 0 {
+		s.chats[int64(chatID)] = t
+	}
 	id, _ := msg["message_id"].(float64)
 	if id == 0 {
 		return
 	}
 	text, _ := msg["text"].(string)
-	s.messages[key(int64(chatID), int(id))] = &message{chat: int64(chatID), id: int(id), text: text}
+	m := &message{chat: int64(chatID), id: int(id), text: text}
+	if topic, _ := msg["is_topic_message"].(bool); topic {
+		thread, _ := msg["message_thread_id"].(float64)
+		m.thread = int(thread)
+		s.addTopicLocked(m.chat, m.thread)
+	}
+	s.messages[key(int64(chatID), int(id))] = m
+}
+
+// AddTopic makes thread a forum topic of chat, as createForumTopic would
+// (updates with is_topic_message make their topics known by themselves).
+func (s *Server) AddTopic(chat int64, thread int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.addTopicLocked(chat, thread)
+}
+
+func (s *Server) addTopicLocked(chat int64, thread int) {
+	if thread <= 0 {
+		return
+	}
+	if s.topics[chat] == nil {
+		s.topics[chat] = make(map[int]bool)
+	}
+	s.topics[chat][thread] = true
+}
+
+// SetAdmins sets what getChatAdministrators answers for chat. A chat
+// without any answers with the bot alone, as an administrator that may post.
+func (s *Server) SetAdmins(chat int64, members ...ChatMember) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.admins[chat] = members
+}
+
+// Thread is the forum topic of a message the bot sent (0: none), and
+// whether the message is known.
+func (s *Server) Thread(chat int64, id int) (int, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m, ok := s.messages[key(chat, id)]
+	if !ok {
+		return 0, false
+	}
+	return m.thread, true
 }
 
 // Pending is how many queued updates getUpdates has not had confirmed.
@@ -460,6 +533,12 @@ func (c Call) MessageID() int {
 	}
 	json.Unmarshal(c.Result, &m)
 	return m.MessageID
+}
+
+// ThreadID is the call's message_thread_id parameter (0: none).
+func (c Call) ThreadID() int {
+	n, _ := strconv.Atoi(c.Params["message_thread_id"])
+	return n
 }
 
 // ChatID is the call's chat_id parameter.
@@ -723,6 +802,18 @@ func (s *Server) handle(method string, p map[string]string, files map[string]Fil
 			}
 		}
 		return true, nil
+	case "getChatAdministrators":
+		chat, err := strconv.ParseInt(p["chat_id"], 10, 64)
+		if err != nil || chat == 0 {
+			return nil, bad("chat not found")
+		}
+		if s.chats[chat] == "private" {
+			return nil, bad("there are no administrators in the private chat")
+		}
+		if list, ok := s.admins[chat]; ok {
+			return list, nil
+		}
+		return []ChatMember{{Status: "administrator", User: User{ID: BotID, IsBot: true, FirstName: "Picbot", Username: s.Username}, CanPostMessages: true}}, nil
 	case "answerCallbackQuery":
 		if p["callback_query_id"] == "" {
 			return nil, bad("query is too old and response timeout expired or query ID is invalid")
@@ -742,7 +833,7 @@ func (s *Server) handle(method string, p map[string]string, files map[string]Fil
 		}
 		return out, nil
 	case "sendMessage":
-		chat, err := s.target(p)
+		chat, thread, err := s.target(p)
 		if err != nil {
 			return nil, err
 		}
@@ -753,7 +844,7 @@ func (s *Server) handle(method string, p map[string]string, files map[string]Fil
 		if err := checkMarkup(p["reply_markup"]); err != nil {
 			return nil, err
 		}
-		m := s.newMessage(chat)
+		m := s.newMessage(chat, thread)
 		m.text = text
 		return s.render(m, p["reply_markup"], nil), nil
 	case "editMessageText", "editMessageCaption":
@@ -809,7 +900,7 @@ func (s *Server) handle(method string, p map[string]string, files map[string]Fil
 		m.deleted = true
 		return true, nil
 	case "sendPhoto", "sendDocument":
-		chat, err := s.target(p)
+		chat, thread, err := s.target(p)
 		if err != nil {
 			return nil, err
 		}
@@ -834,11 +925,11 @@ func (s *Server) handle(method string, p map[string]string, files map[string]Fil
 		if err := checkMarkup(p["reply_markup"]); err != nil {
 			return nil, err
 		}
-		m := s.newMessage(chat)
+		m := s.newMessage(chat, thread)
 		m.caption, m.photo = p["caption"], method == "sendPhoto"
 		return s.render(m, p["reply_markup"], data), nil
 	case "sendMediaGroup":
-		chat, err := s.target(p)
+		chat, thread, err := s.target(p)
 		if err != nil {
 			return nil, err
 		}
@@ -867,7 +958,7 @@ func (s *Server) handle(method string, p map[string]string, files map[string]Fil
 			}
 		}
 		for _, item := range media {
-			m := s.newMessage(chat)
+			m := s.newMessage(chat, thread)
 			m.caption, m.photo = item.Caption, item.Type == "photo"
 			data, _ := attached(item.Media, files, false)
 			r := s.render(m, "", data)
@@ -883,19 +974,32 @@ func (s *Server) me() map[string]any {
 	return map[string]any{"id": BotID, "is_bot": true, "first_name": "Picbot", "username": s.Username, "can_join_groups": true}
 }
 
-// target checks chat_id and reply_to_message_id.
-func (s *Server) target(p map[string]string) (int64, *apiError) {
+// target checks chat_id, message_thread_id and reply_to_message_id, and
+// returns the chat and the topic the new message goes to. One naming a
+// topic the chat does not have is refused. A message that names no topic
+// goes to General, even as a reply to a topic's message: whether Telegram
+// would put it in the replied message's topic is not documented, so the
+// fake takes the strict reading and the bot always names the topic.
+func (s *Server) target(p map[string]string) (int64, int, *apiError) {
 	chat, err := strconv.ParseInt(p["chat_id"], 10, 64)
 	if err != nil || chat == 0 {
-		return 0, bad("chat not found")
+		return 0, 0, bad("chat not found")
+	}
+	thread := 0
+	if t := p["message_thread_id"]; t != "" {
+		thread, _ = strconv.Atoi(t)
+		if !s.topics[chat][thread] {
+			return 0, 0, bad("message thread not found")
+		}
 	}
 	if r := p["reply_to_message_id"]; r != "" {
 		id, _ := strconv.Atoi(r)
-		if m, ok := s.messages[key(chat, id)]; (!ok || m.deleted) && p["allow_sending_without_reply"] != "true" {
-			return 0, bad("replied message not found")
+		m, ok := s.messages[key(chat, id)]
+		if (!ok || m.deleted) && p["allow_sending_without_reply"] != "true" {
+			return 0, 0, bad("replied message not found")
 		}
 	}
-	return chat, nil
+	return chat, thread, nil
 }
 
 func (s *Server) editable(p map[string]string) (*message, *apiError) {
@@ -908,9 +1012,9 @@ func (s *Server) editable(p map[string]string) (*message, *apiError) {
 	return m, nil
 }
 
-func (s *Server) newMessage(chat int64) *message {
+func (s *Server) newMessage(chat int64, thread int) *message {
 	s.nextMessage++
-	m := &message{chat: chat, id: s.nextMessage}
+	m := &message{chat: chat, id: s.nextMessage, thread: thread}
 	s.messages[key(chat, m.id)] = m
 	return m
 }
@@ -922,11 +1026,22 @@ func (s *Server) render(m *message, markup string, data []byte) map[string]any {
 	if m.chat < 0 {
 		chatType = "supergroup"
 	}
+	if t := s.chats[m.chat]; t != "" {
+		chatType = t
+	}
 	out := map[string]any{
 		"message_id": m.id,
 		"date":       time.Now().Unix(),
 		"chat":       map[string]any{"id": m.chat, "type": chatType},
 		"from":       s.me(),
+	}
+	if chatType == "channel" {
+		delete(out, "from") // a channel's posts are the channel's
+		out["sender_chat"] = map[string]any{"id": m.chat, "type": chatType}
+	}
+	if m.thread > 0 {
+		out["message_thread_id"] = m.thread
+		out["is_topic_message"] = true
 	}
 	if m.text != "" {
 		out["text"] = m.text
