@@ -103,6 +103,14 @@ func (b *Bot) statusOf(st *jobState, j *engine.Job) (id int, photo bool) {
 // the update is recorded (and a webhook answered) without waiting for the
 // chat's flood limit; its id is noted on the job.
 func (b *Bot) replyStatus(ctx context.Context, j *engine.Job, text string) {
+	if _, user, ok := inlineOf(j.Chat); ok {
+		st := b.state(j.ID)
+		st.mu.Lock()
+		st.pending = true
+		st.mu.Unlock()
+		b.outbox(user, func(ctx context.Context) { b.inlineStatus(ctx, j, st, text) })
+		return
+	}
 	id, err := chatID(j.Chat)
 	if err != nil {
 		return
@@ -180,6 +188,10 @@ func (b *Bot) editEvery(private bool) time.Duration {
 // preview. It never waits: an edit too soon after the last one, or while the
 // chat is rate limited, is skipped.
 func (b *Bot) Progress(ctx context.Context, j *engine.Job, p engine.Progress) {
+	if _, _, ok := inlineOf(j.Chat); ok {
+		b.inlineProgress(ctx, j, p)
+		return
+	}
 	chat64, err := chatID(j.Chat)
 	if err != nil {
 		return
@@ -316,6 +328,9 @@ func (b *Bot) edited(log *slog.Logger, to int64, err error) bool {
 // crash resumes where the last one stopped, posting again at most the step
 // under way when the process died.
 func (b *Bot) Deliver(ctx context.Context, j *engine.Job) error {
+	if _, _, ok := inlineOf(j.Chat); ok {
+		return b.deliverInline(ctx, j)
+	}
 	chat64, err := chatID(j.Chat)
 	if err != nil {
 		return engine.Wrap(engine.EUNDELIVERED, err, "The picture could not be posted here.", "图片无法发送到这里。")

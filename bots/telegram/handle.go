@@ -106,6 +106,11 @@ func (b *Bot) onCallback(ctx context.Context, updateID int, q *tgbotapi.Callback
 			b.log.Warn("answerCallbackQuery failed", slog.Any("err", err))
 		}
 	}
+	if q.InlineMessageID != "" {
+		// The button of an inline placeholder: nothing to do but wait.
+		answer(chat.T(lang, "Drawing… the picture will replace this message.", "正在生成…图片会替换这条消息。"), false)
+		return
+	}
 	if q.From == nil || q.Message == nil || q.Message.Chat == nil {
 		answer(chat.T(lang, "This button no longer works.", "这个按钮已失效。"), true)
 		return

@@ -144,3 +144,34 @@ func TestChannelPosts(t *testing.T) {
 		}
 	}
 }
+
+// TestInlineNeverStarted: a user who never started the bot cannot be sent
+// the upload that gives the picture a file_id: the placeholder says what to
+// do, and the job fails refunded.
+func TestInlineNeverStarted(t *testing.T) {
+	h := newHarness(t, "", nil, withRender(100*time.Millisecond))
+	h.fake.AddUpdate(`{"inline_query": {"id": "q-9", "offset": "", "from": {"id": 909, "is_bot": false, "first_name": "Ivy"}, "query": "a fox"}}`)
+	h.wait(10*time.Second, "answer", is("answerInlineQuery", "inline_query_id", "q-9"))
+	h.fake.Fail("sendPhoto", telegramtest.Failure{Code: 403, Description: "Forbidden: bot can't initiate conversation with a user"})
+	id, ok := h.fake.ChooseInline("q-9", inlineResultID)
+	if !ok {
+		t.Fatal("no result")
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		if text, _, _ := h.fake.Inline(id); strings.Contains(text, "press Start") {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if text, media, _ := h.fake.Inline(id); !strings.Contains(text, "@"+testUsername) || media != "" {
+		t.Fatalf("placeholder %q %q\n%s", text, media, dump(h.fake.Calls()))
+	}
+	for time.Now().Before(deadline) {
+		if jobs := h.jobsOf("909"); len(jobs) == 1 && jobs[0].State == engine.StateFailed {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("jobs %+v", h.jobsOf("909"))
+}

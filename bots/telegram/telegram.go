@@ -70,6 +70,10 @@ type Config struct {
 	GroupEvery   time.Duration
 	// GlobalRate is how many messages a second the bot sends in all.
 	GlobalRate int
+	// InlineCacheChat is where inline mode's pictures are uploaded to get a
+	// file_id (an inline message takes no upload); 0: the user's private
+	// chat with the bot, the copy deleted at once. See inline.go.
+	InlineCacheChat int64
 	// UnsignedChannelPosts is what becomes of a command posted in a channel
 	// that names no author: UnsignedAllow (only administrators can post in a
 	// channel) or UnsignedRefuse. See channel.go.

@@ -52,7 +52,7 @@ func handling(ctx context.Context) (context.Context, context.CancelFunc) {
 // allowedUpdates are the update types the bot asks for.
 // edited_message and edited_channel_post are not among them: an edited
 // command is not run again.
-var allowedUpdates = []string{"message", "channel_post", "callback_query"}
+var allowedUpdates = []string{"message", "channel_post", "callback_query", "inline_query", "chosen_inline_result"}
 
 // hello asks getMe for the bot's username, retrying while the network or
 // the server is down. A token the server refuses is an error.
@@ -301,6 +301,10 @@ func chatOf(u *update) int64 {
 		return u.ChannelPost.Chat.ID
 	case u.CallbackQuery != nil && u.CallbackQuery.Message != nil && u.CallbackQuery.Message.Chat != nil:
 		return u.CallbackQuery.Message.Chat.ID
+	case u.ChosenInlineResult != nil && u.ChosenInlineResult.From != nil:
+		return u.ChosenInlineResult.From.ID // a user's inline jobs in order, beside the chats'
+	case u.InlineQuery != nil && u.InlineQuery.From != nil:
+		return u.InlineQuery.From.ID
 	}
 	return 0
 }
@@ -375,6 +379,10 @@ func (b *Bot) dispatch(ctx context.Context, u update) error {
 		b.onMessage(hctx, u.UpdateID, u.ChannelPost, u.messageTopic(), nil)
 	case u.CallbackQuery != nil:
 		b.onCallback(hctx, u.UpdateID, u.CallbackQuery, u.messageTopic())
+	case u.InlineQuery != nil:
+		b.onInlineQuery(hctx, u.InlineQuery)
+	case u.ChosenInlineResult != nil:
+		b.onChosen(hctx, u.ChosenInlineResult)
 	}
 	return b.markSeen(hctx, u.UpdateID, nil)
 }

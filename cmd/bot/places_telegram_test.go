@@ -174,7 +174,7 @@ func TestTelegramChannel(t *testing.T) {
 		t.Errorf("getChatAdministrators asked %d times, want 1 (cached)", n)
 	}
 	gu := fake.Calls("getUpdates")
-	if len(gu) == 0 || gu[0].Params["allowed_updates"] != `["message","channel_post","callback_query"]` {
+	if len(gu) == 0 || !strings.HasPrefix(gu[0].Params["allowed_updates"], `["message","channel_post","callback_query"`) {
 		t.Errorf("allowed_updates %q", gu[0].Params["allowed_updates"])
 	}
 }
@@ -211,5 +211,58 @@ func TestTelegramAnonymousAdmin(t *testing.T) {
 	stopBot(t, b)
 	if len(fake.Calls("sendPhoto")) != 3 || !strings.Contains(refusal.Params["text"], "used all 1 images") {
 		t.Errorf("photos: %d, fourth command answered %q\n%s", len(fake.Calls("sendPhoto")), refusal.Params["text"], telegramCalls(fake))
+	}
+}
+
+func inlineQuery(id, query string) string {
+	return fmt.Sprintf(`{"inline_query": {"id": %q, "offset": "", "chat_type": "supergroup",
+		"from": {"id": 901, "is_bot": false, "first_name": "Ivy", "language_code": "en"},
+		"query": %q}}`, id, query)
+}
+
+// TestTelegramInline: "@bot a red fox" is answered within a second with a
+// "Draw: a red fox" result whose message has a button; the chosen result
+// runs charged to the user, and the picture replaces the placeholder by
+// file_id (uploaded to the user's private chat, that copy deleted). The
+// user's second, over the quota, leaves the refusal in its placeholder.
+func TestTelegramInline(t *testing.T) {
+	fake := telegramtest.New(tgToken, tgBot)
+	defer fake.Close()
+	dir := t.TempDir()
+	cfg := telegramConfig(t, dir, fake, "quota:\n  default:\n    daily: 1\n    every: 1ms\n")
+	b := startBot(t, dir, "-config", cfg)
+	waitCall(t, b, fake, "first poll", func(c telegramtest.Call) bool { return c.Method == "setMyCommands" })
+	asked := time.Now()
+	fake.AddUpdate(inlineQuery("iq-1", "a red fox"))
+	answer := waitCall(t, b, fake, "inline answer", sent("answerInlineQuery", "inline_query_id", "iq-1"))
+	if d := answer.At.Sub(asked); d > time.Second {
+		t.Errorf("inline query answered after %s", d)
+	}
+	if !strings.Contains(answer.Params["results"], `"title":"Draw: a red fox"`) || answer.Params["cache_time"] == "" || answer.Params["is_personal"] != "true" {
+		t.Errorf("answer %v", answer.Params)
+	}
+	id, ok := fake.ChooseInline("iq-1", "draw")
+	if !ok || id == "" {
+		t.Fatalf("no result to choose, or no inline_message_id (no keyboard): %v", answer.Params["results"])
+	}
+	edit := waitCall(t, b, fake, "picture in the placeholder", sent("editMessageMedia", "inline_message_id", id))
+	text, media, _ := fake.Inline(id)
+	if media == "" || !strings.Contains(text, "a red fox") || len(edit.Files) != 0 {
+		t.Errorf("inline message %q %q, files %d", text, media, len(edit.Files))
+	}
+	upload := waitCall(t, b, fake, "upload for a file_id", sent("sendPhoto", "chat_id", "901"))
+	waitCall(t, b, fake, "the copy deleted", sent("deleteMessage", "chat_id", "901", "message_id", strconv.Itoa(upload.MessageID())))
+
+	fake.AddUpdate(inlineQuery("iq-2", "another fox"))
+	waitCall(t, b, fake, "second inline answer", sent("answerInlineQuery", "inline_query_id", "iq-2"))
+	id2, _ := fake.ChooseInline("iq-2", "draw")
+	waitCall(t, b, fake, "refusal in the placeholder", sent("editMessageText", "inline_message_id", id2))
+	stopBot(t, b)
+	if text, media, _ := fake.Inline(id2); media != "" || !strings.Contains(text, "used all 1 images") {
+		t.Errorf("second placeholder %q %q", text, media)
+	}
+	gu := fake.Calls("getUpdates")
+	if len(gu) == 0 || !strings.Contains(gu[0].Params["allowed_updates"], `"inline_query","chosen_inline_result"`) {
+		t.Errorf("allowed_updates %q", gu[0].Params["allowed_updates"])
 	}
 }

@@ -31,6 +31,10 @@ type TelegramConfig struct {
 	// UnsignedChannelPosts is what becomes of a command posted in a channel
 	// with no author to check against its administrators: allow or refuse.
 	UnsignedChannelPosts string `yaml:"unsigned_channel_posts"`
+	// InlineCacheChat is the chat inline mode's pictures are uploaded to
+	// first (an inline message takes only a file_id); 0: the user's private
+	// chat with the bot, the copy deleted at once.
+	InlineCacheChat int64 `yaml:"inline_cache_chat"`
 }
 
 // defaultTelegramConfig is the adapter's defaults as configuration.
@@ -81,6 +85,7 @@ func (c *TelegramConfig) adapterConfig() telegram.Config {
 		PostLanes:     c.PostLanes,
 
 		UnsignedChannelPosts: c.UnsignedChannelPosts,
+		InlineCacheChat:      c.InlineCacheChat,
 	}
 }
 

@@ -331,4 +331,10 @@ telegram:
   # (getChatAdministrators). A post naming no author: allow (only
   # administrators can post in a channel) or refuse.
   unsigned_channel_posts: allow
+  # Inline mode (@bot a red fox in any chat; enable /setinline and
+  # /setinlinefeedback with @BotFather): an inline message takes no upload,
+  # so each picture is first sent here for a file_id, e.g. a private channel
+  # with the bot as an administrator; 0: the user's private chat with the
+  # bot (the copy is deleted; a user who never started the bot is told so).
+  inline_cache_chat: 0
 `

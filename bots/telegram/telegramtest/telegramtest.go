@@ -69,6 +69,17 @@ type Server struct {
 	chats       map[int64]string       // chat type, as updates showed it
 	topics      map[int64]map[int]bool // forum topics, as updates showed them or AddTopic made
 	admins      map[int64][]ChatMember // SetAdmins
+	queries     map[string]inlineQuery // inline queries from updates, by id
+	inline      map[string]*message    // inline messages, by inline_message_id
+	nextInline  int
+}
+
+// inlineQuery is an inline query the fake sent, and its answer.
+type inlineQuery struct {
+	from    json.RawMessage
+	query   string
+	at      time.Time
+	results []json.RawMessage // nil until answered
 }
 
 // ChatMember is an entry of getChatAdministrators' answer (Bot API
@@ -110,6 +121,8 @@ type message struct {
 	caption string
 	photo   bool
 	deleted bool
+	media   string // an inline message's file_id or URL, once edited into a picture
+	kind    string // its media type
 }
 
 type file struct {
@@ -161,6 +174,8 @@ func New(token, username string) *Server {
 		chats:       make(map[int64]string),
 		topics:      make(map[int64]map[int]bool),
 		admins:      make(map[int64][]ChatMember),
+		queries:     make(map[string]inlineQuery),
+		inline:      make(map[string]*message),
 	}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	s.URL = s.srv.URL
@@ -215,6 +230,12 @@ func (s *Server) AddUpdate(u any) int {
 				s.learn(r)
 			}
 		}
+	}
+	if q, ok := m["inline_query"].(map[string]any); ok {
+		from, _ := json.Marshal(q["from"])
+		qid, _ := q["id"].(string)
+		text, _ := q["query"].(string)
+		s.queries[qid] = inlineQuery{from: from, query: text, at: time.Now()}
 	}
 	raw, _ = json.Marshal(m)
 	s.updates = append(s.updates, queued{id: int(id), raw: raw})
@@ -535,6 +556,59 @@ func (c Call) MessageID() int {
 	return m.MessageID
 }
 
+// ChooseInline picks result resultID of the answer to inline query
+// queryID, as the user tapping it would: the result's message is sent (an
+// inline message, text only here) and a chosen_inline_result update
+// queued, with inline_message_id only when the message has an inline
+// keyboard, as Telegram does. It returns the inline_message_id ("" without
+// one) and false when the query has no such result.
+func (s *Server) ChooseInline(queryID, resultID string) (string, bool) {
+	s.mu.Lock()
+	q, ok := s.queries[queryID]
+	var chosen map[string]any
+	for _, r := range q.results {
+		var m map[string]any
+		json.Unmarshal(r, &m)
+		if m["id"] == resultID {
+			chosen = m
+		}
+	}
+	if !ok || chosen == nil {
+		s.mu.Unlock()
+		return "", false
+	}
+	content, _ := chosen["input_message_content"].(map[string]any)
+	text, _ := content["message_text"].(string)
+	id := ""
+	if _, kb := chosen["reply_markup"]; kb {
+		s.nextInline++
+		id = fmt.Sprintf("AgAAAI%08dFAKE", s.nextInline)
+		s.inline[id] = &message{text: text}
+	}
+	s.mu.Unlock()
+	r := map[string]any{"result_id": resultID, "from": q.from, "query": q.query}
+	if id != "" {
+		r["inline_message_id"] = id
+	}
+	s.AddUpdate(map[string]any{"chosen_inline_result": r})
+	return id, true
+}
+
+// Inline is an inline message's text or caption, and the file_id or URL of
+// its picture once it has one.
+func (s *Server) Inline(id string) (text, media string, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m, ok := s.inline[id]
+	if !ok {
+		return "", "", false
+	}
+	if m.media != "" {
+		return m.caption, m.media, true
+	}
+	return m.text, "", true
+}
+
 // ThreadID is the call's message_thread_id parameter (0: none).
 func (c Call) ThreadID() int {
 	n, _ := strconv.Atoi(c.Params["message_thread_id"])
@@ -802,6 +876,57 @@ func (s *Server) handle(method string, p map[string]string, files map[string]Fil
 			}
 		}
 		return true, nil
+	case "answerInlineQuery":
+		q, ok := s.queries[p["inline_query_id"]]
+		if !ok || time.Since(q.at) > 10*time.Second {
+			return nil, bad("query is too old and response timeout expired or query ID is invalid")
+		}
+		if q.results != nil {
+			return nil, bad("QUERY_ID_INVALID") // answered already
+		}
+		var results []json.RawMessage
+		if err := json.Unmarshal([]byte(p["results"]), &results); err != nil {
+			return nil, bad("can't parse inline query results JSON object")
+		}
+		if len(results) > 50 {
+			return nil, bad("RESULTS_TOO_MUCH")
+		}
+		ids := map[string]bool{}
+		for _, r := range results {
+			var res struct {
+				Type                string `json:"type"`
+				ID                  string `json:"id"`
+				Title               string `json:"title"`
+				InputMessageContent *struct {
+					MessageText string `json:"message_text"`
+				} `json:"input_message_content"`
+				ReplyMarkup json.RawMessage `json:"reply_markup"`
+			}
+			if err := json.Unmarshal(r, &res); err != nil || res.Type == "" {
+				return nil, bad("RESULT_TYPE_INVALID")
+			}
+			if res.ID == "" || len(res.ID) > 64 || ids[res.ID] {
+				return nil, bad("RESULT_ID_INVALID")
+			}
+			ids[res.ID] = true
+			if res.Type == "article" && (res.Title == "" || res.InputMessageContent == nil) {
+				return nil, bad("ARTICLE_TITLE_EMPTY")
+			}
+			if c := res.InputMessageContent; c != nil && (c.MessageText == "" || units(c.MessageText) > MaxText) {
+				return nil, bad("MESSAGE_EMPTY")
+			}
+			if len(res.ReplyMarkup) > 0 {
+				if err := checkMarkup(string(res.ReplyMarkup)); err != nil {
+					return nil, err
+				}
+			}
+		}
+		if results == nil {
+			results = []json.RawMessage{}
+		}
+		q.results = results
+		s.queries[p["inline_query_id"]] = q
+		return true, nil
 	case "getChatAdministrators":
 		chat, err := strconv.ParseInt(p["chat_id"], 10, 64)
 		if err != nil || chat == 0 {
@@ -875,6 +1000,9 @@ func (s *Server) handle(method string, p map[string]string, files map[string]Fil
 			}
 			m.caption = p["caption"]
 		}
+		if p["inline_message_id"] != "" {
+			return true, nil // edits of inline messages answer true, not the message
+		}
 		return s.render(m, p["reply_markup"], nil), nil
 	case "editMessageMedia":
 		m, err := s.editable(p)
@@ -884,6 +1012,21 @@ func (s *Server) handle(method string, p map[string]string, files map[string]Fil
 		var media InputMedia
 		if json.Unmarshal([]byte(p["media"]), &media) != nil {
 			return nil, bad("can't parse InputMedia")
+		}
+		if p["inline_message_id"] != "" {
+			// "A new file can't be uploaded when editing an inline message":
+			// a file_id the fake gave out, or an HTTP URL. The answer is true.
+			if strings.HasPrefix(media.Media, "attach://") || len(files) > 0 {
+				return nil, bad("can't upload file for an inline message")
+			}
+			if _, known := s.files[media.Media]; !known && !strings.HasPrefix(media.Media, "http://") && !strings.HasPrefix(media.Media, "https://") {
+				return nil, bad("wrong file identifier/HTTP URL specified")
+			}
+			if units(media.Caption) > MaxCaption {
+				return nil, bad("message caption is too long")
+			}
+			m.photo, m.caption, m.media, m.kind = media.Type == "photo", media.Caption, media.Media, media.Type
+			return true, nil
 		}
 		if _, err := attached(media.Media, files, media.Type == "photo"); err != nil {
 			return nil, err
@@ -1003,6 +1146,13 @@ func (s *Server) target(p map[string]string) (int64, int, *apiError) {
 }
 
 func (s *Server) editable(p map[string]string) (*message, *apiError) {
+	if id := p["inline_message_id"]; id != "" {
+		m, ok := s.inline[id]
+		if !ok {
+			return nil, bad("MESSAGE_ID_INVALID")
+		}
+		return m, nil
+	}
 	chat, _ := strconv.ParseInt(p["chat_id"], 10, 64)
 	id, _ := strconv.Atoi(p["message_id"])
 	m, ok := s.messages[key(chat, id)]
