@@ -111,6 +111,9 @@ type Charge struct {
 	Unlimited bool   `json:"unlimited,omitempty"` // admin: nothing counted
 	Released  bool   `json:"released,omitempty"`  // the concurrent-jobs slot was given back
 	Settled   string `json:"settled,omitempty"`   // "", "committed" or "refunded"
+	// Bought is the part of Cost paid from the owner's bought images (past
+	// the daily free quota); a refund gives it back there.
+	Bought int64 `json:"bought,omitempty"`
 }
 
 const (

@@ -47,6 +47,9 @@ func (b *Bot) onMessage(ctx context.Context, updateID int, msg *tgbotapi.Message
 		return
 	}
 	log := b.log.With(slog.String("chat_id", cref.ChatID), slog.String("user_id", user.ID))
+	if isCommand(text) && b.special(ctx, cref, user, text) {
+		return
+	}
 	if !isCommand(text) {
 		// Plain talk is not for the bot; in a private chat, say what it understands.
 		if cref.Private && (msg.Text != "" || len(msg.Photo) > 0 || msg.Document != nil) {

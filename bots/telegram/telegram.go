@@ -74,6 +74,8 @@ type Config struct {
 	// file_id (an inline message takes no upload); 0: the user's private
 	// chat with the bot, the copy deleted at once. See inline.go.
 	InlineCacheChat int64
+	// StarPacks are the packs of images /buy offers for Telegram Stars.
+	StarPacks []StarPack
 	// UnsignedChannelPosts is what becomes of a command posted in a channel
 	// that names no author: UnsignedAllow (only administrators can post in a
 	// channel) or UnsignedRefuse. See channel.go.
@@ -185,6 +187,11 @@ func (c *Config) problems(bad func(key, format string, args ...any) error) []err
 	if c.UnsignedChannelPosts != UnsignedAllow && c.UnsignedChannelPosts != UnsignedRefuse {
 		add("unsigned_channel_posts", "must be allow or refuse, not %q", c.UnsignedChannelPosts)
 	}
+	for i, p := range c.StarPacks {
+		if p.Images <= 0 || p.Stars <= 0 || p.Stars > 10000 {
+			add(fmt.Sprintf("star_packs[%d]", i), "needs images and stars above 0 (at most 10000 stars)")
+		}
+	}
 	if c.PostLanes < 1 || c.PostLanes > postlane.Max {
 		add("post_lanes", "must be from 1 to %d", postlane.Max)
 	}
@@ -257,6 +264,8 @@ type Deps struct {
 	Jobs     Jobs
 	Blobs    engine.Blobs
 	Settings Settings
+	// Wallet keeps bought images; nil: /buy sells nothing.
+	Wallet Wallet
 }
 
 // Bot is the Telegram adapter. It implements engine.Notifier.
@@ -267,6 +276,7 @@ type Bot struct {
 	jobs     Jobs
 	blobs    engine.Blobs
 	settings Settings
+	wallet   Wallet
 	log      *slog.Logger
 	flood    *flood
 	lanes    *postlane.Lanes
@@ -317,6 +327,7 @@ func newBot(cfg Config, api botAPI, d Deps) *Bot {
 		jobs:     d.Jobs,
 		blobs:    d.Blobs,
 		settings: d.Settings,
+		wallet:   d.Wallet,
 		log:      cfg.Logger.With(slog.String("platform", Platform)),
 		flood:    newFlood(cfg),
 		lanes:    postlane.New(cfg.PostLanes, cfg.Now),

@@ -52,7 +52,7 @@ func handling(ctx context.Context) (context.Context, context.CancelFunc) {
 // allowedUpdates are the update types the bot asks for.
 // edited_message and edited_channel_post are not among them: an edited
 // command is not run again.
-var allowedUpdates = []string{"message", "channel_post", "callback_query", "inline_query", "chosen_inline_result"}
+var allowedUpdates = []string{"message", "channel_post", "callback_query", "inline_query", "chosen_inline_result", "pre_checkout_query"}
 
 // hello asks getMe for the bot's username, retrying while the network or
 // the server is down. A token the server refuses is an error.
@@ -373,6 +373,10 @@ func (b *Bot) dispatch(ctx context.Context, u update) error {
 	switch {
 	case u.Message != nil && u.Message.MediaGroupID != "" && b.chatAllowed(u.Message.Chat):
 		return b.collect(hctx, u)
+	case u.Message != nil && u.Message.SuccessfulPayment != nil:
+		if err := b.onPaid(hctx, u.Message, u.messageTopic()); err != nil {
+			return fmt.Errorf("credit payment of update %d: %w", u.UpdateID, err)
+		}
 	case u.Message != nil:
 		b.onMessage(hctx, u.UpdateID, u.Message, u.messageTopic(), nil)
 	case u.ChannelPost != nil:
@@ -383,6 +387,8 @@ func (b *Bot) dispatch(ctx context.Context, u update) error {
 		b.onInlineQuery(hctx, u.InlineQuery)
 	case u.ChosenInlineResult != nil:
 		b.onChosen(hctx, u.ChosenInlineResult)
+	case u.PreCheckoutQuery != nil:
+		b.onPreCheckout(hctx, u.PreCheckoutQuery)
 	}
 	return b.markSeen(hctx, u.UpdateID, nil)
 }

@@ -43,6 +43,7 @@ type Config struct {
 	// Chat platforms besides the console.
 	Telegram TelegramConfig `yaml:"telegram"`
 	Discord  DiscordConfig  `yaml:"discord"`
+	Payments PaymentsConfig `yaml:"payments"`
 }
 
 // VendorsConfig configures the remote vendors; each lives in vendor_<name>.go.
@@ -384,6 +385,7 @@ func (c *Config) problems() []Problem {
 	c.Vendors.APISpace.validate(prefixed(bad, "vendors.apispace."))
 	c.Telegram.validate(prefixed(bad, "telegram."))
 	c.Discord.validate(prefixed(bad, "discord."))
+	c.Payments.validate(prefixed(bad, "payments."))
 	if c.Discord.Enabled && c.Discord.Mode == "http" && c.HTTP.Listen == "" {
 		bad("http.listen", "must be set for discord.mode http: Discord posts interactions there")
 	}

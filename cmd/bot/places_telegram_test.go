@@ -174,7 +174,8 @@ func TestTelegramChannel(t *testing.T) {
 		t.Errorf("getChatAdministrators asked %d times, want 1 (cached)", n)
 	}
 	gu := fake.Calls("getUpdates")
-	if len(gu) == 0 || !strings.HasPrefix(gu[0].Params["allowed_updates"], `["message","channel_post","callback_query"`) {
+	// Exactly the handled types: no edited_message, no edited_channel_post.
+	if len(gu) == 0 || gu[0].Params["allowed_updates"] != `["message","channel_post","callback_query","inline_query","chosen_inline_result","pre_checkout_query"]` {
 		t.Errorf("allowed_updates %q", gu[0].Params["allowed_updates"])
 	}
 }
@@ -264,5 +265,111 @@ func TestTelegramInline(t *testing.T) {
 	gu := fake.Calls("getUpdates")
 	if len(gu) == 0 || !strings.Contains(gu[0].Params["allowed_updates"], `"inline_query","chosen_inline_result"`) {
 		t.Errorf("allowed_updates %q", gu[0].Params["allowed_updates"])
+	}
+}
+
+func privateText(user, messageID int, text string) string {
+	return fmt.Sprintf(`{"message": {"message_id": %d, "date": 1700000000,
+		"from": {"id": %d, "is_bot": false, "first_name": "Pat", "language_code": "en"},
+		"chat": {"id": %d, "first_name": "Pat", "type": "private"},
+		"text": %q}}`, messageID, user, user, text)
+}
+
+// TestTelegramStars: /buy sends a Stars invoice per pack; the pre-checkout
+// query is answered ok only for a pack still offered; the payment is
+// credited once although its update comes again after the bot is killed
+// and once more under a new update id; bought images are used after the
+// free one, /quota shows both; /admin refund gives the Stars back and takes
+// what is left.
+func TestTelegramStars(t *testing.T) {
+	fake := telegramtest.New(tgToken, tgBot)
+	defer fake.Close()
+	dir := t.TempDir()
+	cfg := telegramConfig(t, dir, fake, `quota:
+  admins: ["telegram:555"]
+  default:
+    daily: 1
+    every: 1ms
+payments:
+  telegram_stars: [{images: 5, stars: 10}, {images: 50, stars: 80}]
+`)
+	const payer = 901
+	b := startBot(t, dir, "-config", cfg)
+	fake.AddUpdate(privateText(payer, 1, "/buy"))
+	inv := waitCall(t, b, fake, "invoice", sent("sendInvoice", "chat_id", "901", "payload", "stars:5:10"))
+	if inv.Params["currency"] != "XTR" || inv.Params["prices"] != `[{"label":"5 images","amount":10}]` {
+		t.Errorf("invoice %v", inv.Params)
+	}
+	waitCall(t, b, fake, "second invoice", sent("sendInvoice", "payload", "stars:50:80"))
+	checkout := func(id, payload string, total int) string {
+		return fmt.Sprintf(`{"pre_checkout_query": {"id": %q, "currency": "XTR", "total_amount": %d, "invoice_payload": %q,
+			"from": {"id": %d, "is_bot": false, "first_name": "Pat", "language_code": "en"}}}`, id, total, payload, payer)
+	}
+	fake.AddUpdate(checkout("pcq-1", "stars:5:10", 10))
+	fake.AddUpdate(checkout("pcq-2", "stars:7:3", 3)) // a pack no longer offered
+	if c := waitCall(t, b, fake, "checkout answer", sent("answerPreCheckoutQuery", "pre_checkout_query_id", "pcq-1")); c.Params["ok"] != "true" {
+		t.Errorf("pcq-1: %v", c.Params)
+	}
+	if c := waitCall(t, b, fake, "refusal", sent("answerPreCheckoutQuery", "pre_checkout_query_id", "pcq-2")); c.Params["ok"] != "false" || c.Params["error_message"] == "" {
+		t.Errorf("pcq-2: %v", c.Params)
+	}
+
+	// The payment; the bot is killed as it thanks the payer, before the
+	// update's offset is confirmed, so the restarted bot gets it again.
+	release := fake.Hold("sendMessage")
+	update, charge := fake.Payment(payer, "stars:5:10", 10)
+	fake.AddUpdate(update)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := fake.WaitHeld(ctx, "sendMessage"); err != nil {
+		t.Fatalf("no thanks: %v\n%s", err, telegramCalls(fake))
+	}
+	b.cmd.Process.Kill()
+	<-b.done
+	release(false)
+	fake.AddUpdate(update) // and once more under a new update id
+	b = startBot(t, dir, "-config", cfg)
+	fake.AddUpdate(privateText(payer, 2, "/quota"))
+	q := waitCall(t, b, fake, "quota", sent("sendMessage", "reply_to_message_id", "2"))
+	if !strings.Contains(q.Params["text"], "Bought images left: 5 ") {
+		t.Fatalf("quota after the payment told three times: %q", q.Params["text"])
+	}
+
+	// One free picture, then a bought one.
+	fake.AddUpdate(privateText(payer, 3, "/draw a fox"))
+	waitCall(t, b, fake, "free picture", sent("sendPhoto", "reply_to_message_id", "3"))
+	fake.AddUpdate(privateText(payer, 4, "/draw a bought fox"))
+	waitCall(t, b, fake, "bought picture", sent("sendPhoto", "reply_to_message_id", "4"))
+	fake.AddUpdate(privateText(payer, 5, "/quota"))
+	q = waitCall(t, b, fake, "quota", sent("sendMessage", "reply_to_message_id", "5"))
+	if !strings.Contains(q.Params["text"], "1 of 1 images used") || !strings.Contains(q.Params["text"], "Bought images left: 4 ") {
+		t.Errorf("quota after two pictures: %q", q.Params["text"])
+	}
+
+	// Refunds are for admins.
+	fake.AddUpdate(privateText(payer, 6, "/admin refund "+charge))
+	waitCall(t, b, fake, "refusal", sent("sendMessage", "reply_to_message_id", "6"))
+	fake.AddUpdate(privateText(555, 7, "/admin refund "+charge))
+	r := waitCall(t, b, fake, "refund", sent("sendMessage", "chat_id", "555", "reply_to_message_id", "7"))
+	if !fake.Refunded(charge) || !strings.Contains(r.Params["text"], "4 of its 5 images taken back") {
+		t.Errorf("refund: %v, %q", fake.Refunded(charge), r.Params["text"])
+	}
+	fake.AddUpdate(privateText(payer, 8, "/quota"))
+	q = waitCall(t, b, fake, "quota", sent("sendMessage", "reply_to_message_id", "8"))
+	stopBot(t, b)
+	if strings.Contains(q.Params["text"], "Bought") {
+		t.Errorf("quota after the refund: %q", q.Params["text"])
+	}
+	if n := len(fake.Calls("refundStarPayment")); n != 1 {
+		t.Errorf("%d refunds", n)
+	}
+	thanks := 0
+	for _, c := range fake.Calls("sendMessage") {
+		if strings.Contains(c.Params["text"], "Thank you") {
+			thanks++
+		}
+	}
+	if thanks > 1 {
+		t.Errorf("thanked %d times", thanks)
 	}
 }

@@ -72,6 +72,15 @@ type Server struct {
 	queries     map[string]inlineQuery // inline queries from updates, by id
 	inline      map[string]*message    // inline messages, by inline_message_id
 	nextInline  int
+	checkouts   map[string]bool   // pre_checkout_query ids not yet answered
+	charges     map[string]charge // Stars payments, by telegram_payment_charge_id
+	nextCharge  int
+}
+
+// charge is a Stars payment the fake made.
+type charge struct {
+	user     int64
+	refunded bool
 }
 
 // inlineQuery is an inline query the fake sent, and its answer.
@@ -176,6 +185,8 @@ func New(token, username string) *Server {
 		admins:      make(map[int64][]ChatMember),
 		queries:     make(map[string]inlineQuery),
 		inline:      make(map[string]*message),
+		checkouts:   make(map[string]bool),
+		charges:     make(map[string]charge),
 	}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	s.URL = s.srv.URL
@@ -230,6 +241,10 @@ func (s *Server) AddUpdate(u any) int {
 				s.learn(r)
 			}
 		}
+	}
+	if q, ok := m["pre_checkout_query"].(map[string]any); ok {
+		qid, _ := q["id"].(string)
+		s.checkouts[qid] = true
 	}
 	if q, ok := m["inline_query"].(map[string]any); ok {
 		from, _ := json.Marshal(q["from"])
@@ -594,6 +609,39 @@ func (s *Server) ChooseInline(queryID, resultID string) (string, bool) {
 	return id, true
 }
 
+// Payment returns a successful_payment message from user in their private
+// chat, for an invoice with payload and stars, under a new
+// telegram_payment_charge_id (which refundStarPayment then knows), as
+// Telegram sends it once the pre-checkout query was answered ok. Queue it
+// with AddUpdate (twice, to replay it).
+func (s *Server) Payment(user int64, payload string, stars int) (update string, chargeID string) {
+	s.mu.Lock()
+	s.nextCharge++
+	chargeID = fmt.Sprintf("stxFAKE%06d", s.nextCharge)
+	s.charges[chargeID] = charge{user: user}
+	s.nextMessage++
+	id := s.nextMessage
+	s.mu.Unlock()
+	u := map[string]any{"message": map[string]any{
+		"message_id": id, "date": time.Now().Unix(),
+		"from": map[string]any{"id": user, "is_bot": false, "first_name": "Payer", "language_code": "en"},
+		"chat": map[string]any{"id": user, "type": "private", "first_name": "Payer"},
+		"successful_payment": map[string]any{
+			"currency": "XTR", "total_amount": stars, "invoice_payload": payload,
+			"telegram_payment_charge_id": chargeID, "provider_payment_charge_id": "",
+		},
+	}}
+	raw, _ := json.Marshal(u)
+	return string(raw), chargeID
+}
+
+// Refunded reports whether refundStarPayment gave a charge back.
+func (s *Server) Refunded(chargeID string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.charges[chargeID].refunded
+}
+
 // Inline is an inline message's text or caption, and the file_id or URL of
 // its picture once it has one.
 func (s *Server) Inline(id string) (text, media string, ok bool) {
@@ -875,6 +923,60 @@ func (s *Server) handle(method string, p map[string]string, files map[string]Fil
 				return nil, bad("BOT_COMMAND_INVALID")
 			}
 		}
+		return true, nil
+	case "sendInvoice":
+		chat, _, err := s.target(p)
+		if err != nil {
+			return nil, err
+		}
+		if p["currency"] != "XTR" {
+			return nil, bad("CURRENCY_INVALID") // the fake sells Stars only
+		}
+		if p["provider_token"] != "" {
+			return nil, bad("PAYMENT_PROVIDER_INVALID") // Stars take no provider token
+		}
+		if t := len([]rune(p["title"])); t < 1 || t > 32 {
+			return nil, bad("INVOICE_TITLE_INVALID")
+		}
+		if d := len([]rune(p["description"])); d < 1 || d > 255 {
+			return nil, bad("INVOICE_DESCRIPTION_INVALID")
+		}
+		if n := len(p["payload"]); n < 1 || n > 128 {
+			return nil, bad("INVOICE_PAYLOAD_INVALID")
+		}
+		var prices []struct {
+			Label  string `json:"label"`
+			Amount int    `json:"amount"`
+		}
+		if json.Unmarshal([]byte(p["prices"]), &prices) != nil || len(prices) != 1 || prices[0].Amount < 1 || prices[0].Label == "" {
+			return nil, bad("STARS_INVOICE_INVALID") // one price, in whole Stars
+		}
+		m := s.newMessage(chat, 0)
+		m.text = p["title"]
+		out := s.render(m, p["reply_markup"], nil)
+		out["invoice"] = map[string]any{"title": p["title"], "description": p["description"], "start_parameter": p["start_parameter"], "currency": "XTR", "total_amount": prices[0].Amount}
+		return out, nil
+	case "answerPreCheckoutQuery":
+		id := p["pre_checkout_query_id"]
+		if !s.checkouts[id] {
+			return nil, bad("QUERY_ID_INVALID")
+		}
+		if p["ok"] != "true" && p["error_message"] == "" {
+			return nil, bad("error_message must be non-empty if ok is false")
+		}
+		delete(s.checkouts, id)
+		return true, nil
+	case "refundStarPayment":
+		user, _ := strconv.ParseInt(p["user_id"], 10, 64)
+		c, ok := s.charges[p["telegram_payment_charge_id"]]
+		switch {
+		case !ok || c.user != user:
+			return nil, bad("CHARGE_NOT_FOUND")
+		case c.refunded:
+			return nil, bad("CHARGE_ALREADY_REFUNDED")
+		}
+		c.refunded = true
+		s.charges[p["telegram_payment_charge_id"]] = c
 		return true, nil
 	case "answerInlineQuery":
 		q, ok := s.queries[p["inline_query_id"]]
