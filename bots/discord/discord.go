@@ -171,6 +171,7 @@ type Bot struct {
 	byInteraction map[string]*live
 	swept         time.Time
 	recorded      map[string]bool // interactions this process recorded (intake.go)
+	faces         faces           // "Use as face" picks (places.go)
 }
 
 var _ engine.Notifier = (*Bot)(nil)
