@@ -2,6 +2,7 @@ package discord
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -125,7 +126,7 @@ func Commands(lim engine.Limits) []*discordgo.ApplicationCommand {
 			IntegrationTypes: installs(),
 		}
 	}
-	return append([]*discordgo.ApplicationCommand{
+	return withThreadOption(append([]*discordgo.ApplicationCommand{
 		cmd(words{"draw", "画图", "畫圖"}, words{"Make a picture from a description", "根据描述生成图片", "根據描述生成圖片"}, draw...),
 		cmd(words{"anime", "动漫化", "動漫化"}, words{"Turn a portrait photo into anime", "把人像照片变成动漫风格", "把人像照片變成動漫風格"},
 			option(file, words{"image", "图片", "圖片"}, words{"The photo", "照片", "照片"}, true), style),
@@ -142,7 +143,17 @@ func Commands(lim engine.Limits) []*discordgo.ApplicationCommand {
 		cmd(words{"models", "模型", "模型"}, words{"The models you can use", "可用模型", "可用模型"}),
 		showCommand(cmd),
 		adminCommand(cmd),
-	}, menuCommands()...)
+	}, menuCommands()...))
+}
+
+// withThreadOption gives the job commands their thread option (places.go).
+func withThreadOption(cmds []*discordgo.ApplicationCommand) []*discordgo.ApplicationCommand {
+	for _, c := range cmds {
+		if c.Type == discordgo.ChatApplicationCommand && slices.Contains(jobKinds, c.Name) {
+			c.Options = append(c.Options, threadOption())
+		}
+	}
+	return cmds
 }
 
 // adminCommand is /admin, as subcommands. Discord shows it by default only

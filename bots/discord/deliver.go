@@ -42,6 +42,9 @@ type ticket struct {
 	// install), so the interaction is the only way to answer; past its
 	// token the result waits for /show.
 	TokenOnly bool `json:"token_only,omitempty"`
+	// Thread is the job's own thread, opened on the original response:
+	// the result goes there.
+	Thread string `json:"thread,omitempty"`
 }
 
 // Watching implements engine.Watcher: the response can show progress while
@@ -313,6 +316,9 @@ func (b *Bot) postNoted(ctx context.Context, j *engine.Job, lv *live, m *message
 
 // post sends m by the interaction token if it is good, else to the channel.
 func (b *Bot) post(ctx context.Context, j *engine.Job, lv *live, m *message) error {
+	if lv.t.Thread != "" {
+		return b.postToThread(ctx, j, lv, m)
+	}
 	if deadline, ok := b.tokenDeadline(lv); ok {
 		err := b.postByToken(ctx, j, lv, m, deadline)
 		if _, later := engine.AsLater(err); later || err == nil || tooLarge(err) || ctx.Err() != nil {

@@ -28,6 +28,7 @@ type event struct {
 	received  time.Time
 	ephemeral bool // the deferred response is private
 	replay    bool // taken in again after a restart (intake.go)
+	thread    bool // the job gets a thread of its own (places.go)
 }
 
 func (e *event) lang() engine.Lang { return e.user.Lang }
@@ -107,6 +108,7 @@ func (b *Bot) plan(ctx context.Context, in *discordgo.Interaction, received time
 			return private(b.wording(ev.lang(), ev, err)), nil
 		}
 		ev.ephemeral = !c.IsJob() && c.Name != "show" // a result shown again is for all to see
+		ev.thread = b.wantsThread(ev, in.ApplicationCommandData())
 		return deferred(ev.ephemeral), b.then(ev, func(ctx context.Context, ev *event) error { return b.command(ctx, ev, c, atts) })
 	case discordgo.InteractionApplicationCommandAutocomplete:
 		list := b.autocomplete(ctx, ev, in.ApplicationCommandData())
@@ -291,6 +293,9 @@ func (b *Bot) accepted(ctx context.Context, ev *event, j *engine.Job, lv *live, 
 		return
 	}
 	b.remember(ctx, j.ID, lv, msg)
+	if ev.thread {
+		b.openThread(ctx, j, lv)
+	}
 }
 
 // image is an attachment as the chat service opens it.

@@ -2,7 +2,11 @@ package discord
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
 	"path"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -197,6 +201,7 @@ func (b *Bot) planMenu(ev *event, d discordgo.ApplicationCommandInteractionData)
 	}
 	job := func(kind engine.Kind, atts ...*discordgo.MessageAttachment) (*response, func(context.Context)) {
 		c := &command.Command{Name: string(kind), Request: engine.Request{Kind: kind, Seed: -1}}
+		ev.thread = ev.in.GuildID != "" && !botAbsent(ev.in) && slices.Contains(b.cfg.ThreadGuilds, ev.in.GuildID)
 		return deferred(false), b.then(ev, func(ctx context.Context, ev *event) error { return b.command(ctx, ev, c, atts) })
 	}
 	switch kind {
@@ -247,4 +252,96 @@ func (b *Bot) show(ctx context.Context, ev *event, id string) error {
 func (b *Bot) onlyHereNote(lang engine.Lang, jobID string) string {
 	return chat.T(lang, "\nThe bot is not a member here, so it can answer only in this response, for %s. If the picture takes longer, /show %s brings it.",
 		"\n机器人不是这里的成员，只能在 %s 内通过这条回复作答；如果图片更久才好，用 /show %s 查看。", engine.FormatDuration(b.cfg.TokenLifetime, lang), jobID)
+}
+
+// jobKinds are the slash commands that make a job, and take the thread option.
+var jobKinds = []string{"draw", "anime", "upscale", "swapface"}
+
+// threadOption is the job commands' "thread" option.
+func threadOption() *discordgo.ApplicationCommandOption {
+	return option(discordgo.ApplicationCommandOptionBoolean, words{"thread", "子区", "討論串"},
+		words{"Open a thread for this job's progress and result", "为这个任务开一个子区", "為這個任務開一個討論串"}, false)
+}
+
+// wantsThread reports whether a job command asks for a thread of its own:
+// its thread option, else the guild's default (Config.ThreadGuilds). Not in
+// DMs, not in a thread already, not where the bot is not a member.
+func (b *Bot) wantsThread(ev *event, d discordgo.ApplicationCommandInteractionData) bool {
+	in := ev.in
+	// In a thread already, Discord refuses another: openThread logs it and
+	// the job is answered in place.
+	if in.GuildID == "" || botAbsent(in) || !slices.Contains(jobKinds, strings.ToLower(d.Name)) {
+		return false
+	}
+	for _, o := range d.Options {
+		if o != nil && strings.EqualFold(o.Name, "thread") {
+			v, _ := o.Value.(bool)
+			return v
+		}
+	}
+	for _, g := range b.cfg.ThreadGuilds {
+		if g == in.GuildID {
+			return true
+		}
+	}
+	return false
+}
+
+// openThread opens the job's thread on its original response and keeps
+// its id on the job. A failure (no permission, a channel that takes no
+// threads) leaves the job answered in place.
+func (b *Bot) openThread(ctx context.Context, j *engine.Job, lv *live) {
+	if lv.message == "" || lv.t.Thread != "" {
+		return
+	}
+	name := chat.Cut(fmt.Sprintf("%s · %s", j.ID, firstNonEmpty(j.Request.Prompt, string(j.Request.Kind))), 100)
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	id, err := b.api.startThread(cctx, lv.t.Channel, lv.message, name)
+	if err != nil {
+		b.log.Warn("could not open the job's thread; answering in place", slog.String("job_id", j.ID), slog.Any("err", err))
+		return
+	}
+	lv.t.Thread = id
+	data, _ := json.Marshal(lv.t)
+	if err := b.eng.Annotate(ctx, j.ID, metaTicket, string(data)); err != nil {
+		b.log.Warn("persist the job's thread", slog.String("job_id", j.ID), slog.Any("err", err))
+	}
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// postToThread posts the result in the job's thread, pinging its author,
+// and turns the original response (the thread's first message) into a
+// last line while the token lasts.
+func (b *Bot) postToThread(ctx context.Context, j *engine.Job, lv *live, m *message) error {
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if lv.t.User != "" {
+		m.Content = chat.Cut("<@"+lv.t.User+"> "+m.Content, 2000)
+		m.AllowedMentions = &discordgo.MessageAllowedMentions{Parse: []discordgo.AllowedMentionType{}, Users: []string{lv.t.User}}
+	}
+	if _, err := b.api.send(cctx, lv.t.Thread, m); err != nil {
+		if forbidden(err) {
+			return engine.Wrap(engine.EUNDELIVERED, err, "The picture could not be posted here.", "图片无法发送到这里。")
+		}
+		if d, limited := rateLimited(err); limited {
+			return &engine.Later{After: d}
+		}
+		return err
+	}
+	if deadline, ok := b.tokenDeadline(lv); ok {
+		ectx, cancel := context.WithDeadline(ctx, deadline)
+		defer cancel()
+		text := chat.T(b.lang(j, lv), "Job %s: done, in the thread.", "任务 %s：已完成，见子区。", j.ID)
+		if _, err := b.api.editOriginal(ectx, lv.t.App, lv.t.Token, &message{Content: text, AllowedMentions: noMentions()}); err != nil {
+			b.log.Debug("last line of the job's first message", slog.String("job_id", j.ID), slog.Any("err", err))
+		}
+	}
+	return nil
 }

@@ -204,3 +204,44 @@ func TestThread(t *testing.T) {
 		t.Errorf("%d files", len(post.Files))
 	}
 }
+
+// TestThreadPerJob: /draw thread:true opens a thread on its response and
+// posts the result there; in a guild of thread_guilds a context-menu job
+// does too; thread:false keeps it in place.
+func TestThreadPerJob(t *testing.T) {
+	h := startHarness(t, setup{cfg: func(c *Config) { c.ThreadGuilds = []string{"111"} }})
+	body, v := fixture(t, "draw.json", nil)
+	body = bytes.Replace(body, []byte(`"options": [`), []byte(`"options": [{"name": "thread", "type": 5, "value": true},`), 1)
+	h.post(body)
+	orig := discordtest.OriginalID(v["Token"].(string))
+	start := h.api.Wait(t, 10*time.Second, "the thread", func(c discordtest.Call) bool {
+		return c.Is("POST", "/channels/222/messages/"+orig+"/threads")
+	})
+	var th struct{ Name string }
+	start.Decode(&th)
+	if !strings.Contains(th.Name, "a red fox") {
+		t.Errorf("thread name %q", th.Name)
+	}
+	post := h.api.Wait(t, 15*time.Second, "the result in the thread", channelPost(orig))
+	if len(post.Files) != 1 || !strings.HasPrefix(post.Message(t).Content, "<@501>") {
+		t.Errorf("thread post: %d files, %q", len(post.Files), post.Message(t).Content)
+	}
+	waitState(t, h, jobOf(t, post.Message(t)), engine.StateDelivered)
+
+	// The guild's default, for a context-menu job.
+	body, v = fixture(t, "menu.json", menuVars("Upscale", pngAttachment(t, h, "fox.png", color.RGBA{9, 9, 9, 255})))
+	h.post(body)
+	orig = discordtest.OriginalID(v["Token"].(string))
+	h.api.Wait(t, 15*time.Second, "the menu job's result in its thread", channelPost(orig))
+
+	// thread:false in that guild: answered in place.
+	body, v = fixture(t, "draw.json", nil)
+	body = bytes.Replace(body, []byte(`"options": [`), []byte(`"options": [{"name": "thread", "type": 5, "value": false},`), 1)
+	h.post(body)
+	h.api.Wait(t, 15*time.Second, "the result in place", finalEditOf(v["Token"].(string)))
+	for _, c := range h.api.Calls() {
+		if c.Is("POST", "/channels/222/messages/"+discordtest.OriginalID(v["Token"].(string))+"/threads") {
+			t.Error("a thread for thread:false")
+		}
+	}
+}

@@ -301,6 +301,17 @@ func (s *Server) answer(w http.ResponseWriter, c Call) {
 		w.WriteHeader(http.StatusNoContent)
 	case c.Is("POST", `/webhooks/[^/]+/[^/]+`):
 		writeJSON(w, http.StatusOK, s.message(c, "", ""))
+	case c.Is("POST", `/channels/[^/]+/messages/[^/]+/threads`):
+		// A thread started from a message has the message's id.
+		var body struct {
+			Name string `json:"name"`
+		}
+		c.Decode(&body)
+		if n := len([]rune(body.Name)); n < 1 || n > 100 {
+			writeJSON(w, http.StatusBadRequest, map[string]any{"message": "Invalid Form Body", "code": 50035})
+			return
+		}
+		writeJSON(w, http.StatusCreated, map[string]any{"id": parts[3], "type": 11, "parent_id": parts[1], "name": body.Name})
 	case c.Is("POST", `/channels/[^/]+/messages`):
 		writeJSON(w, http.StatusOK, s.message(c, parts[1], ""))
 	case c.Is("POST", `/users/@me/channels`):
