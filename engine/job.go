@@ -68,6 +68,13 @@ type ChatRef struct {
 	GuildID   string `json:"guild_id,omitempty"`
 	MessageID string `json:"message_id,omitempty"` // the command's message, to reply to
 	Private   bool   `json:"private,omitempty"`
+	// ThreadID is the topic of a forum (Telegram's message_thread_id) the
+	// command came from; every message for the job goes there. Empty: the
+	// chat itself (a forum's General topic).
+	ThreadID string `json:"thread_id,omitempty"`
+	// Broadcast marks a channel: anyone reads it, only its admins post, so
+	// results carry no buttons a reader could spend the channel's quota with.
+	Broadcast bool `json:"broadcast,omitempty"`
 }
 
 // QuotaKey is the chat's identity for per-chat quotas: the guild if there is one.
@@ -104,6 +111,9 @@ type Charge struct {
 	Unlimited bool   `json:"unlimited,omitempty"` // admin: nothing counted
 	Released  bool   `json:"released,omitempty"`  // the concurrent-jobs slot was given back
 	Settled   string `json:"settled,omitempty"`   // "", "committed" or "refunded"
+	// Bought is the part of Cost paid from the owner's bought images (past
+	// the daily free quota); a refund gives it back there.
+	Bought int64 `json:"bought,omitempty"`
 }
 
 const (

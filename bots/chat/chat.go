@@ -347,6 +347,10 @@ func (s *Service) quota(ctx context.Context, u engine.UserRef) Reply {
 		return s.fail(u.Lang, err, "")
 	}
 	reset := Duration(time.Until(st.ResetAt), u.Lang)
+	var bought string
+	if st.Bought > 0 && !st.Unlimited && st.Limit > 0 {
+		bought = T(u.Lang, " Bought images left: %d (used after today's, they do not expire).", "已购图片剩余：%d 张（今日额度用完后使用，不会过期）。", st.Bought)
+	}
 	switch {
 	case st.Unlimited:
 		return Reply{Text: T(u.Lang, "You have no limits (admin). Jobs running: %d.", "你没有额度限制（管理员）。进行中的任务：%d。", st.Running)}
@@ -354,7 +358,7 @@ func (s *Service) quota(ctx context.Context, u engine.UserRef) Reply {
 		return Reply{Text: T(u.Lang, "No daily limit. Used today: %d. Jobs running: %d.", "没有每日限制。今天已用：%d。进行中的任务：%d。", st.Used, st.Running)}
 	}
 	return Reply{Text: T(u.Lang, "Today: %d of %d images used, %d left; resets in %s. Jobs running: %d.",
-		"今天：已用 %d / %d 张，剩余 %d 张；%s后重置。进行中的任务：%d。", st.Used, st.Limit, max(st.Limit-st.Used, 0), reset, st.Running)}
+		"今天：已用 %d / %d 张，剩余 %d 张；%s后重置。进行中的任务：%d。", st.Used, st.Limit, max(st.Limit-st.Used, 0), reset, st.Running) + bought}
 }
 
 func (s *Service) jobs(ctx context.Context, u engine.UserRef) Reply {

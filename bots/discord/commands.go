@@ -2,6 +2,7 @@ package discord
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -113,7 +114,8 @@ func Commands(lim engine.Limits) []*discordgo.ApplicationCommand {
 		between(option(integer, words{"count", "数量", "數量"}, words{"How many images", "生成几张", "生成幾張"}, false), 1, float64(max(lim.MaxImages, 1))),
 		option(file, words{"image", "参考图", "參考圖"}, words{"A control image to start from", "参考图片", "參考圖片"}, false),
 	}
-	contexts := &[]discordgo.InteractionContextType{discordgo.InteractionContextGuild, discordgo.InteractionContextBotDM}
+	// Guild and user installs, in guilds, the bot's DMs and private channels (places.go).
+	contexts := everywhere()
 	cmd := func(name, desc words, opts ...*discordgo.ApplicationCommandOption) *discordgo.ApplicationCommand {
 		if opts == nil {
 			opts = []*discordgo.ApplicationCommandOption{}
@@ -121,9 +123,10 @@ func Commands(lim engine.Limits) []*discordgo.ApplicationCommand {
 		return &discordgo.ApplicationCommand{
 			Type: discordgo.ChatApplicationCommand, Name: name.en, NameLocalizations: name.locPtr(),
 			Description: desc.en, DescriptionLocalizations: desc.locPtr(), Options: opts, Contexts: contexts,
+			IntegrationTypes: installs(),
 		}
 	}
-	return []*discordgo.ApplicationCommand{
+	return withThreadOption(append([]*discordgo.ApplicationCommand{
 		cmd(words{"draw", "画图", "畫圖"}, words{"Make a picture from a description", "根据描述生成图片", "根據描述生成圖片"}, draw...),
 		cmd(words{"anime", "动漫化", "動漫化"}, words{"Turn a portrait photo into anime", "把人像照片变成动漫风格", "把人像照片變成動漫風格"},
 			option(file, words{"image", "图片", "圖片"}, words{"The photo", "照片", "照片"}, true), style),
@@ -138,8 +141,19 @@ func Commands(lim engine.Limits) []*discordgo.ApplicationCommand {
 		cmd(words{"cancel", "取消", "取消"}, words{"Stop a job", "取消任务", "取消任務"},
 			autocomplete(option(str, words{"job", "任务", "任務"}, words{"The job id", "任务编号", "任務編號"}, true))),
 		cmd(words{"models", "模型", "模型"}, words{"The models you can use", "可用模型", "可用模型"}),
+		showCommand(cmd),
 		adminCommand(cmd),
+	}, menuCommands()...))
+}
+
+// withThreadOption gives the job commands their thread option (places.go).
+func withThreadOption(cmds []*discordgo.ApplicationCommand) []*discordgo.ApplicationCommand {
+	for _, c := range cmds {
+		if c.Type == discordgo.ChatApplicationCommand && slices.Contains(jobKinds, c.Name) {
+			c.Options = append(c.Options, threadOption())
+		}
 	}
+	return cmds
 }
 
 // adminCommand is /admin, as subcommands. Discord shows it by default only
@@ -172,6 +186,7 @@ func adminCommand(cmd func(name, desc words, opts ...*discordgo.ApplicationComma
 	c.DefaultMemberPermissions = &managers
 	c.DMPermission = &noDM // deprecated for contexts, still read by older clients
 	c.Contexts = &[]discordgo.InteractionContextType{discordgo.InteractionContextGuild}
+	c.IntegrationTypes = &[]discordgo.ApplicationIntegrationType{discordgo.ApplicationIntegrationGuildInstall} // a server's own admins
 	return c
 }
 
@@ -338,7 +353,7 @@ func parse(d discordgo.ApplicationCommandInteractionData) (*command.Command, []*
 	case engine.KindSwapface:
 		*r = engine.Request{Kind: engine.KindSwapface, Seed: -1}
 		names = []string{"face", "target"}
-	case "cancel":
+	case "cancel", "show":
 		id := o.str("job")
 		if id == "" {
 			return nil, nil, engine.Errorf(engine.EINVALID, "Which job? Give its id.", "要取消哪个任务？请给出任务编号。")

@@ -38,6 +38,13 @@ type ticket struct {
 	Guild   string    `json:"guild,omitempty"` // empty: a DM
 	User    string    `json:"user"`
 	Locale  string    `json:"locale,omitempty"`
+	// TokenOnly: the bot is not a member where the command came from (a user
+	// install), so the interaction is the only way to answer; past its
+	// token the result waits for /show.
+	TokenOnly bool `json:"token_only,omitempty"`
+	// Thread is the job's own thread, opened on the original response:
+	// the result goes there.
+	Thread string `json:"thread,omitempty"`
 }
 
 // Watching implements engine.Watcher: the response can show progress while
@@ -80,6 +87,7 @@ func (b *Bot) ticketFor(ev *event) ticket {
 	return ticket{
 		App: ev.app, Token: ev.in.Token, Expires: ev.received.Add(b.cfg.TokenLifetime),
 		Channel: ev.chat.ChatID, Guild: ev.chat.GuildID, User: ev.user.ID, Locale: string(ev.in.Locale),
+		TokenOnly: botAbsent(ev.in),
 	}
 }
 
@@ -208,6 +216,9 @@ func (b *Bot) Progress(ctx context.Context, j *engine.Job, p engine.Progress) {
 		return
 	}
 	text := chat.Status(j, p, b.lang(j, lv))
+	if lv.t.TokenOnly {
+		text += b.onlyHereNote(b.lang(j, lv), j.ID) // the progress replaces the first answer's note
+	}
 	if text == lv.text && len(p.Preview) == 0 {
 		return
 	}
@@ -305,6 +316,9 @@ func (b *Bot) postNoted(ctx context.Context, j *engine.Job, lv *live, m *message
 
 // post sends m by the interaction token if it is good, else to the channel.
 func (b *Bot) post(ctx context.Context, j *engine.Job, lv *live, m *message) error {
+	if lv.t.Thread != "" {
+		return b.postToThread(ctx, j, lv, m)
+	}
 	if deadline, ok := b.tokenDeadline(lv); ok {
 		err := b.postByToken(ctx, j, lv, m, deadline)
 		if _, later := engine.AsLater(err); later || err == nil || tooLarge(err) || ctx.Err() != nil {
@@ -318,8 +332,17 @@ func (b *Bot) post(ctx context.Context, j *engine.Job, lv *live, m *message) err
 				return err // transient, and time enough: the engine tries again
 			}
 		}
-		b.log.Info("interaction token unusable; posting to the channel", slog.String("job_id", j.ID),
-			slog.String("chat_id", lv.t.Channel), slog.Any("err", err))
+		if !lv.t.TokenOnly {
+			b.log.Info("interaction token unusable; posting to the channel", slog.String("job_id", j.ID),
+				slog.String("chat_id", lv.t.Channel), slog.Any("err", err))
+		}
+	}
+	if lv.t.TokenOnly {
+		// Not a member here: no channel to post to. The first answer named
+		// /show, which posts the result through a new interaction.
+		b.log.Info("interaction token unusable where the bot is not a member; the result waits for /show",
+			slog.String("job_id", j.ID), slog.String("chat_id", lv.t.Channel))
+		return nil
 	}
 	return b.postToChannel(ctx, j, lv, m)
 }

@@ -109,6 +109,11 @@ func (f *fakeREST) dmChannel(ctx context.Context, user string) (string, error) {
 	return "dm" + user, nil
 }
 
+func (f *fakeREST) startThread(ctx context.Context, channel, message, name string) (string, error) {
+	f.record("thread", channel, nil)
+	return message, nil
+}
+
 func (f *fakeREST) overwriteCommands(ctx context.Context, app, guild string, cmds []*discordgo.ApplicationCommand) error {
 	f.record("commands", guild, nil)
 	return nil

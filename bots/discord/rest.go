@@ -37,6 +37,8 @@ type rest interface {
 	send(ctx context.Context, channelID string, m *message) (*discordgo.Message, error)
 	// dmChannel opens (or finds) the direct-message channel with a user.
 	dmChannel(ctx context.Context, userID string) (string, error)
+	// startThread opens a thread on a message and returns its channel id.
+	startThread(ctx context.Context, channelID, messageID, name string) (string, error)
 	// overwriteCommands replaces the application's commands in a guild, or globally for "".
 	overwriteCommands(ctx context.Context, app, guild string, cmds []*discordgo.ApplicationCommand) error
 }
@@ -417,6 +419,19 @@ func (r *session) dmChannel(ctx context.Context, userID string) (string, error) 
 	var ch discordgo.Channel
 	if err := json.Unmarshal(out, &ch); err != nil || ch.ID == "" {
 		return "", fmt.Errorf("open DM: unreadable reply: %v", err)
+	}
+	return ch.ID, nil
+}
+
+func (r *session) startThread(ctx context.Context, channelID, messageID, name string) (string, error) {
+	body := map[string]any{"name": name, "auto_archive_duration": 1440}
+	out, err := r.call(ctx, "start thread", http.MethodPost, discordgo.EndpointChannelMessageThread(channelID, messageID), body, nil)
+	if err != nil {
+		return "", err
+	}
+	var ch discordgo.Channel
+	if err := json.Unmarshal(out, &ch); err != nil || ch.ID == "" {
+		return "", fmt.Errorf("start thread: unreadable reply: %v", err)
 	}
 	return ch.ID, nil
 }

@@ -30,16 +30,25 @@ func isCommand(text string) bool { return command.IsCommand(text) }
 
 // onMessage runs the command a message carries. parts are the messages of
 // the album msg belongs to, in order, when it is one.
-func (b *Bot) onMessage(ctx context.Context, updateID int, msg *tgbotapi.Message, parts []*tgbotapi.Message) {
-	if msg.Chat == nil || msg.From == nil || msg.From.IsBot || msg.Chat.Type == "channel" || !b.chatAllowed(msg.Chat) {
+// thread is the forum topic it was sent in (0: none, or General).
+func (b *Bot) onMessage(ctx context.Context, updateID int, msg *tgbotapi.Message, thread int, parts []*tgbotapi.Message) {
+	if msg.Chat == nil || !b.chatAllowed(msg.Chat) || msg.IsAutomaticForward {
+		// An automatic forward is a channel's post copied into its discussion
+		// group: the post itself was the command.
 		return
 	}
-	user := userRef(msg.From)
-	cref := chatRef(msg.Chat, msg.MessageID, updateID)
-	log := b.log.With(slog.String("chat_id", cref.ChatID), slog.String("user_id", user.ID))
 	text := msg.Text
 	if text == "" {
 		text = msg.Caption // the SDK's Command() ignores captions: they are parsed here
+	}
+	cref := chatRef(msg.Chat, msg.MessageID, updateID, thread)
+	user, ok := b.sender(ctx, msg, isCommand(text))
+	if !ok {
+		return
+	}
+	log := b.log.With(slog.String("chat_id", cref.ChatID), slog.String("user_id", user.ID))
+	if isCommand(text) && b.special(ctx, cref, user, text) {
+		return
 	}
 	if !isCommand(text) {
 		// Plain talk is not for the bot; in a private chat, say what it understands.
@@ -89,7 +98,7 @@ func (b *Bot) addressed(text string) bool {
 }
 
 // onCallback runs a button under a result. Every query is answered.
-func (b *Bot) onCallback(ctx context.Context, updateID int, q *tgbotapi.CallbackQuery) {
+func (b *Bot) onCallback(ctx context.Context, updateID int, q *tgbotapi.CallbackQuery, thread int) {
 	var lang engine.Lang
 	if q.From != nil {
 		lang = engine.ParseLang(q.From.LanguageCode)
@@ -99,6 +108,11 @@ func (b *Bot) onCallback(ctx context.Context, updateID int, q *tgbotapi.Callback
 		if _, err := b.post(ctx, 0, false, callTimeout, fixed(cfg)); err != nil {
 			b.log.Warn("answerCallbackQuery failed", slog.Any("err", err))
 		}
+	}
+	if q.InlineMessageID != "" {
+		// The button of an inline placeholder: nothing to do but wait.
+		answer(chat.T(lang, "Drawing… the picture will replace this message.", "正在生成…图片会替换这条消息。"), false)
+		return
 	}
 	if q.From == nil || q.Message == nil || q.Message.Chat == nil {
 		answer(chat.T(lang, "This button no longer works.", "这个按钮已失效。"), true)
@@ -114,7 +128,7 @@ func (b *Bot) onCallback(ctx context.Context, updateID int, q *tgbotapi.Callback
 		return
 	}
 	user := userRef(q.From)
-	cref := chatRef(q.Message.Chat, q.Message.MessageID, updateID)
+	cref := chatRef(q.Message.Chat, q.Message.MessageID, updateID, thread)
 	if action == actionOriginal {
 		j, err := b.jobs.Job(ctx, id)
 		if engine.ErrorCode(err) == engine.ENOTFOUND {
@@ -182,13 +196,20 @@ func userRef(u *tgbotapi.User) engine.UserRef {
 
 // chatRef names the chat and the message to reply to. MessageID also holds
 // the update id, so the job an update made can be found again after a crash.
-func chatRef(c *tgbotapi.Chat, messageID, updateID int) engine.ChatRef {
-	return engine.ChatRef{
+// thread is the forum topic, kept with the job so that its messages go
+// there after a restart too.
+func chatRef(c *tgbotapi.Chat, messageID, updateID, thread int) engine.ChatRef {
+	r := engine.ChatRef{
 		Platform:  Platform,
 		ChatID:    strconv.FormatInt(c.ID, 10),
 		MessageID: fmt.Sprintf("%d:%d", messageID, updateID),
 		Private:   c.Type == "private",
+		Broadcast: c.Type == "channel",
 	}
+	if thread > 0 {
+		r.ThreadID = strconv.Itoa(thread)
+	}
+	return r
 }
 
 // replyTo is the message id a job's messages reply to.
@@ -234,6 +255,7 @@ func (b *Bot) reply(_ context.Context, cref engine.ChatRef, text string) {
 		return
 	}
 	b.outbox(id, func(ctx context.Context) {
+		ctx = inThread(ctx, cref)
 		if _, err := b.sendText(ctx, b.post, id, cref.Private, replyTo(cref), text, nil); err != nil {
 			b.log.Warn("reply failed", slog.String("chat_id", cref.ChatID), slog.Any("err", err))
 		}

@@ -45,6 +45,7 @@ type Config struct {
 	Discord  DiscordConfig  `yaml:"discord"`
 	// Web is the operator's console under /admin/ (cmd/bot/web.go).
 	Web WebConfig `yaml:"web"`
+	Payments PaymentsConfig `yaml:"payments"`
 }
 
 // VendorsConfig configures the remote vendors; each lives in vendor_<name>.go.
@@ -388,6 +389,7 @@ func (c *Config) problems() []Problem {
 	c.Telegram.validate(prefixed(bad, "telegram."))
 	c.Discord.validate(prefixed(bad, "discord."))
 	c.validateWeb(bad)
+	c.Payments.validate(prefixed(bad, "payments."))
 	if c.Discord.Enabled && c.Discord.Mode == "http" && c.HTTP.Listen == "" {
 		bad("http.listen", "must be set for discord.mode http: Discord posts interactions there")
 	}
