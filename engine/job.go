@@ -93,6 +93,10 @@ type Remote struct {
 	URL  string `json:"url,omitempty"`
 	Data []byte `json:"data,omitempty"` // inline images (base64 in the vendor's JSON)
 	Seed int64  `json:"seed,omitempty"`
+	// Late says the link may answer 403/404 for a while after the vendor
+	// reported the task done (its storage lags its status): the download
+	// is tried again with backoff before the job fails.
+	Late bool `json:"late,omitempty"`
 }
 
 // Charge records what a job costs its owner and whether that is settled.

@@ -2,6 +2,7 @@ package zhiqite
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -76,6 +77,14 @@ func (v *Vendor) fetchCatalog(ctx context.Context) ([]engine.CatalogEntry, error
 	}
 	empty := "" // queryVaeList marks vaeFileName required; empty asks for all
 	vaes, err := list[vaeRow](ctx, v, "saas/sd/v2/queryVaeList", &empty)
+	var ref *refusal
+	if errors.As(err, &ref) {
+		// The seed shows vaeFileName only with a concrete name; that an
+		// empty one lists every VAE is a guess. A refusal costs the VAEs
+		// (the configured vae still works), not the whole catalogue.
+		v.log.Warn("queryVaeList refused an empty vaeFileName: VAEs are not listed", slog.String("vendor", Name), slog.Any("err", err))
+		vaes, err = nil, nil
+	}
 	if err != nil {
 		return nil, err
 	}

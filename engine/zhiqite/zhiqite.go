@@ -78,6 +78,13 @@ type Config struct {
 	// AppKey and AppSecret sign each call instead (the API gateway's HmacSHA256 signature).
 	AppKey    string `yaml:"app_key"`
 	AppSecret string `yaml:"app_secret"`
+	// AccessKeyID and AccessKeySecret are sent as X-Request-req-accessKeyId
+	// and X-Request-req-accessKeySecret when set. The seed's tables mark
+	// them required, but its Aliyun examples authenticate by AppCode or
+	// AppKey alone, and public examples send them only to the vendor's own
+	// host (unverified for the Aliyun market).
+	AccessKeyID     string `yaml:"access_key_id"`
+	AccessKeySecret string `yaml:"access_key_secret"`
 	// Model is the sd_model_checkpoint used when a command names none.
 	Model string `yaml:"model"`
 	// VAE is sd_vae; empty sends none.
@@ -417,7 +424,7 @@ func (v *Vendor) Submit(ctx context.Context, j *engine.Job, t engine.Task) (stri
 	}
 	if v.wasLost(t.ID) {
 		// The last submission of this id got no reply: the vendor may hold it already.
-		_, err := v.query(ctx, r.Kind, t.ID)
+		_, err := v.query(ctx, r.Kind, t.ID, time.Time{})
 		switch {
 		case err == nil:
 			v.forgetLost(t.ID)
@@ -473,7 +480,11 @@ func (v *Vendor) FindTask(ctx context.Context, j *engine.Job, t engine.Task) (st
 	if t.ID == "" {
 		return "", false, nil
 	}
-	_, err := v.query(ctx, j.Request.Kind, t.ID)
+	var at time.Time
+	if j.Submitting != nil {
+		at = j.Submitting.At
+	}
+	_, err := v.query(ctx, j.Request.Kind, t.ID, at)
 	switch {
 	case err == nil:
 		v.forgetLost(t.ID)
@@ -538,6 +549,8 @@ func (v *Vendor) build(r *engine.Request, t engine.Task) (string, any, error) {
 	}
 	d, mode := v.cfg.Denoising, 1 // Crop and Resize: the reference keeps its proportions
 	body.DenoisingStrength, body.ResizeMode = &d, &mode
+	// image2image's table types cfg_scale "integer" (text2image and controlnet: "number").
+	body.CfgScale = math.Max(MinCfg, math.Round(body.CfgScale))
 	body.Scripts.ImageLink = t.InputURLs[0]
 	return "saas/sd/v2/image2image", body, nil
 }
@@ -547,6 +560,19 @@ func (v *Vendor) build(r *engine.Request, t engine.Task) (string, any, error) {
 func duplicateID(err error) bool {
 	var ref *refusal
 	return errors.As(err, &ref) && duplicate.MatchString(ref.Msg)
+}
+
+// notFound spots a refusal that says the task does not exist (the fake's
+// "任务不存在"; the seed does not say, so the usual words too).
+var notFound = regexp.MustCompile(`(?i)不存在|未找到|找不到|没有找到|无此任务|查无|not\s*found|not\s*exist|no such task`)
+
+// beijing is the vendor's time zone (UTC+8, no daylight saving).
+var beijing = time.FixedZone("CST", 8*3600)
+
+// sameMonth reports whether a and b fall in one calendar month in Beijing time.
+func sameMonth(a, b time.Time) bool {
+	a, b = a.In(beijing), b.In(beijing)
+	return a.Year() == b.Year() && a.Month() == b.Month()
 }
 
 var duplicate = regexp.MustCompile(`(?i)任务ID重复|ID重复|重复提交|已存在|duplicate|already exists`)
@@ -575,10 +601,12 @@ func submitError(err error) error {
 
 // Query asks about j's task: queryTaskInfo for /draw, the tool's queryTask otherwise.
 func (v *Vendor) Query(ctx context.Context, j *engine.Job) (*engine.Outcome, error) {
-	return v.query(ctx, j.Request.Kind, j.TaskID)
+	return v.query(ctx, j.Request.Kind, j.TaskID, j.SubmittedAt)
 }
 
-func (v *Vendor) query(ctx context.Context, kind engine.Kind, id string) (*engine.Outcome, error) {
+// query asks about task id, submitted at since (zero: unknown, as for a
+// submission whose reply was lost, which is at most moments old).
+func (v *Vendor) query(ctx context.Context, kind engine.Kind, id string, since time.Time) (*engine.Outcome, error) {
 	code := tool(kind)
 	endpoint := "saas/sd/v2/queryTaskInfo"
 	if code != "" {
@@ -588,9 +616,19 @@ func (v *Vendor) query(ctx context.Context, kind engine.Kind, id string) (*engin
 	err := v.call(ctx, endpoint, queryBody{BusinessTaskID: id}, &raw)
 	var ref *refusal
 	switch {
+	case errors.As(err, &ref) && !notFound.MatchString(ref.Msg):
+		// Code "400" is any refusal ("失败=400"): without words saying the
+		// task does not exist it is no proof, and a resubmission would be
+		// billed again. Ask again later.
+		return nil, fmt.Errorf("zhiqite %s %s: %w", endpoint, id, err)
 	case errors.As(err, &ref), errors.Is(err, errNoData):
-		// The body names only the task: a refusal (or "200" with no data)
-		// means the vendor does not know it; it keeps only the current month.
+		if !since.IsZero() && !sameMonth(since, v.now()) {
+			// "仅查询当月": the vendor no longer shows tasks of an earlier
+			// month (Beijing time), so "not found" proves nothing; the
+			// callback may still come. Never resubmitted for this.
+			return nil, fmt.Errorf("zhiqite %s %s: the task was submitted in an earlier month, which the vendor does not show (%w)", endpoint, id, err)
+		}
+		// The vendor says it does not know the task.
 		return nil, engine.Wrap(engine.ENOTFOUND, fmt.Errorf("zhiqite %s %s: %w", endpoint, id, err),
 			"The image service has lost the task.", "绘图服务找不到这个任务了。")
 	case err != nil:
@@ -667,19 +705,30 @@ func (v *Vendor) sdOutcome(info *taskInfo) *engine.Outcome {
 	return out
 }
 
-// toolOutcome reads a tool's queryTask reply: an outputImageUrl means done;
-// without one, 0 or 2 (failure in one table or the other) means failed.
+// toolOutcome reads a tool's queryTask reply. enhance's table says
+// "1:生成中 2:成功 0:失败" and the seed's own submit replies carry
+// outputImageUrl with status 1: the link is assigned before the image
+// exists, so a link alone is not success. 2 with a link is done (the link
+// may still answer 404 for a moment: Late); 2 without one is roop's
+// "2:失败"; 0 is failed; 1, 3 and anything else keep waiting.
 func toolOutcome(t *toolTask) *engine.Outcome {
-	if u := strings.TrimSpace(string(t.OutputImageURL)); u != "" {
-		return &engine.Outcome{State: engine.TaskDone, Progress: 1, Images: []engine.Remote{{URL: u}}}
-	}
-	if t.Status.Set && (t.Status.V == 0 || t.Status.V == 2) {
+	u := strings.TrimSpace(string(t.OutputImageURL))
+	switch {
+	case t.Status.Set && t.Status.V == toolDone && u != "":
+		return &engine.Outcome{State: engine.TaskDone, Progress: 1, Images: []engine.Remote{{URL: u, Late: true}}}
+	case t.Status.Set && (t.Status.V == toolFailed || t.Status.V == toolDone):
 		return &engine.Outcome{State: engine.TaskFailed, Progress: -1,
 			Err: engine.Wrap(engine.EVENDOR, fmt.Errorf("zhiqite tool task %s: status %g and no image", t.BusinessTaskID, t.Status.V),
 				"The image service could not make this picture.", "绘图服务未能生成这张图片。")}
 	}
 	return &engine.Outcome{State: engine.TaskRunning, Progress: -1}
 }
+
+// Tool task states (enhance's table; roop's contradicts it, see toolOutcome).
+const (
+	toolFailed = 0
+	toolDone   = 2
+)
 
 // preview decodes currentImage: base64, perhaps as a data: URI. A bad or
 // oversized one is left out: a preview is a nicety.

@@ -42,6 +42,7 @@ import (
 	"fmt"
 	"image"
 	"io"
+	"math"
 	"math/rand/v2"
 	"mime"
 	"net/http"
@@ -77,6 +78,12 @@ type Options struct {
 	ToolStatusString bool
 	// Catalog is what the lists serve; zero: DefaultCatalog.
 	Catalog *Catalog
+	// RefuseEmptyVAEName refuses queryVaeList without a concrete
+	// vaeFileName: the seed marks it required and shows only a real name.
+	RefuseEmptyVAEName bool
+	// Now is the fake's clock for "仅查询当月" (only the current month, in
+	// Beijing time, is queryable); nil: time.Now.
+	Now func() time.Time
 	// Logf, if set, hears what the fake does (t.Logf).
 	Logf func(format string, args ...any)
 }
@@ -101,6 +108,9 @@ type Fate struct {
 	Forget     bool          // the vendor forgets the task
 	NoCallback bool          // no callback is sent
 	Duration   time.Duration // overrides the task's duration
+	// LinkLag keeps a tool task's result link answering 404 this long
+	// after the task reports status 2 (a storage that lags the status).
+	LinkLag time.Duration
 }
 
 // Call is one request the fake received.
@@ -185,6 +195,9 @@ func New(opts Options) *Server {
 	}
 	if opts.Logf == nil {
 		opts.Logf = func(string, ...any) {}
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
@@ -638,6 +651,12 @@ func (s *Server) submitSD(w http.ResponseWriter, r *http.Request, endpoint strin
 			refuse(w, "cfg_scale取值范围[1,30]")
 			return
 		}
+		// The image2image table types cfg_scale "integer"; text2image and
+		// controlnet say "number".
+		if endpoint == "saas/sd/v2/image2image" && f != math.Trunc(f) {
+			refuse(w, "cfg_scale必须为整数")
+			return
+		}
 	}
 	if v, present := in["sampler_index"]; present {
 		if name, _ := v.(string); !samplers[name] {
@@ -888,10 +907,20 @@ func (s *Server) lookup(in map[string]any, tool string) *task {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t := s.tasks[id]
-	if t == nil || t.fate.Forget || t.tool != tool {
+	if t == nil || t.fate.Forget || t.tool != tool || !sameMonth(t.created, s.opts.Now()) {
 		return nil
 	}
 	return t
+}
+
+// beijing is the vendor's time zone (UTC+8, no daylight saving).
+var beijing = time.FixedZone("CST", 8*3600)
+
+// sameMonth: "不支持归档数据查询, 仅查询当月" — only tasks of the current month
+// (the vendor's, Beijing time) can be queried.
+func sameMonth(a, b time.Time) bool {
+	a, b = a.In(beijing), b.In(beijing)
+	return a.Year() == b.Year() && a.Month() == b.Month()
 }
 
 func (s *Server) queryTaskInfo(w http.ResponseWriter, in map[string]any) {
@@ -959,19 +988,21 @@ func (s *Server) queryTool(w http.ResponseWriter, tool string, in map[string]any
 	reply(w, "200", "success", s.toolData(t, time.Now()))
 }
 
-// toolData is queryTask's data. Running: 1 and no link; done: 2 and the link,
-// as the queryTask example; failed: no link and the failure number of that
-// tool's own table (roop 2, enhance 0).
+// toolData is queryTask's data. Running: 1 and the link the result will
+// have, as the seed's own submit replies show it (the file is not there
+// yet: it answers 404); done: 2 and the link, as the queryTask example;
+// failed: no link and the failure number of that tool's own table (roop
+// "2:失败", enhance "0:失败").
 func (s *Server) toolData(t *task, now time.Time) map[string]any {
-	status, link := 1, ""
+	status, link := 1, s.fileURL(t, 0)
 	switch {
 	case now.Sub(t.created) < t.duration:
 	case t.fate.Fail && t.tool == "roop":
-		status = 2
+		status, link = 2, ""
 	case t.fate.Fail:
-		status = 0
+		status, link = 0, ""
 	default:
-		status, link = 2, s.fileURL(t, 0)
+		status = 2
 	}
 	var st any = status
 	if s.opts.ToolStatusString {
@@ -1005,7 +1036,7 @@ func (s *Server) list(w http.ResponseWriter, endpoint string, in map[string]any)
 			}
 		}
 	case "saas/sd/v2/queryVaeList":
-		if _, present := in["vaeFileName"]; !present {
+		if name, present := in["vaeFileName"]; !present || (s.opts.RefuseEmptyVAEName && strings.TrimSpace(fmt.Sprint(name)) == "") {
 			refuse(w, "vaeFileName不能为空")
 			return
 		}
@@ -1032,7 +1063,7 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	t := s.tasks[id]
 	s.mu.Unlock()
-	if err != nil || t == nil || t.fate.Expired || t.fate.Fail || i < 0 || i >= len(t.images) || time.Since(t.created) < t.duration {
+	if err != nil || t == nil || t.fate.Expired || t.fate.Fail || i < 0 || i >= len(t.images) || time.Since(t.created) < t.duration+t.fate.LinkLag {
 		http.NotFound(w, r)
 		return
 	}
