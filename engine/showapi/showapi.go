@@ -54,9 +54,9 @@ type Config struct {
 	// dot path inside showapi_res_body ("task_id", "data.task_id"). [I]
 	// Default task_id; data.task_id is tried too.
 	CreateTaskField string `yaml:"create_task_field"`
-	ResultPath     string `yaml:"result_path"` // default /yourtaskresult
-	ListPath       string `yaml:"list_path"`   // default /yourtasklist
-	ModelsPath     string `yaml:"models_path"` // default /models
+	ResultPath      string `yaml:"result_path"` // default /yourtaskresult
+	ListPath        string `yaml:"list_path"`   // default /yourtasklist
+	ModelsPath      string `yaml:"models_path"` // default /models
 
 	ModelID   string  `yaml:"model_id"`   // when the request names none; default 4zdwGOB (DreamShaper, the document's example)
 	Scheduler string  `yaml:"scheduler"`  // when the request names none; default K_EULER (the record's example)
