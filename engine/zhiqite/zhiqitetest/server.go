@@ -48,6 +48,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -568,6 +569,81 @@ var samplers = map[string]bool{
 	"DPM2 Karras": true, "DPM2 a Karras": true, "DPM++ 2S a Karras": true, "DPM++ SDE Karras": true, "DPM++ 2M Karras": true,
 }
 
+// The controlnet table's lists, as the seed has them.
+var (
+	controlModules = []string{"canny", "depth_midas", "lineart_realistic", "mlsd", "normal_bae", "openpose", "scribble_xdog", "seg_ufade20k", "inpaint_global_harmonious"}
+	controlModels  = []string{"control_v11p_sd15_canny", "control_v11f1p_sd15_depth", "control_v11p_sd15_lineart", "control_v11p_sd15_mlsd",
+		"control_v11p_sd15_normal_bae", "control_v11p_sd15_openpose", "control_v11p_sd15_scribble", "control_v11p_sd15_seg",
+		"control_v1p_sd15_brightness", "control_v1p_sd15_qrcode",
+		"control_v11p_sd15_inpaint", // [I] from the ADetailer table's list, not the controlnet one
+	}
+)
+
+// checkControlnet checks alwayson_scripts.controlnet as the table says:
+// required, its args' module and model (required) from the lists, weight
+// in [0,2], guidance_start and guidance_end in [0,1]. It returns the first
+// unit's image link (the unit's, else the scripts' image_link).
+func checkControlnet(sc map[string]any) (string, string) {
+	cn, ok := sc["controlnet"].(map[string]any)
+	if !ok {
+		return "", "controlnet不能为空"
+	}
+	args, _ := cn["args"].([]any)
+	if len(args) == 0 {
+		return "", "controlnet.args不能为空"
+	}
+	link := ""
+	for i, a := range args {
+		u, ok := a.(map[string]any)
+		if !ok {
+			return "", "controlnet.args格式错误"
+		}
+		module, _ := u["module"].(string)
+		model, _ := u["model"].(string)
+		if !slices.Contains(controlModules, module) {
+			return "", "module不支持: " + module
+		}
+		if !slices.Contains(controlModels, model) {
+			return "", "model不支持: " + model
+		}
+		for k, hi := range map[string]float64{"weight": 2, "guidance_start": 1, "guidance_end": 1} {
+			if v, present := u[k]; present {
+				if f, ok := floatOf(v); !ok || f < 0 || f > hi {
+					return "", k + "取值范围错误"
+				}
+			}
+		}
+		if l, _ := u["image_link"].(string); i == 0 {
+			link = l
+		}
+	}
+	if link == "" {
+		link, _ = sc["image_link"].(string)
+	}
+	if link == "" {
+		return "", "controlnet图片不能为空"
+	}
+	return link, ""
+}
+
+// checkHires: hr_scale is typed integer; hr_resize_x/y in [0,2048], multiples of 8.
+func checkHires(in map[string]any) string {
+	if v, present := in["hr_scale"]; present {
+		if f, ok := floatOf(v); !ok || f != math.Trunc(f) || f < 1 {
+			return "hr_scale必须为正整数"
+		}
+	}
+	for _, k := range []string{"hr_resize_x", "hr_resize_y", "hr_second_pass_steps"} {
+		if v, present := in[k]; present {
+			n, ok := intOf(v)
+			if !ok || n < 0 || (k != "hr_second_pass_steps" && (n > 2048 || n%8 != 0)) {
+				return k + "取值错误"
+			}
+		}
+	}
+	return ""
+}
+
 var loraTag = regexp.MustCompile(`<lora:([^:>]+)(?::([^>]*))?>`)
 
 // magic reports whether prompt holds word, and for once-words whether this
@@ -684,6 +760,36 @@ func (s *Server) submitSD(w http.ResponseWriter, r *http.Request, endpoint strin
 		}
 		ext = f
 	}
+	if msg := checkHires(in); msg != "" {
+		refuse(w, msg)
+		return
+	}
+	var control image.Image
+	if endpoint == "saas/sd/v2/controlnet" {
+		// resize_mode is marked required, but the seed's own example leaves it out.
+		link, msg := checkControlnet(sc)
+		if msg != "" {
+			refuse(w, msg)
+			return
+		}
+		img, err := s.fetch(r.Context(), link)
+		if err != nil {
+			s.opts.Logf("zhiqitetest: fetch %s: %v", link, err)
+			refuse(w, "图片下载失败")
+			return
+		}
+		control = img
+	}
+	if link, _ := sc["mask_link"].(string); link != "" {
+		if endpoint != "saas/sd/v2/image2image" {
+			refuse(w, "mask_link仅支持图生图")
+			return
+		}
+		if _, err := s.fetch(r.Context(), link); err != nil {
+			refuse(w, "图片下载失败")
+			return
+		}
+	}
 	var ref image.Image
 	if endpoint != "saas/sd/v2/text2image" {
 		link, _ := sc["image_link"].(string)
@@ -731,6 +837,9 @@ func (s *Server) submitSD(w http.ResponseWriter, r *http.Request, endpoint strin
 		var img image.Image = paint(width, height, promptSeed(prompt, seed+int64(i)))
 		if ref != nil {
 			img = blend(img.(*image.RGBA), ref)
+		}
+		if control != nil {
+			img = blend(img.(*image.RGBA), control)
 		}
 		b, err := encode(img, ext)
 		if err != nil {
