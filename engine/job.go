@@ -210,6 +210,20 @@ func (j *Job) Move(next State, now time.Time) error {
 func (j *Job) Clone() *Job {
 	c := *j
 	c.Request.Inputs = append([]Input(nil), j.Request.Inputs...)
+	c.Request.ExtraLoRAs = append([]string(nil), j.Request.ExtraLoRAs...)
+	c.Request.Embeddings = append([]string(nil), j.Request.Embeddings...)
+	if r := j.Request.Control; r != nil {
+		cc := *r
+		c.Request.Control = &cc
+	}
+	if r := j.Request.Mask; r != nil {
+		m := *r
+		c.Request.Mask = &m
+	}
+	if r := j.Request.Hires; r != nil {
+		h := *r
+		c.Request.Hires = &h
+	}
 	c.Tried = append([]string(nil), j.Tried...)
 	c.Pending = append([]Remote(nil), j.Pending...)
 	c.Results = append([]Result(nil), j.Results...)
