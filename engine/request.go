@@ -61,7 +61,8 @@ type Request struct {
 	Control      *Control `json:"control,omitempty"`
 	Mask         *Input   `json:"mask,omitempty"` // inpainting: white is repainted
 	// VariationSeed and VariationStrength ask for a variation of the image
-	// Seed makes (the vary button); a vendor without them uses Inputs.
+	// Seed makes (the vary button). A hint, not a feature: a vendor without
+	// them uses Inputs, the picture to vary, as a reference.
 	VariationSeed     int64   `json:"variation_seed,omitempty"`
 	VariationStrength float64 `json:"variation_strength,omitempty"`
 	// Upscale options.
@@ -102,7 +103,6 @@ const (
 	FeatureHires        = "hires"
 	FeatureControl      = "control"
 	FeatureMask         = "mask"
-	FeatureVariation    = "variation"
 	FeatureAnimeModel   = "anime"
 	FeatureTargetSize   = "size"
 	FeatureUpscaler     = "upscaler"
@@ -128,7 +128,6 @@ func (r *Request) Features() []string {
 	add(r.Hires != nil, FeatureHires)
 	add(r.Control != nil, FeatureControl)
 	add(r.Mask != nil, FeatureMask)
-	add(r.VariationStrength != 0, FeatureVariation)
 	add(r.AnimeModel, FeatureAnimeModel)
 	add(r.TargetWidth != 0 || r.TargetHeight != 0, FeatureTargetSize)
 	add(r.Upscaler != "", FeatureUpscaler)

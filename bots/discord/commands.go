@@ -82,7 +82,46 @@ var styles = []struct {
 
 // Commands returns the slash commands, with their Chinese names and
 // descriptions, and option bounds taken from lim.
-func Commands(lim engine.Limits) []*discordgo.ApplicationCommand {
+func Commands(lim engine.Limits) []*discordgo.ApplicationCommand { return CommandsFor(lim, nil) }
+
+// CommandsFor is Commands with the samplers and styles the vendors on each
+// command's route accept (choices, when not nil, says so per kind), so a
+// choice shown is a choice some vendor can honour. Discord takes at most
+// 25 choices an option; a route that offers none keeps the option free.
+func CommandsFor(lim engine.Limits, choices func(engine.Kind) []engine.VendorChoices) []*discordgo.ApplicationCommand {
+	samplers, styles := samplers, styles
+	if choices != nil {
+		// A route whose vendors list none keeps the usual names: they say
+		// nothing against any.
+		defSamplers, defStyles := samplers, styles
+		samplers, styles = nil, nil
+		seen := map[string]bool{}
+		for _, c := range choices(engine.KindDraw) {
+			for _, s := range c.Samplers {
+				if !seen[s] && len(samplers) < 25 {
+					seen[s] = true
+					samplers = append(samplers, s)
+				}
+			}
+		}
+		for _, c := range choices(engine.KindAnime) {
+			for _, s := range c.Styles {
+				if !seen["style:"+s] && len(styles) < 25 {
+					seen["style:"+s] = true
+					styles = append(styles, struct {
+						value string
+						name  words
+					}{s, words{s, s, s}})
+				}
+			}
+		}
+		if len(samplers) == 0 {
+			samplers = defSamplers
+		}
+		if len(styles) == 0 {
+			styles = defStyles
+		}
+	}
 	str, num, integer, file := discordgo.ApplicationCommandOptionString, discordgo.ApplicationCommandOptionNumber,
 		discordgo.ApplicationCommandOptionInteger, discordgo.ApplicationCommandOptionAttachment
 	boolean := discordgo.ApplicationCommandOptionBoolean

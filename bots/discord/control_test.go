@@ -56,3 +56,30 @@ func TestParseControl(t *testing.T) {
 		}
 	}
 }
+
+// Discord's sampler and style choices are what the vendors on the route accept.
+func TestCommandsForRoute(t *testing.T) {
+	choices := func(k engine.Kind) []engine.VendorChoices {
+		switch k {
+		case engine.KindDraw:
+			return []engine.VendorChoices{{Vendor: "a", Choices: engine.Choices{Samplers: []string{"Euler a", "DPM++ 2M Karras"}}},
+				{Vendor: "b", Choices: engine.Choices{Samplers: []string{"K_EULER", "Euler a"}}}}
+		case engine.KindAnime:
+			return []engine.VendorChoices{{Vendor: "b", Choices: engine.Choices{Styles: []string{"anime", "jojo"}}}}
+		}
+		return nil
+	}
+	got := map[string][]string{}
+	for _, cmd := range CommandsFor(engine.DefaultLimits(), choices) {
+		for _, o := range cmd.Options {
+			if o.Name == "sampler" || o.Name == "style" {
+				for _, c := range o.Choices {
+					got[o.Name] = append(got[o.Name], c.Value.(string))
+				}
+			}
+		}
+	}
+	if strings.Join(got["sampler"], ",") != "Euler a,DPM++ 2M Karras,K_EULER" || strings.Join(got["style"], ",") != "anime,jojo" {
+		t.Fatalf("choices %v", got)
+	}
+}
