@@ -3,6 +3,7 @@ package zhiqite_test
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/picbot/picbot/engine"
@@ -176,5 +177,37 @@ func TestSeedControlnetConforms(t *testing.T) {
 	conforms(t, "controlnet unit", u, ex["alwayson_scripts"].(map[string]any)["controlnet"].(map[string]any)["args"].([]any)[0].(map[string]any))
 	if u["module"] != "inpaint_global_harmonious" || u["model"] != "control_v1p_sd15_qrcode" {
 		t.Errorf("unit %v", u)
+	}
+}
+
+// With the catalogue read, a model, LoRA, VAE or embedding Zhiqite does not
+// list is refused by Check (no billed refusal); before, any name passes.
+func TestCheckAgainstCatalogue(t *testing.T) {
+	f := newFake(t, zhiqitetest.Options{})
+	v := newVendor(t, f, nil)
+	r := draw("x", 1).Request
+	r.Model = "nosuch.safetensors"
+	if err := v.Check(&r); err != nil {
+		t.Fatalf("no catalogue yet: %v", err)
+	}
+	if _, err := v.Catalog(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for name, mod := range map[string]func(r *engine.Request){
+		"model":     func(r *engine.Request) { r.Model = "nosuch.safetensors" },
+		"lora":      func(r *engine.Request) { r.ExtraLoRAs = []string{"nosuch:0.5"} },
+		"vae":       func(r *engine.Request) { r.VAE = "nosuch.vae.pt" },
+		"embedding": func(r *engine.Request) { r.Embeddings = []string{"nosuch"} },
+	} {
+		r := draw("x", 1).Request
+		mod(&r)
+		if err := v.Check(&r); engine.ErrorCode(err) != engine.EINVALID || !strings.Contains(err.Error(), "nosuch") {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	ok := draw("x", 1).Request
+	ok.LoRA, ok.Embeddings = "hayasaka_ai_v10_26390:0.7", []string{"bad-hands-5"}
+	if err := v.Check(&ok); err != nil {
+		t.Fatalf("listed names: %v", err)
 	}
 }

@@ -450,6 +450,9 @@ func (v *Vendor) Check(r *engine.Request) error {
 		if len(r.AllInputs()) > 0 && !v.cfg.InputURLs {
 			return needsURL()
 		}
+		if err := v.unlisted(r); err != nil {
+			return err
+		}
 	case engine.KindUpscale:
 		if !v.cfg.InputURLs {
 			return needsURL()
