@@ -52,6 +52,9 @@ func usage(w io.Writer, fs *flag.FlagSet) {
 Usage:
   picbot [-config FILE]               run the bot (no -config: the console and the built-in renderer)
   picbot check config -config FILE    check a configuration, print what it runs, and exit (0: valid)
+  picbot check vendors [-config FILE] [--spend]
+                                      call each enabled vendor's endpoints with the real keys: OK, or
+                                      the vendor's answer and the key to change (--spend: one real task each)
   picbot backup [-config FILE] OUT    copy the database of a bot, running or not
   picbot -version                     print the version
 
@@ -108,8 +111,11 @@ func versionString() string {
 // including what the bot checks at start (a chat platform, writable
 // directories), and print the summary it would start with.
 func checkCommand(args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "vendors" {
+		return checkVendors(args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "config" {
-		return &usageError{"usage: picbot check config -config FILE"}
+		return &usageError{"usage: picbot check config -config FILE, or picbot check vendors [-config FILE] [--spend]"}
 	}
 	fs := flag.NewFlagSet("picbot check config", flag.ContinueOnError)
 	fs.SetOutput(stderr)
