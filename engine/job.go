@@ -100,6 +100,10 @@ type Remote struct {
 	URL  string `json:"url,omitempty"`
 	Data []byte `json:"data,omitempty"` // inline images (base64 in the vendor's JSON)
 	Seed int64  `json:"seed,omitempty"`
+	// Late says the link may answer 403/404 for a while after the vendor
+	// reported the task done (its storage lags its status): the download
+	// is tried again with backoff before the job fails.
+	Late bool `json:"late,omitempty"`
 }
 
 // Charge records what a job costs its owner and whether that is settled.
@@ -216,6 +220,20 @@ func (j *Job) Move(next State, now time.Time) error {
 func (j *Job) Clone() *Job {
 	c := *j
 	c.Request.Inputs = append([]Input(nil), j.Request.Inputs...)
+	c.Request.ExtraLoRAs = append([]string(nil), j.Request.ExtraLoRAs...)
+	c.Request.Embeddings = append([]string(nil), j.Request.Embeddings...)
+	if r := j.Request.Control; r != nil {
+		cc := *r
+		c.Request.Control = &cc
+	}
+	if r := j.Request.Mask; r != nil {
+		m := *r
+		c.Request.Mask = &m
+	}
+	if r := j.Request.Hires; r != nil {
+		h := *r
+		c.Request.Hires = &h
+	}
 	c.Tried = append([]string(nil), j.Tried...)
 	c.Pending = append([]Remote(nil), j.Pending...)
 	c.Results = append([]Result(nil), j.Results...)

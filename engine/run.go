@@ -583,7 +583,8 @@ func (e *Engine) fetch(ctx context.Context, lj *liveJob, j *Job) time.Duration {
 		if err != nil {
 			lj.fetches++
 			e.log.Warn("download result", slog.String("job_id", j.ID), slog.String("vendor", j.Vendor), slog.Int("attempt", lj.fetches), slog.Any("err", err))
-			if isCode(err, EINVALID, ENOTFOUND) || lj.fetches >= 5 {
+			gone := isCode(err, EINVALID) || isCode(err, ENOTFOUND) && !r.Late
+			if gone || lj.fetches >= lateFetches {
 				return e.fail(ctx, j, Errorf(EVENDOR, "The finished picture could not be downloaded from the image service; your quota was refunded.", "无法从绘图服务下载生成的图片，额度已退还。"), 0)
 			}
 			return backoff(time.Second, lj.fetches, 30*time.Second)
@@ -603,6 +604,10 @@ func (e *Engine) fetch(ctx context.Context, lj *liveJob, j *Job) time.Duration {
 	}
 	return 0
 }
+
+// lateFetches bounds the downloads of a job's results: a link marked Late
+// that answers 404 is tried this often (about 20 s of backoff) before the job fails.
+const lateFetches = 5
 
 func (e *Engine) download(ctx context.Context, r Remote) (BlobInfo, error) {
 	if r.URL == "" {

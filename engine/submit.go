@@ -37,7 +37,7 @@ func (e *Engine) task(j *Job, v Vendor, id string) Task {
 		ID:        id,
 		InputURLs: e.inputURLs(j),
 		Open: func(i int) (io.ReadCloser, error) {
-			return e.blobs.Open(j.Request.Inputs[i].Blob)
+			return e.blobs.Open(j.Request.AllInputs()[i].Blob)
 		},
 	}
 	if cv, ok := v.(CallbackVendor); ok && cv.WantsCallback() && e.cfg.PublicURL != "" {

@@ -78,6 +78,10 @@ type Message struct {
 	Command *command.Command
 	// Images are attached images, used before image references in the text.
 	Images []Image
+	// Control and Mask are images attached in their own place (Discord's
+	// control and mask options). Without them, /draw --control (or --mask)
+	// with no image named takes the first attached image (then the next).
+	Control, Mask *Image
 }
 
 // Reply is the service's answer: text for the chat, and the job if one was started.
@@ -148,18 +152,60 @@ func (s *Service) Handle(ctx context.Context, m Message) Reply {
 func (s *Service) submit(ctx context.Context, m Message, c *command.Command) Reply {
 	lang := m.User.Lang
 	req := c.Request
+	attached := m.Images
+	var control, mask func(context.Context) (io.ReadCloser, error)
+	take := func(own *Image, ref string, wanted bool, flag string) (func(context.Context) (io.ReadCloser, error), error) {
+		switch {
+		case own != nil:
+			return own.Open, nil
+		case ref != "":
+			return s.opener(ref), nil
+		case !wanted:
+			return nil, nil
+		case len(attached) == 0:
+			return nil, engine.Errorf(engine.EINVALID, "--%[1]s needs an image: send it as a photo with this command as its caption, reply to it with the command, or give its link after --%[1]s.",
+				"--%[1]s 需要一张图片：把命令写在图片的说明里发送，或回复那张图片，或在 --%[1]s 后给出图片链接。", flag)
+		}
+		first := attached[0]
+		attached = attached[1:]
+		return first.Open, nil
+	}
+	var err error
+	if req.Control != nil || m.Control != nil {
+		if control, err = take(m.Control, c.Control, true, "control"); err != nil {
+			return s.fail(lang, withUsage(err, c.Name), "")
+		}
+		if req.Control == nil {
+			req.Control = &engine.Control{}
+		} else {
+			cc := *req.Control
+			req.Control = &cc
+		}
+	}
+	if mask, err = take(m.Mask, c.Mask, c.MaskAttached, "mask"); err != nil {
+		return s.fail(lang, withUsage(err, c.Name), "")
+	}
 	var refs []func(context.Context) (io.ReadCloser, error)
-	for _, img := range m.Images {
+	for _, img := range attached {
 		refs = append(refs, img.Open)
 	}
 	for _, ref := range c.Images {
 		refs = append(refs, s.opener(ref))
 	}
 	// Check everything but the images first, so bad input costs no download.
+	pending := engine.Input{Blob: "pending", Width: 1, Height: 1}
 	probe := req
 	probe.Inputs = make([]engine.Input, len(refs))
 	for i := range probe.Inputs {
-		probe.Inputs[i] = engine.Input{Blob: "pending", Width: 1, Height: 1}
+		probe.Inputs[i] = pending
+	}
+	if control != nil {
+		cc := *req.Control
+		cc.Input = pending
+		probe.Control = &cc
+	}
+	if mask != nil {
+		probe.Mask = &pending
 	}
 	if err := s.Engine.Check(&probe); err != nil {
 		return s.fail(lang, withUsage(err, c.Name), "")
@@ -176,6 +222,20 @@ func (s *Service) submit(ctx context.Context, m Message, c *command.Command) Rep
 			return s.fail(lang, wrapImage(err, i+1), "")
 		}
 		req.Inputs = append(req.Inputs, in)
+	}
+	if control != nil {
+		in, err := s.input(ctx, control)
+		if err != nil {
+			return s.fail(lang, wrapImage(err, len(refs)+1), "")
+		}
+		req.Control.Input = in
+	}
+	if mask != nil {
+		in, err := s.input(ctx, mask)
+		if err != nil {
+			return s.fail(lang, wrapImage(err, len(refs)+2), "")
+		}
+		req.Mask = &in
 	}
 	j, err := s.Engine.Submit(ctx, m.User, m.Chat, req)
 	if err != nil {

@@ -283,6 +283,11 @@ func (b *Bot) shutdown() {
 // commands registered before stay in force.
 func (b *Bot) register(ctx context.Context) {
 	cmds := Commands(b.cfg.Limits)
+	if ch, ok := b.eng.(interface {
+		Choices(engine.Kind) []engine.VendorChoices
+	}); ok {
+		cmds = CommandsFor(b.cfg.Limits, ch.Choices)
+	}
 	guilds := b.cfg.GuildIDs
 	if len(guilds) == 0 {
 		guilds = []string{""}

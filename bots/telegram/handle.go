@@ -421,9 +421,11 @@ func telegramHelp(lang engine.Lang) string {
 	return chat.T(lang,
 		"On Telegram, give pictures by sending a photo with the command as its caption, or by replying to a photo with the command. "+
 			"/swapface: reply to the target photo with the face photo and /swapface as its caption, or send an album of two photos, face first, with /swapface as the caption. "+
+			"ControlNet: a photo captioned /draw <prompt> --control --control-type canny (or reply to the photo) uses it as the control image; --mask works the same way, after --image. "+
 			"Buttons under a picture: again, vary, upscale, original file.",
 		"在 Telegram 中提供图片：发送照片并以命令作为说明文字，或回复一张照片并发送命令。"+
 			"/swapface：回复目标照片，发送人脸照片并以 /swapface 作为说明文字；或发送两张照片的相册（先人脸、后目标），说明文字为 /swapface。"+
+			"ControlNet：以 /draw <提示词> --control --control-type canny 作为照片的说明文字（或回复该照片），这张照片即为控制图；--mask 用法相同。"+
 			"图片下方的按钮：再来一张、变体、放大、原图文件。")
 }
 

@@ -20,16 +20,17 @@ type ZhiqiteConfig struct {
 // envFields maps PICBOT_ZHIQITE_* variables to settings.
 func (c *ZhiqiteConfig) envFields() map[string]*string {
 	return map[string]*string{
-		"PICBOT_ZHIQITE_APP_CODE":   &c.AppCode,
-		"PICBOT_ZHIQITE_APP_KEY":    &c.AppKey,
-		"PICBOT_ZHIQITE_APP_SECRET": &c.AppSecret,
+		"PICBOT_ZHIQITE_APP_CODE":          &c.AppCode,
+		"PICBOT_ZHIQITE_APP_KEY":           &c.AppKey,
+		"PICBOT_ZHIQITE_APP_SECRET":        &c.AppSecret,
+		"PICBOT_ZHIQITE_ACCESS_KEY_SECRET": &c.AccessKeySecret,
 	}
 }
 
 // secrets lists the values to keep out of logs. The app key identifies the
 // account rather than proving it, but it is kept out too.
 func (c *ZhiqiteConfig) secrets() []string {
-	return []string{c.AppCode, c.AppKey, c.AppSecret}
+	return []string{c.AppCode, c.AppKey, c.AppSecret, c.AccessKeySecret}
 }
 
 // validate checks the settings only when the vendor is enabled, so a
