@@ -25,6 +25,8 @@ type Metrics struct {
 	disk      *prometheus.GaugeVec
 	files     prometheus.Gauge
 	uncertain *prometheus.CounterVec
+	moderated *prometheus.CounterVec
+	lockouts  prometheus.Counter
 }
 
 var (
@@ -68,7 +70,14 @@ func New() *Metrics {
 		uncertain: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "picbot_submissions_uncertain_total", Help: "Submissions whose answer was lost, by vendor and outcome (found, absent, resubmit, fail).",
 		}, []string{"vendor", "outcome"}),
+		moderated: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "picbot_moderation_refusals_total", Help: "Commands refused by moderation, by reason (blocked, nsfw, locked).",
+		}, []string{"reason"}),
+		lockouts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "picbot_moderation_lockouts_total", Help: "Users locked out after repeated refused prompts.",
+		}),
 	}
+	m.reg.MustRegister(m.moderated, m.lockouts)
 	m.reg.MustRegister(m.jobs, m.ended, m.billed, m.latency, m.added, m.refusals, m.throttled, m.disk, m.files, m.uncertain,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -124,3 +133,9 @@ func (m *Metrics) ImagesSize(bytes int64, files int) {
 	m.disk.WithLabelValues("blobs").Set(float64(bytes))
 	m.files.Set(float64(files))
 }
+
+// ModerationRefused counts a command moderation refused.
+func (m *Metrics) ModerationRefused(reason string) { m.moderated.WithLabelValues(reason).Inc() }
+
+// ModerationLockout counts a lockout started.
+func (m *Metrics) ModerationLockout() { m.lockouts.Inc() }

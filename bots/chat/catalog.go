@@ -77,3 +77,21 @@ func (c *Catalog) Models(ctx context.Context, lang engine.Lang) (string, error) 
 	}
 	return b.String(), nil
 }
+
+// Adult reports whether a vendor's catalogue marks the model or LoRA id
+// adult, and whether the operator allows adult entries at all. An id no
+// catalogue knows is not adult: the vendor refuses it if it must.
+func (c *Catalog) Adult(ctx context.Context, kind, id string) (adult, allowed bool) {
+	for _, src := range c.Sources {
+		entries, err := src.Catalog(ctx)
+		if err != nil {
+			continue
+		}
+		for _, e := range entries {
+			if e.Kind == kind && (strings.EqualFold(e.ID, id) || strings.EqualFold(e.Name, id)) && e.Adult {
+				return true, c.AllowAdult
+			}
+		}
+	}
+	return false, c.AllowAdult
+}

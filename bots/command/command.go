@@ -32,6 +32,8 @@ type Command struct {
 	Images []string
 	// Args are the remaining positional arguments of other commands.
 	Args []string
+	// Preset is /draw's --preset: a configured set of parameters.
+	Preset string
 }
 
 // IsJob reports whether the command starts a job.
@@ -44,17 +46,19 @@ func (c *Command) IsJob() bool {
 }
 
 // Names lists the commands, in help order.
-var Names = []string{"draw", "anime", "upscale", "swapface", "again", "vary", "quota", "jobs", "cancel", "models", "help", "start", "admin"}
+var Names = []string{"draw", "anime", "upscale", "swapface", "again", "vary", "quota", "jobs", "show", "cancel", "models", "settings", "help", "start", "admin"}
 
 // usage is each command's synopsis.
 var usage = map[string][2]string{
-	"draw": {"/draw <prompt> [--size WxH] [--steps N] [--seed N] [--neg TEXT] [--model NAME] [--lora NAME] [--sampler NAME] [--cfg N] [--n N] [--image IMAGE]",
-		"/draw <提示词> [--size 宽x高] [--steps 步数] [--seed 种子] [--neg 反向提示词] [--model 模型] [--lora LoRA] [--sampler 采样器] [--cfg 引导系数] [--n 张数] [--image 参考图]"},
+	"draw": {"/draw <prompt> [--preset NAME] [--size WxH] [--steps N] [--seed N] [--neg TEXT] [--model NAME] [--lora NAME] [--sampler NAME] [--cfg N] [--n N] [--image IMAGE]",
+		"/draw <提示词> [--preset 预设] [--size 宽x高] [--steps 步数] [--seed 种子] [--neg 反向提示词] [--model 模型] [--lora LoRA] [--sampler 采样器] [--cfg 引导系数] [--n 张数] [--image 参考图]"},
 	"anime":    {"/anime <image> [--style anime|sketch|pop]", "/anime <图片> [--style anime|sketch|pop]"},
 	"upscale":  {"/upscale <image or job id> [--scale N]", "/upscale <图片或任务编号> [--scale 倍数]"},
 	"swapface": {"/swapface <face image> <target image>", "/swapface <人脸图片> <目标图片>"},
 	"quota":    {"/quota", "/quota"},
 	"jobs":     {"/jobs", "/jobs"},
+	"show":     {"/show <job id>", "/show <任务编号>"},
+	"settings": {"/settings [size WxH|default] [preset NAME|none] [nsfw on|off|default]", "/settings [size 宽x高|default] [preset 预设|none] [nsfw on|off|default]"},
 	"cancel":   {"/cancel <job id>", "/cancel <任务编号>"},
 	"models":   {"/models", "/models"},
 	"help":     {"/help", "/help"},
@@ -183,6 +187,14 @@ func (c *Command) checkArgs() error {
 			return invalid(c.Name, "Which admin command?", "哪个管理命令？")
 		}
 		c.Args[0] = strings.ToLower(c.Args[0])
+	case "show":
+		if len(c.Args) != 1 {
+			return invalid(c.Name, "Which job? Give its id.", "哪个任务？请给出任务编号。")
+		}
+	case "settings":
+		if len(c.Args) == 1 {
+			return invalid(c.Name, "Give a value: /settings %s <value>.", "请给出值：/settings %s <值>。", c.Args[0])
+		}
 	case "again", "vary":
 		if len(c.Args) != 1 {
 			return invalid(c.Name, "Which job? Give its id.", "哪个任务？请给出任务编号。")
@@ -255,7 +267,7 @@ func (c *Command) takes(name string) bool {
 
 // flags lists which commands take which flags.
 var flags = map[string][]string{
-	"draw":    {"size", "steps", "seed", "neg", "negative", "model", "lora", "sampler", "cfg", "guidance", "n", "image"},
+	"draw":    {"preset", "size", "steps", "seed", "neg", "negative", "model", "lora", "sampler", "cfg", "guidance", "n", "image"},
 	"anime":   {"style"},
 	"upscale": {"scale"},
 }
@@ -316,6 +328,8 @@ func (c *Command) setFlag(name, value string, lim engine.Limits) error {
 		r.LoRA = value
 	case "sampler":
 		r.Sampler = value
+	case "preset":
+		c.Preset = value
 	case "style":
 		r.Style = strings.ToLower(value)
 	case "image":

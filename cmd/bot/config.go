@@ -21,6 +21,7 @@ import (
 	"github.com/picbot/picbot/engine/apispace"
 	"github.com/picbot/picbot/engine/showapi"
 	"github.com/picbot/picbot/engine/zhiqite"
+	"github.com/picbot/picbot/moderation"
 	"github.com/picbot/picbot/quota"
 	"github.com/picbot/picbot/store"
 	"go.yaml.in/yaml/v4"
@@ -40,6 +41,9 @@ type Config struct {
 	Fetch     FetchConfig     `yaml:"fetch"`
 	Catalog   CatalogConfig   `yaml:"catalog"`
 	Vendors   VendorsConfig   `yaml:"vendors"`
+	// Moderation and Presets are in ops.go.
+	Moderation moderation.Config      `yaml:"moderation"`
+	Presets    map[string]chat.Preset `yaml:"presets"`
 	// Chat platforms besides the console.
 	Telegram TelegramConfig `yaml:"telegram"`
 	Discord  DiscordConfig  `yaml:"discord"`
@@ -155,6 +159,8 @@ func DefaultConfig() Config {
 			Mode: discord.ModeGateway, ButtonUsers: discord.ButtonsAuthor, MaxUploadBytes: discord.DefaultMaxUpload,
 			TokenLifetime: discord.DefaultTokenLifetime, InteractionsPath: discord.DefaultInteractionsPath, PostLanes: 1,
 		},
+
+		Moderation: moderation.DefaultConfig(),
 	}
 }
 
@@ -379,6 +385,7 @@ func (c *Config) problems() []Problem {
 	}
 	positiveDur("fetch.timeout", c.Fetch.Timeout)
 	c.validateQuota(bad, notNegative)
+	c.validateOps(bad)
 	c.Vendors.Zhiqite.validate(prefixed(bad, "vendors.zhiqite."))
 	c.Vendors.ShowAPI.validate(prefixed(bad, "vendors.showapi."))
 	c.Vendors.APISpace.validate(prefixed(bad, "vendors.apispace."))

@@ -210,6 +210,9 @@ func build(cfg Config, log *slog.Logger, stdin io.Reader, stdout io.Writer) (*ap
 	if len(a.models.Sources) > 0 {
 		a.svc.Models = a.models.Models
 	}
+	if err := a.wireOps(); err != nil {
+		return nil, err
+	}
 	if cfg.Console.Enabled {
 		a.console = a.newConsole(stdin, stdout)
 		a.notifiers[console.Platform] = a.console
