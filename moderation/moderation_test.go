@@ -48,7 +48,7 @@ func TestMatchNearMisses(t *testing.T) {
 		{"裸，体", true},
 		{"用裸眼看星星", false},
 		{"裸眼3D，裸的人", true},
-		{"体裸", true}, // 裸 alone is listed
+		{"体裸", true},    // 裸 alone is listed
 		{"颜色情绪", false}, // 色情 across two words: the exception 颜色 frees it
 		{"颜色色情", true},
 		{"黄色情节", true}, // substrings misfire across CJK words: add an exception
