@@ -56,7 +56,7 @@ func (b *Bot) onMessage(ctx context.Context, updateID int, msg *tgbotapi.Message
 	if err != nil && !cref.Private && !b.addressed(text) && (c == nil || !slices.Contains(command.Names, c.Name)) {
 		return // an unknown command in a group may be another bot's
 	}
-	m := chat.Message{User: user, Chat: cref, Text: text}
+	m := chat.Message{User: user, Chat: cref, Text: text, ChatAdmin: b.chatAdmin(msg.Chat.ID, msg.From.ID)}
 	isJob := err == nil && c.IsJob()
 	if err == nil {
 		m.Command = c
@@ -73,6 +73,10 @@ func (b *Bot) onMessage(ctx context.Context, updateID int, msg *tgbotapi.Message
 	r := b.svc.Handle(ctx, m)
 	if isJob && r.Job != nil {
 		b.replyStatus(ctx, r.Job, r.Text)
+		return
+	}
+	if r.Show != nil {
+		b.show(cref, r.Show, r.Text)
 		return
 	}
 	reply := r.Text
