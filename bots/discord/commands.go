@@ -112,6 +112,7 @@ func Commands(lim engine.Limits) []*discordgo.ApplicationCommand {
 		sampler,
 		between(option(integer, words{"count", "数量", "數量"}, words{"How many images", "生成几张", "生成幾張"}, false), 1, float64(max(lim.MaxImages, 1))),
 		option(file, words{"image", "参考图", "參考圖"}, words{"A control image to start from", "参考图片", "參考圖片"}, false),
+		presetOption(),
 	}
 	contexts := &[]discordgo.InteractionContextType{discordgo.InteractionContextGuild, discordgo.InteractionContextBotDM}
 	cmd := func(name, desc words, opts ...*discordgo.ApplicationCommandOption) *discordgo.ApplicationCommand {
@@ -123,7 +124,7 @@ func Commands(lim engine.Limits) []*discordgo.ApplicationCommand {
 			Description: desc.en, DescriptionLocalizations: desc.locPtr(), Options: opts, Contexts: contexts,
 		}
 	}
-	return []*discordgo.ApplicationCommand{
+	return append([]*discordgo.ApplicationCommand{
 		cmd(words{"draw", "画图", "畫圖"}, words{"Make a picture from a description", "根据描述生成图片", "根據描述生成圖片"}, draw...),
 		cmd(words{"anime", "动漫化", "動漫化"}, words{"Turn a portrait photo into anime", "把人像照片变成动漫风格", "把人像照片變成動漫風格"},
 			option(file, words{"image", "图片", "圖片"}, words{"The photo", "照片", "照片"}, true), style),
@@ -139,7 +140,7 @@ func Commands(lim engine.Limits) []*discordgo.ApplicationCommand {
 			autocomplete(option(str, words{"job", "任务", "任務"}, words{"The job id", "任务编号", "任務編號"}, true))),
 		cmd(words{"models", "模型", "模型"}, words{"The models you can use", "可用模型", "可用模型"}),
 		adminCommand(cmd),
-	}
+	}, opsCommands(cmd)...)
 }
 
 // adminCommand is /admin, as subcommands. Discord shows it by default only
@@ -288,6 +289,7 @@ func parse(d discordgo.ApplicationCommandInteractionData) (*command.Command, []*
 	case engine.KindDraw:
 		*r = engine.Request{Kind: engine.KindDraw, Seed: -1, Prompt: o.str("prompt"), Negative: o.str("negative"),
 			Model: o.str("model"), LoRA: o.str("lora"), Sampler: o.str("sampler")}
+		c.Preset = o.str("preset")
 		if s := o.str("size"); s != "" {
 			w, h, ok := parseSize(s)
 			if !ok {
@@ -352,6 +354,12 @@ func parse(d discordgo.ApplicationCommandInteractionData) (*command.Command, []*
 		c.Args = args
 	case "quota", "jobs", "models", "help":
 	default:
+		if ok, err := parseOps(c, o); ok {
+			if err != nil {
+				return nil, nil, err
+			}
+			break
+		}
 		return nil, nil, engine.Errorf(engine.EINVALID, "Unknown command /%s.", "未知命令 /%s。", d.Name)
 	}
 	// Attachments by name; ones under other names fill the gaps, in order.

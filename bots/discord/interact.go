@@ -28,6 +28,7 @@ type event struct {
 	received  time.Time
 	ephemeral bool // the deferred response is private
 	replay    bool // taken in again after a restart (intake.go)
+	nsfw      bool // the channel is marked age-restricted
 }
 
 func (e *event) lang() engine.Lang { return e.user.Lang }
@@ -97,6 +98,7 @@ func (b *Bot) plan(ctx context.Context, in *discordgo.Interaction, received time
 		return private(b.wording(localeOf(in), nil, err)), nil
 	}
 	ev.replay = replay
+	ev.nsfw = channelNSFW(ctx)
 	switch in.Type {
 	case discordgo.InteractionApplicationCommand:
 		c, atts, err := parse(in.ApplicationCommandData())
@@ -227,7 +229,7 @@ func (b *Bot) editText(ctx context.Context, ev *event, text string) error {
 
 // command runs a slash command.
 func (b *Bot) command(ctx context.Context, ev *event, c *command.Command, atts []*discordgo.MessageAttachment) error {
-	m := chat.Message{User: ev.user, Chat: ev.chat, Command: c}
+	m := chat.Message{User: ev.user, Chat: ev.chat, Command: c, NSFW: ev.nsfw, ChatAdmin: chatAdmin(ev.in)}
 	for _, a := range atts {
 		m.Images = append(m.Images, b.image(a))
 	}
@@ -235,6 +237,9 @@ func (b *Bot) command(ctx context.Context, ev *event, c *command.Command, atts [
 		reply := b.svc.Handle(ctx, m)
 		if reply.Err != nil {
 			return replyError(reply)
+		}
+		if reply.Show != nil {
+			return b.show(ctx, ev, reply.Show, reply.Text)
 		}
 		return b.editText(ctx, ev, reply.Text)
 	}
@@ -435,6 +440,10 @@ func (b *Bot) autocomplete(ctx context.Context, ev *event, d discordgo.Applicati
 			}
 		}
 		return out
+	case "draw/preset", "settings/preset":
+		return b.presetChoices(typed)
+	case "show/job":
+		return b.jobChoices(ctx, ev, typed)
 	case "cancel/job":
 		jobs, err := b.eng.Jobs(ctx, ev.user, 25)
 		if err != nil {

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/picbot/picbot/bots/command"
@@ -23,6 +25,13 @@ func (a *app) wireOps() error {
 		a.svc.Adult = a.models.Adult
 	}
 	return nil
+}
+
+// presetNames are the configured presets, sorted, for Discord's autocomplete.
+func (a *app) presetNames() []string {
+	names := slices.Collect(maps.Keys(a.cfg.Presets))
+	slices.Sort(names)
+	return names
 }
 
 // validateOps checks the moderation and presets sections.
