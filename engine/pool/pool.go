@@ -160,7 +160,9 @@ func New(cfg Config, accounts ...Account) (engine.Vendor, error) {
 	return nil, fmt.Errorf("pool %s: the adapter's kind (callback %v, finder %v, catalogue %v, idempotent %v) has no pool", p.name, cb, finder, cat, idem)
 }
 
-func spendKey(vendor, account, day string) string { return "d:acct:" + vendor + "/" + account + ":" + day }
+func spendKey(vendor, account, day string) string {
+	return "d:acct:" + vendor + "/" + account + ":" + day
+}
 
 // Name implements engine.Vendor.
 func (p *Pool) Name() string { return p.name }

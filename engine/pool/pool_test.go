@@ -21,7 +21,7 @@ import (
 type notifier struct{ done chan *engine.Job }
 
 func (n notifier) Progress(context.Context, *engine.Job, engine.Progress) {}
-func (n notifier) Deliver(_ context.Context, j *engine.Job) error       { n.done <- j; return nil }
+func (n notifier) Deliver(_ context.Context, j *engine.Job) error         { n.done <- j; return nil }
 
 type obs struct {
 	mu     sync.Mutex
@@ -30,7 +30,11 @@ type obs struct {
 }
 
 func (o *obs) AccountBilled(v, a string, n int) { o.mu.Lock(); o.billed[v+"/"+a] += n; o.mu.Unlock() }
-func (o *obs) AccountParked(v, a, r string)     { o.mu.Lock(); o.parked = append(o.parked, a+":"+r); o.mu.Unlock() }
+func (o *obs) AccountParked(v, a, r string) {
+	o.mu.Lock()
+	o.parked = append(o.parked, a+":"+r)
+	o.mu.Unlock()
+}
 
 // rig is the real engine, store and quota over a pool of two Zhiqite
 // accounts, each a fake of its own that knows only its own app code.
