@@ -27,6 +27,8 @@ type Metrics struct {
 	uncertain *prometheus.CounterVec
 	moderated *prometheus.CounterVec
 	lockouts  prometheus.Counter
+	acctCalls *prometheus.CounterVec
+	acctPark  *prometheus.CounterVec
 }
 
 var (
@@ -76,8 +78,14 @@ func New() *Metrics {
 		lockouts: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "picbot_moderation_lockouts_total", Help: "Users locked out after repeated refused prompts.",
 		}),
+		acctCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "picbot_vendor_account_billed_calls_total", Help: "Billed vendor calls by vendor and account (vendors with account pools).",
+		}, []string{"vendor", "account"}),
+		acctPark: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "picbot_vendor_account_parked_total", Help: "Vendor accounts parked, by vendor, account and reason (exhausted, failing, daily_limit).",
+		}, []string{"vendor", "account", "reason"}),
 	}
-	m.reg.MustRegister(m.moderated, m.lockouts)
+	m.reg.MustRegister(m.moderated, m.lockouts, m.acctCalls, m.acctPark)
 	m.reg.MustRegister(m.jobs, m.ended, m.billed, m.latency, m.added, m.refusals, m.throttled, m.disk, m.files, m.uncertain,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -139,3 +147,13 @@ func (m *Metrics) ModerationRefused(reason string) { m.moderated.WithLabelValues
 
 // ModerationLockout counts a lockout started.
 func (m *Metrics) ModerationLockout() { m.lockouts.Inc() }
+
+// AccountBilled counts billed calls through one vendor account.
+func (m *Metrics) AccountBilled(vendor, account string, calls int) {
+	m.acctCalls.WithLabelValues(vendor, account).Add(float64(calls))
+}
+
+// AccountParked counts an account parked.
+func (m *Metrics) AccountParked(vendor, account, reason string) {
+	m.acctPark.WithLabelValues(vendor, account, reason).Inc()
+}

@@ -121,6 +121,8 @@ type Service struct {
 	// Adult says whether a catalogue entry is adult and whether the
 	// operator allows adult entries at all (chat.Catalog.Adult).
 	Adult func(ctx context.Context, kind, id string) (adult, allowed bool)
+	// MoreStats add paragraphs to /admin stats (vendor accounts' spend); "" adds none.
+	MoreStats []func(ctx context.Context) (string, error)
 }
 
 // Handle runs one message and returns the reply. It never panics on user
@@ -349,6 +351,15 @@ func (s *Service) admin(ctx context.Context, u engine.UserRef, args []string) Re
 				return s.fail(u.Lang, err, "")
 			}
 			text += "\n" + mod
+		}
+		for _, more := range s.MoreStats {
+			p, err := more(ctx)
+			if err != nil {
+				return s.fail(u.Lang, err, "")
+			}
+			if p != "" {
+				text += "\n" + p
+			}
 		}
 		return Reply{Text: text}
 	case "tier":

@@ -54,6 +54,8 @@ type VendorsConfig struct {
 	Zhiqite  ZhiqiteConfig  `yaml:"zhiqite"`
 	ShowAPI  ShowAPIConfig  `yaml:"showapi"`
 	APISpace APISpaceConfig `yaml:"apispace"`
+	// Pool tunes the account pools (accounts.go).
+	Pool PoolConfig `yaml:"pool"`
 }
 
 type LogConfig struct {
@@ -126,7 +128,7 @@ func DefaultConfig() Config {
 		routes[string(k)] = []string{"local"}
 	}
 	d := engine.DefaultConfig()
-	return Config{
+	c := Config{
 		DataDir: "data",
 		Log:     LogConfig{Level: "info", Format: "text"},
 		Console: ConsoleConfig{Enabled: true, OutDir: "out", Wait: 10 * time.Minute, User: "local"},
@@ -162,6 +164,8 @@ func DefaultConfig() Config {
 
 		Moderation: moderation.DefaultConfig(),
 	}
+	c.Vendors.Pool = defaultPoolConfig()
+	return c
 }
 
 // LoadConfig reads path over the defaults, then the environment. Unknown keys are errors.

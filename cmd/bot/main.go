@@ -138,6 +138,9 @@ type app struct {
 	ready     atomic.Bool // serving: started and not shutting down
 	loaded    *loaded     // the configuration as read, for the start summary
 	terminal  io.Writer   // where the console's user reads the summary
+
+	// pools are the vendors with several accounts (accounts.go).
+	pools []engine.Vendor
 }
 
 // platform is a chat platform adapter besides the console. Each is built in

@@ -21,6 +21,7 @@ func (a *app) wireOps() error {
 	a.svc.Moderator = m
 	a.svc.Presets = a.cfg.Presets
 	a.svc.Settings = a.db
+	a.svc.MoreStats = append(a.svc.MoreStats, a.accountStats)
 	if len(a.models.Sources) > 0 {
 		a.svc.Adult = a.models.Adult
 	}

@@ -1,13 +1,19 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/picbot/picbot/bots/telegram/telegramtest"
+	"github.com/picbot/picbot/engine/zhiqite/zhiqitetest"
 )
 
 func groupSays(messageID int, from int64, lang, text string) string {
@@ -16,6 +22,8 @@ func groupSays(messageID int, from int64, lang, text string) string {
 		"chat": {"id": %s, "title": "Artists", "type": "supergroup"},
 		"text": %q}}`, messageID, from, from, lang, tgGroup, text)
 }
+
+var zhiqiteDoneLine = regexp.MustCompile(`^Job \w+ done:`)
 
 var opsQueuedRe = regexp.MustCompile(`Job (\w+) queued`)
 
@@ -83,5 +91,116 @@ quota:
 		if c.Params["reply_to_message_id"] == "34" && strings.Contains(c.Params["text"], "queued") {
 			t.Errorf("a refused prompt made a job: %v", c.Params)
 		}
+	}
+}
+
+// TestZhiqiteAccountPool runs the binary with two Zhiqite accounts on one
+// base URL, their codes from the file and the environment: every task is
+// created and queried with one account's code only, /admin stats shows each
+// account's spend, summing to what the vendor billed, and no code is logged.
+func TestZhiqiteAccountPool(t *testing.T) {
+	const codeA, codeB = "e2e-POOL-code-aaaa", "e2e-POOL-code-bbbb"
+	fake := zhiqitetest.New(zhiqitetest.Options{AppCode: codeA, MoreAppCodes: []string{codeB}, Duration: 300 * time.Millisecond})
+	defer fake.Close()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "picbot.yaml")
+	yaml := fmt.Sprintf(`data_dir: %s
+console:
+  out_dir: %s
+engine:
+  routes:
+    draw: [zhiqite]
+vendors:
+  zhiqite:
+    enabled: true
+    base_url: %s
+    callbacks: false
+    draw_duration: 200ms
+    poll_every: 100ms
+    poll_max: 200ms
+    accounts:
+      - {name: a, app_code: %s, weight: 1}
+      - {name: b, weight: 1, daily_limit: 1000}
+`, filepath.Join(dir, "data"), filepath.Join(dir, "out"), fake.URL, codeA)
+	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b := startBotEnv(t, dir, []string{"PICBOT_ZHIQITE_ACCOUNT_B_APP_CODE=" + codeB}, "-config", cfg)
+	var lines []string
+	for i := range 6 {
+		lines = append(lines, fmt.Sprintf("/draw fox number %d --seed %d", i, i+1))
+	}
+	io.WriteString(b.stdin, strings.Join(lines, "\n")+"\n")
+	// /admin stats once the jobs are done.
+	for done, deadline := 0, time.Now().Add(time.Minute); done < 6; {
+		select {
+		case line := <-b.lines:
+			if zhiqiteDoneLine.MatchString(line) {
+				done++
+			}
+		case <-time.After(time.Until(deadline)):
+			o, e := b.output()
+			t.Fatalf("%d of 6 jobs done:\n%s\n%s", done, o, e)
+		}
+	}
+	io.WriteString(b.stdin, "/admin stats\n")
+	b.stdin.Close()
+	out := b.wait(t, time.Minute)
+	_, logs := b.output()
+	ids := zhiqiteQueued.FindAllStringSubmatch(out, -1)
+	if len(ids) != 6 {
+		t.Fatalf("%d jobs queued:\n%s", len(ids), out)
+	}
+	for _, m := range ids {
+		codes := map[string]bool{}
+		for _, c := range fake.Calls() {
+			if bytes.Contains(c.Body, []byte(m[1])) {
+				codes[c.Header.Get("Authorization")] = true
+			}
+		}
+		if len(codes) != 1 {
+			t.Errorf("job %s's calls used %d accounts: %v", m[1], len(codes), codes)
+		}
+	}
+	var sum int
+	for _, m := range regexp.MustCompile(`(?m)^zhiqite/(a|b): (\d+) billed calls today`).FindAllStringSubmatch(out, -1) {
+		n, _ := strconv.Atoi(m[2])
+		sum += n
+	}
+	if sum != fake.Billed() || !strings.Contains(out, "zhiqite/b: ") || !strings.Contains(out, " of 1000") {
+		t.Errorf("accounts' spend %d, the vendor billed %d:\n%s", sum, fake.Billed(), out)
+	}
+	if strings.Contains(out+logs, codeA) || strings.Contains(out+logs, codeB) {
+		t.Error("an account's app code is in the output or the logs")
+	}
+}
+
+// Account and moderation settings are checked by key.
+func TestOpsConfigErrors(t *testing.T) {
+	for _, tc := range []struct{ yaml, want string }{
+		{"vendors:\n  zhiqite:\n    enabled: true\n    accounts:\n      - {weight: 1, app_code: x}\n", "vendors.zhiqite.accounts[0].name: must be one word"},
+		{"vendors:\n  zhiqite:\n    enabled: true\n    accounts:\n      - {name: a}\n", "vendors.zhiqite.accounts[0].app_code: is required, or app_key and app_secret (or set PICBOT_ZHIQITE_ACCOUNT_A_APP_CODE)"},
+		{"vendors:\n  apispace:\n    enabled: true\n    accounts:\n      - {name: a, app_code: x}\n", "vendors.apispace.accounts[0]: APISpace takes a token"},
+		{"vendors:\n  showapi:\n    enabled: true\n    accounts:\n      - {name: a, app_code: x}\n      - {name: a, app_code: y}\n", `vendors.showapi.accounts[1].name: line 8: "a" is taken`},
+		{"moderation:\n  lockouts: [1h, -2h]\n", "moderation.lockouts: line 4: each must be a duration above 0"},
+		{"moderation:\n  nsfw_chats: [\"-100123\"]\n", "moderation.nsfw_chats: line 4: \"-100123\" needs its platform"},
+		{"presets:\n  anime:\n    size: 13x13\n", "presets.anime.size: line 5: must be WIDTHxHEIGHT"},
+	} {
+		path := filepath.Join(t.TempDir(), "c.yaml")
+		if err := os.WriteFile(path, []byte("console:\n  enabled: true\n"+tc.yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := load(path, func(string) (string, bool) { return "", false })
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: %v, want %q", tc.yaml, err, tc.want)
+		}
+	}
+	// One account's code from the environment is enough.
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(path, []byte("vendors:\n  zhiqite:\n    enabled: true\n    accounts:\n      - {name: spare-1}\n"), 0o600)
+	env := map[string]string{"PICBOT_ZHIQITE_ACCOUNT_SPARE_1_APP_CODE": "c0de"}
+	l, err := load(path, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err != nil || l.cfg.Vendors.Zhiqite.Accounts[0].AppCode != "c0de" {
+		t.Fatalf("env account code: %v", err)
 	}
 }
