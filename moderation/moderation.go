@@ -202,6 +202,9 @@ func (m *Moderator) strike(ctx context.Context, user string, now time.Time) (tim
 		lock = 0
 		day := m.day(now)
 		c.Add(refusedKey(day), 1)
+		if until := c.Get(untilKey(user)); until != 0 && until <= now.Unix() {
+			set(c, untilKey(user), 0) // a lockout that ended: no longer listed
+		}
 		if m.cfg.LockoutAfter <= 0 || len(m.cfg.Lockouts) == 0 {
 			return nil
 		}
