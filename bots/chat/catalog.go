@@ -31,7 +31,7 @@ func (c *Catalog) Entries(ctx context.Context) []engine.CatalogEntry {
 			continue
 		}
 		for _, e := range entries {
-			if e.Adult && !c.AllowAdult {
+			if e.Adult && (!c.AllowAdult || adultOff(ctx)) {
 				continue
 			}
 			out = append(out, e)
@@ -94,4 +94,22 @@ func (c *Catalog) Adult(ctx context.Context, kind, id string) (adult, allowed bo
 		}
 	}
 	return false, c.AllowAdult
+}
+
+type adultKey struct{}
+
+// adultOff reports whether ctx comes from a chat whose NSFW policy is off
+// (adultContext), where adult entries are not listed even when allowed.
+func adultOff(ctx context.Context) bool {
+	off, _ := ctx.Value(adultKey{}).(bool)
+	return off
+}
+
+// adultContext marks ctx with the message's chat's NSFW policy, for /models.
+func (s *Service) adultContext(ctx context.Context, m Message) context.Context {
+	cs, err := s.chatSettings(ctx, m.Chat)
+	if err != nil {
+		return context.WithValue(ctx, adultKey{}, true)
+	}
+	return context.WithValue(ctx, adultKey{}, !s.nsfw(m, cs))
 }

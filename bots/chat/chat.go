@@ -159,7 +159,7 @@ func (s *Service) Handle(ctx context.Context, m Message) Reply {
 	case "admin":
 		return s.admin(ctx, m.User, c.Args)
 	case "models":
-		return s.models(ctx, lang)
+		return s.models(s.adultContext(ctx, m), lang)
 	case "settings":
 		return s.settings(ctx, m, c.Args)
 	case "show":

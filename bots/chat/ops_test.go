@@ -166,3 +166,43 @@ func TestJobsAndShow(t *testing.T) {
 	}
 
 }
+
+type adultCatalog struct{}
+
+func (adultCatalog) Catalog(context.Context) ([]engine.CatalogEntry, error) {
+	return []engine.CatalogEntry{
+		{Vendor: "v", Kind: engine.EntryModel, ID: "safe-v1", Name: "Safe"},
+		{Vendor: "v", Kind: engine.EntryModel, ID: "spicy-v2", Name: "Spicy", Adult: true},
+	}, nil
+}
+
+// The vendors' adult catalogue entries: listed and usable only in chats
+// whose NSFW policy is on, and only when the operator allows adult entries.
+func TestAdultCatalogue(t *testing.T) {
+	s, n, db := newServiceDB(t)
+	withOps(t, s, db, moderation.DefaultConfig())
+	cat := &chat.Catalog{Sources: []engine.Cataloguer{adultCatalog{}}, AllowAdult: true}
+	s.Models, s.Adult = cat.Models, cat.Adult
+	bob := engine.UserRef{Platform: "t", ID: "bob"}
+	if r := say(s, bob, "/models"); !strings.Contains(r.Text, "safe-v1") || strings.Contains(r.Text, "spicy") {
+		t.Fatalf("/models outside an NSFW chat: %q", r.Text)
+	}
+	if r := say(s, bob, "/draw a fox --model spicy-v2 --size 64x64"); r.Job != nil || r.Err == nil || r.Err.Code != engine.EFORBIDDEN {
+		t.Fatalf("adult model outside an NSFW chat: %+v", r)
+	}
+	if r := say(s, root, "/settings nsfw on"); r.Err != nil {
+		t.Fatal(r.Text)
+	}
+	if r := say(s, bob, "/models"); !strings.Contains(r.Text, "spicy-v2") {
+		t.Fatalf("/models in an NSFW chat: %q", r.Text)
+	}
+	if r := say(s, bob, "/draw a fox --model spicy-v2 --size 64x64"); r.Job == nil {
+		t.Fatalf("adult model in an NSFW chat: %q", r.Text)
+	}
+	<-n.ended
+	// The operator's switch still rules.
+	cat.AllowAdult = false
+	if r := say(s, bob, "/draw a fox --model Spicy --size 64x64"); r.Job != nil {
+		t.Fatalf("adult model with catalog.allow_adult false: %q", r.Text)
+	}
+}
