@@ -125,6 +125,7 @@ func New(cfg Config, accounts ...Account) (engine.Vendor, error) {
 		p.cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	first := accounts[0].Vendor
+	defer p.restore()
 	for _, a := range accounts {
 		if a.Name == "" || strings.ContainsAny(a.Name, ": /") {
 			return nil, fmt.Errorf("pool %s: account name %q must be one word without : or /", p.name, a.Name)
@@ -163,6 +164,10 @@ func New(cfg Config, accounts ...Account) (engine.Vendor, error) {
 func spendKey(vendor, account, day string) string {
 	return "d:acct:" + vendor + "/" + account + ":" + day
 }
+
+// parkKey keeps a park that outlives a restart (exhausted, failing): the
+// time it ends, in unix seconds, with the reason as a setting beside it.
+func parkKey(vendor, account string) string { return "acct:park:" + vendor + "/" + account }
 
 // Name implements engine.Vendor.
 func (p *Pool) Name() string { return p.name }
@@ -212,6 +217,46 @@ func (p *Pool) PickAccount(j *engine.Job) (string, error) {
 		n -= a.Weight
 	}
 	return ok[len(ok)-1].Name, nil
+}
+
+// restore reads the parks stored before a restart.
+func (p *Pool) restore() {
+	if p.cfg.Store == nil {
+		return
+	}
+	now := p.cfg.Now()
+	err := p.cfg.Store.View(context.Background(), func(c engine.Counters) error {
+		for _, a := range p.accounts {
+			if until := c.Get(parkKey(p.name, a.Name)); until > now.Unix() {
+				a.parkedUntil, a.reason = time.Unix(until, 0), c.Setting(parkKey(p.name, a.Name))
+				a.fails = p.cfg.Failures - 1
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		p.cfg.Log.Warn("read parked accounts", slog.String("vendor", p.name), slog.Any("err", err))
+	}
+}
+
+// persist stores a park, or with a zero until its end, so a restart keeps it.
+func (p *Pool) persist(ctx context.Context, name string, until time.Time, reason string) {
+	if p.cfg.Store == nil {
+		return
+	}
+	key := parkKey(p.name, name)
+	err := p.cfg.Store.Update(context.WithoutCancel(ctx), func(c engine.Counters) error {
+		v := int64(0)
+		if !until.IsZero() {
+			v = until.Unix()
+		}
+		c.Add(key, v-c.Get(key))
+		c.SetSetting(key, reason)
+		return nil
+	})
+	if err != nil {
+		p.cfg.Log.Warn("store parked account", slog.String("vendor", p.name), slog.String("account", name), slog.Any("err", err))
+	}
 }
 
 // spent reads today's billed calls per account.
@@ -275,15 +320,31 @@ func (p *Pool) call(ctx context.Context, a *account, guess func(error) int, fn f
 		n = guess(err)
 	}
 	p.bill(ctx, a, n)
+	err, changed, until, reason := p.judge(ctx, a, err)
+	if changed {
+		p.persist(ctx, a.Name, until, reason)
+	}
+	return err
+}
+
+// judge updates a's record after a call that ended in err: failures in a
+// row, parking, a probe that worked. changed says the stored park must
+// change to until and reason (zero: none).
+func (p *Pool) judge(ctx context.Context, a *account, err error) (_ error, changed bool, until time.Time, reason string) {
 	now := p.cfg.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	before := a.parkedUntil
+	defer func() {
+		changed = !a.parkedUntil.Equal(before)
+		until, reason = a.parkedUntil, a.reason
+	}()
 	switch {
 	case err == nil || isRefusal(err):
 		a.fails = 0
 		if a.reason != "" && !now.Before(a.parkedUntil) {
 			p.cfg.Log.Info("vendor account back in use", slog.String("vendor", p.name), slog.String("account", a.Name), slog.String("was", a.reason))
-			a.reason = ""
+			a.reason, a.parkedUntil = "", time.Time{}
 		}
 	case p.cfg.Exhausted != nil && p.cfg.Exhausted(err):
 		a.fails = p.cfg.Failures - 1 // after the park, one failure parks it again
@@ -300,7 +361,7 @@ func (p *Pool) call(ctx context.Context, a *account, guess func(error) int, fn f
 			p.parkLocked(a, ReasonFailing, now.Add(p.cfg.Cooldown))
 		}
 	}
-	return err
+	return err, false, time.Time{}, ""
 }
 
 func isRefusal(err error) bool {

@@ -261,3 +261,47 @@ func TestPickByWeight(t *testing.T) {
 		t.Error("two accounts of one name accepted")
 	}
 }
+
+// A park outlives a restart: the pool built again over the same store
+// still keeps the exhausted account out until its park ends.
+func TestParkSurvivesRestart(t *testing.T) {
+	db, err := store.Open(filepath.Join(t.TempDir(), "db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	f := zhiqitetest.New(zhiqitetest.Options{AppCode: "code-a", MoreAppCodes: []string{"code-b"}})
+	defer f.Close()
+	f.SetQuota(0)
+	now := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	build := func() engine.Vendor {
+		var accts []pool.Account
+		for _, n := range []string{"a", "b"} {
+			v, err := zhiqite.New(zhiqite.Config{BaseURL: f.URL, AppCode: "code-" + n}, nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			accts = append(accts, pool.Account{Name: n, Vendor: v})
+		}
+		p, err := pool.New(pool.Config{Store: db, Now: func() time.Time { return now }, Rand: func(int) int { return 0 },
+			Exhausted: func(err error) bool { return errors.Is(err, zhiqite.ErrQuotaExhausted) }}, accts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	p := build()
+	j := &engine.Job{ID: "j1", Account: "a", Request: engine.Request{Kind: engine.KindDraw, Prompt: "fox", Width: 512, Height: 512, Steps: 20, N: 1, Seed: 1, Guidance: 7}}
+	if _, err := p.Submit(context.Background(), j, engine.Task{ID: "j1-1"}); !errors.Is(err, engine.ErrNotTaken) {
+		t.Fatalf("exhausted submit: %v", err)
+	}
+	p = build()
+	if got, err := p.(engine.AccountPool).PickAccount(j); err != nil || got != "b" {
+		t.Fatalf("after a restart: %q %v, want b (a parked)", got, err)
+	}
+	now = now.Add(2 * time.Hour)
+	p = build()
+	if got, _ := p.(engine.AccountPool).PickAccount(j); got != "a" {
+		t.Fatalf("after the park: %q, want a", got)
+	}
+}
