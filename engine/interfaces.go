@@ -145,6 +145,20 @@ type IdempotentSubmitter interface {
 	SubmitIdempotent() bool
 }
 
+// AccountPool is a vendor with several accounts. Before each new
+// submission the engine asks it for an account, stores the choice with the
+// submission's marker and then on the job (Job.Account), and hands the job
+// to Submit with Account set; Query, ParseCallback and FindTask get the job
+// with the account that made its task. A submission sent again under the
+// same task id goes to the same account.
+type AccountPool interface {
+	// PickAccount chooses the account for j's next submission. An error
+	// (EUNAVAILABLE: no account has credit now) counts as a failed
+	// submission at this vendor: the job waits, or fails over when the
+	// vendor's breaker opens.
+	PickAccount(j *Job) (string, error)
+}
+
 // CallbackVendor is a vendor that reports by calling the bot back.
 type CallbackVendor interface {
 	Vendor

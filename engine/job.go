@@ -136,6 +136,9 @@ type Job struct {
 	// Vendor and TaskID name the task at the vendor, once submitted.
 	Vendor string `json:"vendor,omitempty"`
 	TaskID string `json:"task_id,omitempty"`
+	// Account is the vendor account that holds the task, for a vendor with
+	// several (an AccountPool): the task is queried on it, never another.
+	Account string `json:"account,omitempty"`
 	// Tried lists vendors that failed this job, so failover does not go back to them.
 	Tried []string `json:"tried,omitempty"`
 	// CallbackToken is the unguessable part of this job's callback URL.

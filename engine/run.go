@@ -314,6 +314,9 @@ func (e *Engine) submit(ctx context.Context, lj *liveJob, j *Job) time.Duration 
 	}
 	name := v.Name()
 	timing := v.Timing(&j.Request)
+	if d, ok := e.pickAccount(ctx, lj, j, v, taskID != ""); !ok {
+		return d
+	}
 	if taskID == "" {
 		taskID = fmt.Sprintf("%s-%d", j.ID, j.Attempts+1)
 	}
@@ -343,7 +346,7 @@ func (e *Engine) submit(ctx context.Context, lj *liveJob, j *Job) time.Duration 
 	}
 	if err != nil {
 		e.log.Warn("vendor submit failed", slog.String("job_id", j.ID), slog.String("vendor", name), slog.Any("err", err))
-		if _, ask := v.(TaskFinder); !ask && !errors.Is(err, context.DeadlineExceeded) {
+		if _, ask := v.(TaskFinder); errors.Is(err, ErrNotTaken) || !ask && !errors.Is(err, context.DeadlineExceeded) {
 			// The vendor answered, or was never reached: no task to fear, and
 			// uncertain_submit must not fail a job for a plain 503. A vendor
 			// that can be asked keeps the marker: asking is cheap and sure.
@@ -375,6 +378,7 @@ func (e *Engine) submitted(ctx context.Context, lj *liveJob, j *Job, v Vendor, t
 			return err
 		}
 		j.Vendor, j.TaskID = name, taskID
+		j.Account = probe.taskAccount()
 		j.Callback = probe.Callback
 		j.Attempts++
 		j.Submitting = nil

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"slices"
@@ -17,6 +18,8 @@ type Submitting struct {
 	TaskID  string    `json:"task_id"` // the Task.ID the vendor was given
 	Attempt int       `json:"attempt"`
 	At      time.Time `json:"at"`
+	// Account is the vendor account it was sent to (an AccountPool's).
+	Account string `json:"account,omitempty"`
 }
 
 // Policies for a submission that may have reached a vendor that cannot be asked.
@@ -48,7 +51,7 @@ func (e *Engine) task(j *Job, v Vendor, id string) Task {
 
 // mark stores the marker before vendor is called; false if the write failed.
 func (e *Engine) mark(ctx context.Context, j *Job, vendor, taskID string) bool {
-	m := &Submitting{Vendor: vendor, TaskID: taskID, Attempt: j.Attempts + 1, At: e.cfg.Now()}
+	m := &Submitting{Vendor: vendor, TaskID: taskID, Attempt: j.Attempts + 1, At: e.cfg.Now(), Account: j.Account}
 	updated := e.save(ctx, j.ID, func(j *Job, _ Counters) error {
 		j.Submitting = m
 		return nil
@@ -165,4 +168,44 @@ func (e *Engine) sameTask(j *Job) (Vendor, string) {
 		slog.String("job_id", j.ID), slog.String("vendor", m.Vendor), slog.String("task_id", m.TaskID), slog.Time("submitted_at", m.At))
 	e.countUncertain(m.Vendor, "same-id")
 	return v, m.TaskID
+}
+
+// ErrNotTaken in a submission's error chain says the vendor certainly made
+// no task (a gateway that refused the account before the backend saw the
+// call): the marker goes, and the next try may pick another account or
+// vendor under a new task id.
+var ErrNotTaken = errors.New("the vendor made no task")
+
+// pickAccount sets j.Account for a submission to v, when v is an
+// AccountPool: the marker's account when the same task id is sent again,
+// else the pool's choice. ok false: no account can take it now, and d is
+// when to try again (counted as a failure at v, so its breaker can open).
+func (e *Engine) pickAccount(ctx context.Context, lj *liveJob, j *Job, v Vendor, sameID bool) (d time.Duration, ok bool) {
+	p, pool := v.(AccountPool)
+	switch {
+	case !pool:
+		j.Account = ""
+		return 0, true
+	case sameID && j.Submitting != nil && j.Submitting.Account != "":
+		j.Account = j.Submitting.Account
+		return 0, true
+	}
+	account, err := p.PickAccount(j)
+	if err != nil {
+		e.breakers[v.Name()].record(false, e.cfg.Now(), e.cfg.BreakerFailures, e.cfg.BreakerCooldown)
+		e.log.Warn("no vendor account can take the job now", slog.String("job_id", j.ID), slog.String("vendor", v.Name()), slog.Any("err", err))
+		lj.polls++
+		return e.untilDeadline(j, backoff(time.Second, lj.polls, time.Minute)), false
+	}
+	j.Account = account
+	return 0, true
+}
+
+// taskAccount is the account that holds the task being recorded: the one
+// the submission was sent to (its marker), else the job's.
+func (j *Job) taskAccount() string {
+	if j.Submitting != nil && j.Submitting.Account != "" {
+		return j.Submitting.Account
+	}
+	return j.Account
 }

@@ -25,6 +25,10 @@ type Metrics struct {
 	disk      *prometheus.GaugeVec
 	files     prometheus.Gauge
 	uncertain *prometheus.CounterVec
+	moderated *prometheus.CounterVec
+	lockouts  prometheus.Counter
+	acctCalls *prometheus.CounterVec
+	acctPark  *prometheus.CounterVec
 }
 
 var (
@@ -68,7 +72,20 @@ func New() *Metrics {
 		uncertain: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "picbot_submissions_uncertain_total", Help: "Submissions whose answer was lost, by vendor and outcome (found, absent, resubmit, fail).",
 		}, []string{"vendor", "outcome"}),
+		moderated: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "picbot_moderation_refusals_total", Help: "Commands refused by moderation, by reason (blocked, nsfw, locked).",
+		}, []string{"reason"}),
+		lockouts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "picbot_moderation_lockouts_total", Help: "Users locked out after repeated refused prompts.",
+		}),
+		acctCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "picbot_vendor_account_billed_calls_total", Help: "Billed vendor calls by vendor and account (vendors with account pools).",
+		}, []string{"vendor", "account"}),
+		acctPark: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "picbot_vendor_account_parked_total", Help: "Vendor accounts parked, by vendor, account and reason (exhausted, failing, daily_limit).",
+		}, []string{"vendor", "account", "reason"}),
 	}
+	m.reg.MustRegister(m.moderated, m.lockouts, m.acctCalls, m.acctPark)
 	m.reg.MustRegister(m.jobs, m.ended, m.billed, m.latency, m.added, m.refusals, m.throttled, m.disk, m.files, m.uncertain,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -145,4 +162,20 @@ func (m *Metrics) Refusals() map[string]float64 {
 		}
 	}
 	return out
+}
+
+// ModerationRefused counts a command moderation refused.
+func (m *Metrics) ModerationRefused(reason string) { m.moderated.WithLabelValues(reason).Inc() }
+
+// ModerationLockout counts a lockout started.
+func (m *Metrics) ModerationLockout() { m.lockouts.Inc() }
+
+// AccountBilled counts billed calls through one vendor account.
+func (m *Metrics) AccountBilled(vendor, account string, calls int) {
+	m.acctCalls.WithLabelValues(vendor, account).Add(float64(calls))
+}
+
+// AccountParked counts an account parked.
+func (m *Metrics) AccountParked(vendor, account, reason string) {
+	m.acctPark.WithLabelValues(vendor, account, reason).Inc()
 }

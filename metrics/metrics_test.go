@@ -49,3 +49,26 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 }
+
+// Moderation and vendor accounts' figures.
+func TestOpsMetrics(t *testing.T) {
+	m := metrics.New()
+	m.ModerationRefused("blocked")
+	m.ModerationRefused("blocked")
+	m.ModerationLockout()
+	m.AccountBilled("zhiqite", "main", 3)
+	m.AccountParked("zhiqite", "main", "exhausted")
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body, _ := io.ReadAll(rec.Body)
+	for _, want := range []string{
+		`picbot_moderation_refusals_total{reason="blocked"} 2`,
+		`picbot_moderation_lockouts_total 1`,
+		`picbot_vendor_account_billed_calls_total{account="main",vendor="zhiqite"} 3`,
+		`picbot_vendor_account_parked_total{account="main",reason="exhausted",vendor="zhiqite"} 1`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("no %s in:\n%s", want, body)
+		}
+	}
+}

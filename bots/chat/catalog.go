@@ -31,7 +31,7 @@ func (c *Catalog) Entries(ctx context.Context) []engine.CatalogEntry {
 			continue
 		}
 		for _, e := range entries {
-			if e.Adult && !c.AllowAdult {
+			if e.Adult && (!c.AllowAdult || adultOff(ctx)) {
 				continue
 			}
 			out = append(out, e)
@@ -83,4 +83,40 @@ func (c *Catalog) Models(ctx context.Context, lang engine.Lang) (string, error) 
 		}
 	}
 	return b.String(), nil
+}
+
+// Adult reports whether a vendor's catalogue marks the model or LoRA id
+// adult, and whether the operator allows adult entries at all. An id no
+// catalogue knows is not adult: the vendor refuses it if it must.
+func (c *Catalog) Adult(ctx context.Context, kind, id string) (adult, allowed bool) {
+	for _, src := range c.Sources {
+		entries, err := src.Catalog(ctx)
+		if err != nil {
+			continue
+		}
+		for _, e := range entries {
+			if e.Kind == kind && (strings.EqualFold(e.ID, id) || strings.EqualFold(e.Name, id)) && e.Adult {
+				return true, c.AllowAdult
+			}
+		}
+	}
+	return false, c.AllowAdult
+}
+
+type adultKey struct{}
+
+// adultOff reports whether ctx comes from a chat whose NSFW policy is off
+// (adultContext), where adult entries are not listed even when allowed.
+func adultOff(ctx context.Context) bool {
+	off, _ := ctx.Value(adultKey{}).(bool)
+	return off
+}
+
+// adultContext marks ctx with the message's chat's NSFW policy, for /models.
+func (s *Service) adultContext(ctx context.Context, m Message) context.Context {
+	cs, err := s.chatSettings(ctx, m.Chat)
+	if err != nil {
+		return context.WithValue(ctx, adultKey{}, true)
+	}
+	return context.WithValue(ctx, adultKey{}, !s.nsfw(m, cs))
 }

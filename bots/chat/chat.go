@@ -82,6 +82,12 @@ type Message struct {
 	// control and mask options). Without them, /draw --control (or --mask)
 	// with no image named takes the first attached image (then the next).
 	Control, Mask *Image
+	// NSFW is the platform's own flag on the chat (a Discord channel marked
+	// age-restricted); the chat's /settings nsfw overrides it.
+	NSFW bool
+	// ChatAdmin asks the platform whether the user administers the chat
+	// (Telegram's getChatMember); nil: nobody but the bot's admins does.
+	ChatAdmin func(ctx context.Context) (bool, error)
 }
 
 // Reply is the service's answer: text for the chat, and the job if one was started.
@@ -90,6 +96,8 @@ type Reply struct {
 	Job  *engine.Job
 	// Err is set when the reply is an error message (adapters may show it privately).
 	Err *engine.Error
+	// Show is a past job whose pictures the adapter sends again (/show).
+	Show *engine.Job
 }
 
 // Service runs commands.
@@ -108,6 +116,17 @@ type Service struct {
 	LocalFiles bool
 	// Models lists what /models shows; nil shows that there is no catalogue.
 	Models func(ctx context.Context, lang engine.Lang) (string, error)
+	// Moderator refuses prompts with blocked words; nil refuses none.
+	Moderator Moderator
+	// Settings keeps chats' /settings; nil: /settings is not available.
+	Settings SettingsStore
+	// Presets are /draw --preset's names.
+	Presets map[string]Preset
+	// Adult says whether a catalogue entry is adult and whether the
+	// operator allows adult entries at all (chat.Catalog.Adult).
+	Adult func(ctx context.Context, kind, id string) (adult, allowed bool)
+	// MoreStats add paragraphs to /admin stats (vendor accounts' spend); "" adds none.
+	MoreStats []func(ctx context.Context) (string, error)
 }
 
 // Handle runs one message and returns the reply. It never panics on user
@@ -144,7 +163,11 @@ func (s *Service) Handle(ctx context.Context, m Message) Reply {
 	case "admin":
 		return s.admin(ctx, m.User, c.Args)
 	case "models":
-		return s.models(ctx, lang)
+		return s.models(s.adultContext(ctx, m), lang)
+	case "settings":
+		return s.settings(ctx, m, c.Args)
+	case "show":
+		return s.show(ctx, m, strings.ToLower(c.Args[0]))
 	}
 	return s.submit(ctx, m, c)
 }
@@ -152,6 +175,9 @@ func (s *Service) Handle(ctx context.Context, m Message) Reply {
 func (s *Service) submit(ctx context.Context, m Message, c *command.Command) Reply {
 	lang := m.User.Lang
 	req := c.Request
+	if err := s.prepare(ctx, m, c, &req); err != nil {
+		return s.fail(lang, err, "")
+	}
 	attached := m.Images
 	var control, mask func(context.Context) (io.ReadCloser, error)
 	take := func(own *Image, ref string, wanted bool, flag string) (func(context.Context) (io.ReadCloser, error), error) {
@@ -378,7 +404,24 @@ func (s *Service) admin(ctx context.Context, u engine.UserRef, args []string) Re
 		if err != nil {
 			return s.fail(u.Lang, err, "")
 		}
-		return Reply{Text: st.String()}
+		text := st.String()
+		if s.Moderator != nil {
+			mod, err := s.Moderator.Report(ctx)
+			if err != nil {
+				return s.fail(u.Lang, err, "")
+			}
+			text += "\n" + mod
+		}
+		for _, more := range s.MoreStats {
+			p, err := more(ctx)
+			if err != nil {
+				return s.fail(u.Lang, err, "")
+			}
+			if p != "" {
+				text += "\n" + p
+			}
+		}
+		return Reply{Text: text}
 	case "tier":
 		err = s.Quota.SetTier(ctx, key(args[1]), args[2])
 	case "quota":
@@ -391,6 +434,9 @@ func (s *Service) admin(ctx context.Context, u engine.UserRef, args []string) Re
 		err = s.Quota.SetDaily(ctx, key(args[1]), n)
 	case "ban", "unban":
 		err = s.Quota.Ban(ctx, key(args[1]), args[0] == "ban")
+		if err == nil && args[0] == "unban" && s.Moderator != nil {
+			err = s.Moderator.Lift(ctx, key(args[1])) // a lockout ends with the ban
+		}
 	}
 	if err != nil {
 		return s.fail(u.Lang, err, "")
@@ -432,8 +478,9 @@ func (s *Service) jobs(ctx context.Context, u engine.UserRef) Reply {
 	var b strings.Builder
 	b.WriteString(T(u.Lang, "Your latest jobs:", "你最近的任务："))
 	for _, j := range jobs {
-		fmt.Fprintf(&b, "\n%s  %-9s  /%s %s", j.ID, engine.StateText(j.State, u.Lang), j.Request.Kind, Cut(j.Request.Prompt, 40))
+		fmt.Fprintf(&b, "\n%s  %-9s  /%s %s\n    %s", j.ID, engine.StateText(j.State, u.Lang), j.Request.Kind, Cut(j.Request.Prompt, 40), params(j, u.Lang))
 	}
+	b.WriteString(T(u.Lang, "\n/show <id> sends a picture again.", "\n/show <编号> 可重新发送图片。"))
 	return Reply{Text: b.String()}
 }
 

@@ -83,6 +83,17 @@ func (s *Service) follow(ctx context.Context, m Message, parentID, action string
 	default:
 		return s.fail(lang, engine.Errorf(engine.EINVALID, "Unknown button.", "未知按钮。"), "")
 	}
+	if s.Moderator != nil {
+		// A locked-out user's buttons are refused too; the prompt is checked
+		// again, since the list may have grown since the parent job.
+		cs, err := s.chatSettings(ctx, m.Chat)
+		if err != nil {
+			return s.fail(lang, err, "")
+		}
+		if err := s.Moderator.Check(ctx, m.User, req.Prompt, s.nsfw(m, cs)); err != nil {
+			return s.fail(lang, err, "")
+		}
+	}
 	j, err := s.Engine.Submit(ctx, m.User, m.Chat, req)
 	if err != nil {
 		return s.fail(lang, err, "")

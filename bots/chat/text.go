@@ -29,8 +29,8 @@ func (s *Service) Help(lang engine.Lang, admin bool) string {
 			b.WriteString(s.routeHelp(k, lang))
 		}
 	}
-	b.WriteString("\n" + T(lang, "Limits: --size each side %d to %d, a multiple of 8; --steps 1 to %d; --n 1 to %d; --cfg 1 to %g; --scale 2 to %d (at most %d pixels per side after).",
-		"限制：--size 每边 %d 到 %d，且为 8 的倍数；--steps 1 到 %d；--n 1 到 %d；--cfg 1 到 %g；--scale 2 到 %d（放大后每边最多 %d 像素）。",
+	b.WriteString("\n" + T(lang, "Limits: --size each side %d to %d, a multiple of 8; --steps 1 to %d; --n 1 to %d; --cfg 1 to %g; --scale 1 to %d (at most %d pixels per side after).",
+		"限制：--size 每边 %d 到 %d，且为 8 的倍数；--steps 1 到 %d；--n 1 到 %d；--cfg 1 到 %g；--scale 1 到 %d（放大后每边最多 %d 像素）。",
 		lim.MinSide, lim.MaxSide, lim.MaxSteps, lim.MaxImages, lim.MaxGuidance, lim.MaxScale, lim.MaxOutputSide))
 	return b.String()
 }
@@ -113,6 +113,8 @@ var descriptions = map[string][2]string{
 	"swapface": {"Put a face onto another photo", "换脸"},
 	"quota":    {"What you have left today", "今日剩余额度"},
 	"jobs":     {"Your latest jobs", "最近的任务"},
+	"show":     {"Send a past result again", "重新发送以前的结果"},
+	"settings": {"This chat's defaults (admins)", "本聊天的默认设置（管理员）"},
 	"cancel":   {"Stop a job", "取消任务"},
 	"again":    {"Same again, new seed", "同样参数再画一张"},
 	"vary":     {"A variation of a result", "以结果为参考生成变体"},

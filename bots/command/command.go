@@ -38,6 +38,8 @@ type Command struct {
 	// Request.Control is set with --control; its Input is the caller's to fill.
 	Control, Mask                 string
 	ControlAttached, MaskAttached bool
+	// Preset is /draw's --preset: a configured set of parameters.
+	Preset string
 }
 
 // IsJob reports whether the command starts a job.
@@ -50,17 +52,19 @@ func (c *Command) IsJob() bool {
 }
 
 // Names lists the commands, in help order.
-var Names = []string{"draw", "anime", "upscale", "swapface", "again", "vary", "quota", "jobs", "cancel", "models", "help", "start", "admin"}
+var Names = []string{"draw", "anime", "upscale", "swapface", "again", "vary", "quota", "jobs", "show", "cancel", "models", "settings", "help", "start", "admin"}
 
 // usage is each command's synopsis.
 var usage = map[string][2]string{
-	"draw": {"/draw <prompt> [--size WxH] [--steps N] [--seed N] [--neg TEXT] [--model NAME] [--lora NAME[:W]]... [--sampler NAME] [--cfg N] [--n N] [--image IMAGE] [--strength 0..1] [--mask IMAGE] [--control [IMAGE]] [--control-type canny|depth|openpose|lineart|mlsd|normal|scribble|seg|inpaint|qrcode|brightness] [--control-weight 0..2] [--control-start 0..1] [--control-end 0..1] [--hires 1.5] [--hires-steps N] [--hires-upscaler NAME] [--vae NAME] [--embedding NAME]... [--clip-skip N] [--restore-faces] [--face-fix] [--tile]",
-		"/draw <提示词> [--size 宽x高] [--steps 步数] [--seed 种子] [--neg 反向提示词] [--model 模型] [--lora LoRA[:权重]]... [--sampler 采样器] [--cfg 引导系数] [--n 张数] [--image 参考图] [--strength 0..1] [--mask 蒙版图] [--control [控制图]] [--control-type canny|depth|openpose|lineart|mlsd|normal|scribble|seg|inpaint|qrcode|brightness] [--control-weight 0..2] [--control-start 0..1] [--control-end 0..1] [--hires 1.5] [--hires-steps 步数] [--hires-upscaler 放大器] [--vae VAE] [--embedding 名称]... [--clip-skip N] [--restore-faces] [--face-fix] [--tile]"},
+	"draw": {"/draw <prompt> [--preset NAME] [--size WxH] [--steps N] [--seed N] [--neg TEXT] [--model NAME] [--lora NAME[:W]]... [--sampler NAME] [--cfg N] [--n N] [--image IMAGE] [--strength 0..1] [--mask IMAGE] [--control [IMAGE]] [--control-type canny|depth|openpose|lineart|mlsd|normal|scribble|seg|inpaint|qrcode|brightness] [--control-weight 0..2] [--control-start 0..1] [--control-end 0..1] [--hires 1.5] [--hires-steps N] [--hires-upscaler NAME] [--vae NAME] [--embedding NAME]... [--clip-skip N] [--restore-faces] [--face-fix] [--tile]",
+		"/draw <提示词> [--preset 预设] [--size 宽x高] [--steps 步数] [--seed 种子] [--neg 反向提示词] [--model 模型] [--lora LoRA[:权重]]... [--sampler 采样器] [--cfg 引导系数] [--n 张数] [--image 参考图] [--strength 0..1] [--mask 蒙版图] [--control [控制图]] [--control-type canny|depth|openpose|lineart|mlsd|normal|scribble|seg|inpaint|qrcode|brightness] [--control-weight 0..2] [--control-start 0..1] [--control-end 0..1] [--hires 1.5] [--hires-steps 步数] [--hires-upscaler 放大器] [--vae VAE] [--embedding 名称]... [--clip-skip N] [--restore-faces] [--face-fix] [--tile]"},
 	"anime":    {"/anime <image> [--style NAME]", "/anime <图片> [--style 风格]"},
 	"upscale":  {"/upscale <image or job id> [--scale N] [--size WxH] [--upscaler NAME] [--face-restore gfpgan|codeformer [0..1]] [--anime]", "/upscale <图片或任务编号> [--scale 倍数] [--size 宽x高] [--upscaler 放大器] [--face-restore gfpgan|codeformer [0..1]] [--anime]"},
 	"swapface": {"/swapface <face image> <target image>", "/swapface <人脸图片> <目标图片>"},
 	"quota":    {"/quota", "/quota"},
 	"jobs":     {"/jobs", "/jobs"},
+	"show":     {"/show <job id>", "/show <任务编号>"},
+	"settings": {"/settings [size WxH|default] [preset NAME|none] [nsfw on|off|default]", "/settings [size 宽x高|default] [preset 预设|none] [nsfw on|off|default]"},
 	"cancel":   {"/cancel <job id>", "/cancel <任务编号>"},
 	"models":   {"/models", "/models"},
 	"help":     {"/help", "/help"},
@@ -211,6 +215,14 @@ func (c *Command) checkArgs() error {
 			return invalid(c.Name, "Which admin command?", "哪个管理命令？")
 		}
 		c.Args[0] = strings.ToLower(c.Args[0])
+	case "show":
+		if len(c.Args) != 1 {
+			return invalid(c.Name, "Which job? Give its id.", "哪个任务？请给出任务编号。")
+		}
+	case "settings":
+		if len(c.Args) == 1 {
+			return invalid(c.Name, "Give a value: /settings %s <value>.", "请给出值：/settings %s <值>。", c.Args[0])
+		}
 	case "again", "vary":
 		if len(c.Args) != 1 {
 			return invalid(c.Name, "Which job? Give its id.", "哪个任务？请给出任务编号。")
@@ -283,7 +295,7 @@ func (c *Command) takes(name string) bool {
 
 // flags lists which commands take which flags.
 var flags = map[string][]string{
-	"draw": {"size", "steps", "seed", "neg", "negative", "model", "lora", "sampler", "cfg", "guidance", "n", "image",
+	"draw": {"preset", "size", "steps", "seed", "neg", "negative", "model", "lora", "sampler", "cfg", "guidance", "n", "image",
 		"strength", "mask", "control", "control-type", "control-weight", "control-start", "control-end",
 		"hires", "hires-steps", "hires-upscaler", "vae", "embedding", "clip-skip", "restore-faces", "face-fix", "tile"},
 	"anime":   {"style"},
@@ -439,6 +451,8 @@ func (c *Command) setFlag(name, value string, lim engine.Limits) error {
 		}
 	case "sampler":
 		r.Sampler = value
+	case "preset":
+		c.Preset = value
 	case "style":
 		r.Style = strings.ToLower(value)
 	case "image":

@@ -115,6 +115,24 @@ func (c *Console) handle(ctx context.Context, line string) {
 		return
 	}
 	reply := c.Service.Handle(ctx, chat.Message{User: c.User, Chat: Chat(), Text: line})
+	if j := reply.Show; j != nil {
+		// /show: the pictures are written out again, as at delivery.
+		text := reply.Text
+		for i, r := range j.Results {
+			path := filepath.Join(c.OutDir, fmt.Sprintf("%s-%d%s", j.ID, i+1, chat.Ext(r.Mime)))
+			if err := os.MkdirAll(c.OutDir, 0o755); err != nil {
+				text += "\n  " + err.Error()
+				break
+			}
+			if err := c.write(path, r.Blob); err != nil {
+				text += "\n  " + chat.T(c.User.Lang, "cannot write %s", "无法写入 %s", path)
+				break
+			}
+			text += "\n  " + path
+		}
+		c.println(text)
+		return
+	}
 	c.println(reply.Text)
 }
 

@@ -176,6 +176,7 @@ func CommandsFor(lim engine.Limits, choices func(engine.Kind) []engine.VendorCho
 		option(boolean, words{"restore_faces", "面部修复", "面部修復"}, words{"Restore faces", "修复面部缺陷", "修復面部缺陷"}, false),
 		option(boolean, words{"face_fix", "面部精修", "面部精修"}, words{"Detail faces (ADetailer)", "面部细节修复（ADetailer）", "面部細節修復（ADetailer）"}, false),
 		option(boolean, words{"tile", "无缝平铺", "無縫平鋪"}, words{"A seamless, tileable picture", "可无缝平铺的图片", "可無縫平鋪的圖片"}, false),
+		presetOption(),
 	}
 	// Guild and user installs, in guilds, the bot's DMs and private channels (places.go).
 	contexts := everywhere()
@@ -211,7 +212,7 @@ func CommandsFor(lim engine.Limits, choices func(engine.Kind) []engine.VendorCho
 		cmd(words{"models", "模型", "模型"}, words{"The models you can use", "可用模型", "可用模型"}),
 		showCommand(cmd),
 		adminCommand(cmd),
-	}, menuCommands()...))
+	}, append(menuCommands(), opsCommands(cmd)...)...))
 }
 
 // withThreadOption gives the job commands their thread option (places.go).
@@ -373,6 +374,7 @@ func parse(d discordgo.ApplicationCommandInteractionData) (*command.Command, []*
 	case engine.KindDraw:
 		*r = engine.Request{Kind: engine.KindDraw, Seed: -1, Prompt: o.str("prompt"), Negative: o.str("negative"),
 			Model: o.str("model"), LoRA: o.str("lora"), Sampler: o.str("sampler")}
+		c.Preset = o.str("preset")
 		if s := o.str("size"); s != "" {
 			w, h, ok := parseSize(s)
 			if !ok {
@@ -451,6 +453,12 @@ func parse(d discordgo.ApplicationCommandInteractionData) (*command.Command, []*
 		c.Args = args
 	case "quota", "jobs", "models", "help":
 	default:
+		if ok, err := parseOps(c, o); ok {
+			if err != nil {
+				return nil, nil, err
+			}
+			break
+		}
 		return nil, nil, engine.Errorf(engine.EINVALID, "Unknown command /%s.", "未知命令 /%s。", d.Name)
 	}
 	// Attachments by name; ones under other names fill the gaps, in order.

@@ -143,6 +143,8 @@ type Deps struct {
 	Settings Settings
 	Log      *slog.Logger
 	Now      func() time.Time
+	// Presets are /draw's preset names, for autocomplete.
+	Presets []string
 }
 
 // Bot is the Discord adapter. It implements engine.Notifier for Discord jobs.
@@ -155,6 +157,7 @@ type Bot struct {
 	eng      Engine
 	blobs    engine.Blobs
 	settings Settings
+	presets  []string
 	catalog  *catalogue
 	fetch    *http.Client
 	log      *slog.Logger
@@ -220,7 +223,7 @@ func newBot(cfg Config, d Deps, api rest) (*Bot, error) {
 	base, stop := context.WithCancel(context.Background())
 	return &Bot{
 		cfg: cfg, key: key, api: api,
-		svc: d.Service, eng: d.Engine, blobs: d.Blobs, settings: d.Settings,
+		svc: d.Service, eng: d.Engine, blobs: d.Blobs, settings: d.Settings, presets: d.Presets,
 		catalog: &catalogue{list: d.Catalog, now: d.Now, ttl: 5 * time.Minute},
 		fetch:   &http.Client{Timeout: 60 * time.Second},
 		log:     d.Log.With(slog.String("platform", Platform)),

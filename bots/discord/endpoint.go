@@ -66,7 +66,7 @@ func (b *Bot) ServeInteraction(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), planTime)
-	resp, work := b.plan(ctx, &in, received, false)
+	resp, work := b.plan(withRaw(ctx, body), &in, received, false)
 	cancel()
 	if work != nil && !b.begin() {
 		resp, work = restarting(&in), nil

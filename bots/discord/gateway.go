@@ -53,7 +53,7 @@ func (b *Bot) runGateway(ctx context.Context) error {
 func (b *Bot) onGateway(in *discordgo.Interaction, raw []byte) {
 	received := b.now()
 	ctx, cancel := context.WithTimeout(b.base, planTime)
-	resp, work := b.plan(ctx, in, received, false)
+	resp, work := b.plan(withRaw(ctx, raw), in, received, false)
 	cancel()
 	if work != nil && !b.begin() {
 		resp, work = restarting(in), nil

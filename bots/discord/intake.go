@@ -139,7 +139,7 @@ func (b *Bot) resumeIntake(ctx context.Context) {
 			continue
 		}
 		pctx, cancel := context.WithTimeout(ctx, planTime)
-		_, work := b.plan(pctx, &in, rec.Received, true)
+		_, work := b.plan(withRaw(pctx, rec.Body), &in, rec.Received, true)
 		cancel()
 		if work == nil {
 			b.done(id)

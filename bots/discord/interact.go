@@ -29,6 +29,7 @@ type event struct {
 	ephemeral bool // the deferred response is private
 	replay    bool // taken in again after a restart (intake.go)
 	thread    bool // the job gets a thread of its own (places.go)
+	nsfw      bool // the channel is marked age-restricted
 }
 
 func (e *event) lang() engine.Lang { return e.user.Lang }
@@ -98,6 +99,7 @@ func (b *Bot) plan(ctx context.Context, in *discordgo.Interaction, received time
 		return private(b.wording(localeOf(in), nil, err)), nil
 	}
 	ev.replay = replay
+	ev.nsfw = channelNSFW(ctx)
 	switch in.Type {
 	case discordgo.InteractionApplicationCommand:
 		if d := in.ApplicationCommandData(); d.CommandType == discordgo.MessageApplicationCommand {
@@ -232,10 +234,7 @@ func (b *Bot) editText(ctx context.Context, ev *event, text string) error {
 
 // command runs a slash command.
 func (b *Bot) command(ctx context.Context, ev *event, c *command.Command, atts []*discordgo.MessageAttachment) error {
-	if c.Name == "show" {
-		return b.show(ctx, ev, c.Args[0])
-	}
-	m := chat.Message{User: ev.user, Chat: ev.chat, Command: c}
+	m := chat.Message{User: ev.user, Chat: ev.chat, Command: c, NSFW: ev.nsfw, ChatAdmin: chatAdmin(ev.in)}
 	for _, a := range atts {
 		m.Images = append(m.Images, b.image(a))
 	}
@@ -243,6 +242,9 @@ func (b *Bot) command(ctx context.Context, ev *event, c *command.Command, atts [
 		reply := b.svc.Handle(ctx, m)
 		if reply.Err != nil {
 			return replyError(reply)
+		}
+		if reply.Show != nil {
+			return b.show(ctx, ev, reply.Show, reply.Text)
 		}
 		return b.editText(ctx, ev, reply.Text)
 	}
@@ -449,6 +451,10 @@ func (b *Bot) autocomplete(ctx context.Context, ev *event, d discordgo.Applicati
 			}
 		}
 		return out
+	case "draw/preset", "settings/preset":
+		return b.presetChoices(typed)
+	case "show/job":
+		return b.jobChoices(ctx, ev, typed)
 	case "cancel/job":
 		jobs, err := b.eng.Jobs(ctx, ev.user, 25)
 		if err != nil {

@@ -66,6 +66,9 @@ func (b *Bot) onMessage(ctx context.Context, updateID int, msg *tgbotapi.Message
 		return // an unknown command in a group may be another bot's
 	}
 	m := chat.Message{User: user, Chat: cref, Text: text}
+	if msg.From != nil { // a channel post has none: only the channel's admins reach here
+		m.ChatAdmin = b.chatAdmin(msg.Chat.ID, msg.From.ID)
+	}
 	isJob := err == nil && c.IsJob()
 	if err == nil {
 		m.Command = c
@@ -82,6 +85,10 @@ func (b *Bot) onMessage(ctx context.Context, updateID int, msg *tgbotapi.Message
 	r := b.svc.Handle(ctx, m)
 	if isJob && r.Job != nil {
 		b.replyStatus(ctx, r.Job, r.Text)
+		return
+	}
+	if r.Show != nil {
+		b.show(cref, r.Show, r.Text)
 		return
 	}
 	reply := r.Text

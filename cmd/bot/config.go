@@ -21,6 +21,7 @@ import (
 	"github.com/picbot/picbot/engine/apispace"
 	"github.com/picbot/picbot/engine/showapi"
 	"github.com/picbot/picbot/engine/zhiqite"
+	"github.com/picbot/picbot/moderation"
 	"github.com/picbot/picbot/quota"
 	"github.com/picbot/picbot/store"
 	"go.yaml.in/yaml/v4"
@@ -40,11 +41,14 @@ type Config struct {
 	Fetch     FetchConfig     `yaml:"fetch"`
 	Catalog   CatalogConfig   `yaml:"catalog"`
 	Vendors   VendorsConfig   `yaml:"vendors"`
+	// Moderation and Presets are in ops.go.
+	Moderation moderation.Config      `yaml:"moderation"`
+	Presets    map[string]chat.Preset `yaml:"presets"`
 	// Chat platforms besides the console.
 	Telegram TelegramConfig `yaml:"telegram"`
 	Discord  DiscordConfig  `yaml:"discord"`
 	// Web is the operator's console under /admin/ (cmd/bot/web.go).
-	Web WebConfig `yaml:"web"`
+	Web      WebConfig      `yaml:"web"`
 	Payments PaymentsConfig `yaml:"payments"`
 }
 
@@ -53,6 +57,8 @@ type VendorsConfig struct {
 	Zhiqite  ZhiqiteConfig  `yaml:"zhiqite"`
 	ShowAPI  ShowAPIConfig  `yaml:"showapi"`
 	APISpace APISpaceConfig `yaml:"apispace"`
+	// Pool tunes the account pools (accounts.go).
+	Pool PoolConfig `yaml:"pool"`
 }
 
 type LogConfig struct {
@@ -125,7 +131,7 @@ func DefaultConfig() Config {
 		routes[string(k)] = []string{"local"}
 	}
 	d := engine.DefaultConfig()
-	return Config{
+	c := Config{
 		DataDir: "data",
 		Log:     LogConfig{Level: "info", Format: "text"},
 		Console: ConsoleConfig{Enabled: true, OutDir: "out", Wait: 10 * time.Minute, User: "local"},
@@ -159,7 +165,11 @@ func DefaultConfig() Config {
 			Mode: discord.ModeGateway, ButtonUsers: discord.ButtonsAuthor, MaxUploadBytes: discord.DefaultMaxUpload,
 			TokenLifetime: discord.DefaultTokenLifetime, InteractionsPath: discord.DefaultInteractionsPath, PostLanes: 1,
 		},
+
+		Moderation: moderation.DefaultConfig(),
 	}
+	c.Vendors.Pool = defaultPoolConfig()
+	return c
 }
 
 // LoadConfig reads path over the defaults, then the environment. Unknown keys are errors.
@@ -383,6 +393,7 @@ func (c *Config) problems() []Problem {
 	}
 	positiveDur("fetch.timeout", c.Fetch.Timeout)
 	c.validateQuota(bad, notNegative)
+	c.validateOps(bad)
 	c.Vendors.Zhiqite.validate(prefixed(bad, "vendors.zhiqite."))
 	c.Vendors.ShowAPI.validate(prefixed(bad, "vendors.showapi."))
 	c.Vendors.APISpace.validate(prefixed(bad, "vendors.apispace."))

@@ -140,6 +140,9 @@ type app struct {
 	ready     atomic.Bool // serving: started and not shutting down
 	loaded    *loaded     // the configuration as read, for the start summary
 	terminal  io.Writer   // where the console's user reads the summary
+
+	// pools are the vendors with several accounts (accounts.go).
+	pools []engine.Vendor
 }
 
 // platform is a chat platform adapter besides the console. Each is built in
@@ -211,6 +214,9 @@ func build(cfg Config, log *slog.Logger, stdin io.Reader, stdout io.Writer) (*ap
 	}
 	if len(a.models.Sources) > 0 {
 		a.svc.Models = a.models.Models
+	}
+	if err := a.wireOps(); err != nil {
+		return nil, err
 	}
 	if cfg.Console.Enabled {
 		a.console = a.newConsole(stdin, stdout)

@@ -146,6 +146,7 @@ func (a *app) newDiscord(c DiscordConfig) (platform, error) {
 		Catalog:  a.catalogFunc(),
 		Settings: a.db,
 		Log:      a.log,
+		Presets:  a.presetNames(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("discord: %w", err)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"log/slog"
 
 	"github.com/picbot/picbot/engine"
 	"github.com/picbot/picbot/engine/apispace"
@@ -14,15 +15,21 @@ import (
 type APISpaceConfig struct {
 	Enabled         bool `yaml:"enabled"`
 	apispace.Config `yaml:",inline"`
+	// Accounts pool several accounts (accounts.go).
+	Accounts []AccountConfig `yaml:"accounts"`
 }
 
 // envFields maps PICBOT_APISPACE_* variables to settings.
 func (c *APISpaceConfig) envFields() map[string]*string {
-	return map[string]*string{"PICBOT_APISPACE_TOKEN": &c.Token}
+	m := accountEnvFields(apispace.Name, c.Accounts)
+	m["PICBOT_APISPACE_TOKEN"] = &c.Token
+	return m
 }
 
 // secrets lists the values to keep out of logs.
-func (c *APISpaceConfig) secrets() []string { return []string{c.Token} }
+func (c *APISpaceConfig) secrets() []string {
+	return append([]string{c.Token}, accountSecrets(c.Accounts)...)
+}
 
 // validate checks the settings only when the vendor is enabled, so a
 // half-filled block can sit disabled in a file.
@@ -30,7 +37,12 @@ func (c *APISpaceConfig) validate(bad badFunc) {
 	if !c.Enabled {
 		return
 	}
-	c.Config.Validate(func(key, format string, args ...any) {
+	cc := c.Config
+	if len(c.Accounts) > 0 && cc.Token == "" {
+		cc.Token = "from-accounts" // each account brings its own, checked below
+	}
+	validateAccounts(apispace.Name, c.Accounts, bad)
+	cc.Validate(func(key, format string, args ...any) {
 		if key == "token" {
 			format += " when the vendor is enabled (or set PICBOT_APISPACE_TOKEN)"
 		}
@@ -46,6 +58,13 @@ func (a *app) newAPISpace(c APISpaceConfig) (engine.Vendor, error) {
 		return nil, nil
 	}
 	c.PublicInputs = a.cfg.HTTP.PublicURL != ""
+	if len(c.Accounts) > 0 {
+		return a.pooled(apispace.Name, withDefault(AccountConfig{Token: c.Token}, c.Accounts), func(ac AccountConfig) (engine.Vendor, error) {
+			cc := c.Config
+			cc.Token = ac.Token
+			return apispace.New(cc, nil, a.log.With(slog.String("account", ac.Name)))
+		})
+	}
 	v, err := apispace.New(c.Config, nil, a.log)
 	if err != nil {
 		return nil, fmt.Errorf("vendors.apispace: %w", err)

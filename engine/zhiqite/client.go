@@ -100,6 +100,11 @@ func (v *Vendor) call(ctx context.Context, endpoint string, in, out any) error {
 	return nil
 }
 
+// ErrQuotaExhausted is in the chain of an error for Aliyun's 403 "Quota
+// Exhausted": the account's purchased calls are used up (an account pool
+// parks the account).
+var ErrQuotaExhausted = errors.New("quota exhausted")
+
 // errNoData is a "200" reply without data.
 var errNoData = errors.New("reply has no data")
 
@@ -116,7 +121,7 @@ func (v *Vendor) httpError(endpoint string, resp *http.Response, body []byte) er
 	}
 	err := fmt.Errorf("zhiqite %s: HTTP %d: %s", endpoint, resp.StatusCode, msg)
 	if resp.StatusCode == http.StatusForbidden && strings.Contains(strings.ToLower(msg), "quota exhausted") {
-		return engine.Wrap(engine.EUNAVAILABLE, err, "The image service's purchased calls are used up.", "绘图服务已购买的调用次数已用完。")
+		return engine.Wrap(engine.EUNAVAILABLE, fmt.Errorf("%w: %w", ErrQuotaExhausted, err), "The image service's purchased calls are used up.", "绘图服务已购买的调用次数已用完。")
 	}
 	if resp.StatusCode == http.StatusBadGateway || resp.StatusCode == http.StatusGatewayTimeout {
 		// The gateway gave up waiting for the backend, which may still act on the call.

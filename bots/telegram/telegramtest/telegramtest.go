@@ -66,6 +66,7 @@ type Server struct {
 	hideSizes   bool
 	holds       map[string]*hold
 	latency     map[string]time.Duration
+	members     map[string]string      // "chat/user" → status, for getChatMember
 	chats       map[int64]string       // chat type, as updates showed it
 	topics      map[int64]map[int]bool // forum topics, as updates showed them or AddTopic made
 	admins      map[int64][]ChatMember // SetAdmins
@@ -191,6 +192,17 @@ func New(token, username string) *Server {
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	s.URL = s.srv.URL
 	return s
+}
+
+// SetMember gives user a status in chat for getChatMember: "creator",
+// "administrator", "member" (the default), "restricted", "left" or "kicked".
+func (s *Server) SetMember(chat, user int64, status string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.members == nil {
+		s.members = make(map[string]string)
+	}
+	s.members[fmt.Sprintf("%d/%d", chat, user)] = status
 }
 
 // Close stops the server.
@@ -1041,6 +1053,18 @@ func (s *Server) handle(method string, p map[string]string, files map[string]Fil
 			return list, nil
 		}
 		return []ChatMember{{Status: "administrator", User: User{ID: BotID, IsBot: true, FirstName: "Picbot", Username: s.Username}, CanPostMessages: true}}, nil
+	case "getChatMember":
+		chat, err := strconv.ParseInt(p["chat_id"], 10, 64)
+		user, err2 := strconv.ParseInt(p["user_id"], 10, 64)
+		if err != nil || err2 != nil || chat == 0 {
+			return nil, bad("chat not found")
+		}
+		status := s.members[fmt.Sprintf("%d/%d", chat, user)]
+		if status == "" {
+			status = "member"
+		}
+		// A ChatMember object (chatMemberOwner, chatMemberAdministrator, chatMemberMember...).
+		return map[string]any{"status": status, "user": map[string]any{"id": user, "is_bot": false, "first_name": "User"}}, nil
 	case "answerCallbackQuery":
 		if p["callback_query_id"] == "" {
 			return nil, bad("query is too old and response timeout expired or query ID is invalid")

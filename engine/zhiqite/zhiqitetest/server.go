@@ -64,6 +64,8 @@ type Options struct {
 	// AppCode is the accepted APPCODE; AppKey and AppSecret the accepted signature credentials.
 	// With neither, every call is refused.
 	AppCode, AppKey, AppSecret string
+	// MoreAppCodes are accepted too: other accounts of the same API (account pools).
+	MoreAppCodes []string
 	// Duration is how long an SD task takes (default 3s); ToolDuration a tool task (default 2s).
 	Duration, ToolDuration time.Duration
 	// CallbackDelays are the waits before each retry of a callback; the
@@ -480,10 +482,12 @@ func (s *Server) takeFault(endpoint string) Fault {
 func (s *Server) authenticate(r *http.Request, body []byte) (int, string) {
 	if a := r.Header.Get("Authorization"); a != "" {
 		code, ok := strings.CutPrefix(a, "APPCODE ")
-		if !ok || s.opts.AppCode == "" || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(code)), []byte(s.opts.AppCode)) != 1 {
-			return http.StatusUnauthorized, "Invalid AppCode"
+		for _, want := range append([]string{s.opts.AppCode}, s.opts.MoreAppCodes...) {
+			if ok && want != "" && subtle.ConstantTimeCompare([]byte(strings.TrimSpace(code)), []byte(want)) == 1 {
+				return 0, ""
+			}
 		}
-		return 0, ""
+		return http.StatusUnauthorized, "Invalid AppCode"
 	}
 	key := r.Header.Get("X-Ca-Key")
 	if key == "" {

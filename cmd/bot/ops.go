@@ -1,0 +1,73 @@
+package main
+
+import (
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/picbot/picbot/bots/command"
+	"github.com/picbot/picbot/moderation"
+)
+
+// Operators' features: moderation, presets and chats' own defaults
+// (issue 17). Wired into the shared chat service, so every platform has them.
+
+// wireOps gives the chat service its moderator, presets and settings store.
+func (a *app) wireOps() error {
+	m, err := moderation.New(a.cfg.Moderation, a.db, a.metrics, a.quota.Day, nil)
+	if err != nil {
+		return err
+	}
+	a.svc.Moderator = m
+	a.svc.Presets = a.cfg.Presets
+	a.svc.Settings = a.db
+	a.svc.MoreStats = append(a.svc.MoreStats, a.accountStats)
+	if len(a.models.Sources) > 0 {
+		a.svc.Adult = a.models.Adult
+	}
+	return nil
+}
+
+// presetNames are the configured presets, sorted, for Discord's autocomplete.
+func (a *app) presetNames() []string {
+	names := slices.Collect(maps.Keys(a.cfg.Presets))
+	slices.Sort(names)
+	return names
+}
+
+// validateOps checks the moderation and presets sections.
+func (c *Config) validateOps(bad badFunc) {
+	m := c.Moderation
+	if m.LockoutAfter < 0 {
+		bad("moderation.lockout_after", "must not be negative (%d); 0 turns lockouts off", m.LockoutAfter)
+	}
+	if m.StrikeWindow < 0 {
+		bad("moderation.strike_window", "must not be negative (%s); 0 counts refusals forever", m.StrikeWindow)
+	}
+	for _, d := range m.Lockouts {
+		if d <= 0 {
+			bad("moderation.lockouts", "each must be a duration above 0, like 1h, not %s", d)
+		}
+	}
+	for _, k := range m.NSFWChats {
+		if !strings.Contains(k, ":") {
+			bad("moderation.nsfw_chats", "%q needs its platform, like telegram:%s or discord:g<server id>", k, k)
+		}
+	}
+	lim := c.Engine.Limits
+	for name, p := range c.Presets {
+		key := "presets." + name
+		if name == "" || strings.ContainsAny(name, " \t") {
+			bad(key, "a preset's name must be one word, not %q", name)
+		}
+		if p.Size != "" {
+			w, h, ok := command.ParseSize(p.Size)
+			if !ok || w < lim.MinSide || h < lim.MinSide || w > lim.MaxSide || h > lim.MaxSide || w%8 != 0 || h%8 != 0 {
+				bad(key+".size", "must be WIDTHxHEIGHT, each side a multiple of 8 from %d to %d, not %q", lim.MinSide, lim.MaxSide, p.Size)
+			}
+		}
+		if p.Steps < 0 || p.Steps > lim.MaxSteps {
+			bad(key+".steps", "must be from 1 to %d (0: the default), not %d", lim.MaxSteps, p.Steps)
+		}
+	}
+}
