@@ -602,6 +602,12 @@ func TestPages(t *testing.T) {
 	if strings.Contains(body, "SECRET") {
 		t.Errorf("JSON list holds a secret: %s", body)
 	}
+	if _, body := c.get("/admin/jobs?kind=draw"); !strings.Contains(body, `data-live="/admin/jobs?kind=draw&amp;fragment=1"`) {
+		t.Error("the first page does not refresh itself with its filter")
+	}
+	if _, body := c.get(fmt.Sprintf("/admin/jobs?before=%d", time.Now().Add(time.Hour).UnixNano())); strings.Contains(body, "data-live") || !strings.Contains(body, "done1") {
+		t.Error("a later page refreshes itself, or lacks its jobs")
+	}
 	if _, body := c.get("/admin/jobs?state=running"); strings.Contains(body, "done1") {
 		t.Error("state filter kept a delivered job")
 	}
