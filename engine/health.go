@@ -40,38 +40,41 @@ func (e *Engine) Health() []VendorHealth {
 }
 
 // RetryDelivery has a job's result posted again now, for an operator who
-// fixed what kept it from going through: a job waiting between tries is
-// tried at once with its count of failed tries reset; one that failed
-// because its images could not be posted (EUNDELIVERED, images kept) goes
-// back to succeeded and is posted. That job's charge was refunded when it
-// failed and stays so: the picture is the user's for free.
+// fixed what kept it from going through. A job waiting between tries is
+// made due at once; its count of tries stays, since a post under way
+// finding the count changed would take its own result for stale and post
+// again. A job that failed because its images could not be posted
+// (EUNDELIVERED, images kept) goes back to succeeded, with its tries
+// counted from zero, and is posted; its charge was refunded when it failed
+// and stays so: the picture is the user's for free.
 func (e *Engine) RetryDelivery(ctx context.Context, id string) (*Job, error) {
-	revived := false
+	j, err := e.store.Job(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if j.State == StateSucceeded {
+		e.sched.at(id, e.cfg.Now())
+		return j, nil
+	}
 	// Through the store, not e.update: a job taken back from failed is
 	// counted by the observer as taken on (Admitted), not as a move out of
-	// a final state, which its gauges do not hold.
-	j, err := e.store.UpdateJob(ctx, id, func(j *Job, _ Counters) error {
-		revived = false
-		switch {
-		case j.State == StateSucceeded:
-		case j.State == StateFailed && j.Err != nil && j.Err.Code == EUNDELIVERED && len(j.Results) > 0:
-			// Not a move the state machine makes by itself (Move refuses it).
-			j.State, j.Err, j.Notified, j.FinishedAt = StateSucceeded, nil, false, time.Time{}
-			j.UpdatedAt = e.cfg.Now()
-			revived = true
-		default:
+	// a final state, which its gauges do not hold. No step runs for it: a
+	// failed job is forgotten once the chat was told (Notified).
+	j, err = e.store.UpdateJob(ctx, id, func(j *Job, _ Counters) error {
+		if j.State != StateFailed || j.Err == nil || j.Err.Code != EUNDELIVERED || len(j.Results) == 0 || !j.Notified {
 			return Errorf(ECONFLICT, "Job %s has no result waiting to be posted (it is %s).", "任务 %s 没有等待发送的结果（状态：%s）。", j.ID, StateText(j.State, EN))
 		}
+		// Not a move the state machine makes by itself (Move refuses it).
+		j.State, j.Err, j.Notified, j.FinishedAt = StateSucceeded, nil, false, time.Time{}
 		j.DeliveryAttempts = 0
+		j.UpdatedAt = e.cfg.Now()
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	if revived {
-		e.cfg.Observer.Admitted(j)
-		e.log.Info("job taken back to be posted again", slog.String("job_id", id))
-	}
+	e.cfg.Observer.Admitted(j)
+	e.log.Info("job taken back to be posted again", slog.String("job_id", id))
 	e.track(j)
 	e.sched.at(id, e.cfg.Now())
 	return j.Clone(), nil

@@ -29,22 +29,28 @@ func TestRetryDelivery(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no delivery attempt")
 	}
-	// The engine now waits seconds before the next try; the retry goes now.
-	deadline := time.Now().Add(5 * time.Second)
-	for h.job(t, j.ID).DeliveryAttempts == 0 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond) // the failed try is being recorded
+	// The engine now waits seconds before the next try (2 s after the first).
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if at, ok := h.engine.DueAt(j.ID); ok && at.After(time.Now().Add(time.Second)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the failed post was not scheduled for later")
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 	failing.Store(false)
 	if _, err := h.engine.RetryDelivery(ctx, j.ID); err != nil {
 		t.Fatal(err)
 	}
-	got := h.notify.wait(t)
+	// Due now: still waiting for a worker, or taken by one already.
+	if at, ok := h.engine.DueAt(j.ID); ok && at.After(time.Now().Add(500*time.Millisecond)) {
+		t.Fatalf("after the retry the post is due at %s, not now", at)
+	}
+	h.notify.wait(t)
 	for h.job(t, j.ID).State != engine.StateDelivered {
 		time.Sleep(5 * time.Millisecond)
-	}
-	// Reset by the retry: a try made by the backoff would have found 1.
-	if n := h.job(t, got.ID).DeliveryAttempts; n != 0 {
-		t.Fatalf("delivery attempts %d: delivered by the backoff, not the retry", n)
 	}
 	if _, err := h.engine.RetryDelivery(ctx, j.ID); engine.ErrorCode(err) != engine.ECONFLICT {
 		t.Fatalf("retry of a delivered job: %v, want ECONFLICT", err)

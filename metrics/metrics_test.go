@@ -72,3 +72,14 @@ func TestOpsMetrics(t *testing.T) {
 		}
 	}
 }
+
+func TestRefusals(t *testing.T) {
+	m := metrics.New()
+	m.Refused(engine.EQUOTA)
+	m.Refused(engine.EQUOTA)
+	m.Refused(engine.EFORBIDDEN)
+	got := m.Refusals()
+	if len(got) != 2 || got[engine.EQUOTA] != 2 || got[engine.EFORBIDDEN] != 1 {
+		t.Fatalf("refusals %v", got)
+	}
+}

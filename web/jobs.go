@@ -2,6 +2,7 @@ package web
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -22,14 +23,19 @@ const (
 // jobRow is a job as the list shows it. Only what an operator needs is
 // copied: a job's Meta (interaction tokens) and callback token never reach a page.
 type jobRow struct {
-	ID, User, UserName, Chat, Vendor, TaskID string
-	Kind                                     engine.Kind
-	State                                    engine.State
-	Created                                  time.Time
-	Billed                                   int
-	Progress                                 float64 // negative: unknown or not running
-	Images                                   int
-	Err                                      *engine.ErrorInfo
+	ID       string            `json:"id"`
+	State    engine.State      `json:"state"`
+	Kind     engine.Kind       `json:"kind"`
+	User     string            `json:"user"`
+	UserName string            `json:"user_name,omitempty"`
+	Chat     string            `json:"chat"`
+	Vendor   string            `json:"vendor,omitempty"`
+	TaskID   string            `json:"task_id,omitempty"`
+	Created  time.Time         `json:"created_at"`
+	Billed   int               `json:"billed_calls"`
+	Progress float64           `json:"progress"` // negative: unknown or not running
+	Images   int               `json:"images"`
+	Err      *engine.ErrorInfo `json:"error,omitempty"`
 }
 
 func (h *Handler) row(j *engine.Job) jobRow {
@@ -119,6 +125,16 @@ func (h *Handler) jobsList(w http.ResponseWriter, r *http.Request) {
 			q += "&"
 		}
 		d.Next = fmt.Sprintf("/admin/jobs?%sbefore=%d", q, jobs[len(jobs)-1].CreatedAt.UnixNano())
+	}
+	if r.URL.Query().Get("format") == "json" || strings.Contains(r.Header.Get("Accept"), "application/json") {
+		// For scripts: the same rows, the same filters, the next page's link.
+		w.Header().Set("Content-Type", "application/json")
+		rows := d.Rows
+		if rows == nil {
+			rows = []jobRow{}
+		}
+		json.NewEncoder(w).Encode(map[string]any{"jobs": rows, "next": d.Next})
+		return
 	}
 	if r.URL.Query().Get("fragment") == "1" {
 		h.fragment(w, r, "jobs", "rows", page{Data: d})

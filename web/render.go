@@ -6,6 +6,7 @@ import (
 	"embed"
 	"fmt"
 	"html/template"
+	"log/slog"
 	"net/http"
 	"strings"
 	"time"
@@ -42,7 +43,10 @@ type page struct {
 	Data  any
 }
 
+// funcs are the templates' functions. T, ago, state and msg speak the
+// request's language, so these are placeholders that clone replaces.
 var funcs = template.FuncMap{
+	"T":     func(string) string { return "" },
 	"ago":   func(time.Time) string { return "" },
 	"state": func(engine.State) string { return "" },
 	"msg":   func(*engine.ErrorInfo) string { return "" },
@@ -69,7 +73,7 @@ func init() {
 		if name == "layout.html" {
 			continue
 		}
-		t := template.New("layout.html").Funcs(funcs).Funcs(template.FuncMap{"T": func(string) string { return "" }}) // set per request in render
+		t := template.New("layout.html").Funcs(funcs)
 		templates[strings.TrimSuffix(name, ".html")] = template.Must(t.ParseFS(templateFS, "templates/layout.html", "templates/"+name))
 	}
 }
@@ -103,7 +107,7 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, name string, p 
 }
 
 func (h *Handler) fail(w http.ResponseWriter, err error) {
-	h.log.Error("web console", "err", err)
+	h.log.Error("web console", slog.Any("err", err))
 	http.Error(w, "internal error (see the bot's log)", http.StatusInternalServerError)
 }
 

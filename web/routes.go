@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 )
 
@@ -24,6 +25,9 @@ type Handler struct {
 	static   http.Handler
 	log      *slog.Logger
 	now      func() time.Time
+
+	dayMu sync.Mutex
+	day   day24 // the overview's last day, cached briefly
 }
 
 // New returns the console's handler; an unreadable password hash is an error.

@@ -3,6 +3,7 @@ package web_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"image"
@@ -585,10 +586,32 @@ func TestPages(t *testing.T) {
 			}
 		}
 	}
+	c.header.Set("Accept", "application/json")
+	resp, body := c.get("/admin/jobs?state=delivered")
+	c.header.Del("Accept")
+	var list struct {
+		Jobs []struct {
+			ID, State, User string
+			Billed          int `json:"billed_calls"`
+		}
+	}
+	if err := json.Unmarshal([]byte(body), &list); err != nil || resp.Header.Get("Content-Type") != "application/json" ||
+		len(list.Jobs) != 1 || list.Jobs[0].ID != "done1" || list.Jobs[0].State != "delivered" || list.Jobs[0].User != "telegram:42" || list.Jobs[0].Billed != 2 {
+		t.Errorf("JSON list: %v %s", err, body)
+	}
+	if strings.Contains(body, "SECRET") {
+		t.Errorf("JSON list holds a secret: %s", body)
+	}
+	if _, body := c.get("/admin/jobs?kind=draw"); !strings.Contains(body, `data-live="/admin/jobs?kind=draw&amp;fragment=1"`) {
+		t.Error("the first page does not refresh itself with its filter")
+	}
+	if _, body := c.get(fmt.Sprintf("/admin/jobs?before=%d", time.Now().Add(time.Hour).UnixNano())); strings.Contains(body, "data-live") || !strings.Contains(body, "done1") {
+		t.Error("a later page refreshes itself, or lacks its jobs")
+	}
 	if _, body := c.get("/admin/jobs?state=running"); strings.Contains(body, "done1") {
 		t.Error("state filter kept a delivered job")
 	}
-	resp, body := c.get("/admin/jobs/done1/images/0")
+	resp, body = c.get("/admin/jobs/done1/images/0")
 	if resp.Header.Get("Content-Type") != "image/png" || !strings.HasPrefix(body, "\x89PNG") {
 		t.Errorf("image: %s %s", resp.Status, resp.Header.Get("Content-Type"))
 	}

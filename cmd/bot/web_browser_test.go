@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -113,6 +114,10 @@ func TestWebBrowser(t *testing.T) {
 	second := b.waitLine(t, acceptedRe, time.Minute)[1]
 	do("live list", chromedp.WaitVisible(css(`a[href="/admin/jobs/`+second+`"]`)))
 
+	// From a page of the list that does not refresh itself (one with a
+	// start), so the link is not replaced under the click.
+	later := time.Now().Add(time.Hour).UnixNano()
+	do("a still list", chromedp.Navigate(fmt.Sprintf("%s/admin/jobs?before=%d", base, later)), chromedp.WaitVisible(css(`table.jobs`)))
 	click("open the job", `a[href="/admin/jobs/`+first+`"]`, "/admin/jobs/"+first)
 	do("image", chromedp.WaitVisible(css(`img.thumb`)))
 	natural, err := chromedp.Run(ctx, chromedp.Poll[int](`document.querySelector("img.thumb").complete && document.querySelector("img.thumb").naturalWidth`))
