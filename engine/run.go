@@ -33,11 +33,11 @@ func (e *Engine) step(ctx context.Context, id string) {
 		return
 	}
 	lj.stepping = true
-	work := &liveJob{platform: lj.platform, polls: lj.polls, fetches: lj.fetches, lastPct: lj.lastPct, deliveryStarted: lj.deliveryStarted}
+	work := &liveJob{platform: lj.platform, polls: lj.polls, fetches: lj.fetches, lastPct: lj.lastPct, lastPos: lj.lastPos, deliveryStarted: lj.deliveryStarted}
 	lj.mu.Unlock()
 	after := e.stepOnce(ctx, work, id)
 	lj.mu.Lock()
-	lj.polls, lj.fetches, lj.lastPct = work.polls, work.fetches, work.lastPct
+	lj.polls, lj.fetches, lj.lastPct, lj.lastPos = work.polls, work.fetches, work.lastPct, work.lastPos
 	lj.deliveryStarted = lj.deliveryStarted || work.deliveryStarted
 	lj.stepping = false
 	again := lj.again
@@ -190,6 +190,9 @@ func (e *Engine) update(ctx context.Context, id string, fn func(j *Job, c Counte
 	if err != nil {
 		return nil, err
 	}
+	if len(e.gates) > 0 {
+		e.syncGates(j)
+	}
 	if j.State != from {
 		e.cfg.Observer.Moved(j, from)
 	}
@@ -301,6 +304,12 @@ func (e *Engine) submit(ctx context.Context, lj *liveJob, j *Job) time.Duration 
 	}
 	if v == nil {
 		v, err = e.pick(&j.Request, j.Tried, true)
+		if err == nil && !e.slot(ctx, lj, j, v) {
+			// Waiting for the vendor's slot: a freed one wakes the job.
+			return e.untilDeadline(j, queueWait)
+		}
+	} else if g := e.gates[v.Name()]; g != nil {
+		g.hold(j.ID) // the same task again: it had its slot
 	}
 	if err != nil {
 		if ErrorCode(err) == EUNAVAILABLE {

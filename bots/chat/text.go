@@ -186,6 +186,9 @@ func Bar(f float64) string {
 func Status(j *engine.Job, p engine.Progress, lang engine.Lang) string {
 	switch j.State {
 	case engine.StateQueued:
+		if p.Position > 0 {
+			return T(lang, "Job %s: queued, number %d in line, about %s.", "任务 %s：排队中，第 %d 位，约 %s。", j.ID, p.Position, roughDuration(p.ETA, lang))
+		}
 		return T(lang, "Job %s: queued.", "任务 %s：排队中。", j.ID)
 	case engine.StateSubmitted:
 		if p.Fraction <= 0 {
@@ -265,4 +268,14 @@ func Ext(mime string) string {
 		return ".gif"
 	}
 	return ".png"
+}
+
+// roughDuration says d as a person would: "40 s", "3 min".
+func roughDuration(d time.Duration, lang engine.Lang) string {
+	switch {
+	case d < time.Minute:
+		return T(lang, "%d s", "%d 秒", max(int(d.Seconds()+0.5), 1))
+	default:
+		return T(lang, "%d min", "%d 分钟", int(d.Minutes()+0.5))
+	}
 }
