@@ -18,6 +18,7 @@ import (
 	"github.com/picbot/picbot/bots/chat"
 	"github.com/picbot/picbot/bots/discord"
 	"github.com/picbot/picbot/engine"
+	"github.com/picbot/picbot/engine/a1111"
 	"github.com/picbot/picbot/engine/apispace"
 	"github.com/picbot/picbot/engine/showapi"
 	"github.com/picbot/picbot/engine/zhiqite"
@@ -50,6 +51,7 @@ type VendorsConfig struct {
 	Zhiqite  ZhiqiteConfig  `yaml:"zhiqite"`
 	ShowAPI  ShowAPIConfig  `yaml:"showapi"`
 	APISpace APISpaceConfig `yaml:"apispace"`
+	A1111    A1111Config    `yaml:"a1111"`
 }
 
 type LogConfig struct {
@@ -149,6 +151,7 @@ func DefaultConfig() Config {
 			Zhiqite:  ZhiqiteConfig{Config: zhiqite.Defaults()},
 			ShowAPI:  ShowAPIConfig{Config: showapi.Defaults()},
 			APISpace: APISpaceConfig{Config: apispace.Defaults()},
+			A1111:    A1111Config{Config: a1111.Defaults()},
 		},
 		Telegram: defaultTelegramConfig(),
 		Discord: DiscordConfig{
@@ -290,7 +293,7 @@ func (c *Config) envFields() map[string]*string {
 		"PICBOT_LOG_FORMAT":      &c.Log.Format,
 	}
 	for _, more := range []map[string]*string{
-		c.Vendors.Zhiqite.envFields(), c.Vendors.ShowAPI.envFields(), c.Vendors.APISpace.envFields(),
+		c.Vendors.Zhiqite.envFields(), c.Vendors.ShowAPI.envFields(), c.Vendors.APISpace.envFields(), c.Vendors.A1111.envFields(),
 		c.Telegram.envFields(), c.Discord.envFields(),
 	} {
 		for k, v := range more {
@@ -304,7 +307,7 @@ func (c *Config) envFields() map[string]*string {
 func (c *Config) secrets() []string {
 	var out []string
 	for _, s := range [][]string{
-		c.Vendors.Zhiqite.secrets(), c.Vendors.ShowAPI.secrets(), c.Vendors.APISpace.secrets(),
+		c.Vendors.Zhiqite.secrets(), c.Vendors.ShowAPI.secrets(), c.Vendors.APISpace.secrets(), c.Vendors.A1111.secrets(),
 		c.Telegram.secrets(), c.Discord.secrets(),
 	} {
 		for _, v := range s {
@@ -382,6 +385,7 @@ func (c *Config) problems() []Problem {
 	c.Vendors.Zhiqite.validate(prefixed(bad, "vendors.zhiqite."))
 	c.Vendors.ShowAPI.validate(prefixed(bad, "vendors.showapi."))
 	c.Vendors.APISpace.validate(prefixed(bad, "vendors.apispace."))
+	c.Vendors.A1111.validate(prefixed(bad, "vendors.a1111."))
 	c.Telegram.validate(prefixed(bad, "telegram."))
 	c.Discord.validate(prefixed(bad, "discord."))
 	if c.Discord.Enabled && c.Discord.Mode == "http" && c.HTTP.Listen == "" {
@@ -478,6 +482,8 @@ var vendorKinds = map[string][]engine.Kind{
 	"zhiqite":  {engine.KindDraw, engine.KindUpscale, engine.KindSwapface},
 	"showapi":  {engine.KindDraw},
 	"apispace": {engine.KindDraw, engine.KindAnime, engine.KindUpscale},
+	// /swapface only where the ReActor extension is installed (checked at run time).
+	"a1111": engine.Kinds,
 }
 
 // byLink are the vendors that read input images by link, from http.public_url.
@@ -621,5 +627,6 @@ func (c *Config) vendorNames() map[string]bool {
 	names["zhiqite"] = c.Vendors.Zhiqite.Enabled
 	names["showapi"] = c.Vendors.ShowAPI.Enabled
 	names["apispace"] = c.Vendors.APISpace.Enabled
+	names["a1111"] = c.Vendors.A1111.Enabled
 	return names
 }

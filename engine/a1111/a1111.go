@@ -693,9 +693,9 @@ func apiError(path string, status int, data []byte) error {
 }
 
 type genReply struct {
-	Images []string `json:"images"`
-	Info   string   `json:"info"`
-	Image  string   `json:"image"` // extra-single-image, reactor/image
+	Images []string        `json:"images"`
+	Info   json.RawMessage `json:"info"`  // a JSON object in a string (processed.js()); an object is read too
+	Image  string          `json:"image"` // extra-single-image, reactor/image
 }
 
 // call makes the blocking call and turns its answer into an outcome.
@@ -709,7 +709,12 @@ func (v *Vendor) call(ctx context.Context, b *backend, path string, body map[str
 	var info struct {
 		AllSeeds []int64 `json:"all_seeds"`
 	}
-	_ = json.Unmarshal([]byte(rep.Info), &info)
+	raw := []byte(rep.Info)
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		raw = []byte(s)
+	}
+	_ = json.Unmarshal(raw, &info)
 	imgs := rep.Images
 	if rep.Image != "" {
 		imgs = []string{rep.Image}

@@ -30,7 +30,9 @@ type scheduler struct{ Name, Label string }
 // the name ends with one ("DPM++ 2M Karras"), as the web UI's
 // get_sampler_and_scheduler does.
 func (c *caps) sampler(s string) (string, string, bool) {
-	norm := func(s string) string { return strings.Join(strings.Fields(strings.ToLower(strings.ReplaceAll(s, "_", " "))), " ") }
+	norm := func(s string) string {
+		return strings.Join(strings.Fields(strings.ToLower(strings.ReplaceAll(s, "_", " "))), " ")
+	}
 	want := norm(s)
 	for _, name := range c.Samplers {
 		if norm(name) == want {
