@@ -20,6 +20,7 @@ import (
 	"github.com/picbot/picbot/engine"
 	"github.com/picbot/picbot/engine/a1111"
 	"github.com/picbot/picbot/engine/apispace"
+	"github.com/picbot/picbot/engine/comfyui"
 	"github.com/picbot/picbot/engine/showapi"
 	"github.com/picbot/picbot/engine/zhiqite"
 	"github.com/picbot/picbot/quota"
@@ -52,6 +53,7 @@ type VendorsConfig struct {
 	ShowAPI  ShowAPIConfig  `yaml:"showapi"`
 	APISpace APISpaceConfig `yaml:"apispace"`
 	A1111    A1111Config    `yaml:"a1111"`
+	ComfyUI  ComfyUIConfig  `yaml:"comfyui"`
 }
 
 type LogConfig struct {
@@ -152,6 +154,7 @@ func DefaultConfig() Config {
 			ShowAPI:  ShowAPIConfig{Config: showapi.Defaults()},
 			APISpace: APISpaceConfig{Config: apispace.Defaults()},
 			A1111:    A1111Config{Config: a1111.Defaults()},
+			ComfyUI:  ComfyUIConfig{Config: comfyui.Defaults()},
 		},
 		Telegram: defaultTelegramConfig(),
 		Discord: DiscordConfig{
@@ -293,7 +296,7 @@ func (c *Config) envFields() map[string]*string {
 		"PICBOT_LOG_FORMAT":      &c.Log.Format,
 	}
 	for _, more := range []map[string]*string{
-		c.Vendors.Zhiqite.envFields(), c.Vendors.ShowAPI.envFields(), c.Vendors.APISpace.envFields(), c.Vendors.A1111.envFields(),
+		c.Vendors.Zhiqite.envFields(), c.Vendors.ShowAPI.envFields(), c.Vendors.APISpace.envFields(), c.Vendors.A1111.envFields(), c.Vendors.ComfyUI.envFields(),
 		c.Telegram.envFields(), c.Discord.envFields(),
 	} {
 		for k, v := range more {
@@ -307,7 +310,7 @@ func (c *Config) envFields() map[string]*string {
 func (c *Config) secrets() []string {
 	var out []string
 	for _, s := range [][]string{
-		c.Vendors.Zhiqite.secrets(), c.Vendors.ShowAPI.secrets(), c.Vendors.APISpace.secrets(), c.Vendors.A1111.secrets(),
+		c.Vendors.Zhiqite.secrets(), c.Vendors.ShowAPI.secrets(), c.Vendors.APISpace.secrets(), c.Vendors.A1111.secrets(), c.Vendors.ComfyUI.secrets(),
 		c.Telegram.secrets(), c.Discord.secrets(),
 	} {
 		for _, v := range s {
@@ -386,6 +389,7 @@ func (c *Config) problems() []Problem {
 	c.Vendors.ShowAPI.validate(prefixed(bad, "vendors.showapi."))
 	c.Vendors.APISpace.validate(prefixed(bad, "vendors.apispace."))
 	c.Vendors.A1111.validate(prefixed(bad, "vendors.a1111."))
+	c.Vendors.ComfyUI.validate(prefixed(bad, "vendors.comfyui."))
 	c.Telegram.validate(prefixed(bad, "telegram."))
 	c.Discord.validate(prefixed(bad, "discord."))
 	if c.Discord.Enabled && c.Discord.Mode == "http" && c.HTTP.Listen == "" {
@@ -484,6 +488,8 @@ var vendorKinds = map[string][]engine.Kind{
 	"apispace": {engine.KindDraw, engine.KindAnime, engine.KindUpscale},
 	// /swapface only where the ReActor extension is installed (checked at run time).
 	"a1111": engine.Kinds,
+	// /swapface only with a face-swap workflow (vendors.comfyui.workflows.swapface).
+	"comfyui": engine.Kinds,
 }
 
 // byLink are the vendors that read input images by link, from http.public_url.
@@ -628,5 +634,6 @@ func (c *Config) vendorNames() map[string]bool {
 	names["showapi"] = c.Vendors.ShowAPI.Enabled
 	names["apispace"] = c.Vendors.APISpace.Enabled
 	names["a1111"] = c.Vendors.A1111.Enabled
+	names["comfyui"] = c.Vendors.ComfyUI.Enabled
 	return names
 }

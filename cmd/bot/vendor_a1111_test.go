@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -141,4 +142,55 @@ func contains(ps []image.Point, p image.Point) bool {
 		}
 	}
 	return false
+}
+
+// TestA1111Kill: the bot is killed with SIGKILL while the web UI makes its
+// picture, so the blocking call's answer is lost. The restarted bot finds
+// the task by its id still running and waits; when it ends, the picture is
+// made again (once, counted in the log) and posted once.
+func TestA1111Kill(t *testing.T) {
+	gpu := a1111test.New(a1111test.Options{StepTime: 60 * time.Millisecond})
+	defer gpu.Close()
+	fake := telegramtest.New(tgToken, tgBot)
+	defer fake.Close()
+	dir := t.TempDir()
+	cfg := telegramConfig(t, dir, fake, fmt.Sprintf(`engine:
+  routes:
+    draw: [a1111]
+vendors:
+  a1111:
+    enabled: true
+    base_url: %s
+`, gpu.URL))
+	b := startBot(t, dir, "-config", cfg)
+	fake.AddUpdate(groupDraw(61, "/draw a red fox at night --steps 30"))
+	waitFor(t, "task running at the web UI", func() bool { return gpu.Current() != "" })
+	if err := b.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-b.done
+	b = startBot(t, dir, "-config", cfg)
+	waitCall(t, b, fake, "picture", func(c telegramtest.Call) bool {
+		return sent("sendPhoto", "chat_id", tgGroup, "reply_to_message_id", "61")(c) && strings.Contains(c.Params["caption"], "red fox")
+	})
+	stderr := stopBotStderr(t, b)
+	jobs := gpu.Jobs()
+	if len(jobs) != 2 || jobs[0].TaskID != jobs[1].TaskID {
+		t.Fatalf("generations %+v, want the lost one and one rerun under the same id", jobs)
+	}
+	if jobs[1].Started.Before(jobs[0].Ended) {
+		t.Fatal("the rerun started while the first run was still going")
+	}
+	if !strings.Contains(stderr, "making it again") {
+		t.Errorf("the rerun is not in the log:\n%s", stderr)
+	}
+	finals := 0
+	for _, c := range fake.Calls("sendPhoto") {
+		if c.Status == 200 && strings.Contains(c.Params["caption"], "red fox") {
+			finals++
+		}
+	}
+	if finals != 1 {
+		t.Fatalf("%d pictures posted, want 1", finals)
+	}
 }

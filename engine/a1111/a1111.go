@@ -248,6 +248,7 @@ var (
 	_ engine.Waker      = (*Vendor)(nil)
 	_ engine.Limited    = (*Vendor)(nil)
 	_ engine.Canceller  = (*Vendor)(nil)
+	_ engine.TaskFinder = (*Vendor)(nil)
 )
 
 // New returns the adapter. client nil means a default client; blobs reads
@@ -908,4 +909,29 @@ func (v *Vendor) CancelTask(ctx context.Context, j *engine.Job) error {
 		case <-tick.C:
 		}
 	}
+}
+
+// FindTask implements engine.TaskFinder: a submission whose answer was
+// lost in a restart is looked up by its id in /internal/progress. Found
+// while the web UI runs it, has it queued, or finished it lately; Query
+// then waits for it and makes it again for its lost answer, rather than
+// a second call queued behind the first.
+func (v *Vendor) FindTask(ctx context.Context, j *engine.Job, t engine.Task) (string, bool, error) {
+	if j.Request.Kind == engine.KindUpscale || j.Request.Kind == engine.KindSwapface {
+		return "", false, nil // the tools take no task id: nothing to find, and nothing lost but a short call
+	}
+	for b, be := range v.backends {
+		p, err := v.progress(ctx, be, t.ID, -1)
+		if err != nil {
+			return "", false, err
+		}
+		if p.Active || p.Queued || p.Completed {
+			id := t.ID
+			if len(v.backends) > 1 {
+				id += "@" + strconv.Itoa(b)
+			}
+			return id, true, nil
+		}
+	}
+	return "", false, nil
 }
