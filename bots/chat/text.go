@@ -113,6 +113,7 @@ var descriptions = map[string][2]string{
 	"swapface": {"Put a face onto another photo", "换脸"},
 	"quota":    {"What you have left today", "今日剩余额度"},
 	"jobs":     {"Your latest jobs", "最近的任务"},
+	"queue":    {"Who waits for the GPU", "GPU 排队情况"},
 	"cancel":   {"Stop a job", "取消任务"},
 	"again":    {"Same again, new seed", "同样参数再画一张"},
 	"vary":     {"A variation of a result", "以结果为参考生成变体"},

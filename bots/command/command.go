@@ -44,7 +44,7 @@ func (c *Command) IsJob() bool {
 }
 
 // Names lists the commands, in help order.
-var Names = []string{"draw", "anime", "upscale", "swapface", "again", "vary", "quota", "jobs", "cancel", "models", "help", "start", "admin"}
+var Names = []string{"draw", "anime", "upscale", "swapface", "again", "vary", "quota", "jobs", "queue", "cancel", "models", "help", "start", "admin"}
 
 // usage is each command's synopsis.
 var usage = map[string][2]string{
@@ -55,6 +55,7 @@ var usage = map[string][2]string{
 	"swapface": {"/swapface <face image> <target image>", "/swapface <人脸图片> <目标图片>"},
 	"quota":    {"/quota", "/quota"},
 	"jobs":     {"/jobs", "/jobs"},
+	"queue":    {"/queue", "/queue"},
 	"cancel":   {"/cancel <job id>", "/cancel <任务编号>"},
 	"models":   {"/models", "/models"},
 	"help":     {"/help", "/help"},
@@ -187,7 +188,7 @@ func (c *Command) checkArgs() error {
 		if len(c.Args) != 1 {
 			return invalid(c.Name, "Which job? Give its id.", "哪个任务？请给出任务编号。")
 		}
-	case "quota", "jobs", "help", "start", "models":
+	case "quota", "jobs", "queue", "help", "start", "models":
 		// Extra words are harmless ("/help draw" shows everything).
 	}
 	return nil
