@@ -42,6 +42,10 @@ var envHelp = map[string]string{
 	"PICBOT_SHOWAPI_APP_KEY":         "vendors.showapi.app_key",
 	"PICBOT_SHOWAPI_APP_SECRET":      "vendors.showapi.app_secret",
 	"PICBOT_APISPACE_TOKEN":          "vendors.apispace.token",
+	"PICBOT_A1111_USERNAME":          "vendors.a1111.username",
+	"PICBOT_A1111_PASSWORD":          "vendors.a1111.password",
+	"PICBOT_A1111_TOKEN":             "vendors.a1111.token",
+	"PICBOT_COMFYUI_TOKEN":           "vendors.comfyui.token",
 }
 
 // usage is picbot -h.
