@@ -3,6 +3,7 @@ package chat
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"slices"
 	"strings"
 	"time"
@@ -279,4 +280,13 @@ func roughDuration(d time.Duration, lang engine.Lang) string {
 	default:
 		return T(lang, "%d min", "%d 分钟", int(d.Minutes()+0.5))
 	}
+}
+
+// PreviewKey identifies a progress preview, so a platform shows each one
+// once: vendors hand out their latest preview at every poll, so that one an
+// edit limit skipped is shown at the next edit allowed.
+func PreviewKey(b []byte) uint64 {
+	h := fnv.New64a()
+	h.Write(b)
+	return h.Sum64()
 }

@@ -213,7 +213,8 @@ type run struct {
 	done    chan struct{}
 	out     *engine.Outcome // set before done closes
 	ended   time.Time
-	preview int // the last id_live_preview seen
+	preview int    // the last id_live_preview seen
+	latest  []byte // that preview: handed out at every poll, so one a chat's edit limit skipped is shown later
 	cancel  context.CancelFunc
 }
 
@@ -802,11 +803,13 @@ func (v *Vendor) Query(ctx context.Context, j *engine.Job) (*engine.Outcome, err
 			return &engine.Outcome{State: engine.TaskRunning, Progress: -1}, nil
 		}
 		out := v.outcome(p)
+		v.mu.Lock()
 		if p.IDLivePreview != nil && out.Preview != nil {
-			v.mu.Lock()
-			r.preview = *p.IDLivePreview
-			v.mu.Unlock()
+			r.preview, r.latest = *p.IDLivePreview, out.Preview
+		} else if out.State == engine.TaskRunning {
+			out.Preview = r.latest
 		}
+		v.mu.Unlock()
 		return out, nil
 	}
 	// No call under way: this process did not make it (a restart cut it).
@@ -818,9 +821,7 @@ func (v *Vendor) Query(ctx context.Context, j *engine.Job) (*engine.Outcome, err
 		if p.Active || p.Queued {
 			// Still running there: its answer is lost, but making it
 			// again now would run it twice at once. Wait for it.
-			out := v.outcome(p)
-			out.Preview = nil
-			return out, nil
+			return v.outcome(p), nil
 		}
 	}
 	// Not running: the answer is lost for good. Make it again, once.

@@ -135,7 +135,6 @@ type state struct {
 	value, max int
 	preview    []byte
 	previewN   int // previews received
-	shown      int // previews handed out by Query
 	started    time.Time
 	ended      bool
 }
@@ -559,9 +558,9 @@ func (v *Vendor) Query(ctx context.Context, j *engine.Job) (*engine.Outcome, err
 			if st.max > 0 {
 				out.Progress = float64(st.value) / float64(st.max)
 			}
-			if st.previewN > st.shown {
-				out.Preview, st.shown = st.preview, st.previewN
-			}
+			// The latest preview at every poll: one a chat's edit limit
+			// skipped is shown at its next edit (chat.PreviewKey).
+			out.Preview = st.preview
 		}
 		v.mu.Unlock()
 		return out, nil
