@@ -40,6 +40,7 @@ import (
 	"unicode"
 
 	"github.com/picbot/picbot/engine"
+	"github.com/picbot/picbot/engine/backends"
 )
 
 // Name is the backend's name in routes and job records.
@@ -103,6 +104,9 @@ type Config struct {
 	ADetailer bool `yaml:"adetailer"`
 	// PollEvery is how often progress is read while a job runs.
 	PollEvery time.Duration `yaml:"poll_every"`
+	// HealthEvery is how often each of several base URLs is checked
+	// (GET /internal/ping); one that fails is skipped until it answers. 0: 15 s.
+	HealthEvery time.Duration `yaml:"health_every"`
 	// CallTimeout bounds one blocking generation call.
 	CallTimeout time.Duration `yaml:"call_timeout"`
 	CatalogTTL  time.Duration `yaml:"catalog_ttl"`
@@ -131,6 +135,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.CatalogTTL <= 0 {
 		c.CatalogTTL = DefaultCatalogTTL
+	}
+	if c.HealthEvery <= 0 {
+		c.HealthEvery = 15 * time.Second
 	}
 	if c.Duration <= 0 {
 		c.Duration = 10 * time.Second
@@ -182,7 +189,7 @@ func (c Config) Validate(bad func(key, format string, args ...any)) {
 	if c.Denoising < 0 || c.Denoising > 1 {
 		bad("denoising", "must be between 0 and 1, not %v", c.Denoising)
 	}
-	for key, d := range map[string]time.Duration{"poll_every": c.PollEvery, "call_timeout": c.CallTimeout, "catalog_ttl": c.CatalogTTL, "duration": c.Duration} {
+	for key, d := range map[string]time.Duration{"poll_every": c.PollEvery, "call_timeout": c.CallTimeout, "health_every": c.HealthEvery, "catalog_ttl": c.CatalogTTL, "duration": c.Duration} {
 		if d < 0 {
 			bad(key, "must not be negative (%s)", d)
 		}
@@ -193,16 +200,6 @@ func (c Config) Validate(bad func(key, format string, args ...any)) {
 // restart needs its inputs without the engine's Task.
 type Blobs interface {
 	Open(key string) (io.ReadCloser, error)
-}
-
-// backend is one web UI.
-type backend struct {
-	base *url.URL
-	busy atomic.Int64 // calls under way
-	// failures in a row and until when the backend is skipped.
-	mu       sync.Mutex
-	failures int
-	until    time.Time
 }
 
 // run is one blocking call, held until its answer has been read.
@@ -221,12 +218,12 @@ type run struct {
 // Vendor implements engine.Vendor and the engine's optional interfaces
 // for self-hosted backends.
 type Vendor struct {
-	cfg      Config
-	backends []*backend
-	client   *http.Client
-	blobs    Blobs
-	log      *slog.Logger
-	now      func() time.Time
+	cfg    Config
+	pool   *backends.Pool // the web UIs
+	client *http.Client
+	blobs  Blobs
+	log    *slog.Logger
+	now    func() time.Time
 
 	wakeMu sync.Mutex
 	wake   func(jobID string)
@@ -270,10 +267,11 @@ func New(cfg Config, client *http.Client, blobs Blobs, log *slog.Logger) (*Vendo
 		log = slog.New(slog.DiscardHandler)
 	}
 	v := &Vendor{cfg: cfg, client: client, blobs: blobs, log: log, now: time.Now, runs: map[string]*run{}, took: cfg.Duration}
-	for _, s := range cfg.URLs() {
-		u, _ := url.Parse(strings.TrimRight(s, "/") + "/")
-		v.backends = append(v.backends, &backend{base: u})
+	pool, err := backends.New(cfg.URLs(), v.ping, cfg.HealthEvery)
+	if err != nil {
+		return nil, err
 	}
+	v.pool = pool
 	return v, nil
 }
 
@@ -302,10 +300,10 @@ func (v *Vendor) woke(jobID string) {
 // Slots implements engine.Limited: the jobs all the web UIs run at once,
 // and one more each waiting on its queue lock, so that the GPU starts the
 // next job the moment one ends, without waiting for the bot.
-func (v *Vendor) Slots() int { return (v.cfg.Concurrency + 1) * len(v.backends) }
+func (v *Vendor) Slots() int { return (v.cfg.Concurrency + 1) * v.pool.Len() }
 
 // Running implements engine.Limited: how many of the slots run at once.
-func (v *Vendor) Running() int { return v.cfg.Concurrency * len(v.backends) }
+func (v *Vendor) Running() int { return v.cfg.Concurrency * v.pool.Len() }
 
 // Typical implements engine.Limited: a job's time at the backend, as measured.
 func (v *Vendor) Typical(*engine.Request) time.Duration {
@@ -400,48 +398,41 @@ func (v *Vendor) Submit(ctx context.Context, j *engine.Job, t engine.Task) (stri
 		return "", err
 	}
 	taskID := t.ID
-	if len(v.backends) > 1 {
+	if v.pool.Len() > 1 {
 		taskID = t.ID + "@" + strconv.Itoa(b)
 	}
 	v.start(j, taskID, b, path, body)
 	return taskID, nil
 }
 
-// pickBackend is the least busy backend not skipped for failures.
 func (v *Vendor) pickBackend() (int, error) {
-	best, now := -1, v.now()
-	for i, b := range v.backends {
-		b.mu.Lock()
-		skip := now.Before(b.until)
-		b.mu.Unlock()
-		if skip {
-			continue
-		}
-		if best < 0 || b.busy.Load() < v.backends[best].busy.Load() {
-			best = i
-		}
+	b, err := v.pool.Pick()
+	if err != nil {
+		return 0, fmt.Errorf("a1111: %w", err)
 	}
-	if best < 0 {
-		return 0, errors.New("a1111: every backend failed recently")
-	}
-	return best, nil
+	return b, nil
 }
 
-// record counts a backend's failure (a refused connection, a 5xx); three
-// in a row skip it for 30 s, the engine's own breaker's figures.
-func (b *backend) record(ok bool, now time.Time) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if ok {
-		b.failures = 0
-		return
+// ping is the health check: the web UI's GET /internal/ping (modules/ui.py).
+func (v *Vendor) ping(ctx context.Context, base *url.URL) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base.JoinPath("internal/ping").String(), nil)
+	if err != nil {
+		return err
 	}
-	b.failures++
-	if b.failures >= 3 {
-		b.until = now.Add(30 * time.Second)
-		b.failures = 0
+	v.auth(req)
+	resp, err := v.client.Do(req)
+	if err != nil {
+		return err
 	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return nil
 }
+
+// Close stops the health checks.
+func (v *Vendor) Close() { v.pool.Close() }
 
 // start makes the blocking call in the background under taskID.
 func (v *Vendor) start(j *engine.Job, taskID string, b int, path string, body map[string]any) {
@@ -451,13 +442,12 @@ func (v *Vendor) start(j *engine.Job, taskID string, b int, path string, body ma
 	v.sweepLocked()
 	v.runs[taskID] = r
 	v.mu.Unlock()
-	be := v.backends[b]
-	be.busy.Add(1)
+	v.pool.Busy(b, 1)
 	go func() {
 		defer cancel()
 		began := v.now()
-		out := v.call(ctx, be, path, body, j.Request.Kind)
-		be.busy.Add(-1)
+		out := v.call(ctx, b, path, body, j.Request.Kind)
+		v.pool.Busy(b, -1)
 		v.mu.Lock()
 		if out.State == engine.TaskDone {
 			// A moving average over about ten jobs, for queue ETAs.
@@ -614,7 +604,7 @@ func (v *Vendor) auth(req *http.Request) {
 }
 
 // do sends one request to backend b and decodes a 200's JSON into out.
-func (v *Vendor) do(ctx context.Context, b *backend, method, path string, in, out any) (int, error) {
+func (v *Vendor) do(ctx context.Context, b int, method, path string, in, out any) (int, error) {
 	var rd io.Reader
 	if in != nil {
 		data, err := json.Marshal(in)
@@ -623,7 +613,7 @@ func (v *Vendor) do(ctx context.Context, b *backend, method, path string, in, ou
 		}
 		rd = bytes.NewReader(data)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, b.base.JoinPath(path).String(), rd)
+	req, err := http.NewRequestWithContext(ctx, method, v.pool.Base(b).JoinPath(path).String(), rd)
 	if err != nil {
 		return 0, err
 	}
@@ -701,10 +691,10 @@ type genReply struct {
 }
 
 // call makes the blocking call and turns its answer into an outcome.
-func (v *Vendor) call(ctx context.Context, b *backend, path string, body map[string]any, kind engine.Kind) *engine.Outcome {
+func (v *Vendor) call(ctx context.Context, b int, path string, body map[string]any, kind engine.Kind) *engine.Outcome {
 	var rep genReply
 	status, err := v.do(ctx, b, http.MethodPost, path, body, &rep)
-	b.record(err == nil || status == 422 || status == 404, v.now())
+	v.pool.Record(b, err == nil || status == 422 || status == 404)
 	if err != nil {
 		return &engine.Outcome{State: engine.TaskFailed, Progress: -1, Err: err}
 	}
@@ -758,7 +748,7 @@ type progressReply struct {
 	TextInfo      *string  `json:"textinfo"`
 }
 
-func (v *Vendor) progress(ctx context.Context, b *backend, forceID string, previewID int) (*progressReply, error) {
+func (v *Vendor) progress(ctx context.Context, b int, forceID string, previewID int) (*progressReply, error) {
 	var p progressReply
 	_, err := v.do(ctx, b, http.MethodPost, "internal/progress", map[string]any{"id_task": forceID, "id_live_preview": previewID, "live_preview": true}, &p)
 	return &p, err
@@ -766,12 +756,12 @@ func (v *Vendor) progress(ctx context.Context, b *backend, forceID string, previ
 
 // split returns the id the web UI knows and the backend of a task id.
 func (v *Vendor) split(taskID string) (string, int, error) {
-	if len(v.backends) == 1 {
+	if v.pool.Len() == 1 {
 		return taskID, 0, nil
 	}
 	i := strings.LastIndexByte(taskID, '@')
 	n, err := strconv.Atoi(taskID[i+1:])
-	if i < 0 || err != nil || n < 0 || n >= len(v.backends) {
+	if i < 0 || err != nil || n < 0 || n >= v.pool.Len() {
 		return "", 0, engine.Errorf(engine.ENOTFOUND, "The task's backend is no longer configured.", "任务所在的后端已不在配置中。")
 	}
 	return taskID[:i], n, nil
@@ -796,7 +786,7 @@ func (v *Vendor) Query(ctx context.Context, j *engine.Job) (*engine.Outcome, err
 			// Tools run under the queue lock with no task id: no progress to read.
 			return &engine.Outcome{State: engine.TaskRunning, Progress: -1}, nil
 		}
-		p, err := v.progress(ctx, v.backends[r.backend], forceID, r.preview)
+		p, err := v.progress(ctx, r.backend, forceID, r.preview)
 		if err != nil {
 			// The call under way tells how it ends; progress is a bonus.
 			v.log.Debug("a1111 progress", slog.String("job_id", j.ID), slog.Any("err", err))
@@ -814,7 +804,7 @@ func (v *Vendor) Query(ctx context.Context, j *engine.Job) (*engine.Outcome, err
 	}
 	// No call under way: this process did not make it (a restart cut it).
 	if j.Request.Kind == engine.KindDraw || j.Request.Kind == engine.KindAnime {
-		p, err := v.progress(ctx, v.backends[b], forceID, -1)
+		p, err := v.progress(ctx, b, forceID, -1)
 		if err != nil {
 			return nil, err
 		}
@@ -879,16 +869,15 @@ func (v *Vendor) CancelTask(ctx context.Context, j *engine.Job) error {
 	if err != nil {
 		return err
 	}
-	be := v.backends[b]
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		p, err := v.progress(ctx, be, forceID, -1)
+		p, err := v.progress(ctx, b, forceID, -1)
 		if err != nil {
 			return err
 		}
 		if p.Active {
-			_, err := v.do(ctx, be, http.MethodPost, "sdapi/v1/interrupt", nil, nil)
+			_, err := v.do(ctx, b, http.MethodPost, "sdapi/v1/interrupt", nil, nil)
 			return err
 		}
 		if !p.Queued {
@@ -921,14 +910,14 @@ func (v *Vendor) FindTask(ctx context.Context, j *engine.Job, t engine.Task) (st
 	if j.Request.Kind == engine.KindUpscale || j.Request.Kind == engine.KindSwapface {
 		return "", false, nil // the tools take no task id: nothing to find, and nothing lost but a short call
 	}
-	for b, be := range v.backends {
-		p, err := v.progress(ctx, be, t.ID, -1)
+	for b := range v.pool.Len() {
+		p, err := v.progress(ctx, b, t.ID, -1)
 		if err != nil {
 			return "", false, err
 		}
 		if p.Active || p.Queued || p.Completed {
 			id := t.ID
-			if len(v.backends) > 1 {
+			if v.pool.Len() > 1 {
 				id += "@" + strconv.Itoa(b)
 			}
 			return id, true, nil

@@ -4,11 +4,17 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"image"
 	"image/png"
 	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -417,5 +423,55 @@ func TestCatalog(t *testing.T) {
 	}
 	if c := v.Choices(engine.KindDraw); len(c.Samplers) != len(a1111test.Samplers) {
 		t.Fatalf("samplers %v", c.Samplers)
+	}
+}
+
+// TestHealthCheck: of several web UIs, one whose /internal/ping fails is
+// skipped before any job fails there, and used again once it answers.
+func TestHealthCheck(t *testing.T) {
+	a := a1111test.New(a1111test.Options{})
+	defer a.Close()
+	b := a1111test.New(a1111test.Options{})
+	defer b.Close()
+	var down atomic.Bool
+	down.Store(true)
+	target, _ := url.Parse(b.URL)
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if down.Load() {
+			http.Error(w, "bad gateway", http.StatusBadGateway)
+			return
+		}
+		httputil.NewSingleHostReverseProxy(target).ServeHTTP(w, r)
+	}))
+	defer proxy.Close()
+	v, err := a1111.New(a1111.Config{BaseURLs: []string{proxy.URL, a.URL}, HealthEvery: 20 * time.Millisecond}, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	time.Sleep(200 * time.Millisecond) // a few checks
+	for i := range 4 {
+		j := drawJob(fmt.Sprint("h", i))
+		submit(t, v, j, nil)
+		if out := waitDone(t, v, j); out.State != engine.TaskDone {
+			t.Fatalf("job %d failed: %+v", i, out)
+		}
+	}
+	if len(b.Jobs()) != 0 || len(a.Jobs()) != 4 {
+		t.Fatalf("jobs: %d behind the failing proxy, %d on the other; want 0 and 4", len(b.Jobs()), len(a.Jobs()))
+	}
+	down.Store(false)
+	time.Sleep(200 * time.Millisecond)
+	var js []*engine.Job
+	for i := range 2 {
+		j := drawJob(fmt.Sprint("k", i))
+		submit(t, v, j, nil)
+		js = append(js, j)
+	}
+	for _, j := range js {
+		waitDone(t, v, j)
+	}
+	if len(b.Jobs()) != 1 {
+		t.Fatalf("%d jobs went to the web UI back up, want 1 of 2 (the least busy)", len(b.Jobs()))
 	}
 }

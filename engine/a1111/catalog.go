@@ -90,7 +90,7 @@ func (v *Vendor) capabilities(ctx context.Context) (*caps, error) {
 }
 
 func (v *Vendor) readCaps(ctx context.Context) (*caps, error) {
-	b := v.backends[0]
+	b := 0 // the first web UI speaks for all
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	c := &caps{}

@@ -30,12 +30,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
 
 	"github.com/picbot/picbot/engine"
+	"github.com/picbot/picbot/engine/backends"
 )
 
 // Name is the backend's name in routes and job records.
@@ -63,6 +63,9 @@ type Config struct {
 	Scheduler   string        `yaml:"scheduler"`
 	Concurrency int           `yaml:"concurrency"` // prompts one ComfyUI runs at once: 1
 	PollEvery   time.Duration `yaml:"poll_every"`
+	// HealthEvery is how often each of several base URLs is checked (GET
+	// /system_stats); one that fails is skipped until it answers. 0: 15 s.
+	HealthEvery time.Duration `yaml:"health_every"`
 	Duration    time.Duration `yaml:"duration"` // a typical job, for ETAs until timed
 }
 
@@ -81,6 +84,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Duration <= 0 {
 		c.Duration = 10 * time.Second
+	}
+	if c.HealthEvery <= 0 {
+		c.HealthEvery = 15 * time.Second
 	}
 	return c
 }
@@ -122,14 +128,6 @@ func (c Config) Validate(bad func(key, format string, args ...any)) {
 	}
 }
 
-type backend struct {
-	base *url.URL
-	busy atomic.Int64
-	mu   sync.Mutex
-	fail int
-	skip time.Time
-}
-
 // state is what the websocket said about one prompt.
 type state struct {
 	value, max int
@@ -144,7 +142,7 @@ type state struct {
 type Vendor struct {
 	cfg       Config
 	workflows map[string]*workflow
-	backends  []*backend
+	pool      *backends.Pool // the ComfyUIs
 	client    *http.Client
 	log       *slog.Logger
 	now       func() time.Time
@@ -192,16 +190,20 @@ func New(cfg Config, client *http.Client, log *slog.Logger) (*Vendor, error) {
 	ctx, stop := context.WithCancel(context.Background())
 	v := &Vendor{cfg: cfg, workflows: wfs, client: client, log: log, now: time.Now, states: map[string]*state{}, jobs: map[string]string{},
 		current: map[int]string{}, took: cfg.Duration, ctx: ctx, stop: stop}
-	for _, s := range cfg.URLs() {
-		u, _ := url.Parse(strings.TrimRight(s, "/") + "/")
-		v.backends = append(v.backends, &backend{base: u})
+	pool, err := backends.New(cfg.URLs(), v.ping, cfg.HealthEvery)
+	if err != nil {
+		return nil, err
 	}
-	v.wsOnce = make([]sync.Once, len(v.backends))
+	v.pool = pool
+	v.wsOnce = make([]sync.Once, pool.Len())
 	return v, nil
 }
 
-// Close stops the websockets.
-func (v *Vendor) Close() { v.stop() }
+// Close stops the websockets and the health checks.
+func (v *Vendor) Close() {
+	v.stop()
+	v.pool.Close()
+}
 
 // Name implements engine.Vendor.
 func (v *Vendor) Name() string { return Name }
@@ -215,8 +217,8 @@ func (v *Vendor) SetWake(f func(string)) {
 
 // Slots implements engine.Limited: what runs, and one prompt more
 // queued at each ComfyUI, so its worker starts the next one at once.
-func (v *Vendor) Slots() int   { return (v.cfg.Concurrency + 1) * len(v.backends) }
-func (v *Vendor) Running() int { return v.cfg.Concurrency * len(v.backends) }
+func (v *Vendor) Slots() int   { return (v.cfg.Concurrency + 1) * v.pool.Len() }
+func (v *Vendor) Running() int { return v.cfg.Concurrency * v.pool.Len() }
 
 // Typical implements engine.Limited, from the prompts timed on /ws.
 func (v *Vendor) Typical(*engine.Request) time.Duration {
@@ -259,8 +261,8 @@ func (v *Vendor) Check(r *engine.Request) error {
 	return nil
 }
 
-func (v *Vendor) do(ctx context.Context, b *backend, method, path string, body io.Reader, ctype string, out any) (int, []byte, error) {
-	req, err := http.NewRequestWithContext(ctx, method, b.base.JoinPath(path).String(), body)
+func (v *Vendor) do(ctx context.Context, b int, method, path string, body io.Reader, ctype string, out any) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, v.pool.Base(b).JoinPath(path).String(), body)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -290,41 +292,41 @@ func (v *Vendor) do(ctx context.Context, b *backend, method, path string, body i
 	return resp.StatusCode, data, nil
 }
 
-func (v *Vendor) postJSON(ctx context.Context, b *backend, path string, in, out any) (int, []byte, error) {
+func (v *Vendor) postJSON(ctx context.Context, b int, path string, in, out any) (int, []byte, error) {
 	data, _ := json.Marshal(in)
 	return v.do(ctx, b, http.MethodPost, path, bytes.NewReader(data), "application/json", out)
 }
 
 func (v *Vendor) pickBackend() (int, error) {
-	best, now := -1, v.now()
-	for i, b := range v.backends {
-		b.mu.Lock()
-		skip := now.Before(b.skip)
-		b.mu.Unlock()
-		if !skip && (best < 0 || b.busy.Load() < v.backends[best].busy.Load()) {
-			best = i
-		}
+	b, err := v.pool.Pick()
+	if err != nil {
+		return 0, fmt.Errorf("comfyui: %w", err)
 	}
-	if best < 0 {
-		return 0, errors.New("comfyui: every backend failed recently")
-	}
-	return best, nil
+	return b, nil
 }
 
-func (b *backend) record(ok bool, now time.Time) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if ok {
-		b.fail = 0
-		return
+// ping is the health check: GET /system_stats (server.py).
+func (v *Vendor) ping(ctx context.Context, base *url.URL) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base.JoinPath("system_stats").String(), nil)
+	if err != nil {
+		return err
 	}
-	if b.fail++; b.fail >= 3 {
-		b.skip, b.fail = now.Add(30*time.Second), 0
+	if v.cfg.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+v.cfg.Token)
 	}
+	resp, err := v.client.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return nil
 }
 
 func (v *Vendor) split(taskID string) (string, int, error) {
-	if len(v.backends) == 1 {
+	if v.pool.Len() == 1 {
 		return taskID, 0, nil
 	}
 	i := strings.LastIndexByte(taskID, '@')
@@ -332,7 +334,7 @@ func (v *Vendor) split(taskID string) (string, int, error) {
 		return "", 0, engine.Errorf(engine.ENOTFOUND, "The task's backend is not known.", "任务所在的后端未知。")
 	}
 	n, err := strconv.Atoi(taskID[i+1:])
-	if err != nil || n < 0 || n >= len(v.backends) {
+	if err != nil || n < 0 || n >= v.pool.Len() {
 		return "", 0, engine.Errorf(engine.ENOTFOUND, "The task's backend is no longer configured.", "任务所在的后端已不在配置中。")
 	}
 	return taskID[:i], n, nil
@@ -349,13 +351,13 @@ func (v *Vendor) Submit(ctx context.Context, j *engine.Job, t engine.Task) (stri
 	if err != nil {
 		return "", err
 	}
-	b := v.backends[bi]
+	b := bi
 	v.listen(bi)
 	var names []string
 	for i := range j.Request.Inputs {
 		name, err := v.upload(ctx, b, t, i)
 		if err != nil {
-			b.record(false, v.now())
+			v.pool.Record(b, false)
 			return "", err
 		}
 		names = append(names, name)
@@ -365,7 +367,7 @@ func (v *Vendor) Submit(ctx context.Context, j *engine.Job, t engine.Task) (stri
 		return "", err
 	}
 	taskID := t.ID
-	if len(v.backends) > 1 {
+	if v.pool.Len() > 1 {
 		taskID += "@" + strconv.Itoa(bi)
 	}
 	v.mu.Lock()
@@ -376,14 +378,14 @@ func (v *Vendor) Submit(ctx context.Context, j *engine.Job, t engine.Task) (stri
 	}
 	status, data, err := v.postJSON(ctx, b, "prompt", map[string]any{"prompt": prompt, "client_id": v.cfg.ClientID, "prompt_id": t.ID}, &rep)
 	if status == http.StatusBadRequest {
-		b.record(true, v.now())
+		v.pool.Record(b, true)
 		return "", v.promptError(w, data)
 	}
-	b.record(err == nil, v.now())
+	v.pool.Record(b, err == nil)
 	if err != nil {
 		return "", err
 	}
-	b.busy.Add(1)
+	v.pool.Busy(b, 1)
 	return taskID, nil
 }
 
@@ -424,7 +426,7 @@ func (v *Vendor) promptError(w *workflow, data []byte) error {
 	return engine.Wrap(engine.EINVALID, err, "ComfyUI refused the workflow: %s.", "ComfyUI 拒绝了工作流：%s。", msg)
 }
 
-func (v *Vendor) upload(ctx context.Context, b *backend, t engine.Task, i int) (string, error) {
+func (v *Vendor) upload(ctx context.Context, b int, t engine.Task, i int) (string, error) {
 	if t.Open == nil {
 		return "", errors.New("comfyui: no way to read input images")
 	}
@@ -473,7 +475,7 @@ type historyEntry struct {
 	} `json:"status"`
 }
 
-func (v *Vendor) history(ctx context.Context, b *backend, id string) (*historyEntry, error) {
+func (v *Vendor) history(ctx context.Context, b int, id string) (*historyEntry, error) {
 	var h map[string]historyEntry
 	if _, _, err := v.do(ctx, b, http.MethodGet, "history/"+url.PathEscape(id), nil, "", &h); err != nil {
 		return nil, err
@@ -485,7 +487,7 @@ func (v *Vendor) history(ctx context.Context, b *backend, id string) (*historyEn
 }
 
 // inQueue reports whether prompt id is running or pending at b.
-func (v *Vendor) inQueue(ctx context.Context, b *backend, id string) (running, pending bool, err error) {
+func (v *Vendor) inQueue(ctx context.Context, b int, id string) (running, pending bool, err error) {
 	var q struct {
 		Running [][]json.RawMessage `json:"queue_running"`
 		Pending [][]json.RawMessage `json:"queue_pending"`
@@ -508,7 +510,8 @@ func (v *Vendor) inQueue(ctx context.Context, b *backend, id string) (running, p
 // FindTask implements engine.TaskFinder: a prompt queued under the task
 // id is in /history or /queue; queuing it again would run it twice.
 func (v *Vendor) FindTask(ctx context.Context, j *engine.Job, t engine.Task) (string, bool, error) {
-	for bi, b := range v.backends {
+	for bi := range v.pool.Len() {
+		b := bi
 		h, err := v.history(ctx, b, t.ID)
 		if err != nil {
 			return "", false, err
@@ -519,7 +522,7 @@ func (v *Vendor) FindTask(ctx context.Context, j *engine.Job, t engine.Task) (st
 		}
 		if h != nil || running || pending {
 			id := t.ID
-			if len(v.backends) > 1 {
+			if v.pool.Len() > 1 {
 				id += "@" + strconv.Itoa(bi)
 			}
 			return id, true, nil
@@ -534,7 +537,7 @@ func (v *Vendor) Query(ctx context.Context, j *engine.Job) (*engine.Outcome, err
 	if err != nil {
 		return nil, err
 	}
-	b := v.backends[bi]
+	b := bi
 	v.listen(bi)
 	v.mu.Lock()
 	v.jobs[id] = j.ID
@@ -578,7 +581,7 @@ func (v *Vendor) Query(ctx context.Context, j *engine.Job) (*engine.Outcome, err
 	return nil, engine.Errorf(engine.ENOTFOUND, "ComfyUI has no record of this job (was it restarted?).", "ComfyUI 没有这个任务的记录（是否重启过？）。")
 }
 
-func (v *Vendor) finished(ctx context.Context, b *backend, id string, h *historyEntry) (*engine.Outcome, error) {
+func (v *Vendor) finished(ctx context.Context, b int, id string, h *historyEntry) (*engine.Outcome, error) {
 	v.forget(id, b)
 	if h.Status.StatusStr == "error" || (!h.Status.Completed && h.Status.StatusStr != "") {
 		msg, interrupted := "the workflow failed", false
@@ -624,8 +627,8 @@ func (v *Vendor) finished(ctx context.Context, b *backend, id string, h *history
 }
 
 // get fetches a path with a query string.
-func (v *Vendor) get(ctx context.Context, b *backend, pathQuery string) (int, []byte, error) {
-	u, err := b.base.Parse(pathQuery)
+func (v *Vendor) get(ctx context.Context, b int, pathQuery string) (int, []byte, error) {
+	u, err := v.pool.Base(b).Parse(pathQuery)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -648,14 +651,12 @@ func (v *Vendor) get(ctx context.Context, b *backend, pathQuery string) (int, []
 	return resp.StatusCode, data, nil
 }
 
-func (v *Vendor) forget(id string, b *backend) {
+func (v *Vendor) forget(id string, b int) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if _, ok := v.jobs[id]; ok {
 		delete(v.jobs, id)
-		if b.busy.Load() > 0 {
-			b.busy.Add(-1)
-		}
+		v.pool.Busy(b, -1)
 	}
 	delete(v.states, id)
 }
@@ -668,7 +669,7 @@ func (v *Vendor) CancelTask(ctx context.Context, j *engine.Job) error {
 	if err != nil {
 		return err
 	}
-	b := v.backends[bi]
+	b := bi
 	if _, _, err := v.postJSON(ctx, b, "queue", map[string]any{"delete": []string{id}}, nil); err != nil {
 		return err
 	}
@@ -688,7 +689,7 @@ func (v *Vendor) Catalog(ctx context.Context) ([]engine.CatalogEntry, error) {
 				Required map[string][]json.RawMessage `json:"required"`
 			} `json:"input"`
 		}
-		if _, _, err := v.do(ctx, v.backends[0], http.MethodGet, "object_info/"+x.class, nil, "", &info); err != nil {
+		if _, _, err := v.do(ctx, 0, http.MethodGet, "object_info/"+x.class, nil, "", &info); err != nil {
 			return nil, err
 		}
 		spec := info[x.class].Input.Required[x.input]
@@ -709,8 +710,7 @@ func (v *Vendor) listen(bi int) {
 }
 
 func (v *Vendor) wsLoop(bi int) {
-	b := v.backends[bi]
-	u := *b.base
+	u := *v.pool.Base(bi)
 	u.Scheme = map[string]string{"http": "ws", "https": "wss"}[u.Scheme]
 	u.Path = strings.TrimRight(u.Path, "/") + "/ws"
 	u.RawQuery = url.Values{"clientId": {v.cfg.ClientID}}.Encode()

@@ -114,6 +114,8 @@ func New(o Options) *Server {
 	mux.HandleFunc("POST /sdapi/v1/extra-single-image", s.auth(s.extras))
 	mux.HandleFunc("POST /sdapi/v1/interrupt", s.auth(s.interruptAPI))
 	mux.HandleFunc("POST /internal/progress", s.proxyAuth(s.progress))
+	// modules/ui.py: app.add_api_route("/internal/ping", lambda: {}), outside --api-auth.
+	mux.HandleFunc("GET /internal/ping", s.proxyAuth(func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]any{}) }))
 	mux.HandleFunc("GET /sdapi/v1/sd-models", s.auth(s.list(models())))
 	mux.HandleFunc("GET /sdapi/v1/loras", s.auth(s.list(loras())))
 	mux.HandleFunc("GET /sdapi/v1/samplers", s.auth(s.list(named(Samplers, "aliases"))))

@@ -115,6 +115,9 @@ func New(o Options) *Server {
 	mux.HandleFunc("POST /upload/image", s.auth(s.upload))
 	mux.HandleFunc("GET /ws", s.auth(s.ws))
 	mux.HandleFunc("GET /object_info/{class}", s.auth(s.objectInfo))
+	mux.HandleFunc("GET /system_stats", s.auth(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, 200, map[string]any{"system": map[string]any{"os": "posix", "comfyui_version": "fake"}, "devices": []any{}})
+	}))
 	s.Server = httptest.NewServer(mux)
 	go s.worker()
 	return s
