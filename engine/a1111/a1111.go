@@ -68,6 +68,16 @@ type Hires struct {
 	Denoising float64 `yaml:"denoising"` // denoising_strength of the second pass, default 0.7
 }
 
+// ControlNet configures /draw with a reference image through the
+// ControlNet extension (alwayson_scripts.controlnet, its API's unit
+// fields), instead of img2img, where the extension is installed.
+type ControlNet struct {
+	Enabled bool    `yaml:"enabled"`
+	Module  string  `yaml:"module"` // the preprocessor, default "canny"
+	Model   string  `yaml:"model"`  // like "control_v11p_sd15_canny [d14c016b]"
+	Weight  float64 `yaml:"weight"` // default 1
+}
+
 // Config configures the adapter. Zero values mean the defaults above.
 type Config struct {
 	// BaseURL is the web UI's address, like http://127.0.0.1:7860; BaseURLs
@@ -100,6 +110,8 @@ type Config struct {
 	// gfpgan_visibility (0..1, 0: none).
 	Upscaler    string  `yaml:"upscaler"`
 	FaceRestore float64 `yaml:"face_restore"`
+	// ControlNet, when enabled and installed, guides /draw with a reference image.
+	ControlNet ControlNet `yaml:"controlnet"`
 	// ADetailer runs the ADetailer extension on /draw, when it is installed.
 	ADetailer bool `yaml:"adetailer"`
 	// PollEvery is how often progress is read while a job runs.
@@ -151,6 +163,12 @@ func (c Config) withDefaults() Config {
 	if c.Hires.Denoising <= 0 {
 		c.Hires.Denoising = 0.7
 	}
+	if c.ControlNet.Module == "" {
+		c.ControlNet.Module = "canny"
+	}
+	if c.ControlNet.Weight <= 0 {
+		c.ControlNet.Weight = 1
+	}
 	return c
 }
 
@@ -182,6 +200,9 @@ func (c Config) Validate(bad func(key, format string, args ...any)) {
 	}
 	if c.Concurrency < 0 {
 		bad("concurrency", "must be at least 1, not %d", c.Concurrency)
+	}
+	if c.ControlNet.Enabled && c.ControlNet.Model == "" {
+		bad("controlnet.model", "must name a ControlNet model (see the web UI's ControlNet model list) when controlnet.enabled is true")
 	}
 	if c.FaceRestore < 0 || c.FaceRestore > 1 {
 		bad("face_restore", "must be between 0 and 1, not %v", c.FaceRestore)
@@ -589,6 +610,18 @@ func (v *Vendor) body(ctx context.Context, j *engine.Job, forceID string, open f
 	img, err := input(0)
 	if err != nil {
 		return nil, "", err
+	}
+	if cn := v.cfg.ControlNet; cn.Enabled && r.Kind == engine.KindDraw {
+		if c, _ := v.capabilities(ctx); c != nil && c.ControlNet {
+			scripts, _ := b["alwayson_scripts"].(map[string]any)
+			if scripts == nil {
+				scripts = map[string]any{}
+			}
+			scripts["controlnet"] = map[string]any{"args": []any{map[string]any{
+				"enabled": true, "image": img, "module": cn.Module, "model": cn.Model, "weight": cn.Weight, "pixel_perfect": true}}}
+			b["alwayson_scripts"] = scripts
+			return b, "sdapi/v1/txt2img", nil
+		}
 	}
 	b["init_images"] = []string{img}
 	b["denoising_strength"] = v.cfg.Denoising

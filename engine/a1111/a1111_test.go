@@ -475,3 +475,37 @@ func TestHealthCheck(t *testing.T) {
 		t.Fatalf("%d jobs went to the web UI back up, want 1 of 2 (the least busy)", len(b.Jobs()))
 	}
 }
+
+// TestControlNet: with controlnet enabled and the extension installed, a
+// reference image guides txt2img through alwayson_scripts.controlnet;
+// without the extension, it is img2img as before.
+func TestControlNet(t *testing.T) {
+	cn := a1111.ControlNet{Enabled: true, Model: "control_v11p_sd15_canny [d14c016b]"}
+	with := a1111test.New(a1111test.Options{Extensions: []string{"sd-webui-controlnet"}})
+	defer with.Close()
+	v := newVendor(t, a1111.Config{BaseURL: with.URL, ControlNet: cn})
+	j := drawJob("cn1")
+	j.Request.Inputs = []engine.Input{{Blob: "ref"}}
+	submit(t, v, j, openPNG(t, 64, 64))
+	if out := waitDone(t, v, j); out.State != engine.TaskDone {
+		t.Fatalf("controlnet: %+v", out)
+	}
+	got := with.Jobs()[0]
+	scripts, _ := got.Body["alwayson_scripts"].(map[string]any)
+	unit, _ := scripts["controlnet"].(map[string]any)["args"].([]any)
+	if got.Path != "/sdapi/v1/txt2img" || len(unit) != 1 || unit[0].(map[string]any)["model"] != cn.Model || unit[0].(map[string]any)["module"] != "canny" {
+		t.Fatalf("%s with alwayson_scripts %v", got.Path, scripts)
+	}
+	without := a1111test.New(a1111test.Options{})
+	defer without.Close()
+	v = newVendor(t, a1111.Config{BaseURL: without.URL, ControlNet: cn})
+	j = drawJob("cn2")
+	j.Request.Inputs = []engine.Input{{Blob: "ref"}}
+	submit(t, v, j, openPNG(t, 64, 64))
+	if out := waitDone(t, v, j); out.State != engine.TaskDone || without.Jobs()[0].Path != "/sdapi/v1/img2img" {
+		t.Fatalf("without the extension: %+v at %s", out, without.Jobs()[0].Path)
+	}
+	if _, err := a1111.New(a1111.Config{BaseURL: without.URL, ControlNet: a1111.ControlNet{Enabled: true}}, nil, nil, nil); err == nil || !strings.Contains(err.Error(), "controlnet.model") {
+		t.Fatalf("controlnet without a model: %v", err)
+	}
+}
