@@ -57,6 +57,8 @@ const (
 	DefaultMaxReply    = 200 << 20
 	// MaxUpscale is extra-single-image's upscaling_resize bound (le=8).
 	MaxUpscale = 8
+	// MaxLoRAs bounds --lora's comma-separated list.
+	MaxLoRAs = 5
 )
 
 // Hires configures txt2img's high-resolution fix (enable_hr).
@@ -345,7 +347,11 @@ var loraWeight = regexp.MustCompile(`^-?\d+(\.\d+)?$`)
 // into the prompt tags <lora:name:weight> the Lora extension reads.
 func loraTags(s string) (string, error) {
 	var tags []string
-	for _, part := range strings.Split(s, ",") {
+	parts := strings.Split(s, ",")
+	if len(parts) > MaxLoRAs {
+		return "", engine.Errorf(engine.EINVALID, "At most %d LoRAs at once.", "一次最多 %d 个 LoRA。", MaxLoRAs)
+	}
+	for _, part := range parts {
 		name, weight, found := strings.Cut(strings.TrimSpace(part), ":")
 		if !found {
 			weight = "1"

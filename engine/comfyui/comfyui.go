@@ -255,6 +255,9 @@ func (v *Vendor) Check(r *engine.Request) error {
 	if err != nil {
 		return err
 	}
+	if n := len(strings.Split(r.LoRA, ",")); r.LoRA != "" && n > MaxLoRAs {
+		return engine.Errorf(engine.EINVALID, "At most %d LoRAs at once.", "一次最多 %d 个 LoRA。", MaxLoRAs)
+	}
 	if (r.Model != "" || r.LoRA != "") && w.points["model"] == "" {
 		return engine.Errorf(engine.EINVALID, "This ComfyUI workflow has no model node, so --model and --lora cannot be used.", "这个 ComfyUI 工作流没有模型节点，不能使用 --model 和 --lora。")
 	}

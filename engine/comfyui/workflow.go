@@ -59,6 +59,9 @@ var required = map[string][]string{
 	WorkflowSwapface:  {"image", "image2"},
 }
 
+// MaxLoRAs bounds --lora's comma-separated list.
+const MaxLoRAs = 5
+
 // workflow is a loaded, checked workflow: its nodes and where each point is.
 type workflow struct {
 	name   string // the command it serves
@@ -240,8 +243,12 @@ func (w *workflow) addLoRAs(nodes map[string]map[string]any, spec string) error 
 	if !ok {
 		return engine.Errorf(engine.EINVALID, "This ComfyUI workflow has no model node, so --lora cannot be used.", "这个 ComfyUI 工作流没有模型节点，不能使用 --lora。")
 	}
+	parts := strings.Split(spec, ",")
+	if len(parts) > MaxLoRAs {
+		return engine.Errorf(engine.EINVALID, "At most %d LoRAs at once.", "一次最多 %d 个 LoRA。", MaxLoRAs)
+	}
 	next := 1000
-	for _, part := range strings.Split(spec, ",") {
+	for _, part := range parts {
 		name, weight, found := strings.Cut(strings.TrimSpace(part), ":")
 		f := 1.0
 		if found {
