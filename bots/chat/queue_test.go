@@ -53,3 +53,16 @@ func TestQueue(t *testing.T) {
 		t.Errorf("Chinese %q", zh.Text)
 	}
 }
+
+func TestStatusInLine(t *testing.T) {
+	j := &engine.Job{ID: "j1", State: engine.StateQueued}
+	if got := chat.Status(j, engine.Progress{Fraction: -1, Position: 2, ETA: 90 * time.Second}, engine.EN); got != "Job j1: queued, number 2 in line, about 2 min." {
+		t.Errorf("en %q", got)
+	}
+	if got := chat.Status(j, engine.Progress{Fraction: -1, Position: 1, ETA: 3 * time.Second}, engine.ZH); got != "任务 j1：排队中，第 1 位，约 3 秒。" {
+		t.Errorf("zh %q", got)
+	}
+	if got := chat.Status(j, engine.Progress{Fraction: -1}, engine.EN); got != "Job j1: queued." {
+		t.Errorf("not in a line %q", got)
+	}
+}

@@ -652,7 +652,10 @@ func (v *Vendor) do(ctx context.Context, b int, method, path string, in, out any
 		}
 		rd = bytes.NewReader(data)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, v.pool.Base(b).JoinPath(path).String(), rd)
+	route, query, _ := strings.Cut(path, "?")
+	u := v.pool.Base(b).JoinPath(route)
+	u.RawQuery = query
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
 	if err != nil {
 		return 0, err
 	}
@@ -847,11 +850,13 @@ func (v *Vendor) Query(ctx context.Context, j *engine.Job) (*engine.Outcome, err
 		if err != nil {
 			return nil, err
 		}
-		if p.Active || p.Queued {
+		if p.Queued || p.Active && !v.idle(ctx, b) {
 			// Still running there: its answer is lost, but making it
 			// again now would run it twice at once. Wait for it.
 			return v.outcome(p), nil
 		}
+		// "Active" on an idle web UI is a task that failed: the web UI
+		// calls finish_task only on success, so it stays the current one.
 	}
 	// Not running: the answer is lost for good. Make it again, once.
 	if err := v.rerun(ctx, j, b, forceID); err != nil {
@@ -875,6 +880,21 @@ func (v *Vendor) outcome(p *progressReply) *engine.Outcome {
 		}
 	}
 	return out
+}
+
+// idle reports whether web UI b works on nothing (GET /sdapi/v1/progress:
+// job_count 0 and no job, as state.end() leaves them). false when unsure.
+func (v *Vendor) idle(ctx context.Context, b int) bool {
+	var p struct {
+		State struct {
+			Job      string `json:"job"`
+			JobCount int    `json:"job_count"`
+		} `json:"state"`
+	}
+	if _, err := v.do(ctx, b, http.MethodGet, "sdapi/v1/progress?skip_current_image=true", nil, &p); err != nil {
+		return false
+	}
+	return p.State.JobCount == 0 && p.State.Job == ""
 }
 
 // rerun makes j's task again under the same id, after a restart lost the

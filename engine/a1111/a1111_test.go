@@ -509,3 +509,26 @@ func TestControlNet(t *testing.T) {
 		t.Fatalf("controlnet without a model: %v", err)
 	}
 }
+
+// TestRestartAfterFailedTask: a task that failed (CUDA out of memory) stays
+// "active" in /internal/progress, since the web UI calls finish_task only
+// on success; a restarted bot sees the web UI idle in /sdapi/v1/progress
+// and makes the task again rather than wait for it.
+func TestRestartAfterFailedTask(t *testing.T) {
+	fake := a1111test.New(a1111test.Options{})
+	defer fake.Close()
+	first := newVendor(t, a1111.Config{BaseURL: fake.URL})
+	fake.FailNext("CUDA out of memory")
+	j := drawJob("f1")
+	submit(t, first, j, nil)
+	if out := waitDone(t, first, j); out.State != engine.TaskFailed {
+		t.Fatalf("first run %+v", out)
+	}
+	if fake.Current() != "f1-1" {
+		t.Fatalf("current %q: the fake should keep the failed task current, as the web UI does", fake.Current())
+	}
+	second := newVendor(t, a1111.Config{BaseURL: fake.URL})
+	if out := waitDone(t, second, j); out.State != engine.TaskDone || second.Reruns() != 1 {
+		t.Fatalf("after restart: %+v, reruns %d", out, second.Reruns())
+	}
+}

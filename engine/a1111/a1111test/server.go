@@ -83,6 +83,8 @@ type Server struct {
 	previewID int
 	preview   []byte
 	interrupt bool
+	job       string // shared.state.job: "" when idle (state.end())
+	jobCount  int    // shared.state.job_count: 0 when idle
 	fail      string
 	jobs      []Job
 	calls     map[string]int
@@ -113,6 +115,7 @@ func New(o Options) *Server {
 	mux.HandleFunc("POST /sdapi/v1/img2img", s.auth(s.generate("img2img")))
 	mux.HandleFunc("POST /sdapi/v1/extra-single-image", s.auth(s.extras))
 	mux.HandleFunc("POST /sdapi/v1/interrupt", s.auth(s.interruptAPI))
+	mux.HandleFunc("GET /sdapi/v1/progress", s.auth(s.globalProgress))
 	mux.HandleFunc("POST /internal/progress", s.proxyAuth(s.progress))
 	// modules/ui.py: app.add_api_route("/internal/ping", lambda: {}), outside --api-auth.
 	mux.HandleFunc("GET /internal/ping", s.proxyAuth(func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]any{}) }))
@@ -355,6 +358,7 @@ func (s *Server) generate(kind string) http.HandlerFunc {
 		s.preview = nil
 		s.interrupt = false
 		s.jobs[idx].Started = s.started
+		s.job, s.jobCount = "scripts_"+kind, iters // shared.state.begin, then process_images
 		fail := s.fail
 		s.fail = ""
 		s.mu.Unlock()
@@ -379,6 +383,7 @@ func (s *Server) generate(kind string) http.HandlerFunc {
 		}
 		s.mu.Lock()
 		s.jobs[idx].Ended = time.Now()
+		s.job, s.jobCount = "", 0 // shared.state.end(), in a finally
 		if fail != "" {
 			// An exception inside process_images: finish_task is never
 			// called, so the task stays current until the next one starts.
@@ -488,6 +493,28 @@ func (s *Server) extras(w http.ResponseWriter, r *http.Request) {
 	s.queue.Unlock()
 	out := solid(int(float64(cfg.Width)*scale), int(float64(cfg.Height)*scale), 7)
 	writeJSON(w, 200, map[string]any{"html_info": "<p></p>", "image": base64.StdEncoding.EncodeToString(out)})
+}
+
+// globalProgress is api.py's progressapi: the web UI's one state, whoever's
+// task it is; idle is job_count 0 (state.end() resets it).
+func (s *Server) globalProgress(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	state := map[string]any{"skipped": false, "interrupted": s.interrupt, "job": s.job, "job_count": s.jobCount,
+		"job_timestamp": "0", "job_no": 0, "sampling_step": s.step, "sampling_steps": s.steps}
+	var current any
+	if s.current != "" {
+		current = s.current
+	}
+	if s.jobCount == 0 {
+		writeJSON(w, 200, map[string]any{"progress": 0, "eta_relative": 0, "state": state, "current_image": nil, "textinfo": nil, "current_task": current})
+		return
+	}
+	p := 0.01
+	if s.steps > 0 {
+		p += float64(s.step) / float64(s.steps)
+	}
+	writeJSON(w, 200, map[string]any{"progress": min(p, 1), "eta_relative": 0, "state": state, "current_image": nil, "textinfo": nil, "current_task": current})
 }
 
 func (s *Server) interruptAPI(w http.ResponseWriter, r *http.Request) {
