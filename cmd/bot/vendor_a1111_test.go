@@ -68,6 +68,9 @@ vendors:
 	if gpu.Calls("/internal/progress") == 0 {
 		t.Fatal("progress was never read")
 	}
+	if !strings.Contains(stderr, "a1111 (your GPU at "+gpu.URL+")") {
+		t.Errorf("the start summary does not name the GPU:\n%s", stderr)
+	}
 }
 
 // TestA1111Console: /draw, /draw with a reference image and /upscale
