@@ -85,6 +85,8 @@ func TestA1111Console(t *testing.T) {
 	writePNG(t, ref, 64, 48)
 	outDir := filepath.Join(dir, "out")
 	cfg := fmt.Sprintf(`data_dir: %s
+log:
+  level: debug
 console:
   out_dir: %s
 engine:
