@@ -131,6 +131,7 @@ type Engine struct {
 	notifier Notifier
 	vendors  map[string]Vendor
 	breakers map[string]*breaker
+	gates    map[string]*gate // Limited vendors' slots and lines
 	log      *slog.Logger
 	sched    *scheduler
 
@@ -161,6 +162,7 @@ type stepFields struct {
 	fetches  int // failed downloads since this process took the job on
 	lastPct  float64
 	timedOut time.Time // when this process last gave up waiting on a submission
+	lastPos  int // the place in a backend's line last shown
 	// deliveryStarted: the bot-added latency was reported for this job.
 	deliveryStarted bool
 }
@@ -176,6 +178,7 @@ func New(cfg Config, store Store, quota Quota, blobs Blobs, notifier Notifier, v
 		notifier: notifier,
 		vendors:  make(map[string]Vendor),
 		breakers: make(map[string]*breaker),
+		gates:    make(map[string]*gate),
 		log:      cfg.Logger,
 		sched:    newScheduler(cfg.Now),
 		live:     make(map[string]*liveJob),
@@ -183,6 +186,12 @@ func New(cfg Config, store Store, quota Quota, blobs Blobs, notifier Notifier, v
 	for _, v := range vendors {
 		e.vendors[v.Name()] = v
 		e.breakers[v.Name()] = &breaker{}
+		if l, ok := v.(Limited); ok {
+			e.gates[v.Name()] = newGate(l.Slots())
+		}
+		if w, ok := v.(Waker); ok {
+			w.SetWake(func(id string) { e.sched.at(id, e.cfg.Now()) })
+		}
 	}
 	return e
 }
@@ -239,6 +248,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	}
 	for _, j := range jobs {
 		e.track(j)
+		e.syncGates(j)
 		e.cfg.Observer.Admitted(j)
 	}
 	if len(jobs) > 0 {
@@ -423,7 +433,9 @@ func (e *Engine) Annotate(ctx context.Context, id, key, value string) error {
 func (e *Engine) Cancel(ctx context.Context, id string, by UserRef, admin bool) (*Job, error) {
 	// No wait for a step under way: its result, applied later, sees the job
 	// cancelled and is dropped (see save).
+	var atVendor bool
 	j, err := e.update(ctx, id, func(j *Job, c Counters) error {
+		atVendor = j.State.AtVendor()
 		if !admin && j.Owner.Key() != by.Key() {
 			return Errorf(EFORBIDDEN, "Job %s is not yours to cancel.", "任务 %s 不是你的，不能取消。", j.ID)
 		}
@@ -445,6 +457,16 @@ func (e *Engine) Cancel(ctx context.Context, id string, by UserRef, admin bool) 
 		return nil, err
 	}
 	e.log.Info("job cancelled", slog.String("job_id", id))
+	if c, ok := e.vendors[j.Vendor].(Canceller); ok && atVendor {
+		// Stop the GPU working for nobody; best effort, the job is cancelled anyway.
+		go func(j *Job) {
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.cfg.VendorTimeout)
+			defer cancel()
+			if err := c.CancelTask(cctx, j); err != nil {
+				e.log.Warn("stop cancelled task", slog.String("job_id", j.ID), slog.String("vendor", j.Vendor), slog.Any("err", err))
+			}
+		}(j.Clone())
+	}
 	e.sched.at(id, e.cfg.Now())
 	return j, nil
 }

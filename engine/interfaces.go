@@ -175,6 +175,10 @@ type CallbackVendor interface {
 type Progress struct {
 	Fraction float64 // 0..1, negative when unknown
 	Preview  []byte
+	// Position is the job's place in a self-hosted backend's line (1:
+	// next), 0 when it waits in none; ETA the wait for it to start.
+	Position int
+	ETA      time.Duration
 }
 
 // Notifier carries engine events back to the chats. The console, Telegram
@@ -257,3 +261,31 @@ func (nopObserver) Refused(string)                      {}
 func (nopObserver) Moved(*Job, State)                   {}
 func (nopObserver) Billed(string, int)                  {}
 func (nopObserver) DeliveryStarted(*Job, time.Duration) {}
+
+// Waker is a vendor that learns by itself when a task changes (a blocking
+// call that returned, a websocket message): the engine hands it a function
+// that makes the job's next step due now, so a finished image waits for
+// no scheduled poll.
+type Waker interface {
+	SetWake(wake func(jobID string))
+}
+
+// Canceller is a vendor that can stop a task it holds (a self-hosted GPU's
+// interrupt). The engine calls it after a job at the vendor is cancelled;
+// best effort, since the job is cancelled whatever it returns.
+type Canceller interface {
+	CancelTask(ctx context.Context, j *Job) error
+}
+
+// Limited is a vendor (a self-hosted GPU, an account) that holds at most
+// Slots tasks at once: the engine keeps the rest of its jobs waiting, in
+// turn between users, and hands a freed slot to the next at once.
+type Limited interface {
+	// Slots is how many tasks the vendor may hold at once.
+	Slots() int
+	// Running is how many of them it works on at once (the rest wait
+	// there), for queue positions and ETAs.
+	Running() int
+	// Typical is the time one task of r takes there, for ETAs.
+	Typical(r *Request) time.Duration
+}

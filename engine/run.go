@@ -191,6 +191,9 @@ func (e *Engine) update(ctx context.Context, id string, fn func(j *Job, c Counte
 	if err != nil {
 		return nil, err
 	}
+	if len(e.gates) > 0 {
+		e.syncGates(j)
+	}
 	if j.State != from {
 		e.cfg.Observer.Moved(j, from)
 	}
@@ -302,6 +305,12 @@ func (e *Engine) submit(ctx context.Context, lj *liveJob, j *Job) time.Duration 
 	}
 	if v == nil {
 		v, err = e.pick(&j.Request, j.Tried, true)
+		if err == nil && !e.slot(ctx, lj, j, v) {
+			// Waiting for the vendor's slot: a freed one wakes the job.
+			return e.untilDeadline(j, queueWait)
+		}
+	} else if g := e.gates[v.Name()]; g != nil {
+		g.hold(j.ID) // the same task again: it had its slot
 	}
 	if err != nil {
 		if ErrorCode(err) == EUNAVAILABLE {

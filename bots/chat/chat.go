@@ -154,6 +154,8 @@ func (s *Service) Handle(ctx context.Context, m Message) Reply {
 		return s.quota(ctx, m.User)
 	case "jobs":
 		return s.jobs(ctx, m.User)
+	case "queue":
+		return s.queue(ctx, m.User)
 	case "cancel":
 		j, err := s.Engine.Cancel(ctx, strings.ToLower(c.Args[0]), m.User, s.Quota.IsAdmin(m.User))
 		if err != nil {

@@ -3,6 +3,7 @@ package chat
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"slices"
 	"strings"
 	"time"
@@ -115,6 +116,7 @@ var descriptions = map[string][2]string{
 	"jobs":     {"Your latest jobs", "最近的任务"},
 	"show":     {"Send a past result again", "重新发送以前的结果"},
 	"settings": {"This chat's defaults (admins)", "本聊天的默认设置（管理员）"},
+	"queue":    {"Who waits for the GPU", "GPU 排队情况"},
 	"cancel":   {"Stop a job", "取消任务"},
 	"again":    {"Same again, new seed", "同样参数再画一张"},
 	"vary":     {"A variation of a result", "以结果为参考生成变体"},
@@ -188,6 +190,9 @@ func Bar(f float64) string {
 func Status(j *engine.Job, p engine.Progress, lang engine.Lang) string {
 	switch j.State {
 	case engine.StateQueued:
+		if p.Position > 0 {
+			return T(lang, "Job %s: queued, number %d in line, about %s.", "任务 %s：排队中，第 %d 位，约 %s。", j.ID, p.Position, roughDuration(p.ETA, lang))
+		}
 		return T(lang, "Job %s: queued.", "任务 %s：排队中。", j.ID)
 	case engine.StateSubmitted:
 		if p.Fraction <= 0 {
@@ -267,4 +272,23 @@ func Ext(mime string) string {
 		return ".gif"
 	}
 	return ".png"
+}
+
+// roughDuration says d as a person would: "40 s", "3 min".
+func roughDuration(d time.Duration, lang engine.Lang) string {
+	switch {
+	case d < time.Minute:
+		return T(lang, "%d s", "%d 秒", max(int(d.Seconds()+0.5), 1))
+	default:
+		return T(lang, "%d min", "%d 分钟", int(d.Minutes()+0.5))
+	}
+}
+
+// PreviewKey identifies a progress preview, so a platform shows each one
+// once: vendors hand out their latest preview at every poll, so that one an
+// edit limit skipped is shown at the next edit allowed.
+func PreviewKey(b []byte) uint64 {
+	h := fnv.New64a()
+	h.Write(b)
+	return h.Sum64()
 }

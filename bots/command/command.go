@@ -52,7 +52,7 @@ func (c *Command) IsJob() bool {
 }
 
 // Names lists the commands, in help order.
-var Names = []string{"draw", "anime", "upscale", "swapface", "again", "vary", "quota", "jobs", "show", "cancel", "models", "settings", "help", "start", "admin"}
+var Names = []string{"draw", "anime", "upscale", "swapface", "again", "vary", "quota", "jobs", "show", "queue", "cancel", "models", "settings", "help", "start", "admin"}
 
 // usage is each command's synopsis.
 var usage = map[string][2]string{
@@ -65,6 +65,7 @@ var usage = map[string][2]string{
 	"jobs":     {"/jobs", "/jobs"},
 	"show":     {"/show <job id>", "/show <任务编号>"},
 	"settings": {"/settings [size WxH|default] [preset NAME|none] [nsfw on|off|default]", "/settings [size 宽x高|default] [preset 预设|none] [nsfw on|off|default]"},
+	"queue":    {"/queue", "/queue"},
 	"cancel":   {"/cancel <job id>", "/cancel <任务编号>"},
 	"models":   {"/models", "/models"},
 	"help":     {"/help", "/help"},
@@ -227,7 +228,7 @@ func (c *Command) checkArgs() error {
 		if len(c.Args) != 1 {
 			return invalid(c.Name, "Which job? Give its id.", "哪个任务？请给出任务编号。")
 		}
-	case "quota", "jobs", "help", "start", "models":
+	case "quota", "jobs", "queue", "help", "start", "models":
 		// Extra words are harmless ("/help draw" shows everything).
 	}
 	return nil

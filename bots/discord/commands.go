@@ -207,6 +207,7 @@ func CommandsFor(lim engine.Limits, choices func(engine.Kind) []engine.VendorCho
 			option(file, words{"target", "目标", "目標"}, words{"The photo to put it on", "目标照片", "目標照片"}, true)),
 		cmd(words{"quota", "额度", "額度"}, words{"What you have left today", "今日剩余额度", "今日剩餘額度"}),
 		cmd(words{"jobs", "任务", "任務"}, words{"Your latest jobs", "最近的任务", "最近的任務"}),
+		cmd(words{"queue", "排队", "排隊"}, words{"Who waits for the GPU", "GPU 排队情况", "GPU 排隊情況"}),
 		cmd(words{"cancel", "取消", "取消"}, words{"Stop a job", "取消任务", "取消任務"},
 			autocomplete(option(str, words{"job", "任务", "任務"}, words{"The job id", "任务编号", "任務編號"}, true))),
 		cmd(words{"models", "模型", "模型"}, words{"The models you can use", "可用模型", "可用模型"}),
@@ -451,7 +452,7 @@ func parse(d discordgo.ApplicationCommandInteractionData) (*command.Command, []*
 			return nil, nil, err
 		}
 		c.Args = args
-	case "quota", "jobs", "models", "help":
+	case "quota", "jobs", "queue", "models", "help":
 	default:
 		if ok, err := parseOps(c, o); ok {
 			if err != nil {

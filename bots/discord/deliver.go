@@ -66,6 +66,7 @@ type live struct {
 	t         ticket
 	message   string // the original response's message id, once known
 	text      string // the progress text shown last
+	preview   uint64 // the preview shown last (chat.PreviewKey); vendors repeat their latest
 	edited    bool   // progress has replaced the first response
 	done      bool   // the result is posted
 	doneAt    time.Time
@@ -219,6 +220,9 @@ func (b *Bot) Progress(ctx context.Context, j *engine.Job, p engine.Progress) {
 	if lv.t.TokenOnly {
 		text += b.onlyHereNote(b.lang(j, lv), j.ID) // the progress replaces the first answer's note
 	}
+	if len(p.Preview) > 0 && chat.PreviewKey(p.Preview) == lv.preview {
+		p.Preview = nil // shown already
+	}
 	if text == lv.text && len(p.Preview) == 0 {
 		return
 	}
@@ -241,6 +245,9 @@ func (b *Bot) Progress(ctx context.Context, j *engine.Job, p engine.Progress) {
 		return
 	}
 	lv.text, lv.edited = text, true
+	if len(p.Preview) > 0 {
+		lv.preview = chat.PreviewKey(p.Preview)
+	}
 	b.remember(ctx, j.ID, lv, msg)
 }
 

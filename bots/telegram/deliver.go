@@ -44,9 +44,12 @@ type jobState struct {
 	photo    bool
 	lastEdit time.Time
 	lastText string
-	replied  bool // the command's reply was handled in this process
-	pending  bool // the status message waits in the chat's outbox
-	done     bool // delivered or told
+	// lastPreview is the preview shown last (chat.PreviewKey): a vendor
+	// repeats its latest one, so that one the edit limit skipped is shown later.
+	lastPreview uint64
+	replied     bool // the command's reply was handled in this process
+	pending     bool // the status message waits in the chat's outbox
+	done        bool // delivered or told
 
 	doneAt time.Time // guarded by Bot.mu
 }
@@ -215,6 +218,9 @@ func (b *Bot) Progress(ctx context.Context, j *engine.Job, p engine.Progress) {
 		return
 	}
 	text := chat.Status(j, p, j.Owner.Lang)
+	if p.Preview != nil && chat.PreviewKey(p.Preview) == st.lastPreview {
+		p.Preview = nil // shown already
+	}
 	if p.Preview == nil && text == st.lastText {
 		return
 	}
@@ -273,6 +279,9 @@ func (b *Bot) Progress(ctx context.Context, j *engine.Job, p engine.Progress) {
 		}
 	}
 	st.lastEdit, st.lastText = now, text
+	if p.Preview != nil {
+		st.lastPreview = chat.PreviewKey(p.Preview)
+	}
 }
 
 // lateStatus posts the status message of a job that has none and will get

@@ -265,15 +265,23 @@ func TestProgressPreview(t *testing.T) {
 	// Too soon for another edit in a group: skipped.
 	h.bot.Progress(ctx, j, engine.Progress{Fraction: 0.4})
 	time.Sleep(h.cfg.GroupEvery + 50*time.Millisecond)
-	h.bot.Progress(ctx, j, engine.Progress{Fraction: 0.5, Preview: preview})
+	h.bot.Progress(ctx, j, engine.Progress{Fraction: 0.5, Preview: testPNG(t, 32, 32, color.Gray{Y: 128})})
 	h.wait(5*time.Second, "media edit", is("editMessageMedia", "message_id", strconv.Itoa(photo.MessageID())))
+	time.Sleep(h.cfg.GroupEvery + 50*time.Millisecond)
+	// The vendor repeats its latest preview at each poll: shown already, so
+	// only the caption changes, and the picture is not uploaded again.
+	h.bot.Progress(ctx, j, engine.Progress{Fraction: 0.55, Preview: testPNG(t, 32, 32, color.Gray{Y: 128})})
+	h.wait(5*time.Second, "caption edit", is("editMessageCaption", "message_id", strconv.Itoa(photo.MessageID())))
+	if n := len(h.fake.Calls("editMessageMedia")); n != 1 {
+		t.Errorf("%d media edits, want 1: the same preview was uploaded again", n)
+	}
 	time.Sleep(h.cfg.GroupEvery + 50*time.Millisecond)
 	h.fake.Fail("editMessageCaption", telegramtest.Failure{Code: 429, RetryAfter: 2})
 	h.bot.Progress(ctx, j, engine.Progress{Fraction: 0.6})
 	time.Sleep(h.cfg.GroupEvery + 50*time.Millisecond)
 	h.bot.Progress(ctx, j, engine.Progress{Fraction: 0.7}) // still inside retry_after: skipped
-	if n := len(h.fake.Calls("editMessageCaption")); n != 1 {
-		t.Errorf("%d caption edits, want the one that got the 429", n)
+	if n := len(h.fake.Calls("editMessageCaption")); n != 2 {
+		t.Errorf("%d caption edits, want the repeated preview's and the one that got the 429", n)
 	}
 	if n := len(h.fake.Calls("editMessageText")); n != 0 {
 		t.Errorf("%d text edits of a photo status", n)

@@ -45,6 +45,10 @@ var envHelp = map[string]string{
 	"PICBOT_WEB_PASSWORD":              "web.password: turns the web console on under /admin/",
 	"PICBOT_WEB_PASSWORD_HASH":         "web.password_hash: bcrypt or argon2id, instead of the password",
 	"PICBOT_ZHIQITE_ACCESS_KEY_SECRET": "vendors.zhiqite.access_key_secret",
+	"PICBOT_A1111_USERNAME":            "vendors.a1111.username",
+	"PICBOT_A1111_PASSWORD":            "vendors.a1111.password",
+	"PICBOT_A1111_TOKEN":               "vendors.a1111.token",
+	"PICBOT_COMFYUI_TOKEN":             "vendors.comfyui.token",
 }
 
 // usage is picbot -h.

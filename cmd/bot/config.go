@@ -18,7 +18,9 @@ import (
 	"github.com/picbot/picbot/bots/chat"
 	"github.com/picbot/picbot/bots/discord"
 	"github.com/picbot/picbot/engine"
+	"github.com/picbot/picbot/engine/a1111"
 	"github.com/picbot/picbot/engine/apispace"
+	"github.com/picbot/picbot/engine/comfyui"
 	"github.com/picbot/picbot/engine/showapi"
 	"github.com/picbot/picbot/engine/zhiqite"
 	"github.com/picbot/picbot/moderation"
@@ -59,6 +61,8 @@ type VendorsConfig struct {
 	APISpace APISpaceConfig `yaml:"apispace"`
 	// Pool tunes the account pools (accounts.go).
 	Pool PoolConfig `yaml:"pool"`
+	A1111    A1111Config    `yaml:"a1111"`
+	ComfyUI  ComfyUIConfig  `yaml:"comfyui"`
 }
 
 type LogConfig struct {
@@ -158,6 +162,8 @@ func DefaultConfig() Config {
 			Zhiqite:  ZhiqiteConfig{Config: zhiqite.Defaults()},
 			ShowAPI:  ShowAPIConfig{Config: showapi.Defaults()},
 			APISpace: APISpaceConfig{Config: apispace.Defaults()},
+			A1111:    A1111Config{Config: a1111.Defaults()},
+			ComfyUI:  ComfyUIConfig{Config: comfyui.Defaults()},
 		},
 		Telegram: defaultTelegramConfig(),
 		Web:      defaultWebConfig(),
@@ -304,7 +310,7 @@ func (c *Config) envFields() map[string]*string {
 		"PICBOT_LOG_FORMAT":      &c.Log.Format,
 	}
 	for _, more := range []map[string]*string{
-		c.Vendors.Zhiqite.envFields(), c.Vendors.ShowAPI.envFields(), c.Vendors.APISpace.envFields(),
+		c.Vendors.Zhiqite.envFields(), c.Vendors.ShowAPI.envFields(), c.Vendors.APISpace.envFields(), c.Vendors.A1111.envFields(), c.Vendors.ComfyUI.envFields(),
 		c.Telegram.envFields(), c.Discord.envFields(), c.Web.envFields(),
 	} {
 		for k, v := range more {
@@ -318,7 +324,7 @@ func (c *Config) envFields() map[string]*string {
 func (c *Config) secrets() []string {
 	var out []string
 	for _, s := range [][]string{
-		c.Vendors.Zhiqite.secrets(), c.Vendors.ShowAPI.secrets(), c.Vendors.APISpace.secrets(),
+		c.Vendors.Zhiqite.secrets(), c.Vendors.ShowAPI.secrets(), c.Vendors.APISpace.secrets(), c.Vendors.A1111.secrets(), c.Vendors.ComfyUI.secrets(),
 		c.Telegram.secrets(), c.Discord.secrets(), c.Web.secrets(),
 	} {
 		for _, v := range s {
@@ -397,6 +403,8 @@ func (c *Config) problems() []Problem {
 	c.Vendors.Zhiqite.validate(prefixed(bad, "vendors.zhiqite."))
 	c.Vendors.ShowAPI.validate(prefixed(bad, "vendors.showapi."))
 	c.Vendors.APISpace.validate(prefixed(bad, "vendors.apispace."))
+	c.Vendors.A1111.validate(prefixed(bad, "vendors.a1111."))
+	c.Vendors.ComfyUI.validate(prefixed(bad, "vendors.comfyui."))
 	c.Telegram.validate(prefixed(bad, "telegram."))
 	c.Discord.validate(prefixed(bad, "discord."))
 	c.validateWeb(bad)
@@ -495,6 +503,10 @@ var vendorKinds = map[string][]engine.Kind{
 	"zhiqite":  {engine.KindDraw, engine.KindUpscale, engine.KindSwapface},
 	"showapi":  {engine.KindDraw},
 	"apispace": {engine.KindDraw, engine.KindAnime, engine.KindUpscale},
+	// /swapface only where the ReActor extension is installed (checked at run time).
+	"a1111": engine.Kinds,
+	// /swapface only with a face-swap workflow (vendors.comfyui.workflows.swapface).
+	"comfyui": engine.Kinds,
 }
 
 // byLink are the vendors that read input images by link, from http.public_url.
@@ -638,5 +650,7 @@ func (c *Config) vendorNames() map[string]bool {
 	names["zhiqite"] = c.Vendors.Zhiqite.Enabled
 	names["showapi"] = c.Vendors.ShowAPI.Enabled
 	names["apispace"] = c.Vendors.APISpace.Enabled
+	names["a1111"] = c.Vendors.A1111.Enabled
+	names["comfyui"] = c.Vendors.ComfyUI.Enabled
 	return names
 }

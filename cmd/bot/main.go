@@ -271,6 +271,8 @@ func (a *app) vendors() ([]engine.Vendor, error) {
 		func() (engine.Vendor, error) { return a.newZhiqite(v.Zhiqite) },
 		func() (engine.Vendor, error) { return a.newShowAPI(v.ShowAPI) },
 		func() (engine.Vendor, error) { return a.newAPISpace(v.APISpace) },
+		func() (engine.Vendor, error) { return a.newA1111(v.A1111) },
+		func() (engine.Vendor, error) { return a.newComfyUI(v.ComfyUI) },
 	} {
 		vendor, err := newVendor()
 		if err != nil {

@@ -95,6 +95,8 @@ func (l *loaded) summary(addr net.Addr) *startSummary {
 		switch {
 		case v == "local":
 			vendors = append(vendors, "local (built-in, not an AI model)")
+		case v == "a1111" || v == "comfyui":
+			vendors = append(vendors, v+" (your GPU at "+l.gpuURLs(v)+")")
 		case c.HTTP.PublicURL != "" && l.callbacks(v):
 			vendors = append(vendors, v+" (callbacks)")
 		default:
@@ -153,12 +155,24 @@ func (l *loaded) summary(addr net.Addr) *startSummary {
 func (l *loaded) enabledVendors() []string {
 	var out []string
 	names := l.cfg.vendorNames()
-	for _, v := range []string{"local", "zhiqite", "showapi", "apispace"} {
+	for _, v := range []string{"local", "zhiqite", "showapi", "apispace", "a1111", "comfyui"} {
 		if names[v] {
 			out = append(out, v)
 		}
 	}
 	return out
+}
+
+// gpuURLs are a self-hosted backend's base URLs, without credentials.
+func (l *loaded) gpuURLs(vendor string) string {
+	urls := l.cfg.Vendors.A1111.URLs()
+	if vendor == "comfyui" {
+		urls = l.cfg.Vendors.ComfyUI.URLs()
+	}
+	for i, u := range urls {
+		urls[i] = redactURL(u)
+	}
+	return strings.Join(urls, ", ")
 }
 
 func (l *loaded) callbacks(vendor string) bool {

@@ -5,6 +5,7 @@
 //
 //	go run ./cmd/loadtest          # short run, well under a minute
 //	go run ./cmd/loadtest -full    # 1,000 jobs in flight, 3 runs
+//	go run ./cmd/loadtest -gpu     # a 200-job backlog at one self-hosted GPU (the AUTOMATIC1111 fake)
 package main
 
 import (
@@ -82,6 +83,13 @@ func main() {
 		if *full {
 			o.admitFor = 5 * time.Second
 		}
+	}
+	if *gpuOnly {
+		if err := runGPU(o); err != nil {
+			fmt.Fprintln(os.Stderr, "loadtest: gpu:", err)
+			os.Exit(1)
+		}
+		return
 	}
 	if *sizeOnly {
 		o.runs = 0

@@ -1,0 +1,234 @@
+package engine
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"time"
+)
+
+// gate keeps the tasks a Limited vendor holds at its slot count, and the
+// jobs waiting for a slot in turn between their owners: each owner with
+// jobs waiting has one place in a rotation, and a freed slot goes to the
+// oldest job of the owner whose turn it is, so one user's hundred jobs do
+// not keep everyone else waiting behind them.
+type gate struct {
+	limit int
+
+	mu      sync.Mutex
+	holders map[string]bool     // job ids that hold a slot (granted, or at the vendor)
+	waiting map[string][]string // owner key → waiting job ids, oldest first
+	owners  []string            // owners with jobs waiting, whose turn comes first first
+	owner   map[string]string   // waiting job id → owner key
+}
+
+func newGate(limit int) *gate {
+	return &gate{limit: max(limit, 1), holders: map[string]bool{}, waiting: map[string][]string{}, owner: map[string]string{}}
+}
+
+// enter reports whether job id holds a slot, taking a free one if no job
+// waits for it; otherwise the job waits in its owner's line.
+func (g *gate) enter(id, owner string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.holders[id] {
+		return true
+	}
+	if _, ok := g.owner[id]; ok {
+		return false
+	}
+	if len(g.holders) < g.limit && len(g.owners) == 0 {
+		g.holders[id] = true
+		return true
+	}
+	if len(g.waiting[owner]) == 0 {
+		g.owners = append(g.owners, owner)
+	}
+	g.waiting[owner] = append(g.waiting[owner], id)
+	g.owner[id] = owner
+	return false
+}
+
+// hold counts job id as holding a slot, whatever the count: a task the
+// vendor holds already (found after a restart) is not sent back to wait.
+func (g *gate) hold(id string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.dropWaitingLocked(id)
+	g.holders[id] = true
+}
+
+// leave frees job id's slot or its place in line, and returns the jobs
+// that were granted the slots now free: the caller wakes them.
+func (g *gate) leave(id string) []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.holders[id] {
+		delete(g.holders, id)
+	} else if !g.dropWaitingLocked(id) {
+		return nil
+	}
+	var granted []string
+	for len(g.holders) < g.limit && len(g.owners) > 0 {
+		o := g.owners[0]
+		g.owners = g.owners[1:]
+		next := g.waiting[o][0]
+		g.waiting[o] = g.waiting[o][1:]
+		if len(g.waiting[o]) > 0 {
+			g.owners = append(g.owners, o) // to the back of the rotation
+		} else {
+			delete(g.waiting, o)
+		}
+		delete(g.owner, next)
+		g.holders[next] = true
+		granted = append(granted, next)
+	}
+	return granted
+}
+
+func (g *gate) dropWaitingLocked(id string) bool {
+	o, ok := g.owner[id]
+	if !ok {
+		return false
+	}
+	delete(g.owner, id)
+	g.waiting[o] = slices.DeleteFunc(g.waiting[o], func(s string) bool { return s == id })
+	if len(g.waiting[o]) == 0 {
+		delete(g.waiting, o)
+		g.owners = slices.DeleteFunc(g.owners, func(s string) bool { return s == o })
+	}
+	return true
+}
+
+// position is job id's place in line (1: next to get a slot; 0: not
+// waiting) and how many slots are held.
+func (g *gate) position(id string) (pos, held int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	held = len(g.holders)
+	if _, ok := g.owner[id]; !ok {
+		return 0, held
+	}
+	// Play the rotation forward on copies until id's turn comes.
+	owners := slices.Clone(g.owners)
+	taken := map[string]int{}
+	for n := 1; len(owners) > 0; n++ {
+		o := owners[0]
+		owners = owners[1:]
+		line := g.waiting[o]
+		if line[taken[o]] == id {
+			return n, held
+		}
+		taken[o]++
+		if taken[o] < len(line) {
+			owners = append(owners, o)
+		}
+	}
+	return 0, held
+}
+
+// waitingCount is how many jobs wait for a slot.
+func (g *gate) waitingCount() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.owner)
+}
+
+// holdsAt reports whether j, as stored, occupies a slot at vendor: a task
+// there that is not done yet, or a queued job that may have been granted one.
+func holdsAt(j *Job, vendor string) (holds, keep bool) {
+	switch {
+	case j.State == StateQueued:
+		return false, true // waiting or granted: left as it is
+	case j.State.AtVendor() && j.Vendor == vendor && len(j.Pending) == 0:
+		return true, true
+	}
+	return false, false
+}
+
+// syncGates brings the gates in line with j as just stored: a job whose
+// task ended (or moved on, or that finished) frees its slot, and the jobs
+// granted it are woken at once, so the vendor never waits for the bot.
+func (e *Engine) syncGates(j *Job) {
+	for name, g := range e.gates {
+		holds, keep := holdsAt(j, name)
+		if holds {
+			g.hold(j.ID)
+			continue
+		}
+		if keep {
+			continue
+		}
+		for _, id := range g.leave(j.ID) {
+			e.sched.at(id, e.cfg.Now())
+		}
+	}
+}
+
+// queueWait is how often a job waiting for a slot looks at its place in
+// line, to show it; a freed slot wakes it at once anyway.
+const queueWait = 10 * time.Second
+
+// QueueInfo is a job's place in a self-hosted backend's line.
+type QueueInfo struct {
+	Vendor   string
+	Position int // 1: next; 0: not waiting
+	Held     int // tasks at the backend
+	Waiting  int // jobs waiting in all
+	ETA      time.Duration
+}
+
+// Queue reports where job id waits, for /queue and status messages; the
+// zero QueueInfo when it waits nowhere.
+func (e *Engine) Queue(id string) QueueInfo {
+	for name, g := range e.gates {
+		pos, held := g.position(id)
+		if pos == 0 {
+			continue
+		}
+		return e.queueInfo(name, g, pos, held)
+	}
+	return QueueInfo{}
+}
+
+// Queues reports every gated vendor's line: its tasks held and jobs waiting.
+func (e *Engine) Queues() []QueueInfo {
+	var out []QueueInfo
+	for _, name := range slices.Sorted(func(yield func(string) bool) {
+		for n := range e.gates {
+			if !yield(n) {
+				return
+			}
+		}
+	}) {
+		g := e.gates[name]
+		_, held := g.position("")
+		out = append(out, e.queueInfo(name, g, 0, held))
+	}
+	return out
+}
+
+func (e *Engine) queueInfo(name string, g *gate, pos, held int) QueueInfo {
+	q := QueueInfo{Vendor: name, Position: pos, Held: held, Waiting: g.waitingCount()}
+	if l, ok := e.vendors[name].(Limited); ok && pos > 0 {
+		// Everything ahead (at the backend and in line) shared by what runs at once.
+		run := max(l.Running(), 1)
+		q.ETA = time.Duration(held+pos) * l.Typical(nil) / time.Duration(run)
+	}
+	return q
+}
+
+// slot reports whether j may be sent to v now: v has no limit, or j holds
+// one of its slots. A job that waits is shown its place in line when it changes.
+func (e *Engine) slot(ctx context.Context, lj *liveJob, j *Job, v Vendor) bool {
+	g := e.gates[v.Name()]
+	if g == nil || g.enter(j.ID, j.Owner.Key()) {
+		return true
+	}
+	q := e.Queue(j.ID)
+	if q.Position != lj.lastPos {
+		lj.lastPos = q.Position
+		e.notifier.Progress(ctx, j, Progress{Fraction: -1, Position: q.Position, ETA: q.ETA})
+	}
+	return false
+}
