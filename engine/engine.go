@@ -152,9 +152,15 @@ type liveJob struct {
 	stepping bool // a step of this job is under way
 	again    bool // the job was made due during that step: step it once more
 	platform string
+	stepFields
+}
+
+// stepFields are what a step works on, copied out of the liveJob for it.
+type stepFields struct {
 	polls    int // polls of the current task (Job.Polls as stored), or failed submissions
 	fetches  int // failed downloads since this process took the job on
 	lastPct  float64
+	timedOut time.Time // when this process last gave up waiting on a submission
 	// deliveryStarted: the bot-added latency was reported for this job.
 	deliveryStarted bool
 }
@@ -311,7 +317,7 @@ func (e *Engine) track(j *Job) *liveJob {
 	defer e.mu.Unlock()
 	lj, ok := e.live[j.ID]
 	if !ok {
-		lj = &liveJob{platform: j.Chat.Platform, lastPct: -1, polls: j.Polls}
+		lj = &liveJob{platform: j.Chat.Platform, stepFields: stepFields{lastPct: -1, polls: j.Polls}}
 		e.live[j.ID] = lj
 	}
 	return lj
@@ -508,11 +514,12 @@ func (e *Engine) applyCallback(ctx context.Context, lj *liveJob, v CallbackVendo
 // OpenInput serves a job's input image to a vendor that fetches it by URL.
 func (e *Engine) OpenInput(ctx context.Context, id, token string, i int) (io.ReadCloser, string, error) {
 	j, err := e.store.Job(ctx, id)
-	if err != nil || subtle.ConstantTimeCompare([]byte(token), []byte(j.CallbackToken)) != 1 || i < 0 || i >= len(j.Request.Inputs) || j.Finished() {
+	if err != nil || subtle.ConstantTimeCompare([]byte(token), []byte(j.CallbackToken)) != 1 || i < 0 || i >= len(j.Request.AllInputs()) || j.Finished() {
 		return nil, "", Errorf(ENOTFOUND, "No such image.", "没有这张图片。")
 	}
-	rc, err := e.blobs.Open(j.Request.Inputs[i].Blob)
-	return rc, j.Request.Inputs[i].Mime, err
+	in := j.Request.AllInputs()[i]
+	rc, err := e.blobs.Open(in.Blob)
+	return rc, in.Mime, err
 }
 
 // CallbackURL is where vendor should report on job j.
@@ -524,7 +531,7 @@ func (e *Engine) inputURLs(j *Job) []string {
 	if e.cfg.PublicURL == "" {
 		return nil
 	}
-	urls := make([]string, len(j.Request.Inputs))
+	urls := make([]string, len(j.Request.AllInputs()))
 	for i := range urls {
 		urls[i] = fmt.Sprintf("%s/input/%s/%s/%d", e.cfg.PublicURL, j.ID, j.CallbackToken, i)
 	}
@@ -591,7 +598,11 @@ func (e *Engine) pick(r *Request, tried []string, useBreakers bool) (Vendor, err
 		if !ok || slices.Contains(tried, name) {
 			continue
 		}
-		if err := v.Check(r); err != nil {
+		err := supports(v, r)
+		if err == nil {
+			err = v.Check(r)
+		}
+		if err != nil {
 			if invalid == nil {
 				invalid = err
 			}
@@ -612,6 +623,18 @@ func (e *Engine) pick(r *Request, tried []string, useBreakers bool) (Vendor, err
 		return nil, Errorf(EVENDOR, "The image service could not make this picture.", "绘图服务未能生成这张图片。")
 	}
 	return nil, Errorf(EINVALID, "/%s is not available on this bot.", "本机器人未开放 /%s。", r.Kind)
+}
+
+// supports refuses a request that uses an option v does not offer.
+func supports(v Vendor, r *Request) error {
+	fv, _ := v.(FeatureVendor)
+	for _, f := range r.Features() {
+		if fv == nil || !fv.Supports(r.Kind, f) {
+			return Errorf(EINVALID, "--%[1]s is not offered by the image services this bot uses for /%[2]s.",
+				"本机器人用于 /%[2]s 的绘图服务不支持 --%[1]s。", f, r.Kind)
+		}
+	}
+	return nil
 }
 
 // isCode reports whether err carries one of codes.

@@ -87,7 +87,7 @@ type Task struct {
 	CallbackURL string
 	// InputURLs are public links to the job's input images, empty without a public URL.
 	InputURLs []string
-	// Open reads input image i.
+	// Open reads input image i (of Request.AllInputs).
 	Open func(i int) (io.ReadCloser, error)
 }
 
@@ -115,6 +115,14 @@ type Vendor interface {
 	Query(ctx context.Context, j *Job) (*Outcome, error)
 	// Timing gives the poll schedule for r.
 	Timing(r *Request) Timing
+}
+
+// FeatureVendor is a vendor that offers some of the options only some
+// vendors offer (Request.Features). A vendor that is not one offers none:
+// the engine never hands it a request that uses one, so an option is
+// never dropped silently.
+type FeatureVendor interface {
+	Supports(kind Kind, feature string) bool
 }
 
 // TaskFinder is a vendor that can find a task whose submission's answer was

@@ -68,6 +68,13 @@ type ChatRef struct {
 	GuildID   string `json:"guild_id,omitempty"`
 	MessageID string `json:"message_id,omitempty"` // the command's message, to reply to
 	Private   bool   `json:"private,omitempty"`
+	// ThreadID is the topic of a forum (Telegram's message_thread_id) the
+	// command came from; every message for the job goes there. Empty: the
+	// chat itself (a forum's General topic).
+	ThreadID string `json:"thread_id,omitempty"`
+	// Broadcast marks a channel: anyone reads it, only its admins post, so
+	// results carry no buttons a reader could spend the channel's quota with.
+	Broadcast bool `json:"broadcast,omitempty"`
 }
 
 // QuotaKey is the chat's identity for per-chat quotas: the guild if there is one.
@@ -93,6 +100,10 @@ type Remote struct {
 	URL  string `json:"url,omitempty"`
 	Data []byte `json:"data,omitempty"` // inline images (base64 in the vendor's JSON)
 	Seed int64  `json:"seed,omitempty"`
+	// Late says the link may answer 403/404 for a while after the vendor
+	// reported the task done (its storage lags its status): the download
+	// is tried again with backoff before the job fails.
+	Late bool `json:"late,omitempty"`
 }
 
 // Charge records what a job costs its owner and whether that is settled.
@@ -104,6 +115,9 @@ type Charge struct {
 	Unlimited bool   `json:"unlimited,omitempty"` // admin: nothing counted
 	Released  bool   `json:"released,omitempty"`  // the concurrent-jobs slot was given back
 	Settled   string `json:"settled,omitempty"`   // "", "committed" or "refunded"
+	// Bought is the part of Cost paid from the owner's bought images (past
+	// the daily free quota); a refund gives it back there.
+	Bought int64 `json:"bought,omitempty"`
 }
 
 const (
@@ -209,6 +223,20 @@ func (j *Job) Move(next State, now time.Time) error {
 func (j *Job) Clone() *Job {
 	c := *j
 	c.Request.Inputs = append([]Input(nil), j.Request.Inputs...)
+	c.Request.ExtraLoRAs = append([]string(nil), j.Request.ExtraLoRAs...)
+	c.Request.Embeddings = append([]string(nil), j.Request.Embeddings...)
+	if r := j.Request.Control; r != nil {
+		cc := *r
+		c.Request.Control = &cc
+	}
+	if r := j.Request.Mask; r != nil {
+		m := *r
+		c.Request.Mask = &m
+	}
+	if r := j.Request.Hires; r != nil {
+		h := *r
+		c.Request.Hires = &h
+	}
 	c.Tried = append([]string(nil), j.Tried...)
 	c.Pending = append([]Remote(nil), j.Pending...)
 	c.Results = append([]Result(nil), j.Results...)

@@ -46,6 +46,130 @@ type Request struct {
 	Style    string  `json:"style,omitempty"`
 	Scale    int     `json:"scale,omitempty"`
 	Inputs   []Input `json:"inputs,omitempty"`
+
+	// Options only some vendors offer: a vendor takes a request that uses
+	// one only if it says so (FeatureVendor); Features lists them.
+	ExtraLoRAs   []string `json:"extra_loras,omitempty"` // --lora given again: the second and later, NAME[:WEIGHT]
+	VAE          string   `json:"vae,omitempty"`
+	Embeddings   []string `json:"embeddings,omitempty"`
+	ClipSkip     int      `json:"clip_skip,omitempty"`
+	Strength     float64  `json:"strength,omitempty"` // denoising of image to image, (0,1]; 0: the vendor's default
+	RestoreFaces bool     `json:"restore_faces,omitempty"`
+	FaceFix      bool     `json:"face_fix,omitempty"` // a face detailer pass (ADetailer)
+	Tile         bool     `json:"tile,omitempty"`     // a seamless, tileable image
+	Hires        *Hires   `json:"hires,omitempty"`
+	Control      *Control `json:"control,omitempty"`
+	Mask         *Input   `json:"mask,omitempty"` // inpainting: white is repainted
+	// VariationSeed and VariationStrength ask for a variation of the image
+	// Seed makes (the vary button). A hint, not a feature: a vendor without
+	// them uses Inputs, the picture to vary, as a reference.
+	VariationSeed     int64   `json:"variation_seed,omitempty"`
+	VariationStrength float64 `json:"variation_strength,omitempty"`
+	// Upscale options.
+	AnimeModel          bool    `json:"anime_model,omitempty"` // the upscaler for drawings
+	TargetWidth         int     `json:"target_width,omitempty"`
+	TargetHeight        int     `json:"target_height,omitempty"`
+	Upscaler            string  `json:"upscaler,omitempty"`
+	FaceRestore         string  `json:"face_restore,omitempty"` // gfpgan or codeformer
+	FaceRestoreStrength float64 `json:"face_restore_strength,omitempty"`
+}
+
+// Hires is a second, larger pass over a drawn image.
+type Hires struct {
+	Scale    float64 `json:"scale"`
+	Steps    int     `json:"steps,omitempty"`
+	Upscaler string  `json:"upscaler,omitempty"`
+}
+
+// Control is a ControlNet unit: the image it follows and how.
+type Control struct {
+	Input  Input   `json:"input"`
+	Type   string  `json:"type,omitempty"` // canny, depth, openpose, ...; "" the vendor's default
+	Weight float64 `json:"weight,omitempty"`
+	Start  float64 `json:"start,omitempty"`
+	End    float64 `json:"end,omitempty"` // 0: the vendor's default (the whole run)
+}
+
+// Feature names, as Features reports them and FeatureVendor is asked.
+const (
+	FeatureLoRAs        = "lora (more than one)"
+	FeatureVAE          = "vae"
+	FeatureEmbedding    = "embedding"
+	FeatureClipSkip     = "clip-skip"
+	FeatureStrength     = "strength"
+	FeatureRestoreFaces = "restore-faces"
+	FeatureFaceFix      = "face-fix"
+	FeatureTile         = "tile"
+	FeatureHires        = "hires"
+	FeatureControl      = "control"
+	FeatureMask         = "mask"
+	FeatureAnimeModel   = "anime"
+	FeatureTargetSize   = "size"
+	FeatureUpscaler     = "upscaler"
+	FeatureFaceRestore  = "face-restore"
+)
+
+// Features lists the options r uses that only some vendors offer, as --flag names.
+func (r *Request) Features() []string {
+	var f []string
+	add := func(on bool, name string) {
+		if on {
+			f = append(f, name)
+		}
+	}
+	add(len(r.ExtraLoRAs) > 0, FeatureLoRAs)
+	add(r.VAE != "", FeatureVAE)
+	add(len(r.Embeddings) > 0, FeatureEmbedding)
+	add(r.ClipSkip != 0, FeatureClipSkip)
+	add(r.Strength != 0, FeatureStrength)
+	add(r.RestoreFaces, FeatureRestoreFaces)
+	add(r.FaceFix, FeatureFaceFix)
+	add(r.Tile, FeatureTile)
+	add(r.Hires != nil, FeatureHires)
+	add(r.Control != nil, FeatureControl)
+	add(r.Mask != nil, FeatureMask)
+	add(r.AnimeModel, FeatureAnimeModel)
+	add(r.TargetWidth != 0 || r.TargetHeight != 0, FeatureTargetSize)
+	add(r.Upscaler != "", FeatureUpscaler)
+	add(r.FaceRestore != "", FeatureFaceRestore)
+	return f
+}
+
+// AllInputs is every image the request holds, in the order of the input
+// links a vendor is given (Task.InputURLs): Inputs, then the control
+// image, then the mask.
+func (r *Request) AllInputs() []Input {
+	all := append([]Input(nil), r.Inputs...)
+	if r.Control != nil {
+		all = append(all, r.Control.Input)
+	}
+	if r.Mask != nil {
+		all = append(all, *r.Mask)
+	}
+	return all
+}
+
+// ControlIndex and MaskIndex are the control image's and the mask's places
+// in AllInputs; -1 when there is none.
+func (r *Request) ControlIndex() int {
+	if r.Control == nil {
+		return -1
+	}
+	return len(r.Inputs)
+}
+
+func (r *Request) MaskIndex() int {
+	if r.Mask == nil {
+		return -1
+	}
+	return len(r.Inputs) + btoi(r.Control != nil)
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // Limits bound what a request may ask. The zero value is not useful; start from DefaultLimits.
@@ -69,7 +193,7 @@ func DefaultLimits() Limits {
 		MaxSteps:       60,
 		MaxImages:      4,
 		MaxGuidance:    30,
-		MaxScale:       4,
+		MaxScale:       8,
 		MaxOutputSide:  8192,
 	}
 }
@@ -161,11 +285,16 @@ func (r *Request) Validate(lim Limits) error {
 			return Errorf(EINVALID, "--cfg must be between 1 and %g.", "--cfg 必须在 1 到 %g 之间。", lim.MaxGuidance)
 		}
 	case KindUpscale:
-		if r.Scale < 2 || r.Scale > lim.MaxScale {
-			return Errorf(EINVALID, "--scale must be between 2 and %d.", "--scale 必须在 2 到 %d 之间。", lim.MaxScale)
+		if r.Scale < 1 || r.Scale > lim.MaxScale {
+			return Errorf(EINVALID, "--scale must be between 1 and %d.", "--scale 必须在 1 到 %d 之间。", lim.MaxScale)
 		}
 		in := r.Inputs[0]
-		if in.Width*r.Scale > lim.MaxOutputSide || in.Height*r.Scale > lim.MaxOutputSide {
+		if r.TargetWidth != 0 || r.TargetHeight != 0 {
+			if r.TargetWidth < lim.MinSide || r.TargetHeight < lim.MinSide || r.TargetWidth > lim.MaxOutputSide || r.TargetHeight > lim.MaxOutputSide {
+				return Errorf(EINVALID, "--size %dx%d is not allowed: each side must be between %d and %d.",
+					"--size %dx%d 不可用：宽和高都必须在 %d 到 %d 之间。", r.TargetWidth, r.TargetHeight, lim.MinSide, lim.MaxOutputSide)
+			}
+		} else if in.Width*r.Scale > lim.MaxOutputSide || in.Height*r.Scale > lim.MaxOutputSide {
 			// Point at a fix that exists: a smaller --scale only if one would fit.
 			if fit := lim.MaxOutputSide / max(in.Width, in.Height, 1); fit >= 2 {
 				return Errorf(EINVALID, "The result would be %dx%d, larger than %d pixels per side. Try --scale %d.",
@@ -175,6 +304,9 @@ func (r *Request) Validate(lim Limits) error {
 			return Errorf(EINVALID, "This image is %dx%d: too large to upscale even ×2 (at most %d pixels per side after upscaling). Send an image of at most %dx%d.",
 				"这张图片为 %dx%d，太大了，放大 2 倍也会超过每边 %d 像素的上限。请发送不超过 %dx%d 的图片。", in.Width, in.Height, lim.MaxOutputSide, most, most)
 		}
+	}
+	if err := r.validateOptions(lim); err != nil {
+		return err
 	}
 	if r.Kind != KindDraw && r.N != 1 {
 		return Errorf(EINVALID, "--n only applies to /draw.", "--n 只适用于 /draw。")
@@ -188,4 +320,71 @@ func (r *Request) Images() int {
 		return 1
 	}
 	return r.N
+}
+
+// validateOptions checks the ranges of the options some vendors offer.
+func (r *Request) validateOptions(lim Limits) error {
+	draw := r.Kind == KindDraw
+	for _, c := range []struct {
+		on   bool
+		flag string
+	}{
+		{len(r.ExtraLoRAs) > 0 || r.VAE != "" || len(r.Embeddings) > 0 || r.ClipSkip != 0 || r.Strength != 0 || r.RestoreFaces || r.FaceFix ||
+			r.Tile || r.Hires != nil || r.Control != nil || r.Mask != nil || r.VariationStrength != 0, "draw"},
+		{r.AnimeModel || r.TargetWidth != 0 || r.TargetHeight != 0 || r.Upscaler != "" || r.FaceRestore != "", "upscale"},
+	} {
+		if c.on && string(r.Kind) != c.flag {
+			return Errorf(EINVALID, "That option only applies to /%s.", "该选项只适用于 /%s。", c.flag)
+		}
+	}
+	if !draw && r.Kind != KindUpscale {
+		return nil
+	}
+	if r.ClipSkip < 0 || r.ClipSkip > 12 {
+		return Errorf(EINVALID, "--clip-skip must be between 1 and 12.", "--clip-skip 必须在 1 到 12 之间。")
+	}
+	if !(r.Strength >= 0 && r.Strength <= 1) {
+		return Errorf(EINVALID, "--strength must be between 0 and 1.", "--strength 必须在 0 到 1 之间。")
+	}
+	if r.Strength != 0 && len(r.Inputs) == 0 {
+		return Errorf(EINVALID, "--strength needs a reference image (--image).", "--strength 需要参考图（--image）。")
+	}
+	if r.Mask != nil && len(r.Inputs) == 0 {
+		return Errorf(EINVALID, "--mask needs the image to repaint (--image).", "--mask 需要一张要重绘的图（--image）。")
+	}
+	if h := r.Hires; h != nil {
+		if !(h.Scale >= 1 && h.Scale <= 4) {
+			return Errorf(EINVALID, "--hires must be between 1 and 4, like 1.5.", "--hires 必须在 1 到 4 之间，例如 1.5。")
+		}
+		if h.Steps < 0 || h.Steps > lim.MaxSteps {
+			return Errorf(EINVALID, "--hires-steps must be between 1 and %d.", "--hires-steps 必须在 1 到 %d 之间。", lim.MaxSteps)
+		}
+	}
+	if c := r.Control; c != nil {
+		if c.Input.Blob == "" {
+			return Errorf(EINVALID, "--control needs an image.", "--control 需要一张图片。")
+		}
+		if !(c.Weight >= 0 && c.Weight <= 2) {
+			return Errorf(EINVALID, "--control-weight must be between 0 and 2.", "--control-weight 必须在 0 到 2 之间。")
+		}
+		if !(c.Start >= 0 && c.Start <= 1 && c.End >= 0 && c.End <= 1) || (c.End != 0 && c.End < c.Start) {
+			return Errorf(EINVALID, "--control-start and --control-end must be between 0 and 1, the start before the end.",
+				"--control-start 和 --control-end 必须在 0 到 1 之间，且开始不晚于结束。")
+		}
+	}
+	if r.Mask != nil && r.Mask.Blob == "" {
+		return Errorf(EINVALID, "--mask needs an image.", "--mask 需要一张图片。")
+	}
+	if !(r.VariationStrength >= 0 && r.VariationStrength <= 1) {
+		return Errorf(EINVALID, "The variation strength must be between 0 and 1.", "变体强度必须在 0 到 1 之间。")
+	}
+	switch r.FaceRestore {
+	case "", "gfpgan", "codeformer":
+	default:
+		return Errorf(EINVALID, "--face-restore takes gfpgan or codeformer, not %q.", "--face-restore 可选 gfpgan 或 codeformer，而不是 %q。", r.FaceRestore)
+	}
+	if !(r.FaceRestoreStrength >= 0 && r.FaceRestoreStrength <= 1) {
+		return Errorf(EINVALID, "The --face-restore strength must be between 0 and 1.", "--face-restore 的强度必须在 0 到 1 之间。")
+	}
+	return nil
 }

@@ -33,12 +33,13 @@ func (e *Engine) step(ctx context.Context, id string) {
 		return
 	}
 	lj.stepping = true
-	work := &liveJob{platform: lj.platform, polls: lj.polls, fetches: lj.fetches, lastPct: lj.lastPct, deliveryStarted: lj.deliveryStarted}
+	work := &liveJob{platform: lj.platform, stepFields: lj.stepFields}
 	lj.mu.Unlock()
 	after := e.stepOnce(ctx, work, id)
 	lj.mu.Lock()
-	lj.polls, lj.fetches, lj.lastPct = work.polls, work.fetches, work.lastPct
-	lj.deliveryStarted = lj.deliveryStarted || work.deliveryStarted
+	started := lj.deliveryStarted || work.deliveryStarted
+	lj.stepFields = work.stepFields
+	lj.deliveryStarted = started
 	lj.stepping = false
 	again := lj.again
 	lj.again = false
@@ -60,7 +61,7 @@ func (e *Engine) step(ctx context.Context, id string) {
 func (lj *liveJob) snapshot() *liveJob {
 	lj.mu.Lock()
 	defer lj.mu.Unlock()
-	return &liveJob{platform: lj.platform, polls: lj.polls, fetches: lj.fetches, lastPct: lj.lastPct, deliveryStarted: lj.deliveryStarted}
+	return &liveJob{platform: lj.platform, stepFields: lj.stepFields}
 }
 
 func (e *Engine) stepOnce(ctx context.Context, lj *liveJob, id string) time.Duration {
@@ -354,6 +355,9 @@ func (e *Engine) submit(ctx context.Context, lj *liveJob, j *Job) time.Duration 
 		// A failure the vendor says it billed is counted, under that vendor.
 		e.billCalls(ctx, j.ID, name, bill.billed(0))
 		lj.polls++
+		if errors.Is(err, context.DeadlineExceeded) {
+			lj.timedOut = e.cfg.Now() // see uncertain
+		}
 		return e.untilDeadline(j, backoff(time.Second, lj.polls, time.Minute))
 	}
 	return e.submitted(ctx, lj, j, v, task, taskID, bill.billed(calls(timing.Billed)))
@@ -583,7 +587,8 @@ func (e *Engine) fetch(ctx context.Context, lj *liveJob, j *Job) time.Duration {
 		if err != nil {
 			lj.fetches++
 			e.log.Warn("download result", slog.String("job_id", j.ID), slog.String("vendor", j.Vendor), slog.Int("attempt", lj.fetches), slog.Any("err", err))
-			if isCode(err, EINVALID, ENOTFOUND) || lj.fetches >= 5 {
+			gone := isCode(err, EINVALID) || isCode(err, ENOTFOUND) && !r.Late
+			if gone || lj.fetches >= lateFetches {
 				return e.fail(ctx, j, Errorf(EVENDOR, "The finished picture could not be downloaded from the image service; your quota was refunded.", "无法从绘图服务下载生成的图片，额度已退还。"), 0)
 			}
 			return backoff(time.Second, lj.fetches, 30*time.Second)
@@ -603,6 +608,10 @@ func (e *Engine) fetch(ctx context.Context, lj *liveJob, j *Job) time.Duration {
 	}
 	return 0
 }
+
+// lateFetches bounds the downloads of a job's results: a link marked Late
+// that answers 404 is tried this often (about 20 s of backoff) before the job fails.
+const lateFetches = 5
 
 func (e *Engine) download(ctx context.Context, r Remote) (BlobInfo, error) {
 	if r.URL == "" {

@@ -40,7 +40,7 @@ func (e *Engine) task(j *Job, v Vendor, id string) Task {
 		ID:        id,
 		InputURLs: e.inputURLs(j),
 		Open: func(i int) (io.ReadCloser, error) {
-			return e.blobs.Open(j.Request.Inputs[i].Blob)
+			return e.blobs.Open(j.Request.AllInputs()[i].Blob)
 		},
 	}
 	if cv, ok := v.(CallbackVendor); ok && cv.WantsCallback() && e.cfg.PublicURL != "" {
@@ -88,6 +88,12 @@ func (e *Engine) uncertain(ctx context.Context, lj *liveJob, j *Job) (time.Durat
 	if !ok {
 		log.Warn("submission uncertain at a vendor no longer configured; submitting again")
 		return 0, false
+	}
+	// The vendor may still be acting on a call this process gave up on:
+	// asked (or sent again) before it has had as long again, it would say
+	// "no task", and the task it made late would be orphaned and billed.
+	if wait := lj.timedOut.Add(e.cfg.VendorTimeout).Sub(e.cfg.Now()); wait > 0 {
+		return e.untilDeadline(j, wait), true
 	}
 	task := e.task(j, v, m.TaskID)
 	f, ok := v.(TaskFinder)

@@ -3,9 +3,11 @@ package engine_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/picbot/picbot/engine"
 )
@@ -265,5 +267,52 @@ func TestLostAnswerSentAgainSameID(t *testing.T) {
 			t.Fatalf("arrived %v: submits %d (want 2) finds %d (want 0) tasks %d; job %s task %q attempts %d",
 				arrived, v.submits.Load(), v.finds.Load(), v.made(), got.State, got.TaskID, got.Attempts)
 		}
+	}
+}
+
+// lateVendor times out every first submission at the bot, and makes the
+// task only later, as a vendor still working on a call its client gave up
+// on: the task exists from late after the timeout.
+type lateVendor struct {
+	*finderVendor
+	late     time.Duration
+	timedOut atomic.Int64 // unix nanoseconds of the first timeout
+}
+
+func (v *lateVendor) Submit(ctx context.Context, j *engine.Job, t engine.Task) (string, error) {
+	if v.submits.Add(1) == 1 {
+		<-ctx.Done()
+		v.timedOut.Store(time.Now().UnixNano())
+		return "", fmt.Errorf("lateVendor: %w", ctx.Err())
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.tasks[t.ID+"/again"] = "vt2-" + t.ID
+	return "vt2-" + t.ID, nil
+}
+
+func (v *lateVendor) FindTask(ctx context.Context, j *engine.Job, t engine.Task) (string, bool, error) {
+	v.finds.Add(1)
+	if at := v.timedOut.Load(); at != 0 && time.Since(time.Unix(0, at)) >= v.late {
+		v.mu.Lock()
+		v.tasks[t.ID] = "vt-" + t.ID
+		v.mu.Unlock()
+	}
+	return v.finderVendor.FindTask(ctx, j, t)
+}
+
+// A submission that timed out may still make its task: the vendor is asked
+// only once it has had as long again as the bot waited, so a task made
+// late is found, not orphaned beside a second one.
+func TestTimedOutSubmitNotOrphaned(t *testing.T) {
+	const timeout = 2 * time.Second
+	v := &lateVendor{finderVendor: newFinder("late"), late: timeout * 4 / 5}
+	h := newHarness(t, engine.Config{VendorTimeout: timeout}, v)
+	j := h.submit(t)
+	h.notify.wait(t)
+	got := h.waitFinished(t, j.ID)
+	// The late task exists whatever the bot did; a second submission is a second task.
+	if n := v.submits.Load(); n != 1 || got.TaskID != "vt-"+j.ID+"-1" || got.State != engine.StateDelivered {
+		t.Fatalf("%d submissions (want 1: the late task found, not made again); job %s task %q after %d finds", n, got.State, got.TaskID, v.finds.Load())
 	}
 }

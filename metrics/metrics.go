@@ -157,3 +157,25 @@ func (m *Metrics) AccountBilled(vendor, account string, calls int) {
 func (m *Metrics) AccountParked(vendor, account, reason string) {
 	m.acctPark.WithLabelValues(vendor, account, reason).Inc()
 }
+
+// Refusals reads the refusals counted since start, by error code, for the web console.
+func (m *Metrics) Refusals() map[string]float64 {
+	out := map[string]float64{}
+	fams, err := m.reg.Gather()
+	if err != nil {
+		return out
+	}
+	for _, f := range fams {
+		if f.GetName() != "picbot_refusals_total" {
+			continue
+		}
+		for _, mt := range f.GetMetric() {
+			for _, l := range mt.GetLabel() {
+				if l.GetName() == "code" {
+					out[l.GetValue()] += mt.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return out
+}

@@ -67,8 +67,11 @@ type Stats struct {
 }
 
 // Stats reads today's figures.
-func (q *Quota) Stats(ctx context.Context) (Stats, error) {
-	st := Stats{Day: q.Day(q.now()), Zone: q.cfg.TimeZone}
+func (q *Quota) Stats(ctx context.Context) (Stats, error) { return q.StatsOn(ctx, q.Day(q.now())) }
+
+// StatsOn reads one quota day's figures (day as Day gives it).
+func (q *Quota) StatsOn(ctx context.Context, day string) (Stats, error) {
+	st := Stats{Day: day, Zone: q.cfg.TimeZone}
 	byVendor := map[string]*VendorStats{}
 	prefix := "st:" + st.Day + ":"
 	err := q.store.View(ctx, func(c engine.Counters) error {

@@ -110,6 +110,7 @@ func running(u string) string      { return "r:u:" + u }
 func banKey(k string) string       { return "ban:" + k }
 func tierKey(u string) string      { return "tier:" + u }
 func dailyKey(u string) string     { return "daily:" + u }
+func boughtKey(u string) string    { return "b:u:" + u } // bought images left; see wallet.go
 
 // Day returns the quota day t falls on.
 func (q *Quota) Day(t time.Time) string { return t.In(q.loc).Format(time.DateOnly) }
@@ -190,7 +191,8 @@ func (q *Quota) Precheck(ctx context.Context, owner engine.UserRef, chat engine.
 	}
 	now := q.now()
 	return q.store.View(ctx, func(c engine.Counters) error {
-		return q.limits(c, owner, chat, q.Cost(req), now)
+		_, err := q.limits(c, owner, chat, q.Cost(req), now)
+		return err
 	})
 }
 
@@ -294,41 +296,53 @@ func (q *Quota) Reserve(c engine.Counters, j *engine.Job, now time.Time) error {
 		c.Add(statKey(day, "", "jobs"), 1) // /admin stats counts every job, admins' too
 		return nil
 	}
-	if err := q.limits(c, j.Owner, j.Chat, cost, now); err != nil {
+	bought, err := q.limits(c, j.Owner, j.Chat, cost, now)
+	if err != nil {
 		return err
 	}
 	user, chat := j.Owner.Key(), j.Chat.QuotaKey()
+	j.Charge.Bought = bought
 	c.Add(statKey(day, "", "jobs"), 1)
 	c.Add(running(user), 1)
-	c.Add(userDay(user, day), cost)
+	c.Add(userDay(user, day), cost-bought)
+	c.Add(boughtKey(user), -bought)
 	c.Add(chatDay(chat, day), cost)
 	c.Add(globalDay(day), cost)
 	return nil
 }
 
-// limits checks the counted limits for a job of cost, reading c only.
-func (q *Quota) limits(c engine.Counters, owner engine.UserRef, chatRef engine.ChatRef, cost int64, now time.Time) error {
+// limits checks the counted limits for a job of cost, reading c only, and
+// returns how much of cost the owner's bought images pay: what the day's
+// free quota does not cover.
+func (q *Quota) limits(c engine.Counters, owner engine.UserRef, chatRef engine.ChatRef, cost int64, now time.Time) (bought int64, err error) {
 	day := q.Day(now)
 	user, chat := owner.Key(), chatRef.QuotaKey()
 	t := q.tier(c, owner)
 	if t.Concurrent > 0 && c.Get(running(user)) >= int64(t.Concurrent) {
-		return engine.Errorf(engine.EQUOTA, "You already have %d jobs running; please wait for one to finish.", "你已有 %d 个任务在进行，请等其中一个完成。", t.Concurrent)
+		return 0, engine.Errorf(engine.EQUOTA, "You already have %d jobs running; please wait for one to finish.", "你已有 %d 个任务在进行，请等其中一个完成。", t.Concurrent)
 	}
 	if t.Daily > 0 {
 		if used := c.Get(userDay(user, day)); used+cost > int64(t.Daily) {
-			return q.dailyError(used, int64(t.Daily), cost, now)
+			bought = used + cost - max(int64(t.Daily), used)
+			if bought > c.Get(boughtKey(user)) {
+				return 0, q.dailyError(used, int64(t.Daily), cost, c.Get(boughtKey(user)), now)
+			}
 		}
 	}
 	if q.cfg.ChatDaily > 0 && c.Get(chatDay(chat, day))+cost > int64(q.cfg.ChatDaily) {
-		return engine.Errorf(engine.EQUOTA, "This chat has used its %[1]d images for today; it resets in %[2]s.", "本群今天的 %[1]d 张图片额度已用完，%[3]s后重置。", q.cfg.ChatDaily, q.untilReset(now, engine.EN), q.untilReset(now, engine.ZH))
+		return 0, engine.Errorf(engine.EQUOTA, "This chat has used its %[1]d images for today; it resets in %[2]s.", "本群今天的 %[1]d 张图片额度已用完，%[3]s后重置。", q.cfg.ChatDaily, q.untilReset(now, engine.EN), q.untilReset(now, engine.ZH))
 	}
 	if q.cfg.GlobalDaily > 0 && c.Get(globalDay(day))+cost > int64(q.cfg.GlobalDaily) {
-		return engine.Errorf(engine.EQUOTA, "The bot has reached its budget for today; it resets in %[1]s.", "机器人今天的总额度已用完，%[2]s后重置。", q.untilReset(now, engine.EN), q.untilReset(now, engine.ZH))
+		return 0, engine.Errorf(engine.EQUOTA, "The bot has reached its budget for today; it resets in %[1]s.", "机器人今天的总额度已用完，%[2]s后重置。", q.untilReset(now, engine.EN), q.untilReset(now, engine.ZH))
 	}
-	return nil
+	return bought, nil
 }
 
-func (q *Quota) dailyError(used, limit, cost int64, now time.Time) error {
+func (q *Quota) dailyError(used, limit, cost, bought int64, now time.Time) error {
+	if bought > 0 {
+		left := max(limit-used, 0) + bought
+		return engine.Errorf(engine.EQUOTA, "This needs %[1]d images but you have %[2]d left (today's and bought); today's reset in %[3]s.", "这需要 %[1]d 张图片额度，你只剩 %[2]d 张（含购买的），今日额度%[4]s后重置。", cost, left, q.untilReset(now, engine.EN), q.untilReset(now, engine.ZH))
+	}
 	if used < limit {
 		return engine.Errorf(engine.EQUOTA, "This needs %[1]d images but you have %[2]d left today; it resets in %[3]s.", "这需要 %[1]d 张图片额度，你今天只剩 %[2]d 张，%[4]s后重置。", cost, limit-used, q.untilReset(now, engine.EN), q.untilReset(now, engine.ZH))
 	}
@@ -357,7 +371,8 @@ func (q *Quota) Settle(c engine.Counters, j *engine.Job, refund bool) {
 		ch.Released = true
 	}
 	if refund {
-		c.Add(userDay(user, ch.Day), -ch.Cost)
+		c.Add(userDay(user, ch.Day), -(ch.Cost - ch.Bought))
+		c.Add(boughtKey(user), ch.Bought)
 		c.Add(chatDay(j.Chat.QuotaKey(), ch.Day), -ch.Cost)
 		c.Add(globalDay(ch.Day), -ch.Cost)
 		ch.Settled = engine.ChargeRefunded
@@ -368,7 +383,10 @@ func (q *Quota) Settle(c engine.Counters, j *engine.Job, refund bool) {
 	if n := int64(j.Request.Images()); j.Dropped > 0 && n > 0 {
 		back := min(ch.Cost*int64(j.Dropped)/n, ch.Cost)
 		if back > 0 {
-			c.Add(userDay(user, ch.Day), -back)
+			// Bought images go back first: they were spent last.
+			toBought := min(back, ch.Bought)
+			c.Add(boughtKey(user), toBought)
+			c.Add(userDay(user, ch.Day), -(back - toBought))
 			c.Add(chatDay(j.Chat.QuotaKey(), ch.Day), -back)
 			c.Add(globalDay(ch.Day), -back)
 		}
@@ -421,6 +439,7 @@ type Status struct {
 	Limit     int64 // 0: unlimited
 	Running   int64
 	ResetAt   time.Time
+	Bought    int64 // bought images left, used after the daily quota
 }
 
 // Status reads owner's standing today.
@@ -432,6 +451,7 @@ func (q *Quota) Status(ctx context.Context, owner engine.UserRef) (Status, error
 		st.Used = c.Get(userDay(owner.Key(), q.Day(now)))
 		st.Limit = int64(t.Daily)
 		st.Running = c.Get(running(owner.Key()))
+		st.Bought = c.Get(boughtKey(owner.Key()))
 		return nil
 	})
 	return st, err

@@ -237,6 +237,9 @@ func (s *DB) deleteJobs(ids [][]byte, cutoff time.Time) (int, error) {
 			if err := owners.Delete(key); err != nil {
 				return err
 			}
+			if err := tx.Bucket(bucketCreated).Delete(createdKey(&j)); err != nil {
+				return err
+			}
 			if err := jobs.Delete(id); err != nil {
 				return err
 			}
@@ -330,6 +333,14 @@ func (s *DB) BlobRefs(ctx context.Context) (map[string]bool, error) {
 					Inputs []struct {
 						Blob string `json:"blob"`
 					} `json:"inputs"`
+					Control *struct {
+						Input struct {
+							Blob string `json:"blob"`
+						} `json:"input"`
+					} `json:"control"`
+					Mask *struct {
+						Blob string `json:"blob"`
+					} `json:"mask"`
 				} `json:"request"`
 				Results []struct {
 					Blob string `json:"blob"`
@@ -340,6 +351,12 @@ func (s *DB) BlobRefs(ctx context.Context) (map[string]bool, error) {
 			}
 			for _, in := range j.Request.Inputs {
 				refs[in.Blob] = true
+			}
+			if c := j.Request.Control; c != nil { // the ControlNet image and the mask are inputs too
+				refs[c.Input.Blob] = true
+			}
+			if m := j.Request.Mask; m != nil {
+				refs[m.Blob] = true
 			}
 			for _, r := range j.Results {
 				refs[r.Blob] = true

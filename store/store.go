@@ -30,7 +30,9 @@ var (
 	bucketOwners     = []byte("owners")     // owner key \x00 created (8 bytes) id → nil
 	bucketCounters   = []byte("counters")   // key → int64, big-endian
 	bucketSettings   = []byte("settings")   // key → string
-	allBuckets       = [][]byte{bucketMeta, bucketJobs, bucketUnfinished, bucketOwners, bucketCounters, bucketSettings}
+	bucketCreated    = []byte("created")    // created (8 bytes) id → nil: jobs newest last, for the web console
+	bucketAudit      = []byte("audit")      // sequence (8 bytes) → audit entry JSON
+	allBuckets       = [][]byte{bucketMeta, bucketJobs, bucketUnfinished, bucketOwners, bucketCounters, bucketSettings, bucketCreated, bucketAudit}
 )
 
 // ErrLocked is returned by Open when another process holds the database.
@@ -76,8 +78,16 @@ func Open(path string, opt Options) (*DB, error) {
 		db.MaxBatchDelay = 2 * time.Millisecond
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
+		fresh := tx.Bucket(bucketCreated) == nil
 		for _, name := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		if fresh {
+			// A store made before the index: index its jobs once. The
+			// index is derived, so no schema version is needed for it.
+			if err := indexCreated(tx); err != nil {
 				return err
 			}
 		}
@@ -276,6 +286,9 @@ func putJob(tx *bolt.Tx, j *engine.Job, before *engine.Job) error {
 		key = binary.BigEndian.AppendUint64(key, uint64(j.CreatedAt.UnixNano()))
 		key = append(key, id...)
 		if err := tx.Bucket(bucketOwners).Put(key, nil); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketCreated).Put(createdKey(j), nil); err != nil {
 			return err
 		}
 	}

@@ -40,7 +40,8 @@ func (c *Catalog) Entries(ctx context.Context) []engine.CatalogEntry {
 	return out
 }
 
-// Models is the /models text: models and LoRAs per vendor, a few of each.
+// Models is the /models text: models, LoRAs, VAEs and embeddings, a few
+// of each, each with the vendor that has it.
 func (c *Catalog) Models(ctx context.Context, lang engine.Lang) (string, error) {
 	entries := c.Entries(ctx)
 	if len(entries) == 0 {
@@ -48,7 +49,13 @@ func (c *Catalog) Models(ctx context.Context, lang engine.Lang) (string, error) 
 	}
 	const show = 15
 	var b strings.Builder
-	for _, kind := range []string{engine.EntryModel, engine.EntryLoRA} {
+	titles := map[string][2]string{
+		engine.EntryModel:     {"Models (--model):", "模型（--model）："},
+		engine.EntryLoRA:      {"LoRAs (--lora):", "LoRA（--lora）："},
+		engine.EntryVAE:       {"VAEs (--vae):", "VAE（--vae）："},
+		engine.EntryEmbedding: {"Embeddings (--embedding, for the negative prompt):", "Embedding（--embedding，用于反向提示词）："},
+	}
+	for _, kind := range []string{engine.EntryModel, engine.EntryLoRA, engine.EntryVAE, engine.EntryEmbedding} {
 		var names []string
 		total := 0
 		for _, e := range entries {
@@ -63,9 +70,9 @@ func (c *Catalog) Models(ctx context.Context, lang engine.Lang) (string, error) 
 		if total == 0 {
 			continue
 		}
-		title := T(lang, "Models (--model):", "模型（--model）：")
-		if kind == engine.EntryLoRA {
-			title = T(lang, "LoRAs (--lora):", "LoRA（--lora）：")
+		title := titles[kind][0]
+		if lang == engine.ZH {
+			title = titles[kind][1]
 		}
 		if b.Len() > 0 {
 			b.WriteString("\n")

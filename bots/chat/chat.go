@@ -84,6 +84,10 @@ type Message struct {
 	// ChatAdmin asks the platform whether the user administers the chat
 	// (Telegram's getChatMember); nil: nobody but the bot's admins does.
 	ChatAdmin func(ctx context.Context) (bool, error)
+	// Control and Mask are images attached in their own place (Discord's
+	// control and mask options). Without them, /draw --control (or --mask)
+	// with no image named takes the first attached image (then the next).
+	Control, Mask *Image
 }
 
 // Reply is the service's answer: text for the chat, and the job if one was started.
@@ -174,18 +178,60 @@ func (s *Service) submit(ctx context.Context, m Message, c *command.Command) Rep
 	if err := s.prepare(ctx, m, c, &req); err != nil {
 		return s.fail(lang, err, "")
 	}
+	attached := m.Images
+	var control, mask func(context.Context) (io.ReadCloser, error)
+	take := func(own *Image, ref string, wanted bool, flag string) (func(context.Context) (io.ReadCloser, error), error) {
+		switch {
+		case own != nil:
+			return own.Open, nil
+		case ref != "":
+			return s.opener(ref), nil
+		case !wanted:
+			return nil, nil
+		case len(attached) == 0:
+			return nil, engine.Errorf(engine.EINVALID, "--%[1]s needs an image: send it as a photo with this command as its caption, reply to it with the command, or give its link after --%[1]s.",
+				"--%[1]s 需要一张图片：把命令写在图片的说明里发送，或回复那张图片，或在 --%[1]s 后给出图片链接。", flag)
+		}
+		first := attached[0]
+		attached = attached[1:]
+		return first.Open, nil
+	}
+	var err error
+	if req.Control != nil || m.Control != nil {
+		if control, err = take(m.Control, c.Control, true, "control"); err != nil {
+			return s.fail(lang, withUsage(err, c.Name), "")
+		}
+		if req.Control == nil {
+			req.Control = &engine.Control{}
+		} else {
+			cc := *req.Control
+			req.Control = &cc
+		}
+	}
+	if mask, err = take(m.Mask, c.Mask, c.MaskAttached, "mask"); err != nil {
+		return s.fail(lang, withUsage(err, c.Name), "")
+	}
 	var refs []func(context.Context) (io.ReadCloser, error)
-	for _, img := range m.Images {
+	for _, img := range attached {
 		refs = append(refs, img.Open)
 	}
 	for _, ref := range c.Images {
 		refs = append(refs, s.opener(ref))
 	}
 	// Check everything but the images first, so bad input costs no download.
+	pending := engine.Input{Blob: "pending", Width: 1, Height: 1}
 	probe := req
 	probe.Inputs = make([]engine.Input, len(refs))
 	for i := range probe.Inputs {
-		probe.Inputs[i] = engine.Input{Blob: "pending", Width: 1, Height: 1}
+		probe.Inputs[i] = pending
+	}
+	if control != nil {
+		cc := *req.Control
+		cc.Input = pending
+		probe.Control = &cc
+	}
+	if mask != nil {
+		probe.Mask = &pending
 	}
 	if err := s.Engine.Check(&probe); err != nil {
 		return s.fail(lang, withUsage(err, c.Name), "")
@@ -202,6 +248,20 @@ func (s *Service) submit(ctx context.Context, m Message, c *command.Command) Rep
 			return s.fail(lang, wrapImage(err, i+1), "")
 		}
 		req.Inputs = append(req.Inputs, in)
+	}
+	if control != nil {
+		in, err := s.input(ctx, control)
+		if err != nil {
+			return s.fail(lang, wrapImage(err, len(refs)+1), "")
+		}
+		req.Control.Input = in
+	}
+	if mask != nil {
+		in, err := s.input(ctx, mask)
+		if err != nil {
+			return s.fail(lang, wrapImage(err, len(refs)+2), "")
+		}
+		req.Mask = &in
 	}
 	j, err := s.Engine.Submit(ctx, m.User, m.Chat, req)
 	if err != nil {
@@ -393,6 +453,10 @@ func (s *Service) quota(ctx context.Context, u engine.UserRef) Reply {
 		return s.fail(u.Lang, err, "")
 	}
 	reset := Duration(time.Until(st.ResetAt), u.Lang)
+	var bought string
+	if st.Bought > 0 && !st.Unlimited && st.Limit > 0 {
+		bought = T(u.Lang, " Bought images left: %d (used after today's, they do not expire).", "已购图片剩余：%d 张（今日额度用完后使用，不会过期）。", st.Bought)
+	}
 	switch {
 	case st.Unlimited:
 		return Reply{Text: T(u.Lang, "You have no limits (admin). Jobs running: %d.", "你没有额度限制（管理员）。进行中的任务：%d。", st.Running)}
@@ -400,7 +464,7 @@ func (s *Service) quota(ctx context.Context, u engine.UserRef) Reply {
 		return Reply{Text: T(u.Lang, "No daily limit. Used today: %d. Jobs running: %d.", "没有每日限制。今天已用：%d。进行中的任务：%d。", st.Used, st.Running)}
 	}
 	return Reply{Text: T(u.Lang, "Today: %d of %d images used, %d left; resets in %s. Jobs running: %d.",
-		"今天：已用 %d / %d 张，剩余 %d 张；%s后重置。进行中的任务：%d。", st.Used, st.Limit, max(st.Limit-st.Used, 0), reset, st.Running)}
+		"今天：已用 %d / %d 张，剩余 %d 张；%s后重置。进行中的任务：%d。", st.Used, st.Limit, max(st.Limit-st.Used, 0), reset, st.Running) + bought}
 }
 
 func (s *Service) jobs(ctx context.Context, u engine.UserRef) Reply {

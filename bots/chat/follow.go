@@ -2,6 +2,7 @@ package chat
 
 import (
 	"context"
+	"math/rand/v2"
 	"os"
 	"strings"
 
@@ -14,6 +15,9 @@ const (
 	ActionVary    = "vary"    // a variation of one result: it becomes the reference image
 	ActionUpscale = "upscale" // upscale one result ×2
 )
+
+// VaryStrength is how far a variation moves from its picture's seed.
+const VaryStrength = 0.3
 
 // Follow starts a job from a button under an earlier job's result. The
 // earlier job is read from the store, so buttons work after a restart.
@@ -59,6 +63,11 @@ func (s *Service) follow(ctx context.Context, m Message, parentID, action string
 		in := engine.Input{Blob: r.Blob, Mime: r.Mime, Width: r.Width, Height: r.Height, Size: r.Size}
 		if action == ActionVary {
 			req.Kind, req.N, req.Inputs = engine.KindDraw, 1, []engine.Input{in}
+			if r.Seed > 0 {
+				// The picture's own seed, nudged, where a vendor can (variation_seed);
+				// the others start from the picture.
+				req.Seed, req.VariationSeed, req.VariationStrength = r.Seed, int64(rand.Uint32()), VaryStrength
+			}
 			if req.Prompt == "" {
 				req.Prompt = "variation"
 			}

@@ -34,6 +34,12 @@ type Command struct {
 	Args []string
 	// Preset is /draw's --preset: a configured set of parameters.
 	Preset string
+	// Control and Mask are the /draw --control and --mask image references;
+	// ControlAttached and MaskAttached say the flag came without one: the
+	// image is attached to the message (a photo's caption, a reply to one).
+	// Request.Control is set with --control; its Input is the caller's to fill.
+	Control, Mask                 string
+	ControlAttached, MaskAttached bool
 }
 
 // IsJob reports whether the command starts a job.
@@ -50,10 +56,10 @@ var Names = []string{"draw", "anime", "upscale", "swapface", "again", "vary", "q
 
 // usage is each command's synopsis.
 var usage = map[string][2]string{
-	"draw": {"/draw <prompt> [--preset NAME] [--size WxH] [--steps N] [--seed N] [--neg TEXT] [--model NAME] [--lora NAME] [--sampler NAME] [--cfg N] [--n N] [--image IMAGE]",
-		"/draw <提示词> [--preset 预设] [--size 宽x高] [--steps 步数] [--seed 种子] [--neg 反向提示词] [--model 模型] [--lora LoRA] [--sampler 采样器] [--cfg 引导系数] [--n 张数] [--image 参考图]"},
-	"anime":    {"/anime <image> [--style anime|sketch|pop]", "/anime <图片> [--style anime|sketch|pop]"},
-	"upscale":  {"/upscale <image or job id> [--scale N]", "/upscale <图片或任务编号> [--scale 倍数]"},
+	"draw": {"/draw <prompt> [--preset NAME] [--size WxH] [--steps N] [--seed N] [--neg TEXT] [--model NAME] [--lora NAME[:W]]... [--sampler NAME] [--cfg N] [--n N] [--image IMAGE] [--strength 0..1] [--mask IMAGE] [--control [IMAGE]] [--control-type canny|depth|openpose|lineart|mlsd|normal|scribble|seg|inpaint|qrcode|brightness] [--control-weight 0..2] [--control-start 0..1] [--control-end 0..1] [--hires 1.5] [--hires-steps N] [--hires-upscaler NAME] [--vae NAME] [--embedding NAME]... [--clip-skip N] [--restore-faces] [--face-fix] [--tile]",
+		"/draw <提示词> [--preset 预设] [--size 宽x高] [--steps 步数] [--seed 种子] [--neg 反向提示词] [--model 模型] [--lora LoRA[:权重]]... [--sampler 采样器] [--cfg 引导系数] [--n 张数] [--image 参考图] [--strength 0..1] [--mask 蒙版图] [--control [控制图]] [--control-type canny|depth|openpose|lineart|mlsd|normal|scribble|seg|inpaint|qrcode|brightness] [--control-weight 0..2] [--control-start 0..1] [--control-end 0..1] [--hires 1.5] [--hires-steps 步数] [--hires-upscaler 放大器] [--vae VAE] [--embedding 名称]... [--clip-skip N] [--restore-faces] [--face-fix] [--tile]"},
+	"anime":    {"/anime <image> [--style NAME]", "/anime <图片> [--style 风格]"},
+	"upscale":  {"/upscale <image or job id> [--scale N] [--size WxH] [--upscaler NAME] [--face-restore gfpgan|codeformer [0..1]] [--anime]", "/upscale <图片或任务编号> [--scale 倍数] [--size 宽x高] [--upscaler 放大器] [--face-restore gfpgan|codeformer [0..1]] [--anime]"},
 	"swapface": {"/swapface <face image> <target image>", "/swapface <人脸图片> <目标图片>"},
 	"quota":    {"/quota", "/quota"},
 	"jobs":     {"/jobs", "/jobs"},
@@ -144,7 +150,18 @@ func ParseLimits(line string, lim engine.Limits) (*Command, error) {
 			words = append(words, t)
 			continue
 		}
-		if !hasValue {
+		switch {
+		case hasValue:
+		case boolFlags[name] && c.takes(name):
+			value = "true"
+		case imageFlags[name] && c.takes(name):
+			// The image may be attached instead: a value only if the next
+			// word is an image reference.
+			if i+1 < len(toks) && looksLikeImage(toks[i+1]) {
+				i++
+				value = toks[i]
+			}
+		default:
 			if i+1 >= len(toks) {
 				return c, invalid(c.Name, "--%s needs a value.", "--%s 需要一个值。", name)
 			}
@@ -154,6 +171,17 @@ func ParseLimits(line string, lim engine.Limits) (*Command, error) {
 		if err := c.setFlag(name, value, lim); err != nil {
 			return c, err
 		}
+		if name == "face-restore" && i+1 < len(toks) {
+			// An optional strength after the model: --face-restore codeformer 0.7.
+			if f, err := strconv.ParseFloat(width.Fold.String(toks[i+1]), 64); err == nil {
+				c.Request.FaceRestoreStrength = f
+				i++
+			}
+		}
+	}
+	if c.Request.Control != nil && c.Control == "" && !c.ControlAttached {
+		return c, invalid(c.Name, "--control-type, --control-weight, --control-start and --control-end go with --control <image>.",
+			"--control-type、--control-weight、--control-start 和 --control-end 需要与 --control <图片> 一起使用。")
 	}
 	switch engine.Kind(c.Name) {
 	case engine.KindDraw:
@@ -267,9 +295,32 @@ func (c *Command) takes(name string) bool {
 
 // flags lists which commands take which flags.
 var flags = map[string][]string{
-	"draw":    {"preset", "size", "steps", "seed", "neg", "negative", "model", "lora", "sampler", "cfg", "guidance", "n", "image"},
+	"draw": {"preset", "size", "steps", "seed", "neg", "negative", "model", "lora", "sampler", "cfg", "guidance", "n", "image",
+		"strength", "mask", "control", "control-type", "control-weight", "control-start", "control-end",
+		"hires", "hires-steps", "hires-upscaler", "vae", "embedding", "clip-skip", "restore-faces", "face-fix", "tile"},
 	"anime":   {"style"},
-	"upscale": {"scale"},
+	"upscale": {"scale", "size", "upscaler", "face-restore", "anime"},
+}
+
+// boolFlags take no value; imageFlags may take none (the image is attached).
+var (
+	boolFlags  = map[string]bool{"restore-faces": true, "face-fix": true, "tile": true, "anime": true}
+	imageFlags = map[string]bool{"control": true, "mask": true}
+)
+
+// looksLikeImage reports whether a word names an image (a link, or a file
+// with an image's extension) rather than being part of a prompt.
+func looksLikeImage(t string) bool {
+	l := strings.ToLower(t)
+	if strings.HasPrefix(l, "http://") || strings.HasPrefix(l, "https://") {
+		return true
+	}
+	for _, ext := range []string{".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp"} {
+		if strings.HasSuffix(l, ext) {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *Command) setFlag(name, value string, lim engine.Limits) error {
@@ -279,7 +330,7 @@ func (c *Command) setFlag(name, value string, lim engine.Limits) error {
 	r := &c.Request
 	typed := value
 	switch name {
-	case "neg", "negative", "image":
+	case "neg", "negative", "image", "control", "mask":
 	default:
 		// Numbers and names typed on a Chinese keyboard: full-width digits,
 		// letters and signs become ASCII.
@@ -287,6 +338,25 @@ func (c *Command) setFlag(name, value string, lim engine.Limits) error {
 		if r, size := utf8.DecodeRuneInString(value); r != '-' && strings.ContainsRune(dashes, r) {
 			value = "-" + value[size:] // "—1" for a random seed
 		}
+	}
+	frac := func(min, max float64) (float64, error) {
+		f, err := strconv.ParseFloat(value, 64)
+		if err != nil || !(f >= min && f <= max) {
+			return 0, invalid(c.Name, "--%s must be a number from %g to %g, not %q.", "--%s 必须是 %g 到 %g 之间的数，而不是 %q。", name, min, max, typed)
+		}
+		return f, nil
+	}
+	control := func() *engine.Control {
+		if r.Control == nil {
+			r.Control = &engine.Control{}
+		}
+		return r.Control
+	}
+	hires := func() *engine.Hires {
+		if r.Hires == nil {
+			r.Hires = &engine.Hires{}
+		}
+		return r.Hires
 	}
 	num := func(min, max int) (int, error) {
 		n, err := strconv.Atoi(value)
@@ -299,6 +369,10 @@ func (c *Command) setFlag(name, value string, lim engine.Limits) error {
 	switch name {
 	case "size":
 		r.Width, r.Height, err = parseSize(value)
+		if c.Name == "upscale" {
+			// A target size: the vendor resizes to it.
+			r.TargetWidth, r.TargetHeight, r.Width, r.Height = r.Width, r.Height, 0, 0
+		}
 		if err != nil {
 			return invalid(c.Name, "--size takes WIDTHxHEIGHT, like 768x512 (each side from %d to %d), not %q.", "--size 的格式是 宽x高，例如 768x512（每边 %d 到 %d），而不是 %q。", lim.MinSide, lim.MaxSide, typed)
 		}
@@ -307,7 +381,7 @@ func (c *Command) setFlag(name, value string, lim engine.Limits) error {
 	case "n":
 		r.N, err = num(1, lim.MaxImages)
 	case "scale":
-		r.Scale, err = num(2, lim.MaxScale)
+		r.Scale, err = num(1, lim.MaxScale)
 	case "seed":
 		var n int64
 		n, err = strconv.ParseInt(value, 10, 64)
@@ -325,7 +399,56 @@ func (c *Command) setFlag(name, value string, lim engine.Limits) error {
 	case "model":
 		r.Model = value
 	case "lora":
-		r.LoRA = value
+		if r.LoRA == "" {
+			r.LoRA = value
+		} else {
+			r.ExtraLoRAs = append(r.ExtraLoRAs, value)
+		}
+	case "vae":
+		r.VAE = value
+	case "embedding":
+		r.Embeddings = append(r.Embeddings, value)
+	case "clip-skip":
+		r.ClipSkip, err = num(1, 12)
+	case "strength":
+		r.Strength, err = frac(0.01, 1)
+	case "restore-faces", "face-fix", "tile", "anime":
+		var on bool
+		if on, err = strconv.ParseBool(strings.ToLower(value)); err != nil {
+			return invalid(c.Name, "--%s takes no value (or true/false), not %q.", "--%s 不需要值（或 true/false），而不是 %q。", name, typed)
+		}
+		*map[string]*bool{"restore-faces": &r.RestoreFaces, "face-fix": &r.FaceFix, "tile": &r.Tile, "anime": &r.AnimeModel}[name] = on
+	case "hires":
+		hires().Scale, err = frac(1, 4)
+	case "hires-steps":
+		hires().Steps, err = num(1, lim.MaxSteps)
+	case "hires-upscaler":
+		hires().Upscaler = value
+	case "control":
+		control()
+		c.Control, c.ControlAttached = value, value == ""
+	case "mask":
+		c.Mask, c.MaskAttached = value, value == ""
+	case "control-type":
+		control().Type = strings.ToLower(value)
+	case "control-weight":
+		control().Weight, err = frac(0, 2)
+	case "control-start":
+		control().Start, err = frac(0, 1)
+	case "control-end":
+		control().End, err = frac(0, 1)
+	case "upscaler":
+		r.Upscaler = value
+	case "face-restore":
+		name, strength, _ := strings.Cut(strings.ToLower(value), ":")
+		if name != "gfpgan" && name != "codeformer" {
+			return invalid(c.Name, "--face-restore takes gfpgan or codeformer, then optionally a strength from 0 to 1, not %q.", "--face-restore 可选 gfpgan 或 codeformer，可再加 0 到 1 的强度，而不是 %q。", typed)
+		}
+		r.FaceRestore = name
+		if strength != "" {
+			value = strength
+			r.FaceRestoreStrength, err = frac(0, 1)
+		}
 	case "sampler":
 		r.Sampler = value
 	case "preset":

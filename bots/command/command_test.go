@@ -55,7 +55,7 @@ func TestParseErrors(t *testing.T) {
 		"/draw x --steps 0":         `--steps must be a whole number from 1 to 60, not "0".`,
 		"/draw x --n 0":             `--n must be a whole number from 1 to 4, not "0".`,
 		"/draw x --cfg 0":           `--cfg must be a number from 1 to 30, like 7.5, not "0".`,
-		"/upscale a --scale 0":      `--scale must be a whole number from 2 to 4, not "0".`,
+		"/upscale a --scale 0":      `--scale must be a whole number from 1 to 8, not "0".`,
 		"/draw x --size big":        `--size takes WIDTHxHEIGHT, like 768x512 (each side from 64 to 2048), not "big".`,
 		"/draw a cat -size 640x512": `"-size" has one dash: did you mean --size?`,
 		"/draw a cat ——bogus 1":     "Unknown option --bogus for /draw.",
@@ -90,7 +90,7 @@ func TestParseLimits(t *testing.T) {
 	for line, want := range map[string]string{
 		"/draw x --steps 0":    "from 1 to 150",
 		"/draw x --n -2":       "from 1 to 8",
-		"/upscale a --scale x": "from 2 to 6",
+		"/upscale a --scale x": "from 1 to 6",
 		"/draw x --cfg 0":      "from 1 to 12.5",
 	} {
 		_, err := command.ParseLimits(line, lim)

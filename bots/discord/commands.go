@@ -2,6 +2,7 @@ package discord
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -67,6 +68,9 @@ var sizes = []struct {
 // samplers offered by /draw's sampler option.
 var samplers = []string{"Euler a", "Euler", "DPM++ 2M Karras", "DPM++ SDE Karras", "DDIM", "UniPC"}
 
+// controlTypes offered by /draw's control_type option (the text grammar's --control-type).
+var controlTypes = []string{"canny", "depth", "openpose", "lineart", "mlsd", "normal", "scribble", "seg", "inpaint", "qrcode", "brightness"}
+
 // styles offered by /anime.
 var styles = []struct {
 	value string
@@ -79,9 +83,57 @@ var styles = []struct {
 
 // Commands returns the slash commands, with their Chinese names and
 // descriptions, and option bounds taken from lim.
-func Commands(lim engine.Limits) []*discordgo.ApplicationCommand {
+func Commands(lim engine.Limits) []*discordgo.ApplicationCommand { return CommandsFor(lim, nil) }
+
+// CommandsFor is Commands with the samplers and styles the vendors on each
+// command's route accept (choices, when not nil, says so per kind), so a
+// choice shown is a choice some vendor can honour. Discord takes at most
+// 25 choices an option; a route that offers none keeps the option free.
+func CommandsFor(lim engine.Limits, choices func(engine.Kind) []engine.VendorChoices) []*discordgo.ApplicationCommand {
+	samplers, styles := samplers, styles
+	if choices != nil {
+		// A route whose vendors list none keeps the usual names: they say
+		// nothing against any.
+		defSamplers, defStyles := samplers, styles
+		samplers, styles = nil, nil
+		seen := map[string]bool{}
+		for _, c := range choices(engine.KindDraw) {
+			for _, s := range c.Samplers {
+				if !seen[s] && len(samplers) < 25 {
+					seen[s] = true
+					samplers = append(samplers, s)
+				}
+			}
+		}
+		for _, c := range choices(engine.KindAnime) {
+			for _, s := range c.Styles {
+				if !seen["style:"+s] && len(styles) < 25 {
+					seen["style:"+s] = true
+					styles = append(styles, struct {
+						value string
+						name  words
+					}{s, words{s, s, s}})
+				}
+			}
+		}
+		if len(samplers) == 0 {
+			samplers = defSamplers
+		}
+		if len(styles) == 0 {
+			styles = defStyles
+		}
+	}
 	str, num, integer, file := discordgo.ApplicationCommandOptionString, discordgo.ApplicationCommandOptionNumber,
 		discordgo.ApplicationCommandOptionInteger, discordgo.ApplicationCommandOptionAttachment
+	boolean := discordgo.ApplicationCommandOptionBoolean
+	controlType := option(str, words{"control_type", "控制类型", "控制類型"}, words{"What the control image gives", "控制图提供的信息", "控制圖提供的資訊"}, false)
+	for _, t := range controlTypes {
+		controlType.Choices = append(controlType.Choices, choice(words{t, t, t}, t))
+	}
+	faceRestore := option(str, words{"face_restore", "人脸修复", "人臉修復"}, words{"Restore faces while enlarging", "放大时修复人脸", "放大時修復人臉"}, false)
+	for _, t := range []string{"gfpgan", "codeformer"} {
+		faceRestore.Choices = append(faceRestore.Choices, choice(words{t, t, t}, t))
+	}
 
 	prompt := option(str, words{"prompt", "提示词", "提示詞"}, words{"What to draw", "要画的内容", "要畫的內容"}, true)
 	prompt.MaxLength = min(max(lim.MaxPromptRunes, 1), 6000)
@@ -111,10 +163,23 @@ func Commands(lim engine.Limits) []*discordgo.ApplicationCommand {
 		between(option(num, words{"cfg", "引导系数", "引導係數"}, words{"Guidance scale", "提示词引导强度", "提示詞引導強度"}, false), 1, max(lim.MaxGuidance, 1)),
 		sampler,
 		between(option(integer, words{"count", "数量", "數量"}, words{"How many images", "生成几张", "生成幾張"}, false), 1, float64(max(lim.MaxImages, 1))),
-		option(file, words{"image", "参考图", "參考圖"}, words{"A control image to start from", "参考图片", "參考圖片"}, false),
+		option(file, words{"image", "参考图", "參考圖"}, words{"A picture to start from (image to image)", "作为起点的参考图（图生图）", "作為起點的參考圖（圖生圖）"}, false),
+		between(option(num, words{"strength", "重绘幅度", "重繪幅度"}, words{"How far from the image to go, 0 to 1", "偏离参考图的程度，0 到 1", "偏離參考圖的程度，0 到 1"}, false), 0.01, 1),
+		option(file, words{"mask", "蒙版", "遮罩"}, words{"Inpainting: white parts of the image are repainted", "局部重绘：白色部分将被重画", "局部重繪：白色部分將被重畫"}, false),
+		option(file, words{"control", "控制图", "控制圖"}, words{"ControlNet: an image whose edges, pose or depth to follow", "ControlNet：按其边缘、姿势或深度构图的图片", "ControlNet：依其邊緣、姿勢或深度構圖的圖片"}, false),
+		controlType,
+		between(option(num, words{"control_weight", "控制权重", "控制權重"}, words{"How strongly to follow the control image, 0 to 2", "控制图的影响强度，0 到 2", "控制圖的影響強度，0 到 2"}, false), 0, 2),
+		between(option(num, words{"hires", "高清修复", "高清修復"}, words{"Hires fix: enlarge by this factor, e.g. 1.5", "高清修复放大倍数，例如 1.5", "高清修復放大倍數，例如 1.5"}, false), 1, 4),
+		autocomplete(option(str, words{"vae", "vae", "vae"}, words{"VAE (see /models)", "VAE（见 /models）", "VAE（見 /models）"}, false)),
+		autocomplete(option(str, words{"embedding", "embedding", "embedding"}, words{"Negative embedding (see /models)", "负向 embedding（见 /models）", "負向 embedding（見 /models）"}, false)),
+		between(option(integer, words{"clip_skip", "clip跳过层数", "clip跳過層數"}, words{"CLIP layers to skip", "CLIP 跳过层数", "CLIP 跳過層數"}, false), 1, 12),
+		option(boolean, words{"restore_faces", "面部修复", "面部修復"}, words{"Restore faces", "修复面部缺陷", "修復面部缺陷"}, false),
+		option(boolean, words{"face_fix", "面部精修", "面部精修"}, words{"Detail faces (ADetailer)", "面部细节修复（ADetailer）", "面部細節修復（ADetailer）"}, false),
+		option(boolean, words{"tile", "无缝平铺", "無縫平鋪"}, words{"A seamless, tileable picture", "可无缝平铺的图片", "可無縫平鋪的圖片"}, false),
 		presetOption(),
 	}
-	contexts := &[]discordgo.InteractionContextType{discordgo.InteractionContextGuild, discordgo.InteractionContextBotDM}
+	// Guild and user installs, in guilds, the bot's DMs and private channels (places.go).
+	contexts := everywhere()
 	cmd := func(name, desc words, opts ...*discordgo.ApplicationCommandOption) *discordgo.ApplicationCommand {
 		if opts == nil {
 			opts = []*discordgo.ApplicationCommandOption{}
@@ -122,15 +187,21 @@ func Commands(lim engine.Limits) []*discordgo.ApplicationCommand {
 		return &discordgo.ApplicationCommand{
 			Type: discordgo.ChatApplicationCommand, Name: name.en, NameLocalizations: name.locPtr(),
 			Description: desc.en, DescriptionLocalizations: desc.locPtr(), Options: opts, Contexts: contexts,
+			IntegrationTypes: installs(),
 		}
 	}
-	return append([]*discordgo.ApplicationCommand{
+	return withThreadOption(append([]*discordgo.ApplicationCommand{
 		cmd(words{"draw", "画图", "畫圖"}, words{"Make a picture from a description", "根据描述生成图片", "根據描述生成圖片"}, draw...),
 		cmd(words{"anime", "动漫化", "動漫化"}, words{"Turn a portrait photo into anime", "把人像照片变成动漫风格", "把人像照片變成動漫風格"},
 			option(file, words{"image", "图片", "圖片"}, words{"The photo", "照片", "照片"}, true), style),
 		cmd(words{"upscale", "放大", "放大"}, words{"Enlarge an image", "放大图片", "放大圖片"},
 			option(file, words{"image", "图片", "圖片"}, words{"The image", "要放大的图片", "要放大的圖片"}, true),
-			between(option(integer, words{"scale", "倍数", "倍數"}, words{"How many times larger", "放大倍数", "放大倍數"}, false), 2, float64(max(lim.MaxScale, 2)))),
+			between(option(integer, words{"scale", "倍数", "倍數"}, words{"How many times larger", "放大倍数", "放大倍數"}, false), 1, float64(max(lim.MaxScale, 1))),
+			option(str, words{"size", "尺寸", "尺寸"}, words{"A target size instead, WIDTHxHEIGHT", "改为目标尺寸，宽x高", "改為目標尺寸，寬x高"}, false),
+			option(str, words{"upscaler", "放大器", "放大器"}, words{"Upscaler name", "放大器名称", "放大器名稱"}, false),
+			faceRestore,
+			between(option(num, words{"face_strength", "修复强度", "修復強度"}, words{"Face restoration strength, 0 to 1", "人脸修复强度，0 到 1", "人臉修復強度，0 到 1"}, false), 0, 1),
+			option(boolean, words{"anime", "动漫模型", "動漫模型"}, words{"Use the model for drawings", "使用动漫图片的模型", "使用動漫圖片的模型"}, false)),
 		cmd(words{"swapface", "换脸", "換臉"}, words{"Put a face onto another photo", "把人脸换到另一张照片上", "把人臉換到另一張照片上"},
 			option(file, words{"face", "人脸", "人臉"}, words{"The face to use", "提供人脸的照片", "提供人臉的照片"}, true),
 			option(file, words{"target", "目标", "目標"}, words{"The photo to put it on", "目标照片", "目標照片"}, true)),
@@ -139,8 +210,19 @@ func Commands(lim engine.Limits) []*discordgo.ApplicationCommand {
 		cmd(words{"cancel", "取消", "取消"}, words{"Stop a job", "取消任务", "取消任務"},
 			autocomplete(option(str, words{"job", "任务", "任務"}, words{"The job id", "任务编号", "任務編號"}, true))),
 		cmd(words{"models", "模型", "模型"}, words{"The models you can use", "可用模型", "可用模型"}),
+		showCommand(cmd),
 		adminCommand(cmd),
-	}, opsCommands(cmd)...)
+	}, append(menuCommands(), opsCommands(cmd)...)...))
+}
+
+// withThreadOption gives the job commands their thread option (places.go).
+func withThreadOption(cmds []*discordgo.ApplicationCommand) []*discordgo.ApplicationCommand {
+	for _, c := range cmds {
+		if c.Type == discordgo.ChatApplicationCommand && slices.Contains(jobKinds, c.Name) {
+			c.Options = append(c.Options, threadOption())
+		}
+	}
+	return cmds
 }
 
 // adminCommand is /admin, as subcommands. Discord shows it by default only
@@ -173,6 +255,7 @@ func adminCommand(cmd func(name, desc words, opts ...*discordgo.ApplicationComma
 	c.DefaultMemberPermissions = &managers
 	c.DMPermission = &noDM // deprecated for contexts, still read by older clients
 	c.Contexts = &[]discordgo.InteractionContextType{discordgo.InteractionContextGuild}
+	c.IntegrationTypes = &[]discordgo.ApplicationIntegrationType{discordgo.ApplicationIntegrationGuildInstall} // a server's own admins
 	return c
 }
 
@@ -195,7 +278,9 @@ var aliases = map[string]string{
 	"guidance": "cfg", "cfg_scale": "cfg",
 	"neg": "negative", "negative_prompt": "negative",
 	"id": "job", "job_id": "job",
-	"control": "image", "control_image": "image", "reference": "image", "photo": "image", "picture": "image",
+	"control_image": "control", "reference": "image", "photo": "image", "picture": "image",
+	"control-type": "control_type", "control-weight": "control_weight", "clip-skip": "clip_skip", "restore-faces": "restore_faces",
+	"face-fix": "face_fix", "face-restore": "face_restore",
 	"face_image": "face", "source": "face",
 	"target_image": "target",
 }
@@ -323,7 +408,18 @@ func parse(d discordgo.ApplicationCommandInteractionData) (*command.Command, []*
 		if r.Prompt == "" {
 			return nil, nil, engine.Errorf(engine.EINVALID, "Please describe the picture.", "请描述要画的内容。")
 		}
-		names = []string{"image"}
+		if err := drawOptions(o, c); err != nil {
+			return nil, nil, err
+		}
+		// The chat service takes the control image, then the mask, from
+		// the front of the attachments (command.Command.ControlAttached).
+		if _, ok := o.byName["control"]; ok {
+			names = append(names, "control")
+		}
+		if _, ok := o.byName["mask"]; ok {
+			names = append(names, "mask")
+		}
+		names = append(names, "image")
 	case engine.KindAnime:
 		*r = engine.Request{Kind: engine.KindAnime, Seed: -1, Style: strings.ToLower(o.str("style"))}
 		names = []string{"image"}
@@ -336,11 +432,14 @@ func parse(d discordgo.ApplicationCommandInteractionData) (*command.Command, []*
 		if ok {
 			r.Scale = int(n)
 		}
+		if err := upscaleOptions(o, r); err != nil {
+			return nil, nil, err
+		}
 		names = []string{"image"}
 	case engine.KindSwapface:
 		*r = engine.Request{Kind: engine.KindSwapface, Seed: -1}
 		names = []string{"face", "target"}
-	case "cancel":
+	case "cancel", "show":
 		id := o.str("job")
 		if id == "" {
 			return nil, nil, engine.Errorf(engine.EINVALID, "Which job? Give its id.", "要取消哪个任务？请给出任务编号。")
@@ -389,6 +488,93 @@ func parse(d discordgo.ApplicationCommandInteractionData) (*command.Command, []*
 		}
 	}
 	return c, atts, nil
+}
+
+// flag returns a boolean option.
+func (o options) flag(name string) bool {
+	opt, ok := o.byName[name]
+	if !ok {
+		return false
+	}
+	switch v := opt.Value.(type) {
+	case bool:
+		return v
+	case string:
+		b, _ := strconv.ParseBool(v)
+		return b
+	}
+	return false
+}
+
+// drawOptions reads /draw's options beyond the basic ones, as the text
+// grammar's flags of the same names.
+func drawOptions(o options, c *command.Command) error {
+	r := &c.Request
+	r.VAE, r.ClipSkip = o.str("vae"), 0
+	if e := o.str("embedding"); e != "" {
+		r.Embeddings = []string{e}
+	}
+	n, ok, err := o.integer("clip_skip")
+	if err != nil {
+		return err
+	}
+	if ok {
+		r.ClipSkip = int(n)
+	}
+	for _, f := range []struct {
+		name string
+		set  func(float64)
+	}{
+		{"strength", func(f float64) { r.Strength = f }},
+		{"hires", func(f float64) { r.Hires = &engine.Hires{Scale: f} }},
+	} {
+		v, ok, err := o.number(f.name)
+		if err != nil {
+			return err
+		}
+		if ok {
+			f.set(v)
+		}
+	}
+	r.RestoreFaces, r.FaceFix, r.Tile = o.flag("restore_faces"), o.flag("face_fix"), o.flag("tile")
+	_, control := o.byName["control"]
+	if control {
+		r.Control = &engine.Control{Type: strings.ToLower(o.str("control_type"))}
+		w, ok, err := o.number("control_weight")
+		if err != nil {
+			return err
+		}
+		if ok {
+			r.Control.Weight = w
+		}
+		c.ControlAttached = true
+	} else if o.str("control_type") != "" {
+		return engine.Errorf(engine.EINVALID, "control_type goes with a control image.", "control_type 需要与控制图一起使用。")
+	}
+	if _, ok := o.byName["mask"]; ok {
+		c.MaskAttached = true
+	}
+	return nil
+}
+
+// upscaleOptions reads /upscale's options beyond scale.
+func upscaleOptions(o options, r *engine.Request) error {
+	if s := o.str("size"); s != "" {
+		w, h, ok := parseSize(s)
+		if !ok {
+			return engine.Errorf(engine.EINVALID, "Size %q is not WIDTHxHEIGHT.", "尺寸 %q 不是“宽x高”的格式。", s)
+		}
+		r.TargetWidth, r.TargetHeight = w, h
+	}
+	r.Upscaler, r.FaceRestore, r.AnimeModel = o.str("upscaler"), strings.ToLower(o.str("face_restore")), o.flag("anime")
+	f, ok, err := o.number("face_strength")
+	if err != nil {
+		return err
+	}
+	if ok {
+		r.FaceRestoreStrength = f
+	}
+	return nil
 }
 
 // parseSize reads a size as the text grammar does, full-width digits included.

@@ -38,6 +38,13 @@ type ticket struct {
 	Guild   string    `json:"guild,omitempty"` // empty: a DM
 	User    string    `json:"user"`
 	Locale  string    `json:"locale,omitempty"`
+	// TokenOnly: the bot is not a member where the command came from (a user
+	// install), so the interaction is the only way to answer; past its
+	// token the result waits for /show.
+	TokenOnly bool `json:"token_only,omitempty"`
+	// Thread is the job's own thread, opened on the original response:
+	// the result goes there.
+	Thread string `json:"thread,omitempty"`
 }
 
 // Watching implements engine.Watcher: the response can show progress while
@@ -80,6 +87,7 @@ func (b *Bot) ticketFor(ev *event) ticket {
 	return ticket{
 		App: ev.app, Token: ev.in.Token, Expires: ev.received.Add(b.cfg.TokenLifetime),
 		Channel: ev.chat.ChatID, Guild: ev.chat.GuildID, User: ev.user.ID, Locale: string(ev.in.Locale),
+		TokenOnly: botAbsent(ev.in),
 	}
 }
 
@@ -208,6 +216,9 @@ func (b *Bot) Progress(ctx context.Context, j *engine.Job, p engine.Progress) {
 		return
 	}
 	text := chat.Status(j, p, b.lang(j, lv))
+	if lv.t.TokenOnly {
+		text += b.onlyHereNote(b.lang(j, lv), j.ID) // the progress replaces the first answer's note
+	}
 	if text == lv.text && len(p.Preview) == 0 {
 		return
 	}
@@ -305,6 +316,9 @@ func (b *Bot) postNoted(ctx context.Context, j *engine.Job, lv *live, m *message
 
 // post sends m by the interaction token if it is good, else to the channel.
 func (b *Bot) post(ctx context.Context, j *engine.Job, lv *live, m *message) error {
+	if lv.t.Thread != "" {
+		return b.postToThread(ctx, j, lv, m)
+	}
 	if deadline, ok := b.tokenDeadline(lv); ok {
 		err := b.postByToken(ctx, j, lv, m, deadline)
 		if _, later := engine.AsLater(err); later || err == nil || tooLarge(err) || ctx.Err() != nil {
@@ -318,8 +332,17 @@ func (b *Bot) post(ctx context.Context, j *engine.Job, lv *live, m *message) err
 				return err // transient, and time enough: the engine tries again
 			}
 		}
-		b.log.Info("interaction token unusable; posting to the channel", slog.String("job_id", j.ID),
-			slog.String("chat_id", lv.t.Channel), slog.Any("err", err))
+		if !lv.t.TokenOnly {
+			b.log.Info("interaction token unusable; posting to the channel", slog.String("job_id", j.ID),
+				slog.String("chat_id", lv.t.Channel), slog.Any("err", err))
+		}
+	}
+	if lv.t.TokenOnly {
+		// Not a member here: no channel to post to. The first answer named
+		// /show, which posts the result through a new interaction.
+		b.log.Info("interaction token unusable where the bot is not a member; the result waits for /show",
+			slog.String("job_id", j.ID), slog.String("chat_id", lv.t.Channel))
+		return nil
 	}
 	return b.postToChannel(ctx, j, lv, m)
 }
@@ -357,15 +380,15 @@ func (b *Bot) postByToken(ctx context.Context, j *engine.Job, lv *live, m *messa
 // landed reports whether an edit of the original response whose answer
 // never came took effect: Discord may have applied it, and a channel
 // message as well would show the result twice. It asks Discord in the
-// token's last moments (the margin kept before its expiry); if Discord
-// cannot say, the result goes to the channel: twice is better than never.
+// token's last moments (the margin kept before its expiry), and once the
+// token is past reading, by the bot's token for the response's message id
+// when it is known; if Discord cannot say, the result goes to the channel:
+// twice is better than never.
 func (b *Bot) landed(ctx context.Context, j *engine.Job, lv *live, m *message) bool {
 	if lv.t.Token == "" {
 		return false
 	}
-	ctx, cancel := context.WithDeadline(ctx, lv.t.Expires)
-	defer cancel()
-	msg, err := b.api.getOriginal(ctx, lv.t.App, lv.t.Token)
+	msg, err := b.readOriginal(ctx, lv)
 	if err != nil {
 		b.log.Info("could not read the original response after an edit timed out", slog.String("job_id", j.ID), slog.Any("err", err))
 		return false
@@ -390,6 +413,24 @@ func (b *Bot) landed(ctx context.Context, j *engine.Job, lv *live, m *message) b
 	b.log.Info("an edit that timed out had been applied", slog.String("job_id", j.ID), slog.String("chat_id", lv.t.Channel))
 	b.remember(ctx, j.ID, lv, msg)
 	return true
+}
+
+// readOriginal reads the interaction's original response: by the
+// interaction token while it lives, else as a channel message.
+func (b *Bot) readOriginal(ctx context.Context, lv *live) (*discordgo.Message, error) {
+	tctx, cancel := context.WithDeadline(ctx, lv.t.Expires)
+	msg, err := b.api.getOriginal(tctx, lv.t.App, lv.t.Token)
+	cancel()
+	if err == nil || lv.message == "" || lv.t.Channel == "" || ctx.Err() != nil {
+		return msg, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	msg, cerr := b.api.channelMessage(cctx, lv.t.Channel, lv.message)
+	if cerr != nil {
+		return nil, fmt.Errorf("%w; then by the bot token: %w", err, cerr)
+	}
+	return msg, nil
 }
 
 // postToChannel sends m as a normal message: a reply to the command in its

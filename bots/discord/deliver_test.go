@@ -26,6 +26,8 @@ type fakeREST struct {
 	onEdit func(token string, m *message) (*discordgo.Message, error)
 	onSend func(channel string, m *message) (*discordgo.Message, error)
 	onGet  func(token string) (*discordgo.Message, error)
+	// onChannelGet answers a read of a channel message by the bot token.
+	onChannelGet func(channel, id string) (*discordgo.Message, error)
 }
 
 type fakeCall struct {
@@ -76,6 +78,14 @@ func (f *fakeREST) getOriginal(ctx context.Context, app, token string) (*discord
 	return &discordgo.Message{ID: "m-" + token}, nil
 }
 
+func (f *fakeREST) channelMessage(ctx context.Context, channel, id string) (*discordgo.Message, error) {
+	f.record("read", channel+"/"+id, nil)
+	if f.onChannelGet != nil {
+		return f.onChannelGet(channel, id)
+	}
+	return nil, &apiError{Op: "read channel message", Status: http.StatusNotFound, Msg: "Unknown Message"}
+}
+
 func (f *fakeREST) deleteOriginal(ctx context.Context, app, token string) error {
 	f.record("delete", token, nil)
 	return nil
@@ -97,6 +107,11 @@ func (f *fakeREST) send(ctx context.Context, channel string, m *message) (*disco
 func (f *fakeREST) dmChannel(ctx context.Context, user string) (string, error) {
 	f.record("dm", user, nil)
 	return "dm" + user, nil
+}
+
+func (f *fakeREST) startThread(ctx context.Context, channel, message, name string) (string, error) {
+	f.record("thread", channel, nil)
+	return message, nil
 }
 
 func (f *fakeREST) overwriteCommands(ctx context.Context, app, guild string, cmds []*discordgo.ApplicationCommand) error {

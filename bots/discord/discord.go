@@ -65,7 +65,10 @@ type Config struct {
 	Proxy         string   // HTTP proxy URL for REST, the gateway and attachments
 	APIBase       string   // replaces https://discord.com/api (tests, API proxies)
 	ButtonUsers   string   // ButtonsAuthor or ButtonsAnyone
-	MaxUpload     int64    // bytes per message of images
+	// ThreadGuilds are the guilds where every job opens a thread of its own
+	// unless its command says thread: false (places.go).
+	ThreadGuilds  []string
+	MaxUpload     int64 // bytes per message of images
 	TokenLifetime time.Duration
 	// InteractionsPath is where Discord posts interactions in HTTP mode.
 	InteractionsPath string
@@ -174,6 +177,7 @@ type Bot struct {
 	byInteraction map[string]*live
 	swept         time.Time
 	recorded      map[string]bool // interactions this process recorded (intake.go)
+	faces         faces           // "Use as face" picks (places.go)
 }
 
 var _ engine.Notifier = (*Bot)(nil)
@@ -282,6 +286,11 @@ func (b *Bot) shutdown() {
 // commands registered before stay in force.
 func (b *Bot) register(ctx context.Context) {
 	cmds := Commands(b.cfg.Limits)
+	if ch, ok := b.eng.(interface {
+		Choices(engine.Kind) []engine.VendorChoices
+	}); ok {
+		cmds = CommandsFor(b.cfg.Limits, ch.Choices)
+	}
 	guilds := b.cfg.GuildIDs
 	if len(guilds) == 0 {
 		guilds = []string{""}

@@ -30,7 +30,9 @@ func FuzzInteraction(f *testing.F) {
 		f.Fatalf("fixtures: %v", err)
 	}
 	values := vars{"ID": "1300000000000000001", "App": testApp, "Token": "tok_fuzz", "User": "501", "Locale": "zh-CN",
-		"Prompt": "a red fox", "Size": "256x256", "Count": 2, "Channel": "333", "CustomID": "again:abcdefgh:0:501"}
+		"Prompt": "a red fox", "Size": "256x256", "Count": 2, "Channel": "333", "CustomID": "again:abcdefgh:0:501",
+		"Context": 0, "Owners": `{"1": "501"}`, "Menu": "Upscale", "Target": "1400000000000000001", "Components": "[]",
+		"Attachments": `[{"id": "1300000000000000002", "filename": "fox.png", "size": 100, "url": "http://127.0.0.1:1/fox.png", "content_type": "image/png"}]`}
 	for _, name := range names {
 		tpl, err := template.ParseFiles(name)
 		if err != nil {

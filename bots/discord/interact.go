@@ -29,6 +29,7 @@ type event struct {
 	ephemeral bool // the deferred response is private
 	replay    bool // taken in again after a restart (intake.go)
 	nsfw      bool // the channel is marked age-restricted
+	thread    bool // the job gets a thread of its own (places.go)
 }
 
 func (e *event) lang() engine.Lang { return e.user.Lang }
@@ -101,11 +102,15 @@ func (b *Bot) plan(ctx context.Context, in *discordgo.Interaction, received time
 	ev.nsfw = channelNSFW(ctx)
 	switch in.Type {
 	case discordgo.InteractionApplicationCommand:
+		if d := in.ApplicationCommandData(); d.CommandType == discordgo.MessageApplicationCommand {
+			return b.planMenu(ev, d)
+		}
 		c, atts, err := parse(in.ApplicationCommandData())
 		if err != nil {
 			return private(b.wording(ev.lang(), ev, err)), nil
 		}
-		ev.ephemeral = !c.IsJob()
+		ev.ephemeral = !c.IsJob() && c.Name != "show" // a result shown again is for all to see
+		ev.thread = b.wantsThread(ev, in.ApplicationCommandData())
 		return deferred(ev.ephemeral), b.then(ev, func(ctx context.Context, ev *event) error { return b.command(ctx, ev, c, atts) })
 	case discordgo.InteractionApplicationCommandAutocomplete:
 		list := b.autocomplete(ctx, ev, in.ApplicationCommandData())
@@ -229,6 +234,9 @@ func (b *Bot) editText(ctx context.Context, ev *event, text string) error {
 
 // command runs a slash command.
 func (b *Bot) command(ctx context.Context, ev *event, c *command.Command, atts []*discordgo.MessageAttachment) error {
+	if c.Name == "show" {
+		return b.show(ctx, ev, c.Args[0])
+	}
 	m := chat.Message{User: ev.user, Chat: ev.chat, Command: c, NSFW: ev.nsfw, ChatAdmin: chatAdmin(ev.in)}
 	for _, a := range atts {
 		m.Images = append(m.Images, b.image(a))
@@ -237,9 +245,6 @@ func (b *Bot) command(ctx context.Context, ev *event, c *command.Command, atts [
 		reply := b.svc.Handle(ctx, m)
 		if reply.Err != nil {
 			return replyError(reply)
-		}
-		if reply.Show != nil {
-			return b.show(ctx, ev, reply.Show, reply.Text)
 		}
 		return b.editText(ctx, ev, reply.Text)
 	}
@@ -281,12 +286,18 @@ func (b *Bot) accepted(ctx context.Context, ev *event, j *engine.Job, lv *live, 
 	if lv.edited || lv.done {
 		return
 	}
+	if lv.t.TokenOnly {
+		text += b.onlyHereNote(ev.lang(), j.ID)
+	}
 	msg, err := b.editFirst(ctx, ev, &message{Content: chat.Cut(text, 2000), AllowedMentions: noMentions()})
 	if err != nil {
 		b.log.Warn("show accepted job", slog.String("job_id", j.ID), slog.String("chat_id", ev.chat.ChatID), slog.Any("err", err))
 		return
 	}
 	b.remember(ctx, j.ID, lv, msg)
+	if ev.thread {
+		b.openThread(ctx, j, lv)
+	}
 }
 
 // image is an attachment as the chat service opens it.

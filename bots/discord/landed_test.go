@@ -2,6 +2,7 @@ package discord
 
 import (
 	"context"
+	"net/http"
 	"slices"
 	"sync"
 	"testing"
@@ -15,15 +16,21 @@ import (
 // channel only when the edit did not take effect or Discord cannot say.
 func TestTimedOutEditThatLanded(t *testing.T) {
 	timeout := &apiError{Op: "edit original response", Msg: "request failed", Err: context.DeadlineExceeded}
+	expired := &apiError{Op: "get original response", Status: http.StatusUnauthorized, Code: 50027, Msg: "Invalid Webhook Token"}
 	for _, tc := range []struct {
-		name     string
-		applied  bool  // Discord applied the edit
-		getErr   error // reading the original fails
-		wantSend bool
+		name       string
+		applied    bool  // Discord applied the edit
+		getErr     error // reading the original by the interaction token fails
+		channelErr error // reading it as a channel message by the bot token fails
+		wantSend   bool
 	}{
-		{"Applied", true, nil, false},
-		{"NotApplied", false, nil, true},
-		{"CannotTell", true, timeout, true},
+		{"Applied", true, nil, nil, false},
+		{"NotApplied", false, nil, nil, true},
+		// The token expired in the moment between the edit's timeout and
+		// the read: the bot token still reads the message.
+		{"TokenExpiredApplied", true, expired, nil, false},
+		{"TokenExpiredNotApplied", false, expired, nil, true},
+		{"CannotTell", true, timeout, timeout, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			u := newUnit(t, true)
@@ -47,6 +54,17 @@ func TestTimedOutEditThatLanded(t *testing.T) {
 				mu.Lock()
 				defer mu.Unlock()
 				return &discordgo.Message{ID: "m-" + token, Attachments: shown}, nil
+			}
+			u.api.onChannelGet = func(channel, id string) (*discordgo.Message, error) {
+				if channel != "222" || id != "orig-msg" {
+					t.Errorf("read channel message %s/%s, want 222/orig-msg", channel, id)
+				}
+				if tc.channelErr != nil {
+					return nil, tc.channelErr
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				return &discordgo.Message{ID: id, Attachments: shown}, nil
 			}
 			if err := u.bot.Deliver(context.Background(), u.job); err != nil {
 				t.Fatalf("Deliver: %v", err)

@@ -20,15 +20,13 @@ func presetOption() *discordgo.ApplicationCommandOption {
 		words{"A preset of parameters (/settings lists them)", "一组预设参数（/settings 可查看）", "一組預設參數（/settings 可查看）"}, false))
 }
 
-// opsCommands are /show and /settings.
+// opsCommands are /settings (/show is places.go's).
 func opsCommands(cmd func(name, desc words, opts ...*discordgo.ApplicationCommandOption) *discordgo.ApplicationCommand) []*discordgo.ApplicationCommand {
 	str := discordgo.ApplicationCommandOptionString
 	size := option(str, words{"size", "尺寸", "尺寸"}, words{"Default size, WxH or default", "默认尺寸，宽x高 或 default", "預設尺寸，寬x高 或 default"}, false)
 	nsfw := choices(option(str, words{"nsfw", "成人内容", "成人內容"}, words{"Adult content in this server", "本服务器的成人内容", "本伺服器的成人內容"}, false),
 		choice(words{"on", "开启", "開啟"}, "on"), choice(words{"off", "关闭", "關閉"}, "off"), choice(words{"default", "默认", "預設"}, "default"))
 	return []*discordgo.ApplicationCommand{
-		cmd(words{"show", "重发", "重發"}, words{"Send a past result again", "重新发送以前的结果", "重新傳送以前的結果"},
-			autocomplete(option(str, words{"job", "任务", "任務"}, words{"The job id", "任务编号", "任務編號"}, true))),
 		cmd(words{"settings", "设置", "設定"}, words{"This server's defaults (Manage Server to change)", "本服务器的默认设置（需管理服务器权限）", "本伺服器的預設設定（需管理伺服器權限）"},
 			size, presetOption(), nsfw),
 	}
@@ -38,13 +36,6 @@ func opsCommands(cmd func(name, desc words, opts ...*discordgo.ApplicationComman
 // words; ok false if d is neither.
 func parseOps(c *command.Command, o options) (bool, error) {
 	switch c.Name {
-	case "show":
-		id := o.str("job")
-		if id == "" {
-			return true, engine.Errorf(engine.EINVALID, "Which job? Give its id.", "哪个任务？请给出任务编号。")
-		}
-		c.Args = []string{id}
-		return true, nil
 	case "settings":
 		for _, name := range []string{"size", "preset", "nsfw"} {
 			if v := o.str(name); v != "" {
@@ -121,23 +112,4 @@ func (b *Bot) jobChoices(ctx context.Context, ev *event, typed string) []*discor
 		out = append(out, &discordgo.ApplicationCommandOptionChoice{Name: chat.Cut(name, 100), Value: j.ID})
 	}
 	return out
-}
-
-// show posts a past job's pictures again in the (private) response.
-func (b *Bot) show(ctx context.Context, ev *event, j *engine.Job, text string) error {
-	m := &message{Content: chat.Cut(text, 2000), AllowedMentions: noMentions()}
-	var total int64
-	for i, r := range j.Results {
-		if total+r.Size > b.cfg.MaxUpload || i >= 10 {
-			break // what does not fit stays out; the text says which job
-		}
-		data, err := b.readBlob(r.Blob)
-		if err != nil {
-			return err
-		}
-		total += int64(len(data))
-		m.attach(upload{Name: fmt.Sprintf("%s-%d%s", j.ID, i+1, chat.Ext(r.Mime)), Mime: r.Mime, Data: data})
-	}
-	_, err := b.editFirst(ctx, ev, m)
-	return err
 }

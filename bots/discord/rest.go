@@ -26,6 +26,9 @@ type rest interface {
 	editOriginal(ctx context.Context, app, token string, m *message) (*discordgo.Message, error)
 	// getOriginal reads the interaction's original response as Discord has it.
 	getOriginal(ctx context.Context, app, token string) (*discordgo.Message, error)
+	// channelMessage reads a message by the bot's own token: the original
+	// response once the interaction token can no longer read it.
+	channelMessage(ctx context.Context, channelID, messageID string) (*discordgo.Message, error)
 	// deleteOriginal removes the interaction's original response.
 	deleteOriginal(ctx context.Context, app, token string) error
 	// followup posts a further message for the interaction (ephemeral with flag 64).
@@ -34,6 +37,8 @@ type rest interface {
 	send(ctx context.Context, channelID string, m *message) (*discordgo.Message, error)
 	// dmChannel opens (or finds) the direct-message channel with a user.
 	dmChannel(ctx context.Context, userID string) (string, error)
+	// startThread opens a thread on a message and returns its channel id.
+	startThread(ctx context.Context, channelID, messageID, name string) (string, error)
 	// overwriteCommands replaces the application's commands in a guild, or globally for "".
 	overwriteCommands(ctx context.Context, app, guild string, cmds []*discordgo.ApplicationCommand) error
 }
@@ -377,6 +382,14 @@ func (r *session) getOriginal(ctx context.Context, app, token string) (*discordg
 	return decodeMessage(out)
 }
 
+func (r *session) channelMessage(ctx context.Context, channelID, messageID string) (*discordgo.Message, error) {
+	out, err := r.call(ctx, "read channel message", http.MethodGet, discordgo.EndpointChannelMessage(channelID, messageID), nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	return decodeMessage(out)
+}
+
 func (r *session) deleteOriginal(ctx context.Context, app, token string) error {
 	_, err := r.call(ctx, "delete original response", http.MethodDelete, discordgo.EndpointWebhookMessage(app, esc(token), "@original"), nil, nil)
 	return err
@@ -406,6 +419,19 @@ func (r *session) dmChannel(ctx context.Context, userID string) (string, error) 
 	var ch discordgo.Channel
 	if err := json.Unmarshal(out, &ch); err != nil || ch.ID == "" {
 		return "", fmt.Errorf("open DM: unreadable reply: %v", err)
+	}
+	return ch.ID, nil
+}
+
+func (r *session) startThread(ctx context.Context, channelID, messageID, name string) (string, error) {
+	body := map[string]any{"name": name, "auto_archive_duration": 1440}
+	out, err := r.call(ctx, "start thread", http.MethodPost, discordgo.EndpointChannelMessageThread(channelID, messageID), body, nil)
+	if err != nil {
+		return "", err
+	}
+	var ch discordgo.Channel
+	if err := json.Unmarshal(out, &ch); err != nil || ch.ID == "" {
+		return "", fmt.Errorf("start thread: unreadable reply: %v", err)
 	}
 	return ch.ID, nil
 }

@@ -97,6 +97,9 @@ type ctxClient struct {
 }
 
 func (c ctxClient) Do(req *http.Request) (*http.Response, error) {
+	if err := addThread(req, threadOf(c.ctx)); err != nil {
+		return nil, err
+	}
 	resp, err := c.client.Do(req.WithContext(c.ctx))
 	if err != nil {
 		return nil, redact(err, c.token)

@@ -103,6 +103,14 @@ func (b *Bot) statusOf(st *jobState, j *engine.Job) (id int, photo bool) {
 // the update is recorded (and a webhook answered) without waiting for the
 // chat's flood limit; its id is noted on the job.
 func (b *Bot) replyStatus(ctx context.Context, j *engine.Job, text string) {
+	if _, user, ok := inlineOf(j.Chat); ok {
+		st := b.state(j.ID)
+		st.mu.Lock()
+		st.pending = true
+		st.mu.Unlock()
+		b.outbox(user, func(ctx context.Context) { b.inlineStatus(ctx, j, st, text) })
+		return
+	}
 	id, err := chatID(j.Chat)
 	if err != nil {
 		return
@@ -117,6 +125,7 @@ func (b *Bot) replyStatus(ctx context.Context, j *engine.Job, text string) {
 // sendStatus sends the status message of replyStatus. The chat's limiter is
 // waited for without the job's lock, so Deliver never waits behind it.
 func (b *Bot) sendStatus(ctx context.Context, j *engine.Job, to int64, st *jobState, text string) {
+	ctx = inThread(ctx, j.Chat)
 	for {
 		if err := b.waitRoom(ctx, to, j.Chat.Private); err != nil {
 			return
@@ -179,10 +188,15 @@ func (b *Bot) editEvery(private bool) time.Duration {
 // preview. It never waits: an edit too soon after the last one, or while the
 // chat is rate limited, is skipped.
 func (b *Bot) Progress(ctx context.Context, j *engine.Job, p engine.Progress) {
+	if _, _, ok := inlineOf(j.Chat); ok {
+		b.inlineProgress(ctx, j, p)
+		return
+	}
 	chat64, err := chatID(j.Chat)
 	if err != nil {
 		return
 	}
+	ctx = inThread(ctx, j.Chat)
 	st := b.state(j.ID)
 	if !st.mu.TryLock() {
 		return // the reply or the delivery is under way
@@ -314,10 +328,14 @@ func (b *Bot) edited(log *slog.Logger, to int64, err error) bool {
 // crash resumes where the last one stopped, posting again at most the step
 // under way when the process died.
 func (b *Bot) Deliver(ctx context.Context, j *engine.Job) error {
+	if _, _, ok := inlineOf(j.Chat); ok {
+		return b.deliverInline(ctx, j)
+	}
 	chat64, err := chatID(j.Chat)
 	if err != nil {
 		return engine.Wrap(engine.EUNDELIVERED, err, "The picture could not be posted here.", "图片无法发送到这里。")
 	}
+	ctx = inThread(ctx, j.Chat)
 	st := b.state(j.ID)
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -581,7 +599,7 @@ func (b *Bot) deliverStep(ctx context.Context, j *engine.Job, to int64, s step, 
 	switch s.kind {
 	case stepPhoto:
 		var kb *tgbotapi.InlineKeyboardMarkup
-		if s.buttons {
+		if s.buttons && !j.Chat.Broadcast {
 			kb = resultKeyboard(j, lang, s.results[0], true)
 		}
 		err := b.sendFile(ctx, post, j, to, private, reply, s.results[0], true, text, kb)
@@ -593,7 +611,7 @@ func (b *Bot) deliverStep(ctx context.Context, j *engine.Job, to int64, s step, 
 		fallthrough
 	case stepDocument:
 		var kb *tgbotapi.InlineKeyboardMarkup
-		if s.buttons {
+		if s.buttons && !j.Chat.Broadcast {
 			kb = resultKeyboard(j, lang, s.results[0], false)
 		}
 		return b.sendFile(ctx, post, j, to, private, reply, s.results[0], false, text, kb)
@@ -608,10 +626,18 @@ func (b *Bot) deliverStep(ctx context.Context, j *engine.Job, to int64, s step, 
 		return b.sendAlbum(ctx, post, j, to, private, reply, s.results, false, text)
 	case stepButtons:
 		body := chat.T(lang, "#%s · %d pictures. 🎨 n: a variation of picture n; 🔍 n: upscale it.", "#%s · %d 张图片。🎨 n：第 n 张的变体；🔍 n：放大第 n 张。", j.ID, len(j.Results))
+		kb := albumKeyboard(j, lang)
+		if j.Chat.Broadcast {
+			// A channel's readers get no buttons: they would post into the channel.
+			if len(j.Results) > 0 {
+				return nil
+			}
+			kb = nil
+		}
 		if len(j.Results) == 0 {
 			body = caption(j)
 		}
-		_, err := b.sendText(ctx, post, to, private, reply, body, albumKeyboard(j, lang))
+		_, err := b.sendText(ctx, post, to, private, reply, body, kb)
 		return err
 	}
 	return fmt.Errorf("unknown delivery step %d", s.kind)
@@ -710,6 +736,7 @@ func (b *Bot) sendOriginals(ctx context.Context, j *engine.Job, cref engine.Chat
 	if err != nil {
 		return err
 	}
+	ctx = inThread(ctx, cref)
 	var idx []int
 	if index >= 0 && index < len(j.Results) {
 		idx = []int{index}

@@ -35,7 +35,7 @@ func FuzzUpdate(f *testing.F) {
 		f.Add([]byte(fill.Replace(string(data))))
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		var u tgbotapi.Update
+		var u update
 		if json.Unmarshal(raw, &u) != nil {
 			return // the webhook answers 400; getUpdates fails the batch
 		}
@@ -47,11 +47,13 @@ func FuzzUpdate(f *testing.F) {
 		switch {
 		case u.Message != nil && u.Message.MediaGroupID != "":
 			// What handleAlbum does once the album's parts are in.
-			b.onMessage(ctx, u.UpdateID, u.Message, []*tgbotapi.Message{u.Message})
+			b.onMessage(ctx, u.UpdateID, u.Message, u.messageTopic(), []*tgbotapi.Message{u.Message})
 		case u.Message != nil:
-			b.onMessage(ctx, u.UpdateID, u.Message, nil)
+			b.onMessage(ctx, u.UpdateID, u.Message, u.messageTopic(), nil)
+		case u.ChannelPost != nil:
+			b.onMessage(ctx, u.UpdateID, u.ChannelPost, u.messageTopic(), nil)
 		case u.CallbackQuery != nil:
-			b.onCallback(ctx, u.UpdateID, u.CallbackQuery)
+			b.onCallback(ctx, u.UpdateID, u.CallbackQuery, u.messageTopic())
 		}
 	})
 }

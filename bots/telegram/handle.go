@@ -30,16 +30,25 @@ func isCommand(text string) bool { return command.IsCommand(text) }
 
 // onMessage runs the command a message carries. parts are the messages of
 // the album msg belongs to, in order, when it is one.
-func (b *Bot) onMessage(ctx context.Context, updateID int, msg *tgbotapi.Message, parts []*tgbotapi.Message) {
-	if msg.Chat == nil || msg.From == nil || msg.From.IsBot || msg.Chat.Type == "channel" || !b.chatAllowed(msg.Chat) {
+// thread is the forum topic it was sent in (0: none, or General).
+func (b *Bot) onMessage(ctx context.Context, updateID int, msg *tgbotapi.Message, thread int, parts []*tgbotapi.Message) {
+	if msg.Chat == nil || !b.chatAllowed(msg.Chat) || msg.IsAutomaticForward {
+		// An automatic forward is a channel's post copied into its discussion
+		// group: the post itself was the command.
 		return
 	}
-	user := userRef(msg.From)
-	cref := chatRef(msg.Chat, msg.MessageID, updateID)
-	log := b.log.With(slog.String("chat_id", cref.ChatID), slog.String("user_id", user.ID))
 	text := msg.Text
 	if text == "" {
 		text = msg.Caption // the SDK's Command() ignores captions: they are parsed here
+	}
+	cref := chatRef(msg.Chat, msg.MessageID, updateID, thread)
+	user, ok := b.sender(ctx, msg, isCommand(text))
+	if !ok {
+		return
+	}
+	log := b.log.With(slog.String("chat_id", cref.ChatID), slog.String("user_id", user.ID))
+	if isCommand(text) && b.special(ctx, cref, user, text) {
+		return
 	}
 	if !isCommand(text) {
 		// Plain talk is not for the bot; in a private chat, say what it understands.
@@ -56,7 +65,7 @@ func (b *Bot) onMessage(ctx context.Context, updateID int, msg *tgbotapi.Message
 	if err != nil && !cref.Private && !b.addressed(text) && (c == nil || !slices.Contains(command.Names, c.Name)) {
 		return // an unknown command in a group may be another bot's
 	}
-	m := chat.Message{User: user, Chat: cref, Text: text, ChatAdmin: b.chatAdmin(msg.Chat.ID, msg.From.ID)}
+	m := chat.Message{User: user, Chat: cref, Text: text, ChatAdmin: b.chatAdmin(msg)}
 	isJob := err == nil && c.IsJob()
 	if err == nil {
 		m.Command = c
@@ -93,7 +102,7 @@ func (b *Bot) addressed(text string) bool {
 }
 
 // onCallback runs a button under a result. Every query is answered.
-func (b *Bot) onCallback(ctx context.Context, updateID int, q *tgbotapi.CallbackQuery) {
+func (b *Bot) onCallback(ctx context.Context, updateID int, q *tgbotapi.CallbackQuery, thread int) {
 	var lang engine.Lang
 	if q.From != nil {
 		lang = engine.ParseLang(q.From.LanguageCode)
@@ -103,6 +112,11 @@ func (b *Bot) onCallback(ctx context.Context, updateID int, q *tgbotapi.Callback
 		if _, err := b.post(ctx, 0, false, callTimeout, fixed(cfg)); err != nil {
 			b.log.Warn("answerCallbackQuery failed", slog.Any("err", err))
 		}
+	}
+	if q.InlineMessageID != "" {
+		// The button of an inline placeholder: nothing to do but wait.
+		answer(chat.T(lang, "Drawing… the picture will replace this message.", "正在生成…图片会替换这条消息。"), false)
+		return
 	}
 	if q.From == nil || q.Message == nil || q.Message.Chat == nil {
 		answer(chat.T(lang, "This button no longer works.", "这个按钮已失效。"), true)
@@ -118,7 +132,7 @@ func (b *Bot) onCallback(ctx context.Context, updateID int, q *tgbotapi.Callback
 		return
 	}
 	user := userRef(q.From)
-	cref := chatRef(q.Message.Chat, q.Message.MessageID, updateID)
+	cref := chatRef(q.Message.Chat, q.Message.MessageID, updateID, thread)
 	if action == actionOriginal {
 		j, err := b.jobs.Job(ctx, id)
 		if engine.ErrorCode(err) == engine.ENOTFOUND {
@@ -186,13 +200,20 @@ func userRef(u *tgbotapi.User) engine.UserRef {
 
 // chatRef names the chat and the message to reply to. MessageID also holds
 // the update id, so the job an update made can be found again after a crash.
-func chatRef(c *tgbotapi.Chat, messageID, updateID int) engine.ChatRef {
-	return engine.ChatRef{
+// thread is the forum topic, kept with the job so that its messages go
+// there after a restart too.
+func chatRef(c *tgbotapi.Chat, messageID, updateID, thread int) engine.ChatRef {
+	r := engine.ChatRef{
 		Platform:  Platform,
 		ChatID:    strconv.FormatInt(c.ID, 10),
 		MessageID: fmt.Sprintf("%d:%d", messageID, updateID),
 		Private:   c.Type == "private",
+		Broadcast: c.Type == "channel",
 	}
+	if thread > 0 {
+		r.ThreadID = strconv.Itoa(thread)
+	}
+	return r
 }
 
 // replyTo is the message id a job's messages reply to.
@@ -238,6 +259,7 @@ func (b *Bot) reply(_ context.Context, cref engine.ChatRef, text string) {
 		return
 	}
 	b.outbox(id, func(ctx context.Context) {
+		ctx = inThread(ctx, cref)
 		if _, err := b.sendText(ctx, b.post, id, cref.Private, replyTo(cref), text, nil); err != nil {
 			b.log.Warn("reply failed", slog.String("chat_id", cref.ChatID), slog.Any("err", err))
 		}
@@ -403,9 +425,11 @@ func telegramHelp(lang engine.Lang) string {
 	return chat.T(lang,
 		"On Telegram, give pictures by sending a photo with the command as its caption, or by replying to a photo with the command. "+
 			"/swapface: reply to the target photo with the face photo and /swapface as its caption, or send an album of two photos, face first, with /swapface as the caption. "+
+			"ControlNet: a photo captioned /draw <prompt> --control --control-type canny (or reply to the photo) uses it as the control image; --mask works the same way, after --image. "+
 			"Buttons under a picture: again, vary, upscale, original file.",
 		"在 Telegram 中提供图片：发送照片并以命令作为说明文字，或回复一张照片并发送命令。"+
 			"/swapface：回复目标照片，发送人脸照片并以 /swapface 作为说明文字；或发送两张照片的相册（先人脸、后目标），说明文字为 /swapface。"+
+			"ControlNet：以 /draw <提示词> --control --control-type canny 作为照片的说明文字（或回复该照片），这张照片即为控制图；--mask 用法相同。"+
 			"图片下方的按钮：再来一张、变体、放大、原图文件。")
 }
 

@@ -70,6 +70,16 @@ type Config struct {
 	GroupEvery   time.Duration
 	// GlobalRate is how many messages a second the bot sends in all.
 	GlobalRate int
+	// InlineCacheChat is where inline mode's pictures are uploaded to get a
+	// file_id (an inline message takes no upload); 0: the user's private
+	// chat with the bot, the copy deleted at once. See inline.go.
+	InlineCacheChat int64
+	// StarPacks are the packs of images /buy offers for Telegram Stars.
+	StarPacks []StarPack
+	// UnsignedChannelPosts is what becomes of a command posted in a channel
+	// that names no author: UnsignedAllow (only administrators can post in a
+	// channel) or UnsignedRefuse. See channel.go.
+	UnsignedChannelPosts string
 	// PostLanes is how many result posts may be under way at once, each held
 	// with its note on the job (see package postlane): a crash repeats at most this
 	// many posts; more lanes, more uploads at a time.
@@ -92,6 +102,8 @@ func DefaultConfig() Config {
 		GroupEvery:    3 * time.Second,
 		GlobalRate:    30,
 		PostLanes:     1,
+
+		UnsignedChannelPosts: UnsignedAllow,
 	}
 }
 
@@ -172,6 +184,14 @@ func (c *Config) problems(bad func(key, format string, args ...any) error) []err
 	if c.PollTimeout < time.Second || c.PollTimeout > 10*time.Minute {
 		add("poll_timeout", "must be from 1s to 10m")
 	}
+	if c.UnsignedChannelPosts != UnsignedAllow && c.UnsignedChannelPosts != UnsignedRefuse {
+		add("unsigned_channel_posts", "must be allow or refuse, not %q", c.UnsignedChannelPosts)
+	}
+	for i, p := range c.StarPacks {
+		if p.Images <= 0 || p.Stars <= 0 || p.Stars > 10000 {
+			add(fmt.Sprintf("star_packs[%d]", i), "needs images and stars above 0 (at most 10000 stars)")
+		}
+	}
 	if c.PostLanes < 1 || c.PostLanes > postlane.Max {
 		add("post_lanes", "must be from 1 to %d", postlane.Max)
 	}
@@ -208,6 +228,9 @@ func (c *Config) fill() {
 	if c.PostLanes == 0 {
 		c.PostLanes = d.PostLanes
 	}
+	if c.UnsignedChannelPosts == "" {
+		c.UnsignedChannelPosts = d.UnsignedChannelPosts
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -241,6 +264,8 @@ type Deps struct {
 	Jobs     Jobs
 	Blobs    engine.Blobs
 	Settings Settings
+	// Wallet keeps bought images; nil: /buy sells nothing.
+	Wallet Wallet
 }
 
 // Bot is the Telegram adapter. It implements engine.Notifier.
@@ -251,6 +276,7 @@ type Bot struct {
 	jobs     Jobs
 	blobs    engine.Blobs
 	settings Settings
+	wallet   Wallet
 	log      *slog.Logger
 	flood    *flood
 	lanes    *postlane.Lanes
@@ -267,6 +293,7 @@ type Bot struct {
 	inflight map[int]bool // update ids being handled
 	albums   map[string]*album
 	outboxes map[int64]*outbox // per chat: replies waiting for the chat's flood limit
+	channels map[int64]channelAdmins
 	runCtx   context.Context
 	closed   bool           // Run is ending: no new background tasks
 	workers  sync.WaitGroup // background tasks (albums, outboxes) Run waits for
@@ -300,6 +327,7 @@ func newBot(cfg Config, api botAPI, d Deps) *Bot {
 		jobs:     d.Jobs,
 		blobs:    d.Blobs,
 		settings: d.Settings,
+		wallet:   d.Wallet,
 		log:      cfg.Logger.With(slog.String("platform", Platform)),
 		flood:    newFlood(cfg),
 		lanes:    postlane.New(cfg.PostLanes, cfg.Now),
@@ -309,6 +337,7 @@ func newBot(cfg Config, api botAPI, d Deps) *Bot {
 		inflight: make(map[int]bool),
 		albums:   make(map[string]*album),
 		outboxes: make(map[int64]*outbox),
+		channels: make(map[int64]channelAdmins),
 	}
 	if len(cfg.AllowedChats) > 0 {
 		b.allowed = make(map[int64]bool)

@@ -50,7 +50,9 @@ func handling(ctx context.Context) (context.Context, context.CancelFunc) {
 }
 
 // allowedUpdates are the update types the bot asks for.
-var allowedUpdates = []string{"message", "callback_query"}
+// edited_message and edited_channel_post are not among them: an edited
+// command is not run again.
+var allowedUpdates = []string{"message", "channel_post", "callback_query", "inline_query", "chosen_inline_result", "pre_checkout_query"}
 
 // hello asks getMe for the bot's username, retrying while the network or
 // the server is down. A token the server refuses is an error.
@@ -144,7 +146,7 @@ func (b *Bot) loadState(ctx context.Context) error {
 		}
 	}
 	b.mu.Unlock()
-	pending := map[string][]tgbotapi.Update{}
+	pending := map[string][]update{}
 	if albums != "" {
 		if err := json.Unmarshal([]byte(albums), &pending); err != nil {
 			b.log.Error("stored albums unreadable; dropped", slog.Any("err", err))
@@ -232,7 +234,7 @@ func (b *Bot) storedOffset(ctx context.Context) (int, error) {
 	return offset, nil
 }
 
-func (b *Bot) getUpdates(ctx context.Context, offset int) ([]tgbotapi.Update, error) {
+func (b *Bot) getUpdates(ctx context.Context, offset int) ([]update, error) {
 	timeout := int(b.cfg.PollTimeout / time.Second)
 	cctx, cancel := context.WithTimeout(ctx, b.cfg.PollTimeout+callTimeout)
 	defer cancel()
@@ -240,19 +242,19 @@ func (b *Bot) getUpdates(ctx context.Context, offset int) ([]tgbotapi.Update, er
 	if err != nil {
 		return nil, err
 	}
-	var updates []tgbotapi.Update
+	var updates []update
 	if err := json.Unmarshal(raw, &updates); err != nil {
 		return nil, fmt.Errorf("getUpdates: %w", err)
 	}
-	slices.SortFunc(updates, func(a, b tgbotapi.Update) int { return cmp.Compare(a.UpdateID, b.UpdateID) })
+	slices.SortFunc(updates, func(a, b update) int { return cmp.Compare(a.UpdateID, b.UpdateID) })
 	return updates, nil
 }
 
 // handleBatch handles updates and returns the offset to store: past the
 // last update, or, with ok false, at the first one whose handling could not
 // be recorded.
-func (b *Bot) handleBatch(ctx context.Context, updates []tgbotapi.Update, offset int) (next int, ok bool) {
-	byChat := map[int64][]tgbotapi.Update{}
+func (b *Bot) handleBatch(ctx context.Context, updates []update, offset int) (next int, ok bool) {
+	byChat := map[int64][]update{}
 	var order []int64
 	for _, u := range updates {
 		if u.UpdateID < offset {
@@ -291,12 +293,18 @@ func (b *Bot) handleBatch(ctx context.Context, updates []tgbotapi.Update, offset
 	return updates[len(updates)-1].UpdateID + 1, true
 }
 
-func chatOf(u *tgbotapi.Update) int64 {
+func chatOf(u *update) int64 {
 	switch {
 	case u.Message != nil && u.Message.Chat != nil:
 		return u.Message.Chat.ID
+	case u.ChannelPost != nil && u.ChannelPost.Chat != nil:
+		return u.ChannelPost.Chat.ID
 	case u.CallbackQuery != nil && u.CallbackQuery.Message != nil && u.CallbackQuery.Message.Chat != nil:
 		return u.CallbackQuery.Message.Chat.ID
+	case u.ChosenInlineResult != nil && u.ChosenInlineResult.From != nil:
+		return u.ChosenInlineResult.From.ID // a user's inline jobs in order, beside the chats'
+	case u.InlineQuery != nil && u.InlineQuery.From != nil:
+		return u.InlineQuery.From.ID
 	}
 	return 0
 }
@@ -317,7 +325,7 @@ func (b *Bot) serveWebhook(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad body", http.StatusBadRequest)
 		return
 	}
-	var u tgbotapi.Update
+	var u update
 	if err := json.Unmarshal(body, &u); err != nil {
 		http.Error(w, "bad update", http.StatusBadRequest)
 		return
@@ -352,7 +360,7 @@ func (b *Bot) context() context.Context {
 
 // dispatch handles one update once. It returns an error only when the
 // update's handling could not be recorded in the store.
-func (b *Bot) dispatch(ctx context.Context, u tgbotapi.Update) error {
+func (b *Bot) dispatch(ctx context.Context, u update) error {
 	if !b.claim(u.UpdateID) {
 		return nil
 	}
@@ -365,10 +373,22 @@ func (b *Bot) dispatch(ctx context.Context, u tgbotapi.Update) error {
 	switch {
 	case u.Message != nil && u.Message.MediaGroupID != "" && b.chatAllowed(u.Message.Chat):
 		return b.collect(hctx, u)
+	case u.Message != nil && u.Message.SuccessfulPayment != nil:
+		if err := b.onPaid(hctx, u.Message, u.messageTopic()); err != nil {
+			return fmt.Errorf("credit payment of update %d: %w", u.UpdateID, err)
+		}
 	case u.Message != nil:
-		b.onMessage(hctx, u.UpdateID, u.Message, nil)
+		b.onMessage(hctx, u.UpdateID, u.Message, u.messageTopic(), nil)
+	case u.ChannelPost != nil:
+		b.onMessage(hctx, u.UpdateID, u.ChannelPost, u.messageTopic(), nil)
 	case u.CallbackQuery != nil:
-		b.onCallback(hctx, u.UpdateID, u.CallbackQuery)
+		b.onCallback(hctx, u.UpdateID, u.CallbackQuery, u.messageTopic())
+	case u.InlineQuery != nil:
+		b.onInlineQuery(hctx, u.InlineQuery)
+	case u.ChosenInlineResult != nil:
+		b.onChosen(hctx, u.ChosenInlineResult)
+	case u.PreCheckoutQuery != nil:
+		b.onPreCheckout(hctx, u.PreCheckoutQuery)
 	}
 	return b.markSeen(hctx, u.UpdateID, nil)
 }
@@ -392,7 +412,7 @@ func (b *Bot) release(id int) {
 
 // markSeen records update ids as handled, and changes the stored albums
 // with albums (nil: no change) in the same transaction.
-func (b *Bot) markSeen(ctx context.Context, id int, albums func(map[string][]tgbotapi.Update)) error {
+func (b *Bot) markSeen(ctx context.Context, id int, albums func(map[string][]update)) error {
 	err := b.settings.Update(ctx, func(c engine.Counters) error {
 		ids := strings.Fields(c.Setting(keySeen))
 		if id != 0 {
@@ -403,10 +423,10 @@ func (b *Bot) markSeen(ctx context.Context, id int, albums func(map[string][]tgb
 		}
 		c.SetSetting(keySeen, strings.Join(ids, " "))
 		if albums != nil {
-			pending := map[string][]tgbotapi.Update{}
+			pending := map[string][]update{}
 			if s := c.Setting(keyAlbums); s != "" {
 				if err := json.Unmarshal([]byte(s), &pending); err != nil {
-					pending = map[string][]tgbotapi.Update{}
+					pending = map[string][]update{}
 				}
 			}
 			albums(pending)
@@ -500,16 +520,16 @@ func (b *Bot) drain(to int64, o *outbox) {
 // album is a media group being collected: Telegram sends each photo of an
 // album as its own message, with the caption on one of them.
 type album struct {
-	parts []tgbotapi.Update
+	parts []update
 	timer *time.Timer
 }
 
 // collect keeps an album's part, in the store as well, and (re)starts the
 // wait for the rest. The part counts as handled once it is stored.
-func (b *Bot) collect(ctx context.Context, u tgbotapi.Update) error {
+func (b *Bot) collect(ctx context.Context, u update) error {
 	id := albumID(u.Message)
-	err := b.markSeen(ctx, u.UpdateID, func(pending map[string][]tgbotapi.Update) {
-		if !slices.ContainsFunc(pending[id], func(p tgbotapi.Update) bool { return p.UpdateID == u.UpdateID }) {
+	err := b.markSeen(ctx, u.UpdateID, func(pending map[string][]update) {
+		if !slices.ContainsFunc(pending[id], func(p update) bool { return p.UpdateID == u.UpdateID }) {
 			pending[id] = append(pending[id], u)
 		}
 	})
@@ -575,27 +595,27 @@ func (b *Bot) handleAlbum(id string) {
 	}
 	b.mu.Lock()
 	a := b.albums[id]
-	var parts []tgbotapi.Update
+	var parts []update
 	if a != nil {
 		parts = slices.Clone(a.parts)
 	}
 	b.mu.Unlock()
-	slices.SortFunc(parts, func(x, y tgbotapi.Update) int { return cmp.Compare(x.Message.MessageID, y.Message.MessageID) })
-	parts = slices.CompactFunc(parts, func(x, y tgbotapi.Update) bool { return x.UpdateID == y.UpdateID })
+	slices.SortFunc(parts, func(x, y update) int { return cmp.Compare(x.Message.MessageID, y.Message.MessageID) })
+	parts = slices.CompactFunc(parts, func(x, y update) bool { return x.UpdateID == y.UpdateID })
 	hctx, cancel := handling(ctx)
 	defer cancel()
 	// The command is the first caption that is one; without one the album is ignored.
-	cmdIdx := slices.IndexFunc(parts, func(p tgbotapi.Update) bool { return isCommand(p.Message.Caption) })
+	cmdIdx := slices.IndexFunc(parts, func(p update) bool { return isCommand(p.Message.Caption) })
 	msgs := make([]*tgbotapi.Message, len(parts))
 	for i := range parts {
 		msgs[i] = parts[i].Message
 	}
 	if cmdIdx >= 0 {
-		b.onMessage(hctx, parts[cmdIdx].UpdateID, parts[cmdIdx].Message, msgs)
+		b.onMessage(hctx, parts[cmdIdx].UpdateID, parts[cmdIdx].Message, parts[cmdIdx].messageTopic(), msgs)
 	} else if len(msgs) > 0 {
-		b.onMessage(hctx, parts[0].UpdateID, parts[0].Message, msgs)
+		b.onMessage(hctx, parts[0].UpdateID, parts[0].Message, parts[0].messageTopic(), msgs)
 	}
-	err := b.markSeen(hctx, 0, func(pending map[string][]tgbotapi.Update) { delete(pending, id) })
+	err := b.markSeen(hctx, 0, func(pending map[string][]update) { delete(pending, id) })
 	if err != nil {
 		b.log.Error("forget album", slog.Any("err", err))
 	}

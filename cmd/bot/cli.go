@@ -24,24 +24,27 @@ func (e *usageError) Error() string { return e.msg + " (picbot -h lists the flag
 // envHelp says what each environment variable sets; every one envFields
 // reads must be here (a test checks).
 var envHelp = map[string]string{
-	"PICBOT_DATA_DIR":                "data_dir: the store and the images",
-	"PICBOT_HTTP_LISTEN":             "http.listen, e.g. :8080",
-	"PICBOT_HTTP_PUBLIC_URL":         "http.public_url: where vendors and platforms reach the bot",
-	"PICBOT_LOG_LEVEL":               "log.level: debug, info, warn or error",
-	"PICBOT_LOG_FORMAT":              "log.format: text or json",
-	"PICBOT_TELEGRAM_TOKEN":          "telegram.token; turns Telegram on unless the file says enabled: false",
-	"PICBOT_TELEGRAM_WEBHOOK_SECRET": "telegram.webhook_secret",
-	"PICBOT_TELEGRAM_API_ENDPOINT":   "telegram.api_endpoint: a self-hosted Bot API server",
-	"PICBOT_DISCORD_TOKEN":           "discord.token; turns Discord on unless the file says enabled: false",
-	"PICBOT_DISCORD_APPLICATION_ID":  "discord.application_id",
-	"PICBOT_DISCORD_PUBLIC_KEY":      "discord.public_key (mode http)",
-	"PICBOT_ZHIQITE_APP_CODE":        "vendors.zhiqite.app_code",
-	"PICBOT_ZHIQITE_APP_KEY":         "vendors.zhiqite.app_key",
-	"PICBOT_ZHIQITE_APP_SECRET":      "vendors.zhiqite.app_secret",
-	"PICBOT_SHOWAPI_APP_CODE":        "vendors.showapi.app_code",
-	"PICBOT_SHOWAPI_APP_KEY":         "vendors.showapi.app_key",
-	"PICBOT_SHOWAPI_APP_SECRET":      "vendors.showapi.app_secret",
-	"PICBOT_APISPACE_TOKEN":          "vendors.apispace.token",
+	"PICBOT_DATA_DIR":                  "data_dir: the store and the images",
+	"PICBOT_HTTP_LISTEN":               "http.listen, e.g. :8080",
+	"PICBOT_HTTP_PUBLIC_URL":           "http.public_url: where vendors and platforms reach the bot",
+	"PICBOT_LOG_LEVEL":                 "log.level: debug, info, warn or error",
+	"PICBOT_LOG_FORMAT":                "log.format: text or json",
+	"PICBOT_TELEGRAM_TOKEN":            "telegram.token; turns Telegram on unless the file says enabled: false",
+	"PICBOT_TELEGRAM_WEBHOOK_SECRET":   "telegram.webhook_secret",
+	"PICBOT_TELEGRAM_API_ENDPOINT":     "telegram.api_endpoint: a self-hosted Bot API server",
+	"PICBOT_DISCORD_TOKEN":             "discord.token; turns Discord on unless the file says enabled: false",
+	"PICBOT_DISCORD_APPLICATION_ID":    "discord.application_id",
+	"PICBOT_DISCORD_PUBLIC_KEY":        "discord.public_key (mode http)",
+	"PICBOT_ZHIQITE_APP_CODE":          "vendors.zhiqite.app_code",
+	"PICBOT_ZHIQITE_APP_KEY":           "vendors.zhiqite.app_key",
+	"PICBOT_ZHIQITE_APP_SECRET":        "vendors.zhiqite.app_secret",
+	"PICBOT_SHOWAPI_APP_CODE":          "vendors.showapi.app_code",
+	"PICBOT_SHOWAPI_APP_KEY":           "vendors.showapi.app_key",
+	"PICBOT_SHOWAPI_APP_SECRET":        "vendors.showapi.app_secret",
+	"PICBOT_APISPACE_TOKEN":            "vendors.apispace.token",
+	"PICBOT_WEB_PASSWORD":              "web.password: turns the web console on under /admin/",
+	"PICBOT_WEB_PASSWORD_HASH":         "web.password_hash: bcrypt or argon2id, instead of the password",
+	"PICBOT_ZHIQITE_ACCESS_KEY_SECRET": "vendors.zhiqite.access_key_secret",
 }
 
 // usage is picbot -h.
@@ -51,6 +54,9 @@ func usage(w io.Writer, fs *flag.FlagSet) {
 Usage:
   picbot [-config FILE]               run the bot (no -config: the console and the built-in renderer)
   picbot check config -config FILE    check a configuration, print what it runs, and exit (0: valid)
+  picbot check vendors [-config FILE] [--spend]
+                                      call each enabled vendor's endpoints with the real keys: OK, or
+                                      the vendor's answer and the key to change (--spend: one real task each)
   picbot backup [-config FILE] OUT    copy the database of a bot, running or not
   picbot -version                     print the version
 
@@ -107,8 +113,11 @@ func versionString() string {
 // including what the bot checks at start (a chat platform, writable
 // directories), and print the summary it would start with.
 func checkCommand(args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "vendors" {
+		return checkVendors(args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "config" {
-		return &usageError{"usage: picbot check config -config FILE"}
+		return &usageError{"usage: picbot check config -config FILE, or picbot check vendors [-config FILE] [--spend]"}
 	}
 	fs := flag.NewFlagSet("picbot check config", flag.ContinueOnError)
 	fs.SetOutput(stderr)

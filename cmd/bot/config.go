@@ -47,6 +47,9 @@ type Config struct {
 	// Chat platforms besides the console.
 	Telegram TelegramConfig `yaml:"telegram"`
 	Discord  DiscordConfig  `yaml:"discord"`
+	// Web is the operator's console under /admin/ (cmd/bot/web.go).
+	Web      WebConfig      `yaml:"web"`
+	Payments PaymentsConfig `yaml:"payments"`
 }
 
 // VendorsConfig configures the remote vendors; each lives in vendor_<name>.go.
@@ -157,6 +160,7 @@ func DefaultConfig() Config {
 			APISpace: APISpaceConfig{Config: apispace.Defaults()},
 		},
 		Telegram: defaultTelegramConfig(),
+		Web:      defaultWebConfig(),
 		Discord: DiscordConfig{
 			Mode: discord.ModeGateway, ButtonUsers: discord.ButtonsAuthor, MaxUploadBytes: discord.DefaultMaxUpload,
 			TokenLifetime: discord.DefaultTokenLifetime, InteractionsPath: discord.DefaultInteractionsPath, PostLanes: 1,
@@ -301,7 +305,7 @@ func (c *Config) envFields() map[string]*string {
 	}
 	for _, more := range []map[string]*string{
 		c.Vendors.Zhiqite.envFields(), c.Vendors.ShowAPI.envFields(), c.Vendors.APISpace.envFields(),
-		c.Telegram.envFields(), c.Discord.envFields(),
+		c.Telegram.envFields(), c.Discord.envFields(), c.Web.envFields(),
 	} {
 		for k, v := range more {
 			fields[k] = v
@@ -315,7 +319,7 @@ func (c *Config) secrets() []string {
 	var out []string
 	for _, s := range [][]string{
 		c.Vendors.Zhiqite.secrets(), c.Vendors.ShowAPI.secrets(), c.Vendors.APISpace.secrets(),
-		c.Telegram.secrets(), c.Discord.secrets(),
+		c.Telegram.secrets(), c.Discord.secrets(), c.Web.secrets(),
 	} {
 		for _, v := range s {
 			if v != "" {
@@ -395,6 +399,8 @@ func (c *Config) problems() []Problem {
 	c.Vendors.APISpace.validate(prefixed(bad, "vendors.apispace."))
 	c.Telegram.validate(prefixed(bad, "telegram."))
 	c.Discord.validate(prefixed(bad, "discord."))
+	c.validateWeb(bad)
+	c.Payments.validate(prefixed(bad, "payments."))
 	if c.Discord.Enabled && c.Discord.Mode == "http" && c.HTTP.Listen == "" {
 		bad("http.listen", "must be set for discord.mode http: Discord posts interactions there")
 	}

@@ -195,6 +195,7 @@ func (r *crashRun) billBreakdown(calls []crashCall, jobOf map[string]string, kil
 				b.restartPolls++
 				if !c.done {
 					b.restartEarly++
+					r.billDebug("restart poll too early", c, id)
 				}
 			}
 			if polled[k] == nil {

@@ -162,6 +162,7 @@ type crashKill struct {
 	states  map[string]int // unfinished jobs by state, read after the kill
 	// What the kill cost: posts made and not recorded, submissions made and not recorded.
 	duplicates, unsaved int
+	duplicated          []string // the jobs whose posts were made and not recorded
 	at                  time.Time
 }
 
@@ -2111,7 +2112,7 @@ func (r *crashRun) check(res *crashResult, phases []crashPhase, hit map[crashPha
 			case !recorded(e, id) && !killed[e]:
 				r.violation("job %s: posted in life %d, which was not killed, and not recorded:\n%s", id, e, r.trace(id))
 			case !recorded(e, id):
-				r.charge(e, func(k *crashKill) { k.duplicates++ })
+				r.charge(e, func(k *crashKill) { k.duplicates++; k.duplicated = append(k.duplicated, id) })
 			}
 			if recorded(e, id) {
 				done = true
@@ -2225,7 +2226,15 @@ func (r *crashRun) check(res *crashResult, phases []crashPhase, hit map[crashPha
 		r.violation("%d duplicate posts in %d kills: more than one per kill", res.duplicatePosts, len(r.kills))
 	}
 	if crashOnePostPerKill && res.maxDuplicates > 1 {
-		r.violation("%d duplicate posts from one kill: more than one post made and not recorded at once", res.maxDuplicates)
+		var traces strings.Builder
+		for _, k := range r.kills {
+			if k.duplicates > 1 {
+				for _, id := range k.duplicated {
+					fmt.Fprintf(&traces, "job %s, posted and not recorded in life %d:\n%s", id, k.epoch, r.trace(id))
+				}
+			}
+		}
+		r.violation("%d duplicate posts from one kill: more than one post made and not recorded at once:\n%s", res.maxDuplicates, traces.String())
 	}
 	for _, v := range []string{"zhiqite", "apispace", "showapi", crashForgotten} {
 		window := res.windowByVendor[strings.TrimSuffix(v, "-forgotten")]

@@ -37,6 +37,9 @@ func (a *app) routes() http.Handler {
 	if a.cfg.HTTP.Metrics {
 		m.Handle("GET /metrics", a.metrics.Handler())
 	}
+	if a.web != nil {
+		a.web.Register(m)
+	}
 	for _, p := range a.platforms {
 		if r, ok := p.(routed); ok {
 			r.Routes(m)

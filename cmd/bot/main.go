@@ -34,6 +34,7 @@ import (
 	"github.com/picbot/picbot/metrics"
 	"github.com/picbot/picbot/quota"
 	"github.com/picbot/picbot/store"
+	"github.com/picbot/picbot/web"
 )
 
 func main() {
@@ -132,6 +133,7 @@ type app struct {
 	notifiers mux
 	console   *console.Console
 	platforms []platform
+	web       *web.Handler // the operator's console, nil when off
 	server    *http.Server
 	ln        net.Listener
 	metrics   *metrics.Metrics
@@ -239,6 +241,10 @@ func build(cfg Config, log *slog.Logger, stdin io.Reader, stdout io.Writer) (*ap
 			return nil, fmt.Errorf("http.listen: %w", err)
 		}
 		a.ln = ln
+		if err := a.buildWeb(); err != nil {
+			ln.Close()
+			return nil, err
+		}
 		a.server = newServer(a.routes(), cfg.HTTP)
 	}
 	ok = true

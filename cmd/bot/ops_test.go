@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -202,5 +203,30 @@ func TestOpsConfigErrors(t *testing.T) {
 	l, err := load(path, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if err != nil || l.cfg.Vendors.Zhiqite.Accounts[0].AppCode != "c0de" {
 		t.Fatalf("env account code: %v", err)
+	}
+}
+
+// `picbot check vendors` probes each account of a pool on its own.
+func TestCheckVendorsAccounts(t *testing.T) {
+	zq := zhiqitetest.New(zhiqitetest.Options{AppCode: "check-POOL-good"})
+	defer zq.Close()
+	path := filepath.Join(t.TempDir(), "picbot.yaml")
+	os.WriteFile(path, []byte(fmt.Sprintf(`vendors:
+  zhiqite:
+    enabled: true
+    base_url: %s
+    accounts:
+      - {name: good, app_code: check-POOL-good}
+      - {name: stale, app_code: check-POOL-stale}
+`, zq.URL)), 0o600)
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), []string{"check", "vendors", "-config", path}, nil, &out, &errOut)
+	text := out.String()
+	if err == nil || !strings.Contains(text, "zhiqite account good: saas/sd/v2/queryModelList: OK") ||
+		!strings.Contains(text, "zhiqite account stale: saas/sd/v2/queryModelList: FAILED") {
+		t.Fatalf("err %v:\n%s\n%s", err, text, errOut.String())
+	}
+	if strings.Contains(text+errOut.String(), "check-POOL-") {
+		t.Error("an account's code is in the output")
 	}
 }

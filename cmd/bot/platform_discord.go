@@ -34,6 +34,9 @@ type DiscordConfig struct {
 	// PostLanes is how many results may be being posted at once: a crash
 	// repeats at most this many; more lanes, more uploads in parallel.
 	PostLanes int `yaml:"post_lanes"`
+	// ThreadGuilds are the guilds where each job opens a thread of its own
+	// for its result (a command's thread option says otherwise).
+	ThreadGuilds []string `yaml:"thread_guilds"`
 }
 
 // envFields maps PICBOT_DISCORD_* variables to settings.
@@ -54,6 +57,11 @@ var snowflake = regexp.MustCompile(`^[0-9]{1,20}$`)
 func (c *DiscordConfig) validate(bad badFunc) {
 	if !c.Enabled {
 		return
+	}
+	for i, g := range c.ThreadGuilds {
+		if !snowflake.MatchString(g) {
+			bad(fmt.Sprintf("thread_guilds[%d]", i), "%q is not a guild id", g)
+		}
 	}
 	if strings.TrimSpace(strings.TrimPrefix(c.Token, "Bot ")) == "" {
 		bad("token", "must be set (or PICBOT_DISCORD_TOKEN)")
@@ -127,6 +135,7 @@ func (a *app) newDiscord(c DiscordConfig) (platform, error) {
 		TokenLifetime:    c.TokenLifetime,
 		InteractionsPath: c.InteractionsPath,
 		PostLanes:        c.PostLanes,
+		ThreadGuilds:     c.ThreadGuilds,
 		PublicURL:        a.cfg.HTTP.PublicURL,
 		Limits:           a.engine.Limits(),
 		MaxInput:         a.cfg.Engine.MaxInput,

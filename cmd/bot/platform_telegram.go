@@ -28,6 +28,13 @@ type TelegramConfig struct {
 	// PostLanes is how many result posts may be under way at once: a crash
 	// repeats at most this many; more lanes, more uploads in parallel.
 	PostLanes int `yaml:"post_lanes"`
+	// UnsignedChannelPosts is what becomes of a command posted in a channel
+	// with no author to check against its administrators: allow or refuse.
+	UnsignedChannelPosts string `yaml:"unsigned_channel_posts"`
+	// InlineCacheChat is the chat inline mode's pictures are uploaded to
+	// first (an inline message takes only a file_id); 0: the user's private
+	// chat with the bot, the copy deleted at once.
+	InlineCacheChat int64 `yaml:"inline_cache_chat"`
 }
 
 // defaultTelegramConfig is the adapter's defaults as configuration.
@@ -39,6 +46,8 @@ func defaultTelegramConfig() TelegramConfig {
 		MaxPhotoBytes: d.MaxPhotoBytes,
 		PollTimeout:   d.PollTimeout,
 		PostLanes:     d.PostLanes,
+
+		UnsignedChannelPosts: d.UnsignedChannelPosts,
 	}
 }
 
@@ -74,6 +83,9 @@ func (c *TelegramConfig) adapterConfig() telegram.Config {
 		MaxPhotoBytes: c.MaxPhotoBytes,
 		PollTimeout:   c.PollTimeout,
 		PostLanes:     c.PostLanes,
+
+		UnsignedChannelPosts: c.UnsignedChannelPosts,
+		InlineCacheChat:      c.InlineCacheChat,
 	}
 }
 
@@ -87,7 +99,8 @@ func (a *app) newTelegram(c TelegramConfig) (platform, error) {
 	}
 	cfg := c.adapterConfig()
 	cfg.Logger = a.log
-	bot, err := telegram.New(cfg, telegram.Deps{Service: a.svc, Jobs: a.engine, Blobs: a.blobs, Settings: a.db})
+	cfg.StarPacks = a.cfg.Payments.TelegramStars
+	bot, err := telegram.New(cfg, telegram.Deps{Service: a.svc, Jobs: a.engine, Blobs: a.blobs, Settings: a.db, Wallet: a.quota})
 	if err != nil {
 		return nil, err // names its key already
 	}

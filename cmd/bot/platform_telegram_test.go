@@ -326,4 +326,15 @@ telegram:
   # a crash repeats at most post_lanes posts (1: at most one per crash), and
   # at most post_lanes uploads go in parallel (1 to 32).
   post_lanes: 1
+  # A /draw posted in a channel (the bot an administrator there) is charged
+  # to the channel; a signed post's author must be one of its administrators
+  # (getChatAdministrators). A post naming no author: allow (only
+  # administrators can post in a channel) or refuse.
+  unsigned_channel_posts: allow
+  # Inline mode (@bot a red fox in any chat; enable /setinline and
+  # /setinlinefeedback with @BotFather): an inline message takes no upload,
+  # so each picture is first sent here for a file_id, e.g. a private channel
+  # with the bot as an administrator; 0: the user's private chat with the
+  # bot (the copy is deleted; a user who never started the bot is told so).
+  inline_cache_chat: 0
 `

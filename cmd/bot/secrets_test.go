@@ -33,8 +33,9 @@ func TestSecretsNeverShown(t *testing.T) {
 		apispaceRight  = "apispace-accepted-token"
 		discordAppID   = "123456789012345678"
 		telegramBotNam = "SecretsBot"
+		webSecret      = "SECRETwebConsolePassword"
 	)
-	secrets := []string{tgSecret, hookSecret, discordSecret, zhiqiteKey, zhiqiteSecret, showapiCode, apispaceWrong}
+	secrets := []string{tgSecret, hookSecret, discordSecret, zhiqiteKey, zhiqiteSecret, showapiCode, apispaceWrong, webSecret}
 
 	tg := telegramtest.New(tgSecret, telegramBotNam)
 	defer tg.Close()
@@ -101,6 +102,7 @@ discord:
 		"PICBOT_DISCORD_TOKEN=" + discordSecret,
 		"PICBOT_ZHIQITE_APP_KEY=" + zhiqiteKey, "PICBOT_ZHIQITE_APP_SECRET=" + zhiqiteSecret,
 		"PICBOT_SHOWAPI_APP_CODE=" + showapiCode, "PICBOT_APISPACE_TOKEN=" + apispaceWrong,
+		"PICBOT_WEB_PASSWORD=" + webSecret,
 	}, "-config", path)
 
 	private := func(id int, text string) string {
@@ -131,6 +133,7 @@ discord:
 	dc.Wait(t, 30*time.Second, "the discord image", func(c discordtest.Call) bool {
 		return c.Is("PATCH", "/webhooks/"+discordAppID+"/tok_secrets/messages/@original") && len(c.Files) > 0
 	})
+	pages := webPages(t, "http://"+addr, webSecret)
 	stopBot(t, b)
 
 	stdout, stderr := b.output()
@@ -147,7 +150,7 @@ discord:
 		chats.Write(c.Payload)
 		chats.WriteString("\n")
 	}
-	for where, text := range map[string]string{"stdout": stdout, "stderr": stderr, "chat messages": chats.String()} {
+	for where, text := range map[string]string{"stdout": stdout, "stderr": stderr, "chat messages": chats.String(), "web console pages": pages} {
 		for _, s := range secrets {
 			if strings.Contains(text, s) {
 				t.Errorf("%s holds the secret %q", where, s)

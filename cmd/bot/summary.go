@@ -122,6 +122,11 @@ func (l *loaded) summary(addr net.Addr) *startSummary {
 		if c.HTTP.Metrics {
 			s.add("metrics", "%s/metrics (keep it private), %[1]s/healthz, %[1]s/readyz", local)
 		}
+		if c.Web.enabled() {
+			s.add("web console", "%s/admin/ (password login; put it behind TLS)", local)
+		} else {
+			s.add("web console", "off (no web.password)")
+		}
 	}
 	if c.Telegram.Enabled && c.Telegram.Mode == telegram.ModeWebhook {
 		s.add("telegram webhook", "%s", redactURL(c.Telegram.WebhookURL))

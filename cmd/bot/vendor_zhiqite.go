@@ -23,13 +23,14 @@ type ZhiqiteConfig struct {
 func (c *ZhiqiteConfig) envFields() map[string]*string {
 	m := accountEnvFields(zhiqite.Name, c.Accounts)
 	m["PICBOT_ZHIQITE_APP_CODE"], m["PICBOT_ZHIQITE_APP_KEY"], m["PICBOT_ZHIQITE_APP_SECRET"] = &c.AppCode, &c.AppKey, &c.AppSecret
+	m["PICBOT_ZHIQITE_ACCESS_KEY_SECRET"] = &c.AccessKeySecret
 	return m
 }
 
 // secrets lists the values to keep out of logs. The app key identifies the
 // account rather than proving it, but it is kept out too.
 func (c *ZhiqiteConfig) secrets() []string {
-	return append([]string{c.AppCode, c.AppKey, c.AppSecret}, accountSecrets(c.Accounts)...)
+	return append([]string{c.AppCode, c.AppKey, c.AppSecret, c.AccessKeySecret}, accountSecrets(c.Accounts)...)
 }
 
 // validate checks the settings only when the vendor is enabled, so a

@@ -23,11 +23,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"slices"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/picbot/picbot/engine"
@@ -258,15 +258,12 @@ func (v *Vendor) Check(r *engine.Request) error {
 	if r.N > 1 {
 		return engine.Errorf(engine.EINVALID, "APISpace makes one image per call; use --n 1.", "APISpace 每次只生成一张图片，请使用 --n 1。")
 	}
-	if len(r.Inputs) > 0 && !v.cfg.PublicInputs {
+	if len(r.Inputs) > 0 && !v.cfg.PublicInputs && !variation(r) {
 		return engine.Errorf(engine.EINVALID, "APISpace fetches images by link, and this bot has no public address (http.public_url).",
 			"APISpace 只能通过链接读取图片，而本机器人没有公网地址（http.public_url）。")
 	}
-	for _, text := range []string{r.Prompt, r.Negative} {
-		if !chineseOrEnglish(text) {
-			return engine.Errorf(engine.EINVALID, "APISpace takes prompts in Chinese or English only.", "APISpace 只接受中文或英文提示词。")
-		}
-	}
+	// The seed says the model reads Chinese and English, not that other
+	// scripts are refused: they are sent as they are.
 	switch r.Kind {
 	case engine.KindDraw:
 		return v.checkDraw(r)
@@ -307,18 +304,6 @@ func (v *Vendor) checkDraw(r *engine.Request) error {
 		return engine.Errorf(engine.EINVALID, "APISpace has no sampler %q; try one of: %s.", "APISpace 没有采样器 %q，可选：%s。", r.Sampler, strings.Join(v.cfg.Samplers, ", "))
 	}
 	return nil
-}
-
-// chineseOrEnglish reports whether every letter in s is Han or Latin: the
-// vendor reads Chinese and English [S]. Digits, punctuation, symbols and
-// emoji are not letters and pass.
-func chineseOrEnglish(s string) bool {
-	for _, r := range s {
-		if unicode.IsLetter(r) && !unicode.Is(unicode.Han, r) && !unicode.Is(unicode.Latin, r) {
-			return false
-		}
-	}
-	return true
 }
 
 // style returns the vendor's value for a style a user typed: a configured
@@ -380,6 +365,29 @@ type sdParams struct {
 	Seed           int64   `json:"seed"`
 	NumSteps       int     `json:"num_steps"`
 	URL            string  `json:"url,omitempty"`
+	// Echoed in the seed's callback under request.model; Nolibox's names.
+	UseCircular       bool    `json:"use_circular,omitempty"`
+	ClipSkip          int     `json:"clip_skip,omitempty"`
+	VariationSeed     int64   `json:"variation_seed,omitempty"`
+	VariationStrength float64 `json:"variation_strength,omitempty"`
+}
+
+// variation reports whether r asks for a variation this vendor makes with
+// variation_seed and variation_strength, from the seed, not from the image.
+func variation(r *engine.Request) bool {
+	return r.Kind == engine.KindDraw && r.VariationStrength > 0
+}
+
+// Supports implements engine.FeatureVendor: what the callback's echo of
+// the request shows the backend takes.
+func (v *Vendor) Supports(k engine.Kind, feature string) bool {
+	switch k {
+	case engine.KindDraw:
+		return feature == engine.FeatureTile || feature == engine.FeatureClipSkip
+	case engine.KindUpscale:
+		return feature == engine.FeatureAnimeModel
+	}
+	return false
 }
 
 // animeParams: the input by link and a style [S]. Nolibox names the link
@@ -424,8 +432,15 @@ func (v *Vendor) request(r *engine.Request, t engine.Task) (string, map[string]a
 		if p.Sampler == "" {
 			p.Sampler = v.cfg.Sampler
 		}
+		p.UseCircular, p.ClipSkip = r.Tile, r.ClipSkip
 		path, task = v.cfg.Paths.Txt2Img, v.cfg.Tasks.Txt2Img
-		if len(r.Inputs) > 0 {
+		if variation(r) {
+			// The same seed, nudged: Nolibox's variations, not image to image.
+			p.VariationSeed, p.VariationStrength = r.VariationSeed, r.VariationStrength
+			if p.VariationSeed <= 0 {
+				p.VariationSeed = rand.Int64N(1 << 32)
+			}
+		} else if len(r.Inputs) > 0 {
 			u, err := input()
 			if err != nil {
 				return "", nil, err
@@ -446,7 +461,7 @@ func (v *Vendor) request(r *engine.Request, t engine.Task) (string, map[string]a
 		if err != nil {
 			return "", nil, err
 		}
-		path, task, params = v.cfg.Paths.SuperRes, v.cfg.Tasks.SuperRes, srParams{URL: u}
+		path, task, params = v.cfg.Paths.SuperRes, v.cfg.Tasks.SuperRes, srParams{URL: u, IsAnime: r.AnimeModel}
 	default:
 		return "", nil, engine.Errorf(engine.EINVALID, "APISpace cannot do /%s.", "APISpace 不支持 /%s。", r.Kind)
 	}
@@ -512,7 +527,7 @@ func (v *Vendor) Query(ctx context.Context, j *engine.Job) (*engine.Outcome, err
 		out.State = engine.TaskRunning
 	case "finished", "success", "done":
 		return v.finished(j, &data), nil
-	case "exception", "failed", "error":
+	case "exception", "interrupted", "failed", "error":
 		out.State, out.Err = engine.TaskFailed, failure(data.Reason)
 	case "not_found":
 		out.State, out.Err = engine.TaskFailed, lost(fmt.Errorf("apispace: task %s: status not_found", j.TaskID))
@@ -558,6 +573,7 @@ func decodeCallback(body []byte) (*callback, error) {
 	if cb.UID == "" && cb.Data.UID == "" {
 		return nil, errors.New("apispace: callback has no uid")
 	}
+	cb.Data.times()
 	return &cb, nil
 }
 

@@ -19,18 +19,32 @@ type envelope struct {
 // data carries it [S]. Only uid, status, cdn, cos, safe and reason decide
 // anything; the rest is decoded leniently so an odd type never loses a result.
 type result struct {
-	UID          string          `json:"uid"`
-	Status       string          `json:"status"` // query only: pending, working, finished, exception, not_found
-	CDN          string          `json:"cdn"`
-	COS          string          `json:"cos"`
-	Safe         flexBool        `json:"safe"`
-	Reason       string          `json:"reason"`
-	CreateTime   flexFloat       `json:"createtime"`
-	StartTime    flexFloat       `json:"starttime"`
+	UID    string   `json:"uid"`
+	Status string   `json:"status"` // query only: pending, working, finished, exception, interrupted, not_found
+	CDN    string   `json:"cdn"`
+	COS    string   `json:"cos"`
+	Safe   flexBool `json:"safe"`
+	Reason string   `json:"reason"`
+	// create_time and start_time are the backend's keys; the seed's sample
+	// writes createtime and starttime (typos), read too.
+	CreateTime   flexFloat       `json:"create_time"`
+	StartTime    flexFloat       `json:"start_time"`
+	CreateTimeS  flexFloat       `json:"createtime"`
+	StartTimeS   flexFloat       `json:"starttime"`
 	EndTime      flexFloat       `json:"end_time"`
 	Duration     flexFloat       `json:"duration"`
 	ElapsedTimes json.RawMessage `json:"elapsed_times"` // "此参数不需要关注" [S]
 	Request      json.RawMessage `json:"request"`       // the task's inputs, echoed
+}
+
+// times fills create_time and start_time from the seed's spellings when only those came.
+func (r *result) times() {
+	if r.CreateTime == 0 {
+		r.CreateTime = r.CreateTimeS
+	}
+	if r.StartTime == 0 {
+		r.StartTime = r.StartTimeS
+	}
 }
 
 // callback is the notify_url payload [S].

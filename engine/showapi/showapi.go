@@ -50,9 +50,13 @@ type Config struct {
 	// (application/x-www-form-urlencoded, default: the record holds every
 	// number as a string, as form fields arrive) or "json" (strings too). [I]
 	CreateEncoding string `yaml:"create_encoding"`
-	ResultPath     string `yaml:"result_path"` // default /yourtaskresult
-	ListPath       string `yaml:"list_path"`   // default /yourtasklist
-	ModelsPath     string `yaml:"models_path"` // default /models
+	// CreateTaskField is where the creation's answer holds the task id: a
+	// dot path inside showapi_res_body ("task_id", "data.task_id"). [I]
+	// Default task_id; data.task_id is tried too.
+	CreateTaskField string `yaml:"create_task_field"`
+	ResultPath      string `yaml:"result_path"` // default /yourtaskresult
+	ListPath        string `yaml:"list_path"`   // default /yourtasklist
+	ModelsPath      string `yaml:"models_path"` // default /models
 
 	ModelID   string  `yaml:"model_id"`   // when the request names none; default 4zdwGOB (DreamShaper, the document's example)
 	Scheduler string  `yaml:"scheduler"`  // when the request names none; default K_EULER (the record's example)
@@ -133,6 +137,7 @@ func (c Config) withDefaults() Config {
 	c.BaseURL = strings.TrimRight(c.BaseURL, "/")
 	set(&c.CreatePath, DefaultCreatePath)
 	set(&c.CreateEncoding, "form")
+	set(&c.CreateTaskField, "task_id")
 	set(&c.ResultPath, "/yourtaskresult")
 	set(&c.ListPath, "/yourtasklist")
 	set(&c.ModelsPath, "/models")
@@ -356,28 +361,70 @@ func (v *Vendor) Submit(ctx context.Context, j *engine.Job, t engine.Task) (stri
 		ctype = "application/x-www-form-urlencoded; charset=utf-8"
 	}
 	raw, biz, err := v.call(ctx, http.MethodPost, v.cfg.CreatePath, nil, body, ctype)
+	var gw *GatewayError
+	if errors.As(err, &gw) && gw.Status == http.StatusNotFound {
+		// The creation path is a guess (the document does not have it): a
+		// 404 is the configuration, not the vendor's mood. Fail now, loudly,
+		// rather than retry until job_timeout.
+		v.log.Error("showapi: task creation answered 404: vendors.showapi.create_path (unverified) is wrong for this account; see `picbot check vendors`",
+			slog.String("create_path", v.cfg.CreatePath), slog.String("gateway_code", gw.Code), slog.String("gateway_message", gw.Message))
+		return "", engine.Wrap(engine.EINVALID, fmt.Errorf("showapi: create task at %s: %w", v.cfg.CreatePath, err),
+			"This image service is misconfigured (its task creation address was not found); the operator has been told. Your quota was refunded.",
+			"绘图服务配置有误（找不到创建任务的地址），已通知管理员。额度已退还。")
+	}
 	if err != nil {
 		return "", fmt.Errorf("showapi: create task: %w", err)
 	}
 	if code, ok := biz.RetCode.Int(); !ok || code != 0 {
 		return "", v.refusal(biz)
 	}
-	var out struct {
-		TaskID Text `json:"task_id"`
-		Data   struct {
-			TaskID Text `json:"task_id"`
-		} `json:"data"`
-	}
-	_ = json.Unmarshal(raw, &out) // ret_code parsed, so the body is JSON
-	id := strings.TrimSpace(string(out.TaskID))
+	id := taskField(raw, v.cfg.CreateTaskField)
 	if id == "" {
-		id = strings.TrimSpace(string(out.Data.TaskID))
+		id = taskField(raw, "task_id")
 	}
 	if id == "" {
-		return "", fmt.Errorf("showapi: create task: answer has no task_id: %.200s", raw)
+		id = taskField(raw, "data.task_id")
+	}
+	if id == "" {
+		return "", fmt.Errorf("showapi: create task: answer has no %s (vendors.showapi.create_task_field, unverified): %.200s", v.cfg.CreateTaskField, raw)
 	}
 	v.log.Debug("showapi task created", slog.String("job_id", j.ID), slog.String("task_id", id))
 	return id, nil
+}
+
+// taskField reads the dot path field of a JSON object: a string or a number.
+func taskField(raw json.RawMessage, path string) string {
+	var cur any
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if dec.Decode(&cur) != nil {
+		return ""
+	}
+	for _, k := range strings.Split(path, ".") {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return ""
+		}
+		cur = m[k]
+	}
+	switch x := cur.(type) {
+	case string:
+		return strings.TrimSpace(x)
+	case json.Number:
+		return x.String()
+	}
+	return ""
+}
+
+// SplitLoRA reads --lora ID or ID:WEIGHT; weight is "" when not given.
+func SplitLoRA(s string) (id, weight string) {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, ':'); i > 0 {
+		if _, err := strconv.ParseFloat(s[i+1:], 64); err == nil {
+			return strings.TrimSpace(s[:i]), s[i+1:]
+		}
+	}
+	return s, ""
 }
 
 // createFields are the creation's fields, in the record's names and with
@@ -406,7 +453,12 @@ func (v *Vendor) createFields(r *engine.Request, callback string) [][2]string {
 		{"batch_size", strconv.Itoa(r.Images())},
 	}
 	if r.LoRA != "" {
-		f = append(f, [2]string{"lora", r.LoRA}, [2]string{"lora_scale", strconv.FormatFloat(v.cfg.LoRAScale, 'f', -1, 64)})
+		// The record keeps the LoRA's id and its weight apart: lora, lora_scale.
+		id, weight := SplitLoRA(r.LoRA)
+		if weight == "" {
+			weight = strconv.FormatFloat(v.cfg.LoRAScale, 'f', -1, 64)
+		}
+		f = append(f, [2]string{"lora", id}, [2]string{"lora_scale", weight})
 	}
 	if callback != "" {
 		f = append(f, [2]string{"call_back", callback})

@@ -2,6 +2,7 @@ package zhiqite
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -76,6 +77,14 @@ func (v *Vendor) fetchCatalog(ctx context.Context) ([]engine.CatalogEntry, error
 	}
 	empty := "" // queryVaeList marks vaeFileName required; empty asks for all
 	vaes, err := list[vaeRow](ctx, v, "saas/sd/v2/queryVaeList", &empty)
+	var ref *refusal
+	if errors.As(err, &ref) {
+		// The seed shows vaeFileName only with a concrete name; that an
+		// empty one lists every VAE is a guess. A refusal costs the VAEs
+		// (the configured vae still works), not the whole catalogue.
+		v.log.Warn("queryVaeList refused an empty vaeFileName: VAEs are not listed", slog.String("vendor", Name), slog.Any("err", err))
+		vaes, err = nil, nil
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -130,4 +139,51 @@ func firstOf(ss ...string) string {
 func firstURL(s string) string {
 	first, _, _ := strings.Cut(s, ",")
 	return strings.TrimSpace(first)
+}
+
+// unlisted names the first of r's model, LoRAs, VAE and embeddings that
+// the cached catalogue does not hold, so a request the vendor would refuse
+// (a billed refusal) goes to another vendor or is refused at once. Without
+// a cached catalogue every name passes: Check makes no billed call.
+func (v *Vendor) unlisted(r *engine.Request) error {
+	v.catMu.Lock()
+	cat := v.catalog
+	v.catMu.Unlock()
+	if cat == nil {
+		return nil
+	}
+	has := map[string]bool{}
+	for _, e := range cat {
+		has[e.Kind+"\x00"+e.ID] = true
+	}
+	vaes := 0
+	for _, e := range cat {
+		if e.Kind == engine.EntryVAE {
+			vaes++
+		}
+	}
+	check := func(kind, flag, name string) error {
+		if name == "" || has[kind+"\x00"+name] || (kind == engine.EntryVAE && vaes == 0) {
+			return nil // no VAE list (queryVaeList refused): any name may do
+		}
+		return engine.Errorf(engine.EINVALID, "Zhiqite has no %[1]s %[2]q; /models lists what it has.", "Zhiqite 没有 %[1]s %[2]q，可用的见 /models。", flag, name)
+	}
+	if err := check(engine.EntryModel, "--model", r.Model); err != nil {
+		return err
+	}
+	for _, l := range append([]string{r.LoRA}, r.ExtraLoRAs...) {
+		name, _, _ := strings.Cut(l, ":")
+		if err := check(engine.EntryLoRA, "--lora", strings.TrimSpace(name)); err != nil {
+			return err
+		}
+	}
+	if err := check(engine.EntryVAE, "--vae", r.VAE); err != nil {
+		return err
+	}
+	for _, e := range r.Embeddings {
+		if err := check(engine.EntryEmbedding, "--embedding", e); err != nil {
+			return err
+		}
+	}
+	return nil
 }

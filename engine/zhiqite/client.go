@@ -136,6 +136,12 @@ func (v *Vendor) authorize(req *http.Request, body []byte) {
 	req.Header.Set("Content-Type", ContentType)
 	// An explicit Accept: some clients add */* when it is empty, which breaks the signature.
 	req.Header.Set("Accept", "application/json")
+	if v.cfg.AccessKeyID != "" {
+		req.Header.Set("X-Request-req-accessKeyId", v.cfg.AccessKeyID)
+	}
+	if v.cfg.AccessKeySecret != "" {
+		req.Header.Set("X-Request-req-accessKeySecret", v.cfg.AccessKeySecret)
+	}
 	if v.cfg.AppKey == "" {
 		req.Header.Set("Authorization", "APPCODE "+v.cfg.AppCode)
 		return
@@ -224,7 +230,7 @@ func newNonce() string {
 // redact removes the configured secrets from text that came from outside,
 // so that a gateway echoing a credential cannot put it in a log.
 func (v *Vendor) redact(s string) string {
-	for _, secret := range []string{v.cfg.AppCode, v.cfg.AppSecret} {
+	for _, secret := range []string{v.cfg.AppCode, v.cfg.AppSecret, v.cfg.AccessKeySecret} {
 		if len(secret) >= 4 {
 			s = strings.ReplaceAll(s, secret, "***")
 		}

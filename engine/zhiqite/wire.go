@@ -97,14 +97,14 @@ func (n num) MarshalJSON() ([]byte, error) {
 	return json.Marshal(n.V)
 }
 
-// sdRequest is the body of saas/sd/v2/text2image and image2image.
+// sdRequest is the body of saas/sd/v2/text2image, image2image and controlnet.
 type sdRequest struct {
 	Prompt            string   `json:"prompt"`
 	NegativePrompt    string   `json:"negative_prompt,omitempty"`
 	NIter             int      `json:"n_iter"`
 	BatchSize         int      `json:"batch_size"`
 	Steps             int      `json:"steps"`
-	Seed              string   `json:"seed"` // a string in text2image and image2image
+	Seed              any      `json:"seed"` // a string in text2image and image2image, an integer in controlnet
 	RestoreFaces      bool     `json:"restore_faces"`
 	EnableHR          bool     `json:"enable_hr"`
 	Width             int      `json:"width"`
@@ -113,19 +113,101 @@ type sdRequest struct {
 	SamplerIndex      string   `json:"sampler_index,omitempty"`
 	DenoisingStrength *float64 `json:"denoising_strength,omitempty"`
 	ResizeMode        *int     `json:"resize_mode,omitempty"`
-	CallbackURL       string   `json:"callbackUrl,omitempty"`
-	Scripts           scripts  `json:"alwayson_scripts"`
+	// Hires fix. hr_scale is typed integer; hr_resize_x is the width and
+	// hr_resize_y the height, whatever the seed's labels say (they are swapped).
+	HRScale           int    `json:"hr_scale,omitempty"`
+	HRUpscaler        string `json:"hr_upscaler,omitempty"`
+	HRSecondPassSteps int    `json:"hr_second_pass_steps,omitempty"`
+	HRResizeX         int    `json:"hr_resize_x,omitempty"`
+	HRResizeY         int    `json:"hr_resize_y,omitempty"`
+	// Inpainting (image2image with mask_link).
+	MaskBlur              *int    `json:"mask_blur,omitempty"`
+	InpaintingFill        *int    `json:"inpainting_fill,omitempty"`
+	InpaintFullRes        *bool   `json:"inpaint_full_res,omitempty"`
+	InpaintFullResPadding *int    `json:"inpaint_full_res_padding,omitempty"`
+	InpaintingMaskInvert  *int    `json:"inpainting_mask_invert,omitempty"`
+	CallbackURL           string  `json:"callbackUrl,omitempty"`
+	Scripts               scripts `json:"alwayson_scripts"`
 }
 
 // scripts is alwayson_scripts. The seed also spells it always_on_scripts;
 // the API gateway's own examples and the text2image example use alwayson_scripts.
 type scripts struct {
-	Model            string            `json:"sd_model_checkpoint"`
-	IDTask           string            `json:"id_task"`
-	VAE              string            `json:"sd_vae,omitempty"`
-	OutputFormat     string            `json:"output_image_format,omitempty"`
-	ImageLink        string            `json:"image_link,omitempty"`
-	OverrideSettings *overrideSettings `json:"override_settings,omitempty"`
+	Model            string                 `json:"sd_model_checkpoint"`
+	IDTask           string                 `json:"id_task"`
+	VAE              string                 `json:"sd_vae,omitempty"`
+	OutputFormat     string                 `json:"output_image_format,omitempty"`
+	ImageLink        string                 `json:"image_link,omitempty"`
+	MaskLink         string                 `json:"mask_link,omitempty"`
+	OverrideSettings *overrideSettings      `json:"override_settings,omitempty"`
+	ADetailer        *argsOf[adetailerArgs] `json:"ADetailer,omitempty"`
+	ControlNet       *argsOf[controlUnit]   `json:"controlnet,omitempty"`
+}
+
+type argsOf[T any] struct {
+	Args []T `json:"args"`
+}
+
+// controlUnit is one of controlnet.args.
+type controlUnit struct {
+	ImageLink     string  `json:"image_link"`
+	Enabled       bool    `json:"enabled"`
+	Module        string  `json:"module"`
+	Model         string  `json:"model"`
+	Weight        float64 `json:"weight"`
+	ResizeMode    string  `json:"resize_mode"`
+	LowVRAM       bool    `json:"low_vram"`
+	ProcessorRes  int     `json:"processor_res"`
+	GuidanceStart float64 `json:"guidance_start"`
+	GuidanceEnd   float64 `json:"guidance_end"`
+	PixelPerfect  bool    `json:"pixel_perfect"`
+	ControlMode   string  `json:"control_mode"`
+}
+
+// adetailerArgs is one of ADetailer.args, with the seed example's values
+// except the detection model.
+type adetailerArgs struct {
+	Model                   string  `json:"ad_model"`
+	Prompt                  string  `json:"ad_prompt"`
+	NegativePrompt          string  `json:"ad_negative_prompt"`
+	Confidence              float64 `json:"ad_confidence"`
+	MaskMinRatio            float64 `json:"ad_mask_min_ratio"`
+	MaskMaxRatio            float64 `json:"ad_mask_max_ratio"`
+	DilateErode             int     `json:"ad_dilate_erode"`
+	XOffset                 int     `json:"ad_x_offset"`
+	YOffset                 int     `json:"ad_y_offset"`
+	MaskMergeInvert         string  `json:"ad_mask_merge_invert"`
+	MaskBlur                int     `json:"ad_mask_blur"`
+	DenoisingStrength       float64 `json:"ad_denoising_strength"`
+	InpaintOnlyMasked       bool    `json:"ad_inpaint_only_masked"`
+	InpaintOnlyMaskedPad    int     `json:"ad_inpaint_only_masked_padding"`
+	UseInpaintWidthHeight   bool    `json:"ad_use_inpaint_width_height"`
+	InpaintWidth            int     `json:"ad_inpaint_width"`
+	InpaintHeight           int     `json:"ad_inpaint_height"`
+	UseSteps                bool    `json:"ad_use_steps"`
+	Steps                   int     `json:"ad_steps"`
+	UseCfgScale             bool    `json:"ad_use_cfg_scale"`
+	CfgScale                int     `json:"ad_cfg_scale"`
+	UseSampler              bool    `json:"ad_use_sampler"`
+	Sampler                 string  `json:"ad_sampler"`
+	UseNoiseMultiplier      bool    `json:"ad_use_noise_multiplier"`
+	NoiseMultiplier         int     `json:"ad_noise_multiplier"`
+	RestoreFace             bool    `json:"ad_restore_face"`
+	ControlNetModel         string  `json:"ad_controlnet_model"`
+	ControlNetModule        string  `json:"ad_controlnet_module"`
+	ControlNetWeight        float64 `json:"ad_controlnet_weight"`
+	ControlNetGuidanceStart float64 `json:"ad_controlnet_guidance_start"`
+	ControlNetGuidanceEnd   float64 `json:"ad_controlnet_guidance_end"`
+}
+
+// seedADetailer is the seed's text2image example unit, with model set.
+func seedADetailer(model string) adetailerArgs {
+	return adetailerArgs{
+		Model: model, Confidence: 0.3, MaskMinRatio: 0, MaskMaxRatio: 1, DilateErode: 32, MaskMergeInvert: "None",
+		MaskBlur: 4, DenoisingStrength: 0.4, InpaintOnlyMasked: true, InpaintWidth: 512, InpaintHeight: 512,
+		UseSteps: true, Steps: 28, CfgScale: 7, Sampler: "DPM++ 2M Karras", NoiseMultiplier: 1,
+		ControlNetModel: "None", ControlNetModule: "None", ControlNetWeight: 1, ControlNetGuidanceEnd: 1,
+	}
 }
 
 type overrideSettings struct {
@@ -151,7 +233,9 @@ type roopRequest struct {
 // Fields the bot does not choose keep the seed example's values.
 type enhanceRequest struct {
 	BusinessTaskID            string  `json:"businessTaskId"`
-	ResizeMode                int     `json:"resizeMode"` // 0: by upscalingResize
+	ResizeMode                int     `json:"resizeMode"` // 0: by upscalingResize, 1: to upscalingResizeW × H
+	UpscalingResizeW          int     `json:"upscalingResizeW,omitempty"`
+	UpscalingResizeH          int     `json:"upscalingResizeH,omitempty"`
 	GfpganVisibility          float64 `json:"gfpganVisibility"`
 	CodeformerVisibility      float64 `json:"codeformerVisibility"`
 	CodeformerWeight          float64 `json:"codeformerWeight"`

@@ -70,6 +70,50 @@ var Samplers = []string{
 	"DPM++ SDE Karras", "DPM++ 2M Karras",
 }
 
+// ControlType is a controlnet unit's preprocessor and model.
+type ControlType struct {
+	Module string `yaml:"module"`
+	Model  string `yaml:"model"`
+}
+
+// DefaultControlTypes pairs --control-type names with the seed's modules
+// ("canny","depth_midas","lineart_realistic","mlsd","normal_bae","openpose",
+// "scribble_xdog","seg_ufade20k","inpaint_global_harmonious") and models.
+// qrcode and brightness use inpaint_global_harmonious, as the seed's example
+// does with brightness; inpaint's model is from the seed's ADetailer list.
+func DefaultControlTypes() map[string]ControlType {
+	return map[string]ControlType{
+		"canny":      {"canny", "control_v11p_sd15_canny"},
+		"depth":      {"depth_midas", "control_v11f1p_sd15_depth"},
+		"lineart":    {"lineart_realistic", "control_v11p_sd15_lineart"},
+		"mlsd":       {"mlsd", "control_v11p_sd15_mlsd"},
+		"normal":     {"normal_bae", "control_v11p_sd15_normal_bae"},
+		"openpose":   {"openpose", "control_v11p_sd15_openpose"},
+		"scribble":   {"scribble_xdog", "control_v11p_sd15_scribble"},
+		"seg":        {"seg_ufade20k", "control_v11p_sd15_seg"},
+		"inpaint":    {"inpaint_global_harmonious", "control_v11p_sd15_inpaint"},
+		"qrcode":     {"inpaint_global_harmonious", "control_v1p_sd15_qrcode"},
+		"brightness": {"inpaint_global_harmonious", "control_v1p_sd15_brightness"},
+	}
+}
+
+// Controlnet defaults: the seed's table ("默认Crop and Resize", "默认
+// Balanced", guidance_start "默认 0") and its example (processor_res 512,
+// pixel_perfect true, weight 0.7, within the suggested [0.3,0.7]).
+const (
+	DefaultControlType   = "canny"
+	DefaultControlWeight = 0.7
+	controlResize        = "Crop and Resize"
+	controlMode          = "Balanced"
+	controlProcessorRes  = 512
+	// DefaultFaceFixModel is ADetailer's usual face detector.
+	DefaultFaceFixModel = "face_yolov8n.pt"
+	// MaxHiresSide bounds hr_resize_x and hr_resize_y ([0,2048], multiples of 8).
+	MaxHiresSide = 2048
+	// Enhance's target size, resizeMode 1: upscalingResizeW/H in [64,2048].
+	MinTarget, MaxTarget = 64, 2048
+)
+
 // Config configures the adapter. Zero values mean the documented defaults.
 type Config struct {
 	BaseURL string `yaml:"base_url"`
@@ -78,6 +122,13 @@ type Config struct {
 	// AppKey and AppSecret sign each call instead (the API gateway's HmacSHA256 signature).
 	AppKey    string `yaml:"app_key"`
 	AppSecret string `yaml:"app_secret"`
+	// AccessKeyID and AccessKeySecret are sent as X-Request-req-accessKeyId
+	// and X-Request-req-accessKeySecret when set. The seed's tables mark
+	// them required, but its Aliyun examples authenticate by AppCode or
+	// AppKey alone, and public examples send them only to the vendor's own
+	// host (unverified for the Aliyun market).
+	AccessKeyID     string `yaml:"access_key_id"`
+	AccessKeySecret string `yaml:"access_key_secret"`
 	// Model is the sd_model_checkpoint used when a command names none.
 	Model string `yaml:"model"`
 	// VAE is sd_vae; empty sends none.
@@ -92,6 +143,16 @@ type Config struct {
 	Denoising float64 `yaml:"denoising"`
 	// Upscaler is enhance's upscaler1.
 	Upscaler string `yaml:"upscaler"`
+	// ControlTypes maps --control-type to controlnet's module and model.
+	// The seed lists the modules and models; which goes with which is in a
+	// table it links to but does not hold, so the pairs are inferred
+	// (unverified) except the example's. Keys are lower case; nil: DefaultControlTypes.
+	ControlTypes map[string]ControlType `yaml:"control_types"`
+	// ControlType is the --control-type used when a command names none.
+	ControlType string `yaml:"control_type"`
+	// FaceFixModel is ADetailer's ad_model for --face-fix: the seed's
+	// example sends "None" and does not list models (unverified).
+	FaceFixModel string `yaml:"face_fix_model"`
 	// Callbacks says whether to ask for a callback (default true) or poll.
 	Callbacks *bool `yaml:"callbacks"`
 	// DrawDuration is a typical 512×512, 25-step, one-image task; the first
@@ -158,6 +219,16 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Upscaler == "" {
 		c.Upscaler = DefaultUpscaler
+	}
+	if len(c.ControlTypes) == 0 {
+		c.ControlTypes = DefaultControlTypes()
+	}
+	if c.ControlType == "" {
+		c.ControlType = DefaultControlType
+	}
+	c.ControlType = strings.ToLower(c.ControlType)
+	if c.FaceFixModel == "" {
+		c.FaceFixModel = DefaultFaceFixModel
 	}
 	if c.Callbacks == nil {
 		yes := true
@@ -263,6 +334,48 @@ func (c Config) Validate(bad func(key, format string, args ...any)) {
 	if c.MaxImageBytes < 0 {
 		bad("max_image_bytes", "must not be negative")
 	}
+	for k, t := range c.ControlTypes {
+		if k != strings.ToLower(k) || t.Module == "" || t.Model == "" {
+			bad("control_types."+k, "names must be lower case, with a module and a model")
+		}
+	}
+	if c.ControlType != "" {
+		types := c.ControlTypes
+		if len(types) == 0 {
+			types = DefaultControlTypes()
+		}
+		if _, ok := types[strings.ToLower(c.ControlType)]; !ok {
+			bad("control_type", "%q is not one of control_types", c.ControlType)
+		}
+	}
+}
+
+// Supports implements engine.FeatureVendor: everything seed 001 sells.
+func (v *Vendor) Supports(k engine.Kind, feature string) bool {
+	switch k {
+	case engine.KindDraw:
+		switch feature {
+		case engine.FeatureLoRAs, engine.FeatureVAE, engine.FeatureEmbedding, engine.FeatureClipSkip, engine.FeatureStrength,
+			engine.FeatureRestoreFaces, engine.FeatureFaceFix, engine.FeatureHires, engine.FeatureControl, engine.FeatureMask:
+			return true
+		}
+	case engine.KindUpscale:
+		switch feature {
+		case engine.FeatureTargetSize, engine.FeatureUpscaler, engine.FeatureFaceRestore:
+			return true
+		}
+	}
+	return false
+}
+
+// ControlTypeNames lists the --control-type names, sorted.
+func (v *Vendor) ControlTypeNames() []string {
+	names := make([]string, 0, len(v.cfg.ControlTypes))
+	for k := range v.cfg.ControlTypes {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	return names
 }
 
 func (v *Vendor) Name() string { return Name }
@@ -310,8 +423,35 @@ func (v *Vendor) Check(r *engine.Request) error {
 		if r.Model != "" && !validName(r.Model) {
 			return engine.Errorf(engine.EINVALID, "--model %q is not a model name.", "--model %q 不是有效的模型名。", r.Model)
 		}
-		if len(r.Inputs) > 0 && !v.cfg.InputURLs {
+		for _, l := range r.ExtraLoRAs {
+			if _, err := loraTag(l); err != nil {
+				return err
+			}
+		}
+		for _, name := range append([]string{r.VAE}, r.Embeddings...) {
+			if name != "" && !validName(name) {
+				return engine.Errorf(engine.EINVALID, "%q is not a VAE or embedding name.", "%q 不是有效的 VAE 或 embedding 名称。", name)
+			}
+		}
+		if c := r.Control; c != nil {
+			if _, ok := v.controlType(c.Type); !ok {
+				return engine.Errorf(engine.EINVALID, "Unknown --control-type %q; try one of: %s.", "未知的 --control-type %q，可选：%s。", c.Type, strings.Join(v.ControlTypeNames(), ", "))
+			}
+			if r.Mask != nil {
+				return engine.Errorf(engine.EINVALID, "Zhiqite does not take --mask with --control.", "Zhiqite 不支持 --mask 与 --control 同时使用。")
+			}
+		}
+		if h := r.Hires; h != nil {
+			if w, hh := hiresSize(r.Width, h.Scale), hiresSize(r.Height, h.Scale); w > MaxHiresSide || hh > MaxHiresSide {
+				return engine.Errorf(engine.EINVALID, "--hires %[1]g makes %[2]dx%[3]d; Zhiqite's hires fix goes up to %[4]dx%[4]d.",
+					"--hires %[1]g 将得到 %[2]dx%[3]d；Zhiqite 的高清修复最大为 %[4]dx%[4]d。", h.Scale, w, hh, MaxHiresSide)
+			}
+		}
+		if len(r.AllInputs()) > 0 && !v.cfg.InputURLs {
 			return needsURL()
+		}
+		if err := v.unlisted(r); err != nil {
+			return err
 		}
 	case engine.KindUpscale:
 		if !v.cfg.InputURLs {
@@ -319,6 +459,9 @@ func (v *Vendor) Check(r *engine.Request) error {
 		}
 		if r.Scale < MinUpscale || r.Scale > MaxUpscale {
 			return engine.Errorf(engine.EINVALID, "--scale must be between %d and %d here.", "这里 --scale 必须在 %d 到 %d 之间。", MinUpscale, MaxUpscale)
+		}
+		if r.TargetWidth != 0 && (r.TargetWidth < MinTarget || r.TargetWidth > MaxTarget || r.TargetHeight < MinTarget || r.TargetHeight > MaxTarget) {
+			return engine.Errorf(engine.EINVALID, "Zhiqite upscales to sizes from %[1]dx%[1]d to %[2]dx%[2]d.", "Zhiqite 放大的目标尺寸须在 %[1]dx%[1]d 到 %[2]dx%[2]d 之间。", MinTarget, MaxTarget)
 		}
 		if len(r.Inputs) == 1 && (r.Inputs[0].Width > MaxEnhanceInput || r.Inputs[0].Height > MaxEnhanceInput) {
 			return engine.Errorf(engine.EINVALID, "Zhiqite upscales images of at most %[1]dx%[1]d.", "Zhiqite 只能放大不超过 %[1]dx%[1]d 的图片。", MaxEnhanceInput)
@@ -417,7 +560,7 @@ func (v *Vendor) Submit(ctx context.Context, j *engine.Job, t engine.Task) (stri
 	}
 	if v.wasLost(t.ID) {
 		// The last submission of this id got no reply: the vendor may hold it already.
-		_, err := v.query(ctx, r.Kind, t.ID)
+		_, err := v.query(ctx, r.Kind, t.ID, time.Time{})
 		switch {
 		case err == nil:
 			v.forgetLost(t.ID)
@@ -473,7 +616,11 @@ func (v *Vendor) FindTask(ctx context.Context, j *engine.Job, t engine.Task) (st
 	if t.ID == "" {
 		return "", false, nil
 	}
-	_, err := v.query(ctx, j.Request.Kind, t.ID)
+	var at time.Time
+	if j.Submitting != nil {
+		at = j.Submitting.At
+	}
+	_, err := v.query(ctx, j.Request.Kind, t.ID, at)
 	switch {
 	case err == nil:
 		v.forgetLost(t.ID)
@@ -487,28 +634,35 @@ func (v *Vendor) FindTask(ctx context.Context, j *engine.Job, t engine.Task) (st
 
 // build makes the endpoint and body for r.
 func (v *Vendor) build(r *engine.Request, t engine.Task) (string, any, error) {
-	if len(r.Inputs) > 0 && len(t.InputURLs) < len(r.Inputs) {
+	if n := len(r.AllInputs()); n > 0 && len(t.InputURLs) < n {
 		return "", nil, needsURL()
 	}
 	switch r.Kind {
 	case engine.KindUpscale:
-		return "saas/tool/enhance", enhanceRequest{
-			BusinessTaskID: t.ID, ResizeMode: 0, UpscalingResize: r.Scale,
-			Upscaler1: v.cfg.Upscaler, Upscaler2: "None", ExtrasUpscaler2Visibility: 1, UpscaleFirst: true,
-			Image: t.InputURLs[0], CallbackURL: t.CallbackURL,
-		}, nil
+		return "saas/tool/enhance", v.enhance(r, t), nil
 	case engine.KindSwapface:
 		return "saas/tool/roop", roopRequest{
 			SourceURL: t.InputURLs[0], TargetURL: t.InputURLs[1], BusinessTaskID: t.ID, CallbackURL: t.CallbackURL,
 		}, nil
 	}
 	prompt := r.Prompt
-	if r.LoRA != "" {
-		tag, err := loraTag(r.LoRA)
+	for _, l := range append([]string{r.LoRA}, r.ExtraLoRAs...) {
+		if l == "" {
+			continue
+		}
+		tag, err := loraTag(l)
 		if err != nil {
 			return "", nil, err
 		}
 		prompt += ", " + tag
+	}
+	// An embedding is used by writing its name into the negative prompt.
+	negative := r.Negative
+	for _, e := range r.Embeddings {
+		if negative != "" {
+			negative += ", "
+		}
+		negative += e
 	}
 	sampler := v.cfg.Sampler
 	if r.Sampler != "" {
@@ -518,28 +672,124 @@ func (v *Vendor) build(r *engine.Request, t engine.Task) (string, any, error) {
 	if r.Model != "" {
 		model = r.Model
 	}
+	vae := v.cfg.VAE
+	if r.VAE != "" {
+		vae = r.VAE
+	}
+	clip := v.cfg.ClipSkip
+	if r.ClipSkip != 0 {
+		clip = r.ClipSkip
+	}
 	seed := r.Seed
 	if seed < 0 {
 		seed = -1
 	}
 	body := sdRequest{
-		Prompt: prompt, NegativePrompt: r.Negative,
+		Prompt: prompt, NegativePrompt: negative,
 		NIter: 1, BatchSize: r.Images(), // images = n_iter × batch_size
-		Steps: r.Steps, Seed: strconv.FormatInt(seed, 10),
+		Steps: r.Steps, Seed: strconv.FormatInt(seed, 10), RestoreFaces: r.RestoreFaces,
 		Width: r.Width, Height: r.Height, CfgScale: r.Guidance, SamplerIndex: sampler,
 		CallbackURL: t.CallbackURL,
 		Scripts: scripts{
-			Model: model, IDTask: t.ID, VAE: v.cfg.VAE, OutputFormat: v.cfg.OutputFormat,
-			OverrideSettings: &overrideSettings{ClipSkip: v.cfg.ClipSkip},
+			Model: model, IDTask: t.ID, VAE: vae, OutputFormat: v.cfg.OutputFormat,
+			OverrideSettings: &overrideSettings{ClipSkip: clip},
 		},
+	}
+	if h := r.Hires; h != nil {
+		body.EnableHR = true
+		body.HRScale = int(math.Ceil(h.Scale)) // typed integer; the exact size goes in hr_resize_x/y
+		body.HRResizeX, body.HRResizeY = hiresSize(r.Width, h.Scale), hiresSize(r.Height, h.Scale)
+		body.HRUpscaler, body.HRSecondPassSteps = h.Upscaler, h.Steps
+	}
+	if r.FaceFix {
+		body.Scripts.ADetailer = &argsOf[adetailerArgs]{Args: []adetailerArgs{seedADetailer(v.cfg.FaceFixModel)}}
+	}
+	if len(r.Inputs) > 0 {
+		d := v.cfg.Denoising
+		if r.Strength != 0 {
+			d = r.Strength
+		}
+		body.DenoisingStrength = &d
+		body.Scripts.ImageLink = t.InputURLs[0]
+	}
+	if c := r.Control; c != nil {
+		ct, _ := v.controlType(c.Type)
+		weight, end := c.Weight, c.End
+		if weight == 0 {
+			weight = DefaultControlWeight
+		}
+		if end == 0 {
+			end = 1
+		}
+		mode := 1 // Crop and Resize, documented as required here
+		body.ResizeMode = &mode
+		body.Seed = seed // an integer in controlnet's table
+		body.Scripts.ControlNet = &argsOf[controlUnit]{Args: []controlUnit{{
+			ImageLink: t.InputURLs[r.ControlIndex()], Enabled: true, Module: ct.Module, Model: ct.Model, Weight: weight,
+			ResizeMode: controlResize, ProcessorRes: controlProcessorRes, GuidanceStart: c.Start, GuidanceEnd: end,
+			PixelPerfect: true, ControlMode: controlMode,
+		}}}
+		return "saas/sd/v2/controlnet", body, nil
 	}
 	if len(r.Inputs) == 0 {
 		return "saas/sd/v2/text2image", body, nil
 	}
-	d, mode := v.cfg.Denoising, 1 // Crop and Resize: the reference keeps its proportions
-	body.DenoisingStrength, body.ResizeMode = &d, &mode
-	body.Scripts.ImageLink = t.InputURLs[0]
+	mode := 1 // Crop and Resize: the reference keeps its proportions
+	body.ResizeMode = &mode
+	if r.Mask != nil {
+		// Inpainting: webui's defaults (blur 4, fill "original", the whole picture).
+		blur, fill, full, pad, invert := 4, 1, false, 32, 0
+		body.Scripts.MaskLink = t.InputURLs[r.MaskIndex()]
+		body.MaskBlur, body.InpaintingFill, body.InpaintFullRes, body.InpaintFullResPadding, body.InpaintingMaskInvert = &blur, &fill, &full, &pad, &invert
+	}
+	// image2image's table types cfg_scale "integer" (text2image and controlnet: "number").
+	body.CfgScale = math.Max(MinCfg, math.Round(body.CfgScale))
 	return "saas/sd/v2/image2image", body, nil
+}
+
+// hiresSize is a side after the hires fix: a multiple of 8.
+func hiresSize(side int, scale float64) int {
+	return int(math.Round(float64(side)*scale/8)) * 8
+}
+
+// controlType finds --control-type's module and model; "" is the default type.
+func (v *Vendor) controlType(name string) (ControlType, bool) {
+	if name == "" {
+		name = v.cfg.ControlType
+	}
+	ct, ok := v.cfg.ControlTypes[strings.ToLower(name)]
+	return ct, ok
+}
+
+// enhance is the super-resolution body: by a factor (resizeMode 0) or to
+// a target size (resizeMode 1), with optional face restoration.
+func (v *Vendor) enhance(r *engine.Request, t engine.Task) enhanceRequest {
+	e := enhanceRequest{
+		BusinessTaskID: t.ID, ResizeMode: 0, UpscalingResize: r.Scale,
+		Upscaler1: v.cfg.Upscaler, Upscaler2: "None", ExtrasUpscaler2Visibility: 1, UpscaleFirst: true,
+		Image: t.InputURLs[0], CallbackURL: t.CallbackURL,
+	}
+	if r.Upscaler != "" {
+		e.Upscaler1 = r.Upscaler
+	}
+	if r.TargetWidth != 0 {
+		e.ResizeMode, e.UpscalingResizeW, e.UpscalingResizeH = 1, r.TargetWidth, r.TargetHeight
+	}
+	strength := r.FaceRestoreStrength
+	switch r.FaceRestore {
+	case "gfpgan":
+		if strength == 0 {
+			strength = 1
+		}
+		e.GfpganVisibility = strength
+	case "codeformer":
+		// codeformerWeight 0 is the strongest restoration, 1 the weakest.
+		if strength == 0 {
+			strength = 0.5
+		}
+		e.CodeformerVisibility, e.CodeformerWeight = 1, 1-strength
+	}
+	return e
 }
 
 // duplicateID reports whether err is the vendor refusing a task id it holds
@@ -547,6 +797,19 @@ func (v *Vendor) build(r *engine.Request, t engine.Task) (string, any, error) {
 func duplicateID(err error) bool {
 	var ref *refusal
 	return errors.As(err, &ref) && duplicate.MatchString(ref.Msg)
+}
+
+// notFound spots a refusal that says the task does not exist (the fake's
+// "任务不存在"; the seed does not say, so the usual words too).
+var notFound = regexp.MustCompile(`(?i)不存在|未找到|找不到|没有找到|无此任务|查无|not\s*found|not\s*exist|no such task`)
+
+// beijing is the vendor's time zone (UTC+8, no daylight saving).
+var beijing = time.FixedZone("CST", 8*3600)
+
+// sameMonth reports whether a and b fall in one calendar month in Beijing time.
+func sameMonth(a, b time.Time) bool {
+	a, b = a.In(beijing), b.In(beijing)
+	return a.Year() == b.Year() && a.Month() == b.Month()
 }
 
 var duplicate = regexp.MustCompile(`(?i)任务ID重复|ID重复|重复提交|已存在|duplicate|already exists`)
@@ -575,10 +838,12 @@ func submitError(err error) error {
 
 // Query asks about j's task: queryTaskInfo for /draw, the tool's queryTask otherwise.
 func (v *Vendor) Query(ctx context.Context, j *engine.Job) (*engine.Outcome, error) {
-	return v.query(ctx, j.Request.Kind, j.TaskID)
+	return v.query(ctx, j.Request.Kind, j.TaskID, j.SubmittedAt)
 }
 
-func (v *Vendor) query(ctx context.Context, kind engine.Kind, id string) (*engine.Outcome, error) {
+// query asks about task id, submitted at since (zero: unknown, as for a
+// submission whose reply was lost, which is at most moments old).
+func (v *Vendor) query(ctx context.Context, kind engine.Kind, id string, since time.Time) (*engine.Outcome, error) {
 	code := tool(kind)
 	endpoint := "saas/sd/v2/queryTaskInfo"
 	if code != "" {
@@ -588,9 +853,19 @@ func (v *Vendor) query(ctx context.Context, kind engine.Kind, id string) (*engin
 	err := v.call(ctx, endpoint, queryBody{BusinessTaskID: id}, &raw)
 	var ref *refusal
 	switch {
+	case errors.As(err, &ref) && !notFound.MatchString(ref.Msg):
+		// Code "400" is any refusal ("失败=400"): without words saying the
+		// task does not exist it is no proof, and a resubmission would be
+		// billed again. Ask again later.
+		return nil, fmt.Errorf("zhiqite %s %s: %w", endpoint, id, err)
 	case errors.As(err, &ref), errors.Is(err, errNoData):
-		// The body names only the task: a refusal (or "200" with no data)
-		// means the vendor does not know it; it keeps only the current month.
+		if !since.IsZero() && !sameMonth(since, v.now()) {
+			// "仅查询当月": the vendor no longer shows tasks of an earlier
+			// month (Beijing time), so "not found" proves nothing; the
+			// callback may still come. Never resubmitted for this.
+			return nil, fmt.Errorf("zhiqite %s %s: the task was submitted in an earlier month, which the vendor does not show (%w)", endpoint, id, err)
+		}
+		// The vendor says it does not know the task.
 		return nil, engine.Wrap(engine.ENOTFOUND, fmt.Errorf("zhiqite %s %s: %w", endpoint, id, err),
 			"The image service has lost the task.", "绘图服务找不到这个任务了。")
 	case err != nil:
@@ -667,19 +942,30 @@ func (v *Vendor) sdOutcome(info *taskInfo) *engine.Outcome {
 	return out
 }
 
-// toolOutcome reads a tool's queryTask reply: an outputImageUrl means done;
-// without one, 0 or 2 (failure in one table or the other) means failed.
+// toolOutcome reads a tool's queryTask reply. enhance's table says
+// "1:生成中 2:成功 0:失败" and the seed's own submit replies carry
+// outputImageUrl with status 1: the link is assigned before the image
+// exists, so a link alone is not success. 2 with a link is done (the link
+// may still answer 404 for a moment: Late); 2 without one is roop's
+// "2:失败"; 0 is failed; 1, 3 and anything else keep waiting.
 func toolOutcome(t *toolTask) *engine.Outcome {
-	if u := strings.TrimSpace(string(t.OutputImageURL)); u != "" {
-		return &engine.Outcome{State: engine.TaskDone, Progress: 1, Images: []engine.Remote{{URL: u}}}
-	}
-	if t.Status.Set && (t.Status.V == 0 || t.Status.V == 2) {
+	u := strings.TrimSpace(string(t.OutputImageURL))
+	switch {
+	case t.Status.Set && t.Status.V == toolDone && u != "":
+		return &engine.Outcome{State: engine.TaskDone, Progress: 1, Images: []engine.Remote{{URL: u, Late: true}}}
+	case t.Status.Set && (t.Status.V == toolFailed || t.Status.V == toolDone):
 		return &engine.Outcome{State: engine.TaskFailed, Progress: -1,
 			Err: engine.Wrap(engine.EVENDOR, fmt.Errorf("zhiqite tool task %s: status %g and no image", t.BusinessTaskID, t.Status.V),
 				"The image service could not make this picture.", "绘图服务未能生成这张图片。")}
 	}
 	return &engine.Outcome{State: engine.TaskRunning, Progress: -1}
 }
+
+// Tool task states (enhance's table; roop's contradicts it, see toolOutcome).
+const (
+	toolFailed = 0
+	toolDone   = 2
+)
 
 // preview decodes currentImage: base64, perhaps as a data: URI. A bad or
 // oversized one is left out: a preview is a nicety.

@@ -771,7 +771,12 @@ func TestParseCallbackShapes(t *testing.T) {
 	})
 	t.Run("Tool", func(t *testing.T) {
 		tj := &engine.Job{TaskID: "b-1", Request: engine.Request{Kind: engine.KindSwapface}}
+		// Status 1 with a link is the link the result will have ("1:生成中").
 		out, err := v.ParseCallback(tj, []byte(`{"code":"200","data":{"businessTaskId":"b-1","status":"1","taskId":"pro1","outputImageUrl":"http://127.0.0.1/o.png"}}`))
+		if err != nil || out.State != engine.TaskRunning || len(out.Images) != 0 || out.TaskID != "b-1" {
+			t.Fatalf("%+v %v", out, err)
+		}
+		out, err = v.ParseCallback(tj, []byte(`{"code":"200","data":{"businessTaskId":"b-1","status":"2","taskId":"pro1","outputImageUrl":"http://127.0.0.1/o.png"}}`))
 		if err != nil || out.State != engine.TaskDone || len(out.Images) != 1 || out.TaskID != "b-1" {
 			t.Fatalf("%+v %v", out, err)
 		}

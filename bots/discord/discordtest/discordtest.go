@@ -142,12 +142,13 @@ type Server struct {
 	intercept func(w http.ResponseWriter, c *Call) bool
 	nextID    int
 	originals map[string]map[string]any // each interaction's original response, by token, as edited last
+	posted    map[string]map[string]any // channel messages, by id
 }
 
 // NewServer starts a fake on loopback, closed when the test ends.
 func NewServer(tb testing.TB) *Server {
 	tb.Helper()
-	s := &Server{changed: make(chan struct{}), files: make(map[string][]byte), nextID: 1000, originals: make(map[string]map[string]any)}
+	s := &Server{changed: make(chan struct{}), files: make(map[string][]byte), nextID: 1000, originals: make(map[string]map[string]any), posted: make(map[string]map[string]any)}
 	s.gateway = &Gateway{identified: make(chan struct{}), HeartbeatInterval: 500 * time.Millisecond}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	s.URL = s.srv.URL
@@ -301,8 +302,39 @@ func (s *Server) answer(w http.ResponseWriter, c Call) {
 		w.WriteHeader(http.StatusNoContent)
 	case c.Is("POST", `/webhooks/[^/]+/[^/]+`):
 		writeJSON(w, http.StatusOK, s.message(c, "", ""))
+	case c.Is("POST", `/channels/[^/]+/messages/[^/]+/threads`):
+		// A thread started from a message has the message's id.
+		var body struct {
+			Name string `json:"name"`
+		}
+		c.Decode(&body)
+		if n := len([]rune(body.Name)); n < 1 || n > 100 {
+			writeJSON(w, http.StatusBadRequest, map[string]any{"message": "Invalid Form Body", "code": 50035})
+			return
+		}
+		writeJSON(w, http.StatusCreated, map[string]any{"id": parts[3], "type": 11, "parent_id": parts[1], "name": body.Name})
 	case c.Is("POST", `/channels/[^/]+/messages`):
-		writeJSON(w, http.StatusOK, s.message(c, parts[1], ""))
+		m := s.message(c, parts[1], "")
+		s.mu.Lock()
+		s.posted[m["id"].(string)] = m
+		s.mu.Unlock()
+		writeJSON(w, http.StatusOK, m)
+	case c.Is("GET", `/channels/[^/]+/messages/[^/]+`):
+		// Read by the bot's token: a message it posted, or an interaction's
+		// original response (a normal message in the channel) as edited last.
+		s.mu.Lock()
+		m, ok := s.posted[parts[3]]
+		for tok, o := range s.originals {
+			if OriginalID(tok) == parts[3] {
+				m, ok = o, true
+			}
+		}
+		s.mu.Unlock()
+		if !ok {
+			writeJSON(w, http.StatusNotFound, map[string]any{"message": "Unknown Message", "code": 10008})
+			return
+		}
+		writeJSON(w, http.StatusOK, m)
 	case c.Is("POST", `/users/@me/channels`):
 		var body struct {
 			RecipientID string `json:"recipient_id"`
@@ -313,6 +345,10 @@ func (s *Server) answer(w http.ResponseWriter, c Call) {
 		var cmds []map[string]any
 		if err := c.Decode(&cmds); err != nil {
 			writeJSON(w, http.StatusBadRequest, map[string]any{"message": "Invalid Form Body", "code": 50035})
+			return
+		}
+		if msg := checkCommands(cmds); msg != "" {
+			writeJSON(w, http.StatusBadRequest, map[string]any{"message": "Invalid Form Body", "code": 50035, "errors": msg})
 			return
 		}
 		for i, cmd := range cmds {
@@ -456,4 +492,64 @@ func PostAt(tb testing.TB, endpoint string, priv ed25519.PrivateKey, t time.Time
 	defer resp.Body.Close()
 	out, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, out
+}
+
+// chatName is a CHAT_INPUT command's name as Discord takes it: lowercase
+// letters, digits, - and _ (any script), 1 to 32.
+var chatName = regexp.MustCompile(`^[-_\p{L}\p{N}\p{Devanagari}\p{Thai}]{1,32}$`)
+
+// checkCommands applies Discord's rules for a bulk overwrite of commands:
+// slash command names and descriptions; user and message commands take no
+// description; at most 5 message commands; one name per type;
+// integration_types of 0 (guild install) and 1 (user install); contexts
+// of 0 (guild), 1 (bot DM) and 2 (private channel). "" if all is well.
+func checkCommands(cmds []map[string]any) string {
+	seen := map[string]bool{}
+	messages := 0
+	for i, c := range cmds {
+		typ := 1.0
+		if t, ok := c["type"].(float64); ok {
+			typ = t
+		}
+		name, _ := c["name"].(string)
+		desc, _ := c["description"].(string)
+		switch typ {
+		case 1:
+			if !chatName.MatchString(name) || strings.ToLower(name) != name {
+				return fmt.Sprintf("%d.name: APPLICATION_COMMAND_INVALID_NAME", i)
+			}
+			if n := len([]rune(desc)); n < 1 || n > 100 {
+				return fmt.Sprintf("%d.description: BASE_TYPE_BAD_LENGTH", i)
+			}
+		case 2, 3:
+			if n := len([]rune(name)); n < 1 || n > 32 {
+				return fmt.Sprintf("%d.name: BASE_TYPE_BAD_LENGTH", i)
+			}
+			if desc != "" {
+				return fmt.Sprintf("%d.description: APPLICATION_COMMAND_CONTEXT_MENU_DESCRIPTION_INVALID", i)
+			}
+			if typ == 3 {
+				messages++
+			}
+		default:
+			return fmt.Sprintf("%d.type: invalid", i)
+		}
+		key := fmt.Sprint(typ, "/", strings.ToLower(name))
+		if seen[key] {
+			return fmt.Sprintf("%d.name: APPLICATION_COMMANDS_DUPLICATE_NAME", i)
+		}
+		seen[key] = true
+		for field, max := range map[string]float64{"integration_types": 1, "contexts": 2} {
+			list, _ := c[field].([]any)
+			for _, v := range list {
+				if n, ok := v.(float64); !ok || n < 0 || n > max || n != float64(int(n)) {
+					return fmt.Sprintf("%d.%s: invalid value %v", i, field, v)
+				}
+			}
+		}
+	}
+	if messages > 5 {
+		return "too many message commands (at most 5)"
+	}
+	return ""
 }

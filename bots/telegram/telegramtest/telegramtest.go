@@ -66,7 +66,49 @@ type Server struct {
 	hideSizes   bool
 	holds       map[string]*hold
 	latency     map[string]time.Duration
-	members     map[string]string // "chat/user" → status, for getChatMember
+	members     map[string]string      // "chat/user" → status, for getChatMember
+	chats       map[int64]string       // chat type, as updates showed it
+	topics      map[int64]map[int]bool // forum topics, as updates showed them or AddTopic made
+	admins      map[int64][]ChatMember // SetAdmins
+	queries     map[string]inlineQuery // inline queries from updates, by id
+	inline      map[string]*message    // inline messages, by inline_message_id
+	nextInline  int
+	checkouts   map[string]bool   // pre_checkout_query ids not yet answered
+	charges     map[string]charge // Stars payments, by telegram_payment_charge_id
+	nextCharge  int
+}
+
+// charge is a Stars payment the fake made.
+type charge struct {
+	user     int64
+	refunded bool
+}
+
+// inlineQuery is an inline query the fake sent, and its answer.
+type inlineQuery struct {
+	from    json.RawMessage
+	query   string
+	at      time.Time
+	results []json.RawMessage // nil until answered
+}
+
+// ChatMember is an entry of getChatAdministrators' answer (Bot API
+// ChatMemberOwner and ChatMemberAdministrator).
+type ChatMember struct {
+	Status          string `json:"status"` // "creator" or "administrator"
+	User            User   `json:"user"`
+	CustomTitle     string `json:"custom_title,omitempty"`
+	IsAnonymous     bool   `json:"is_anonymous,omitempty"`
+	CanPostMessages bool   `json:"can_post_messages,omitempty"` // channels only
+}
+
+// User is a Bot API User.
+type User struct {
+	ID        int64  `json:"id"`
+	IsBot     bool   `json:"is_bot"`
+	FirstName string `json:"first_name"`
+	LastName  string `json:"last_name,omitempty"`
+	Username  string `json:"username,omitempty"`
 }
 
 // hold keeps calls of a method waiting; see Hold.
@@ -84,10 +126,13 @@ type queued struct {
 type message struct {
 	chat    int64
 	id      int
+	thread  int // the forum topic; 0: none (General)
 	text    string
 	caption string
 	photo   bool
 	deleted bool
+	media   string // an inline message's file_id or URL, once edited into a picture
+	kind    string // its media type
 }
 
 type file struct {
@@ -136,6 +181,13 @@ func New(token, username string) *Server {
 		messages:    make(map[string]*message),
 		files:       make(map[string]file),
 		failures:    make(map[string][]Failure),
+		chats:       make(map[int64]string),
+		topics:      make(map[int64]map[int]bool),
+		admins:      make(map[int64][]ChatMember),
+		queries:     make(map[string]inlineQuery),
+		inline:      make(map[string]*message),
+		checkouts:   make(map[string]bool),
+		charges:     make(map[string]charge),
 	}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	s.URL = s.srv.URL
@@ -190,7 +242,7 @@ func (s *Server) AddUpdate(u any) int {
 	} else if int(id) > s.nextUpdate {
 		s.nextUpdate = int(id)
 	}
-	for _, key := range []string{"message", "callback_query"} {
+	for _, key := range []string{"message", "channel_post", "callback_query"} {
 		msg, _ := m[key].(map[string]any)
 		if key == "callback_query" && msg != nil {
 			msg, _ = msg["message"].(map[string]any)
@@ -202,6 +254,16 @@ func (s *Server) AddUpdate(u any) int {
 			}
 		}
 	}
+	if q, ok := m["pre_checkout_query"].(map[string]any); ok {
+		qid, _ := q["id"].(string)
+		s.checkouts[qid] = true
+	}
+	if q, ok := m["inline_query"].(map[string]any); ok {
+		from, _ := json.Marshal(q["from"])
+		qid, _ := q["id"].(string)
+		text, _ := q["query"].(string)
+		s.queries[qid] = inlineQuery{from: from, query: text, at: time.Now()}
+	}
 	raw, _ = json.Marshal(m)
 	s.updates = append(s.updates, queued{id: int(id), raw: raw})
 	s.notify()
@@ -212,12 +274,59 @@ func (s *Server) AddUpdate(u any) int {
 func (s *Server) learn(msg map[string]any) {
 	c, _ := msg["chat"].(map[string]any)
 	chatID, _ := c["id"].(float64)
+	if t, _ := c["type"].(string); t != "" && chatID != 0 {
+		s.chats[int64(chatID)] = t
+	}
 	id, _ := msg["message_id"].(float64)
 	if id == 0 {
 		return
 	}
 	text, _ := msg["text"].(string)
-	s.messages[key(int64(chatID), int(id))] = &message{chat: int64(chatID), id: int(id), text: text}
+	m := &message{chat: int64(chatID), id: int(id), text: text}
+	if topic, _ := msg["is_topic_message"].(bool); topic {
+		thread, _ := msg["message_thread_id"].(float64)
+		m.thread = int(thread)
+		s.addTopicLocked(m.chat, m.thread)
+	}
+	s.messages[key(int64(chatID), int(id))] = m
+}
+
+// AddTopic makes thread a forum topic of chat, as createForumTopic would
+// (updates with is_topic_message make their topics known by themselves).
+func (s *Server) AddTopic(chat int64, thread int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.addTopicLocked(chat, thread)
+}
+
+func (s *Server) addTopicLocked(chat int64, thread int) {
+	if thread <= 0 {
+		return
+	}
+	if s.topics[chat] == nil {
+		s.topics[chat] = make(map[int]bool)
+	}
+	s.topics[chat][thread] = true
+}
+
+// SetAdmins sets what getChatAdministrators answers for chat. A chat
+// without any answers with the bot alone, as an administrator that may post.
+func (s *Server) SetAdmins(chat int64, members ...ChatMember) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.admins[chat] = members
+}
+
+// Thread is the forum topic of a message the bot sent (0: none), and
+// whether the message is known.
+func (s *Server) Thread(chat int64, id int) (int, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m, ok := s.messages[key(chat, id)]
+	if !ok {
+		return 0, false
+	}
+	return m.thread, true
 }
 
 // Pending is how many queued updates getUpdates has not had confirmed.
@@ -472,6 +581,98 @@ func (c Call) MessageID() int {
 	}
 	json.Unmarshal(c.Result, &m)
 	return m.MessageID
+}
+
+// ChooseInline picks result resultID of the answer to inline query
+// queryID, as the user tapping it would: the result's message is sent (an
+// inline message, text only here) and a chosen_inline_result update
+// queued, with inline_message_id only when the message has an inline
+// keyboard, as Telegram does. It returns the inline_message_id ("" without
+// one) and false when the query has no such result.
+func (s *Server) ChooseInline(queryID, resultID string) (string, bool) {
+	s.mu.Lock()
+	q, ok := s.queries[queryID]
+	var chosen map[string]any
+	for _, r := range q.results {
+		var m map[string]any
+		json.Unmarshal(r, &m)
+		if m["id"] == resultID {
+			chosen = m
+		}
+	}
+	if !ok || chosen == nil {
+		s.mu.Unlock()
+		return "", false
+	}
+	content, _ := chosen["input_message_content"].(map[string]any)
+	text, _ := content["message_text"].(string)
+	id := ""
+	if _, kb := chosen["reply_markup"]; kb {
+		s.nextInline++
+		id = fmt.Sprintf("AgAAAI%08dFAKE", s.nextInline)
+		s.inline[id] = &message{text: text}
+	}
+	s.mu.Unlock()
+	r := map[string]any{"result_id": resultID, "from": q.from, "query": q.query}
+	if id != "" {
+		r["inline_message_id"] = id
+	}
+	s.AddUpdate(map[string]any{"chosen_inline_result": r})
+	return id, true
+}
+
+// Payment returns a successful_payment message from user in their private
+// chat, for an invoice with payload and stars, under a new
+// telegram_payment_charge_id (which refundStarPayment then knows), as
+// Telegram sends it once the pre-checkout query was answered ok. Queue it
+// with AddUpdate (twice, to replay it).
+func (s *Server) Payment(user int64, payload string, stars int) (update string, chargeID string) {
+	s.mu.Lock()
+	s.nextCharge++
+	chargeID = fmt.Sprintf("stxFAKE%06d", s.nextCharge)
+	s.charges[chargeID] = charge{user: user}
+	s.nextMessage++
+	id := s.nextMessage
+	s.mu.Unlock()
+	u := map[string]any{"message": map[string]any{
+		"message_id": id, "date": time.Now().Unix(),
+		"from": map[string]any{"id": user, "is_bot": false, "first_name": "Payer", "language_code": "en"},
+		"chat": map[string]any{"id": user, "type": "private", "first_name": "Payer"},
+		"successful_payment": map[string]any{
+			"currency": "XTR", "total_amount": stars, "invoice_payload": payload,
+			"telegram_payment_charge_id": chargeID, "provider_payment_charge_id": "",
+		},
+	}}
+	raw, _ := json.Marshal(u)
+	return string(raw), chargeID
+}
+
+// Refunded reports whether refundStarPayment gave a charge back.
+func (s *Server) Refunded(chargeID string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.charges[chargeID].refunded
+}
+
+// Inline is an inline message's text or caption, and the file_id or URL of
+// its picture once it has one.
+func (s *Server) Inline(id string) (text, media string, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m, ok := s.inline[id]
+	if !ok {
+		return "", "", false
+	}
+	if m.media != "" {
+		return m.caption, m.media, true
+	}
+	return m.text, "", true
+}
+
+// ThreadID is the call's message_thread_id parameter (0: none).
+func (c Call) ThreadID() int {
+	n, _ := strconv.Atoi(c.Params["message_thread_id"])
+	return n
 }
 
 // ChatID is the call's chat_id parameter.
@@ -742,11 +943,133 @@ func (s *Server) handle(method string, p map[string]string, files map[string]Fil
 			return nil, bad("chat not found")
 		}
 		status := s.members[fmt.Sprintf("%d/%d", chat, user)]
+		for _, a := range s.admins[chat] {
+			if a.User.ID == user && status == "" {
+				status = a.Status // SetAdmins' members, as getChatAdministrators lists them
+			}
+		}
 		if status == "" {
 			status = "member"
 		}
 		// A ChatMember object (chatMemberOwner, chatMemberAdministrator, chatMemberMember...).
 		return map[string]any{"status": status, "user": map[string]any{"id": user, "is_bot": false, "first_name": "User"}}, nil
+	case "sendInvoice":
+		chat, _, err := s.target(p)
+		if err != nil {
+			return nil, err
+		}
+		if p["currency"] != "XTR" {
+			return nil, bad("CURRENCY_INVALID") // the fake sells Stars only
+		}
+		if p["provider_token"] != "" {
+			return nil, bad("PAYMENT_PROVIDER_INVALID") // Stars take no provider token
+		}
+		if t := len([]rune(p["title"])); t < 1 || t > 32 {
+			return nil, bad("INVOICE_TITLE_INVALID")
+		}
+		if d := len([]rune(p["description"])); d < 1 || d > 255 {
+			return nil, bad("INVOICE_DESCRIPTION_INVALID")
+		}
+		if n := len(p["payload"]); n < 1 || n > 128 {
+			return nil, bad("INVOICE_PAYLOAD_INVALID")
+		}
+		var prices []struct {
+			Label  string `json:"label"`
+			Amount int    `json:"amount"`
+		}
+		if json.Unmarshal([]byte(p["prices"]), &prices) != nil || len(prices) != 1 || prices[0].Amount < 1 || prices[0].Label == "" {
+			return nil, bad("STARS_INVOICE_INVALID") // one price, in whole Stars
+		}
+		m := s.newMessage(chat, 0)
+		m.text = p["title"]
+		out := s.render(m, p["reply_markup"], nil)
+		out["invoice"] = map[string]any{"title": p["title"], "description": p["description"], "start_parameter": p["start_parameter"], "currency": "XTR", "total_amount": prices[0].Amount}
+		return out, nil
+	case "answerPreCheckoutQuery":
+		id := p["pre_checkout_query_id"]
+		if !s.checkouts[id] {
+			return nil, bad("QUERY_ID_INVALID")
+		}
+		if p["ok"] != "true" && p["error_message"] == "" {
+			return nil, bad("error_message must be non-empty if ok is false")
+		}
+		delete(s.checkouts, id)
+		return true, nil
+	case "refundStarPayment":
+		user, _ := strconv.ParseInt(p["user_id"], 10, 64)
+		c, ok := s.charges[p["telegram_payment_charge_id"]]
+		switch {
+		case !ok || c.user != user:
+			return nil, bad("CHARGE_NOT_FOUND")
+		case c.refunded:
+			return nil, bad("CHARGE_ALREADY_REFUNDED")
+		}
+		c.refunded = true
+		s.charges[p["telegram_payment_charge_id"]] = c
+		return true, nil
+	case "answerInlineQuery":
+		q, ok := s.queries[p["inline_query_id"]]
+		if !ok || time.Since(q.at) > 10*time.Second {
+			return nil, bad("query is too old and response timeout expired or query ID is invalid")
+		}
+		if q.results != nil {
+			return nil, bad("QUERY_ID_INVALID") // answered already
+		}
+		var results []json.RawMessage
+		if err := json.Unmarshal([]byte(p["results"]), &results); err != nil {
+			return nil, bad("can't parse inline query results JSON object")
+		}
+		if len(results) > 50 {
+			return nil, bad("RESULTS_TOO_MUCH")
+		}
+		ids := map[string]bool{}
+		for _, r := range results {
+			var res struct {
+				Type                string `json:"type"`
+				ID                  string `json:"id"`
+				Title               string `json:"title"`
+				InputMessageContent *struct {
+					MessageText string `json:"message_text"`
+				} `json:"input_message_content"`
+				ReplyMarkup json.RawMessage `json:"reply_markup"`
+			}
+			if err := json.Unmarshal(r, &res); err != nil || res.Type == "" {
+				return nil, bad("RESULT_TYPE_INVALID")
+			}
+			if res.ID == "" || len(res.ID) > 64 || ids[res.ID] {
+				return nil, bad("RESULT_ID_INVALID")
+			}
+			ids[res.ID] = true
+			if res.Type == "article" && (res.Title == "" || res.InputMessageContent == nil) {
+				return nil, bad("ARTICLE_TITLE_EMPTY")
+			}
+			if c := res.InputMessageContent; c != nil && (c.MessageText == "" || units(c.MessageText) > MaxText) {
+				return nil, bad("MESSAGE_EMPTY")
+			}
+			if len(res.ReplyMarkup) > 0 {
+				if err := checkMarkup(string(res.ReplyMarkup)); err != nil {
+					return nil, err
+				}
+			}
+		}
+		if results == nil {
+			results = []json.RawMessage{}
+		}
+		q.results = results
+		s.queries[p["inline_query_id"]] = q
+		return true, nil
+	case "getChatAdministrators":
+		chat, err := strconv.ParseInt(p["chat_id"], 10, 64)
+		if err != nil || chat == 0 {
+			return nil, bad("chat not found")
+		}
+		if s.chats[chat] == "private" {
+			return nil, bad("there are no administrators in the private chat")
+		}
+		if list, ok := s.admins[chat]; ok {
+			return list, nil
+		}
+		return []ChatMember{{Status: "administrator", User: User{ID: BotID, IsBot: true, FirstName: "Picbot", Username: s.Username}, CanPostMessages: true}}, nil
 	case "answerCallbackQuery":
 		if p["callback_query_id"] == "" {
 			return nil, bad("query is too old and response timeout expired or query ID is invalid")
@@ -766,7 +1089,7 @@ func (s *Server) handle(method string, p map[string]string, files map[string]Fil
 		}
 		return out, nil
 	case "sendMessage":
-		chat, err := s.target(p)
+		chat, thread, err := s.target(p)
 		if err != nil {
 			return nil, err
 		}
@@ -777,7 +1100,7 @@ func (s *Server) handle(method string, p map[string]string, files map[string]Fil
 		if err := checkMarkup(p["reply_markup"]); err != nil {
 			return nil, err
 		}
-		m := s.newMessage(chat)
+		m := s.newMessage(chat, thread)
 		m.text = text
 		return s.render(m, p["reply_markup"], nil), nil
 	case "editMessageText", "editMessageCaption":
@@ -808,6 +1131,9 @@ func (s *Server) handle(method string, p map[string]string, files map[string]Fil
 			}
 			m.caption = p["caption"]
 		}
+		if p["inline_message_id"] != "" {
+			return true, nil // edits of inline messages answer true, not the message
+		}
 		return s.render(m, p["reply_markup"], nil), nil
 	case "editMessageMedia":
 		m, err := s.editable(p)
@@ -817,6 +1143,21 @@ func (s *Server) handle(method string, p map[string]string, files map[string]Fil
 		var media InputMedia
 		if json.Unmarshal([]byte(p["media"]), &media) != nil {
 			return nil, bad("can't parse InputMedia")
+		}
+		if p["inline_message_id"] != "" {
+			// "A new file can't be uploaded when editing an inline message":
+			// a file_id the fake gave out, or an HTTP URL. The answer is true.
+			if strings.HasPrefix(media.Media, "attach://") || len(files) > 0 {
+				return nil, bad("can't upload file for an inline message")
+			}
+			if _, known := s.files[media.Media]; !known && !strings.HasPrefix(media.Media, "http://") && !strings.HasPrefix(media.Media, "https://") {
+				return nil, bad("wrong file identifier/HTTP URL specified")
+			}
+			if units(media.Caption) > MaxCaption {
+				return nil, bad("message caption is too long")
+			}
+			m.photo, m.caption, m.media, m.kind = media.Type == "photo", media.Caption, media.Media, media.Type
+			return true, nil
 		}
 		if _, err := attached(media.Media, files, media.Type == "photo"); err != nil {
 			return nil, err
@@ -833,7 +1174,7 @@ func (s *Server) handle(method string, p map[string]string, files map[string]Fil
 		m.deleted = true
 		return true, nil
 	case "sendPhoto", "sendDocument":
-		chat, err := s.target(p)
+		chat, thread, err := s.target(p)
 		if err != nil {
 			return nil, err
 		}
@@ -858,11 +1199,11 @@ func (s *Server) handle(method string, p map[string]string, files map[string]Fil
 		if err := checkMarkup(p["reply_markup"]); err != nil {
 			return nil, err
 		}
-		m := s.newMessage(chat)
+		m := s.newMessage(chat, thread)
 		m.caption, m.photo = p["caption"], method == "sendPhoto"
 		return s.render(m, p["reply_markup"], data), nil
 	case "sendMediaGroup":
-		chat, err := s.target(p)
+		chat, thread, err := s.target(p)
 		if err != nil {
 			return nil, err
 		}
@@ -891,7 +1232,7 @@ func (s *Server) handle(method string, p map[string]string, files map[string]Fil
 			}
 		}
 		for _, item := range media {
-			m := s.newMessage(chat)
+			m := s.newMessage(chat, thread)
 			m.caption, m.photo = item.Caption, item.Type == "photo"
 			data, _ := attached(item.Media, files, false)
 			r := s.render(m, "", data)
@@ -907,22 +1248,42 @@ func (s *Server) me() map[string]any {
 	return map[string]any{"id": BotID, "is_bot": true, "first_name": "Picbot", "username": s.Username, "can_join_groups": true}
 }
 
-// target checks chat_id and reply_to_message_id.
-func (s *Server) target(p map[string]string) (int64, *apiError) {
+// target checks chat_id, message_thread_id and reply_to_message_id, and
+// returns the chat and the topic the new message goes to. One naming a
+// topic the chat does not have is refused. A message that names no topic
+// goes to General, even as a reply to a topic's message: whether Telegram
+// would put it in the replied message's topic is not documented, so the
+// fake takes the strict reading and the bot always names the topic.
+func (s *Server) target(p map[string]string) (int64, int, *apiError) {
 	chat, err := strconv.ParseInt(p["chat_id"], 10, 64)
 	if err != nil || chat == 0 {
-		return 0, bad("chat not found")
+		return 0, 0, bad("chat not found")
+	}
+	thread := 0
+	if t := p["message_thread_id"]; t != "" {
+		thread, _ = strconv.Atoi(t)
+		if !s.topics[chat][thread] {
+			return 0, 0, bad("message thread not found")
+		}
 	}
 	if r := p["reply_to_message_id"]; r != "" {
 		id, _ := strconv.Atoi(r)
-		if m, ok := s.messages[key(chat, id)]; (!ok || m.deleted) && p["allow_sending_without_reply"] != "true" {
-			return 0, bad("replied message not found")
+		m, ok := s.messages[key(chat, id)]
+		if (!ok || m.deleted) && p["allow_sending_without_reply"] != "true" {
+			return 0, 0, bad("replied message not found")
 		}
 	}
-	return chat, nil
+	return chat, thread, nil
 }
 
 func (s *Server) editable(p map[string]string) (*message, *apiError) {
+	if id := p["inline_message_id"]; id != "" {
+		m, ok := s.inline[id]
+		if !ok {
+			return nil, bad("MESSAGE_ID_INVALID")
+		}
+		return m, nil
+	}
 	chat, _ := strconv.ParseInt(p["chat_id"], 10, 64)
 	id, _ := strconv.Atoi(p["message_id"])
 	m, ok := s.messages[key(chat, id)]
@@ -932,9 +1293,9 @@ func (s *Server) editable(p map[string]string) (*message, *apiError) {
 	return m, nil
 }
 
-func (s *Server) newMessage(chat int64) *message {
+func (s *Server) newMessage(chat int64, thread int) *message {
 	s.nextMessage++
-	m := &message{chat: chat, id: s.nextMessage}
+	m := &message{chat: chat, id: s.nextMessage, thread: thread}
 	s.messages[key(chat, m.id)] = m
 	return m
 }
@@ -946,11 +1307,22 @@ func (s *Server) render(m *message, markup string, data []byte) map[string]any {
 	if m.chat < 0 {
 		chatType = "supergroup"
 	}
+	if t := s.chats[m.chat]; t != "" {
+		chatType = t
+	}
 	out := map[string]any{
 		"message_id": m.id,
 		"date":       time.Now().Unix(),
 		"chat":       map[string]any{"id": m.chat, "type": chatType},
 		"from":       s.me(),
+	}
+	if chatType == "channel" {
+		delete(out, "from") // a channel's posts are the channel's
+		out["sender_chat"] = map[string]any{"id": m.chat, "type": chatType}
+	}
+	if m.thread > 0 {
+		out["message_thread_id"] = m.thread
+		out["is_topic_message"] = true
 	}
 	if m.text != "" {
 		out["text"] = m.text

@@ -57,11 +57,12 @@ const (
 	FaultException   Fault = "vendorfail"  // the task ends in status exception, success false
 	FaultExpired     Fault = "expired"     // the task finishes, but its result links answer 404
 	FaultForget      Fault = "forget"      // the vendor loses the task: query says not_found, no callback
+	FaultInterrupted Fault = "interrupted" // the task stops while working: status interrupted
 	FaultBadCallback Fault = "badcallback" // the callback body is the seed's sample style: curly quotes, Python True
 )
 
 // Faults lists every fault, in the order magic words are looked for.
-var Faults = []Fault{Fault500, FaultTimeout, FaultBadJSON, FaultQuota, FaultSensitive, FaultUnsafe, FaultException, FaultExpired, FaultForget, FaultBadCallback}
+var Faults = []Fault{Fault500, FaultTimeout, FaultBadJSON, FaultQuota, FaultSensitive, FaultUnsafe, FaultException, FaultExpired, FaultForget, FaultBadCallback, FaultInterrupted}
 
 // Business codes the fake answers with HTTP 200 (the adapter must not rely on them).
 const (
@@ -518,6 +519,28 @@ func (s *Server) checkValues(path string, params map[string]any) string {
 		if sampler, _ := params["sampler"].(string); !slices.Contains(s.opts.Samplers, sampler) {
 			return fmt.Sprintf("不支持的 sampler %q", params["sampler"])
 		}
+		// The callback echoes these params (seed 002); Nolibox types them so.
+		for k, kind := range map[string]string{"use_circular": "bool", "clip_skip": "int", "variation_seed": "int", "variation_strength": "number"} {
+			v, present := params[k]
+			if !present {
+				continue
+			}
+			if _, isBool := v.(bool); kind == "bool" && !isBool {
+				return k + " 必须是布尔值"
+			}
+			if kind != "bool" {
+				n, err := number(v)
+				if err != nil || (kind == "int" && n != float64(int64(n))) || (k == "variation_strength" && (n < 0 || n > 1)) {
+					return k + " 取值错误"
+				}
+			}
+		}
+	case s.opts.SuperResPath:
+		if v, present := params["is_anime"]; present {
+			if _, ok := v.(bool); !ok {
+				return "is_anime 必须是布尔值"
+			}
+		}
 	case s.opts.AnimePath:
 		if style, _ := params["style"].(string); !slices.Contains(s.opts.Styles, style) {
 			return fmt.Sprintf("不支持的 style %q", params["style"])
@@ -583,7 +606,8 @@ func (s *Server) handleQuery(w http.ResponseWriter, r *http.Request) {
 	reply(w, http.StatusOK, CodeOK, "success", s.data(t, s.opts.Now()))
 }
 
-// status is the task's status at now: pending, working, finished, exception or not_found.
+// status is the task's status at now: pending, working, finished,
+// exception, interrupted or not_found (Nolibox's statuses).
 func (s *Server) status(t *task, now time.Time) string {
 	el := now.Sub(t.created)
 	switch {
@@ -593,6 +617,8 @@ func (s *Server) status(t *task, now time.Time) string {
 		return "pending"
 	case el < s.opts.Queue+t.work:
 		return "working"
+	case t.fault == FaultInterrupted:
+		return "interrupted"
 	case t.reason != "":
 		return "exception"
 	}
@@ -609,8 +635,9 @@ func (s *Server) data(t *task, now time.Time) map[string]any {
 		return d
 	}
 	start := t.created.Add(s.opts.Queue)
-	d["createtime"] = unix(t.created)
-	d["starttime"] = unix(start)
+	// The backend's keys; the seed's sample writes createtime/starttime (typos).
+	d["create_time"] = unix(t.created)
+	d["start_time"] = unix(start)
 	switch status {
 	case "exception":
 		d["reason"] = t.reason

@@ -546,6 +546,16 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, body []byte) {
 		"seed": def(in["seed"], "-1"), "scheduler": def(in["scheduler"], "K_EULER"), "batch_size": def(in["batch_size"], "1"),
 		"call_back": in["call_back"], "cause": "", "remark": "",
 	}
+	// The record holds a LoRA's id (one of /models' loras[].id) and its
+	// weight apart, lora and lora_scale; "ID:0.6" is no id.
+	if l, _ := rec["lora"].(string); l != "" && !knownLoRA(l) {
+		s.refuse(w, "lora不存在")
+		return
+	}
+	if _, err := strconv.ParseFloat(rec["lora_scale"].(string), 64); err != nil {
+		s.refuse(w, "参数 lora_scale 不合法")
+		return
+	}
 	images := 1
 	for _, k := range []string{"width", "height", "steps", "batch_size", "seed"} {
 		n, err := strconv.ParseInt(rec[k].(string), 10, 64)
@@ -683,6 +693,24 @@ func (s *Server) models(w http.ResponseWriter, _ *http.Request, _ []byte) {
 	s.bill("", 1) // the example's showapi_fee_num
 	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
 	w.Write(modelsJSON)
+}
+
+// knownLoRA reports whether id is one of the loras /models lists.
+func knownLoRA(id string) bool {
+	var m struct {
+		Body struct {
+			LoRAs []struct {
+				ID string `json:"id"`
+			} `json:"loras"`
+		} `json:"showapi_res_body"`
+	}
+	_ = json.Unmarshal(modelsJSON, &m)
+	for _, l := range m.Body.LoRAs {
+		if l.ID == id {
+			return true
+		}
+	}
+	return false
 }
 
 // image serves a result: a real PNG of the task's size.

@@ -42,11 +42,13 @@ import (
 	"fmt"
 	"image"
 	"io"
+	"math"
 	"math/rand/v2"
 	"mime"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -79,6 +81,12 @@ type Options struct {
 	ToolStatusString bool
 	// Catalog is what the lists serve; zero: DefaultCatalog.
 	Catalog *Catalog
+	// RefuseEmptyVAEName refuses queryVaeList without a concrete
+	// vaeFileName: the seed marks it required and shows only a real name.
+	RefuseEmptyVAEName bool
+	// Now is the fake's clock for "仅查询当月" (only the current month, in
+	// Beijing time, is queryable); nil: time.Now.
+	Now func() time.Time
 	// Logf, if set, hears what the fake does (t.Logf).
 	Logf func(format string, args ...any)
 }
@@ -103,6 +111,9 @@ type Fate struct {
 	Forget     bool          // the vendor forgets the task
 	NoCallback bool          // no callback is sent
 	Duration   time.Duration // overrides the task's duration
+	// LinkLag keeps a tool task's result link answering 404 this long
+	// after the task reports status 2 (a storage that lags the status).
+	LinkLag time.Duration
 }
 
 // Call is one request the fake received.
@@ -187,6 +198,9 @@ func New(opts Options) *Server {
 	}
 	if opts.Logf == nil {
 		opts.Logf = func(string, ...any) {}
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
@@ -559,6 +573,81 @@ var samplers = map[string]bool{
 	"DPM2 Karras": true, "DPM2 a Karras": true, "DPM++ 2S a Karras": true, "DPM++ SDE Karras": true, "DPM++ 2M Karras": true,
 }
 
+// The controlnet table's lists, as the seed has them.
+var (
+	controlModules = []string{"canny", "depth_midas", "lineart_realistic", "mlsd", "normal_bae", "openpose", "scribble_xdog", "seg_ufade20k", "inpaint_global_harmonious"}
+	controlModels  = []string{"control_v11p_sd15_canny", "control_v11f1p_sd15_depth", "control_v11p_sd15_lineart", "control_v11p_sd15_mlsd",
+		"control_v11p_sd15_normal_bae", "control_v11p_sd15_openpose", "control_v11p_sd15_scribble", "control_v11p_sd15_seg",
+		"control_v1p_sd15_brightness", "control_v1p_sd15_qrcode",
+		"control_v11p_sd15_inpaint", // [I] from the ADetailer table's list, not the controlnet one
+	}
+)
+
+// checkControlnet checks alwayson_scripts.controlnet as the table says:
+// required, its args' module and model (required) from the lists, weight
+// in [0,2], guidance_start and guidance_end in [0,1]. It returns the first
+// unit's image link (the unit's, else the scripts' image_link).
+func checkControlnet(sc map[string]any) (string, string) {
+	cn, ok := sc["controlnet"].(map[string]any)
+	if !ok {
+		return "", "controlnet不能为空"
+	}
+	args, _ := cn["args"].([]any)
+	if len(args) == 0 {
+		return "", "controlnet.args不能为空"
+	}
+	link := ""
+	for i, a := range args {
+		u, ok := a.(map[string]any)
+		if !ok {
+			return "", "controlnet.args格式错误"
+		}
+		module, _ := u["module"].(string)
+		model, _ := u["model"].(string)
+		if !slices.Contains(controlModules, module) {
+			return "", "module不支持: " + module
+		}
+		if !slices.Contains(controlModels, model) {
+			return "", "model不支持: " + model
+		}
+		for k, hi := range map[string]float64{"weight": 2, "guidance_start": 1, "guidance_end": 1} {
+			if v, present := u[k]; present {
+				if f, ok := floatOf(v); !ok || f < 0 || f > hi {
+					return "", k + "取值范围错误"
+				}
+			}
+		}
+		if l, _ := u["image_link"].(string); i == 0 {
+			link = l
+		}
+	}
+	if link == "" {
+		link, _ = sc["image_link"].(string)
+	}
+	if link == "" {
+		return "", "controlnet图片不能为空"
+	}
+	return link, ""
+}
+
+// checkHires: hr_scale is typed integer; hr_resize_x/y in [0,2048], multiples of 8.
+func checkHires(in map[string]any) string {
+	if v, present := in["hr_scale"]; present {
+		if f, ok := floatOf(v); !ok || f != math.Trunc(f) || f < 1 {
+			return "hr_scale必须为正整数"
+		}
+	}
+	for _, k := range []string{"hr_resize_x", "hr_resize_y", "hr_second_pass_steps"} {
+		if v, present := in[k]; present {
+			n, ok := intOf(v)
+			if !ok || n < 0 || (k != "hr_second_pass_steps" && (n > 2048 || n%8 != 0)) {
+				return k + "取值错误"
+			}
+		}
+	}
+	return ""
+}
+
 var loraTag = regexp.MustCompile(`<lora:([^:>]+)(?::([^>]*))?>`)
 
 // magic reports whether prompt holds word, and for once-words whether this
@@ -642,6 +731,12 @@ func (s *Server) submitSD(w http.ResponseWriter, r *http.Request, endpoint strin
 			refuse(w, "cfg_scale取值范围[1,30]")
 			return
 		}
+		// The image2image table types cfg_scale "integer"; text2image and
+		// controlnet say "number".
+		if endpoint == "saas/sd/v2/image2image" && f != math.Trunc(f) {
+			refuse(w, "cfg_scale必须为整数")
+			return
+		}
 	}
 	if v, present := in["sampler_index"]; present {
 		if name, _ := v.(string); !samplers[name] {
@@ -668,6 +763,36 @@ func (s *Server) submitSD(w http.ResponseWriter, r *http.Request, endpoint strin
 			return
 		}
 		ext = f
+	}
+	if msg := checkHires(in); msg != "" {
+		refuse(w, msg)
+		return
+	}
+	var control image.Image
+	if endpoint == "saas/sd/v2/controlnet" {
+		// resize_mode is marked required, but the seed's own example leaves it out.
+		link, msg := checkControlnet(sc)
+		if msg != "" {
+			refuse(w, msg)
+			return
+		}
+		img, err := s.fetch(r.Context(), link)
+		if err != nil {
+			s.opts.Logf("zhiqitetest: fetch %s: %v", link, err)
+			refuse(w, "图片下载失败")
+			return
+		}
+		control = img
+	}
+	if link, _ := sc["mask_link"].(string); link != "" {
+		if endpoint != "saas/sd/v2/image2image" {
+			refuse(w, "mask_link仅支持图生图")
+			return
+		}
+		if _, err := s.fetch(r.Context(), link); err != nil {
+			refuse(w, "图片下载失败")
+			return
+		}
 	}
 	var ref image.Image
 	if endpoint != "saas/sd/v2/text2image" {
@@ -716,6 +841,9 @@ func (s *Server) submitSD(w http.ResponseWriter, r *http.Request, endpoint strin
 		var img image.Image = paint(width, height, promptSeed(prompt, seed+int64(i)))
 		if ref != nil {
 			img = blend(img.(*image.RGBA), ref)
+		}
+		if control != nil {
+			img = blend(img.(*image.RGBA), control)
 		}
 		b, err := encode(img, ext)
 		if err != nil {
@@ -892,10 +1020,20 @@ func (s *Server) lookup(in map[string]any, tool string) *task {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t := s.tasks[id]
-	if t == nil || t.fate.Forget || t.tool != tool {
+	if t == nil || t.fate.Forget || t.tool != tool || !sameMonth(t.created, s.opts.Now()) {
 		return nil
 	}
 	return t
+}
+
+// beijing is the vendor's time zone (UTC+8, no daylight saving).
+var beijing = time.FixedZone("CST", 8*3600)
+
+// sameMonth: "不支持归档数据查询, 仅查询当月" — only tasks of the current month
+// (the vendor's, Beijing time) can be queried.
+func sameMonth(a, b time.Time) bool {
+	a, b = a.In(beijing), b.In(beijing)
+	return a.Year() == b.Year() && a.Month() == b.Month()
 }
 
 func (s *Server) queryTaskInfo(w http.ResponseWriter, in map[string]any) {
@@ -963,19 +1101,21 @@ func (s *Server) queryTool(w http.ResponseWriter, tool string, in map[string]any
 	reply(w, "200", "success", s.toolData(t, time.Now()))
 }
 
-// toolData is queryTask's data. Running: 1 and no link; done: 2 and the link,
-// as the queryTask example; failed: no link and the failure number of that
-// tool's own table (roop 2, enhance 0).
+// toolData is queryTask's data. Running: 1 and the link the result will
+// have, as the seed's own submit replies show it (the file is not there
+// yet: it answers 404); done: 2 and the link, as the queryTask example;
+// failed: no link and the failure number of that tool's own table (roop
+// "2:失败", enhance "0:失败").
 func (s *Server) toolData(t *task, now time.Time) map[string]any {
-	status, link := 1, ""
+	status, link := 1, s.fileURL(t, 0)
 	switch {
 	case now.Sub(t.created) < t.duration:
 	case t.fate.Fail && t.tool == "roop":
-		status = 2
+		status, link = 2, ""
 	case t.fate.Fail:
-		status = 0
+		status, link = 0, ""
 	default:
-		status, link = 2, s.fileURL(t, 0)
+		status = 2
 	}
 	var st any = status
 	if s.opts.ToolStatusString {
@@ -1009,7 +1149,7 @@ func (s *Server) list(w http.ResponseWriter, endpoint string, in map[string]any)
 			}
 		}
 	case "saas/sd/v2/queryVaeList":
-		if _, present := in["vaeFileName"]; !present {
+		if name, present := in["vaeFileName"]; !present || (s.opts.RefuseEmptyVAEName && strings.TrimSpace(fmt.Sprint(name)) == "") {
 			refuse(w, "vaeFileName不能为空")
 			return
 		}
@@ -1036,7 +1176,7 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	t := s.tasks[id]
 	s.mu.Unlock()
-	if err != nil || t == nil || t.fate.Expired || t.fate.Fail || i < 0 || i >= len(t.images) || time.Since(t.created) < t.duration {
+	if err != nil || t == nil || t.fate.Expired || t.fate.Fail || i < 0 || i >= len(t.images) || time.Since(t.created) < t.duration+t.fate.LinkLag {
 		http.NotFound(w, r)
 		return
 	}

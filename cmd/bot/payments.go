@@ -1,0 +1,30 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/picbot/picbot/bots/telegram"
+)
+
+// PaymentsConfig is what users may buy: packs of images, used after the
+// daily free quota and kept until spent.
+type PaymentsConfig struct {
+	// TelegramStars are the packs /buy offers on Telegram, paid in Stars (XTR).
+	TelegramStars []telegram.StarPack `yaml:"telegram_stars"`
+}
+
+func (c *PaymentsConfig) validate(bad badFunc) {
+	seen := map[telegram.StarPack]bool{}
+	for i, p := range c.TelegramStars {
+		key := fmt.Sprintf("telegram_stars[%d]", i)
+		switch {
+		case p.Images <= 0:
+			bad(key+".images", "must be above 0")
+		case p.Stars <= 0 || p.Stars > 10000:
+			bad(key+".stars", "must be from 1 to 10000")
+		case seen[p]:
+			bad(key, "is the same pack as one before it")
+		}
+		seen[p] = true
+	}
+}
