@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"maps"
 	"slices"
 	"strings"
 
 	"github.com/picbot/picbot/bots/command"
 	"github.com/picbot/picbot/moderation"
+	"github.com/picbot/picbot/quota"
 )
 
 // Operators' features: moderation, presets and chats' own defaults
@@ -26,6 +28,29 @@ func (a *app) wireOps() error {
 		a.svc.Adult = a.models.Adult
 	}
 	return nil
+}
+
+// adminWithLockouts is the quota's admin side for the web console: its
+// unban also lifts a moderation lockout, as /admin unban does in a chat.
+type adminWithLockouts struct {
+	*quota.Quota
+	lift func(ctx context.Context, user string) error
+}
+
+func (a adminWithLockouts) Ban(ctx context.Context, key string, banned bool) error {
+	if err := a.Quota.Ban(ctx, key, banned); err != nil || banned || a.lift == nil {
+		return err
+	}
+	return a.lift(ctx, key)
+}
+
+// webAdmin is what the web console's People page changes.
+func (a *app) webAdmin() adminWithLockouts {
+	w := adminWithLockouts{Quota: a.quota}
+	if a.svc != nil && a.svc.Moderator != nil {
+		w.lift = a.svc.Moderator.Lift
+	}
+	return w
 }
 
 // presetNames are the configured presets, sorted, for Discord's autocomplete.

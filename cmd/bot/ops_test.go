@@ -13,8 +13,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/picbot/picbot/bots/chat"
 	"github.com/picbot/picbot/bots/telegram/telegramtest"
+	"github.com/picbot/picbot/engine"
 	"github.com/picbot/picbot/engine/zhiqite/zhiqitetest"
+	"github.com/picbot/picbot/moderation"
+	"github.com/picbot/picbot/quota"
+	"github.com/picbot/picbot/store"
 )
 
 func groupSays(messageID int, from int64, lang, text string) string {
@@ -228,5 +233,37 @@ func TestCheckVendorsAccounts(t *testing.T) {
 	}
 	if strings.Contains(text+errOut.String(), "check-POOL-") {
 		t.Error("an account's code is in the output")
+	}
+}
+
+// The web console's unban lifts a moderation lockout too.
+func TestWebUnbanLiftsLockout(t *testing.T) {
+	db, err := store.Open(filepath.Join(t.TempDir(), "db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	q, err := quota.New(quota.DefaultConfig(), db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mc := moderation.DefaultConfig()
+	mc.BlockedWords, mc.LockoutAfter = []string{"gore"}, 1
+	m, err := moderation.New(mc, db, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &app{quota: q, svc: &chat.Service{Moderator: m}}
+	ctx := context.Background()
+	u := engine.UserRef{Platform: "telegram", ID: "9"}
+	_ = m.Check(ctx, u, "gore", false)
+	if m.Check(ctx, u, "a fox", false) == nil {
+		t.Fatal("not locked out")
+	}
+	if err := a.webAdmin().Ban(ctx, "telegram:9", false); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Check(ctx, u, "a fox", false); err != nil {
+		t.Fatalf("still locked out after the console's unban: %v", err)
 	}
 }
