@@ -267,3 +267,30 @@ func TestWebUnbanLiftsLockout(t *testing.T) {
 		t.Fatalf("still locked out after the console's unban: %v", err)
 	}
 }
+
+// check config (and the start summary) names the pools, moderation and presets.
+func TestOpsSummary(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "picbot.yaml")
+	os.WriteFile(path, []byte(`vendors:
+  zhiqite:
+    enabled: true
+    app_code: own
+    accounts: [{name: main, app_code: x}, {name: spare, app_code: y}]
+moderation:
+  blocked_words: [gore, 裸体]
+presets:
+  photo: {steps: 30}
+  anime: {size: 512x768}
+`), 0o600)
+	var out, errOut bytes.Buffer
+	if err := run(context.Background(), []string{"check", "config", "-config", path}, nil, &out, &errOut); err != nil {
+		t.Fatalf("%v\n%s", err, errOut.String())
+	}
+	for _, want := range []string{"accounts:             zhiqite (default, main, spare)",
+		"moderation:           2 blocked words, 0 word files, 0 NSFW words, 0 exceptions; lockout after 3 refusals: 1h, 2h, 10h",
+		"presets:              anime, photo"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("no %q in:\n%s", want, out.String())
+		}
+	}
+}
