@@ -142,6 +142,22 @@ func (m *Metrics) ImagesSize(bytes int64, files int) {
 	m.files.Set(float64(files))
 }
 
+// ModerationRefused counts a command moderation refused.
+func (m *Metrics) ModerationRefused(reason string) { m.moderated.WithLabelValues(reason).Inc() }
+
+// ModerationLockout counts a lockout started.
+func (m *Metrics) ModerationLockout() { m.lockouts.Inc() }
+
+// AccountBilled counts billed calls through one vendor account.
+func (m *Metrics) AccountBilled(vendor, account string, calls int) {
+	m.acctCalls.WithLabelValues(vendor, account).Add(float64(calls))
+}
+
+// AccountParked counts an account parked.
+func (m *Metrics) AccountParked(vendor, account, reason string) {
+	m.acctPark.WithLabelValues(vendor, account, reason).Inc()
+}
+
 // Refusals reads the refusals counted since start, by error code, for the web console.
 func (m *Metrics) Refusals() map[string]float64 {
 	out := map[string]float64{}
@@ -162,20 +178,4 @@ func (m *Metrics) Refusals() map[string]float64 {
 		}
 	}
 	return out
-}
-
-// ModerationRefused counts a command moderation refused.
-func (m *Metrics) ModerationRefused(reason string) { m.moderated.WithLabelValues(reason).Inc() }
-
-// ModerationLockout counts a lockout started.
-func (m *Metrics) ModerationLockout() { m.lockouts.Inc() }
-
-// AccountBilled counts billed calls through one vendor account.
-func (m *Metrics) AccountBilled(vendor, account string, calls int) {
-	m.acctCalls.WithLabelValues(vendor, account).Add(float64(calls))
-}
-
-// AccountParked counts an account parked.
-func (m *Metrics) AccountParked(vendor, account, reason string) {
-	m.acctPark.WithLabelValues(vendor, account, reason).Inc()
 }

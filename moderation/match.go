@@ -8,8 +8,10 @@ import (
 	"bufio"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/text/width"
 )
@@ -27,25 +29,35 @@ import (
 // Exceptions are phrases that are allowed though they contain a blocked
 // entry (a blocked "裸" with an exception "裸眼", "naked eye"): they are
 // cut out of the text before it is matched.
+//
+// Entries are indexed by their first word (Latin) or first character
+// (CJK), so a prompt costs one pass over its words and characters, not
+// one search per entry: lists of thousands of words are common.
 type List struct {
-	latin      []string // " w1 w2 " forms, matched against the text's word form
-	cjk        []string // separator-free forms, matched against the text's compact form
+	latin      map[string][][]string // first word → entries, as words
+	cjk        map[rune][]string     // first character → entries, separator-free
+	n          int
 	exceptions []string // normalised, cut from the normalised text
 }
 
 // Compile builds a List. Empty entries are ignored.
 func Compile(blocked, exceptions []string) *List {
-	l := &List{}
+	l := &List{latin: map[string][][]string{}, cjk: map[rune][]string{}}
 	for _, w := range blocked {
 		n := normalize(w)
-		if strings.TrimSpace(n) == "" {
+		if hasCJK(n) {
+			c := compact(n)
+			first, _ := utf8.DecodeRuneInString(c)
+			l.cjk[first] = append(l.cjk[first], c)
+			l.n++
 			continue
 		}
-		if hasCJK(n) {
-			l.cjk = append(l.cjk, compact(n))
-		} else {
-			l.latin = append(l.latin, words(n))
+		ws := strings.Fields(words(n))
+		if len(ws) == 0 {
+			continue
 		}
+		l.latin[ws[0]] = append(l.latin[ws[0]], ws)
+		l.n++
 	}
 	for _, x := range exceptions {
 		if n := strings.TrimSpace(normalize(x)); n != "" {
@@ -56,7 +68,7 @@ func Compile(blocked, exceptions []string) *List {
 }
 
 // Empty reports whether the list blocks nothing.
-func (l *List) Empty() bool { return l == nil || len(l.latin)+len(l.cjk) == 0 }
+func (l *List) Empty() bool { return l == nil || l.n == 0 }
 
 // Match reports whether text contains a blocked entry. It never says which.
 func (l *List) Match(text string) bool {
@@ -68,18 +80,22 @@ func (l *List) Match(text string) bool {
 		n = cutException(n, x)
 	}
 	if len(l.latin) > 0 {
-		w := words(n)
-		for _, e := range l.latin {
-			if strings.Contains(w, e) {
-				return true
+		ws := strings.Fields(words(n))
+		for i, w := range ws {
+			for _, e := range l.latin[w] {
+				if i+len(e) <= len(ws) && slices.Equal(ws[i:i+len(e)], e) {
+					return true
+				}
 			}
 		}
 	}
 	if len(l.cjk) > 0 {
 		c := compact(n)
-		for _, e := range l.cjk {
-			if strings.Contains(c, e) {
-				return true
+		for i, r := range c {
+			for _, e := range l.cjk[r] {
+				if strings.HasPrefix(c[i:], e) {
+					return true
+				}
 			}
 		}
 	}

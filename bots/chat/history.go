@@ -49,8 +49,7 @@ func (s *Service) show(ctx context.Context, m Message, id string) Reply {
 	lang := m.User.Lang
 	j, err := s.Engine.Job(ctx, id)
 	if err == nil && j.Owner.Key() != m.User.Key() && !s.Quota.IsAdmin(m.User) {
-		// Another's job: neither shown nor confirmed to exist.
-		return s.fail(lang, engine.Errorf(engine.ENOTFOUND, "No job %s of yours.", "你没有任务 %s。", id), id)
+		err = engine.Errorf(engine.ENOTFOUND, "No job %s.", "没有任务 %s。", id) // another's job is not confirmed to exist
 	}
 	if err != nil {
 		return s.fail(lang, TooOld(err, id), id)

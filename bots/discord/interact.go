@@ -28,8 +28,8 @@ type event struct {
 	received  time.Time
 	ephemeral bool // the deferred response is private
 	replay    bool // taken in again after a restart (intake.go)
-	thread    bool // the job gets a thread of its own (places.go)
 	nsfw      bool // the channel is marked age-restricted
+	thread    bool // the job gets a thread of its own (places.go)
 }
 
 func (e *event) lang() engine.Lang { return e.user.Lang }
@@ -234,6 +234,9 @@ func (b *Bot) editText(ctx context.Context, ev *event, text string) error {
 
 // command runs a slash command.
 func (b *Bot) command(ctx context.Context, ev *event, c *command.Command, atts []*discordgo.MessageAttachment) error {
+	if c.Name == "show" {
+		return b.show(ctx, ev, c.Args[0])
+	}
 	m := chat.Message{User: ev.user, Chat: ev.chat, Command: c, NSFW: ev.nsfw, ChatAdmin: chatAdmin(ev.in)}
 	for _, a := range atts {
 		m.Images = append(m.Images, b.image(a))
@@ -242,9 +245,6 @@ func (b *Bot) command(ctx context.Context, ev *event, c *command.Command, atts [
 		reply := b.svc.Handle(ctx, m)
 		if reply.Err != nil {
 			return replyError(reply)
-		}
-		if reply.Show != nil {
-			return b.show(ctx, ev, reply.Show, reply.Text)
 		}
 		return b.editText(ctx, ev, reply.Text)
 	}

@@ -20,7 +20,7 @@ func presetOption() *discordgo.ApplicationCommandOption {
 		words{"A preset of parameters (/settings lists them)", "一组预设参数（/settings 可查看）", "一組預設參數（/settings 可查看）"}, false))
 }
 
-// opsCommands are the commands of issue 17: /settings (/show is places.go's).
+// opsCommands are /settings (/show is places.go's).
 func opsCommands(cmd func(name, desc words, opts ...*discordgo.ApplicationCommandOption) *discordgo.ApplicationCommand) []*discordgo.ApplicationCommand {
 	str := discordgo.ApplicationCommandOptionString
 	size := option(str, words{"size", "尺寸", "尺寸"}, words{"Default size, WxH or default", "默认尺寸，宽x高 或 default", "預設尺寸，寬x高 或 default"}, false)
@@ -36,13 +36,6 @@ func opsCommands(cmd func(name, desc words, opts ...*discordgo.ApplicationComman
 // words; ok false if d is neither.
 func parseOps(c *command.Command, o options) (bool, error) {
 	switch c.Name {
-	case "show":
-		id := o.str("job")
-		if id == "" {
-			return true, engine.Errorf(engine.EINVALID, "Which job? Give its id.", "哪个任务？请给出任务编号。")
-		}
-		c.Args = []string{id}
-		return true, nil
 	case "settings":
 		for _, name := range []string{"size", "preset", "nsfw"} {
 			if v := o.str(name); v != "" {
@@ -119,19 +112,4 @@ func (b *Bot) jobChoices(ctx context.Context, ev *event, typed string) []*discor
 		out = append(out, &discordgo.ApplicationCommandOptionChoice{Name: chat.Cut(name, 100), Value: j.ID})
 	}
 	return out
-}
-
-// show posts a past job's pictures again through the interaction, composed
-// as at its delivery (the way to reach a result where the bot cannot post
-// to the channel); the chat service has checked it is the user's and kept.
-func (b *Bot) show(ctx context.Context, ev *event, j *engine.Job, text string) error {
-	shown := *j
-	shown.State = engine.StateSucceeded // composed as at its delivery
-	m, err := b.compose(&shown, ev.lang(), b.cfg.MaxUpload)
-	if err != nil {
-		return err
-	}
-	m.Content = chat.Cut(text+"\n"+m.Content, 2000)
-	_, err = b.editFirst(ctx, ev, m)
-	return err
 }

@@ -5,10 +5,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/bwmarrin/discordgo"
 	"github.com/picbot/picbot/bots/chat"
 	"github.com/picbot/picbot/bots/discord/discordtest"
+	"github.com/picbot/picbot/engine"
 	"github.com/picbot/picbot/moderation"
 )
 
@@ -90,14 +92,21 @@ func TestSettingsNSFWPresetShow(t *testing.T) {
 		t.Fatalf("preset autocomplete: %+v", r.Data)
 	}
 
-	body, tok = slash(t, "502", "0", false, "show", "job", id)
+	// /show (places.go's) autocompletes the user's jobs with pictures.
+	body, _ = fixture(t, "autocomplete.json", vars{"User": "502", "Option": "job", "Typed": id[:4]})
+	var in map[string]any
+	json.Unmarshal(body, &in)
+	in["data"] = map[string]any{"id": "9201", "name": "show", "type": 1, "options": []any{map[string]any{"name": "job", "type": 3, "value": id[:4], "focused": true}}}
+	body, _ = json.Marshal(in)
 	_, r, _ = h.post(body)
-	if r.Data != nil && r.Data.Flags&discordgo.MessageFlagsEphemeral != 0 {
-		t.Fatalf("/show's deferral should be public, as the result was: %+v", r)
+	if r.Data == nil || r.Data.Choices == nil || len(*r.Data.Choices) != 1 || (*r.Data.Choices)[0].Value != id {
+		t.Fatalf("/show autocomplete: %+v", r.Data)
 	}
+	body, tok = slash(t, "502", "0", false, "show", "job", id)
+	h.post(body)
 	shown := h.api.Wait(t, 10*time.Second, "/show", finalEditOf(tok))
-	if len(shown.Files) != 1 || !strings.Contains(shown.Message(t).Content, id) {
-		t.Fatalf("/show: %d files, %q", len(shown.Files), shown.Message(t).Content)
+	if len(shown.Files) != 1 || jobOf(t, shown.Message(t)) != id {
+		t.Fatalf("/show: %d files", len(shown.Files))
 	}
 }
 
@@ -110,4 +119,48 @@ func embedsText(m discordtest.Message) string {
 		}
 	}
 	return b.String()
+}
+
+// Discord refuses a command with more than 25 options, or more than 4000
+// characters in its names, descriptions and choice values (the longest
+// localization of each counting): /draw, with its preset option, must fit.
+func TestCommandsWithinDiscordLimits(t *testing.T) {
+	longest := func(def string, loc map[discordgo.Locale]string) int {
+		n := utf8.RuneCountInString(def)
+		for _, v := range loc {
+			n = max(n, utf8.RuneCountInString(v))
+		}
+		return n
+	}
+	var opts func(os []*discordgo.ApplicationCommandOption) int
+	opts = func(os []*discordgo.ApplicationCommandOption) int {
+		n := 0
+		for _, o := range os {
+			n += longest(o.Name, o.NameLocalizations) + longest(o.Description, o.DescriptionLocalizations) + opts(o.Options)
+			for _, c := range o.Choices {
+				n += longest(c.Name, c.NameLocalizations)
+				if s, ok := c.Value.(string); ok {
+					n += utf8.RuneCountInString(s)
+				}
+			}
+		}
+		return n
+	}
+	for _, c := range Commands(engine.DefaultLimits()) {
+		if len(c.Options) > 25 {
+			t.Errorf("/%s has %d options, Discord takes 25", c.Name, len(c.Options))
+		}
+		var nl, dl map[discordgo.Locale]string
+		if c.NameLocalizations != nil {
+			nl = *c.NameLocalizations
+		}
+		if c.DescriptionLocalizations != nil {
+			dl = *c.DescriptionLocalizations
+		}
+		n := longest(c.Name, nl) + longest(c.Description, dl) + opts(c.Options)
+		t.Logf("/%s: %d options, %d characters", c.Name, len(c.Options), n)
+		if n > 4000 {
+			t.Errorf("/%s has %d characters, Discord takes 4000", c.Name, n)
+		}
+	}
 }

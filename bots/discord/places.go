@@ -72,7 +72,7 @@ func installs() *[]discordgo.ApplicationIntegrationType {
 // showCommand is /show <job>: a finished job's result, posted again.
 func showCommand(cmd func(name, desc words, opts ...*discordgo.ApplicationCommandOption) *discordgo.ApplicationCommand) *discordgo.ApplicationCommand {
 	return cmd(words{"show", "查看", "查看"}, words{"Post a finished job's pictures", "显示已完成任务的图片", "顯示已完成任務的圖片"},
-		option(discordgo.ApplicationCommandOptionString, words{"job", "任务", "任務"}, words{"The job id", "任务编号", "任務編號"}, true))
+		autocomplete(option(discordgo.ApplicationCommandOptionString, words{"job", "任务", "任務"}, words{"The job id", "任务编号", "任務編號"}, true)))
 }
 
 // botAbsent reports whether the bot is not a member where the interaction
@@ -222,6 +222,30 @@ func (b *Bot) planMenu(ev *event, d discordgo.ApplicationCommandInteractionData)
 		return job(engine.KindSwapface, f, img)
 	}
 	return private(chat.T(lang, "This kind of interaction is not supported.", "不支持这种交互。")), nil
+}
+
+// show posts a finished job's result through the interaction: the way to
+// reach a result where the bot cannot post to the channel.
+func (b *Bot) show(ctx context.Context, ev *event, id string) error {
+	j, err := b.eng.Job(ctx, strings.ToLower(id))
+	if err != nil {
+		return chat.TooOld(err, id)
+	}
+	if j.Owner.Platform != Platform || j.Owner.ID != ev.user.ID {
+		return engine.Errorf(engine.ENOTFOUND, "No job %s of yours.", "你没有任务 %s。", id)
+	}
+	lang := ev.lang()
+	if j.State != engine.StateSucceeded && j.State != engine.StateDelivered {
+		return b.editText(ctx, ev, chat.T(lang, "Job %s: %s.", "任务 %s：%s。", j.ID, engine.StateText(j.State, lang)))
+	}
+	shown := *j
+	shown.State = engine.StateSucceeded // composed as at its delivery
+	m, err := b.compose(&shown, lang, b.cfg.MaxUpload)
+	if err != nil {
+		return err
+	}
+	_, err = b.editFirst(ctx, ev, m)
+	return err
 }
 
 // onlyHereNote is added to the first answer where the bot is not a member.

@@ -65,10 +65,7 @@ func (b *Bot) onMessage(ctx context.Context, updateID int, msg *tgbotapi.Message
 	if err != nil && !cref.Private && !b.addressed(text) && (c == nil || !slices.Contains(command.Names, c.Name)) {
 		return // an unknown command in a group may be another bot's
 	}
-	m := chat.Message{User: user, Chat: cref, Text: text}
-	if msg.From != nil { // a channel post has none: only the channel's admins reach here
-		m.ChatAdmin = b.chatAdmin(msg.Chat.ID, msg.From.ID)
-	}
+	m := chat.Message{User: user, Chat: cref, Text: text, ChatAdmin: b.chatAdmin(msg)}
 	isJob := err == nil && c.IsJob()
 	if err == nil {
 		m.Command = c

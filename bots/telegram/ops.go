@@ -11,14 +11,24 @@ import (
 	"github.com/picbot/picbot/engine"
 )
 
-// chatAdmin asks Telegram whether user administers chat (getChatMember):
-// the chat's creator and its administrators may change /settings.
-func (b *Bot) chatAdmin(chatID, userID int64) func(ctx context.Context) (bool, error) {
+// chatAdmin says whether the sender of msg administers its chat: a
+// channel's posts come from its admins (sender checks that), so does a
+// group's anonymous admin (posting as the group itself); anyone else is
+// asked of Telegram (getChatMember: the creator and administrators).
+func (b *Bot) chatAdmin(msg *tgbotapi.Message) func(ctx context.Context) (bool, error) {
 	return func(ctx context.Context) (bool, error) {
+		switch {
+		case msg.Chat.Type == "channel":
+			return true, nil
+		case msg.SenderChat != nil:
+			return msg.SenderChat.ID == msg.Chat.ID, nil
+		case msg.From == nil:
+			return false, nil
+		}
 		cctx, cancel := context.WithTimeout(ctx, callTimeout)
 		defer cancel()
 		raw, err := b.api.call(cctx, "getChatMember", tgbotapi.Params{
-			"chat_id": strconv.FormatInt(chatID, 10), "user_id": strconv.FormatInt(userID, 10)})
+			"chat_id": strconv.FormatInt(msg.Chat.ID, 10), "user_id": strconv.FormatInt(msg.From.ID, 10)})
 		if err != nil {
 			return false, fmt.Errorf("getChatMember: %w", err)
 		}
@@ -40,6 +50,7 @@ func (b *Bot) show(cref engine.ChatRef, j *engine.Job, text string) {
 		return
 	}
 	b.outbox(to, func(ctx context.Context) {
+		ctx = inThread(ctx, cref) // in the forum topic that asked
 		lang := j.Owner.Lang
 		for i, r := range j.Results {
 			capt := ""
@@ -47,9 +58,15 @@ func (b *Bot) show(cref engine.ChatRef, j *engine.Job, text string) {
 				capt = cut(text, maxCaption)
 			}
 			photo := fitsPhoto(r)
-			err := b.sendFile(ctx, b.post, j, to, cref.Private, replyTo(cref), i, photo, capt, resultKeyboard(j, lang, i, photo))
+			kb := func(photo bool) *tgbotapi.InlineKeyboardMarkup {
+				if cref.Broadcast {
+					return nil // a channel's readers get no buttons to spend its quota with
+				}
+				return resultKeyboard(j, lang, i, photo)
+			}
+			err := b.sendFile(ctx, b.post, j, to, cref.Private, replyTo(cref), i, photo, capt, kb(photo))
 			if err != nil && photo && isBadRequest(err) {
-				err = b.sendFile(ctx, b.post, j, to, cref.Private, replyTo(cref), i, false, capt, resultKeyboard(j, lang, i, false))
+				err = b.sendFile(ctx, b.post, j, to, cref.Private, replyTo(cref), i, false, capt, kb(false))
 			}
 			if err != nil {
 				b.log.Warn("/show failed", slog.String("job_id", j.ID), slog.String("chat_id", cref.ChatID), slog.Any("err", err))

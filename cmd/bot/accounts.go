@@ -158,12 +158,21 @@ func (a *app) pooled(vendor string, accts []AccountConfig, build func(AccountCon
 		list = append(list, pool.Account{Name: ac.Name, Vendor: v, Weight: ac.Weight, DailyLimit: ac.DailyLimit})
 	}
 	pc := a.cfg.Vendors.Pool
-	v, err := pool.New(pool.Config{
+	cfg := pool.Config{
 		Failures: pc.Failures, Cooldown: pc.Cooldown, ExhaustedFor: pc.ExhaustedFor,
-		Exhausted: exhausted(vendor),
-		Day:       a.quota.Day, ResetAt: a.quota.ResetAt,
-		Store: a.db, Obs: a.metrics, Log: a.log.With(slog.String("vendor", vendor)),
-	}, list...)
+		Exhausted: exhausted(vendor), Log: a.log.With(slog.String("vendor", vendor)),
+	}
+	// `picbot check vendors` builds the vendors with no store, quota or metrics.
+	if a.quota != nil {
+		cfg.Day, cfg.ResetAt = a.quota.Day, a.quota.ResetAt
+	}
+	if a.db != nil {
+		cfg.Store = a.db
+	}
+	if a.metrics != nil {
+		cfg.Obs = a.metrics
+	}
+	v, err := pool.New(cfg, list...)
 	if err != nil {
 		return nil, fmt.Errorf("vendors.%s.accounts: %w", vendor, err)
 	}

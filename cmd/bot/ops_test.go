@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -12,8 +13,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/picbot/picbot/bots/chat"
 	"github.com/picbot/picbot/bots/telegram/telegramtest"
+	"github.com/picbot/picbot/engine"
 	"github.com/picbot/picbot/engine/zhiqite/zhiqitetest"
+	"github.com/picbot/picbot/moderation"
+	"github.com/picbot/picbot/quota"
+	"github.com/picbot/picbot/store"
 )
 
 func groupSays(messageID int, from int64, lang, text string) string {
@@ -202,5 +208,89 @@ func TestOpsConfigErrors(t *testing.T) {
 	l, err := load(path, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if err != nil || l.cfg.Vendors.Zhiqite.Accounts[0].AppCode != "c0de" {
 		t.Fatalf("env account code: %v", err)
+	}
+}
+
+// `picbot check vendors` probes each account of a pool on its own.
+func TestCheckVendorsAccounts(t *testing.T) {
+	zq := zhiqitetest.New(zhiqitetest.Options{AppCode: "check-POOL-good"})
+	defer zq.Close()
+	path := filepath.Join(t.TempDir(), "picbot.yaml")
+	os.WriteFile(path, []byte(fmt.Sprintf(`vendors:
+  zhiqite:
+    enabled: true
+    base_url: %s
+    accounts:
+      - {name: good, app_code: check-POOL-good}
+      - {name: stale, app_code: check-POOL-stale}
+`, zq.URL)), 0o600)
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), []string{"check", "vendors", "-config", path}, nil, &out, &errOut)
+	text := out.String()
+	if err == nil || !strings.Contains(text, "zhiqite account good: saas/sd/v2/queryModelList: OK") ||
+		!strings.Contains(text, "zhiqite account stale: saas/sd/v2/queryModelList: FAILED") {
+		t.Fatalf("err %v:\n%s\n%s", err, text, errOut.String())
+	}
+	if strings.Contains(text+errOut.String(), "check-POOL-") {
+		t.Error("an account's code is in the output")
+	}
+}
+
+// The web console's unban lifts a moderation lockout too.
+func TestWebUnbanLiftsLockout(t *testing.T) {
+	db, err := store.Open(filepath.Join(t.TempDir(), "db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	q, err := quota.New(quota.DefaultConfig(), db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mc := moderation.DefaultConfig()
+	mc.BlockedWords, mc.LockoutAfter = []string{"gore"}, 1
+	m, err := moderation.New(mc, db, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &app{quota: q, svc: &chat.Service{Moderator: m}}
+	ctx := context.Background()
+	u := engine.UserRef{Platform: "telegram", ID: "9"}
+	_ = m.Check(ctx, u, "gore", false)
+	if m.Check(ctx, u, "a fox", false) == nil {
+		t.Fatal("not locked out")
+	}
+	if err := a.webAdmin().Ban(ctx, "telegram:9", false); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Check(ctx, u, "a fox", false); err != nil {
+		t.Fatalf("still locked out after the console's unban: %v", err)
+	}
+}
+
+// check config (and the start summary) names the pools, moderation and presets.
+func TestOpsSummary(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "picbot.yaml")
+	os.WriteFile(path, []byte(`vendors:
+  zhiqite:
+    enabled: true
+    app_code: own
+    accounts: [{name: main, app_code: x}, {name: spare, app_code: y}]
+moderation:
+  blocked_words: [gore, 裸体]
+presets:
+  photo: {steps: 30}
+  anime: {size: 512x768}
+`), 0o600)
+	var out, errOut bytes.Buffer
+	if err := run(context.Background(), []string{"check", "config", "-config", path}, nil, &out, &errOut); err != nil {
+		t.Fatalf("%v\n%s", err, errOut.String())
+	}
+	for _, want := range []string{"accounts:             zhiqite (default, main, spare)",
+		"moderation:           2 blocked words, 0 word files, 0 NSFW words, 0 exceptions; lockout after 3 refusals: 1h, 2h, 10h",
+		"presets:              anime, photo"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("no %q in:\n%s", want, out.String())
+		}
 	}
 }

@@ -104,6 +104,7 @@ func (l *loaded) summary(addr net.Addr) *startSummary {
 		}
 	}
 	s.add("vendors", "%s", strings.Join(vendors, ", "))
+	l.opsSummary(s.add) // accounts, moderation, presets (ops.go)
 	var routes []string
 	for _, k := range engine.Kinds {
 		routes = append(routes, fmt.Sprintf("/%s → %s", k, strings.Join(c.Engine.Routes[string(k)], ", ")))

@@ -84,7 +84,7 @@ func (a *app) buildWeb() error {
 	h, err := web.New(web.Config{
 		Password: c.Password, PasswordHash: c.PasswordHash, SessionTTL: c.SessionTTL,
 		LoginAttempts: c.LoginAttempts, LoginWindow: c.LoginWindow, Prices: maps.Clone(c.Prices), Currency: c.Currency, Log: a.log,
-	}, a.db, a.engine, a.quota, a.db, a.blobs, web.Figures{
+	}, a.db, a.engine, a.webAdmin(), a.db, a.blobs, web.Figures{
 		Refusals: a.metrics.Refusals,
 		Disk:     disk.get,
 		Catalogues: func(ctx context.Context) map[string]int {

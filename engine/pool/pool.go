@@ -536,3 +536,20 @@ func (s AccountStats) String() string {
 	}
 	return line
 }
+
+// Probe checks every account (`picbot check vendors`): the adapter's own
+// probe, once per account, each endpoint named with the account.
+func (p *Pool) Probe(ctx context.Context, spend bool) []engine.ProbeResult {
+	var out []engine.ProbeResult
+	for _, a := range p.accounts {
+		pr, ok := a.Vendor.(engine.Prober)
+		if !ok {
+			continue
+		}
+		for _, r := range pr.Probe(ctx, spend) {
+			r.Endpoint = "account " + a.Name + ": " + r.Endpoint
+			out = append(out, r)
+		}
+	}
+	return out
+}

@@ -936,6 +936,23 @@ func (s *Server) handle(method string, p map[string]string, files map[string]Fil
 			}
 		}
 		return true, nil
+	case "getChatMember":
+		chat, err := strconv.ParseInt(p["chat_id"], 10, 64)
+		user, err2 := strconv.ParseInt(p["user_id"], 10, 64)
+		if err != nil || err2 != nil || chat == 0 {
+			return nil, bad("chat not found")
+		}
+		status := s.members[fmt.Sprintf("%d/%d", chat, user)]
+		for _, a := range s.admins[chat] {
+			if a.User.ID == user && status == "" {
+				status = a.Status // SetAdmins' members, as getChatAdministrators lists them
+			}
+		}
+		if status == "" {
+			status = "member"
+		}
+		// A ChatMember object (chatMemberOwner, chatMemberAdministrator, chatMemberMember...).
+		return map[string]any{"status": status, "user": map[string]any{"id": user, "is_bot": false, "first_name": "User"}}, nil
 	case "sendInvoice":
 		chat, _, err := s.target(p)
 		if err != nil {
@@ -1053,18 +1070,6 @@ func (s *Server) handle(method string, p map[string]string, files map[string]Fil
 			return list, nil
 		}
 		return []ChatMember{{Status: "administrator", User: User{ID: BotID, IsBot: true, FirstName: "Picbot", Username: s.Username}, CanPostMessages: true}}, nil
-	case "getChatMember":
-		chat, err := strconv.ParseInt(p["chat_id"], 10, 64)
-		user, err2 := strconv.ParseInt(p["user_id"], 10, 64)
-		if err != nil || err2 != nil || chat == 0 {
-			return nil, bad("chat not found")
-		}
-		status := s.members[fmt.Sprintf("%d/%d", chat, user)]
-		if status == "" {
-			status = "member"
-		}
-		// A ChatMember object (chatMemberOwner, chatMemberAdministrator, chatMemberMember...).
-		return map[string]any{"status": status, "user": map[string]any{"id": user, "is_bot": false, "first_name": "User"}}, nil
 	case "answerCallbackQuery":
 		if p["callback_query_id"] == "" {
 			return nil, bad("query is too old and response timeout expired or query ID is invalid")
