@@ -304,20 +304,15 @@ func (v *Vendor) Check(r *engine.Request) error {
 
 // scheduler returns the vendor's spelling of a sampler name, or "".
 func (v *Vendor) scheduler(name string) string {
-	norm := func(s string) string {
-		return strings.ToLower(strings.NewReplacer("_", "", "-", "", " ", "", "+", "").Replace(s))
-	}
-	aliases := map[string]string{"euler": "K_EULER", "eulera": "K_EULER_ANCESTRAL", "dpm2m": "DPMSolverMultistep", "dpmsolver": "DPMSolverMultistep", "lms": "KLMS"}
-	want := norm(name)
-	if a, ok := aliases[want]; ok {
-		want = norm(a)
-	}
-	for _, s := range v.cfg.Schedulers {
-		if norm(s) == want {
-			return s
-		}
-	}
-	return ""
+	s, _ := engine.MapSampler(name, v.cfg.Schedulers, SamplerAliases)
+	return s
+}
+
+// SamplerAliases map the canonical sampler names (engine.Samplers) to
+// ShowAPI's schedulers (diffusers' names) [I].
+var SamplerAliases = map[string]string{
+	"Euler": "K_EULER", "Euler a": "K_EULER_ANCESTRAL", "DDIM": "DDIM", "DPM++ 2M": "DPMSolverMultistep",
+	"PLMS": "PNDM", "LMS": "KLMS",
 }
 
 // Timing waits for the typical duration, scaled by area, steps and batch,
@@ -894,7 +889,7 @@ func cut(s string, n int) string {
 // Choices implements engine.Chooser: the schedulers /draw may name as --sampler.
 func (v *Vendor) Choices(k engine.Kind) engine.Choices {
 	if k == engine.KindDraw {
-		return engine.Choices{Samplers: slices.Clone(v.cfg.Schedulers)}
+		return engine.Choices{Samplers: engine.SamplerChoices(v.cfg.Schedulers, SamplerAliases)}
 	}
 	return engine.Choices{}
 }
