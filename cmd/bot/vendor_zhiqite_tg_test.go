@@ -138,7 +138,9 @@ func TestZhiqiteTelegramOptions(t *testing.T) {
 	png := smallPNG(t, 64, 48)
 	tg.AddFile("UP", "", png)
 	photoCommand(t, tg, 82, "UP", "/upscale --scale 3 --upscaler R-ESRGAN_4x+ --face-restore codeformer 0.7", len(png))
-	ctx := func(c telegramtest.Call) bool { return sent("sendPhoto", "chat_id", "601")(c) || sent("sendDocument", "chat_id", "601")(c) }
+	ctx := func(c telegramtest.Call) bool {
+		return sent("sendPhoto", "chat_id", "601")(c) || sent("sendDocument", "chat_id", "601")(c)
+	}
 	waitCall(t, b, tg, "first result", ctx)
 	deadline := time.Now().Add(30 * time.Second)
 	for len(tg.Calls("sendPhoto"))+len(tg.Calls("sendDocument")) < 2 && time.Now().Before(deadline) {
