@@ -28,7 +28,9 @@ func TestShowAPILostCreateAcrossCrash(t *testing.T) {
 	}
 	time.Sleep(200 * time.Millisecond) // the answer is held: the bot waits for it
 	b.cmd.Process.Kill()
-	b.cmd.Wait()
+	for range b.lines {
+	}
+	<-b.done
 
 	again := startBot(t, dir, "-config", cfg)
 	out := again.wait(t, time.Minute)
