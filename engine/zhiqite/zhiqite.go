@@ -150,6 +150,11 @@ type Config struct {
 	ControlTypes map[string]ControlType `yaml:"control_types"`
 	// ControlType is the --control-type used when a command names none.
 	ControlType string `yaml:"control_type"`
+	// ScriptsKey is the name of the scripts object: alwayson_scripts (the
+	// gateway's and the text2image example's), or always_on_scripts (the
+	// seed's tables and its controlnet example). Unverified which the
+	// vendor reads; the fake takes both.
+	ScriptsKey string `yaml:"scripts_key"`
 	// FaceFixModel is ADetailer's ad_model for --face-fix: the seed's
 	// example sends "None" and does not list models (unverified).
 	FaceFixModel string `yaml:"face_fix_model"`
@@ -229,6 +234,9 @@ func (c Config) withDefaults() Config {
 	c.ControlType = strings.ToLower(c.ControlType)
 	if c.FaceFixModel == "" {
 		c.FaceFixModel = DefaultFaceFixModel
+	}
+	if c.ScriptsKey == "" {
+		c.ScriptsKey = "alwayson_scripts"
 	}
 	if c.Callbacks == nil {
 		yes := true
@@ -338,6 +346,9 @@ func (c Config) Validate(bad func(key, format string, args ...any)) {
 		if k != strings.ToLower(k) || t.Module == "" || t.Model == "" {
 			bad("control_types."+k, "names must be lower case, with a module and a model")
 		}
+	}
+	if k := c.ScriptsKey; k != "" && k != "alwayson_scripts" && k != "always_on_scripts" {
+		bad("scripts_key", "must be alwayson_scripts or always_on_scripts, not %q", k)
 	}
 	if c.ControlType != "" {
 		types := c.ControlTypes
@@ -575,6 +586,9 @@ func (v *Vendor) Submit(ctx context.Context, j *engine.Job, t engine.Task) (stri
 	if err != nil {
 		return "", err
 	}
+	if sd, ok := body.(sdRequest); ok && v.cfg.ScriptsKey != "alwayson_scripts" {
+		body = renamed(sd, "alwayson_scripts", v.cfg.ScriptsKey)
+	}
 	var reply struct {
 		submitted
 		toolTask
@@ -745,6 +759,18 @@ func (v *Vendor) build(r *engine.Request, t engine.Task) (string, any, error) {
 	// image2image's table types cfg_scale "integer" (text2image and controlnet: "number").
 	body.CfgScale = math.Max(MinCfg, math.Round(body.CfgScale))
 	return "saas/sd/v2/image2image", body, nil
+}
+
+// renamed is body as JSON with its key from renamed to to.
+func renamed(body any, from, to string) map[string]json.RawMessage {
+	raw, _ := json.Marshal(body)
+	var m map[string]json.RawMessage
+	_ = json.Unmarshal(raw, &m) // a struct's JSON is an object
+	if v, ok := m[from]; ok {
+		delete(m, from)
+		m[to] = v
+	}
+	return m
 }
 
 // hiresSize is a side after the hires fix: a multiple of 8.
