@@ -222,3 +222,13 @@ func TestScriptsKey(t *testing.T) {
 		t.Fatalf("body %v", b)
 	}
 }
+
+func TestControlTypeByModule(t *testing.T) {
+	f := newFake(t, zhiqitetest.Options{})
+	v := newVendor(t, f, nil)
+	r := draw("x", 1).Request
+	r.Control = &engine.Control{Type: "depth_midas", Input: engine.Input{Blob: "c"}}
+	if err := v.Check(&r); err != nil {
+		t.Fatalf("the seed's module name: %v", err)
+	}
+}

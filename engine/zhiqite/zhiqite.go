@@ -783,8 +783,16 @@ func (v *Vendor) controlType(name string) (ControlType, bool) {
 	if name == "" {
 		name = v.cfg.ControlType
 	}
-	ct, ok := v.cfg.ControlTypes[strings.ToLower(name)]
-	return ct, ok
+	if ct, ok := v.cfg.ControlTypes[strings.ToLower(name)]; ok {
+		return ct, true
+	}
+	// The seed's own module names ("depth_midas") name their type too.
+	for _, k := range v.ControlTypeNames() {
+		if ct := v.cfg.ControlTypes[k]; strings.EqualFold(ct.Module, name) {
+			return ct, true
+		}
+	}
+	return ControlType{}, false
 }
 
 // enhance is the super-resolution body: by a factor (resizeMode 0) or to
