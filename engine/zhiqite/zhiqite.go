@@ -911,6 +911,11 @@ func (v *Vendor) query(ctx context.Context, kind engine.Kind, id string, since t
 			return nil, fmt.Errorf("zhiqite %s: bad data: %w", endpoint, err)
 		}
 		out := toolOutcome(&tt)
+		if u := strings.TrimSpace(string(tt.OutputImageURL)); out.State == engine.TaskRunning && u != "" && v.answers(ctx, u) {
+			// roop's table says "1:成功": a status 1 whose link already
+			// serves the image is done, whichever table is right.
+			out = &engine.Outcome{State: engine.TaskDone, Progress: 1, Images: []engine.Remote{{URL: u, Late: true}}}
+		}
 		out.TaskID = id
 		return out, nil
 	}
@@ -993,6 +998,23 @@ func toolOutcome(t *toolTask) *engine.Outcome {
 				"The image service could not make this picture.", "绘图服务未能生成这张图片。")}
 	}
 	return &engine.Outcome{State: engine.TaskRunning, Progress: -1}
+}
+
+// answers reports whether a result link serves an image now: a HEAD
+// request, not billed (the vendor's storage, not its API).
+func (v *Vendor) answers(ctx context.Context, link string) bool {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodHead, link, nil)
+	if err != nil {
+		return false
+	}
+	resp, err := v.client.Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK && strings.HasPrefix(resp.Header.Get("Content-Type"), "image/")
 }
 
 // Tool task states (enhance's table; roop's contradicts it, see toolOutcome).
