@@ -42,6 +42,18 @@ func (v *Vendor) track(id string, due time.Time) {
 	}
 	l.order = append(l.order, id)
 	l.due[id], l.open[id] = due, true
+	// A task the engine stopped polling (cancelled, timed out) never
+	// settles here: after an hour past due it is let go.
+	for old, at := range l.due {
+		if l.open[old] && due.Sub(at) > time.Hour {
+			delete(l.open, old)
+			delete(l.final, old)
+		}
+	}
+	for len(l.order) > 0 && !l.open[l.order[0]] {
+		delete(l.due, l.order[0])
+		l.order = l.order[1:]
+	}
 }
 
 // settle forgets a task that reached its end.
