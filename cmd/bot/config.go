@@ -60,9 +60,9 @@ type VendorsConfig struct {
 	ShowAPI  ShowAPIConfig  `yaml:"showapi"`
 	APISpace APISpaceConfig `yaml:"apispace"`
 	// Pool tunes the account pools (accounts.go).
-	Pool PoolConfig `yaml:"pool"`
-	A1111    A1111Config    `yaml:"a1111"`
-	ComfyUI  ComfyUIConfig  `yaml:"comfyui"`
+	Pool    PoolConfig    `yaml:"pool"`
+	A1111   A1111Config   `yaml:"a1111"`
+	ComfyUI ComfyUIConfig `yaml:"comfyui"`
 }
 
 type LogConfig struct {

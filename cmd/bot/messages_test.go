@@ -46,7 +46,7 @@ quota:
 	first := runBot(t, dir, strings.Join([]string{
 		"/draw x --steps 0",
 		"/draw x --cfg 0",
-		"/upscale whole.png --scale 9",
+		"/upscale whole.png --scale 0",
 		"／draw 一只猫 ——size 640x512 --seed 5",
 		"/draw a cat -size 640x512",
 		"/draw two foxes --n 2 --size 64x64 --model sdxl",
@@ -57,7 +57,7 @@ quota:
 	for _, want := range []string{
 		`--steps must be a whole number from 1 to 150, not "0".`,
 		`--cfg must be a number from 1 to 30, like 7.5, not "0".`,
-		`--scale must be between 1 and 8.`,
+		`--scale must be a whole number from 1 to 8, not "0".`,
 		`"一只猫", 640x512, seed 5.`,
 		`"-size" has one dash: did you mean --size?`,
 		`It costs 2 images of today's quota.`,

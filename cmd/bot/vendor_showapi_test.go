@@ -205,7 +205,10 @@ func TestShowAPIBillMatches(t *testing.T) {
 			t.Fatalf("job %s (%q) is %s", j.ID, j.Request.Prompt, j.State)
 		}
 		if j.TaskID != "" {
-			if got := fake.BilledFor(j.TaskID); got != j.BilledCalls {
+			// A poll by list (several polled tasks in flight) is billed to
+			// the job that made it, and names no task at the fake: per job
+			// the fake's count is at most the job's; the sums agree.
+			if got := fake.BilledFor(j.TaskID); got > j.BilledCalls {
 				t.Errorf("job %q (%s): the fake billed %d calls for its task, the job records %d", j.Request.Prompt, j.State, got, j.BilledCalls)
 			}
 		}

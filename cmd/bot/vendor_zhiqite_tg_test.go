@@ -124,3 +124,53 @@ func TestZhiqiteTelegramUpscaleEarlyLink(t *testing.T) {
 	}
 	stopBot(t, b)
 }
+
+// The rest of seed 001's options typed on Telegram reach the vendor's fields.
+func TestZhiqiteTelegramOptions(t *testing.T) {
+	b, tg, zq := zhiqiteTelegram(t, zhiqitetest.Options{Duration: 400 * time.Millisecond, ToolDuration: 400 * time.Millisecond})
+	tg.AddUpdate(map[string]any{"message": map[string]any{
+		"message_id": 81, "date": time.Now().Unix(),
+		"text": "/draw a lighthouse --size 512x512 --hires 1.5 --hires-steps 10 --vae k1F8Anime2_k1F8Anime2VAE.ckpt --embedding bad-hands-5 " +
+			"--lora hayasaka_ai_v10_26390:0.6 --clip-skip 1 --restore-faces --face-fix",
+		"from": map[string]any{"id": 601, "is_bot": false, "first_name": "Cai", "language_code": "en"},
+		"chat": map[string]any{"id": 601, "type": "private", "first_name": "Cai"},
+	}})
+	png := smallPNG(t, 64, 48)
+	tg.AddFile("UP", "", png)
+	photoCommand(t, tg, 82, "UP", "/upscale --scale 3 --upscaler R-ESRGAN_4x+ --face-restore codeformer 0.7", len(png))
+	ctx := func(c telegramtest.Call) bool {
+		return sent("sendPhoto", "chat_id", "601")(c) || sent("sendDocument", "chat_id", "601")(c)
+	}
+	waitCall(t, b, tg, "first result", ctx)
+	deadline := time.Now().Add(30 * time.Second)
+	for len(tg.Calls("sendPhoto"))+len(tg.Calls("sendDocument")) < 2 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	var t2i, enh map[string]any
+	for _, c := range zq.Calls() {
+		var m map[string]any
+		json.Unmarshal(c.Body, &m)
+		switch c.Endpoint {
+		case "saas/sd/v2/text2image":
+			t2i = m
+		case "saas/tool/enhance":
+			enh = m
+		}
+	}
+	if t2i == nil || enh == nil {
+		t.Fatalf("calls %v", zq.Calls())
+	}
+	sc, _ := t2i["alwayson_scripts"].(map[string]any)
+	if t2i["enable_hr"] != true || t2i["hr_resize_x"] != 768.0 || t2i["hr_second_pass_steps"] != 10.0 || t2i["restore_faces"] != true ||
+		!strings.Contains(t2i["prompt"].(string), "<lora:hayasaka_ai_v10_26390:0.6>") || !strings.Contains(t2i["negative_prompt"].(string), "bad-hands-5") ||
+		sc["sd_vae"] != "k1F8Anime2_k1F8Anime2VAE.ckpt" || sc["ADetailer"] == nil {
+		t.Errorf("text2image %v", t2i)
+	}
+	if enh["upscalingResize"] != 3.0 || enh["upscaler1"] != "R-ESRGAN_4x+" || enh["codeformerVisibility"] != 1.0 {
+		t.Errorf("enhance %v", enh)
+	}
+	if n := len(tg.Calls("sendPhoto")) + len(tg.Calls("sendDocument")); n < 2 {
+		t.Errorf("%d results posted, want 2:\n%s", n, telegramCalls(tg))
+	}
+	stopBot(t, b)
+}

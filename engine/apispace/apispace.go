@@ -300,7 +300,7 @@ func (v *Vendor) checkDraw(r *engine.Request) error {
 	if r.Model != "" && !slices.Contains(v.cfg.Models, r.Model) {
 		return engine.Errorf(engine.EINVALID, "APISpace has no model %q; try one of: %s.", "APISpace 没有模型 %q，可选：%s。", r.Model, strings.Join(v.cfg.Models, ", "))
 	}
-	if r.Sampler != "" && !slices.Contains(v.cfg.Samplers, r.Sampler) {
+	if _, ok := engine.MapSampler(r.Sampler, v.cfg.Samplers, SamplerAliases); r.Sampler != "" && !ok {
 		return engine.Errorf(engine.EINVALID, "APISpace has no sampler %q; try one of: %s.", "APISpace 没有采样器 %q，可选：%s。", r.Sampler, strings.Join(v.cfg.Samplers, ", "))
 	}
 	return nil
@@ -372,6 +372,12 @@ type sdParams struct {
 	VariationStrength float64 `json:"variation_strength,omitempty"`
 }
 
+// SamplerAliases map the canonical sampler names (engine.Samplers) to
+// Nolibox's samplers [P]: its k_* are k-diffusion's, solver is DPM-Solver.
+var SamplerAliases = map[string]string{
+	"DDIM": "ddim", "PLMS": "plms", "LMS": "klms", "DPM++ 2M": "solver", "Euler": "k_euler", "Euler a": "k_euler_a",
+}
+
 // variation reports whether r asks for a variation this vendor makes with
 // variation_seed and variation_strength, from the seed, not from the image.
 func variation(r *engine.Request) bool {
@@ -428,6 +434,9 @@ func (v *Vendor) request(r *engine.Request, t engine.Task) (string, map[string]a
 			NegativePrompt: r.Negative, Sampler: r.Sampler, Seed: r.Seed, NumSteps: r.Steps}
 		if p.Model == "" {
 			p.Model = v.cfg.Model
+		}
+		if s, ok := engine.MapSampler(p.Sampler, v.cfg.Samplers, SamplerAliases); ok {
+			p.Sampler = s
 		}
 		if p.Sampler == "" {
 			p.Sampler = v.cfg.Sampler
@@ -757,7 +766,7 @@ func badParams(msg string) bool {
 func (v *Vendor) Choices(k engine.Kind) engine.Choices {
 	switch k {
 	case engine.KindDraw:
-		return engine.Choices{Models: slices.Clone(v.cfg.Models), Samplers: slices.Clone(v.cfg.Samplers), Ignores: []string{"lora"}}
+		return engine.Choices{Models: slices.Clone(v.cfg.Models), Samplers: engine.SamplerChoices(v.cfg.Samplers, SamplerAliases), Ignores: []string{"lora"}}
 	case engine.KindAnime:
 		return engine.Choices{Styles: strings.Split(v.styleNames(), ", ")}
 	}

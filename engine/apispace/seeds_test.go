@@ -87,3 +87,25 @@ func TestImg2ImgURL(t *testing.T) {
 		t.Fatalf("img2img %v", p)
 	}
 }
+
+// A canonical sampler name reaches APISpace in its own word.
+func TestCanonicalSampler(t *testing.T) {
+	f := startFake(t, apispacetest.Options{})
+	v, _ := newVendor(t, f.BaseURL(), nil)
+	req := draw("roses")
+	req.Sampler = "Euler a"
+	if _, err := v.Submit(context.Background(), newJob(req), engine.Task{}); err != nil {
+		t.Fatal(err)
+	}
+	if p := params(t, f.Tasks()[0]); p["sampler"] != "k_euler_a" {
+		t.Fatalf("sampler %v", p["sampler"])
+	}
+	bad := draw("roses")
+	bad.Sampler = "DPM++ 2M Karras"
+	if err := v.Check(&bad); engine.ErrorCode(err) != engine.EINVALID {
+		t.Fatalf("a sampler APISpace lacks: %v", err)
+	}
+	if c := v.Choices(engine.KindDraw); c.Samplers[0] != "Euler a" && c.Samplers[0] != "LMS" {
+		t.Errorf("choices %v: canonical names", c.Samplers)
+	}
+}

@@ -64,3 +64,14 @@ func TestCreateTaskField(t *testing.T) {
 		t.Fatal("no task id")
 	}
 }
+
+// A canonical sampler name reaches ShowAPI as its scheduler.
+func TestCanonicalScheduler(t *testing.T) {
+	fake, v, _ := setup(t, showapitest.Options{}, showapi.Config{})
+	j := drawJob("a red fox")
+	j.Request.Sampler = "Euler a"
+	submit(t, v, j, "")
+	if rec, _ := fake.Task(j.TaskID); rec["scheduler"] != "K_EULER_ANCESTRAL" {
+		t.Fatalf("scheduler %v", rec["scheduler"])
+	}
+}

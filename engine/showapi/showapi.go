@@ -82,6 +82,12 @@ type Config struct {
 	// FindPages bounds the pages of /yourtasklist (five tasks each, every
 	// page billed) read to find a task whose creation's answer was lost.
 	FindPages int `yaml:"find_pages"` // default 4
+	// ListPollMin is how many polled tasks in flight make polls go by
+	// /yourtasklist, five tasks a call (default 3; negative: never); a
+	// task due waits at most ListDefer (default poll_every) for the
+	// others on its page.
+	ListPollMin int           `yaml:"list_poll_min"`
+	ListDefer   time.Duration `yaml:"list_defer"`
 	// ListOrder is the order of /yourtasklist's pages, which the document
 	// does not give [I]: "newest" (page 1 holds the latest tasks), "oldest"
 	// (the last page does), or "auto" (default): judged from the ct of the
@@ -164,6 +170,7 @@ func (c Config) withDefaults() Config {
 	def(&c.SideMultiple, 8)
 	def(&c.MaxBatch, 4)
 	def(&c.FindPages, 4)
+	def(&c.ListPollMin, 3)
 	dur := func(v *time.Duration, d time.Duration) {
 		if *v == 0 {
 			*v = d
@@ -174,6 +181,7 @@ func (c Config) withDefaults() Config {
 	dur(&c.PollMax, 20*time.Second)
 	dur(&c.CatalogTTL, time.Hour)
 	dur(&c.ClockSkew, 10*time.Minute)
+	dur(&c.ListDefer, c.PollEvery)
 	if len(c.UnsafeWords) == 0 {
 		c.UnsafeWords = defaultUnsafeWords
 	}
@@ -219,7 +227,7 @@ func (c Config) Validate(bad func(key, format string, args ...any)) {
 	if c.MinSide > 0 && c.MaxSide > 0 && c.MaxSide < c.MinSide {
 		bad("max_side", "must be at least min_side")
 	}
-	for key, v := range map[string]time.Duration{"typical_duration": c.Typical, "poll_every": c.PollEvery, "poll_max": c.PollMax, "catalog_ttl": c.CatalogTTL, "clock_skew": c.ClockSkew} {
+	for key, v := range map[string]time.Duration{"typical_duration": c.Typical, "poll_every": c.PollEvery, "poll_max": c.PollMax, "catalog_ttl": c.CatalogTTL, "clock_skew": c.ClockSkew, "list_defer": c.ListDefer} {
 		if v < 0 {
 			bad(key, "must not be negative")
 		}
@@ -246,6 +254,7 @@ type Vendor struct {
 	mu        sync.Mutex
 	catalog   []engine.CatalogEntry
 	catalogAt time.Time
+	list      lister // polled tasks, for polling by list
 }
 
 var (
@@ -304,20 +313,15 @@ func (v *Vendor) Check(r *engine.Request) error {
 
 // scheduler returns the vendor's spelling of a sampler name, or "".
 func (v *Vendor) scheduler(name string) string {
-	norm := func(s string) string {
-		return strings.ToLower(strings.NewReplacer("_", "", "-", "", " ", "", "+", "").Replace(s))
-	}
-	aliases := map[string]string{"euler": "K_EULER", "eulera": "K_EULER_ANCESTRAL", "dpm2m": "DPMSolverMultistep", "dpmsolver": "DPMSolverMultistep", "lms": "KLMS"}
-	want := norm(name)
-	if a, ok := aliases[want]; ok {
-		want = norm(a)
-	}
-	for _, s := range v.cfg.Schedulers {
-		if norm(s) == want {
-			return s
-		}
-	}
-	return ""
+	s, _ := engine.MapSampler(name, v.cfg.Schedulers, SamplerAliases)
+	return s
+}
+
+// SamplerAliases map the canonical sampler names (engine.Samplers) to
+// ShowAPI's schedulers (diffusers' names) [I].
+var SamplerAliases = map[string]string{
+	"Euler": "K_EULER", "Euler a": "K_EULER_ANCESTRAL", "DDIM": "DDIM", "DPM++ 2M": "DPMSolverMultistep",
+	"PLMS": "PNDM", "LMS": "KLMS",
 }
 
 // Timing waits for the typical duration, scaled by area, steps and batch,
@@ -389,6 +393,9 @@ func (v *Vendor) Submit(ctx context.Context, j *engine.Job, t engine.Task) (stri
 		return "", fmt.Errorf("showapi: create task: answer has no %s (vendors.showapi.create_task_field, unverified): %.200s", v.cfg.CreateTaskField, raw)
 	}
 	v.log.Debug("showapi task created", slog.String("job_id", j.ID), slog.String("task_id", id))
+	if t.CallbackURL == "" {
+		v.track(id, v.Now().Add(v.Timing(&j.Request).First))
+	}
 	return id, nil
 }
 
@@ -487,6 +494,22 @@ func (v *Vendor) refusal(biz *business) error {
 // Query asks /yourtaskresult about j's task. ENOTFOUND if the vendor does
 // not know it; a plain error if the call failed.
 func (v *Vendor) Query(ctx context.Context, j *engine.Job) (*engine.Outcome, error) {
+	out, err := v.query(ctx, j)
+	if err != nil || out.State == engine.TaskDone || out.State == engine.TaskFailed {
+		if err == nil || engine.ErrorCode(err) == engine.ENOTFOUND {
+			v.settle(j.TaskID)
+		}
+	}
+	return out, err
+}
+
+func (v *Vendor) query(ctx context.Context, j *engine.Job) (*engine.Outcome, error) {
+	if out, ok, err := v.listQuery(ctx, j); ok || err != nil {
+		if err != nil {
+			return nil, fmt.Errorf("showapi: query task %s by list: %w", j.TaskID, err)
+		}
+		return out, nil
+	}
 	raw, biz, err := v.call(ctx, http.MethodGet, v.cfg.ResultPath, url.Values{"task_id": {j.TaskID}}, nil, "")
 	if err != nil {
 		return nil, fmt.Errorf("showapi: query task %s: %w", j.TaskID, err)
@@ -894,7 +917,7 @@ func cut(s string, n int) string {
 // Choices implements engine.Chooser: the schedulers /draw may name as --sampler.
 func (v *Vendor) Choices(k engine.Kind) engine.Choices {
 	if k == engine.KindDraw {
-		return engine.Choices{Samplers: slices.Clone(v.cfg.Schedulers)}
+		return engine.Choices{Samplers: engine.SamplerChoices(v.cfg.Schedulers, SamplerAliases)}
 	}
 	return engine.Choices{}
 }

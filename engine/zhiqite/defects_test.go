@@ -160,3 +160,19 @@ func TestCatalogWithoutVAEs(t *testing.T) {
 		t.Fatalf("catalogue %v", kinds)
 	}
 }
+
+// If the vendor follows roop's table ("1:成功") and never says 2, a status 1
+// whose link serves the image is done; before the file exists it is not.
+func TestToolDoneAtOne(t *testing.T) {
+	f := newFake(t, zhiqitetest.Options{DoneIsOne: true, ToolDuration: 500 * time.Millisecond})
+	v := newVendor(t, f, nil)
+	j := &engine.Job{ID: "one", Request: engine.Request{Kind: engine.KindUpscale, Scale: 2, N: 1, Inputs: []engine.Input{{Blob: "a", Width: 32, Height: 32}}}}
+	submit(t, v, j, engine.Task{InputURLs: inputs(t, zhiqitetest.PNG(32, 32, 1))})
+	if out, err := v.Query(context.Background(), j); err != nil || out.State != engine.TaskRunning {
+		t.Fatalf("before the file exists: %+v %v", out, err)
+	}
+	seen := pollUntil(t, v, j)
+	if last := seen[len(seen)-1]; last.State != engine.TaskDone || len(last.Images) != 1 {
+		t.Fatalf("outcome %+v", last)
+	}
+}

@@ -211,3 +211,24 @@ func TestCheckAgainstCatalogue(t *testing.T) {
 		t.Fatalf("listed names: %v", err)
 	}
 }
+
+// The scripts object's name is configurable: the seed spells it both ways.
+func TestScriptsKey(t *testing.T) {
+	f := newFake(t, zhiqitetest.Options{})
+	v := newVendor(t, f, func(c *zhiqite.Config) { c.ScriptsKey = "always_on_scripts" })
+	submit(t, v, draw("a fox", 1), engine.Task{})
+	b := body(t, f.Calls()[0])
+	if _, ok := b["always_on_scripts"].(map[string]any); !ok || b["alwayson_scripts"] != nil {
+		t.Fatalf("body %v", b)
+	}
+}
+
+func TestControlTypeByModule(t *testing.T) {
+	f := newFake(t, zhiqitetest.Options{})
+	v := newVendor(t, f, nil)
+	r := draw("x", 1).Request
+	r.Control = &engine.Control{Type: "depth_midas", Input: engine.Input{Blob: "c"}}
+	if err := v.Check(&r); err != nil {
+		t.Fatalf("the seed's module name: %v", err)
+	}
+}

@@ -150,6 +150,11 @@ type Config struct {
 	ControlTypes map[string]ControlType `yaml:"control_types"`
 	// ControlType is the --control-type used when a command names none.
 	ControlType string `yaml:"control_type"`
+	// ScriptsKey is the name of the scripts object: alwayson_scripts (the
+	// gateway's and the text2image example's), or always_on_scripts (the
+	// seed's tables and its controlnet example). Unverified which the
+	// vendor reads; the fake takes both.
+	ScriptsKey string `yaml:"scripts_key"`
 	// FaceFixModel is ADetailer's ad_model for --face-fix: the seed's
 	// example sends "None" and does not list models (unverified).
 	FaceFixModel string `yaml:"face_fix_model"`
@@ -229,6 +234,9 @@ func (c Config) withDefaults() Config {
 	c.ControlType = strings.ToLower(c.ControlType)
 	if c.FaceFixModel == "" {
 		c.FaceFixModel = DefaultFaceFixModel
+	}
+	if c.ScriptsKey == "" {
+		c.ScriptsKey = "alwayson_scripts"
 	}
 	if c.Callbacks == nil {
 		yes := true
@@ -338,6 +346,9 @@ func (c Config) Validate(bad func(key, format string, args ...any)) {
 		if k != strings.ToLower(k) || t.Module == "" || t.Model == "" {
 			bad("control_types."+k, "names must be lower case, with a module and a model")
 		}
+	}
+	if k := c.ScriptsKey; k != "" && k != "alwayson_scripts" && k != "always_on_scripts" {
+		bad("scripts_key", "must be alwayson_scripts or always_on_scripts, not %q", k)
 	}
 	if c.ControlType != "" {
 		types := c.ControlTypes
@@ -575,6 +586,9 @@ func (v *Vendor) Submit(ctx context.Context, j *engine.Job, t engine.Task) (stri
 	if err != nil {
 		return "", err
 	}
+	if sd, ok := body.(sdRequest); ok && v.cfg.ScriptsKey != "alwayson_scripts" {
+		body = renamed(sd, "alwayson_scripts", v.cfg.ScriptsKey)
+	}
 	var reply struct {
 		submitted
 		toolTask
@@ -747,6 +761,18 @@ func (v *Vendor) build(r *engine.Request, t engine.Task) (string, any, error) {
 	return "saas/sd/v2/image2image", body, nil
 }
 
+// renamed is body as JSON with its key from renamed to to.
+func renamed(body any, from, to string) map[string]json.RawMessage {
+	raw, _ := json.Marshal(body)
+	var m map[string]json.RawMessage
+	_ = json.Unmarshal(raw, &m) // a struct's JSON is an object
+	if v, ok := m[from]; ok {
+		delete(m, from)
+		m[to] = v
+	}
+	return m
+}
+
 // hiresSize is a side after the hires fix: a multiple of 8.
 func hiresSize(side int, scale float64) int {
 	return int(math.Round(float64(side)*scale/8)) * 8
@@ -757,8 +783,16 @@ func (v *Vendor) controlType(name string) (ControlType, bool) {
 	if name == "" {
 		name = v.cfg.ControlType
 	}
-	ct, ok := v.cfg.ControlTypes[strings.ToLower(name)]
-	return ct, ok
+	if ct, ok := v.cfg.ControlTypes[strings.ToLower(name)]; ok {
+		return ct, true
+	}
+	// The seed's own module names ("depth_midas") name their type too.
+	for _, k := range v.ControlTypeNames() {
+		if ct := v.cfg.ControlTypes[k]; strings.EqualFold(ct.Module, name) {
+			return ct, true
+		}
+	}
+	return ControlType{}, false
 }
 
 // enhance is the super-resolution body: by a factor (resizeMode 0) or to
@@ -877,6 +911,11 @@ func (v *Vendor) query(ctx context.Context, kind engine.Kind, id string, since t
 			return nil, fmt.Errorf("zhiqite %s: bad data: %w", endpoint, err)
 		}
 		out := toolOutcome(&tt)
+		if u := strings.TrimSpace(string(tt.OutputImageURL)); out.State == engine.TaskRunning && u != "" && v.answers(ctx, u) {
+			// roop's table says "1:成功": a status 1 whose link already
+			// serves the image is done, whichever table is right.
+			out = &engine.Outcome{State: engine.TaskDone, Progress: 1, Images: []engine.Remote{{URL: u, Late: true}}}
+		}
 		out.TaskID = id
 		return out, nil
 	}
@@ -959,6 +998,23 @@ func toolOutcome(t *toolTask) *engine.Outcome {
 				"The image service could not make this picture.", "绘图服务未能生成这张图片。")}
 	}
 	return &engine.Outcome{State: engine.TaskRunning, Progress: -1}
+}
+
+// answers reports whether a result link serves an image now: a HEAD
+// request, not billed (the vendor's storage, not its API).
+func (v *Vendor) answers(ctx context.Context, link string) bool {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodHead, link, nil)
+	if err != nil {
+		return false
+	}
+	resp, err := v.client.Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK && strings.HasPrefix(resp.Header.Get("Content-Type"), "image/")
 }
 
 // Tool task states (enhance's table; roop's contradicts it, see toolOutcome).

@@ -10,6 +10,7 @@
 //
 //	fail500     the first creation with this prompt answers HTTP 500
 //	timeout     the first creation with this prompt hangs until the client gives up
+//	lostreply   the first creation with this prompt makes (and bills) the task, then hangs: its answer is lost
 //	gateway     the first creation with this prompt answers showapi_res_code -1
 //	quota       every creation answers showapi_res_code -2 (no calls left)
 //	refuse      the creation is refused: ret_code -1, "参数错误"
@@ -513,7 +514,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, body []byte) {
 		s.seen[word+"\x00"+prompt] = true
 		return true
 	}
-	f500, hang, gw := once("fail500"), once("timeout"), once("gateway")
+	f500, hang, gw, lostReply := once("fail500"), once("timeout"), once("gateway"), once("lostreply")
 	s.mu.Unlock()
 	switch {
 	case f500:
@@ -590,6 +591,13 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, body []byte) {
 		t.timer = time.AfterFunc(s.opts.Duration, func() { s.callback(id) })
 	}
 	s.mu.Unlock()
+	if lostReply {
+		// The task is made and billed, but its answer never arrives (a
+		// crash or a timeout on the way): the client must find it again.
+		s.bill(id, 1)
+		s.fault(w, r, FaultTimeout)
+		return
+	}
 	s.envelope(w, id, 0, "", 1, map[string]any{"ret_code": 0, "remark": "", "task_id": id})
 }
 

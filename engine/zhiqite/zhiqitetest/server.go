@@ -79,6 +79,9 @@ type Options struct {
 	// ToolStatusString sends tool status as a string, as the queryTask table has it,
 	// instead of a number, as its example has it.
 	ToolStatusString bool
+	// DoneIsOne reports a finished tool task with status 1, the reading of
+	// roop's and queryTask's tables ("1:成功"), instead of enhance's 2.
+	DoneIsOne bool
 	// Catalog is what the lists serve; zero: DefaultCatalog.
 	Catalog *Catalog
 	// RefuseEmptyVAEName refuses queryVaeList without a concrete
@@ -299,7 +302,7 @@ func (s *Server) Tasks() []string {
 
 // ServeHTTP is the gateway and the vendor behind it, plus the result file host.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/files/") {
+	if (r.Method == http.MethodGet || r.Method == http.MethodHead) && strings.HasPrefix(r.URL.Path, "/files/") {
 		s.serveFile(w, r)
 		return
 	}
@@ -1114,6 +1117,7 @@ func (s *Server) toolData(t *task, now time.Time) map[string]any {
 		status, link = 2, ""
 	case t.fate.Fail:
 		status, link = 0, ""
+	case s.opts.DoneIsOne:
 	default:
 		status = 2
 	}
