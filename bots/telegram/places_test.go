@@ -203,3 +203,13 @@ func TestTopicOf(t *testing.T) {
 		}
 	}
 }
+
+// TestInlineOffWithAllowedChats: a bot kept to some chats offers nothing inline.
+func TestInlineOffWithAllowedChats(t *testing.T) {
+	h := newHarness(t, "", nil, withConfig(func(c *Config) { c.AllowedChats = []int64{-100123} }))
+	h.fake.AddUpdate(`{"inline_query": {"id": "q-1", "offset": "", "from": {"id": 909, "is_bot": false, "first_name": "Ivy"}, "query": "a fox"}}`)
+	c := h.wait(10*time.Second, "answer", is("answerInlineQuery", "inline_query_id", "q-1"))
+	if c.Params["results"] != "[]" {
+		t.Fatalf("results %s", c.Params["results"])
+	}
+}
