@@ -44,6 +44,9 @@ type Config struct {
 	AllowedChats []string `yaml:"allowed_chats"`
 	BannedUsers  []string `yaml:"banned_users"`
 	BannedChats  []string `yaml:"banned_chats"`
+	// BoughtExpireAfter, when positive, makes bought images expire this long
+	// after the user's last purchase (set from payments.expire_after); 0: never.
+	BoughtExpireAfter time.Duration `yaml:"-"`
 }
 
 // DefaultConfig: 20 images a day, 2 running at once, 1 command per 10 s with a burst of 3.
@@ -324,8 +327,8 @@ func (q *Quota) limits(c engine.Counters, owner engine.UserRef, chatRef engine.C
 	if t.Daily > 0 {
 		if used := c.Get(userDay(user, day)); used+cost > int64(t.Daily) {
 			bought = used + cost - max(int64(t.Daily), used)
-			if bought > c.Get(boughtKey(user)) {
-				return 0, q.dailyError(used, int64(t.Daily), cost, c.Get(boughtKey(user)), now)
+			if left := boughtLeft(c, user, now); bought > left {
+				return 0, q.dailyError(used, int64(t.Daily), cost, left, now)
 			}
 		}
 	}
@@ -439,7 +442,8 @@ type Status struct {
 	Limit     int64 // 0: unlimited
 	Running   int64
 	ResetAt   time.Time
-	Bought    int64 // bought images left, used after the daily quota
+	Bought    int64     // bought images left, used after the daily quota
+	Expires   time.Time // when they expire; zero: never
 }
 
 // Status reads owner's standing today.
@@ -451,7 +455,10 @@ func (q *Quota) Status(ctx context.Context, owner engine.UserRef) (Status, error
 		st.Used = c.Get(userDay(owner.Key(), q.Day(now)))
 		st.Limit = int64(t.Daily)
 		st.Running = c.Get(running(owner.Key()))
-		st.Bought = c.Get(boughtKey(owner.Key()))
+		st.Bought = boughtLeft(c, owner.Key(), now)
+		if st.Bought > 0 {
+			st.Expires = boughtExpiry(c, owner.Key())
+		}
 		return nil
 	})
 	return st, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/picbot/picbot/engine"
@@ -27,6 +28,24 @@ type Payment struct {
 }
 
 func paymentKey(ref string) string { return "pay:" + ref }
+func expiryKey(user string) string { return "bexp:" + user } // unix seconds, when bought images expire
+
+// boughtExpiry is when user's bought images expire; zero: never.
+func boughtExpiry(c engine.Counters, user string) time.Time {
+	n, err := strconv.ParseInt(c.Setting(expiryKey(user)), 10, 64)
+	if err != nil || n <= 0 {
+		return time.Time{}
+	}
+	return time.Unix(n, 0)
+}
+
+// boughtLeft is user's bought images that may be spent at now.
+func boughtLeft(c engine.Counters, user string, now time.Time) int64 {
+	if exp := boughtExpiry(c, user); !exp.IsZero() && !now.Before(exp) {
+		return 0
+	}
+	return c.Get(boughtKey(user))
+}
 
 // Credit adds images to owner's bought balance under payment reference ref,
 // once: it reports false, and changes nothing, when ref was credited before.
@@ -49,7 +68,14 @@ func (q *Quota) Credit(ctx context.Context, owner engine.UserRef, ref string, p 
 			return err
 		}
 		c.SetSetting(paymentKey(ref), string(data))
+		now := q.now()
+		if left := boughtLeft(c, user, now); left < c.Get(boughtKey(user)) {
+			c.Add(boughtKey(user), -c.Get(boughtKey(user))) // expired: not revived by a new purchase
+		}
 		balance = c.Add(boughtKey(user), p.Images)
+		if q.cfg.BoughtExpireAfter > 0 {
+			c.SetSetting(expiryKey(user), strconv.FormatInt(now.Add(q.cfg.BoughtExpireAfter).Unix(), 10))
+		}
 		credited = true
 		return nil
 	})

@@ -71,3 +71,32 @@ func TestBoughtImages(t *testing.T) {
 		t.Fatalf("unknown charge: %v", err)
 	}
 }
+
+// TestBoughtImagesExpire: with an expiry, bought images last that long
+// after the last purchase; a purchase after they expired does not revive them.
+func TestBoughtImagesExpire(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t, store.Options{})
+	cfg := quota.DefaultConfig()
+	cfg.Default = quota.Tier{Daily: 1}
+	cfg.BoughtExpireAfter = 24 * time.Hour
+	now := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	q := newQuota(t, cfg, db, func() time.Time { return now })
+	if _, _, err := q.Credit(ctx, bob, "c1", quota.Payment{Images: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := q.Status(ctx, bob); st.Bought != 3 || !st.Expires.Equal(now.Add(24*time.Hour)) {
+		t.Fatalf("status %+v", st)
+	}
+	now = now.Add(25 * time.Hour)
+	if st, _ := q.Status(ctx, bob); st.Bought != 0 {
+		t.Fatalf("bought %d after expiry", st.Bought)
+	}
+	j := job("x", 2) // 1 free, 1 bought: refused, they expired
+	if err := db.CreateJob(ctx, j, func(c engine.Counters) error { return q.Reserve(c, j, now) }); engine.ErrorCode(err) != engine.EQUOTA {
+		t.Fatalf("reserve with expired images: %v", err)
+	}
+	if _, balance, _ := q.Credit(ctx, bob, "c2", quota.Payment{Images: 2}); balance != 2 {
+		t.Fatalf("balance %d after a new purchase, want 2 (the expired 3 stay gone)", balance)
+	}
+}

@@ -458,6 +458,9 @@ func (s *Service) quota(ctx context.Context, u engine.UserRef) Reply {
 	var bought string
 	if st.Bought > 0 && !st.Unlimited && st.Limit > 0 {
 		bought = T(u.Lang, " Bought images left: %d (used after today's, they do not expire).", "已购图片剩余：%d 张（今日额度用完后使用，不会过期）。", st.Bought)
+		if !st.Expires.IsZero() {
+			bought = T(u.Lang, " Bought images left: %d (used after today's, until %s).", "已购图片剩余：%d 张（今日额度用完后使用，有效期至 %s）。", st.Bought, st.Expires.Format("2006-01-02 15:04 MST"))
+		}
 	}
 	switch {
 	case st.Unlimited:

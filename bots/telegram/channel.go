@@ -23,8 +23,8 @@ import (
 //     an administrator of the channel; a post with neither cannot be
 //     attributed, and Config.UnsignedChannelPosts decides ("allow", the
 //     default, since Telegram let no one else post it; or "refuse").
-//     A channel that does not let the bot read its administrators (the bot is
-//     not one of them) is not served.
+//     A signed post in a channel that does not let the bot read its
+//     administrators is not served.
 //   - In a group, an anonymous administrator's message, or one sent on behalf
 //     of a channel, carries sender_chat; its from is a Telegram service
 //     account (GroupAnonymousBot, Channel_Bot). It is charged to sender_chat.
@@ -92,19 +92,19 @@ func (b *Bot) channelPoster(ctx context.Context, msg *tgbotapi.Message) bool {
 		from = nil // the service account, not a person
 	}
 	if from == nil && msg.AuthorSignature == "" {
+		// Nobody to look up. Telegram delivers channel posts only to a bot
+		// that administers the channel, and lets only administrators post.
 		if b.cfg.UnsignedChannelPosts == UnsignedRefuse {
 			log.Info("unsigned channel post refused (telegram.unsigned_channel_posts: refuse)")
 			return false
 		}
+		return true
 	}
 	for fresh := false; ; fresh = true {
 		admins, at, err := b.admins(ctx, msg.Chat.ID, fresh)
 		if err != nil {
 			log.Warn("channel administrators unknown; post ignored", slog.Any("err", err))
 			return false
-		}
-		if from == nil && msg.AuthorSignature == "" {
-			return true // the bot is an administrator: the list was readable
 		}
 		for _, m := range admins {
 			if m.Status != "creator" && m.Status != "administrator" || m.User == nil {

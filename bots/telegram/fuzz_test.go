@@ -45,6 +45,8 @@ func FuzzUpdate(f *testing.F) {
 		b.username = testUsername
 		ctx := context.Background()
 		switch {
+		case u.Message != nil && u.Message.SuccessfulPayment != nil:
+			b.onPaid(ctx, u.Message, u.messageTopic())
 		case u.Message != nil && u.Message.MediaGroupID != "":
 			// What handleAlbum does once the album's parts are in.
 			b.onMessage(ctx, u.UpdateID, u.Message, u.messageTopic(), []*tgbotapi.Message{u.Message})
@@ -54,6 +56,12 @@ func FuzzUpdate(f *testing.F) {
 			b.onMessage(ctx, u.UpdateID, u.ChannelPost, u.messageTopic(), nil)
 		case u.CallbackQuery != nil:
 			b.onCallback(ctx, u.UpdateID, u.CallbackQuery, u.messageTopic())
+		case u.InlineQuery != nil:
+			b.onInlineQuery(ctx, u.InlineQuery)
+		case u.ChosenInlineResult != nil:
+			b.onChosen(ctx, u.ChosenInlineResult)
+		case u.PreCheckoutQuery != nil:
+			b.onPreCheckout(ctx, u.PreCheckoutQuery)
 		}
 	})
 }

@@ -68,7 +68,9 @@ func (b *Bot) onInlineQuery(ctx context.Context, q *tgbotapi.InlineQuery) {
 	}
 	prompt := strings.Join(strings.Fields(q.Query), " ")
 	results := []any{}
-	if prompt != "" && q.From != nil && !q.From.IsBot {
+	// With telegram.allowed_chats the bot serves those chats only; an
+	// inline message can go anywhere, so there is no inline mode then.
+	if prompt != "" && q.From != nil && !q.From.IsBot && b.allowed == nil {
 		title := prompt
 		if r := []rune(title); len(r) > maxInlineTitle {
 			title = string(r[:maxInlineTitle-1]) + "…"
@@ -89,7 +91,7 @@ func (b *Bot) onInlineQuery(ctx context.Context, q *tgbotapi.InlineQuery) {
 
 // onChosen runs the inline result a user picked, as /draw with its query.
 func (b *Bot) onChosen(ctx context.Context, r *tgbotapi.ChosenInlineResult) {
-	if r.From == nil || r.From.IsBot || r.InlineMessageID == "" || r.ResultID != inlineResultID {
+	if r.From == nil || r.From.IsBot || r.InlineMessageID == "" || r.ResultID != inlineResultID || b.allowed != nil {
 		return
 	}
 	user := userRef(r.From)

@@ -2,6 +2,7 @@ package telegram
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"image/color"
 	"io"
@@ -174,4 +175,41 @@ func TestInlineNeverStarted(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatalf("jobs %+v", h.jobsOf("909"))
+}
+
+// TestTopicOf: a topic's message names its topic; a reply thread in a
+// group that is not a forum, and General, name none.
+func TestTopicOf(t *testing.T) {
+	for raw, want := range map[string]int{
+		`{"message": {"message_id": 1, "message_thread_id": 7, "is_topic_message": true, "chat": {"id": -1, "type": "supergroup", "is_forum": true}}}`: 7,
+		`{"message": {"message_id": 1, "message_thread_id": 7, "chat": {"id": -1, "type": "supergroup", "is_forum": true}}}`:                           7,
+		`{"message": {"message_id": 1, "message_thread_id": 7, "chat": {"id": -1, "type": "supergroup"}}}`:                                             0,
+		`{"message": {"message_id": 1, "chat": {"id": -1, "type": "supergroup", "is_forum": true}}}`:                                                   0,
+		`{"callback_query": {"id": "q", "message": {"message_id": 1, "message_thread_id": 9, "is_topic_message": true, "chat": {"id": -1}}}}`:          9,
+		`{"channel_post": {"message_id": 1, "chat": {"id": -1, "type": "channel"}}}`:                                                                   0,
+	} {
+		var u update
+		if err := json.Unmarshal([]byte(raw), &u); err != nil {
+			t.Fatal(err)
+		}
+		if got := u.messageTopic(); got != want {
+			t.Errorf("%s: topic %d, want %d", raw, got, want)
+		}
+		back, _ := json.Marshal(u) // albums are stored this way: nothing may be lost
+		var want bytes.Buffer
+		json.Compact(&want, []byte(raw))
+		if string(back) != want.String() {
+			t.Errorf("marshalled back as %s", back)
+		}
+	}
+}
+
+// TestInlineOffWithAllowedChats: a bot kept to some chats offers nothing inline.
+func TestInlineOffWithAllowedChats(t *testing.T) {
+	h := newHarness(t, "", nil, withConfig(func(c *Config) { c.AllowedChats = []int64{-100123} }))
+	h.fake.AddUpdate(`{"inline_query": {"id": "q-1", "offset": "", "from": {"id": 909, "is_bot": false, "first_name": "Ivy"}, "query": "a fox"}}`)
+	c := h.wait(10*time.Second, "answer", is("answerInlineQuery", "inline_query_id", "q-1"))
+	if c.Params["results"] != "[]" {
+		t.Fatalf("results %s", c.Params["results"])
+	}
 }

@@ -64,6 +64,9 @@ func (b *Bot) special(ctx context.Context, cref engine.ChatRef, user engine.User
 	}
 	switch {
 	case strings.EqualFold(name, "buy"):
+		if (len(b.cfg.StarPacks) == 0 || b.wallet == nil) && !cref.Private && !b.addressed(text) {
+			return true // nothing on sale: another bot's /buy in a group, perhaps
+		}
 		b.buy(ctx, cref, user)
 		return true
 	case strings.EqualFold(name, "admin") && len(f) >= 2 && strings.EqualFold(f[1], "refund"):

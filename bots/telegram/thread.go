@@ -44,6 +44,9 @@ type updateExtras struct {
 type messageExtras struct {
 	MessageThreadID int  `json:"message_thread_id"`
 	IsTopicMessage  bool `json:"is_topic_message"`
+	Chat            struct {
+		IsForum bool `json:"is_forum"`
+	} `json:"chat"`
 }
 
 func (u *update) UnmarshalJSON(b []byte) error {
@@ -65,11 +68,12 @@ func (u update) MarshalJSON() ([]byte, error) {
 }
 
 // topic is the forum topic a message is in: its message_thread_id when it
-// is a topic message, else 0. A reply in a group that is not a forum has a
-// message_thread_id too (the thread of replies), but sending with it there
-// is refused: only is_topic_message counts. General's messages have none.
+// is a topic message (or, should is_topic_message be missing, one in a
+// forum), else 0. A reply in a group that is not a forum has a
+// message_thread_id too (the thread of replies), and sending with it there
+// would be refused. General's messages have none.
 func topic(x *messageExtras) int {
-	if x == nil || !x.IsTopicMessage {
+	if x == nil || !x.IsTopicMessage && !x.Chat.IsForum {
 		return 0
 	}
 	return x.MessageThreadID

@@ -175,6 +175,7 @@ func build(cfg Config, log *slog.Logger, stdin io.Reader, stdout io.Writer) (*ap
 	if a.blobs, err = store.OpenBlobs(filepath.Join(cfg.DataDir, "blobs"), 0); err != nil {
 		return nil, err
 	}
+	cfg.Quota.BoughtExpireAfter = cfg.Payments.ExpireAfter // payments.go
 	if a.quota, err = quota.New(cfg.Quota, db, nil); err != nil {
 		return nil, err
 	}

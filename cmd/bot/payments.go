@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/picbot/picbot/bots/telegram"
 )
@@ -11,9 +12,15 @@ import (
 type PaymentsConfig struct {
 	// TelegramStars are the packs /buy offers on Telegram, paid in Stars (XTR).
 	TelegramStars []telegram.StarPack `yaml:"telegram_stars"`
+	// ExpireAfter, when positive, makes bought images expire this long
+	// after the user's last purchase; 0: they never do.
+	ExpireAfter time.Duration `yaml:"expire_after"`
 }
 
 func (c *PaymentsConfig) validate(bad badFunc) {
+	if c.ExpireAfter < 0 {
+		bad("expire_after", "must not be negative; 0 means bought images never expire")
+	}
 	seen := map[telegram.StarPack]bool{}
 	for i, p := range c.TelegramStars {
 		key := fmt.Sprintf("telegram_stars[%d]", i)

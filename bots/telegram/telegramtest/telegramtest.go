@@ -283,7 +283,8 @@ func (s *Server) learn(msg map[string]any) {
 	}
 	text, _ := msg["text"].(string)
 	m := &message{chat: int64(chatID), id: int(id), text: text}
-	if topic, _ := msg["is_topic_message"].(bool); topic {
+	forum, _ := c["is_forum"].(bool)
+	if topic, _ := msg["is_topic_message"].(bool); topic || forum {
 		thread, _ := msg["message_thread_id"].(float64)
 		m.thread = int(thread)
 		s.addTopicLocked(m.chat, m.thread)
