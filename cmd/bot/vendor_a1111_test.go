@@ -199,3 +199,48 @@ vendors:
 		t.Fatalf("%d pictures posted, want 1", finals)
 	}
 }
+
+// TestA1111TelegramUpscale: a photo with /upscale as its caption goes to
+// the web UI's extra-single-image, and the enlarged picture comes back.
+func TestA1111TelegramUpscale(t *testing.T) {
+	gpu := a1111test.New(a1111test.Options{})
+	defer gpu.Close()
+	fake := telegramtest.New(tgToken, tgBot)
+	defer fake.Close()
+	photo := smallPNG(t, 40, 30)
+	fake.AddFile("A1111-PHOTO", "", photo)
+	dir := t.TempDir()
+	cfg := telegramConfig(t, dir, fake, fmt.Sprintf(`engine:
+  routes:
+    upscale: [a1111]
+vendors:
+  a1111:
+    enabled: true
+    base_url: %s
+    upscaler: SwinIR_4x
+`, gpu.URL))
+	b := startBot(t, dir, "-config", cfg)
+	fake.AddUpdate(map[string]any{"message": map[string]any{
+		"message_id": 71, "date": time.Now().Unix(), "caption": "/upscale --scale 3",
+		"caption_entities": []any{map[string]any{"type": "bot_command", "offset": 0, "length": 8}},
+		"from":             map[string]any{"id": 501, "is_bot": false, "first_name": "Ann", "language_code": "en"},
+		"chat":             map[string]any{"id": 501, "type": "private", "first_name": "Ann"},
+		"photo":            []any{map[string]any{"file_id": "A1111-PHOTO", "file_unique_id": "uA1111", "width": 40, "height": 30, "file_size": len(photo)}},
+	}})
+	res := waitCall(t, b, fake, "upscaled picture", func(c telegramtest.Call) bool {
+		return (sent("sendPhoto", "chat_id", "501")(c) || sent("sendDocument", "chat_id", "501")(c)) && strings.Contains(c.Params["caption"], "a1111")
+	})
+	stopBot(t, b)
+	data := res.Files["photo"].Data
+	if data == nil {
+		data = res.Files["document"].Data
+	}
+	img, err := png.DecodeConfig(bytes.NewReader(data))
+	if err != nil || img.Width != 120 || img.Height != 90 {
+		t.Fatalf("upscaled %dx%d (%v)", img.Width, img.Height, err)
+	}
+	jobs := gpu.Jobs()
+	if len(jobs) != 1 || jobs[0].Path != "/sdapi/v1/extra-single-image" || jobs[0].Body["upscaler_1"] != "SwinIR_4x" || jobs[0].Body["upscaling_resize"] != 3.0 {
+		t.Fatalf("generations %+v", jobs)
+	}
+}
