@@ -107,6 +107,7 @@ vendors:
 	io.WriteString(b.stdin, strings.Join([]string{
 		"/draw a lighthouse --size 320x256 --n 2 --lora add_detail:0.5",
 		"/upscale " + ref + " --scale 3",
+		"/models",
 	}, "\n")+"\n")
 	out := b.wait(t, time.Minute)
 	_, logs := b.output()
@@ -134,6 +135,11 @@ vendors:
 	}
 	if prompt != "a lighthouse <lora:add_detail:0.5>" {
 		t.Fatalf("prompt %v", prompt)
+	}
+	for _, want := range []string{"v1-5-pruned-emaonly", "sd_xl_base_1.0", "add_detail", "pixel-art-xl"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("/models does not list %s", want)
+		}
 	}
 	if strings.Contains(out+logs, password) {
 		t.Error("the password is in the output or logs")
