@@ -254,8 +254,12 @@ type Vendor struct {
 	mu     sync.Mutex
 	runs   map[string]*run
 	reruns atomic.Int64
-	// took is a moving average of a generation's time, for ETAs.
-	took time.Duration
+	// took is a moving average of a generation's time, for ETAs; lastEnd
+	// is when each web UI last finished a call, since a call's own time
+	// includes its wait for the queue lock.
+	took    time.Duration
+	timed   int
+	lastEnd map[int]time.Time
 
 	catMu    sync.Mutex
 	caps     *caps
@@ -289,7 +293,7 @@ func New(cfg Config, client *http.Client, blobs Blobs, log *slog.Logger) (*Vendo
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	v := &Vendor{cfg: cfg, client: client, blobs: blobs, log: log, now: time.Now, runs: map[string]*run{}, took: cfg.Duration}
+	v := &Vendor{cfg: cfg, client: client, blobs: blobs, log: log, now: time.Now, runs: map[string]*run{}, took: cfg.Duration, lastEnd: map[int]time.Time{}}
 	pool, err := backends.New(cfg.URLs(), v.ping, cfg.HealthEvery)
 	if err != nil {
 		return nil, err
@@ -476,15 +480,30 @@ func (v *Vendor) start(j *engine.Job, taskID string, b int, path string, body ma
 		out := v.call(ctx, b, path, body, j.Request.Kind)
 		v.pool.Busy(b, -1)
 		v.mu.Lock()
+		end := v.now()
 		if out.State == engine.TaskDone {
-			// A moving average over about ten jobs, for queue ETAs.
-			v.took = (9*v.took + v.now().Sub(began)) / 10
+			// A moving average over about ten jobs, for queue ETAs: the
+			// GPU's time, from the later of the call and the last one's end.
+			d := end.Sub(later(began, v.lastEnd[b]))
+			if v.timed++; v.timed == 1 {
+				v.took = d // the first measure beats the configured guess
+			} else {
+				v.took = (9*v.took + d) / 10
+			}
 		}
+		v.lastEnd[b] = end
 		r.out, r.ended = out, v.now()
 		v.mu.Unlock()
 		close(r.done)
 		v.woke(r.jobID)
 	}()
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // keepDone is how long an answer is kept after it came, for the engine

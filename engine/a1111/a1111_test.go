@@ -532,3 +532,28 @@ func TestRestartAfterFailedTask(t *testing.T) {
 		t.Fatalf("after restart: %+v, reruns %d", out, second.Reruns())
 	}
 }
+
+// TestTypicalIsGPUTime: the time a job takes, for ETAs, is the GPU's, not
+// the call's, which includes its wait for the web UI's queue lock.
+func TestTypicalIsGPUTime(t *testing.T) {
+	fake := a1111test.New(a1111test.Options{StepTime: 20 * time.Millisecond})
+	defer fake.Close()
+	v := newVendor(t, a1111.Config{BaseURL: fake.URL, Duration: time.Minute})
+	var js []*engine.Job
+	for i := range 3 {
+		j := drawJob(fmt.Sprint("t", i))
+		j.Request.N = 1
+		submit(t, v, j, nil)
+		js = append(js, j)
+	}
+	for _, j := range js {
+		waitDone(t, v, j)
+	}
+	var gpu time.Duration
+	for _, j := range fake.Jobs() {
+		gpu = max(gpu, j.Ended.Sub(j.Started))
+	}
+	if got := v.Typical(nil); got > gpu*3/2 || got < gpu/2 {
+		t.Fatalf("typical %s; one job takes the GPU up to %s", got, gpu)
+	}
+}
