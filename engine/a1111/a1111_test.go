@@ -8,6 +8,7 @@ import (
 	"image"
 	"image/png"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -555,5 +556,49 @@ func TestTypicalIsGPUTime(t *testing.T) {
 	}
 	if got := v.Typical(nil); got > gpu*3/2 || got < gpu/2 {
 		t.Fatalf("typical %s; one job takes the GPU up to %s", got, gpu)
+	}
+}
+
+// TestWebUIDown: a job sent while the web UI is down (restarting) waits
+// for it: Query says it could not ask, the job does not fail, and it is
+// sent once the web UI answers, not counted as a rerun.
+func TestWebUIDown(t *testing.T) {
+	fake := a1111test.New(a1111test.Options{})
+	defer fake.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	v := newVendor(t, a1111.Config{BaseURL: "http://" + addr})
+	j := drawJob("down1")
+	submit(t, v, j, nil)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out, err := v.Query(context.Background(), j)
+		if err != nil {
+			break // could not ask: the engine polls again later
+		}
+		if out.State == engine.TaskFailed || out.State == engine.TaskDone {
+			t.Fatalf("with the web UI down: %+v", out)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no error while the web UI is down")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if _, err := v.Query(context.Background(), j); err == nil {
+		t.Fatal("no error while the web UI is still down")
+	}
+	ln, err = net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("cannot listen on %s again: %v", addr, err)
+	}
+	srv := &http.Server{Handler: fake.Config.Handler}
+	go srv.Serve(ln)
+	defer srv.Close()
+	if out := waitDone(t, v, j); out.State != engine.TaskDone || v.Reruns() != 0 || len(fake.Jobs()) != 1 {
+		t.Fatalf("after the web UI came back: %+v, reruns %d, generations %d", out, v.Reruns(), len(fake.Jobs()))
 	}
 }
