@@ -211,9 +211,10 @@ func (e *Engine) Queues() []QueueInfo {
 func (e *Engine) queueInfo(name string, g *gate, pos, held int) QueueInfo {
 	q := QueueInfo{Vendor: name, Position: pos, Held: held, Waiting: g.waitingCount()}
 	if l, ok := e.vendors[name].(Limited); ok && pos > 0 {
-		// Everything ahead (at the backend and in line) shared by what runs at once.
+		// Until it starts: everything ahead of it (at the backend and in
+		// line), shared by what runs at once.
 		run := max(l.Running(), 1)
-		q.ETA = time.Duration(held+pos) * l.Typical(nil) / time.Duration(run)
+		q.ETA = time.Duration(held+pos-1) * l.Typical(nil) / time.Duration(run)
 	}
 	return q
 }

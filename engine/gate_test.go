@@ -166,8 +166,9 @@ func TestLimitedVendorQueuePosition(t *testing.T) {
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
-	if q.Position != 2 || q.Vendor != "gpu" || q.ETA != 3*300*time.Millisecond {
-		t.Fatalf("third job's place %+v, want 2nd in line, ETA 900ms", q)
+	// Ahead of it: the first at the GPU and the second in line.
+	if q.Position != 2 || q.Vendor != "gpu" || q.ETA != 2*300*time.Millisecond {
+		t.Fatalf("third job's place %+v, want 2nd in line, ETA 600ms", q)
 	}
 	if _, err := h.engine.Cancel(context.Background(), second.ID, alice, false); err != nil {
 		t.Fatal(err)

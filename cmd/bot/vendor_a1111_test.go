@@ -107,6 +107,7 @@ vendors:
 	io.WriteString(b.stdin, strings.Join([]string{
 		"/draw a lighthouse --size 320x256 --n 2 --lora add_detail:0.5",
 		"/upscale " + ref + " --scale 3",
+		"/models",
 	}, "\n")+"\n")
 	out := b.wait(t, time.Minute)
 	_, logs := b.output()
@@ -134,6 +135,11 @@ vendors:
 	}
 	if prompt != "a lighthouse <lora:add_detail:0.5>" {
 		t.Fatalf("prompt %v", prompt)
+	}
+	for _, want := range []string{"v1-5-pruned-emaonly", "sd_xl_base_1.0", "add_detail", "pixel-art-xl"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("/models does not list %s", want)
+		}
 	}
 	if strings.Contains(out+logs, password) {
 		t.Error("the password is in the output or logs")
@@ -197,5 +203,50 @@ vendors:
 	}
 	if finals != 1 {
 		t.Fatalf("%d pictures posted, want 1", finals)
+	}
+}
+
+// TestA1111TelegramUpscale: a photo with /upscale as its caption goes to
+// the web UI's extra-single-image, and the enlarged picture comes back.
+func TestA1111TelegramUpscale(t *testing.T) {
+	gpu := a1111test.New(a1111test.Options{})
+	defer gpu.Close()
+	fake := telegramtest.New(tgToken, tgBot)
+	defer fake.Close()
+	photo := smallPNG(t, 40, 30)
+	fake.AddFile("A1111-PHOTO", "", photo)
+	dir := t.TempDir()
+	cfg := telegramConfig(t, dir, fake, fmt.Sprintf(`engine:
+  routes:
+    upscale: [a1111]
+vendors:
+  a1111:
+    enabled: true
+    base_url: %s
+    upscaler: SwinIR_4x
+`, gpu.URL))
+	b := startBot(t, dir, "-config", cfg)
+	fake.AddUpdate(map[string]any{"message": map[string]any{
+		"message_id": 71, "date": time.Now().Unix(), "caption": "/upscale --scale 3",
+		"caption_entities": []any{map[string]any{"type": "bot_command", "offset": 0, "length": 8}},
+		"from":             map[string]any{"id": 501, "is_bot": false, "first_name": "Ann", "language_code": "en"},
+		"chat":             map[string]any{"id": 501, "type": "private", "first_name": "Ann"},
+		"photo":            []any{map[string]any{"file_id": "A1111-PHOTO", "file_unique_id": "uA1111", "width": 40, "height": 30, "file_size": len(photo)}},
+	}})
+	res := waitCall(t, b, fake, "upscaled picture", func(c telegramtest.Call) bool {
+		return (sent("sendPhoto", "chat_id", "501")(c) || sent("sendDocument", "chat_id", "501")(c)) && strings.Contains(c.Params["caption"], "a1111")
+	})
+	stopBot(t, b)
+	data := res.Files["photo"].Data
+	if data == nil {
+		data = res.Files["document"].Data
+	}
+	img, err := png.DecodeConfig(bytes.NewReader(data))
+	if err != nil || img.Width != 120 || img.Height != 90 {
+		t.Fatalf("upscaled %dx%d (%v)", img.Width, img.Height, err)
+	}
+	jobs := gpu.Jobs()
+	if len(jobs) != 1 || jobs[0].Path != "/sdapi/v1/extra-single-image" || jobs[0].Body["upscaler_1"] != "SwinIR_4x" || jobs[0].Body["upscaling_resize"] != 3.0 {
+		t.Fatalf("generations %+v", jobs)
 	}
 }

@@ -22,7 +22,18 @@ var (
 	gpuSteps = flag.Int("gpu-steps", 25, "sampling steps per GPU job")
 	gpuStep  = flag.Duration("gpu-step", 2*time.Millisecond, "the fake GPU's time per step")
 	gpuRuns  = flag.Int("gpu-runs", 3, "GPU backlog runs")
+	gpuAhead = flag.Int("gpu-ahead", 1, "jobs kept waiting at the backend beside the one running (the adapter's 1; 0 to compare)")
 )
+
+// ahead is the adapter with another number of jobs kept waiting at the
+// backend, to compare: 0 is a bot that hands the next job over only when
+// the last one is done, as the peers do.
+type ahead struct {
+	*a1111.Vendor
+	n int
+}
+
+func (a ahead) Slots() int { return a.Running() + a.n }
 
 type gpuRow struct {
 	name             string
@@ -86,8 +97,12 @@ func gpuBacklog(o options, name string) (gpuRow, error) {
 	}
 	n := &gpuNotifier{posted: map[string]time.Time{}, done: make(chan struct{}), want: *gpuJobs}
 	obs := &addedObserver{Observer: &observer{}}
+	var vendor engine.Vendor = v
+	if *gpuAhead != 1 {
+		vendor = ahead{Vendor: v, n: *gpuAhead}
+	}
 	e := engine.New(engine.Config{Routes: map[engine.Kind][]string{engine.KindDraw: {a1111.Name}}, Workers: o.workers,
-		Observer: obs, JobTimeout: 3 * time.Hour, Logger: slog.New(slog.DiscardHandler)}, w.db, w.quota, w.blobs, n, v)
+		Observer: obs, JobTimeout: 3 * time.Hour, Logger: slog.New(slog.DiscardHandler)}, w.db, w.quota, w.blobs, n, vendor)
 	if err := e.Start(context.Background()); err != nil {
 		return r, err
 	}
@@ -165,7 +180,7 @@ func runGPU(o options) error {
 		idleMax: med(func(r gpuRow) time.Duration { return r.idleMax }), util: utils[len(utils)/2],
 		addedP50: med(func(r gpuRow) time.Duration { return r.addedP50 }), addedP99: med(func(r gpuRow) time.Duration { return r.addedP99 }),
 		resultP99: med(func(r gpuRow) time.Duration { return r.resultP99 })})
-	fmt.Printf("GPU backlog: %d jobs from 20 users at once, %d steps × %s each, one AUTOMATIC1111 fake (concurrency 1)\n", *gpuJobs, *gpuSteps, *gpuStep)
+	fmt.Printf("GPU backlog: %d jobs from 20 users at once, %d steps × %s each, one AUTOMATIC1111 fake (concurrency 1), %d kept waiting there\n", *gpuJobs, *gpuSteps, *gpuStep, *gpuAhead)
 	tw := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "\tjobs\tGPU idle p50\tGPU idle p99\tidle max\tutilisation\tbot-added p50\tbot-added p99\tresult→post p99\t")
 	for _, r := range rows {

@@ -28,6 +28,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -232,6 +233,7 @@ type run struct {
 	backend int
 	done    chan struct{}
 	out     *engine.Outcome // set before done closes
+	unsent  error           // the web UI could not be reached: the call never arrived
 	ended   time.Time
 	preview int    // the last id_live_preview seen
 	latest  []byte // that preview: handed out at every poll, so one a chat's edit limit skipped is shown later
@@ -253,9 +255,14 @@ type Vendor struct {
 
 	mu     sync.Mutex
 	runs   map[string]*run
+	unsent map[string]bool // tasks whose call never reached the web UI
 	reruns atomic.Int64
-	// took is a moving average of a generation's time, for ETAs.
-	took time.Duration
+	// took is a moving average of a generation's time, for ETAs; lastEnd
+	// is when each web UI last finished a call, since a call's own time
+	// includes its wait for the queue lock.
+	took    time.Duration
+	timed   int
+	lastEnd map[int]time.Time
 
 	catMu    sync.Mutex
 	caps     *caps
@@ -289,7 +296,7 @@ func New(cfg Config, client *http.Client, blobs Blobs, log *slog.Logger) (*Vendo
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	v := &Vendor{cfg: cfg, client: client, blobs: blobs, log: log, now: time.Now, runs: map[string]*run{}, took: cfg.Duration}
+	v := &Vendor{cfg: cfg, client: client, blobs: blobs, log: log, now: time.Now, runs: map[string]*run{}, unsent: map[string]bool{}, took: cfg.Duration, lastEnd: map[int]time.Time{}}
 	pool, err := backends.New(cfg.URLs(), v.ping, cfg.HealthEvery)
 	if err != nil {
 		return nil, err
@@ -475,16 +482,35 @@ func (v *Vendor) start(j *engine.Job, taskID string, b int, path string, body ma
 		began := v.now()
 		out := v.call(ctx, b, path, body, j.Request.Kind)
 		v.pool.Busy(b, -1)
-		v.mu.Lock()
-		if out.State == engine.TaskDone {
-			// A moving average over about ten jobs, for queue ETAs.
-			v.took = (9*v.took + v.now().Sub(began)) / 10
+		var op *net.OpError
+		if out.State == engine.TaskFailed && errors.As(out.Err, &op) && op.Op == "dial" {
+			r.unsent = out.Err
 		}
+		v.mu.Lock()
+		end := v.now()
+		if out.State == engine.TaskDone {
+			// A moving average over about ten jobs, for queue ETAs: the
+			// GPU's time, from the later of the call and the last one's end.
+			d := end.Sub(later(began, v.lastEnd[b]))
+			if v.timed++; v.timed == 1 {
+				v.took = d // the first measure beats the configured guess
+			} else {
+				v.took = (9*v.took + d) / 10
+			}
+		}
+		v.lastEnd[b] = end
 		r.out, r.ended = out, v.now()
 		v.mu.Unlock()
 		close(r.done)
 		v.woke(r.jobID)
 	}()
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // keepDone is how long an answer is kept after it came, for the engine
@@ -821,6 +847,15 @@ func (v *Vendor) Query(ctx context.Context, j *engine.Job) (*engine.Outcome, err
 	if r != nil {
 		select {
 		case <-r.done:
+			if r.unsent != nil {
+				// The web UI is down (restarting, say): the job waits for
+				// it rather than fail, and is sent again once it answers.
+				v.mu.Lock()
+				delete(v.runs, j.TaskID)
+				v.unsent[j.TaskID] = true
+				v.mu.Unlock()
+				return nil, fmt.Errorf("a1111 unreachable: %w", r.unsent)
+			}
 			return r.out, nil
 		default:
 		}
@@ -914,8 +949,16 @@ func (v *Vendor) rerun(ctx context.Context, j *engine.Job, b int, forceID string
 	if exists {
 		return nil
 	}
-	n := v.reruns.Add(1)
-	v.log.Warn("a1111 task's answer lost in a restart: making it again", slog.String("job_id", j.ID), slog.String("task_id", j.TaskID), slog.Int64("reruns", n))
+	v.mu.Lock()
+	unsent := v.unsent[j.TaskID]
+	delete(v.unsent, j.TaskID)
+	v.mu.Unlock()
+	if unsent {
+		v.log.Info("a1111 answers again: sending the task it could not be sent", slog.String("job_id", j.ID), slog.String("task_id", j.TaskID))
+	} else {
+		n := v.reruns.Add(1)
+		v.log.Warn("a1111 task's answer lost in a restart: making it again", slog.String("job_id", j.ID), slog.String("task_id", j.TaskID), slog.Int64("reruns", n))
+	}
 	v.start(j, j.TaskID, b, path, body)
 	return nil
 }

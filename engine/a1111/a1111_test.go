@@ -8,6 +8,7 @@ import (
 	"image"
 	"image/png"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -29,6 +30,7 @@ func newVendor(t *testing.T, cfg a1111.Config) *a1111.Vendor {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(v.Close)
 	return v
 }
 
@@ -384,20 +386,18 @@ func TestSeveralBackends(t *testing.T) {
 		t.Fatalf("jobs %d and %d, want one each", len(a.Jobs()), len(b.Jobs()))
 	}
 
+	// A web UI that refuses connections fails its first health check (at
+	// start) and gets no job; one already sent there waits for it (TestWebUIDown).
 	dead := a1111test.New(a1111test.Options{})
 	dead.Close()
-	v = newVendor(t, a1111.Config{BaseURLs: []string{dead.URL, b.URL}})
-	for i := range 3 {
-		j := drawJob("d" + string(rune('a'+i)))
-		submit(t, v, j, nil)
-		waitDone(t, v, j)
-	}
+	v = newVendor(t, a1111.Config{BaseURLs: []string{dead.URL, b.URL}, HealthEvery: time.Hour})
+	time.Sleep(300 * time.Millisecond) // the first check
 	before := len(b.Jobs())
 	for i := range 3 {
 		j := drawJob("e" + string(rune('a'+i)))
 		submit(t, v, j, nil)
 		if out := waitDone(t, v, j); out.State != engine.TaskDone {
-			t.Fatalf("after the dead backend was skipped: %+v", out)
+			t.Fatalf("with the dead backend skipped: %+v", out)
 		}
 	}
 	if got := len(b.Jobs()) - before; got != 3 {
@@ -530,5 +530,74 @@ func TestRestartAfterFailedTask(t *testing.T) {
 	second := newVendor(t, a1111.Config{BaseURL: fake.URL})
 	if out := waitDone(t, second, j); out.State != engine.TaskDone || second.Reruns() != 1 {
 		t.Fatalf("after restart: %+v, reruns %d", out, second.Reruns())
+	}
+}
+
+// TestTypicalIsGPUTime: the time a job takes, for ETAs, is the GPU's, not
+// the call's, which includes its wait for the web UI's queue lock.
+func TestTypicalIsGPUTime(t *testing.T) {
+	fake := a1111test.New(a1111test.Options{StepTime: 20 * time.Millisecond})
+	defer fake.Close()
+	v := newVendor(t, a1111.Config{BaseURL: fake.URL, Duration: time.Minute})
+	var js []*engine.Job
+	for i := range 3 {
+		j := drawJob(fmt.Sprint("t", i))
+		j.Request.N = 1
+		submit(t, v, j, nil)
+		js = append(js, j)
+	}
+	for _, j := range js {
+		waitDone(t, v, j)
+	}
+	var gpu time.Duration
+	for _, j := range fake.Jobs() {
+		gpu = max(gpu, j.Ended.Sub(j.Started))
+	}
+	if got := v.Typical(nil); got > gpu*3/2 || got < gpu/2 {
+		t.Fatalf("typical %s; one job takes the GPU up to %s", got, gpu)
+	}
+}
+
+// TestWebUIDown: a job sent while the web UI is down (restarting) waits
+// for it: Query says it could not ask, the job does not fail, and it is
+// sent once the web UI answers, not counted as a rerun.
+func TestWebUIDown(t *testing.T) {
+	fake := a1111test.New(a1111test.Options{})
+	defer fake.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	v := newVendor(t, a1111.Config{BaseURL: "http://" + addr})
+	j := drawJob("down1")
+	submit(t, v, j, nil)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out, err := v.Query(context.Background(), j)
+		if err != nil {
+			break // could not ask: the engine polls again later
+		}
+		if out.State == engine.TaskFailed || out.State == engine.TaskDone {
+			t.Fatalf("with the web UI down: %+v", out)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no error while the web UI is down")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if _, err := v.Query(context.Background(), j); err == nil {
+		t.Fatal("no error while the web UI is still down")
+	}
+	ln, err = net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("cannot listen on %s again: %v", addr, err)
+	}
+	srv := &http.Server{Handler: fake.Config.Handler}
+	go srv.Serve(ln)
+	defer srv.Close()
+	if out := waitDone(t, v, j); out.State != engine.TaskDone || v.Reruns() != 0 || len(fake.Jobs()) != 1 {
+		t.Fatalf("after the web UI came back: %+v, reruns %d, generations %d", out, v.Reruns(), len(fake.Jobs()))
 	}
 }

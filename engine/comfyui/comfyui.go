@@ -155,6 +155,7 @@ type Vendor struct {
 	jobs    map[string]string // prompt id → job id, to wake
 	current map[int]string    // backend → prompt running there, for binary previews
 	took    time.Duration
+	timed   int
 	wsOnce  []sync.Once
 	ctx     context.Context
 	stop    context.CancelFunc
@@ -845,7 +846,12 @@ func (v *Vendor) onMessage(bi int, data []byte) {
 		if st := v.states[id]; st != nil && !st.ended {
 			st.ended = true
 			if !st.started.IsZero() && m.Type != "execution_interrupted" {
-				v.took = (9*v.took + v.now().Sub(st.started)) / 10
+				d := v.now().Sub(st.started)
+				if v.timed++; v.timed == 1 {
+					v.took = d // the first measure beats the configured guess
+				} else {
+					v.took = (9*v.took + d) / 10
+				}
 			}
 		}
 		if v.current[bi] == id {

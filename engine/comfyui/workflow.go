@@ -3,6 +3,7 @@ package comfyui
 import (
 	"embed"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -95,17 +96,26 @@ func loadWorkflows(preset string, files map[string]string) (map[string]*workflow
 		}
 		out[name] = w
 	}
+	var errs []error
 	for _, name := range slices.Sorted(maps.Keys(files)) {
+		if _, ok := required[name]; !ok {
+			continue // not a command: Validate says so
+		}
 		file := files[name]
 		data, err := os.ReadFile(file)
 		if err != nil {
-			return nil, fmt.Errorf("workflows.%s: %w", name, err)
+			errs = append(errs, fmt.Errorf("workflows.%s: %w", name, err))
+			continue
 		}
 		w, err := parseWorkflow(name, file, data)
 		if err != nil {
-			return nil, fmt.Errorf("workflows.%s: %w", name, err)
+			errs = append(errs, fmt.Errorf("workflows.%s: %w", name, err))
+			continue
 		}
 		out[name] = w
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
 	return out, nil
 }
