@@ -179,13 +179,7 @@ func (c Config) withDefaults() Config {
 func Defaults() Config { return Config{}.withDefaults() }
 
 // URLs is every base URL configured.
-func (c Config) URLs() []string {
-	var out []string
-	if c.BaseURL != "" {
-		out = append(out, c.BaseURL)
-	}
-	return append(out, c.BaseURLs...)
-}
+func (c Config) URLs() []string { return backends.URLs(c.BaseURL, c.BaseURLs) }
 
 // Validate reports each bad setting to bad, by key.
 func (c Config) Validate(bad func(key, format string, args ...any)) {

@@ -23,6 +23,15 @@ const Skip = 30 * time.Second
 var ErrNone = errors.New("every backend failed recently")
 
 // Ping checks one backend: nil when it answers.
+// URLs joins a config's single base URL and its list, the single one first.
+func URLs(base string, more []string) []string {
+	var out []string
+	if base != "" {
+		out = append(out, base)
+	}
+	return append(out, more...)
+}
+
 type Ping func(ctx context.Context, base *url.URL) error
 
 type server struct {
