@@ -118,4 +118,3 @@ func (s *DB) LeaseHolder(ctx context.Context, id string) (string, time.Time, err
 	}
 	return *owner, *until, nil
 }
-
