@@ -140,6 +140,9 @@ type Deps struct {
 	Settings Settings
 	Log      *slog.Logger
 	Now      func() time.Time
+	// Lead, when set, holds the gateway session only while this replica
+	// leads (several replicas on one store: one session); nil: at once.
+	Lead func(ctx context.Context, run func(context.Context) error) error
 }
 
 // Bot is the Discord adapter. It implements engine.Notifier for Discord jobs.
@@ -156,6 +159,7 @@ type Bot struct {
 	fetch    *http.Client
 	log      *slog.Logger
 	now      func() time.Time
+	lead     func(ctx context.Context, run func(context.Context) error) error
 	edits    *quota.Keyed // progress edits per job
 	lanes    *postlane.Lanes
 
@@ -216,7 +220,7 @@ func newBot(cfg Config, d Deps, api rest) (*Bot, error) {
 	base, stop := context.WithCancel(context.Background())
 	return &Bot{
 		cfg: cfg, key: key, api: api,
-		svc: d.Service, eng: d.Engine, blobs: d.Blobs, settings: d.Settings,
+		svc: d.Service, eng: d.Engine, blobs: d.Blobs, settings: d.Settings, lead: d.Lead,
 		catalog: &catalogue{list: d.Catalog, now: d.Now, ttl: 5 * time.Minute},
 		fetch:   &http.Client{Timeout: 60 * time.Second},
 		log:     d.Log.With(slog.String("platform", Platform)),
@@ -252,6 +256,9 @@ func (b *Bot) Run(ctx context.Context) error {
 	if b.cfg.Mode == ModeHTTP {
 		<-ctx.Done()
 		return nil
+	}
+	if b.lead != nil {
+		return b.lead(ctx, b.runGateway)
 	}
 	return b.runGateway(ctx)
 }

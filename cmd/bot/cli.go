@@ -25,6 +25,7 @@ func (e *usageError) Error() string { return e.msg + " (picbot -h lists the flag
 // reads must be here (a test checks).
 var envHelp = map[string]string{
 	"PICBOT_DATA_DIR":                "data_dir: the store and the images",
+	"PICBOT_DATABASE_URL":            "database_url: postgres://... keeps jobs and images in PostgreSQL, shared by replicas",
 	"PICBOT_HTTP_LISTEN":             "http.listen, e.g. :8080",
 	"PICBOT_HTTP_PUBLIC_URL":         "http.public_url: where vendors and platforms reach the bot",
 	"PICBOT_LOG_LEVEL":               "log.level: debug, info, warn or error",

@@ -28,7 +28,10 @@ import (
 
 // Config is the whole configuration. config.example.yaml documents every key.
 type Config struct {
-	DataDir string        `yaml:"data_dir"`
+	DataDir string `yaml:"data_dir"`
+	// DatabaseURL, a postgres:// URL, keeps jobs, counters and images in
+	// PostgreSQL, shared by several replicas; empty: bbolt in data_dir.
+	DatabaseURL string        `yaml:"database_url"`
 	Log     LogConfig     `yaml:"log"`
 	Console ConsoleConfig `yaml:"console"`
 	HTTP    HTTPConfig    `yaml:"http"`
@@ -284,6 +287,7 @@ func (c *Config) applyEnv(lookup func(string) (string, bool)) {
 func (c *Config) envFields() map[string]*string {
 	fields := map[string]*string{
 		"PICBOT_DATA_DIR":        &c.DataDir,
+		"PICBOT_DATABASE_URL":    &c.DatabaseURL,
 		"PICBOT_HTTP_LISTEN":     &c.HTTP.Listen,
 		"PICBOT_HTTP_PUBLIC_URL": &c.HTTP.PublicURL,
 		"PICBOT_LOG_LEVEL":       &c.Log.Level,
@@ -305,7 +309,7 @@ func (c *Config) secrets() []string {
 	var out []string
 	for _, s := range [][]string{
 		c.Vendors.Zhiqite.secrets(), c.Vendors.ShowAPI.secrets(), c.Vendors.APISpace.secrets(),
-		c.Telegram.secrets(), c.Discord.secrets(),
+		c.Telegram.secrets(), c.Discord.secrets(), c.databaseSecrets(),
 	} {
 		for _, v := range s {
 			if v != "" {
@@ -366,6 +370,7 @@ func (c *Config) problems() []Problem {
 		bad("console.lang", "must be en or zh (or empty: from $LANG), not %q", l)
 	}
 	c.validateHTTP(bad)
+	c.validateDatabaseURL(bad)
 	c.validateEngine(bad)
 	if r := c.Retention; r.Jobs < 0 || r.Counters < 0 || r.Every < 0 {
 		for key, d := range map[string]time.Duration{"retention.jobs": r.Jobs, "retention.counters": r.Counters, "retention.every": r.Every} {

@@ -137,6 +137,7 @@ func (a *app) newDiscord(c DiscordConfig) (platform, error) {
 		Catalog:  a.catalogFunc(),
 		Settings: a.db,
 		Log:      a.log,
+		Lead:     a.lead("discord"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("discord: %w", err)

@@ -6,3 +6,9 @@ func (s *DB) SetSchemaVersionForTest(ctx context.Context, v int) error {
 	_, err := s.pool.Exec(ctx, `INSERT INTO picbot_schema (version) VALUES ($1)`, v)
 	return err
 }
+
+// TerminateLeaderForTest ends the sessions that hold an advisory lock.
+func (s *DB) TerminateLeaderForTest(ctx context.Context) error {
+	_, err := s.pool.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND pid <> pg_backend_pid() AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`)
+	return err
+}

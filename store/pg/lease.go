@@ -69,7 +69,7 @@ func (s *DB) Woken(ctx context.Context, fn func(id string)) {
 		if ctx.Err() != nil {
 			return
 		}
-		slog.Default().Warn("listen for job wake-ups; again in a second", slog.Any("err", err))
+		s.log.Warn("listen for job wake-ups; again in a second", slog.Any("err", err))
 		select {
 		case <-ctx.Done():
 		case <-time.After(time.Second):

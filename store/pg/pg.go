@@ -17,6 +17,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sort"
 	"time"
 
@@ -37,6 +38,8 @@ type Options struct {
 	LeaseEvery time.Duration
 	// MaxConns bounds the pool; zero: pgx's default (4 per core, at least 4).
 	MaxConns int32
+	// Logger hears what goes wrong in the background (a lost LISTEN); nil: discarded.
+	Logger *slog.Logger
 }
 
 // DB is the PostgreSQL store. It implements engine.Store and engine.Leaser.
@@ -45,6 +48,7 @@ type DB struct {
 	replica string
 	ttl     time.Duration
 	every   time.Duration
+	log     *slog.Logger
 	// leasing: jobs created here are leased here (see Leasing).
 	leasing bool
 }
@@ -86,7 +90,10 @@ func Open(ctx context.Context, url string, opt Options) (*DB, error) {
 	if opt.LeaseEvery <= 0 {
 		opt.LeaseEvery = opt.LeaseTTL / 4
 	}
-	return &DB{pool: pool, replica: opt.Replica, ttl: opt.LeaseTTL, every: opt.LeaseEvery}, nil
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &DB{pool: pool, replica: opt.Replica, ttl: opt.LeaseTTL, every: opt.LeaseEvery, log: opt.Logger}, nil
 }
 
 // redactErr keeps a password in a connection string out of an error text.
@@ -100,6 +107,15 @@ func redactErr(err error) error {
 
 // Close closes the pool.
 func (s *DB) Close() error { s.pool.Close(); return nil }
+
+// Size is the bytes the store's tables take, indexes and images included.
+func (s *DB) Size(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.pool.QueryRow(ctx, `SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint
+		FROM pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace
+		WHERE c.relkind = 'r' AND c.relname LIKE 'picbot\_%' AND ns.nspname = current_schema()`).Scan(&n)
+	return n, wrap(err)
+}
 
 // Replica is this process's name in leases.
 func (s *DB) Replica() string { return s.replica }
@@ -209,7 +225,10 @@ func finishedAt(j *engine.Job) *time.Time {
 	if !j.Finished() {
 		return nil
 	}
-	t := j.UpdatedAt
+	t := j.FinishedAt
+	if t.IsZero() {
+		t = j.UpdatedAt
+	}
 	if t.IsZero() {
 		t = j.CreatedAt
 	}
