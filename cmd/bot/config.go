@@ -32,12 +32,12 @@ type Config struct {
 	// DatabaseURL, a postgres:// URL, keeps jobs, counters and images in
 	// PostgreSQL, shared by several replicas; empty: bbolt in data_dir.
 	DatabaseURL string        `yaml:"database_url"`
-	Log     LogConfig     `yaml:"log"`
-	Console ConsoleConfig `yaml:"console"`
-	HTTP    HTTPConfig    `yaml:"http"`
-	Engine  EngineConfig  `yaml:"engine"`
-	Local   LocalConfig   `yaml:"local"`
-	Quota   quota.Config  `yaml:"quota"`
+	Log         LogConfig     `yaml:"log"`
+	Console     ConsoleConfig `yaml:"console"`
+	HTTP        HTTPConfig    `yaml:"http"`
+	Engine      EngineConfig  `yaml:"engine"`
+	Local       LocalConfig   `yaml:"local"`
+	Quota       quota.Config  `yaml:"quota"`
 	// Retention bounds how long finished jobs, their images and daily counters are kept.
 	Retention store.Retention `yaml:"retention"`
 	Fetch     FetchConfig     `yaml:"fetch"`

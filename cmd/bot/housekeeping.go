@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"sync"
 	"time"
-
 )
 
 // sizeEvery is how often the store's disk usage is measured for /metrics:

@@ -86,4 +86,3 @@ func (c *Config) databaseSecrets() []string {
 
 // backupPostgres is what `picbot backup` says for a PostgreSQL store.
 var errBackupPostgres = errors.New("backup: this bot keeps its data in PostgreSQL (database_url); back it up with pg_dump")
-
