@@ -473,6 +473,7 @@ func (e *Engine) HandleCallback(ctx context.Context, vendor, id, token string, b
 		// Another replica holds the job: apply the callback here, in the
 		// store, and wake the holder to act on it.
 		lj = &liveJob{platform: j.Chat.Platform, lastPct: -1, polls: j.Polls}
+		e.log.Debug("callback for a job another replica holds: applied here", slog.String("job_id", id), slog.String("vendor", vendor))
 	}
 	// A step that wrote first makes this write stale: read the job again and
 	// apply the callback to what it is now, a few times at most.
