@@ -47,6 +47,11 @@ var migrations = []string{
 		data bytea NOT NULL,
 		PRIMARY KEY (key, seq)
 	);`,
+	// 2: the per-user rate limit, shared by replicas (rates.go).
+	`CREATE TABLE picbot_rates (
+		key text PRIMARY KEY,
+		tat timestamptz NOT NULL
+	);`,
 }
 
 // SchemaVersion is the newest schema this code knows.

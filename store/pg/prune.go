@@ -88,6 +88,10 @@ func (p *Pruner) Pass(ctx context.Context) error {
 		}
 		counters = tag.RowsAffected()
 	}
+	// A bucket whose arrival time has passed is as good as none.
+	if _, err := p.DB.pool.Exec(ctx, `DELETE FROM picbot_rates WHERE tat < now()`); err != nil {
+		return wrap(err)
+	}
 	rows, err := p.DB.pool.Query(ctx, `SELECT b.key FROM picbot_blobs b WHERE b.created_at < $1 AND NOT EXISTS (
 		SELECT 1 FROM picbot_jobs j WHERE
 			j.data @? format('$.request.inputs[*] ? (@.blob == "%s")', b.key)::jsonpath OR
