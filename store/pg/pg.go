@@ -19,6 +19,8 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -36,19 +38,26 @@ type Options struct {
 	LeaseTTL time.Duration
 	// LeaseEvery is how often the engine renews and claims; zero: LeaseTTL/4.
 	LeaseEvery time.Duration
-	// MaxConns bounds the pool; zero: pgx's default (4 per core, at least 4).
+	// MaxConns bounds the pool; zero: pool_max_conns in the URL, or DefaultMaxConns.
 	MaxConns int32
 	// Logger hears what goes wrong in the background (a lost LISTEN); nil: discarded.
 	Logger *slog.Logger
 }
 
+// DefaultMaxConns is the pool's size when neither Options nor the URL say.
+const DefaultMaxConns = 20
+
 // DB is the PostgreSQL store. It implements engine.Store and engine.Leaser.
 type DB struct {
 	pool    *pgxpool.Pool
+	lossy   *pgxpool.Pool // synchronous_commit off: rate-limit buckets only
 	replica string
 	ttl     time.Duration
 	every   time.Duration
 	log     *slog.Logger
+	// stopCompact ends the loop that folds counter deltas (compact).
+	stopCompact context.CancelFunc
+	compacting  sync.WaitGroup
 	// leasing: jobs created here are leased here (see Leasing).
 	leasing bool
 }
@@ -62,21 +71,38 @@ func Open(ctx context.Context, url string, opt Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("database_url: %w", redactErr(err))
 	}
-	if opt.MaxConns > 0 {
+	switch {
+	case opt.MaxConns > 0:
 		cfg.MaxConns = opt.MaxConns
+	case !strings.Contains(url, "pool_max_conns"):
+		// pgx's default (4 on 2 cores) is too few: a LISTEN and a leader
+		// hold one each, and every worker's write waits for one.
+		cfg.MaxConns = DefaultMaxConns
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
+		return nil, fmt.Errorf("connect to PostgreSQL: %w", redactErr(err))
+	}
+	// A second, small pool whose commits do not wait for the disk: for the
+	// rate limiter, whose buckets a crash may forget at no cost.
+	lcfg := cfg.Copy()
+	lcfg.MaxConns = max(cfg.MaxConns/4, 2)
+	lcfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
+	lossy, err := pgxpool.NewWithConfig(ctx, lcfg)
+	if err != nil {
+		pool.Close()
 		return nil, fmt.Errorf("connect to PostgreSQL: %w", redactErr(err))
 	}
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := pool.Ping(pctx); err != nil {
 		pool.Close()
+		lossy.Close()
 		return nil, fmt.Errorf("connect to PostgreSQL at %s: %w", cfg.ConnConfig.Host, redactErr(err))
 	}
 	if err := migrate(pctx, pool, migrations); err != nil {
 		pool.Close()
+		lossy.Close()
 		return nil, fmt.Errorf("migrate PostgreSQL schema: %w", err)
 	}
 	if opt.Replica == "" {
@@ -93,7 +119,11 @@ func Open(ctx context.Context, url string, opt Options) (*DB, error) {
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &DB{pool: pool, replica: opt.Replica, ttl: opt.LeaseTTL, every: opt.LeaseEvery, log: opt.Logger}, nil
+	s := &DB{pool: pool, lossy: lossy, replica: opt.Replica, ttl: opt.LeaseTTL, every: opt.LeaseEvery, log: opt.Logger}
+	cctx, stop := context.WithCancel(context.Background())
+	s.stopCompact = stop
+	s.compacting.Go(func() { s.compactLoop(cctx) })
+	return s, nil
 }
 
 // redactErr keeps a password in a connection string out of an error text.
@@ -106,7 +136,47 @@ func redactErr(err error) error {
 }
 
 // Close closes the pool.
-func (s *DB) Close() error { s.pool.Close(); return nil }
+func (s *DB) Close() error {
+	s.stopCompact()
+	s.compacting.Wait()
+	s.lossy.Close()
+	s.pool.Close()
+	return nil
+}
+
+// CompactEvery is how often each replica folds counter deltas into the counters.
+const CompactEvery = time.Second
+
+func (s *DB) compactLoop(ctx context.Context) {
+	t := time.NewTicker(CompactEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := s.Compact(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("fold counter deltas", slog.Any("err", err))
+		}
+	}
+}
+
+// Compact folds the counter deltas committed so far into the counters, in
+// one statement, so that a reader sees the same sum before and after.
+// Replicas compacting at once fold each delta once: a row deleted by one
+// is skipped by the other.
+func (s *DB) Compact(ctx context.Context) error {
+	_, err := s.pool.Exec(ctx, `WITH d AS (DELETE FROM picbot_counter_deltas RETURNING key, delta),
+		t AS (SELECT key, sum(delta) AS delta FROM d GROUP BY key)
+		INSERT INTO picbot_counters AS c (key, value) SELECT key, delta FROM t
+		ON CONFLICT (key) DO UPDATE SET value = c.value + excluded.value`)
+	if err != nil {
+		return wrap(err)
+	}
+	_, err = s.pool.Exec(ctx, `DELETE FROM picbot_counters WHERE value <= 0`)
+	return wrap(err)
+}
 
 // Size is the bytes the store's tables take, indexes and images included.
 func (s *DB) Size(ctx context.Context) (int64, error) {
@@ -355,17 +425,23 @@ type querier interface {
 }
 
 // counters implements engine.Counters over a transaction (write) or the
-// pool (View). Writes are buffered and flushed before the commit, so a
-// function that fails half-way leaves nothing behind. In a write
-// transaction a key is locked before its first read and the value read is
-// kept: nobody else can change it until the commit.
+// pool (View). A counter is its row in picbot_counters plus the deltas in
+// picbot_counter_deltas that the compactor has not folded in yet (see
+// compact): a transaction only inserts deltas, so the hot counters every
+// job touches (the day's totals, the statistics) are no row that
+// transactions queue for. Writes are buffered and flushed before the
+// commit, so a function that fails half-way leaves nothing behind. In a
+// write transaction a key is locked (an advisory lock) before its first
+// read, and the value read is kept: nobody else that reads it can change
+// it until the commit, so a limit checked holds.
 type counters struct {
 	ctx      context.Context
 	tx       pgx.Tx
 	q        querier
 	write    bool
 	read     map[string]int64 // values read (locked) in this transaction
-	ints     map[string]int64 // pending writes
+	ints     map[string]int64 // pending values of keys read
+	blind    map[string]int64 // pending additions to keys not read (no lock)
 	sread    map[string]string
 	settings map[string]string
 	err      error // the first failed read: the transaction fails with it
@@ -378,6 +454,12 @@ func (c *counters) querier() querier {
 	return c.q
 }
 
+func (c *counters) fail(err error) {
+	if c.err == nil {
+		c.err = err
+	}
+}
+
 // lock takes the transaction's advisory lock on a counter or setting key.
 // It is a statement of its own: in read committed each statement sees
 // what was committed when it started, so the read after the lock sees the
@@ -387,10 +469,23 @@ func (c *counters) lock(key string) bool {
 		return c.err == nil
 	}
 	if _, err := c.tx.Exec(c.ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, key); err != nil {
-		c.err = err
+		c.fail(err)
 		return false
 	}
 	return true
+}
+
+const sumSQL = `SELECT greatest(coalesce((SELECT value FROM picbot_counters WHERE key = $1), 0)
+	+ coalesce((SELECT sum(delta) FROM picbot_counter_deltas WHERE key = $1), 0), 0)::bigint`
+
+// stored reads a counter's committed value.
+func (c *counters) stored(key string) int64 {
+	var v int64
+	if err := c.querier().QueryRow(c.ctx, sumSQL, key).Scan(&v); err != nil {
+		c.fail(err)
+		return 0
+	}
+	return v
 }
 
 func (c *counters) Get(key string) int64 {
@@ -400,28 +495,18 @@ func (c *counters) Get(key string) int64 {
 	if v, ok := c.read[key]; ok {
 		return v
 	}
+	if !c.write {
+		return c.stored(key)
+	}
 	if !c.lock("c:" + key) {
 		return 0
 	}
-	var v int64
-	err := c.querier().QueryRow(c.ctx, `SELECT value FROM picbot_counters WHERE key = $1`, key).Scan(&v)
-	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-		if c.err == nil {
-			c.err = err
-		}
-		return 0
+	v := c.stored(key) + c.blind[key]
+	delete(c.blind, key) // from now on the key's pending value says it all
+	if c.read == nil {
+		c.read = make(map[string]int64)
 	}
-	if c.write {
-		if c.read == nil {
-			c.read = make(map[string]int64)
-		}
-		c.read[key] = v
-	}
-	return v
-}
-
-func (c *counters) Add(key string, delta int64) int64 {
-	v := max(c.Get(key)+delta, 0)
+	c.read[key] = v - 0
 	if c.ints == nil {
 		c.ints = make(map[string]int64)
 	}
@@ -429,12 +514,36 @@ func (c *counters) Add(key string, delta int64) int64 {
 	return v
 }
 
-func (c *counters) Scan(prefix string, fn func(string, int64)) {
-	rows, err := c.querier().Query(c.ctx, `SELECT key, value FROM picbot_counters WHERE left(key, length($1)) = $1 ORDER BY key`, prefix)
-	if err != nil {
-		if c.err == nil {
-			c.err = err
+// Add implements engine.Counters. On a key this transaction read, or with
+// a negative delta (a counter never goes below zero: that takes the lock),
+// the value is exact. On a key not read, a positive delta is added without
+// a lock, and the value returned may miss another transaction's addition
+// under way; the stored sum is exact either way.
+func (c *counters) Add(key string, delta int64) int64 {
+	_, known := c.ints[key]
+	if !c.write || known || delta < 0 {
+		v := max(c.Get(key)+delta, 0)
+		if c.ints == nil {
+			c.ints = make(map[string]int64)
 		}
+		c.ints[key] = v
+		return v
+	}
+	if c.blind == nil {
+		c.blind = make(map[string]int64)
+	}
+	c.blind[key] += delta
+	return c.stored(key) + c.blind[key]
+}
+
+func (c *counters) Scan(prefix string, fn func(string, int64)) {
+	rows, err := c.querier().Query(c.ctx, `SELECT key, sum(v)::bigint FROM (
+			SELECT key, value AS v FROM picbot_counters WHERE left(key, length($1)) = $1
+			UNION ALL
+			SELECT key, delta FROM picbot_counter_deltas WHERE left(key, length($1)) = $1) a
+		GROUP BY key HAVING sum(v) > 0 ORDER BY key`, prefix)
+	if err != nil {
+		c.fail(err)
 		return
 	}
 	type kv struct {
@@ -445,14 +554,14 @@ func (c *counters) Scan(prefix string, fn func(string, int64)) {
 	for rows.Next() {
 		var p kv
 		if err := rows.Scan(&p.k, &p.v); err != nil {
-			c.err = err
+			c.fail(err)
 			rows.Close()
 			return
 		}
 		all = append(all, p)
 	}
-	if err := rows.Err(); err != nil && c.err == nil {
-		c.err = err
+	if err := rows.Err(); err != nil {
+		c.fail(err)
 	}
 	// As bbolt's store does: pending values of keys stored before win.
 	sort.Slice(all, func(i, j int) bool { return all[i].k < all[j].k })
@@ -463,7 +572,7 @@ func (c *counters) Scan(prefix string, fn func(string, int64)) {
 			}
 			continue
 		}
-		fn(p.k, p.v)
+		fn(p.k, p.v+c.blind[p.k])
 	}
 }
 
@@ -501,8 +610,9 @@ func (c *counters) SetSetting(key, value string) {
 	c.settings[key] = value
 }
 
-// flush writes the pending values, in key order so that two transactions
-// lock rows in one order. Called twice, the second call writes nothing.
+// flush writes the pending changes: every counter's as a delta row, all
+// in one statement, then the settings in key order. Called twice, the
+// second call writes nothing.
 func (c *counters) flush() error {
 	if c.err != nil {
 		return c.err
@@ -510,24 +620,26 @@ func (c *counters) flush() error {
 	if !c.write {
 		return nil
 	}
+	var keys []string
+	var deltas []int64
 	for _, k := range sortedKeys(c.ints) {
-		v := c.ints[k]
-		var err error
-		if v <= 0 {
-			_, err = c.tx.Exec(c.ctx, `DELETE FROM picbot_counters WHERE key = $1`, k)
-		} else {
-			_, err = c.tx.Exec(c.ctx, `INSERT INTO picbot_counters (key, value) VALUES ($1, $2)
-				ON CONFLICT (key) DO UPDATE SET value = excluded.value`, k, v)
+		if d := c.ints[k] - c.read[k]; d != 0 {
+			keys, deltas = append(keys, k), append(deltas, d)
 		}
-		if err != nil {
+		c.read[k] = c.ints[k]
+	}
+	for _, k := range sortedKeys(c.blind) {
+		if d := c.blind[k]; d != 0 {
+			keys, deltas = append(keys, k), append(deltas, d)
+		}
+	}
+	c.blind = nil
+	if len(keys) > 0 {
+		if _, err := c.tx.Exec(c.ctx, `INSERT INTO picbot_counter_deltas (key, delta)
+			SELECT * FROM unnest($1::text[], $2::bigint[])`, keys, deltas); err != nil {
 			return err
 		}
-		if c.read == nil {
-			c.read = make(map[string]int64)
-		}
-		c.read[k] = v
 	}
-	c.ints = nil
 	for _, k := range sortedKeys(c.settings) {
 		v := c.settings[k]
 		var err error

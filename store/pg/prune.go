@@ -77,6 +77,9 @@ func (p *Pruner) Pass(ctx context.Context) error {
 		}
 	}
 	if p.Retention.Counters > 0 {
+		if err := p.DB.Compact(ctx); err != nil {
+			return err
+		}
 		c := now.Add(-p.Retention.Counters)
 		day := time.Date(c.Year(), c.Month(), c.Day(), 0, 0, 0, 0, time.UTC).Format(time.DateOnly)
 		// Per-day keys: quota's "d:<scope>:<who>:<day>", statistics' "st:<day>:...".

@@ -5,14 +5,11 @@ package pgtest
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"net/url"
 	"os"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	pgstore "github.com/picbot/picbot/store/pg"
 )
 
 // Env names the variable that points the tests at a PostgreSQL server.
@@ -26,35 +23,12 @@ func URL(tb testing.TB) string {
 	if base == "" {
 		tb.Skipf("PostgreSQL tests skipped: set %s (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable); .ci/run sets it", Env)
 	}
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	schema := "picbot_t_" + hex.EncodeToString(b[:])
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		tb.Fatalf("connect to %s: %v", Env, err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		tb.Fatalf("create schema: %v", err)
-	}
-	tb.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, base)
-		if err != nil {
-			return
-		}
-		defer conn.Close(ctx)
-		_, _ = conn.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE")
-	})
-	u, err := url.Parse(base)
+	u, drop, err := pgstore.ThrowAwaySchema(ctx, base)
 	if err != nil {
 		tb.Fatalf("%s: %v", Env, err)
 	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
+	tb.Cleanup(drop)
+	return u
 }
