@@ -53,6 +53,8 @@ Usage:
   picbot [-config FILE]               run the bot (no -config: the console and the built-in renderer)
   picbot check config -config FILE    check a configuration, print what it runs, and exit (0: valid)
   picbot backup [-config FILE] OUT    copy the database of a bot, running or not
+  picbot migrate [-config FILE] --to postgres://...
+                                      copy a stopped bot's data_dir into PostgreSQL (again: copies nothing twice)
   picbot -version                     print the version
 
 Flags:

@@ -55,6 +55,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			return backupCommand(ctx, args[1:], stdout, stderr)
 		case "check":
 			return checkCommand(args[1:], stdout, stderr)
+		case "migrate":
+			return migrateCommand(ctx, args[1:], stdout, stderr)
 		case "help":
 			args = []string{"-h"}
 		}
