@@ -118,7 +118,10 @@ func copyStore(ctx context.Context, src *store.DB, blobs *store.Blobs, dst *pgst
 	}
 	err = src.Each(ctx,
 		func(j *engine.Job) error { ok, err := dst.ImportJob(ctx, j); return count(&c.jobs, ok, err) },
-		func(k string, v int64) error { ok, err := dst.ImportCounter(ctx, k, v); return count(&c.counters, ok, err) },
+		func(k string, v int64) error {
+			ok, err := dst.ImportCounter(ctx, k, v)
+			return count(&c.counters, ok, err)
+		},
 		func(k, v string) error { ok, err := dst.ImportSetting(ctx, k, v); return count(&c.settings, ok, err) })
 	return c, err
 }
