@@ -460,21 +460,6 @@ func (c *counters) fail(err error) {
 	}
 }
 
-// lock takes the transaction's advisory lock on a counter or setting key.
-// It is a statement of its own: in read committed each statement sees
-// what was committed when it started, so the read after the lock sees the
-// last holder's write.
-func (c *counters) lock(key string) bool {
-	if !c.write || c.err != nil {
-		return c.err == nil
-	}
-	if _, err := c.tx.Exec(c.ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, key); err != nil {
-		c.fail(err)
-		return false
-	}
-	return true
-}
-
 const sumSQL = `SELECT greatest(coalesce((SELECT value FROM picbot_counters WHERE key = $1), 0)
 	+ coalesce((SELECT sum(delta) FROM picbot_counter_deltas WHERE key = $1), 0), 0)::bigint`
 
@@ -498,20 +483,51 @@ func (c *counters) Get(key string) int64 {
 	if !c.write {
 		return c.stored(key)
 	}
-	if !c.lock("c:" + key) {
+	var stored int64
+	if !c.lockedRead("c:"+key, sumSQL, key, &stored) {
 		return 0
 	}
-	v := c.stored(key) + c.blind[key]
+	v := stored + c.blind[key]
 	delete(c.blind, key) // from now on the key's pending value says it all
 	if c.read == nil {
 		c.read = make(map[string]int64)
 	}
-	c.read[key] = v - 0
+	c.read[key] = stored
 	if c.ints == nil {
 		c.ints = make(map[string]int64)
 	}
 	c.ints[key] = v
 	return v
+}
+
+// lockedRead takes the transaction's advisory lock on lockKey, then reads
+// one value with sql, in one round trip: two statements of one pipeline,
+// so that in read committed the read, a statement of its own, sees what
+// the lock's last holder committed. false if the read failed (c.err);
+// no row leaves dst as it is.
+func (c *counters) lockedRead(lockKey, sql, key string, dst any) bool {
+	if c.err != nil {
+		return false
+	}
+	b := &pgx.Batch{}
+	b.Queue(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, lockKey)
+	b.Queue(sql, key)
+	br := c.tx.SendBatch(c.ctx, b)
+	_, err := br.Exec()
+	if err == nil {
+		err = br.QueryRow().Scan(dst)
+		if errors.Is(err, pgx.ErrNoRows) {
+			err = nil
+		}
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		c.fail(err)
+		return false
+	}
+	return true
 }
 
 // Add implements engine.Counters. On a key this transaction read, or with
@@ -583,15 +599,13 @@ func (c *counters) Setting(key string) string {
 	if v, ok := c.sread[key]; ok {
 		return v
 	}
-	if !c.lock("s:" + key) {
-		return ""
-	}
 	var v string
-	err := c.querier().QueryRow(c.ctx, `SELECT value FROM picbot_settings WHERE key = $1`, key).Scan(&v)
-	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-		if c.err == nil {
-			c.err = err
+	if c.write {
+		if !c.lockedRead("s:"+key, `SELECT value FROM picbot_settings WHERE key = $1`, key, &v) {
+			return ""
 		}
+	} else if err := c.q.QueryRow(c.ctx, `SELECT value FROM picbot_settings WHERE key = $1`, key).Scan(&v); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		c.fail(err)
 		return ""
 	}
 	if c.write {

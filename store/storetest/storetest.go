@@ -211,6 +211,21 @@ func testCounters(t *testing.T, open Opener) {
 		}
 		return nil
 	})
+	// Added to before it is read, in one transaction: nothing is lost.
+	_ = db.Update(ctx, func(c engine.Counters) error {
+		c.Add("mixed", 2)
+		if got := c.Get("mixed"); got != 2 {
+			t.Errorf("read after an addition: %d, want 2", got)
+		}
+		c.Add("mixed", 1)
+		return nil
+	})
+	_ = db.View(ctx, func(c engine.Counters) error {
+		if got := c.Get("mixed"); got != 3 {
+			t.Errorf("mixed = %d after commit, want 3", got)
+		}
+		return nil
+	})
 	refused := db.Update(ctx, func(c engine.Counters) error {
 		c.Add("k:b", 100)
 		return engine.Errorf(engine.EINVALID, "no", "no")
