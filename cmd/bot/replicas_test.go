@@ -36,6 +36,7 @@ type replicaSet struct {
 	fake   *telegramtest.Server
 	vendor string // the vendors: block
 	quota  string
+	mode   string // telegram's mode keys
 	addrs  []string
 	mu     sync.Mutex
 	procs  []*bot
@@ -43,12 +44,20 @@ type replicaSet struct {
 }
 
 func newReplicaSet(t *testing.T, n int, quota string) *replicaSet {
+	return newReplicaSetMode(t, n, quota, "")
+}
+
+// newReplicaSetMode is newReplicaSet with Telegram's mode block ("": webhook).
+func newReplicaSetMode(t *testing.T, n int, quota, mode string) *replicaSet {
 	t.Helper()
 	url := pgtest.URL(t)
 	fake := telegramtest.New(tgToken, tgBot)
 	t.Cleanup(fake.Close)
 	v := newVendorFake(t, "showapi")
-	rs := &replicaSet{t: t, dir: t.TempDir(), url: url, fake: fake, vendor: v.block, quota: quota}
+	if mode == "" {
+		mode = "  mode: webhook\n  webhook_url: https://bot.example.com/telegram/hook\n  webhook_secret: " + replicaSecret + "\n"
+	}
+	rs := &replicaSet{t: t, dir: t.TempDir(), url: url, fake: fake, vendor: v.block, quota: quota, mode: mode}
 	for range n {
 		rs.addrs = append(rs.addrs, freeAddr(t))
 	}
@@ -88,11 +97,9 @@ telegram:
   enabled: true
   token: %[6]q
   api_endpoint: %[7]q
-  mode: webhook
-  webhook_url: https://bot.example.com/telegram/hook
-  webhook_secret: %[8]s
-vendors:
-%[9]s`, dir, rs.url, rs.addrs[i], other, rs.quota, tgToken, rs.fake.URL, replicaSecret, rs.vendor)
+  poll_timeout: 1s
+%[8]svendors:
+%[9]s`, dir, rs.url, rs.addrs[i], other, rs.quota, tgToken, rs.fake.URL, rs.mode, rs.vendor)
 	path := filepath.Join(dir, "picbot.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		rs.t.Fatal(err)
@@ -368,4 +375,47 @@ func TestReplicasReservations(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestReplicasPollingLeader: in polling mode one replica at a time asks
+// getUpdates, the holder of the lead; killed, another leads within seconds
+// and the next command is answered.
+func TestReplicasPollingLeader(t *testing.T) {
+	rs := newReplicaSetMode(t, 2, "  default: {daily: 100, concurrent: 50, every: 1ms, burst: 1000}", "  mode: polling\n")
+	defer func() {
+		if t.Failed() {
+			t.Log(rs.logs())
+		}
+	}()
+	leader := func() int {
+		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			for i, b := range rs.procs {
+				if _, stderr := b.output(); strings.Contains(stderr, `msg=leading singleton=telegram`) {
+					return i
+				}
+			}
+		}
+		t.Fatal("no replica leads")
+		return -1
+	}
+	first := leader()
+	for i, b := range rs.procs {
+		if _, stderr := b.output(); i != first && strings.Contains(stderr, `msg=leading singleton=telegram`) {
+			t.Fatalf("replicas %d and %d both lead", first, i)
+		}
+	}
+	photo := func(chat int) {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		if _, err := rs.fake.Wait(ctx, sent("sendPhoto", "chat_id", strconv.Itoa(chat))); err != nil {
+			t.Fatalf("no picture for chat %d", chat)
+		}
+	}
+	rs.fake.AddUpdate(privateDraw(0, 2001, 5, "/draw a kite")) // update_id 0: the fake assigns one
+	photo(2001)
+	rs.kill(first)
+	killed := time.Now()
+	rs.fake.AddUpdate(privateDraw(0, 2002, 6, "/draw a second kite"))
+	photo(2002)
+	t.Logf("after the leader's kill, the next command was answered in %s", time.Since(killed).Round(100*time.Millisecond))
 }
