@@ -110,14 +110,16 @@ func (e *Engine) claim(ctx context.Context, l Leaser) {
 }
 
 // resume tracks and schedules jobs this engine takes on from the store.
+// Tracked first: the workers may be running (a claim), and a worker
+// that takes a job not tracked yet drops it for good.
 func (e *Engine) resume(jobs []*Job) {
-	now := e.cfg.Now()
-	for id, at := range resumeTimes(jobs, now, e.cfg.ResumeSpread, e.callbackGrace) {
-		e.sched.at(id, at)
-	}
 	for _, j := range jobs {
 		e.track(j)
 		e.cfg.Observer.Admitted(j)
+	}
+	now := e.cfg.Now()
+	for id, at := range resumeTimes(jobs, now, e.cfg.ResumeSpread, e.callbackGrace) {
+		e.sched.at(id, at)
 	}
 }
 

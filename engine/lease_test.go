@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -138,7 +139,7 @@ type replica struct {
 	notify *notifier
 }
 
-func newReplicas(t *testing.T, n int, vendor engine.Vendor) ([]*replica, *leases) {
+func newReplicas(t *testing.T, n int, vendor engine.Vendor, obs ...engine.Observer) ([]*replica, *leases) {
 	t.Helper()
 	dir := t.TempDir()
 	db, err := store.Open(filepath.Join(dir, "db"), store.Options{})
@@ -161,7 +162,11 @@ func newReplicas(t *testing.T, n int, vendor engine.Vendor) ([]*replica, *leases
 			t.Fatal(err)
 		}
 		r := &replica{store: rs, notify: newNotifier()}
-		r.engine = engine.New(engine.Config{PublicURL: "http://bot.example", Routes: map[engine.Kind][]string{engine.KindDraw: {vendor.Name()}}},
+		var o engine.Observer
+		if len(obs) > 0 {
+			o = obs[0]
+		}
+		r.engine = engine.New(engine.Config{Observer: o, PublicURL: "http://bot.example", Routes: map[engine.Kind][]string{engine.KindDraw: {vendor.Name()}}},
 			rs, q, blobs, r.notify, vendor)
 		if err := r.engine.Start(context.Background()); err != nil {
 			t.Fatal(err)
@@ -256,3 +261,42 @@ func waitState(t *testing.T, db *store.DB, id string, s engine.State) {
 	}
 	t.Fatalf("job %s never %s", id, s)
 }
+
+// TestLeaseClaimWhileWorking: jobs claimed while the workers run (jobs no
+// replica holds, due at once) are all carried on, none dropped by a worker
+// that took it before it was tracked.
+func TestLeaseClaimWhileWorking(t *testing.T) {
+	v := newVendor("v")
+	rs, _ := newReplicas(t, 1, v, slowObserver{})
+	r := rs[0]
+	const n = 60
+	ids := map[string]bool{}
+	for i := range n {
+		j := &engine.Job{ID: fmt.Sprintf("orphan%02d", i), Owner: alice, Chat: engine.ChatRef{Platform: "test", ChatID: "c1"},
+			Request: engine.Request{Kind: engine.KindDraw, Prompt: "a fox", Seed: 1}, State: engine.StateQueued,
+			CreatedAt: time.Now(), Deadline: time.Now().Add(time.Minute), CallbackToken: "t"}
+		// Written straight to the store, unleased: a dead replica's jobs.
+		if err := r.store.DB.CreateJob(context.Background(), j, nil); err != nil {
+			t.Fatal(err)
+		}
+		ids[j.ID] = true
+	}
+	deadline := time.After(15 * time.Second)
+	for len(ids) > 0 {
+		select {
+		case j := <-r.notify.ended:
+			delete(ids, j.ID)
+		case <-deadline:
+			t.Fatalf("%d of %d claimed jobs never delivered", len(ids), n)
+		}
+	}
+}
+
+// slowObserver takes its time over each admitted job, as a busy process may.
+type slowObserver struct{}
+
+func (slowObserver) Admitted(*engine.Job)                       { time.Sleep(time.Millisecond) }
+func (slowObserver) Refused(string)                             {}
+func (slowObserver) Moved(*engine.Job, engine.State)            {}
+func (slowObserver) Billed(string, int)                         {}
+func (slowObserver) DeliveryStarted(*engine.Job, time.Duration) {}
