@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/url"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -21,6 +22,16 @@ func ThrowAwaySchema(ctx context.Context, base string) (string, func(), error) {
 	if err != nil {
 		return "", nil, fmt.Errorf("database URL: %w", err)
 	}
+	// The pool's own parameters (pool_max_conns) mean nothing to one connection.
+	direct := *u
+	dq := direct.Query()
+	for k := range dq {
+		if strings.HasPrefix(k, "pool_") {
+			dq.Del(k)
+		}
+	}
+	direct.RawQuery = dq.Encode()
+	base = direct.String()
 	conn, err := pgx.Connect(ctx, base)
 	if err != nil {
 		return "", nil, fmt.Errorf("connect: %w", err)
