@@ -153,6 +153,7 @@ type liveJob struct {
 	stepping bool // a step of this job is under way
 	again    bool // the job was made due during that step: step it once more
 	platform string
+	since    time.Time // when this engine took the job on (lease.go)
 	stepFields
 }
 
@@ -192,6 +193,9 @@ func New(cfg Config, store Store, quota Quota, blobs Blobs, notifier Notifier, v
 		if w, ok := v.(Waker); ok {
 			w.SetWake(func(id string) { e.sched.at(id, e.cfg.Now()) })
 		}
+	}
+	if l, ok := store.(Leaser); ok {
+		l.Leasing()
 	}
 	return e
 }
@@ -238,21 +242,16 @@ func (e *Engine) free(j *Job) bool {
 // Start reloads every unfinished job from the store, schedules it, and
 // starts the workers. Stop stops them.
 func (e *Engine) Start(ctx context.Context) error {
-	jobs, err := e.store.Unfinished(ctx)
-	if err != nil {
-		return fmt.Errorf("resume jobs: %w", err)
-	}
-	now := e.cfg.Now()
-	for id, at := range resumeTimes(jobs, now, e.cfg.ResumeSpread, e.callbackGrace) {
-		e.sched.at(id, at)
-	}
-	for _, j := range jobs {
-		e.track(j)
-		e.syncGates(j)
-		e.cfg.Observer.Admitted(j)
-	}
-	if len(jobs) > 0 {
-		e.log.Info("resumed unfinished jobs", slog.Int("jobs", len(jobs)))
+	leaser, shared := e.store.(Leaser)
+	if !shared {
+		jobs, err := e.store.Unfinished(ctx)
+		if err != nil {
+			return fmt.Errorf("resume jobs: %w", err)
+		}
+		e.resume(jobs)
+		if len(jobs) > 0 {
+			e.log.Info("resumed unfinished jobs", slog.Int("jobs", len(jobs)))
+		}
 	}
 	takeCtx, stopTaking := context.WithCancel(context.Background())
 	stepCtx, abortSteps := context.WithCancel(context.Background())
@@ -265,6 +264,11 @@ func (e *Engine) Start(ctx context.Context) error {
 		defer e.workers.Done()
 		e.sched.run(takeCtx)
 	}()
+	if shared {
+		// Jobs come from claims: the unfinished ones nobody holds at once,
+		// then those of replicas that stop renewing.
+		e.workers.Go(func() { e.lease(takeCtx, leaser) })
+	}
 	for range e.cfg.Workers {
 		go func() {
 			defer e.workers.Done()
@@ -304,6 +308,9 @@ func (e *Engine) Stop(ctx context.Context) {
 		<-done
 	}
 	abortSteps()
+	if l, ok := e.store.(Leaser); ok {
+		e.release(l)
+	}
 }
 
 // Outstanding counts the unfinished jobs of a platform ("" for all).
@@ -327,7 +334,7 @@ func (e *Engine) track(j *Job) *liveJob {
 	defer e.mu.Unlock()
 	lj, ok := e.live[j.ID]
 	if !ok {
-		lj = &liveJob{platform: j.Chat.Platform, stepFields: stepFields{lastPct: -1, polls: j.Polls}}
+		lj = &liveJob{platform: j.Chat.Platform, stepFields: stepFields{lastPct: -1, polls: j.Polls}, since: time.Now()}
 		e.live[j.ID] = lj
 	}
 	return lj
@@ -467,7 +474,7 @@ func (e *Engine) Cancel(ctx context.Context, id string, by UserRef, admin bool) 
 			}
 		}(j.Clone())
 	}
-	e.sched.at(id, e.cfg.Now())
+	e.wake(ctx, id, e.cfg.Now())
 	return j, nil
 }
 
@@ -487,7 +494,13 @@ func (e *Engine) HandleCallback(ctx context.Context, vendor, id, token string, b
 	contentType, reply = v.CallbackReply()
 	lj := e.liveJob(id)
 	if lj == nil {
-		return contentType, reply, nil
+		if _, shared := e.store.(Leaser); !shared || j.Finished() {
+			return contentType, reply, nil
+		}
+		// Another replica holds the job: apply the callback here, in the
+		// store, and wake the holder to act on it.
+		lj = &liveJob{platform: j.Chat.Platform, stepFields: stepFields{lastPct: -1, polls: j.Polls}}
+		e.log.Debug("callback for a job another replica holds: applied here", slog.String("job_id", id), slog.String("vendor", vendor))
 	}
 	// A step that wrote first makes this write stale: read the job again and
 	// apply the callback to what it is now, a few times at most.
@@ -495,7 +508,7 @@ func (e *Engine) HandleCallback(ctx context.Context, vendor, id, token string, b
 		after, stale := e.applyCallback(ctx, lj, v, j, body)
 		if !stale {
 			if after >= 0 {
-				e.sched.at(id, e.cfg.Now().Add(after))
+				e.wake(ctx, id, e.cfg.Now().Add(after))
 			}
 			return contentType, reply, nil
 		}
@@ -503,7 +516,7 @@ func (e *Engine) HandleCallback(ctx context.Context, vendor, id, token string, b
 			return "", nil, err
 		}
 	}
-	e.sched.at(id, e.cfg.Now()) // still racing a step: let a poll find out
+	e.wake(ctx, id, e.cfg.Now()) // still racing a step: let a poll find out
 	return contentType, reply, nil
 }
 

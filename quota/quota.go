@@ -140,6 +140,9 @@ func (q *Quota) Admit(ctx context.Context, owner engine.UserRef, chat engine.Cha
 	if tier.Every <= 0 {
 		return nil
 	}
+	if shared, ok := q.store.(SharedRates); ok {
+		return rateErr(shared.AllowRate(ctx, rateKey(user, tier), tier.Every, tier.Burst))
+	}
 	q.mu.Lock()
 	lim, ok := q.limiters[tier]
 	if !ok {
@@ -176,7 +179,11 @@ func (q *Quota) Precheck(ctx context.Context, owner engine.UserRef, chat engine.
 	if err != nil {
 		return err
 	}
-	if tier.Every > 0 {
+	if shared, ok := q.store.(SharedRates); ok && tier.Every > 0 {
+		if err := rateErr(shared.PeekRate(ctx, rateKey(user, tier), tier.Every, tier.Burst)); err != nil {
+			return err
+		}
+	} else if tier.Every > 0 {
 		q.mu.Lock()
 		lim := q.limiters[tier]
 		q.mu.Unlock()

@@ -145,6 +145,9 @@ type Deps struct {
 	Now      func() time.Time
 	// Presets are /draw's preset names, for autocomplete.
 	Presets []string
+	// Lead, when set, holds the gateway session only while this replica
+	// leads (several replicas on one store: one session); nil: at once.
+	Lead func(ctx context.Context, run func(context.Context) error) error
 }
 
 // Bot is the Discord adapter. It implements engine.Notifier for Discord jobs.
@@ -162,6 +165,7 @@ type Bot struct {
 	fetch    *http.Client
 	log      *slog.Logger
 	now      func() time.Time
+	lead     func(ctx context.Context, run func(context.Context) error) error
 	edits    *quota.Keyed // progress edits per job
 	lanes    *postlane.Lanes
 
@@ -223,7 +227,7 @@ func newBot(cfg Config, d Deps, api rest) (*Bot, error) {
 	base, stop := context.WithCancel(context.Background())
 	return &Bot{
 		cfg: cfg, key: key, api: api,
-		svc: d.Service, eng: d.Engine, blobs: d.Blobs, settings: d.Settings, presets: d.Presets,
+		svc: d.Service, eng: d.Engine, blobs: d.Blobs, settings: d.Settings, presets: d.Presets, lead: d.Lead,
 		catalog: &catalogue{list: d.Catalog, now: d.Now, ttl: 5 * time.Minute},
 		fetch:   &http.Client{Timeout: 60 * time.Second},
 		log:     d.Log.With(slog.String("platform", Platform)),
@@ -259,6 +263,9 @@ func (b *Bot) Run(ctx context.Context) error {
 	if b.cfg.Mode == ModeHTTP {
 		<-ctx.Done()
 		return nil
+	}
+	if b.lead != nil {
+		return b.lead(ctx, b.runGateway)
 	}
 	return b.runGateway(ctx)
 }

@@ -88,6 +88,9 @@ type Config struct {
 	HTTPClient *http.Client
 	Logger     *slog.Logger
 	Now        func() time.Time
+	// Lead, when set, runs getUpdates polling only while this replica leads
+	// (several replicas on one store: one polls); nil polls at once.
+	Lead func(ctx context.Context, run func(context.Context) error) error
 }
 
 // DefaultConfig returns the adapter's defaults.
@@ -412,6 +415,9 @@ func (b *Bot) Run(ctx context.Context) error {
 		}
 		<-ctx.Done()
 		return nil
+	}
+	if b.cfg.Lead != nil {
+		return b.cfg.Lead(ctx, b.poll) // poll reads the stored offset each time it starts
 	}
 	return b.poll(ctx)
 }

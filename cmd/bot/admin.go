@@ -41,7 +41,7 @@ func (a *app) serveAdmin(ctx context.Context) (stop func(), err error) {
 	m := http.NewServeMux()
 	m.HandleFunc("GET /backup", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/octet-stream")
-		n, err := a.db.Backup(r.Context(), w)
+		n, err := a.db.(*store.DB).Backup(r.Context(), w)
 		if err != nil {
 			a.log.Error("backup", slog.Any("err", err))
 			panic(http.ErrAbortHandler) // cut the stream, so the client sees a failure, not a short copy
@@ -82,6 +82,9 @@ func backupCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	cfg, err := LoadConfig(*configPath)
 	if err != nil {
 		return err
+	}
+	if cfg.usesPostgres() {
+		return errBackupPostgres
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(out), ".picbot-backup-*")
 	if err != nil {

@@ -49,6 +49,7 @@ var envHelp = map[string]string{
 	"PICBOT_A1111_PASSWORD":            "vendors.a1111.password",
 	"PICBOT_A1111_TOKEN":               "vendors.a1111.token",
 	"PICBOT_COMFYUI_TOKEN":             "vendors.comfyui.token",
+	"PICBOT_DATABASE_URL":              "database_url: postgres://... keeps jobs and images in PostgreSQL, shared by replicas",
 }
 
 // usage is picbot -h.
@@ -62,6 +63,8 @@ Usage:
                                       call each enabled vendor's endpoints with the real keys: OK, or
                                       the vendor's answer and the key to change (--spend: one real task each)
   picbot backup [-config FILE] OUT    copy the database of a bot, running or not
+  picbot migrate [-config FILE] --to postgres://...
+                                      copy a stopped bot's data_dir into PostgreSQL (again: copies nothing twice)
   picbot -version                     print the version
 
 Flags:

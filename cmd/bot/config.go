@@ -31,13 +31,16 @@ import (
 
 // Config is the whole configuration. config.example.yaml documents every key.
 type Config struct {
-	DataDir string        `yaml:"data_dir"`
-	Log     LogConfig     `yaml:"log"`
-	Console ConsoleConfig `yaml:"console"`
-	HTTP    HTTPConfig    `yaml:"http"`
-	Engine  EngineConfig  `yaml:"engine"`
-	Local   LocalConfig   `yaml:"local"`
-	Quota   quota.Config  `yaml:"quota"`
+	DataDir string `yaml:"data_dir"`
+	// DatabaseURL, a postgres:// URL, keeps jobs, counters and images in
+	// PostgreSQL, shared by several replicas; empty: bbolt in data_dir.
+	DatabaseURL string        `yaml:"database_url"`
+	Log         LogConfig     `yaml:"log"`
+	Console     ConsoleConfig `yaml:"console"`
+	HTTP        HTTPConfig    `yaml:"http"`
+	Engine      EngineConfig  `yaml:"engine"`
+	Local       LocalConfig   `yaml:"local"`
+	Quota       quota.Config  `yaml:"quota"`
 	// Retention bounds how long finished jobs, their images and daily counters are kept.
 	Retention store.Retention `yaml:"retention"`
 	Fetch     FetchConfig     `yaml:"fetch"`
@@ -304,6 +307,7 @@ func (c *Config) applyEnv(lookup func(string) (string, bool)) {
 func (c *Config) envFields() map[string]*string {
 	fields := map[string]*string{
 		"PICBOT_DATA_DIR":        &c.DataDir,
+		"PICBOT_DATABASE_URL":    &c.DatabaseURL,
 		"PICBOT_HTTP_LISTEN":     &c.HTTP.Listen,
 		"PICBOT_HTTP_PUBLIC_URL": &c.HTTP.PublicURL,
 		"PICBOT_LOG_LEVEL":       &c.Log.Level,
@@ -325,7 +329,7 @@ func (c *Config) secrets() []string {
 	var out []string
 	for _, s := range [][]string{
 		c.Vendors.Zhiqite.secrets(), c.Vendors.ShowAPI.secrets(), c.Vendors.APISpace.secrets(), c.Vendors.A1111.secrets(), c.Vendors.ComfyUI.secrets(),
-		c.Telegram.secrets(), c.Discord.secrets(), c.Web.secrets(),
+		c.Telegram.secrets(), c.Discord.secrets(), c.Web.secrets(), c.databaseSecrets(),
 	} {
 		for _, v := range s {
 			if v != "" {
@@ -386,6 +390,7 @@ func (c *Config) problems() []Problem {
 		bad("console.lang", "must be en or zh (or empty: from $LANG), not %q", l)
 	}
 	c.validateHTTP(bad)
+	c.validateDatabaseURL(bad)
 	c.validateEngine(bad)
 	if r := c.Retention; r.Jobs < 0 || r.Counters < 0 || r.Every < 0 {
 		for key, d := range map[string]time.Duration{"retention.jobs": r.Jobs, "retention.counters": r.Counters, "retention.every": r.Every} {

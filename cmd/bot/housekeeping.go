@@ -5,8 +5,6 @@ import (
 	"log/slog"
 	"sync"
 	"time"
-
-	"github.com/picbot/picbot/store"
 )
 
 // sizeEvery is how often the store's disk usage is measured for /metrics:
@@ -17,16 +15,18 @@ const sizeEvery = 5 * time.Minute
 // gauges; the returned function stops them and waits, before the store closes.
 func (a *app) housekeeping(ctx context.Context) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
-	stopAdmin, err := a.serveAdmin(ctx)
-	if err != nil {
-		// The bot runs on without it; only online backup is lost.
-		a.log.Warn("no admin socket: picbot backup will not reach this bot", slog.Any("err", err))
+	var stopAdmin func()
+	if !a.cfg.usesPostgres() { // PostgreSQL is backed up with pg_dump
+		var err error
+		stopAdmin, err = a.serveAdmin(ctx)
+		if err != nil {
+			// The bot runs on without it; only online backup is lost.
+			a.log.Warn("no admin socket: picbot backup will not reach this bot", slog.Any("err", err))
+		}
 	}
 	a.measureDatabase()
 	var wg sync.WaitGroup
-	p := &store.Pruner{DB: a.db, Blobs: a.blobs, Retention: a.cfg.Retention, Log: a.log,
-		Passed: func(store.PruneStats, error) { a.measureDatabase() }}
-	wg.Go(func() { p.Run(ctx) })
+	wg.Go(func() { a.prune(ctx) })
 	wg.Go(func() {
 		t := time.NewTicker(sizeEvery)
 		defer t.Stop()

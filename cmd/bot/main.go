@@ -19,7 +19,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -33,7 +32,6 @@ import (
 	"github.com/picbot/picbot/fetch"
 	"github.com/picbot/picbot/metrics"
 	"github.com/picbot/picbot/quota"
-	"github.com/picbot/picbot/store"
 	"github.com/picbot/picbot/web"
 )
 
@@ -58,6 +56,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			return backupCommand(ctx, args[1:], stdout, stderr)
 		case "check":
 			return checkCommand(args[1:], stdout, stderr)
+		case "migrate":
+			return migrateCommand(ctx, args[1:], stdout, stderr)
 		case "help":
 			args = []string{"-h"}
 		}
@@ -124,8 +124,8 @@ func newLogger(c LogConfig, w io.Writer) *slog.Logger {
 type app struct {
 	cfg       Config
 	log       *slog.Logger
-	db        *store.DB
-	blobs     *store.Blobs
+	db        appStore // bbolt, or PostgreSQL with database_url (store_pg.go)
+	blobs     appBlobs
 	quota     *quota.Quota
 	engine    *engine.Engine
 	svc       *chat.Service // shared by the platforms
@@ -161,20 +161,17 @@ type routed interface {
 }
 
 func build(cfg Config, log *slog.Logger, stdin io.Reader, stdout io.Writer) (*app, error) {
-	db, err := store.Open(filepath.Join(cfg.DataDir, "picbot.db"), store.Options{})
+	db, blobs, err := openStores(cfg, log)
 	if err != nil {
 		return nil, err
 	}
-	a := &app{cfg: cfg, log: log, db: db, notifiers: mux{}, metrics: metrics.New()}
+	a := &app{cfg: cfg, log: log, db: db, blobs: blobs, notifiers: mux{}, metrics: metrics.New()}
 	ok := false
 	defer func() {
 		if !ok {
 			db.Close()
 		}
 	}()
-	if a.blobs, err = store.OpenBlobs(filepath.Join(cfg.DataDir, "blobs"), 0); err != nil {
-		return nil, err
-	}
 	cfg.Quota.BoughtExpireAfter = cfg.Payments.ExpireAfter // payments.go
 	if a.quota, err = quota.New(cfg.Quota, db, nil); err != nil {
 		return nil, err

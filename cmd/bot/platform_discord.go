@@ -147,6 +147,7 @@ func (a *app) newDiscord(c DiscordConfig) (platform, error) {
 		Settings: a.db,
 		Log:      a.log,
 		Presets:  a.presetNames(),
+		Lead:     a.lead("discord"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("discord: %w", err)

@@ -100,6 +100,7 @@ func (a *app) newTelegram(c TelegramConfig) (platform, error) {
 	cfg := c.adapterConfig()
 	cfg.Logger = a.log
 	cfg.StarPacks = a.cfg.Payments.TelegramStars
+	cfg.Lead = a.lead("telegram")
 	bot, err := telegram.New(cfg, telegram.Deps{Service: a.svc, Jobs: a.engine, Blobs: a.blobs, Settings: a.db, Wallet: a.quota})
 	if err != nil {
 		return nil, err // names its key already

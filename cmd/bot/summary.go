@@ -148,7 +148,11 @@ func (l *loaded) summary(addr net.Addr) *startSummary {
 		}
 		s.add("discord invite", "%s", discordInvite(c.Discord.ApplicationID))
 	}
-	s.add("data", "%s", absPath(c.DataDir))
+	if c.DatabaseURL != "" {
+		s.add("database", "PostgreSQL %s (shared by replicas)", redactURL(c.DatabaseURL))
+	} else {
+		s.add("data", "%s", absPath(c.DataDir))
+	}
 	return s
 }
 

@@ -94,6 +94,13 @@ func main() {
 	if *sizeOnly {
 		o.runs = 0
 	}
+	if *postgresURL != "" && *admissionOnly {
+		if err := admissionCompare(o, *postgresURL); err != nil {
+			fmt.Fprintln(os.Stderr, "loadtest:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	var rows []row
 	for i := range o.runs {
 		r, err := run(o)
@@ -106,6 +113,12 @@ func main() {
 	}
 	if len(rows) > 0 {
 		print(o, rows)
+	}
+	if *postgresURL != "" {
+		if err := admissionCompare(o, *postgresURL); err != nil {
+			fmt.Fprintln(os.Stderr, "loadtest:", err)
+			os.Exit(1)
+		}
 	}
 	if err := storeSize(o, *full); err != nil {
 		fmt.Fprintln(os.Stderr, "loadtest: store size:", err)

@@ -1,0 +1,302 @@
+package engine_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/picbot/picbot/engine"
+	"github.com/picbot/picbot/quota"
+	"github.com/picbot/picbot/store"
+)
+
+// leases is the lease table replicas share, kept in memory: the engine's
+// side of engine.Leaser, tested apart from any database.
+type leases struct {
+	mu      sync.Mutex
+	holder  map[string]string    // job id → replica
+	until   map[string]time.Time // job id → lease end
+	db      *store.DB
+	ttl     time.Duration
+	woken   []chan string // one per replica listening
+	renewed map[string]int
+}
+
+// replicaStore is one replica's view: the shared bbolt store plus leases.
+type replicaStore struct {
+	*store.DB
+	l       *leases
+	name    string
+	leasing bool
+	dead    atomic.Bool // a killed replica renews, claims and releases nothing
+}
+
+var _ engine.Leaser = (*replicaStore)(nil)
+
+func (r *replicaStore) CreateJob(ctx context.Context, j *engine.Job, reserve func(engine.Counters) error) error {
+	if err := r.DB.CreateJob(ctx, j, reserve); err != nil {
+		return err
+	}
+	if r.leasing {
+		r.l.mu.Lock()
+		r.l.holder[j.ID], r.l.until[j.ID] = r.name, time.Now().Add(r.l.ttl)
+		r.l.mu.Unlock()
+	}
+	return nil
+}
+
+func (r *replicaStore) Leasing()                  { r.leasing = true }
+func (r *replicaStore) LeaseEvery() time.Duration { return r.l.ttl / 4 }
+func (r *replicaStore) Woken(ctx context.Context, fn func(string)) {
+	ch := make(chan string, 16)
+	r.l.mu.Lock()
+	r.l.woken = append(r.l.woken, ch)
+	r.l.mu.Unlock()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case id := <-ch:
+			fn(id)
+		}
+	}
+}
+
+func (r *replicaStore) Wake(_ context.Context, id string) error {
+	r.l.mu.Lock()
+	defer r.l.mu.Unlock()
+	for _, ch := range r.l.woken {
+		ch <- id
+	}
+	return nil
+}
+
+func (r *replicaStore) Claim(ctx context.Context, limit int) ([]*engine.Job, error) {
+	if r.dead.Load() {
+		return nil, context.Canceled
+	}
+	jobs, err := r.DB.Unfinished(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r.l.mu.Lock()
+	defer r.l.mu.Unlock()
+	var out []*engine.Job
+	for _, j := range jobs {
+		if h, ok := r.l.holder[j.ID]; ok && h != "" && time.Now().Before(r.l.until[j.ID]) {
+			continue
+		}
+		r.l.holder[j.ID], r.l.until[j.ID] = r.name, time.Now().Add(r.l.ttl)
+		out = append(out, j)
+	}
+	return out, nil
+}
+
+func (r *replicaStore) Renew(ctx context.Context) ([]string, error) {
+	if r.dead.Load() {
+		return nil, context.Canceled
+	}
+	r.l.mu.Lock()
+	defer r.l.mu.Unlock()
+	var held []string
+	for id, h := range r.l.holder {
+		if h == r.name {
+			r.l.until[id] = time.Now().Add(r.l.ttl)
+			held = append(held, id)
+		}
+	}
+	r.l.renewed[r.name]++
+	return held, nil
+}
+
+func (r *replicaStore) Release(_ context.Context, ids []string) error {
+	if r.dead.Load() {
+		return nil
+	}
+	r.l.mu.Lock()
+	defer r.l.mu.Unlock()
+	for _, id := range ids {
+		if r.l.holder[id] == r.name {
+			delete(r.l.holder, id)
+		}
+	}
+	return nil
+}
+
+func (l *leases) holderOf(id string) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.holder[id]
+}
+
+type replica struct {
+	store  *replicaStore
+	engine *engine.Engine
+	notify *notifier
+}
+
+func newReplicas(t *testing.T, n int, vendor engine.Vendor, obs ...engine.Observer) ([]*replica, *leases) {
+	t.Helper()
+	dir := t.TempDir()
+	db, err := store.Open(filepath.Join(dir, "db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	blobs, err := store.OpenBlobs(filepath.Join(dir, "blobs"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &leases{holder: map[string]string{}, until: map[string]time.Time{}, db: db, ttl: 400 * time.Millisecond, renewed: map[string]int{}}
+	var out []*replica
+	for i := range n {
+		rs := &replicaStore{DB: db, l: l, name: string(rune('a' + i))}
+		qc := quota.DefaultConfig()
+		qc.Default = quota.Tier{Daily: 20, Concurrent: 10}
+		q, err := quota.New(qc, rs, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := &replica{store: rs, notify: newNotifier()}
+		var o engine.Observer
+		if len(obs) > 0 {
+			o = obs[0]
+		}
+		r.engine = engine.New(engine.Config{Observer: o, PublicURL: "http://bot.example", Routes: map[engine.Kind][]string{engine.KindDraw: {vendor.Name()}}},
+			rs, q, blobs, r.notify, vendor)
+		if err := r.engine.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		e := r.engine
+		t.Cleanup(func() { e.Stop(context.Background()) })
+		out = append(out, r)
+	}
+	return out, l
+}
+
+// TestLeaseCallbackElsewhere: a vendor's callback lands on the replica that
+// does not hold the job. It is applied there and the holder, woken, posts
+// the picture, long before its safety-net poll.
+func TestLeaseCallbackElsewhere(t *testing.T) {
+	v := newVendor("v")
+	v.timing = engine.Timing{First: time.Hour, Every: time.Hour, Max: time.Hour, Billed: true}
+	img := pngBytes(t, 8, 8)
+	v.parse = func(j *engine.Job, body []byte) (*engine.Outcome, error) {
+		return &engine.Outcome{State: engine.TaskDone, Images: []engine.Remote{{Data: img}}}, nil
+	}
+	rs, l := newReplicas(t, 2, callbackVendor{v})
+	a, b := rs[0], rs[1]
+	j, err := a.engine.Submit(context.Background(), alice, engine.ChatRef{Platform: "test", ChatID: "c1"}, engine.Request{Kind: engine.KindDraw, Prompt: "a fox", Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := l.holderOf(j.ID); got != "a" {
+		t.Fatalf("job held by %q, want its creator a", got)
+	}
+	waitState(t, a.store.DB, j.ID, engine.StateSubmitted)
+	stored, _ := a.store.Job(context.Background(), j.ID)
+	if _, _, err := b.engine.HandleCallback(context.Background(), "v", j.ID, stored.CallbackToken, []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	got := a.notify.wait(t)
+	if got.ID != j.ID || b.notify.count(j.ID) != 0 {
+		t.Fatalf("posted by the wrong replica: a %d, b %d", a.notify.count(j.ID), b.notify.count(j.ID))
+	}
+	if n := v.queries.Load(); n != 0 {
+		t.Fatalf("%d polls: the holder was not woken", n)
+	}
+}
+
+// TestLeaseTakeover: a replica dies with a job at the vendor; another
+// claims it once the lease runs out and carries it on to the post.
+func TestLeaseTakeover(t *testing.T) {
+	v := newVendor("v")
+	hold := make(chan struct{})
+	var first atomic.Bool
+	v.query = func(j *engine.Job) (*engine.Outcome, error) {
+		if first.CompareAndSwap(false, true) {
+			<-hold // the first replica's poll never returns in time
+		}
+		return done(), nil
+	}
+	rs, l := newReplicas(t, 2, v)
+	defer close(hold)
+	a, b := rs[0], rs[1]
+	j, err := a.engine.Submit(context.Background(), alice, engine.ChatRef{Platform: "test", ChatID: "c1"}, engine.Request{Kind: engine.KindDraw, Prompt: "a fox", Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for v.queries.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	a.store.dead.Store(true) // a stops renewing: it was killed
+	killed := time.Now()
+	got := b.notify.wait(t)
+	if got.ID != j.ID {
+		t.Fatalf("b posted %s", got.ID)
+	}
+	if d := time.Since(killed); d > 5*time.Second {
+		t.Fatalf("taken over after %s", d)
+	}
+	if h := l.holderOf(j.ID); h != "b" && h != "" {
+		t.Fatalf("holder %q after the takeover", h)
+	}
+	if n := a.notify.count(j.ID); n != 0 {
+		t.Fatalf("the dead replica posted %d times", n)
+	}
+}
+
+func waitState(t *testing.T, db *store.DB, id string, s engine.State) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if j, err := db.Job(context.Background(), id); err == nil && j.State == s {
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	t.Fatalf("job %s never %s", id, s)
+}
+
+// TestLeaseClaimWhileWorking: jobs claimed while the workers run (jobs no
+// replica holds, due at once) are all carried on, none dropped by a worker
+// that took it before it was tracked.
+func TestLeaseClaimWhileWorking(t *testing.T) {
+	v := newVendor("v")
+	rs, _ := newReplicas(t, 1, v, slowObserver{})
+	r := rs[0]
+	const n = 60
+	ids := map[string]bool{}
+	for i := range n {
+		j := &engine.Job{ID: fmt.Sprintf("orphan%02d", i), Owner: alice, Chat: engine.ChatRef{Platform: "test", ChatID: "c1"},
+			Request: engine.Request{Kind: engine.KindDraw, Prompt: "a fox", Seed: 1}, State: engine.StateQueued,
+			CreatedAt: time.Now(), Deadline: time.Now().Add(time.Minute), CallbackToken: "t"}
+		// Written straight to the store, unleased: a dead replica's jobs.
+		if err := r.store.DB.CreateJob(context.Background(), j, nil); err != nil {
+			t.Fatal(err)
+		}
+		ids[j.ID] = true
+	}
+	deadline := time.After(15 * time.Second)
+	for len(ids) > 0 {
+		select {
+		case j := <-r.notify.ended:
+			delete(ids, j.ID)
+		case <-deadline:
+			t.Fatalf("%d of %d claimed jobs never delivered", len(ids), n)
+		}
+	}
+}
+
+// slowObserver takes its time over each admitted job, as a busy process may.
+type slowObserver struct{}
+
+func (slowObserver) Admitted(*engine.Job)                       { time.Sleep(time.Millisecond) }
+func (slowObserver) Refused(string)                             {}
+func (slowObserver) Moved(*engine.Job, engine.State)            {}
+func (slowObserver) Billed(string, int)                         {}
+func (slowObserver) DeliveryStarted(*engine.Job, time.Duration) {}

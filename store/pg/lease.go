@@ -1,0 +1,120 @@
+package pgstore
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/picbot/picbot/engine"
+)
+
+var _ engine.Leaser = (*DB)(nil)
+
+// wakeChannel is the LISTEN/NOTIFY channel on which replicas wake the
+// holder of a job; the payload is the job id.
+const wakeChannel = "picbot_wake"
+
+// Leasing implements engine.Leaser.
+func (s *DB) Leasing() { s.leasing = true }
+
+// LeaseEvery implements engine.Leaser.
+func (s *DB) LeaseEvery() time.Duration { return s.every }
+
+// LeaseTTL is how long a lease lasts without renewal.
+func (s *DB) LeaseTTL() time.Duration { return s.ttl }
+
+// Claim implements engine.Leaser: SKIP LOCKED, so replicas claiming at
+// once share the jobs instead of queueing behind each other.
+func (s *DB) Claim(ctx context.Context, limit int) ([]*engine.Job, error) {
+	return s.jobs(ctx, `UPDATE picbot_jobs SET lease_owner = $1, lease_until = now() + $2::interval
+		WHERE id IN (
+			SELECT id FROM picbot_jobs
+			WHERE NOT finished AND (lease_until IS NULL OR lease_until < now())
+			ORDER BY created_at LIMIT $3
+			FOR UPDATE SKIP LOCKED)
+		RETURNING data`, s.replica, interval(s.ttl), limit)
+}
+
+// Renew implements engine.Leaser.
+func (s *DB) Renew(ctx context.Context) ([]string, error) {
+	rows, err := s.pool.Query(ctx, `UPDATE picbot_jobs SET lease_until = now() + $2::interval
+		WHERE lease_owner = $1 AND NOT finished RETURNING id`, s.replica, interval(s.ttl))
+	if err != nil {
+		return nil, wrap(err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	return ids, wrap(err)
+}
+
+// Release implements engine.Leaser.
+func (s *DB) Release(ctx context.Context, ids []string) error {
+	_, err := s.pool.Exec(ctx, `UPDATE picbot_jobs SET lease_owner = NULL, lease_until = NULL
+		WHERE lease_owner = $1 AND id = ANY($2)`, s.replica, ids)
+	return wrap(err)
+}
+
+// Wake implements engine.Leaser.
+func (s *DB) Wake(ctx context.Context, id string) error {
+	_, err := s.pool.Exec(ctx, `SELECT pg_notify($1, $2)`, wakeChannel, id)
+	return wrap(err)
+}
+
+// Woken implements engine.Leaser. It holds one connection of the pool
+// for LISTEN while ctx lasts.
+func (s *DB) Woken(ctx context.Context, fn func(id string)) {
+	for ctx.Err() == nil {
+		err := s.listen(ctx, wakeChannel, fn)
+		if ctx.Err() != nil {
+			return
+		}
+		s.log.Warn("listen for job wake-ups; again in a second", slog.Any("err", err))
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (s *DB) listen(ctx context.Context, channel string, fn func(string)) error {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{channel}.Sanitize()); err != nil {
+		return err
+	}
+	defer func() {
+		// The connection goes back to the pool: stop listening on it first.
+		uctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_, _ = conn.Exec(uctx, "UNLISTEN *")
+	}()
+	for {
+		n, err := conn.Conn().WaitForNotification(ctx)
+		if err != nil {
+			return err
+		}
+		fn(n.Payload)
+	}
+}
+
+// interval renders d for PostgreSQL's interval type.
+func interval(d time.Duration) string { return fmt.Sprintf("%d milliseconds", d.Milliseconds()) }
+
+// LeaseHolder names the replica holding job id and when its lease ends;
+// empty when nobody holds it. For tests and operators.
+func (s *DB) LeaseHolder(ctx context.Context, id string) (string, time.Time, error) {
+	var owner *string
+	var until *time.Time
+	err := s.pool.QueryRow(ctx, `SELECT lease_owner, lease_until FROM picbot_jobs WHERE id = $1`, id).Scan(&owner, &until)
+	if err != nil {
+		return "", time.Time{}, wrap(err)
+	}
+	if owner == nil || until == nil {
+		return "", time.Time{}, nil
+	}
+	return *owner, *until, nil
+}
