@@ -2265,9 +2265,13 @@ func (r *crashRun) check(res *crashResult, phases []crashPhase, hit map[crashPha
 		r.violation("APISpace saw calls its documents do not allow: %v", v)
 	}
 
-	// Every phase was hit.
+	// Every phase was hit; but with callbacks a poll is only the safety
+	// net of a callback that did not come (a run without kills makes a
+	// handful), so a kill aimed at one may find none: aimed at, not
+	// required there (the polling setups require it).
 	for _, p := range phases {
-		if hit[p] == 0 && r.bad == 0 && r.setup.kills > 0 {
+		optional := p == phasePoll && r.setup.callbacks
+		if hit[p] == 0 && !optional && r.bad == 0 && r.setup.kills > 0 {
 			r.violation("no kill came at phase %s in %d kills", p, len(r.kills))
 		}
 	}
