@@ -1905,9 +1905,15 @@ func (r *crashRun) checkSnap(prev, s *crashSnap) {
 	}
 }
 
-// crashSent is how many delivery steps the Telegram adapter recorded.
+// crashSent is how many delivery steps the platform adapter recorded on the
+// job: Telegram counts them, Discord notes its one post.
 func crashSent(j *engine.Job) int {
 	n, _ := strconv.Atoi(j.Meta["tg_sent"])
+	if j.Meta["discord.posted"] != "" {
+		// Discord notes the result posted on the job (bots/discord
+		// metaPosted) before the engine moves it to delivered.
+		n = max(n, 1)
+	}
 	return n
 }
 
