@@ -74,7 +74,19 @@ const (
 // call on a loaded machine can take a good part of 100 ms.
 var crashDiscordLifetimes = [2]time.Duration{8 * time.Second, 2 * time.Second}
 
-func crashDiscordLifetime(epoch int) time.Duration { return crashDiscordLifetimes[epoch%2] }
+// lifetime sets life epoch's token lifetime: the short one in odd lives,
+// and in any life whose kill is aimed at a late post, which needs a job to
+// outlive its token (in a long life only those a kill carried over do).
+func (d *crashDiscord) lifetime(epoch int) time.Duration {
+	d.r.mu.Lock()
+	defer d.r.mu.Unlock()
+	short := epoch%2 == 1 || d.r.plan.phase == phaseLate
+	d.lifetimes[epoch] = crashDiscordLifetimes[0]
+	if short {
+		d.lifetimes[epoch] = crashDiscordLifetimes[1]
+	}
+	return d.lifetimes[epoch]
+}
 
 // crashAttempt is one interaction Discord posted for a command.
 type crashAttempt struct {
@@ -115,10 +127,12 @@ type crashDiscord struct {
 	seq      int
 	refused  map[string]int // results the fake refused, by job
 	wake     chan struct{}
+	// lifetimes are the token lifetimes by life (lifetime).
+	lifetimes map[int]time.Duration
 }
 
 func (r *crashRun) newCrashDiscord() *crashDiscord {
-	d := &crashDiscord{r: r, api: discordtest.NewServer(r.t), byToken: map[string]*crashAttempt{}, refused: map[string]int{}, wake: make(chan struct{}, 1)}
+	d := &crashDiscord{r: r, api: discordtest.NewServer(r.t), byToken: map[string]*crashAttempt{}, refused: map[string]int{}, wake: make(chan struct{}, 1), lifetimes: map[int]time.Duration{}}
 	d.priv, d.pub = discordtest.Keys(r.t)
 	d.client = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 	d.proxy = &crashProxy{run: r, name: "discord", upstream: func() string { return d.api.URL }, phase: d.phase}
@@ -151,7 +165,7 @@ func (d *crashDiscord) phases(callbacks bool) []crashPhase {
 // config is the discord block of life epoch's configuration.
 func (d *crashDiscord) config(epoch int) string {
 	return fmt.Sprintf("discord:\n  enabled: true\n  mode: http\n  token: crash-discord-token\n  application_id: %q\n  public_key: %s\n  api_base: %s\n  guild_ids: [\"111\"]\n  token_lifetime: %s\n",
-		discordApp, d.pub, d.r.listen(d.proxy, epoch), crashDiscordLifetime(epoch))
+		discordApp, d.pub, d.r.listen(d.proxy, epoch), d.lifetime(epoch))
 }
 
 func crashGuild(user int64) string   { return "7" + strconv.FormatInt(user, 10) }
@@ -366,7 +380,7 @@ func (d *crashDiscord) refuse(w http.ResponseWriter, c *discordtest.Call) bool {
 	switch {
 	case a == nil || a.state != attemptAnswered:
 		discordtest.Error(w, http.StatusNotFound, 10015, "Unknown Webhook")
-	case time.Since(a.at) > crashDiscordLifetime(a.epoch):
+	case time.Since(a.at) > d.lifetimes[a.epoch]:
 		discordtest.Error(w, http.StatusUnauthorized, 50027, "Invalid Webhook Token")
 	default:
 		return false
