@@ -1166,7 +1166,9 @@ func (v *Vendor) ControlTypeNames() []string {
 	return slices.Sorted(maps.Keys(v.cfg.ControlNet.Types))
 }
 
-// checkOptions checks /draw's options against the web UI's lists, when read.
+// checkOptions checks /draw's options against the web UI's lists, when
+// read and not empty (a web UI that lists nothing is not contradicted):
+// the web UI would use an unknown VAE's name as "None", silently.
 func (v *Vendor) checkOptions(r *engine.Request) error {
 	if c := r.Control; c != nil {
 		if _, ok := v.cfg.ControlNet.Types[c.Type]; !ok && (c.Type != "" || v.cfg.ControlNet.Model == "") {
@@ -1182,11 +1184,11 @@ func (v *Vendor) checkOptions(r *engine.Request) error {
 		return nil
 	}
 	// sd_vae also takes "Automatic" and "None" (modules/sd_vae.py).
-	if r.VAE != "" && r.VAE != "Automatic" && r.VAE != "None" && !slices.Contains(c.VAEs, r.VAE) {
+	if r.VAE != "" && len(c.VAEs) > 0 && r.VAE != "Automatic" && r.VAE != "None" && !slices.Contains(c.VAEs, r.VAE) {
 		return engine.Errorf(engine.EINVALID, "Unknown --vae %q; try one of: %s.", "未知的 --vae %q，可选：%s。", r.VAE, strings.Join(append([]string{"Automatic", "None"}, c.VAEs...), ", "))
 	}
 	for _, e := range r.Embeddings {
-		if !slices.Contains(c.Embeddings, e) {
+		if len(c.Embeddings) > 0 && !slices.Contains(c.Embeddings, e) {
 			return engine.Errorf(engine.EINVALID, "Unknown --embedding %q; try one of: %s.", "未知的 --embedding %q，可选：%s。", e, strings.Join(c.Embeddings, ", "))
 		}
 	}

@@ -68,6 +68,11 @@ func TestOptionsTxt2Img(t *testing.T) {
 	if b["enable_hr"] != true || b["hr_scale"] != 1.5 || b["hr_upscaler"] != "R-ESRGAN 4x+" || b["hr_second_pass_steps"] != 3.0 {
 		t.Errorf("hires %v %v %v %v", b["enable_hr"], b["hr_scale"], b["hr_upscaler"], b["hr_second_pass_steps"])
 	}
+	for _, bad := range []engine.Request{{Kind: engine.KindDraw, VAE: "nosuch.vae"}, {Kind: engine.KindDraw, Embeddings: []string{"NoSuch"}}} {
+		if err := v.Check(&bad); engine.ErrorCode(err) != engine.EINVALID {
+			t.Errorf("unknown name in %+v: %v", bad, err)
+		}
+	}
 	// Without the options, the configured defaults, and no hires.
 	j2 := drawJob("o2")
 	b = runAt(t, fake, v, j2, "/sdapi/v1/txt2img")

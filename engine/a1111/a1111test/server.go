@@ -99,7 +99,7 @@ var (
 	Schedulers = []string{"automatic", "uniform", "karras", "exponential"}
 	Models     = []string{"v1-5-pruned-emaonly.safetensors [6ce0161689]", "sd_xl_base_1.0.safetensors [31e35c80fc]"}
 	LoRAs      = []string{"add_detail", "pixel-art-xl"}
-	VAEs       = []string{"vae-ft-mse-840000-ema-pruned.safetensors"}
+	VAEs       = []string{"vae-ft-mse-840000-ema-pruned.safetensors", "v.safetensors"}
 	Embeddings = []string{"EasyNegative"}
 	Upscalers  = []string{"None", "Lanczos", "Nearest", "R-ESRGAN 4x+", "R-ESRGAN 4x+ Anime6B", "SwinIR_4x"}
 )
