@@ -1,9 +1,13 @@
 package a1111_test
 
 import (
+	"bytes"
 	"context"
 	"image"
+	"io"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/picbot/picbot/engine"
@@ -216,5 +220,61 @@ func TestFakeRefusesUnknownFields(t *testing.T) {
 		if resp.StatusCode != 422 {
 			t.Errorf("%s %s: status %d, want 422", path, body, resp.StatusCode)
 		}
+	}
+}
+
+// blobMap is the engine's blob store for a restarted adapter.
+type blobMap struct {
+	data   []byte
+	mu     sync.Mutex
+	opened []string
+}
+
+func (b *blobMap) Open(key string) (io.ReadCloser, error) {
+	b.mu.Lock()
+	b.opened = append(b.opened, key)
+	b.mu.Unlock()
+	return io.NopCloser(bytes.NewReader(b.data)), nil
+}
+
+// TestRerunReadsMaskAndControl: a task made again after a restart reads
+// its images by Request.AllInputs' numbering: the reference, the control
+// image, then the mask.
+func TestRerunReadsMaskAndControl(t *testing.T) {
+	fake := a1111test.New(a1111test.Options{Extensions: []string{"sd-webui-controlnet"}})
+	defer fake.Close()
+	cfg := a1111.Config{BaseURL: fake.URL, ControlNet: a1111.ControlNet{Model: "control_default"}}
+	first := probed(t, cfg)
+	j := drawJob("rr")
+	j.Request.Inputs = []engine.Input{{Blob: "ref"}}
+	j.Request.Control = &engine.Control{Input: engine.Input{Blob: "ctl"}}
+	j.Request.Mask = &engine.Input{Blob: "msk"}
+	submit(t, first, j, openPNG(t, 64, 64))
+	if out := waitDone(t, first, j); out.State != engine.TaskDone {
+		t.Fatalf("first: %+v", out)
+	}
+	var png bytes.Buffer
+	rc, _ := openPNG(t, 64, 64)(0)
+	_, _ = io.Copy(&png, rc)
+	blobs := &blobMap{data: png.Bytes()}
+	second, err := a1111.New(cfg, nil, blobs, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	if err := second.Probe(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if out := waitDone(t, second, j); out.State != engine.TaskDone || second.Reruns() != 1 {
+		t.Fatalf("rerun: %+v, reruns %d", out, second.Reruns())
+	}
+	blobs.mu.Lock()
+	defer blobs.mu.Unlock()
+	if !slices.Equal(blobs.opened, []string{"ref", "ctl", "msk"}) && !slices.Equal(blobs.opened, []string{"ctl", "ref", "msk"}) {
+		t.Fatalf("opened %v", blobs.opened)
+	}
+	b := fake.Last("/sdapi/v1/img2img")
+	if b["mask"] == nil || b["alwayson_scripts"] == nil {
+		t.Fatalf("rerun body lacks mask or control: %v", b)
 	}
 }
