@@ -21,6 +21,7 @@ package a1111
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -28,6 +29,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -60,6 +62,10 @@ const (
 	MaxUpscale = 8
 	// MaxLoRAs bounds --lora's comma-separated list.
 	MaxLoRAs = 5
+	// DefaultCodeFormerWeight is codeformer_weight for --face-restore codeformer.
+	DefaultCodeFormerWeight = 0.5
+	// AnimeUpscaler is the web UI's upscaler for drawings (--anime).
+	AnimeUpscaler = "R-ESRGAN 4x+ Anime6B"
 )
 
 // Hires configures txt2img's high-resolution fix (enable_hr).
@@ -79,6 +85,15 @@ type ControlNet struct {
 	Module  string  `yaml:"module"` // the preprocessor, default "canny"
 	Model   string  `yaml:"model"`  // like "control_v11p_sd15_canny [d14c016b]"
 	Weight  float64 `yaml:"weight"` // default 1
+	// Types maps --control-type names to a preprocessor and a model; a
+	// --control without a type uses Module and Model above.
+	Types map[string]ControlType `yaml:"types"`
+}
+
+// ControlType is one --control-type: the ControlNet unit's module and model.
+type ControlType struct {
+	Module string `yaml:"module"`
+	Model  string `yaml:"model"`
 }
 
 // Config configures the adapter. Zero values mean the defaults above.
@@ -201,6 +216,11 @@ func (c Config) Validate(bad func(key, format string, args ...any)) {
 	if c.ControlNet.Enabled && c.ControlNet.Model == "" {
 		bad("controlnet.model", "must name a ControlNet model (see the web UI's ControlNet model list) when controlnet.enabled is true")
 	}
+	for name, t := range c.ControlNet.Types {
+		if t.Model == "" {
+			bad("controlnet.types."+name+".model", "must name a ControlNet model")
+		}
+	}
 	if c.FaceRestore < 0 || c.FaceRestore > 1 {
 		bad("face_restore", "must be between 0 and 1, not %v", c.FaceRestore)
 	}
@@ -271,6 +291,8 @@ var (
 	_ engine.Limited    = (*Vendor)(nil)
 	_ engine.Canceller  = (*Vendor)(nil)
 	_ engine.TaskFinder = (*Vendor)(nil)
+
+	_ engine.FeatureVendor = (*Vendor)(nil)
 )
 
 // New returns the adapter. client nil means a default client; blobs reads
@@ -344,6 +366,13 @@ func (v *Vendor) Timing(*engine.Request) engine.Timing {
 
 var loraWeight = regexp.MustCompile(`^-?\d+(\.\d+)?$`)
 
+// loras is every --lora of r: the first (which may itself list several,
+// comma-separated) and those given again (ExtraLoRAs).
+func loras(r *engine.Request) string {
+	all := slices.DeleteFunc(append([]string{r.LoRA}, r.ExtraLoRAs...), func(s string) bool { return strings.TrimSpace(s) == "" })
+	return strings.Join(all, ",")
+}
+
 // loraTags turns --lora "name" or "name:0.8", several comma-separated,
 // into the prompt tags <lora:name:weight> the Lora extension reads.
 func loraTags(s string) (string, error) {
@@ -382,10 +411,13 @@ func validName(s string) bool {
 func (v *Vendor) Check(r *engine.Request) error {
 	switch r.Kind {
 	case engine.KindDraw:
-		if r.LoRA != "" {
-			if _, err := loraTags(r.LoRA); err != nil {
+		if l := loras(r); l != "" {
+			if _, err := loraTags(l); err != nil {
 				return err
 			}
+		}
+		if err := v.checkOptions(r); err != nil {
+			return err
 		}
 		if r.Model != "" && !validName(r.Model) {
 			return engine.Errorf(engine.EINVALID, "--model %q is not a model name.", "--model %q 不是有效的模型名。", r.Model)
@@ -401,6 +433,9 @@ func (v *Vendor) Check(r *engine.Request) error {
 	case engine.KindUpscale:
 		if r.Scale < 1 || r.Scale > MaxUpscale {
 			return engine.Errorf(engine.EINVALID, "--scale must be between 1 and %d here.", "这里 --scale 必须在 1 到 %d 之间。", MaxUpscale)
+		}
+		if c := v.cachedCaps(); c != nil && r.Upscaler != "" && len(c.Upscalers) > 0 && !slices.Contains(c.Upscalers, r.Upscaler) {
+			return engine.Errorf(engine.EINVALID, "Unknown --upscaler %q; try one of: %s.", "未知的 --upscaler %q，可选：%s。", r.Upscaler, strings.Join(c.Upscalers, ", "))
 		}
 	case engine.KindSwapface:
 		if c := v.cachedCaps(); c == nil || !c.ReActor {
@@ -544,9 +579,28 @@ func (v *Vendor) body(ctx context.Context, j *engine.Job, forceID string, open f
 		if err != nil {
 			return nil, "", err
 		}
-		b := map[string]any{"image": img, "resize_mode": 0, "upscaling_resize": r.Scale, "upscaler_1": v.cfg.Upscaler}
-		if v.cfg.FaceRestore > 0 {
-			b["gfpgan_visibility"] = v.cfg.FaceRestore
+		// ExtrasSingleImageRequest (modules/api/models.py): resize_mode 0
+		// scales by upscaling_resize, 1 fits upscaling_resize_w × _h.
+		b := map[string]any{"image": img, "resize_mode": 0, "upscaling_resize": r.Scale, "upscaler_1": v.upscaler(r)}
+		if r.TargetWidth > 0 && r.TargetHeight > 0 {
+			b["resize_mode"], b["upscaling_resize_w"], b["upscaling_resize_h"] = 1, r.TargetWidth, r.TargetHeight
+			delete(b, "upscaling_resize")
+		}
+		strength := r.FaceRestoreStrength
+		if strength == 0 {
+			strength = 1
+		}
+		switch r.FaceRestore {
+		case "gfpgan":
+			b["gfpgan_visibility"] = strength
+		case "codeformer":
+			// codeformer_weight is CodeFormer's fidelity (0: strongest
+			// restoration); the visibility blends the result in.
+			b["codeformer_visibility"], b["codeformer_weight"] = strength, DefaultCodeFormerWeight
+		default:
+			if v.cfg.FaceRestore > 0 {
+				b["gfpgan_visibility"] = v.cfg.FaceRestore
+			}
 		}
 		return b, "sdapi/v1/extra-single-image", nil
 	case engine.KindSwapface:
@@ -566,15 +620,18 @@ func (v *Vendor) body(ctx context.Context, j *engine.Job, forceID string, open f
 	if r.Kind == engine.KindAnime {
 		prompt = strings.TrimSpace(v.cfg.AnimePrompt + ", " + r.Style + " " + r.Prompt)
 	}
-	if r.LoRA != "" {
-		tags, err := loraTags(r.LoRA)
+	if l := loras(r); l != "" {
+		tags, err := loraTags(l)
 		if err != nil {
 			return nil, "", err
 		}
 		prompt += " " + tags
 	}
+	// An embedding is used by its name in the prompt text; --embedding
+	// names negative ones (EasyNegative and the like), so they go there.
+	negative := strings.Join(slices.DeleteFunc(append([]string{r.Negative}, r.Embeddings...), func(s string) bool { return s == "" }), ", ")
 	b := map[string]any{
-		"prompt": prompt, "negative_prompt": r.Negative, "seed": r.Seed, "batch_size": r.Images(), "n_iter": 1,
+		"prompt": prompt, "negative_prompt": negative, "seed": r.Seed, "batch_size": r.Images(), "n_iter": 1,
 		"force_task_id": forceID, "send_images": true, "save_images": false,
 	}
 	if r.Kind == engine.KindDraw {
@@ -595,8 +652,11 @@ func (v *Vendor) body(ctx context.Context, j *engine.Job, forceID string, open f
 	if scheduler != "" {
 		b["scheduler"] = scheduler
 	}
-	if v.cfg.RestoreFaces {
+	if v.cfg.RestoreFaces || r.RestoreFaces {
 		b["restore_faces"] = true
+	}
+	if r.Tile {
+		b["tiling"] = true // StableDiffusionProcessing.tiling
 	}
 	over := map[string]any{}
 	model := v.cfg.Model
@@ -606,29 +666,56 @@ func (v *Vendor) body(ctx context.Context, j *engine.Job, forceID string, open f
 	if model != "" {
 		over["sd_model_checkpoint"] = model
 	}
-	if v.cfg.VAE != "" {
-		over["sd_vae"] = v.cfg.VAE
+	if vae := cmp.Or(r.VAE, v.cfg.VAE); vae != "" {
+		over["sd_vae"] = vae
 	}
-	if v.cfg.ClipSkip > 0 {
-		over["CLIP_stop_at_last_layers"] = v.cfg.ClipSkip
+	if skip := cmp.Or(r.ClipSkip, v.cfg.ClipSkip); skip > 0 {
+		over["CLIP_stop_at_last_layers"] = skip
 	}
 	if len(over) > 0 {
 		b["override_settings"] = over
 		b["override_settings_restore_afterwards"] = true
 	}
 	if len(r.Inputs) == 0 && r.Kind == engine.KindDraw {
-		if h := v.cfg.Hires; h.Enabled {
+		h := v.cfg.Hires
+		if rh := r.Hires; rh != nil {
+			// --hires overrides the configured scale, steps and upscaler.
+			h.Enabled, h.Scale = true, rh.Scale
+			h.Steps = cmp.Or(rh.Steps, h.Steps)
+			h.Upscaler = cmp.Or(rh.Upscaler, h.Upscaler)
+		}
+		if h.Enabled {
 			b["enable_hr"], b["hr_scale"], b["hr_upscaler"], b["denoising_strength"] = true, h.Scale, h.Upscaler, h.Denoising
 			if h.Steps > 0 {
 				b["hr_second_pass_steps"] = h.Steps
 			}
 		}
 	}
-	if v.cfg.ADetailer && r.Kind == engine.KindDraw {
+	if (v.cfg.ADetailer || r.FaceFix) && r.Kind == engine.KindDraw {
 		if c, _ := v.capabilities(ctx); c != nil && c.ADetailer {
 			// ADetailer's API: args [enable, skip_img2img, {ad_model}] (its README).
 			b["alwayson_scripts"] = map[string]any{"ADetailer": map[string]any{"args": []any{true, false, map[string]any{"ad_model": "face_yolov8n.pt"}}}}
 		}
+	}
+	if c := r.Control; c != nil {
+		img, err := input(r.ControlIndex())
+		if err != nil {
+			return nil, "", err
+		}
+		module, model := v.cfg.ControlNet.Module, v.cfg.ControlNet.Model
+		if t, ok := v.cfg.ControlNet.Types[c.Type]; ok {
+			module, model = cmp.Or(t.Module, module), t.Model
+		}
+		// The ControlNet extension's API unit (its ControlNetUnit fields);
+		// unverified against a running extension.
+		unit := map[string]any{"enabled": true, "image": img, "module": module, "model": model,
+			"weight": cmp.Or(c.Weight, v.cfg.ControlNet.Weight), "guidance_start": c.Start, "guidance_end": cmp.Or(c.End, 1), "pixel_perfect": true}
+		scripts, _ := b["alwayson_scripts"].(map[string]any)
+		if scripts == nil {
+			scripts = map[string]any{}
+		}
+		scripts["controlnet"] = map[string]any{"args": []any{unit}}
+		b["alwayson_scripts"] = scripts
 	}
 	if len(r.Inputs) == 0 {
 		return b, "sdapi/v1/txt2img", nil
@@ -637,7 +724,7 @@ func (v *Vendor) body(ctx context.Context, j *engine.Job, forceID string, open f
 	if err != nil {
 		return nil, "", err
 	}
-	if cn := v.cfg.ControlNet; cn.Enabled && r.Kind == engine.KindDraw {
+	if cn := v.cfg.ControlNet; cn.Enabled && r.Kind == engine.KindDraw && r.Control == nil && r.Mask == nil && r.Strength == 0 {
 		if c, _ := v.capabilities(ctx); c != nil && c.ControlNet {
 			scripts, _ := b["alwayson_scripts"].(map[string]any)
 			if scripts == nil {
@@ -651,6 +738,19 @@ func (v *Vendor) body(ctx context.Context, j *engine.Job, forceID string, open f
 	}
 	b["init_images"] = []string{img}
 	b["denoising_strength"] = v.cfg.Denoising
+	if r.Strength > 0 {
+		b["denoising_strength"] = r.Strength
+	}
+	if r.Mask != nil {
+		mask, err := input(r.MaskIndex())
+		if err != nil {
+			return nil, "", err
+		}
+		// StableDiffusionProcessingImg2Img: white is repainted; the
+		// masked area is filled from the original (inpainting_fill 1)
+		// and painted at the image's resolution.
+		b["mask"], b["mask_blur"], b["inpainting_fill"], b["inpaint_full_res"], b["inpainting_mask_invert"] = mask, 4, 1, false, 0
+	}
 	return b, "sdapi/v1/img2img", nil
 }
 
@@ -929,10 +1029,11 @@ func (v *Vendor) idle(ctx context.Context, b int) bool {
 // rerun makes j's task again under the same id, after a restart lost the
 // answer of the first call. Counted and logged: the GPU did the work twice.
 func (v *Vendor) rerun(ctx context.Context, j *engine.Job, b int, forceID string) error {
-	if v.blobs == nil && len(j.Request.Inputs) > 0 {
+	if v.blobs == nil && len(j.Request.AllInputs()) > 0 {
 		return errors.New("a1111: cannot read the job's input images to make it again")
 	}
-	open := func(i int) (io.ReadCloser, error) { return v.blobs.Open(j.Request.Inputs[i].Blob) }
+	all := j.Request.AllInputs() // Task.Open's numbering: the inputs, the control image, the mask
+	open := func(i int) (io.ReadCloser, error) { return v.blobs.Open(all[i].Blob) }
 	body, path, err := v.body(ctx, j, forceID, open)
 	if err != nil {
 		return err
@@ -1020,4 +1121,76 @@ func (v *Vendor) FindTask(ctx context.Context, j *engine.Job, t engine.Task) (st
 		}
 	}
 	return "", false, nil
+}
+
+// upscaler is extra-single-image's upscaler_1 for r.
+func (v *Vendor) upscaler(r *engine.Request) string {
+	switch {
+	case r.Upscaler != "":
+		return r.Upscaler
+	case r.AnimeModel:
+		return AnimeUpscaler
+	}
+	return v.cfg.Upscaler
+}
+
+// Supports implements engine.FeatureVendor: what the web UI's API takes,
+// and of the extensions' options those whose extension it has (read by
+// Probe; unknown before the first read, so refused rather than dropped).
+func (v *Vendor) Supports(k engine.Kind, feature string) bool {
+	c := v.cachedCaps()
+	switch k {
+	case engine.KindDraw:
+		switch feature {
+		case engine.FeatureLoRAs, engine.FeatureVAE, engine.FeatureEmbedding, engine.FeatureClipSkip, engine.FeatureStrength,
+			engine.FeatureRestoreFaces, engine.FeatureTile, engine.FeatureHires, engine.FeatureMask:
+			return true
+		case engine.FeatureFaceFix:
+			return c != nil && c.ADetailer
+		case engine.FeatureControl:
+			return c != nil && c.ControlNet && (v.cfg.ControlNet.Model != "" || len(v.cfg.ControlNet.Types) > 0)
+		}
+	case engine.KindUpscale:
+		switch feature {
+		case engine.FeatureTargetSize, engine.FeatureUpscaler, engine.FeatureFaceRestore:
+			return true
+		case engine.FeatureAnimeModel:
+			return c != nil && slices.Contains(c.Upscalers, AnimeUpscaler)
+		}
+	}
+	return false
+}
+
+// ControlTypeNames lists the --control-type names, sorted.
+func (v *Vendor) ControlTypeNames() []string {
+	return slices.Sorted(maps.Keys(v.cfg.ControlNet.Types))
+}
+
+// checkOptions checks /draw's options against the web UI's lists, when
+// read and not empty (a web UI that lists nothing is not contradicted):
+// the web UI would use an unknown VAE's name as "None", silently.
+func (v *Vendor) checkOptions(r *engine.Request) error {
+	if c := r.Control; c != nil {
+		if _, ok := v.cfg.ControlNet.Types[c.Type]; !ok && (c.Type != "" || v.cfg.ControlNet.Model == "") {
+			return engine.Errorf(engine.EINVALID, "Unknown --control-type %q; try one of: %s.", "未知的 --control-type %q，可选：%s。", c.Type, strings.Join(v.ControlTypeNames(), ", "))
+		}
+	}
+	if r.Hires != nil && len(r.Inputs) > 0 {
+		// enable_hr is txt2img's; img2img has no second pass.
+		return engine.Errorf(engine.EINVALID, "--hires works without a reference image only.", "--hires 只能在没有参考图时使用。")
+	}
+	c := v.cachedCaps()
+	if c == nil {
+		return nil
+	}
+	// sd_vae also takes "Automatic" and "None" (modules/sd_vae.py).
+	if r.VAE != "" && len(c.VAEs) > 0 && r.VAE != "Automatic" && r.VAE != "None" && !slices.Contains(c.VAEs, r.VAE) {
+		return engine.Errorf(engine.EINVALID, "Unknown --vae %q; try one of: %s.", "未知的 --vae %q，可选：%s。", r.VAE, strings.Join(append([]string{"Automatic", "None"}, c.VAEs...), ", "))
+	}
+	for _, e := range r.Embeddings {
+		if len(c.Embeddings) > 0 && !slices.Contains(c.Embeddings, e) {
+			return engine.Errorf(engine.EINVALID, "Unknown --embedding %q; try one of: %s.", "未知的 --embedding %q，可选：%s。", e, strings.Join(c.Embeddings, ", "))
+		}
+	}
+	return nil
 }

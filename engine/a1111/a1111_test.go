@@ -418,7 +418,7 @@ func TestCatalog(t *testing.T) {
 		kinds[e.Kind] = append(kinds[e.Kind], e.ID)
 	}
 	if len(kinds[engine.EntryModel]) != len(a1111test.Models) || len(kinds[engine.EntryLoRA]) != len(a1111test.LoRAs) ||
-		len(kinds[engine.EntryVAE]) != 1 || len(kinds[engine.EntryEmbedding]) != 1 {
+		len(kinds[engine.EntryVAE]) != len(a1111test.VAEs) || len(kinds[engine.EntryEmbedding]) != 1 {
 		t.Fatalf("catalogue %v", kinds)
 	}
 	if c := v.Choices(engine.KindDraw); len(c.Samplers) != len(a1111test.Samplers) {

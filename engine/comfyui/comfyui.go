@@ -156,12 +156,13 @@ type Vendor struct {
 }
 
 var (
-	_ engine.Vendor     = (*Vendor)(nil)
-	_ engine.TaskFinder = (*Vendor)(nil)
-	_ engine.Waker      = (*Vendor)(nil)
-	_ engine.Limited    = (*Vendor)(nil)
-	_ engine.Canceller  = (*Vendor)(nil)
-	_ engine.Cataloguer = (*Vendor)(nil)
+	_ engine.Vendor        = (*Vendor)(nil)
+	_ engine.FeatureVendor = (*Vendor)(nil)
+	_ engine.TaskFinder    = (*Vendor)(nil)
+	_ engine.Waker         = (*Vendor)(nil)
+	_ engine.Limited       = (*Vendor)(nil)
+	_ engine.Canceller     = (*Vendor)(nil)
+	_ engine.Cataloguer    = (*Vendor)(nil)
 )
 
 // New loads and checks the workflows and returns the adapter; Close ends
@@ -250,13 +251,33 @@ func (v *Vendor) Check(r *engine.Request) error {
 	if err != nil {
 		return err
 	}
-	if n := len(strings.Split(r.LoRA, ",")); r.LoRA != "" && n > MaxLoRAs {
+	lora := loraSpec(r)
+	if n := len(strings.Split(lora, ",")); lora != "" && n > MaxLoRAs {
 		return engine.Errorf(engine.EINVALID, "At most %d LoRAs at once.", "一次最多 %d 个 LoRA。", MaxLoRAs)
 	}
-	if (r.Model != "" || r.LoRA != "") && w.points["model"] == "" {
+	if (r.Model != "" || lora != "") && w.points["model"] == "" {
 		return engine.Errorf(engine.EINVALID, "This ComfyUI workflow has no model node, so --model and --lora cannot be used.", "这个 ComfyUI 工作流没有模型节点，不能使用 --model 和 --lora。")
 	}
 	return nil
+}
+
+// Supports implements engine.FeatureVendor: what the workflows can
+// honour. Several LoRAs are a chain of LoraLoader nodes after the draw
+// workflow's "model" node; --strength is the KSampler's denoise of the
+// draw_image workflow. The other options have no patch point.
+func (v *Vendor) Supports(k engine.Kind, feature string) bool {
+	if k != engine.KindDraw {
+		return false
+	}
+	switch feature {
+	case engine.FeatureLoRAs:
+		w := v.workflows[WorkflowDraw]
+		return w != nil && w.points["model"] != ""
+	case engine.FeatureStrength:
+		w := v.workflows[WorkflowDrawImage]
+		return w != nil && w.has("sampler", "denoise")
+	}
+	return false
 }
 
 func (v *Vendor) do(ctx context.Context, b int, method, path string, body io.Reader, ctype string, out any) (int, []byte, error) {

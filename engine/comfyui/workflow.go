@@ -40,7 +40,7 @@ type point struct {
 var points = map[string]point{
 	"prompt":        {"prompt", []string{"text"}},
 	"negative":      {"negative", []string{"text"}},
-	"sampler":       {"sampler", []string{"seed", "steps", "cfg", "sampler_name", "scheduler"}},
+	"sampler":       {"sampler", []string{"seed", "steps", "cfg", "sampler_name", "scheduler", "denoise"}},
 	"size":          {"size", []string{"width", "height", "batch_size"}},
 	"model":         {"model", []string{"ckpt_name"}},
 	"image":         {"image", []string{"image"}},
@@ -208,6 +208,11 @@ func (w *workflow) patch(r *engine.Request, images []string, sampler, scheduler,
 	if scheduler != "" {
 		set("sampler", "scheduler", scheduler)
 	}
+	if r.Strength > 0 {
+		// --strength is KSampler's denoise on the image-to-image workflow;
+		// Supports offers it only where the sampler node has that input.
+		set("sampler", "denoise", r.Strength)
+	}
 	if r.Width > 0 {
 		set("size", "width", r.Width)
 		set("size", "height", r.Height)
@@ -233,8 +238,8 @@ func (w *workflow) patch(r *engine.Request, images []string, sampler, scheduler,
 		}
 		set(key, "image", name)
 	}
-	if r.LoRA != "" {
-		if err := w.addLoRAs(nodes, r.LoRA); err != nil {
+	if l := loraSpec(r); l != "" {
+		if err := w.addLoRAs(nodes, l); err != nil {
 			return nil, err
 		}
 	}
@@ -244,6 +249,24 @@ func (w *workflow) patch(r *engine.Request, images []string, sampler, scheduler,
 		out[id] = n
 	}
 	return out, nil
+}
+
+// loraSpec is every --lora of r, comma-separated: the first (itself
+// possibly a list) and those given again (ExtraLoRAs).
+func loraSpec(r *engine.Request) string {
+	all := slices.DeleteFunc(append([]string{r.LoRA}, r.ExtraLoRAs...), func(s string) bool { return strings.TrimSpace(s) == "" })
+	return strings.Join(all, ",")
+}
+
+// has reports whether the workflow's node at point key has input.
+func (w *workflow) has(key, input string) bool {
+	id, ok := w.points[key]
+	if !ok {
+		return false
+	}
+	inputs, _ := w.nodes[id]["inputs"].(map[string]any)
+	_, ok = inputs[input]
+	return ok
 }
 
 // addLoRAs chains a LoraLoader per --lora after the model node, and

@@ -14,7 +14,10 @@
 //     eta and a live preview as a data: URI, only when it changed;
 //   - POST /sdapi/v1/interrupt stops whatever runs, whoever started it;
 //   - request bodies are checked as pydantic would: a field of the wrong
-//     type is a 422 {"detail": [{"loc", "msg", "type"}]}; an unknown sampler
+//     type (or out of its ge/le range, for extras) is a 422 {"detail":
+//     [{"loc", "msg", "type"}]}; a key the request model does not have is
+//     a 422 too (the web UI ignores it: stricter, so that a misspelt or
+//     misplaced field, an option silently dropped, fails); an unknown sampler
 //     is a 404 and an unknown always-on script a 422, in the web UI's own
 //     {"error", "detail", "body", "errors"} shape;
 //   - --api-auth is HTTP basic auth on every /sdapi route (401 otherwise);
@@ -96,7 +99,7 @@ var (
 	Schedulers = []string{"automatic", "uniform", "karras", "exponential"}
 	Models     = []string{"v1-5-pruned-emaonly.safetensors [6ce0161689]", "sd_xl_base_1.0.safetensors [31e35c80fc]"}
 	LoRAs      = []string{"add_detail", "pixel-art-xl"}
-	VAEs       = []string{"vae-ft-mse-840000-ema-pruned.safetensors"}
+	VAEs       = []string{"vae-ft-mse-840000-ema-pruned.safetensors", "v.safetensors"}
 	Embeddings = []string{"EasyNegative"}
 	Upscalers  = []string{"None", "Lanczos", "Nearest", "R-ESRGAN 4x+", "R-ESRGAN 4x+ Anime6B", "SwinIR_4x"}
 )
@@ -224,22 +227,66 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// field types of StableDiffusionTxt2ImgProcessingAPI / Img2Img that the fake checks.
-var fieldTypes = map[string]string{
-	"prompt": "str", "negative_prompt": "str", "seed": "int", "sampler_name": "str", "scheduler": "str",
-	"batch_size": "int", "n_iter": "int", "steps": "int", "cfg_scale": "float", "width": "int", "height": "int",
-	"restore_faces": "bool", "enable_hr": "bool", "hr_scale": "float", "hr_upscaler": "str",
-	"hr_second_pass_steps": "int", "denoising_strength": "float", "force_task_id": "str",
-	"override_settings": "dict", "alwayson_scripts": "dict", "init_images": "list", "send_images": "bool",
-	"save_images": "bool", "resize_mode": "int",
+// The fields of StableDiffusionTxt2ImgProcessingAPI and ...Img2Img...
+// (modules/api/models.py builds them from the dataclasses
+// StableDiffusionProcessingTxt2Img / Img2Img of modules/processing.py,
+// plus sampler_index, script_name, script_args, send_images, save_images,
+// alwayson_scripts and infotext), with the types pydantic checks. A
+// field's type is "any" where the fake does not check it.
+var (
+	commonFields = map[string]string{
+		"prompt": "str", "negative_prompt": "str", "styles": "list", "seed": "int", "subseed": "int", "subseed_strength": "float",
+		"seed_resize_from_h": "int", "seed_resize_from_w": "int", "sampler_name": "str", "scheduler": "str",
+		"batch_size": "int", "n_iter": "int", "steps": "int", "cfg_scale": "float", "width": "int", "height": "int",
+		"restore_faces": "bool", "tiling": "bool", "do_not_save_samples": "bool", "do_not_save_grid": "bool", "eta": "float",
+		"denoising_strength": "float", "s_min_uncond": "float", "s_churn": "float", "s_tmax": "float", "s_tmin": "float", "s_noise": "float",
+		"override_settings": "dict", "override_settings_restore_afterwards": "bool", "refiner_checkpoint": "str",
+		"refiner_switch_at": "float", "disable_extra_networks": "bool", "firstpass_image": "str", "comments": "dict",
+		"force_task_id": "str", "sampler_index": "str", "script_name": "str", "script_args": "list",
+		"send_images": "bool", "save_images": "bool", "alwayson_scripts": "dict", "infotext": "str",
+	}
+	txt2imgFields = with(commonFields, map[string]string{
+		"enable_hr": "bool", "firstphase_width": "int", "firstphase_height": "int", "hr_scale": "float", "hr_upscaler": "str",
+		"hr_second_pass_steps": "int", "hr_resize_x": "int", "hr_resize_y": "int", "hr_checkpoint_name": "str",
+		"hr_sampler_name": "str", "hr_scheduler": "str", "hr_prompt": "str", "hr_negative_prompt": "str",
+		"hr_cfg": "float", "hr_distilled_cfg": "float",
+	})
+	img2imgFields = with(commonFields, map[string]string{
+		"init_images": "list", "resize_mode": "int", "image_cfg_scale": "float", "mask": "str", "mask_blur_x": "int",
+		"mask_blur_y": "int", "mask_blur": "int", "mask_round": "bool", "inpainting_fill": "int", "inpaint_full_res": "bool",
+		"inpaint_full_res_padding": "int", "inpainting_mask_invert": "int", "initial_noise_multiplier": "float",
+		"latent_mask": "str", "include_init_images": "bool",
+	})
+	// ExtrasSingleImageRequest: ExtrasBaseRequest plus image.
+	extrasFields = map[string]string{
+		"resize_mode": "int", "show_extras_results": "bool", "gfpgan_visibility": "float", "codeformer_visibility": "float",
+		"codeformer_weight": "float", "upscaling_resize": "float", "upscaling_resize_w": "int", "upscaling_resize_h": "int",
+		"upscaling_crop": "bool", "upscaler_1": "str", "upscaler_2": "str", "extras_upscaler_2_visibility": "float",
+		"upscale_first": "bool", "image": "str",
+	}
+)
+
+func with(a, b map[string]string) map[string]string {
+	out := map[string]string{}
+	for k, v := range a {
+		out[k] = v
+	}
+	for k, v := range b {
+		out[k] = v
+	}
+	return out
 }
 
-// validate is pydantic's check of the body; nil if it passes.
-func validate(body map[string]any) []map[string]any {
+// validate is pydantic's check of the body against fields; nil if it
+// passes. The web UI's models ignore unknown keys; the fake refuses them
+// (422 "extra fields not permitted", pydantic's Extra.forbid words), since
+// a key the web UI ignores is an option silently dropped.
+func validate(body map[string]any, fields map[string]string) []map[string]any {
 	var errs []map[string]any
 	for _, k := range slices.Sorted(mapsKeys(body)) {
-		t, ok := fieldTypes[k]
+		t, ok := fields[k]
 		if !ok {
+			errs = append(errs, map[string]any{"loc": []string{"body", k}, "msg": "extra fields not permitted", "type": "value_error.extra"})
 			continue
 		}
 		v := body[k]
@@ -277,6 +324,21 @@ func validate(body map[string]any) []map[string]any {
 	return errs
 }
 
+// rangeErr is pydantic's ge/le check of a number field, if present.
+func rangeErr(body map[string]any, k string, lo, hi float64) map[string]any {
+	f, ok := body[k].(float64)
+	if !ok {
+		return nil
+	}
+	switch {
+	case f < lo:
+		return map[string]any{"loc": []string{"body", k}, "msg": fmt.Sprintf("ensure this value is greater than or equal to %v", lo), "type": "value_error.number.not_ge"}
+	case f > hi:
+		return map[string]any{"loc": []string{"body", k}, "msg": fmt.Sprintf("ensure this value is less than or equal to %v", hi), "type": "value_error.number.not_le"}
+	}
+	return nil
+}
+
 func mapsKeys(m map[string]any) func(func(string) bool) {
 	return func(yield func(string) bool) {
 		for k := range m {
@@ -301,9 +363,23 @@ func (s *Server) generate(kind string) http.HandlerFunc {
 			writeJSON(w, 422, map[string]any{"detail": []map[string]any{{"loc": []string{"body"}, "msg": "value is not a valid dict", "type": "type_error.dict"}}})
 			return
 		}
-		if errs := validate(body); errs != nil {
+		fields := txt2imgFields
+		if kind == "img2img" {
+			fields = img2imgFields
+		}
+		if errs := validate(body, fields); errs != nil {
 			writeJSON(w, 422, map[string]any{"detail": errs})
 			return
+		}
+		if msg := s.checkScripts(body); msg != "" {
+			httpError(w, 422, msg)
+			return
+		}
+		if m, ok := body["mask"].(string); ok && m != "" {
+			if _, err := decodeB64(m); err != nil {
+				httpError(w, 500, "Invalid encoded image")
+				return
+			}
 		}
 		taskID, _ := body["force_task_id"].(string)
 		if taskID == "" {
@@ -319,14 +395,6 @@ func (s *Server) generate(kind string) http.HandlerFunc {
 		if sampler != "" && !slices.Contains(Samplers, sampler) {
 			httpError(w, 404, "Sampler not found")
 			return
-		}
-		if scripts, ok := body["alwayson_scripts"].(map[string]any); ok {
-			for name := range scripts {
-				if !s.hasScript(name) {
-					httpError(w, 422, fmt.Sprintf("always on script %s not found", name))
-					return
-				}
-			}
 		}
 		width, height := int(num(body, "width", 512)), int(num(body, "height", 512))
 		steps := int(num(body, "steps", 50))
@@ -458,11 +526,19 @@ func (s *Server) extras(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, 422, map[string]any{"detail": []map[string]any{{"loc": []string{"body"}, "msg": "value is not a valid dict", "type": "type_error.dict"}}})
 		return
 	}
-	if f, ok := body["upscaling_resize"]; ok {
-		if v, ok := f.(float64); !ok || v < 1 || v > 8 {
-			writeJSON(w, 422, map[string]any{"detail": []map[string]any{{"loc": []string{"body", "upscaling_resize"}, "msg": "ensure this value is less than or equal to 8", "type": "value_error.number.not_le"}}})
-			return
+	errs := validate(body, extrasFields)
+	for _, c := range []struct {
+		k      string
+		lo, hi float64
+	}{{"upscaling_resize", 1, 8}, {"gfpgan_visibility", 0, 1}, {"codeformer_visibility", 0, 1}, {"codeformer_weight", 0, 1},
+		{"upscaling_resize_w", 1, 1 << 30}, {"upscaling_resize_h", 1, 1 << 30}} {
+		if e := rangeErr(body, c.k, c.lo, c.hi); e != nil {
+			errs = append(errs, e)
 		}
+	}
+	if errs != nil {
+		writeJSON(w, 422, map[string]any{"detail": errs})
+		return
 	}
 	up, _ := body["upscaler_1"].(string)
 	if up != "" && !slices.Contains(Upscalers, up) {
@@ -485,13 +561,18 @@ func (s *Server) extras(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	scale := num(body, "upscaling_resize", 2)
+	outW, outH := int(float64(cfg.Width)*scale), int(float64(cfg.Height)*scale)
+	if num(body, "resize_mode", 0) == 1 {
+		// run_postprocessing: resize_mode 1 hits upscaling_resize_w × _h (default 512).
+		outW, outH = int(num(body, "upscaling_resize_w", 512)), int(num(body, "upscaling_resize_h", 512))
+	}
 	s.mu.Lock()
 	s.jobs = append(s.jobs, Job{Path: r.URL.Path, Body: body})
 	s.mu.Unlock()
 	s.queue.Lock()
 	time.Sleep(s.opts.UpscaleTime)
 	s.queue.Unlock()
-	out := solid(int(float64(cfg.Width)*scale), int(float64(cfg.Height)*scale), 7)
+	out := solid(outW, outH, 7)
 	writeJSON(w, 200, map[string]any{"html_info": "<p></p>", "image": base64.StdEncoding.EncodeToString(out)})
 }
 
@@ -693,4 +774,68 @@ func (s *Server) reactor(w http.ResponseWriter, r *http.Request) {
 	time.Sleep(s.opts.UpscaleTime)
 	s.queue.Unlock()
 	writeJSON(w, 200, map[string]any{"image": base64.StdEncoding.EncodeToString(solid(cfg.Width, cfg.Height, 9))})
+}
+
+// Last is the body of the last request made to path (like
+// "/sdapi/v1/txt2img"), nil if none was.
+func (s *Server) Last(path string) map[string]any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := len(s.jobs) - 1; i >= 0; i-- {
+		if s.jobs[i].Path == path {
+			return s.jobs[i].Body
+		}
+	}
+	return nil
+}
+
+func decodeB64(v string) ([]byte, error) {
+	if i := strings.Index(v, ","); strings.HasPrefix(v, "data:image/") && i > 0 {
+		v = v[i+1:]
+	}
+	return base64.StdEncoding.DecodeString(v)
+}
+
+// checkScripts is the web UI's init_script_args: every always-on script
+// must exist, and its args be a list. The ControlNet extension's units
+// need an image (base64) and a model; ADetailer's first arg is its enable
+// flag. "" when the scripts pass.
+func (s *Server) checkScripts(body map[string]any) string {
+	scripts, _ := body["alwayson_scripts"].(map[string]any)
+	for name, v := range scripts {
+		if !s.hasScript(name) {
+			return fmt.Sprintf("always on script %s not found", name)
+		}
+		m, _ := v.(map[string]any)
+		args, ok := m["args"].([]any)
+		if !ok {
+			return fmt.Sprintf("always on script %s: args must be a list", name)
+		}
+		switch strings.ToLower(name) {
+		case "controlnet":
+			for i, a := range args {
+				u, _ := a.(map[string]any)
+				img, _ := u["image"].(string)
+				model, _ := u["model"].(string)
+				if _, err := decodeB64(img); err != nil || img == "" {
+					return fmt.Sprintf("controlnet unit %d: image is not base64", i)
+				}
+				if model == "" {
+					return fmt.Sprintf("controlnet unit %d: no model", i)
+				}
+				for _, k := range []string{"weight", "guidance_start", "guidance_end"} {
+					if x, ok := u[k]; ok {
+						if _, ok := x.(float64); !ok {
+							return fmt.Sprintf("controlnet unit %d: %s is not a number", i, k)
+						}
+					}
+				}
+			}
+		case "adetailer":
+			if len(args) == 0 {
+				return "adetailer: no args"
+			}
+		}
+	}
+	return ""
 }
