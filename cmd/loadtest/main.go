@@ -6,6 +6,7 @@
 //	go run ./cmd/loadtest          # short run, well under a minute
 //	go run ./cmd/loadtest -full    # 1,000 jobs in flight, 3 runs
 //	go run ./cmd/loadtest -gpu     # a 200-job backlog at one self-hosted GPU (the AUTOMATIC1111 fake)
+//	go run ./cmd/loadtest -showapi # ShowAPI polled without callbacks: by list against task by task
 package main
 
 import (
@@ -64,6 +65,19 @@ func main() {
 	flag.Parse()
 	if *serveFake {
 		serve(o.task)
+		return
+	}
+	if *showOnly {
+		if o.inflight == 0 {
+			o.inflight = 20
+		}
+		if o.runs == 0 {
+			o.runs = 3
+		}
+		if err := runShowAPI(o); err != nil {
+			fmt.Fprintln(os.Stderr, "loadtest: showapi:", err)
+			os.Exit(1)
+		}
 		return
 	}
 	pick := func(v *int, short, long int) {

@@ -331,6 +331,18 @@ func (s *Server) TaskIDs() []string {
 	return append([]string(nil), s.order...)
 }
 
+// Ended is when task id finishes (or fails) on the fake's clock, so a
+// load run can measure how late the bot saw it.
+func (s *Server) Ended(id string) (time.Time, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.tasks[id]
+	if !ok {
+		return time.Time{}, false
+	}
+	return t.done, true
+}
+
 // Task returns task id's record as /yourtaskresult would show it now.
 func (s *Server) Task(id string) (map[string]any, bool) {
 	s.mu.Lock()
