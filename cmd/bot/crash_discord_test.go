@@ -74,16 +74,25 @@ const (
 // call on a loaded machine can take a good part of 100 ms.
 var crashDiscordLifetimes = [2]time.Duration{8 * time.Second, 2 * time.Second}
 
+// crashDiscordLateLifetime is the lifetime in a life whose kill is aimed at
+// a late post: about a job's own time, so that about half end after it.
+const crashDiscordLateLifetime = 1200 * time.Millisecond
+
 // lifetime sets life epoch's token lifetime: the short one in odd lives,
 // and in any life whose kill is aimed at a late post, which needs a job to
 // outlive its token (in a long life only those a kill carried over do).
 func (d *crashDiscord) lifetime(epoch int) time.Duration {
 	d.r.mu.Lock()
 	defer d.r.mu.Unlock()
-	short := epoch%2 == 1 || d.r.plan.phase == phaseLate
-	d.lifetimes[epoch] = crashDiscordLifetimes[0]
-	if short {
+	switch {
+	case d.r.plan.phase == phaseLate:
+		// A life has a few jobs of under a second each: most of them would
+		// still end within even the short lifetime.
+		d.lifetimes[epoch] = crashDiscordLateLifetime
+	case epoch%2 == 1:
 		d.lifetimes[epoch] = crashDiscordLifetimes[1]
+	default:
+		d.lifetimes[epoch] = crashDiscordLifetimes[0]
 	}
 	return d.lifetimes[epoch]
 }

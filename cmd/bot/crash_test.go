@@ -851,6 +851,8 @@ func (r *crashRun) nextPlan(phases []crashPhase, hit map[crashPhase]int) crashPl
 		p.nth = 1
 		p.mode = killAfterReply // the batch is in the bot's hands: kill while it makes the jobs
 		p.delay = time.Duration(r.rng.IntN(25)) * time.Millisecond
+	case phaseLate:
+		p.nth = 1 // a life makes few: the first one
 	case phasePoll:
 		if !r.setup.callbacks {
 			p.nth = 1 + r.rng.IntN(6)
