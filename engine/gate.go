@@ -1,7 +1,9 @@
 package engine
 
 import (
+	"cmp"
 	"context"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -218,6 +220,8 @@ type QueueInfo struct {
 	Held     int // tasks at the backend
 	Waiting  int // jobs waiting in all
 	ETA      time.Duration
+	Slots    int  // tasks it may hold at once
+	GPU      bool // a self-hosted backend (Limited), not a vendor's bound
 }
 
 // Queue reports where job id waits, for /queue and status messages; the
@@ -251,7 +255,10 @@ func (e *Engine) Queues() []QueueInfo {
 }
 
 func (e *Engine) queueInfo(name string, g *gate, pos, held int) QueueInfo {
-	q := QueueInfo{Vendor: name, Position: pos, Held: held, Waiting: g.waitingCount()}
+	q := QueueInfo{Vendor: name, Position: pos, Held: held, Waiting: g.waitingCount(), Slots: g.limit}
+	if l, ok := e.vendors[name].(Limited); ok && l.Slots() > 0 {
+		q.GPU = true
+	}
 	if pos == 0 {
 		return q
 	}
@@ -271,26 +278,31 @@ func (e *Engine) queueInfo(name string, g *gate, pos, held int) QueueInfo {
 	return q
 }
 
-// Waiting lists the jobs waiting for a slot at every limited vendor, each
-// vendor's in the order they will get one, for admins' /queue.
-func (e *Engine) Waiting() map[string][]string {
-	out := map[string][]string{}
+// WaitingJob is a job waiting for a limited vendor's slot.
+type WaitingJob struct {
+	Vendor   string
+	ID       string
+	Owner    string // the owner's key (UserRef.Key)
+	Position int
+}
+
+// Waiting lists the jobs waiting for a slot at every limited vendor, by
+// vendor and then in the order they will get one, for admins' /queue.
+func (e *Engine) Waiting() []WaitingJob {
+	var out []WaitingJob
 	for name, g := range e.gates {
 		g.mu.Lock()
-		ids := make([]string, 0, len(g.owner))
-		for id := range g.owner {
-			ids = append(ids, id)
-		}
+		owners := maps.Clone(g.owner)
 		g.mu.Unlock()
-		slices.SortFunc(ids, func(a, b string) int {
-			pa, _ := g.position(a)
-			pb, _ := g.position(b)
-			return pa - pb
-		})
-		if len(ids) > 0 {
-			out[name] = ids
+		for id, o := range owners {
+			if pos, _ := g.position(id); pos > 0 {
+				out = append(out, WaitingJob{Vendor: name, ID: id, Owner: o, Position: pos})
+			}
 		}
 	}
+	slices.SortFunc(out, func(a, b WaitingJob) int {
+		return cmp.Or(cmp.Compare(a.Vendor, b.Vendor), cmp.Compare(a.Position, b.Position))
+	})
 	return out
 }
 
