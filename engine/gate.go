@@ -163,6 +163,41 @@ func (g *gate) position(id string) (pos, held int) {
 	return 0, held
 }
 
+// guess takes d, the vendor's typical duration, as the time a slot is held
+// until one is measured.
+func (g *gate) guess(d time.Duration) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.typical == 0 {
+		g.typical = d
+	}
+}
+
+// wakeAhead is how many of the first in line are woken to show their new
+// place when the line moves.
+const wakeAhead = 10
+
+// first is the first n jobs in line, in turn.
+func (g *gate) first(n int) []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	owners := slices.Clone(g.owners)
+	taken := map[string]int{}
+	var out []string
+	for len(owners) > 0 && len(out) < n {
+		i := g.next(owners)
+		o := owners[i]
+		owners = slices.Delete(owners, i, i+1)
+		line := g.waiting[o]
+		out = append(out, line[taken[o]])
+		taken[o]++
+		if taken[o] < len(line) {
+			owners = append(owners, o)
+		}
+	}
+	return out
+}
+
 // waitingCount is how many jobs wait for a slot.
 func (g *gate) waitingCount() int {
 	g.mu.Lock()
@@ -202,8 +237,16 @@ func (e *Engine) syncGates(j *Job) {
 		if al != nil {
 			al.Released(j.ID)
 		}
-		for _, id := range g.leave(j.ID) {
+		granted := g.leave(j.ID)
+		for _, id := range granted {
 			e.sched.at(id, e.cfg.Now())
+		}
+		if len(granted) > 0 {
+			// The line moved: the first in it show their new places now,
+			// the rest at their next look (queueWait).
+			for _, id := range g.first(wakeAhead) {
+				e.sched.at(id, e.cfg.Now())
+			}
 		}
 	}
 }
@@ -274,7 +317,7 @@ func (e *Engine) queueInfo(name string, g *gate, pos, held int) QueueInfo {
 	g.mu.Lock()
 	typical := g.typical
 	g.mu.Unlock()
-	q.ETA = time.Duration(pos) * typical / time.Duration(g.limit)
+	q.ETA = time.Duration(held+pos-1) * typical / time.Duration(g.limit)
 	return q
 }
 
@@ -324,16 +367,32 @@ func gateSlots(v Vendor, configured int) int {
 }
 
 // slot reports whether j may be sent to v now: v has no limit, or j holds
-// one of its slots. A job that waits is shown its place in line when it changes.
+// one of its slots. A job that waits is shown its place in line.
 func (e *Engine) slot(ctx context.Context, lj *liveJob, j *Job, v Vendor) bool {
 	g := e.gates[v.Name()]
 	if g == nil || g.enter(j.ID, j.Owner.Key(), j.Charge.Priority) {
 		return true
 	}
+	g.guess(v.Timing(&j.Request).First)
+	// Shown at every look, not only when it moves: a platform skips an
+	// edit too soon after the last (or while the reply is being posted),
+	// and drops one that says nothing new.
 	q := e.Queue(j.ID)
-	if q.Position != lj.lastPos {
-		lj.lastPos = q.Position
-		e.notifier.Progress(ctx, j, Progress{Fraction: -1, Position: q.Position, ETA: q.ETA})
-	}
+	lj.lastPos = q.Position
+	lj.looks++
+	e.notifier.Progress(ctx, j, Progress{Fraction: -1, Position: q.Position, ETA: q.ETA})
 	return false
 }
+
+// waitLook is when a job waiting for a slot looks at its place again: soon
+// after it joined the line (its status message may not have been posted
+// yet at the first look), then every queueWait.
+func waitLook(lj *liveJob) time.Duration {
+	if lj.looks <= 2 {
+		return firstLook
+	}
+	return queueWait
+}
+
+// firstLook is the wait after a job's first looks at its place in line.
+const firstLook = 1500 * time.Millisecond
