@@ -357,3 +357,32 @@ func TestTierPriority(t *testing.T) {
 		t.Fatalf("start order %v, want %v", order, want)
 	}
 }
+
+// TestVendorConcurrencyRestart: after a restart the task still at the
+// vendor keeps its slot (counted again from the store), so the jobs that
+// waited still wait, and the vendor never holds two.
+func TestVendorConcurrencyRestart(t *testing.T) {
+	g := newGPU("api", 100, 50*time.Millisecond)
+	cfg := engine.Config{JobTimeout: time.Minute, Concurrency: map[string]int{"api": 1}}
+	h := newHarness(t, cfg, vendorAPI{g})
+	g.block()
+	for range 3 {
+		h.submit(t)
+	}
+	waitLine(t, h.engine, 2)
+	h.engine.Stop(context.Background())
+	h.start(t, vendorAPI{g})
+	waitLine(t, h.engine, 2)
+	for _, q := range h.engine.Queues() {
+		if q.Held != 1 {
+			t.Fatalf("after the restart %+v, want the task at the vendor holding the one slot", q)
+		}
+	}
+	g.unblock()
+	for range 3 {
+		h.notify.wait(t)
+	}
+	if g.maxHeld > 1 {
+		t.Fatalf("the vendor held %d tasks at once, the limit is 1", g.maxHeld)
+	}
+}
