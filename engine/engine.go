@@ -52,6 +52,10 @@ type Config struct {
 	Observer Observer
 	Logger   *slog.Logger
 	Now      func() time.Time
+	// Concurrency bounds the tasks each named vendor holds at once (the
+	// vendors throttle concurrent tasks); the jobs beyond it wait in the
+	// bot, in turn between users. Absent or 0: no bound.
+	Concurrency map[string]int
 	// ResumeSpread caps the window over which Start spreads the polls of
 	// jobs at a vendor that are overdue or have no stored schedule, so a
 	// restart is not a burst of billed polls. Zero: 30 s.
@@ -164,6 +168,7 @@ type stepFields struct {
 	lastPct  float64
 	timedOut time.Time // when this process last gave up waiting on a submission
 	lastPos  int       // the place in a backend's line last shown
+	looks    int       // times it looked at its place in line
 	// deliveryStarted: the bot-added latency was reported for this job.
 	deliveryStarted bool
 }
@@ -187,8 +192,8 @@ func New(cfg Config, store Store, quota Quota, blobs Blobs, notifier Notifier, v
 	for _, v := range vendors {
 		e.vendors[v.Name()] = v
 		e.breakers[v.Name()] = &breaker{}
-		if l, ok := v.(Limited); ok {
-			e.gates[v.Name()] = newGate(l.Slots())
+		if n := gateSlots(v, cfg.Concurrency[v.Name()]); n > 0 {
+			e.gates[v.Name()] = newGate(n, cfg.Now)
 		}
 		if w, ok := v.(Waker); ok {
 			w.SetWake(func(id string) { e.sched.at(id, e.cfg.Now()) })

@@ -143,6 +143,14 @@ type harness struct {
 
 func newHarness(t testing.TB, cfg engine.Config, vendors ...engine.Vendor) *harness {
 	t.Helper()
+	qc := quota.DefaultConfig()
+	qc.Default = quota.Tier{Daily: 20, Concurrent: 10}
+	return newHarnessQuota(t, cfg, qc, vendors...)
+}
+
+// newHarnessQuota is newHarness under quota configuration qc.
+func newHarnessQuota(t testing.TB, cfg engine.Config, qc quota.Config, vendors ...engine.Vendor) *harness {
+	t.Helper()
 	dir := t.TempDir()
 	db, err := store.Open(filepath.Join(dir, "db"), store.Options{})
 	if err != nil {
@@ -153,8 +161,6 @@ func newHarness(t testing.TB, cfg engine.Config, vendors ...engine.Vendor) *harn
 	if err != nil {
 		t.Fatal(err)
 	}
-	qc := quota.DefaultConfig()
-	qc.Default = quota.Tier{Daily: 20, Concurrent: 10}
 	q, err := quota.New(qc, db, nil)
 	if err != nil {
 		t.Fatal(err)

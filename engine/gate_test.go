@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/picbot/picbot/engine"
+	"github.com/picbot/picbot/quota"
 )
 
 // gpu is a fake self-hosted backend: it works on one task at a time, in
@@ -27,6 +28,22 @@ type gpu struct {
 	starts  []time.Time
 	maxHeld int
 	busy    bool
+	// blocked keeps a started task from ending until unblock.
+	blocked bool
+	paused  []func()
+}
+
+func (g *gpu) block() { g.mu.Lock(); g.blocked = true; g.mu.Unlock() }
+
+func (g *gpu) unblock() {
+	g.mu.Lock()
+	g.blocked = false
+	fs := g.paused
+	g.paused = nil
+	g.mu.Unlock()
+	for _, f := range fs {
+		f()
+	}
 }
 
 func newGPU(name string, slots int, dur time.Duration) *gpu {
@@ -70,7 +87,17 @@ func (g *gpu) next() {
 	g.busy = true
 	g.started = append(g.started, g.owner[id])
 	g.starts = append(g.starts, time.Now())
-	time.AfterFunc(g.dur, func() {
+	end := func() { time.AfterFunc(g.dur, g.finish(id)) }
+	if g.blocked {
+		g.paused = append(g.paused, end)
+		return
+	}
+	end()
+}
+
+// finish ends task id.
+func (g *gpu) finish(id string) func() {
+	return func() {
 		g.mu.Lock()
 		g.done[id] = true
 		g.ends = append(g.ends, time.Now())
@@ -78,7 +105,7 @@ func (g *gpu) next() {
 		wake, job := g.wake, g.owner[id]
 		g.mu.Unlock()
 		wake(job)
-	})
+	}
 }
 
 func (g *gpu) Query(ctx context.Context, j *engine.Job) (*engine.Outcome, error) {
@@ -184,5 +211,178 @@ func TestLimitedVendorQueuePosition(t *testing.T) {
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
+	}
+}
+
+// vendorAPI is the GPU fake seen as a vendor that says nothing of its
+// limits (as the seed vendors): only the configured concurrency bounds it.
+type vendorAPI struct{ g *gpu }
+
+func (v vendorAPI) Name() string                           { return v.g.name }
+func (v vendorAPI) Check(r *engine.Request) error          { return v.g.Check(r) }
+func (v vendorAPI) Timing(r *engine.Request) engine.Timing { return v.g.Timing(r) }
+func (v vendorAPI) SetWake(f func(string))                 { v.g.SetWake(f) }
+func (v vendorAPI) Submit(ctx context.Context, j *engine.Job, t engine.Task) (string, error) {
+	return v.g.Submit(ctx, j, t)
+}
+func (v vendorAPI) Query(ctx context.Context, j *engine.Job) (*engine.Outcome, error) {
+	return v.g.Query(ctx, j)
+}
+
+// startOrder is who the GPU started jobs for, in order.
+func (g *gpu) startOrder(who map[string]string) []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var order []string
+	for _, id := range g.started {
+		order = append(order, who[id])
+	}
+	return order
+}
+
+// waitHeld waits until the fake holds n tasks.
+func (g *gpu) waitHeld(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		g.mu.Lock()
+		got := len(g.owner)
+		g.mu.Unlock()
+		if got >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the vendor got %d tasks, want %d", got, n)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// waitLine waits until n jobs wait for a slot.
+func waitLine(t *testing.T, e *engine.Engine, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got := 0
+		for _, q := range e.Queues() {
+			got += q.Waiting
+		}
+		if got >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d jobs wait, want %d", got, n)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// TestVendorConcurrencyFair: a vendor with concurrency 1 (configured, not
+// its own) holds one task at a time; user A queues 20 jobs, then user B
+// queues 1, and B's job starts before A's third.
+func TestVendorConcurrencyFair(t *testing.T) {
+	g := newGPU("api", 100, 100*time.Millisecond)
+	qc := quota.DefaultConfig()
+	qc.Default = quota.Tier{Daily: 100, Concurrent: 50}
+	h := newHarnessQuota(t, engine.Config{JobTimeout: time.Minute, Concurrency: map[string]int{"api": 1}}, qc, vendorAPI{g})
+	ctx := context.Background()
+	who := map[string]string{}
+	add := func(u engine.UserRef) string {
+		j, err := h.engine.Submit(ctx, u, engine.ChatRef{Platform: "test", ChatID: "c1"}, engine.Request{Kind: engine.KindDraw, Prompt: "p", Seed: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		who[j.ID] = u.ID
+		return j.ID
+	}
+	g.block()
+	for range 20 {
+		add(alice)
+	}
+	waitLine(t, h.engine, 19) // A's first holds the slot; the other 19 wait
+	b := add(bob)
+	waitLine(t, h.engine, 20)
+	if q := h.engine.Queue(b); q.Position != 2 || q.Vendor != "api" {
+		t.Errorf("B's job's place: %+v, want 2nd at api", q)
+	}
+	g.unblock()
+	for range who {
+		h.notify.wait(t)
+	}
+	order := g.startOrder(who)
+	if i := slices.Index(order, "bob"); i < 0 || i > 2 {
+		t.Fatalf("start order %v: B's job is not before A's third", order)
+	}
+	if g.maxHeld > 1 {
+		t.Fatalf("the vendor held %d tasks at once, the limit is 1", g.maxHeld)
+	}
+}
+
+// TestTierPriority: among users waiting for a busy vendor, a higher tier's
+// priority goes first; equal priorities take turns.
+func TestTierPriority(t *testing.T) {
+	g := newGPU("api", 100, 150*time.Millisecond)
+	qc := quota.DefaultConfig()
+	qc.Default = quota.Tier{Daily: 100, Concurrent: 50}
+	qc.Tiers = map[string]quota.Tier{"gold": {Daily: 100, Concurrent: 50, Priority: 5}}
+	qc.Users = map[string]string{"test:carol": "gold"}
+	h := newHarnessQuota(t, engine.Config{JobTimeout: time.Minute, Concurrency: map[string]int{"api": 1}}, qc, vendorAPI{g})
+	ctx := context.Background()
+	carol := engine.UserRef{Platform: "test", ID: "carol"}
+	who := map[string]string{}
+	var ids []string
+	add := func(u engine.UserRef) {
+		j, err := h.engine.Submit(ctx, u, engine.ChatRef{Platform: "test", ChatID: "c1"}, engine.Request{Kind: engine.KindDraw, Prompt: "p", Seed: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		who[j.ID] = u.ID
+		ids = append(ids, j.ID)
+	}
+	g.block()
+	for range 3 {
+		add(alice)
+	}
+	waitLine(t, h.engine, 2)
+	add(bob)
+	add(carol)
+	add(carol)
+	waitLine(t, h.engine, 5)
+	g.unblock()
+	for range ids {
+		h.notify.wait(t)
+	}
+	want := []string{"alice", "carol", "carol", "alice", "bob", "alice"}
+	if order := g.startOrder(who); !slices.Equal(order, want) {
+		t.Fatalf("start order %v, want %v", order, want)
+	}
+}
+
+// TestVendorConcurrencyRestart: after a restart the task still at the
+// vendor keeps its slot (counted again from the store), so the jobs that
+// waited still wait, and the vendor never holds two.
+func TestVendorConcurrencyRestart(t *testing.T) {
+	g := newGPU("api", 100, 50*time.Millisecond)
+	cfg := engine.Config{JobTimeout: time.Minute, Concurrency: map[string]int{"api": 1}}
+	h := newHarness(t, cfg, vendorAPI{g})
+	g.block()
+	for range 3 {
+		h.submit(t)
+	}
+	waitLine(t, h.engine, 2)
+	h.engine.Stop(context.Background())
+	h.start(t, vendorAPI{g})
+	waitLine(t, h.engine, 2)
+	for _, q := range h.engine.Queues() {
+		if q.Held != 1 {
+			t.Fatalf("after the restart %+v, want the task at the vendor holding the one slot", q)
+		}
+	}
+	g.unblock()
+	for range 3 {
+		h.notify.wait(t)
+	}
+	if g.maxHeld > 1 {
+		t.Fatalf("the vendor held %d tasks at once, the limit is 1", g.maxHeld)
 	}
 }

@@ -159,6 +159,19 @@ type AccountPool interface {
 	PickAccount(j *Job) (string, error)
 }
 
+// AccountLimits is an AccountPool whose accounts each hold a bounded
+// number of tasks at once: PickAccount picks only an account with a free
+// one and counts the job there until Released.
+type AccountLimits interface {
+	// AccountSlots is the sum of the accounts' limits; 0 when any account
+	// has none (the vendor then has no limit of its accounts' making).
+	AccountSlots() int
+	// Holding counts job id's task at account (a task found after a restart).
+	Holding(id, account string)
+	// Released frees job id's place at its account: its task ended there.
+	Released(id string)
+}
+
 // CallbackVendor is a vendor that reports by calling the bot back.
 type CallbackVendor interface {
 	Vendor

@@ -118,6 +118,9 @@ type Charge struct {
 	// Bought is the part of Cost paid from the owner's bought images (past
 	// the daily free quota); a refund gives it back there.
 	Bought int64 `json:"bought,omitempty"`
+	// Priority is the owner's tier's: among jobs waiting for a limited
+	// vendor, a higher one goes first.
+	Priority int `json:"priority,omitempty"`
 }
 
 const (

@@ -307,7 +307,7 @@ func (e *Engine) submit(ctx context.Context, lj *liveJob, j *Job) time.Duration 
 		v, err = e.pick(&j.Request, j.Tried, true)
 		if err == nil && !e.slot(ctx, lj, j, v) {
 			// Waiting for the vendor's slot: a freed one wakes the job.
-			return e.untilDeadline(j, queueWait)
+			return e.untilDeadline(j, waitLook(lj))
 		}
 	} else if g := e.gates[v.Name()]; g != nil {
 		g.hold(j.ID) // the same task again: it had its slot

@@ -188,6 +188,9 @@ func (e *Engine) pickAccount(ctx context.Context, lj *liveJob, j *Job, v Vendor,
 		return 0, true
 	case sameID && j.Submitting != nil && j.Submitting.Account != "":
 		j.Account = j.Submitting.Account
+		if al, ok := v.(AccountLimits); ok {
+			al.Holding(j.ID, j.Account) // the same task: its account's slot
+		}
 		return 0, true
 	}
 	account, err := p.PickAccount(j)

@@ -22,6 +22,9 @@ type Tier struct {
 	Concurrent int           `yaml:"concurrent"` // jobs at once
 	Every      time.Duration `yaml:"every"`      // one command per Every...
 	Burst      int           `yaml:"burst"`      // ...with bursts of this many
+	// Priority orders the users waiting for a busy vendor: higher first,
+	// in turn among equals (default 0).
+	Priority int `yaml:"priority"`
 }
 
 // Config holds every limit.
@@ -300,7 +303,7 @@ func (q *Quota) Cost(r *engine.Request) int64 {
 func (q *Quota) Reserve(c engine.Counters, j *engine.Job, now time.Time) error {
 	cost := q.Cost(&j.Request)
 	day := q.Day(now)
-	j.Charge = engine.Charge{Cost: cost, Day: day}
+	j.Charge = engine.Charge{Cost: cost, Day: day, Priority: q.tier(c, j.Owner).Priority}
 	if q.IsAdmin(j.Owner) {
 		j.Charge.Unlimited = true
 		c.Add(statKey(day, "", "jobs"), 1) // /admin stats counts every job, admins' too

@@ -33,6 +33,8 @@ type AccountConfig struct {
 	Weight int `yaml:"weight"`
 	// DailyLimit bounds the billed calls made through it a day (0: none).
 	DailyLimit int `yaml:"daily_limit"`
+	// Concurrency bounds its tasks at the vendor at once (0: none; vqueue.go).
+	Concurrency int `yaml:"concurrency"`
 }
 
 // PoolConfig tunes every vendor's account pool (vendors.pool).
@@ -155,7 +157,7 @@ func (a *app) pooled(vendor string, accts []AccountConfig, build func(AccountCon
 		if err != nil {
 			return nil, fmt.Errorf("vendors.%s.accounts %s: %w", vendor, ac.Name, err)
 		}
-		list = append(list, pool.Account{Name: ac.Name, Vendor: v, Weight: ac.Weight, DailyLimit: ac.DailyLimit})
+		list = append(list, pool.Account{Name: ac.Name, Vendor: v, Weight: ac.Weight, DailyLimit: ac.DailyLimit, Concurrency: ac.Concurrency})
 	}
 	pc := a.cfg.Vendors.Pool
 	cfg := pool.Config{

@@ -195,6 +195,7 @@ func build(cfg Config, log *slog.Logger, stdin io.Reader, stdout io.Writer) (*ap
 		MaxDownload:      cfg.Engine.MaxDownload,
 		DeliveryAttempts: cfg.Engine.DeliveryAttempts,
 		ProgressEvery:    cfg.Engine.ProgressEvery,
+		Concurrency:      cfg.vendorConcurrency(),
 		Logger:           log,
 		Observer:         a.metrics,
 	}

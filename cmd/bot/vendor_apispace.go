@@ -17,6 +17,8 @@ type APISpaceConfig struct {
 	apispace.Config `yaml:",inline"`
 	// Accounts pool several accounts (accounts.go).
 	Accounts []AccountConfig `yaml:"accounts"`
+	// Concurrency bounds the tasks held at the vendor at once (vqueue.go).
+	Concurrency int `yaml:"concurrency"`
 }
 
 // envFields maps PICBOT_APISPACE_* variables to settings.
@@ -42,6 +44,7 @@ func (c *APISpaceConfig) validate(bad badFunc) {
 		cc.Token = "from-accounts" // each account brings its own, checked below
 	}
 	validateAccounts(apispace.Name, c.Accounts, bad)
+	validateConcurrency(c.Concurrency, c.Token != "", c.Accounts, bad)
 	cc.Validate(func(key, format string, args ...any) {
 		if key == "token" {
 			format += " when the vendor is enabled (or set PICBOT_APISPACE_TOKEN)"
@@ -59,7 +62,7 @@ func (a *app) newAPISpace(c APISpaceConfig) (engine.Vendor, error) {
 	}
 	c.PublicInputs = a.cfg.HTTP.PublicURL != ""
 	if len(c.Accounts) > 0 {
-		return a.pooled(apispace.Name, withDefault(AccountConfig{Token: c.Token}, c.Accounts), func(ac AccountConfig) (engine.Vendor, error) {
+		return a.pooled(apispace.Name, withDefault(AccountConfig{Token: c.Token, Concurrency: c.Concurrency}, c.Accounts), func(ac AccountConfig) (engine.Vendor, error) {
 			cc := c.Config
 			cc.Token = ac.Token
 			return apispace.New(cc, nil, a.log.With(slog.String("account", ac.Name)))

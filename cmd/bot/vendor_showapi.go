@@ -16,6 +16,8 @@ type ShowAPIConfig struct {
 	showapi.Config `yaml:",inline"`
 	// Accounts pool several accounts (accounts.go).
 	Accounts []AccountConfig `yaml:"accounts"`
+	// Concurrency bounds the tasks held at the vendor at once (vqueue.go).
+	Concurrency int `yaml:"concurrency"`
 }
 
 // envFields maps PICBOT_SHOWAPI_* variables to settings.
@@ -43,6 +45,7 @@ func (c *ShowAPIConfig) validate(bad badFunc) {
 	}
 	cc.Validate(bad)
 	validateAccounts(showapi.Name, c.Accounts, bad)
+	validateConcurrency(c.Concurrency, c.AppCode != "" || c.AppKey != "", c.Accounts, bad)
 }
 
 // newShowAPI returns the vendor, or nil when it is not enabled.
@@ -51,7 +54,7 @@ func (a *app) newShowAPI(c ShowAPIConfig) (engine.Vendor, error) {
 		return nil, nil
 	}
 	if len(c.Accounts) > 0 {
-		own := AccountConfig{AppCode: c.AppCode, AppKey: c.AppKey, AppSecret: c.AppSecret}
+		own := AccountConfig{AppCode: c.AppCode, AppKey: c.AppKey, AppSecret: c.AppSecret, Concurrency: c.Concurrency}
 		return a.pooled(showapi.Name, withDefault(own, c.Accounts), func(ac AccountConfig) (engine.Vendor, error) {
 			cc := c.Config
 			cc.AppCode, cc.AppKey, cc.AppSecret = ac.AppCode, ac.AppKey, ac.AppSecret

@@ -17,6 +17,8 @@ type ZhiqiteConfig struct {
 	zhiqite.Config `yaml:",inline"`
 	// Accounts pool several accounts (accounts.go).
 	Accounts []AccountConfig `yaml:"accounts"`
+	// Concurrency bounds the tasks held at the vendor at once (vqueue.go).
+	Concurrency int `yaml:"concurrency"`
 }
 
 // envFields maps PICBOT_ZHIQITE_* variables to settings.
@@ -45,6 +47,7 @@ func (c *ZhiqiteConfig) validate(bad badFunc) {
 	}
 	cc.Validate(bad)
 	validateAccounts(zhiqite.Name, c.Accounts, bad)
+	validateConcurrency(c.Concurrency, c.AppCode != "" || c.AppKey != "", c.Accounts, bad)
 }
 
 // newZhiqite returns the vendor, or nil when it is not enabled. Zhiqite
@@ -56,7 +59,7 @@ func (a *app) newZhiqite(c ZhiqiteConfig) (engine.Vendor, error) {
 	}
 	c.InputURLs = a.cfg.HTTP.PublicURL != ""
 	if len(c.Accounts) > 0 {
-		own := AccountConfig{AppCode: c.AppCode, AppKey: c.AppKey, AppSecret: c.AppSecret}
+		own := AccountConfig{AppCode: c.AppCode, AppKey: c.AppKey, AppSecret: c.AppSecret, Concurrency: c.Concurrency}
 		return a.pooled(zhiqite.Name, withDefault(own, c.Accounts), func(ac AccountConfig) (engine.Vendor, error) {
 			cc := c.Config
 			cc.AppCode, cc.AppKey, cc.AppSecret = ac.AppCode, ac.AppKey, ac.AppSecret

@@ -31,6 +31,9 @@ type Account struct {
 	// DailyLimit bounds the billed calls made through the account a day
 	// (0: no bound); past it, the account takes no new task until the day ends.
 	DailyLimit int
+	// Concurrency bounds the tasks the account holds at once (0: no
+	// bound); either every account of a pool has one or none does.
+	Concurrency int
 }
 
 // Store keeps each account's daily spend (store.DB is one).
@@ -90,6 +93,9 @@ type Pool struct {
 	mu       sync.Mutex
 	accounts []*account
 	byName   map[string]*account
+	limited  bool              // every account has a Concurrency
+	held     map[string]string // job id → the account whose slot it holds
+	inFlight map[string]int    // account → jobs holding its slots
 }
 
 // New returns the pool as an engine.Vendor that offers exactly the
@@ -99,7 +105,7 @@ func New(cfg Config, accounts ...Account) (engine.Vendor, error) {
 	if len(accounts) == 0 {
 		return nil, errors.New("pool: no accounts")
 	}
-	p := &Pool{name: accounts[0].Vendor.Name(), cfg: cfg, byName: map[string]*account{}}
+	p := &Pool{name: accounts[0].Vendor.Name(), cfg: cfg, byName: map[string]*account{}, held: map[string]string{}, inFlight: map[string]int{}}
 	if p.cfg.Failures <= 0 {
 		p.cfg.Failures = 3
 	}
@@ -125,6 +131,7 @@ func New(cfg Config, accounts ...Account) (engine.Vendor, error) {
 		p.cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	first := accounts[0].Vendor
+	p.limited = accounts[0].Concurrency > 0
 	defer p.restore()
 	for _, a := range accounts {
 		if a.Name == "" || strings.ContainsAny(a.Name, ": /") {
@@ -138,6 +145,9 @@ func New(cfg Config, accounts ...Account) (engine.Vendor, error) {
 		}
 		if a.Weight <= 0 {
 			a.Weight = 1
+		}
+		if (a.Concurrency > 0) != p.limited {
+			return nil, fmt.Errorf("pool %s: either every account has a concurrency or none does", p.name)
 		}
 		ac := &account{Account: a}
 		p.accounts = append(p.accounts, ac)
@@ -186,17 +196,75 @@ func (p *Pool) Choices(k engine.Kind) engine.Choices {
 	return engine.Choices{}
 }
 
+// AccountSlots implements engine.AccountLimits: the accounts' concurrency
+// summed, the vendor's slots in the engine.
+func (p *Pool) AccountSlots() int {
+	if !p.limited {
+		return 0
+	}
+	n := 0
+	for _, a := range p.accounts {
+		n += a.Concurrency
+	}
+	return n
+}
+
+// Holding implements engine.AccountLimits.
+func (p *Pool) Holding(id, account string) {
+	if !p.limited {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, ok := p.byName[account]; ok {
+		p.holdLocked(id, account)
+	}
+}
+
+// Released implements engine.AccountLimits.
+func (p *Pool) Released(id string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.releaseLocked(id)
+}
+
+func (p *Pool) holdLocked(id, account string) {
+	if p.held[id] == account {
+		return
+	}
+	p.releaseLocked(id)
+	p.held[id] = account
+	p.inFlight[account]++
+}
+
+func (p *Pool) releaseLocked(id string) {
+	if a, ok := p.held[id]; ok {
+		delete(p.held, id)
+		p.inFlight[a]--
+	}
+}
+
 // PickAccount implements engine.AccountPool: a weighted choice among the
-// accounts not parked and under their daily limit.
+// accounts not parked, under their daily limit and, with concurrency
+// limits, with a task slot free (counted for j at once, so two jobs picking
+// together never share the last one).
 func (p *Pool) PickAccount(j *engine.Job) (string, error) {
 	now := p.cfg.Now()
 	spent := p.spent(now)
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.limited {
+		p.releaseLocked(j.ID) // a new submission: its old account's slot is not kept
+	}
 	var ok []*account
 	total := 0
+	busy := false
 	for _, a := range p.accounts {
 		if now.Before(a.parkedUntil) {
+			continue
+		}
+		if p.limited && p.inFlight[a.Name] >= a.Concurrency {
+			busy = true
 			continue
 		}
 		if a.DailyLimit > 0 && spent[a.Name] >= int64(a.DailyLimit) {
@@ -207,16 +275,24 @@ func (p *Pool) PickAccount(j *engine.Job) (string, error) {
 		total += a.Weight
 	}
 	if len(ok) == 0 {
+		if busy {
+			return "", engine.Errorf(engine.EUNAVAILABLE, "The image service's accounts are all busy; please try again shortly.", "绘图服务的账号都在忙，请稍后再试。")
+		}
 		return "", engine.Errorf(engine.EUNAVAILABLE, "The image service's accounts are all used up for now.", "绘图服务的账号暂时都已用完。")
 	}
+	pick := ok[len(ok)-1]
 	n := p.cfg.Rand(total)
 	for _, a := range ok {
 		if n < a.Weight {
-			return a.Name, nil
+			pick = a
+			break
 		}
 		n -= a.Weight
 	}
-	return ok[len(ok)-1].Name, nil
+	if p.limited {
+		p.holdLocked(j.ID, pick.Name)
+	}
+	return pick.Name, nil
 }
 
 // restore reads the parks stored before a restart.

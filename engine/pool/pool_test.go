@@ -49,7 +49,10 @@ type rig struct {
 	pv     engine.Vendor
 }
 
-func newRig(t *testing.T, limits map[string]int) *rig {
+func newRig(t *testing.T, limits map[string]int) *rig { return newRigConc(t, limits, 0) }
+
+// newRigConc is newRig with each account's concurrency conc.
+func newRigConc(t *testing.T, limits map[string]int, conc int) *rig {
 	t.Helper()
 	r := &rig{fakes: map[string]*zhiqitetest.Server{}, done: make(chan *engine.Job, 20), obs: &obs{billed: map[string]int{}}}
 	start := time.Now()
@@ -81,7 +84,7 @@ func newRig(t *testing.T, limits map[string]int) *rig {
 		if err != nil {
 			t.Fatal(err)
 		}
-		accounts = append(accounts, pool.Account{Name: name, Vendor: v, Weight: 1, DailyLimit: limits[name]})
+		accounts = append(accounts, pool.Account{Name: name, Vendor: v, Weight: 1, DailyLimit: limits[name], Concurrency: conc})
 	}
 	pv, err := pool.New(pool.Config{
 		Exhausted: func(err error) bool { return errors.Is(err, zhiqite.ErrQuotaExhausted) },
@@ -303,5 +306,103 @@ func TestParkSurvivesRestart(t *testing.T) {
 	p = build()
 	if got, _ := p.(engine.AccountPool).PickAccount(j); got != "a" {
 		t.Fatalf("after the park: %q, want a", got)
+	}
+}
+
+// TestAccountConcurrency: two accounts of concurrency 1 each hold at most
+// one task each, two in all; the pool picks the account with a free slot,
+// and every job is done in the end.
+func TestAccountConcurrency(t *testing.T) {
+	r := newRigConc(t, nil, 1)
+	if n := r.pv.(engine.AccountLimits).AccountSlots(); n != 2 {
+		t.Fatalf("pool slots %d, want 2", n)
+	}
+	var ids []string
+	for range 6 {
+		ids = append(ids, r.draw(t, "fox").ID)
+	}
+	ctx := context.Background()
+	stop := make(chan struct{})
+	worst := make(chan map[string]int, 1)
+	go func() {
+		// The jobs as stored: each account's tasks not finished yet.
+		most := map[string]int{}
+		for {
+			at := map[string]int{}
+			for _, id := range ids {
+				if j, err := r.engine.Job(ctx, id); err == nil && j.State.AtVendor() && len(j.Pending) == 0 {
+					at[j.Account]++
+				}
+			}
+			for a, n := range at {
+				most[a] = max(most[a], n)
+			}
+			for _, q := range r.engine.Queues() {
+				most["held"] = max(most["held"], q.Held)
+			}
+			select {
+			case <-stop:
+				worst <- most
+				return
+			case <-time.After(3 * time.Millisecond):
+			}
+		}
+	}()
+	used := map[string]bool{}
+	for range ids {
+		j := r.wait(t)
+		if j.State != engine.StateSucceeded {
+			t.Fatalf("job %s: %s %+v", j.ID, j.State, j.Err)
+		}
+		used[j.Account] = true
+	}
+	close(stop)
+	most := <-worst
+	if most["a"] > 1 || most["b"] > 1 || most["held"] > 2 {
+		t.Fatalf("tasks at once: %v, want at most 1 an account, 2 in all", most)
+	}
+	if most["held"] < 2 || !used["a"] || !used["b"] {
+		t.Fatalf("tasks at once %v, accounts used %v: both accounts should have worked together", most, used)
+	}
+}
+
+// TestPickFreeAccount: an account with its slot taken is not picked; a
+// released slot is picked again; with none free the answer is EUNAVAILABLE.
+func TestPickFreeAccount(t *testing.T) {
+	var accts []pool.Account
+	for _, name := range []string{"a", "b"} {
+		v, err := zhiqite.New(zhiqite.Config{BaseURL: "http://127.0.0.1:1/", AppCode: "code-" + name}, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		accts = append(accts, pool.Account{Name: name, Vendor: v, Concurrency: 1})
+	}
+	pv, err := pool.New(pool.Config{Rand: func(int) int { return 0 }}, accts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := pv.(engine.AccountPool)
+	pick := func(id string) (string, error) { return p.PickAccount(&engine.Job{ID: id}) }
+	if a, _ := pick("j1"); a != "a" {
+		t.Fatalf("first pick %q, want a", a)
+	}
+	if a, _ := pick("j2"); a != "b" {
+		t.Fatalf("second pick %q, want b (a is busy)", a)
+	}
+	if _, err := pick("j3"); engine.ErrorCode(err) != engine.EUNAVAILABLE {
+		t.Fatalf("third pick: %v, want EUNAVAILABLE", err)
+	}
+	pv.(engine.AccountLimits).Released("j1")
+	if a, _ := pick("j3"); a != "a" {
+		t.Fatalf("after a's release: %q, want a", a)
+	}
+	// A restart finds j2's task at b, then j4 at a: both busy again.
+	pv.(engine.AccountLimits).Released("j2")
+	pv.(engine.AccountLimits).Holding("j2", "b")
+	if _, err := pick("j4"); engine.ErrorCode(err) != engine.EUNAVAILABLE {
+		t.Fatalf("with both held: %v, want EUNAVAILABLE", err)
+	}
+	if _, err := pool.New(pool.Config{}, accts[0], pool.Account{Name: "c", Vendor: accts[1].Vendor}); err == nil {
+		t.Fatal("a pool with one account limited and one not was accepted")
 	}
 }
