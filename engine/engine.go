@@ -167,7 +167,6 @@ type stepFields struct {
 	fetches  int // failed downloads since this process took the job on
 	lastPct  float64
 	timedOut time.Time // when this process last gave up waiting on a submission
-	lastPos  int       // the place in a backend's line last shown
 	looks    int       // times it looked at its place in line
 	// deliveryStarted: the bot-added latency was reported for this job.
 	deliveryStarted bool

@@ -378,7 +378,6 @@ func (e *Engine) slot(ctx context.Context, lj *liveJob, j *Job, v Vendor) bool {
 	// edit too soon after the last (or while the reply is being posted),
 	// and drops one that says nothing new.
 	q := e.Queue(j.ID)
-	lj.lastPos = q.Position
 	lj.looks++
 	e.notifier.Progress(ctx, j, Progress{Fraction: -1, Position: q.Position, ETA: q.ETA})
 	return false
