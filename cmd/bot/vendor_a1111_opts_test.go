@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"testing"
 
 	"github.com/picbot/picbot/bots/telegram/telegramtest"
@@ -17,14 +16,7 @@ func TestA1111TelegramDrawOptions(t *testing.T) {
 	fake := telegramtest.New(tgToken, tgBot)
 	defer fake.Close()
 	dir := t.TempDir()
-	cfg := telegramConfig(t, dir, fake, fmt.Sprintf(`engine:
-  routes:
-    draw: [a1111]
-vendors:
-  a1111:
-    enabled: true
-    base_url: %s
-`, gpu.URL))
+	cfg := gpuTelegramConfig(t, dir, fake, "a1111", gpu.URL)
 	b := startBot(t, dir, "-config", cfg)
 	fake.AddUpdate(groupDraw(43, "/draw a fox --hires 1.5 --lora a:0.5 --lora b --vae v.safetensors --clip-skip 2 --restore-faces"))
 	waitCall(t, b, fake, "picture", sent("sendPhoto", "chat_id", tgGroup, "reply_to_message_id", "43"))

@@ -18,6 +18,12 @@ import (
 	"github.com/picbot/picbot/engine/a1111/a1111test"
 )
 
+// gpuTelegramConfig is a Telegram bot's config with /draw routed only to
+// the self-hosted backend vendor ("a1111" or "comfyui") at base.
+func gpuTelegramConfig(t *testing.T, dir string, fake *telegramtest.Server, vendor, base string) string {
+	return telegramConfig(t, dir, fake, fmt.Sprintf("engine:\n  routes:\n    draw: [%[1]s]\nvendors:\n  %[1]s:\n    enabled: true\n    base_url: %[2]s\n", vendor, base))
+}
+
 // TestA1111TelegramDraw runs the binary with /draw routed to a fake
 // AUTOMATIC1111 only through vendors.a1111.base_url and engine.routes.draw:
 // a Telegram group's /draw gets a status message that shows progress and
@@ -29,14 +35,7 @@ func TestA1111TelegramDraw(t *testing.T) {
 	fake := telegramtest.New(tgToken, tgBot)
 	defer fake.Close()
 	dir := t.TempDir()
-	cfg := telegramConfig(t, dir, fake, fmt.Sprintf(`engine:
-  routes:
-    draw: [a1111]
-vendors:
-  a1111:
-    enabled: true
-    base_url: %s
-`, gpu.URL))
+	cfg := gpuTelegramConfig(t, dir, fake, "a1111", gpu.URL)
 	b := startBot(t, dir, "-config", cfg)
 	fake.AddUpdate(groupDraw(41, "/draw a red fox in the snow --steps 30 --seed 5"))
 	waitCall(t, b, fake, "status message", sent("sendMessage", "chat_id", tgGroup, "reply_to_message_id", "41"))
@@ -165,14 +164,7 @@ func TestA1111Kill(t *testing.T) {
 	fake := telegramtest.New(tgToken, tgBot)
 	defer fake.Close()
 	dir := t.TempDir()
-	cfg := telegramConfig(t, dir, fake, fmt.Sprintf(`engine:
-  routes:
-    draw: [a1111]
-vendors:
-  a1111:
-    enabled: true
-    base_url: %s
-`, gpu.URL))
+	cfg := gpuTelegramConfig(t, dir, fake, "a1111", gpu.URL)
 	b := startBot(t, dir, "-config", cfg)
 	fake.AddUpdate(groupDraw(61, "/draw a red fox at night --steps 30"))
 	waitFor(t, "task running at the web UI", func() bool { return gpu.Current() != "" })

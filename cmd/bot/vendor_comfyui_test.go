@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"strings"
 	"syscall"
 	"testing"
@@ -32,14 +31,7 @@ func TestComfyUITelegramKill(t *testing.T) {
 	fake := telegramtest.New(tgToken, tgBot)
 	defer fake.Close()
 	dir := t.TempDir()
-	cfg := telegramConfig(t, dir, fake, fmt.Sprintf(`engine:
-  routes:
-    draw: [comfyui]
-vendors:
-  comfyui:
-    enabled: true
-    base_url: %s
-`, gpu.URL))
+	cfg := gpuTelegramConfig(t, dir, fake, "comfyui", gpu.URL)
 	b := startBot(t, dir, "-config", cfg)
 	fake.AddUpdate(groupDraw(51, "/draw a red fox on a hill --steps 60"))
 	waitCall(t, b, fake, "status message", sent("sendMessage", "chat_id", tgGroup, "reply_to_message_id", "51"))
