@@ -30,7 +30,11 @@ func gpuTelegramConfig(t *testing.T, dir string, fake *telegramtest.Server, vend
 // the web UI's live preview, then the picture, made by a txt2img call
 // under the bot's task id.
 func TestA1111TelegramDraw(t *testing.T) {
-	gpu := a1111test.New(a1111test.Options{StepTime: 150 * time.Millisecond})
+	// 30 steps of 300 ms: a group's status is edited at most every 3 s, so
+	// the job lasts for two edits after the first, which may come before
+	// the web UI's first preview (at 150 ms a step, one edit window was
+	// left, and on a loaded machine it was sometimes missed).
+	gpu := a1111test.New(a1111test.Options{StepTime: 300 * time.Millisecond})
 	defer gpu.Close()
 	fake := telegramtest.New(tgToken, tgBot)
 	defer fake.Close()
