@@ -167,6 +167,7 @@ type stepFields struct {
 	fetches  int // failed downloads since this process took the job on
 	lastPct  float64
 	timedOut time.Time // when this process last gave up waiting on a submission
+	place    int       // the place in a vendor's line at the last look (gate.go)
 	looks    int       // times it looked at its place in line
 	// deliveryStarted: the bot-added latency was reported for this job.
 	deliveryStarted bool

@@ -378,14 +378,19 @@ func (e *Engine) slot(ctx context.Context, lj *liveJob, j *Job, v Vendor) bool {
 	// edit too soon after the last (or while the reply is being posted),
 	// and drops one that says nothing new.
 	q := e.Queue(j.ID)
+	if q.Position != lj.place {
+		// Moved: look again soon, as at the start, so a platform that
+		// skipped this edit (too soon after the last) shows the place.
+		lj.place, lj.looks = q.Position, 0
+	}
 	lj.looks++
 	e.notifier.Progress(ctx, j, Progress{Fraction: -1, Position: q.Position, ETA: q.ETA})
 	return false
 }
 
 // waitLook is when a job waiting for a slot looks at its place again: soon
-// after it joined the line (its status message may not have been posted
-// yet at the first look), then every queueWait.
+// after it joined the line or moved in it (its status message may not have
+// been posted yet, or the edit been skipped), then every queueWait.
 func waitLook(lj *liveJob) time.Duration {
 	if lj.looks <= 2 {
 		return firstLook
