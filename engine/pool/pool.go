@@ -590,6 +590,8 @@ func Stats(v engine.Vendor) []AccountStats {
 
 func unwrap(v engine.Vendor) *Pool {
 	switch p := v.(type) {
+	case *Pool:
+		return p
 	case *callbackPool:
 		return p.Pool
 	case *finderPool:
@@ -615,17 +617,38 @@ func (s AccountStats) String() string {
 
 // Probe checks every account (`picbot check vendors`): the adapter's own
 // probe, once per account, each endpoint named with the account.
-func (p *Pool) Probe(ctx context.Context, spend bool) []engine.ProbeResult {
+func (p *Pool) Probe(ctx context.Context) []engine.ProbeResult {
 	var out []engine.ProbeResult
 	for _, a := range p.accounts {
 		pr, ok := a.Vendor.(engine.Prober)
 		if !ok {
 			continue
 		}
-		for _, r := range pr.Probe(ctx, spend) {
+		for _, r := range pr.Probe(ctx) {
 			r.Endpoint = "account " + a.Name + ": " + r.Endpoint
 			out = append(out, r)
 		}
+	}
+	return out
+}
+
+// Member is one account's own adapter.
+type Member struct {
+	Account string
+	Vendor  engine.Vendor
+}
+
+// Members lists v's accounts with their adapters, for calls made past the
+// pool (`picbot check vendors --spend` makes a task at each account); a
+// vendor that is not a pool is its own one member, with no account name.
+func Members(v engine.Vendor) []Member {
+	p := unwrap(v)
+	if p == nil {
+		return []Member{{Vendor: v}}
+	}
+	out := make([]Member, len(p.accounts))
+	for i, a := range p.accounts {
+		out[i] = Member{Account: a.Name, Vendor: a.Vendor}
 	}
 	return out
 }

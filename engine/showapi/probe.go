@@ -5,16 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 
 	"github.com/picbot/picbot/engine"
 )
 
 // Probe implements engine.Prober: the model list (authentication), one page
-// of the task list, a query for a task id that does not exist, and with
-// spend one smallest real task at create_path (unverified: its path, its
-// encoding and the reply's task id field are guesses this settles).
-func (v *Vendor) Probe(ctx context.Context, spend bool) []engine.ProbeResult {
+// of the task list, a query for a task id that does not exist. The billed
+// task is SpendCases.
+func (v *Vendor) Probe(ctx context.Context) []engine.ProbeResult {
 	var out []engine.ProbeResult
 	add := func(endpoint, key string, err error, ok string) {
 		r := engine.ProbeResult{Vendor: Name, Endpoint: endpoint, Key: key, OK: err == nil, Answer: ok}
@@ -41,11 +39,6 @@ func (v *Vendor) Probe(ctx context.Context, spend bool) []engine.ProbeResult {
 	default:
 		add(v.cfg.ResultPath, "result_path, not_found_words", err, "")
 	}
-	if spend {
-		j := &engine.Job{ID: "picbot-check", Request: engine.Request{Kind: engine.KindDraw, Prompt: "a red apple", Width: v.cfg.MinSide, Height: v.cfg.MinSide, Steps: 1, Guidance: 7, N: 1, Seed: 1}}
-		id, err := v.Submit(ctx, j, engine.Task{})
-		add(v.cfg.CreatePath, "unverified: create_path, create_encoding, create_task_field", err, "task "+url.QueryEscape(id)+" made (billed)")
-	}
 	return out
 }
 
@@ -58,4 +51,12 @@ func bizErr(biz *business, err error) error {
 		return fmt.Errorf("ret_code %d: %s", code, cut(biz.message(), 200))
 	}
 	return nil
+}
+
+// SpendCases implements engine.Spender: ShowAPI only draws from text, so
+// one smallest text2image at create_path (unverified: its path, its
+// encoding and the reply's task id field are guesses this settles).
+func (v *Vendor) SpendCases() []engine.SpendCase {
+	return []engine.SpendCase{{Endpoint: v.cfg.CreatePath, Key: "unverified: create_path, create_encoding, create_task_field",
+		Request: engine.Request{Kind: engine.KindDraw, Prompt: "a red apple", Width: v.cfg.MinSide, Height: v.cfg.MinSide, Steps: 1, Guidance: 7, N: 1, Seed: 1}}}
 }

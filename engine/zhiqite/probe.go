@@ -12,8 +12,8 @@ import (
 // Probe implements engine.Prober: one page of each list (authentication
 // and the catalogue), a query for a task id that does not exist (how the
 // vendor says "not found", which decides whether a lost task is sent
-// again), and with spend one 64×64, one-step text2image.
-func (v *Vendor) Probe(ctx context.Context, spend bool) []engine.ProbeResult {
+// again). The billed tasks are SpendCases.
+func (v *Vendor) Probe(ctx context.Context) []engine.ProbeResult {
 	auth := "app_code (or app_key and app_secret), base_url"
 	var out []engine.ProbeResult
 	add := func(endpoint, key string, err error, ok string) {
@@ -47,11 +47,23 @@ func (v *Vendor) Probe(ctx context.Context, spend bool) []engine.ProbeResult {
 			add(ep, auth, err, "")
 		}
 	}
-	if spend {
-		j := &engine.Job{ID: "picbot-check", Request: engine.Request{Kind: engine.KindDraw, Prompt: "a red apple", Width: 64, Height: 64, Steps: 1, Guidance: 7, N: 1, Seed: 1}}
-		id := fmt.Sprintf("picbot-check-%d", v.now().UnixNano())
-		_, err := v.Submit(ctx, j, engine.Task{ID: id})
-		add("saas/sd/v2/text2image", "model (sd_model_checkpoint)", err, "task "+id+" made (billed)")
-	}
 	return out
+}
+
+// SpendCases implements engine.Spender: the smallest task of each endpoint
+// the adapter calls (64×64 and one step where the seed allows it).
+func (v *Vendor) SpendCases() []engine.SpendCase {
+	in := engine.Input{Mime: "image/png", Width: 64, Height: 64}
+	draw := engine.Request{Kind: engine.KindDraw, Prompt: "a red apple", Width: 64, Height: 64, Steps: 1, Guidance: 7, N: 1, Seed: 1}
+	img2img := draw
+	img2img.Inputs = []engine.Input{in}
+	control := draw
+	control.Control = &engine.Control{Input: in, Type: "canny"}
+	return []engine.SpendCase{
+		{Endpoint: "saas/sd/v2/text2image", Key: "model (sd_model_checkpoint)", Request: draw},
+		{Endpoint: "saas/sd/v2/image2image", Key: "model (sd_model_checkpoint), http.public_url", Request: img2img},
+		{Endpoint: "saas/sd/v2/controlnet", Key: "control_types.canny (module, model), http.public_url", Request: control},
+		{Endpoint: "saas/tool/enhance", Key: "upscaler, http.public_url", Request: engine.Request{Kind: engine.KindUpscale, Scale: MinUpscale, Inputs: []engine.Input{in}}},
+		{Endpoint: "saas/tool/roop", Key: "http.public_url", Request: engine.Request{Kind: engine.KindSwapface, Inputs: []engine.Input{in, in}}},
+	}
 }
