@@ -13,10 +13,14 @@ import (
 // Polling by list. /yourtasklist answers five of the account's tasks, newest
 // first, for one billed call, as /yourtaskresult answers one. With several
 // polled tasks in flight, a task's poll reads the page that holds it, and
-// the finished records it shows answer
-// their tasks' polls without another call. A due task whose page holds
-// fewer than four other open tasks about due waits (for free, at most
-// ListDefer) for a later read of its page. The page of a task is found
+// the finished records it shows answer their tasks' polls without another
+// call, at once: the read wakes their jobs (engine.Waker), so a result
+// waits for no scheduled poll. A due task whose page holds fewer than four
+// other open tasks due already waits (for free, at most ListDefer) for a
+// later read of its page: the read that settles it is the one made when
+// the page's last task falls due, which finds the others finished too (a
+// task merely due soon is still running, and reading early settles only
+// the first). The page of a task is found
 // from the order of the bot's own creations, which assumes the account
 // makes no tasks elsewhere [I]; a task not on its page is asked for alone.
 type lister struct {
@@ -24,13 +28,14 @@ type lister struct {
 	due   map[string]time.Time // when each task's first poll falls due
 	open  map[string]bool      // not settled yet
 	final map[string]Record    // finished or failed records read from a page, not yet answered
+	jobs  map[string]string    // each polled task's job, to wake
 }
 
 // perPage is the document's page size (maxResult 5).
 const perPage = 5
 
 // track registers a polled task the bot just created.
-func (v *Vendor) track(id string, due time.Time) {
+func (v *Vendor) track(id, job string, due time.Time) {
 	if v.cfg.ListPollMin < 0 {
 		return
 	}
@@ -38,8 +43,9 @@ func (v *Vendor) track(id string, due time.Time) {
 	defer v.mu.Unlock()
 	l := &v.list
 	if l.due == nil {
-		l.due, l.open, l.final = map[string]time.Time{}, map[string]bool{}, map[string]Record{}
+		l.due, l.open, l.final, l.jobs = map[string]time.Time{}, map[string]bool{}, map[string]Record{}, map[string]string{}
 	}
+	l.jobs[id] = job
 	l.order = append(l.order, id)
 	l.due[id], l.open[id] = due, true
 	// A task the engine stopped polling (cancelled, timed out) never
@@ -48,6 +54,7 @@ func (v *Vendor) track(id string, due time.Time) {
 		if l.open[old] && due.Sub(at) > time.Hour {
 			delete(l.open, old)
 			delete(l.final, old)
+			delete(l.jobs, old)
 		}
 	}
 	for len(l.order) > 0 && !l.open[l.order[0]] {
@@ -63,6 +70,7 @@ func (v *Vendor) settle(id string) {
 	l := &v.list
 	delete(l.open, id)
 	delete(l.final, id)
+	delete(l.jobs, id)
 	for len(l.order) > 0 && !l.open[l.order[0]] {
 		delete(l.due, l.order[0])
 		l.order = l.order[1:]
@@ -92,10 +100,10 @@ func (v *Vendor) listQuery(ctx context.Context, j *engine.Job) (out *engine.Outc
 	page := pos/perPage + 1
 	newest := len(l.order) - 1 - (page-1)*perPage // the index of the page's newest task
 	// The read pays off when it settles others too: open page-mates due
-	// within the wait a task may be made to.
+	// already (expected finished; one due later is likely still running).
 	ready := 0
 	for i := max(newest-perPage+1, 0); i <= newest && i < len(l.order); i++ {
-		if id := l.order[i]; id != j.TaskID && l.open[id] && !l.due[id].After(now.Add(v.cfg.ListDefer)) {
+		if id := l.order[i]; id != j.TaskID && l.open[id] && !l.due[id].After(now) {
 			ready++
 		}
 	}
@@ -111,6 +119,7 @@ func (v *Vendor) listQuery(ctx context.Context, j *engine.Job) (out *engine.Outc
 		return nil, false, nil
 	}
 	var mine *Record
+	var wake []string
 	v.mu.Lock()
 	for i := range p.Tasks {
 		rec := p.Tasks[i]
@@ -120,13 +129,30 @@ func (v *Vendor) listQuery(ctx context.Context, j *engine.Job) (out *engine.Outc
 			continue
 		}
 		if o, err := v.outcome(&rec); err == nil && l.open[id] && (o.State == engine.TaskDone || o.State == engine.TaskFailed) {
+			if _, had := l.final[id]; !had && l.jobs[id] != "" {
+				wake = append(wake, l.jobs[id])
+			}
 			l.final[id] = rec
 		}
 	}
+	w := v.wake
 	v.mu.Unlock()
+	if w != nil {
+		for _, id := range wake {
+			w(id)
+		}
+	}
 	if mine == nil {
 		return nil, false, nil // not where the bot's own order puts it: ask for it alone
 	}
 	out, err = v.outcome(mine)
 	return out, err == nil, err
+}
+
+// SetWake implements engine.Waker: a list read that finds another polled
+// task finished makes that job's poll due now (answered from the read).
+func (v *Vendor) SetWake(wake func(jobID string)) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.wake = wake
 }

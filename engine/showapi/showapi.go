@@ -255,6 +255,7 @@ type Vendor struct {
 	catalog   []engine.CatalogEntry
 	catalogAt time.Time
 	list      lister // polled tasks, for polling by list
+	wake      func(jobID string)
 }
 
 var (
@@ -394,7 +395,7 @@ func (v *Vendor) Submit(ctx context.Context, j *engine.Job, t engine.Task) (stri
 	}
 	v.log.Debug("showapi task created", slog.String("job_id", j.ID), slog.String("task_id", id))
 	if t.CallbackURL == "" {
-		v.track(id, v.Now().Add(v.Timing(&j.Request).First))
+		v.track(id, j.ID, v.Now().Add(v.Timing(&j.Request).First))
 	}
 	return id, nil
 }
