@@ -36,6 +36,10 @@ type Choices struct {
 	Models   []string // --model, when the vendor has a fixed list (a Cataloguer lists its own)
 	// Ignores lists the options the vendor accepts and does nothing with ("model", "lora", "sampler").
 	Ignores []string
+	// FreeNames lists the options ("model", "lora") whose names the vendor
+	// takes unchecked, listed or not: a job naming one its catalogue lacks
+	// still goes there, and /models says so.
+	FreeNames []string
 }
 
 // Chooser is a vendor that says what a user may choose.

@@ -62,6 +62,9 @@ func (s *Service) routeHelp(k engine.Kind, lang engine.Lang) string {
 		if len(c.Ignores) > 0 {
 			parts = append(parts, T(lang, "ignores --%s", "忽略 --%s", strings.Join(c.Ignores, ", --")))
 		}
+		if len(c.FreeNames) > 0 {
+			parts = append(parts, T(lang, "takes any --%s name, listed or not (sent as given, unchecked)", "接受任意 --%s 名称，不论是否在列表中（原样发送，不检查）", strings.Join(c.FreeNames, ", --")))
+		}
 		if len(parts) > 0 {
 			out += fmt.Sprintf("\n  %s: %s", c.Vendor, strings.Join(parts, "; "))
 		}
@@ -90,6 +93,9 @@ func (s *Service) models(ctx context.Context, lang engine.Lang) Reply {
 		}
 		if len(c.Ignores) > 0 {
 			parts = append(parts, T(lang, "ignores --%s", "忽略 --%s", strings.Join(c.Ignores, ", --")))
+		}
+		if len(c.FreeNames) > 0 {
+			parts = append(parts, T(lang, "takes any --%s name, listed or not (sent as given, unchecked)", "接受任意 --%s 名称，不论是否在列表中（原样发送，不检查）", strings.Join(c.FreeNames, ", --")))
 		}
 		if len(parts) == 0 {
 			continue

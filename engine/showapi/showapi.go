@@ -918,7 +918,9 @@ func cut(s string, n int) string {
 // Choices implements engine.Chooser: the schedulers /draw may name as --sampler.
 func (v *Vendor) Choices(k engine.Kind) engine.Choices {
 	if k == engine.KindDraw {
-		return engine.Choices{Samplers: engine.SamplerChoices(v.cfg.Schedulers, SamplerAliases)}
+		// model_id and lora are sent as given: the document's list is
+		// not said to be the whole of what the service takes.
+		return engine.Choices{Samplers: engine.SamplerChoices(v.cfg.Schedulers, SamplerAliases), FreeNames: []string{"model", "lora"}}
 	}
 	return engine.Choices{}
 }
