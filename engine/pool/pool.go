@@ -632,6 +632,17 @@ func (p *Pool) Probe(ctx context.Context) []engine.ProbeResult {
 	return out
 }
 
+// SetWake implements engine.Waker for accounts that learn by themselves
+// when a task changes (ShowAPI's list reads): each is handed the engine's
+// wake, so a pool loses none of its members' promptness.
+func (p *Pool) SetWake(wake func(jobID string)) {
+	for _, a := range p.accounts {
+		if w, ok := a.Vendor.(engine.Waker); ok {
+			w.SetWake(wake)
+		}
+	}
+}
+
 // Member is one account's own adapter.
 type Member struct {
 	Account string

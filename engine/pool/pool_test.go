@@ -12,6 +12,7 @@ import (
 
 	"github.com/picbot/picbot/engine"
 	"github.com/picbot/picbot/engine/pool"
+	"github.com/picbot/picbot/engine/showapi"
 	"github.com/picbot/picbot/engine/zhiqite"
 	"github.com/picbot/picbot/engine/zhiqite/zhiqitetest"
 	"github.com/picbot/picbot/quota"
@@ -404,5 +405,41 @@ func TestPickFreeAccount(t *testing.T) {
 	}
 	if _, err := pool.New(pool.Config{}, accts[0], pool.Account{Name: "c", Vendor: accts[1].Vendor}); err == nil {
 		t.Fatal("a pool with one account limited and one not was accepted")
+	}
+}
+
+// wakerVendor is a ShowAPI account that records the wake it is handed.
+type wakerVendor struct {
+	*showapi.Vendor
+	wake func(string)
+}
+
+func (w *wakerVendor) SetWake(f func(string)) { w.wake = f }
+
+// A pool hands the engine's wake to each account that takes one (ShowAPI's
+// list reads wake the jobs they settle), or their results wait for a poll.
+func TestPoolPassesWake(t *testing.T) {
+	v, err := showapi.New(showapi.Config{BaseURL: "http://127.0.0.1:1", AppCode: "x"}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := &wakerVendor{Vendor: v}, &wakerVendor{Vendor: v}
+	pv, err := pool.New(pool.Config{}, pool.Account{Name: "a", Vendor: a, Weight: 1}, pool.Account{Name: "b", Vendor: b, Weight: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, ok := pv.(engine.Waker)
+	if !ok {
+		t.Fatal("the pool is no engine.Waker")
+	}
+	var woke []string
+	w.SetWake(func(id string) { woke = append(woke, id) })
+	if a.wake == nil || b.wake == nil {
+		t.Fatal("an account was not handed the wake")
+	}
+	a.wake("j1")
+	b.wake("j2")
+	if len(woke) != 2 || woke[0] != "j1" || woke[1] != "j2" {
+		t.Errorf("woke %v", woke)
 	}
 }
