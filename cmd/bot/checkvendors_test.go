@@ -154,3 +154,35 @@ func lineWith(text, s string) string {
 	}
 	return ""
 }
+
+// Every guessed path, task name, field or code of the seed vendors is
+// marked "unverified" in config.example.yaml, on its line or in the
+// comment just above, so an operator knows what check vendors settles.
+func TestExampleMarksGuesses(t *testing.T) {
+	data, err := os.ReadFile("../../config.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(data), "\n")
+	for _, key := range []string{"access_key_id", "access_key_secret", "scripts_key", "face_fix_model",
+		"create_path", "create_encoding", "create_task_field", "list_order", "paths", "tasks"} {
+		found := false
+		for i, l := range lines {
+			if !strings.HasPrefix(strings.TrimSpace(l), key+":") {
+				continue
+			}
+			found = true
+			// The comment above: the run of comment lines right before.
+			above := ""
+			for j := i - 1; j >= 0 && strings.HasPrefix(strings.TrimSpace(lines[j]), "#"); j-- {
+				above += lines[j]
+			}
+			if !strings.Contains(l, "unverified") && !strings.Contains(above, "unverified") {
+				t.Errorf("config.example.yaml:%d: %s is a guess not marked unverified: %s", i+1, key, l)
+			}
+		}
+		if !found {
+			t.Errorf("config.example.yaml has no %s", key)
+		}
+	}
+}
