@@ -34,13 +34,20 @@ type Config struct {
 	DataDir string `yaml:"data_dir"`
 	// DatabaseURL, a postgres:// URL, keeps jobs, counters and images in
 	// PostgreSQL, shared by several replicas; empty: bbolt in data_dir.
-	DatabaseURL string        `yaml:"database_url"`
-	Log         LogConfig     `yaml:"log"`
-	Console     ConsoleConfig `yaml:"console"`
-	HTTP        HTTPConfig    `yaml:"http"`
-	Engine      EngineConfig  `yaml:"engine"`
-	Local       LocalConfig   `yaml:"local"`
-	Quota       quota.Config  `yaml:"quota"`
+	DatabaseURL string `yaml:"database_url"`
+	// BlobsURL, an s3:// URL, keeps images in an S3-compatible object
+	// store (store_s3.go); empty: with the database (data_dir or PostgreSQL).
+	BlobsURL       string `yaml:"blobs_url"`
+	BlobsAccessKey string `yaml:"blobs_access_key"`
+	BlobsSecretKey string `yaml:"blobs_secret_key"`
+	// The AWS_* credentials, read from the environment only.
+	awsAccessKey, awsSecretKey, awsSessionToken string
+	Log                                         LogConfig     `yaml:"log"`
+	Console                                     ConsoleConfig `yaml:"console"`
+	HTTP                                        HTTPConfig    `yaml:"http"`
+	Engine                                      EngineConfig  `yaml:"engine"`
+	Local                                       LocalConfig   `yaml:"local"`
+	Quota                                       quota.Config  `yaml:"quota"`
 	// Retention bounds how long finished jobs, their images and daily counters are kept.
 	Retention store.Retention `yaml:"retention"`
 	Fetch     FetchConfig     `yaml:"fetch"`
@@ -301,17 +308,24 @@ func (c *Config) applyEnv(lookup func(string) (string, bool)) {
 			*field = v
 		}
 	}
+	// The AWS SDKs' variables, used for blobs_url when nothing else is set.
+	c.awsAccessKey, _ = lookup("AWS_ACCESS_KEY_ID")
+	c.awsSecretKey, _ = lookup("AWS_SECRET_ACCESS_KEY")
+	c.awsSessionToken, _ = lookup("AWS_SESSION_TOKEN")
 }
 
 // envFields maps environment variables to the string settings they override.
 func (c *Config) envFields() map[string]*string {
 	fields := map[string]*string{
-		"PICBOT_DATA_DIR":        &c.DataDir,
-		"PICBOT_DATABASE_URL":    &c.DatabaseURL,
-		"PICBOT_HTTP_LISTEN":     &c.HTTP.Listen,
-		"PICBOT_HTTP_PUBLIC_URL": &c.HTTP.PublicURL,
-		"PICBOT_LOG_LEVEL":       &c.Log.Level,
-		"PICBOT_LOG_FORMAT":      &c.Log.Format,
+		"PICBOT_DATA_DIR":         &c.DataDir,
+		"PICBOT_DATABASE_URL":     &c.DatabaseURL,
+		"PICBOT_BLOBS_URL":        &c.BlobsURL,
+		"PICBOT_BLOBS_ACCESS_KEY": &c.BlobsAccessKey,
+		"PICBOT_BLOBS_SECRET_KEY": &c.BlobsSecretKey,
+		"PICBOT_HTTP_LISTEN":      &c.HTTP.Listen,
+		"PICBOT_HTTP_PUBLIC_URL":  &c.HTTP.PublicURL,
+		"PICBOT_LOG_LEVEL":        &c.Log.Level,
+		"PICBOT_LOG_FORMAT":       &c.Log.Format,
 	}
 	for _, more := range []map[string]*string{
 		c.Vendors.Zhiqite.envFields(), c.Vendors.ShowAPI.envFields(), c.Vendors.APISpace.envFields(), c.Vendors.A1111.envFields(), c.Vendors.ComfyUI.envFields(),
@@ -329,7 +343,7 @@ func (c *Config) secrets() []string {
 	var out []string
 	for _, s := range [][]string{
 		c.Vendors.Zhiqite.secrets(), c.Vendors.ShowAPI.secrets(), c.Vendors.APISpace.secrets(), c.Vendors.A1111.secrets(), c.Vendors.ComfyUI.secrets(),
-		c.Telegram.secrets(), c.Discord.secrets(), c.Web.secrets(), c.databaseSecrets(),
+		c.Telegram.secrets(), c.Discord.secrets(), c.Web.secrets(), c.databaseSecrets(), c.blobsSecrets(),
 	} {
 		for _, v := range s {
 			if v != "" {
@@ -391,6 +405,7 @@ func (c *Config) problems() []Problem {
 	}
 	c.validateHTTP(bad)
 	c.validateDatabaseURL(bad)
+	c.validateBlobsURL(bad)
 	c.validateEngine(bad)
 	if r := c.Retention; r.Jobs < 0 || r.Counters < 0 || r.Every < 0 {
 		for key, d := range map[string]time.Duration{"retention.jobs": r.Jobs, "retention.counters": r.Counters, "retention.every": r.Every} {
