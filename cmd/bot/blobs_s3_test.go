@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/picbot/picbot/store/pg/pgtest"
 	"github.com/picbot/picbot/store/s3blobs/s3fake"
 )
 
@@ -127,5 +128,42 @@ func TestBlobsConfig(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("no problem at blobs_url for http://: %v", c.problems())
+	}
+}
+
+// TestMigrateToS3: with blobs_url set, `picbot migrate` copies the images
+// into the bucket, where the replicas will read them, once.
+func TestMigrateToS3(t *testing.T) {
+	url := pgtest.URL(t)
+	fake := s3fake.Start(t, "migrate")
+	dir := t.TempDir()
+	b := startBot(t, dir)
+	io.WriteString(b.stdin, "/draw migrate to s3 --seed 3 --size 64x64\n")
+	out := b.wait(t, time.Minute)
+	data, err := os.ReadFile(filepath.Join(dir, pngPath.FindString(out)))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	migrate := func() string {
+		t.Helper()
+		cmd := exec.Command(binary, "migrate", "--to", url)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "PICBOT_BLOBS_URL="+fake.URL("m"),
+			"PICBOT_BLOBS_ACCESS_KEY="+s3fake.AccessKey, "PICBOT_BLOBS_SECRET_KEY="+s3fake.SecretKey)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("migrate: %v\n%s", err, out)
+		}
+		return string(out)
+	}
+	if out := migrate(); !strings.Contains(out, "images: 1 copied") {
+		t.Fatalf("first run:\n%s", out)
+	}
+	if out := migrate(); !strings.Contains(out, "images: 0 copied, 1 there already") {
+		t.Fatalf("second run:\n%s", out)
+	}
+	sum := sha256.Sum256(data)
+	if got := fake.Get(t, "m/"+hex.EncodeToString(sum[:])); !bytes.Equal(got, data) {
+		t.Fatalf("image not in the bucket: %v", fake.Objects(t, ""))
 	}
 }
