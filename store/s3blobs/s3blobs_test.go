@@ -282,3 +282,23 @@ func TestPrunerBolt(t *testing.T) {
 		t.Errorf("referenced image: %v", err)
 	}
 }
+
+// TestTwoClientsShare: what one replica's store puts, another's opens.
+func TestTwoClientsShare(t *testing.T) {
+	ctx := context.Background()
+	fake := s3fake.Start(t, "shared")
+	a, b := open(t, options(t, fake, "x")), open(t, options(t, fake, "x"))
+	img := tinyPNG(t, 77)
+	info, err := a.Put(ctx, bytes.NewReader(img), 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := b.Open(info.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	if got, _ := io.ReadAll(rc); !bytes.Equal(got, img) {
+		t.Fatal("the other client read different bytes")
+	}
+}
