@@ -34,20 +34,13 @@ type Config struct {
 	DataDir string `yaml:"data_dir"`
 	// DatabaseURL, a postgres:// URL, keeps jobs, counters and images in
 	// PostgreSQL, shared by several replicas; empty: bbolt in data_dir.
-	DatabaseURL string `yaml:"database_url"`
-	// BlobsURL, an s3:// URL, keeps images in an S3-compatible object
-	// store (store_s3.go); empty: with the database (data_dir or PostgreSQL).
-	BlobsURL       string `yaml:"blobs_url"`
-	BlobsAccessKey string `yaml:"blobs_access_key"`
-	BlobsSecretKey string `yaml:"blobs_secret_key"`
-	// The AWS_* credentials, read from the environment only.
-	awsAccessKey, awsSecretKey, awsSessionToken string
-	Log                                         LogConfig     `yaml:"log"`
-	Console                                     ConsoleConfig `yaml:"console"`
-	HTTP                                        HTTPConfig    `yaml:"http"`
-	Engine                                      EngineConfig  `yaml:"engine"`
-	Local                                       LocalConfig   `yaml:"local"`
-	Quota                                       quota.Config  `yaml:"quota"`
+	DatabaseURL string        `yaml:"database_url"`
+	Log         LogConfig     `yaml:"log"`
+	Console     ConsoleConfig `yaml:"console"`
+	HTTP        HTTPConfig    `yaml:"http"`
+	Engine      EngineConfig  `yaml:"engine"`
+	Local       LocalConfig   `yaml:"local"`
+	Quota       quota.Config  `yaml:"quota"`
 	// Retention bounds how long finished jobs, their images and daily counters are kept.
 	Retention store.Retention `yaml:"retention"`
 	Fetch     FetchConfig     `yaml:"fetch"`
@@ -62,6 +55,14 @@ type Config struct {
 	// Web is the operator's console under /admin/ (cmd/bot/web.go).
 	Web      WebConfig      `yaml:"web"`
 	Payments PaymentsConfig `yaml:"payments"`
+
+	// BlobsURL, an s3:// URL, keeps images in an S3-compatible object
+	// store (store_s3.go); empty: with the database (data_dir or PostgreSQL).
+	BlobsURL       string `yaml:"blobs_url"`
+	BlobsAccessKey string `yaml:"blobs_access_key"`
+	BlobsSecretKey string `yaml:"blobs_secret_key"`
+	// The AWS_* credentials for blobs_url, read from the environment only.
+	awsAccessKey, awsSecretKey, awsSessionToken string
 }
 
 // VendorsConfig configures the remote vendors; each lives in vendor_<name>.go.

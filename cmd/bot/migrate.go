@@ -105,10 +105,10 @@ type imageDst interface {
 }
 
 // copyStore copies images first: a job copied names only images already there.
-func copyStore(ctx context.Context, src *store.DB, blobs *store.Blobs, dst *pgstore.DB, pgBlobs imageDst) (copied, error) {
+func copyStore(ctx context.Context, src *store.DB, blobs *store.Blobs, dst *pgstore.DB, images imageDst) (copied, error) {
 	var c copied
 	err := blobs.EachKey(ctx, func(key string) error {
-		if _, err := pgBlobs.Stat(ctx, key); err == nil {
+		if _, err := images.Stat(ctx, key); err == nil {
 			c.images[1]++
 			return nil
 		} else if engine.ErrorCode(err) != engine.ENOTFOUND {
@@ -119,7 +119,7 @@ func copyStore(ctx context.Context, src *store.DB, blobs *store.Blobs, dst *pgst
 			return err
 		}
 		defer rc.Close()
-		info, err := pgBlobs.Put(ctx, rc, 1<<40)
+		info, err := images.Put(ctx, rc, 1<<40)
 		if err != nil {
 			return fmt.Errorf("image %s: %w", key, err)
 		}
