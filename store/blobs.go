@@ -47,45 +47,19 @@ func OpenBlobs(dir string, maxPixels int64) (*Blobs, error) {
 
 var imageTypes = map[string]bool{"image/png": true, "image/jpeg": true, "image/gif": true, "image/webp": true}
 
-// Put implements engine.Blobs. It streams r to a temporary file while hashing,
-// stops reading past limit, checks the content is an image of sane
-// dimensions from its header alone (never a full decode), fsyncs, and renames.
+// Put implements engine.Blobs. It streams r to a temporary file while hashing
+// and checking it (SpoolImage), fsyncs, and renames.
 func (b *Blobs) Put(ctx context.Context, r io.Reader, limit int64) (engine.BlobInfo, error) {
-	tmp, err := os.CreateTemp(filepath.Join(b.dir, "tmp"), "put-*")
+	sp, err := SpoolImage(r, limit, b.maxPixels, filepath.Join(b.dir, "tmp"))
 	if err != nil {
-		return engine.BlobInfo{}, fmt.Errorf("blob temp file: %w", err)
-	}
-	defer os.Remove(tmp.Name()) // after a successful rename this fails harmlessly
-	defer tmp.Close()
-
-	h := sha256.New()
-	br := bufio.NewReaderSize(io.LimitReader(r, limit+1), 4096)
-	head, _ := br.Peek(512)
-	mime := http.DetectContentType(head)
-	if !imageTypes[mime] {
-		return engine.BlobInfo{}, engine.Errorf(engine.EINVALID, "That file is not a picture (PNG, JPEG, GIF or WebP).", "这个文件不是图片（支持 PNG、JPEG、GIF、WebP）。")
-	}
-	n, err := io.Copy(io.MultiWriter(tmp, h), br)
-	if err != nil {
-		return engine.BlobInfo{}, fmt.Errorf("read image: %w", err)
-	}
-	if n > limit {
-		return engine.BlobInfo{}, engine.Errorf(engine.EINVALID, "The picture is too large: more than %d MB.", "图片太大：超过 %d MB。", limit>>20)
-	}
-	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
 		return engine.BlobInfo{}, err
 	}
-	cfg, _, err := image.DecodeConfig(bufio.NewReader(tmp))
-	if err != nil {
-		return engine.BlobInfo{}, engine.Wrap(engine.EINVALID, err, "The picture could not be read.", "无法读取这张图片。")
-	}
-	if cfg.Width <= 0 || cfg.Height <= 0 || int64(cfg.Width)*int64(cfg.Height) > b.maxPixels {
-		return engine.BlobInfo{}, engine.Errorf(engine.EINVALID, "The picture's dimensions (%dx%d) are too large: at most %d pixels.", "图片尺寸（%dx%d）太大：最多 %d 像素。", cfg.Width, cfg.Height, b.maxPixels)
-	}
+	defer sp.Close() // after a successful rename its removal fails harmlessly
+	tmp := sp.File
 	if err := tmp.Sync(); err != nil {
 		return engine.BlobInfo{}, fmt.Errorf("sync blob: %w", err)
 	}
-	key := hex.EncodeToString(h.Sum(nil))
+	key := sp.Info.Key
 	final := b.path(key)
 	shard := filepath.Dir(final)
 	_, statErr := os.Stat(shard)
@@ -106,7 +80,71 @@ func (b *Blobs) Put(ctx context.Context, r io.Reader, limit int64) (engine.BlobI
 			return engine.BlobInfo{}, fmt.Errorf("sync blob directory: %w", err)
 		}
 	}
-	return engine.BlobInfo{Key: key, Mime: mime, Size: n, Width: cfg.Width, Height: cfg.Height}, nil
+	return sp.Info, nil
+}
+
+// Spooled is an image checked and written to a temporary file, read back
+// from its start; Close removes the file.
+type Spooled struct {
+	File *os.File
+	Info engine.BlobInfo
+}
+
+// Close closes and removes the temporary file.
+func (s *Spooled) Close() error {
+	err := s.File.Close()
+	if rerr := os.Remove(s.File.Name()); err == nil && !errors.Is(rerr, fs.ErrNotExist) {
+		err = rerr
+	}
+	return err
+}
+
+// SpoolImage streams r to a new file in dir while hashing it, stops reading
+// past limit, and checks the content is an image of at most maxPixels from
+// its header alone (never a full decode). Every image store shares it, so
+// they accept and refuse the same images, and none holds one in memory.
+func SpoolImage(r io.Reader, limit, maxPixels int64, dir string) (*Spooled, error) {
+	br := bufio.NewReaderSize(io.LimitReader(r, limit+1), 4096)
+	head, _ := br.Peek(512)
+	mime := http.DetectContentType(head)
+	if !imageTypes[mime] {
+		return nil, engine.Errorf(engine.EINVALID, "That file is not a picture (PNG, JPEG, GIF or WebP).", "这个文件不是图片（支持 PNG、JPEG、GIF、WebP）。")
+	}
+	tmp, err := os.CreateTemp(dir, "put-*")
+	if err != nil {
+		return nil, fmt.Errorf("blob temp file: %w", err)
+	}
+	sp := &Spooled{File: tmp}
+	ok := false
+	defer func() {
+		if !ok {
+			sp.Close()
+		}
+	}()
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(tmp, h), br)
+	if err != nil {
+		return nil, fmt.Errorf("read image: %w", err)
+	}
+	if n > limit {
+		return nil, engine.Errorf(engine.EINVALID, "The picture is too large: more than %d MB.", "图片太大：超过 %d MB。", limit>>20)
+	}
+	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	cfg, _, err := image.DecodeConfig(bufio.NewReader(tmp))
+	if err != nil {
+		return nil, engine.Wrap(engine.EINVALID, err, "The picture could not be read.", "无法读取这张图片。")
+	}
+	if cfg.Width <= 0 || cfg.Height <= 0 || int64(cfg.Width)*int64(cfg.Height) > maxPixels {
+		return nil, engine.Errorf(engine.EINVALID, "The picture's dimensions (%dx%d) are too large: at most %d pixels.", "图片尺寸（%dx%d）太大：最多 %d 像素。", cfg.Width, cfg.Height, maxPixels)
+	}
+	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	sp.Info = engine.BlobInfo{Key: hex.EncodeToString(h.Sum(nil)), Mime: mime, Size: n, Width: cfg.Width, Height: cfg.Height}
+	ok = true
+	return sp, nil
 }
 
 // Open implements engine.Blobs.

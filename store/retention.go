@@ -57,7 +57,7 @@ type PruneStats struct {
 // time for such a job to be written and seen.
 type Pruner struct {
 	DB        *DB
-	Blobs     *Blobs // nil: images are left alone
+	Blobs     BlobSweeper // nil: images are left alone
 	Retention Retention
 	Log       *slog.Logger
 	// Now is the clock; nil is time.Now.
@@ -133,7 +133,7 @@ func (p *Pruner) Pass(ctx context.Context) (PruneStats, error) {
 		if grace <= 0 {
 			grace = DefaultBlobGrace
 		}
-		st.Blobs, st.BlobBytes, err = p.Blobs.sweep(ctx, time.Now().Add(-grace), func(key string) bool {
+		st.Blobs, st.BlobBytes, err = p.Blobs.Sweep(ctx, time.Now().Add(-grace), func(key string) bool {
 			if refs[key] {
 				return false
 			}
@@ -436,9 +436,20 @@ func (b *Blobs) walkFiles(ctx context.Context, fn func(path string, d fs.DirEntr
 	})
 }
 
-// sweep removes image files modified before olderThan for which remove says
+// BlobSweeper is an image store that retention can prune: this package's
+// files, or an object store (package s3blobs).
+type BlobSweeper interface {
+	// Sweep removes the images stored before olderThan for which remove
+	// says yes, and returns how many it removed and their bytes. An image
+	// stored again meanwhile must survive.
+	Sweep(ctx context.Context, olderThan time.Time, remove func(key string) bool) (int, int64, error)
+}
+
+var _ BlobSweeper = (*Blobs)(nil)
+
+// Sweep removes image files modified before olderThan for which remove says
 // yes, and leftover temporary files of the same age.
-func (b *Blobs) sweep(ctx context.Context, olderThan time.Time, remove func(key string) bool) (int, int64, error) {
+func (b *Blobs) Sweep(ctx context.Context, olderThan time.Time, remove func(key string) bool) (int, int64, error) {
 	n, size := 0, int64(0)
 	err := b.walkFiles(ctx, func(path string, d fs.DirEntry, fi fs.FileInfo) error {
 		if !fi.ModTime().Before(olderThan) {

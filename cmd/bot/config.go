@@ -55,6 +55,14 @@ type Config struct {
 	// Web is the operator's console under /admin/ (cmd/bot/web.go).
 	Web      WebConfig      `yaml:"web"`
 	Payments PaymentsConfig `yaml:"payments"`
+
+	// BlobsURL, an s3:// URL, keeps images in an S3-compatible object
+	// store (store_s3.go); empty: with the database (data_dir or PostgreSQL).
+	BlobsURL       string `yaml:"blobs_url"`
+	BlobsAccessKey string `yaml:"blobs_access_key"`
+	BlobsSecretKey string `yaml:"blobs_secret_key"`
+	// The AWS_* credentials for blobs_url, read from the environment only.
+	awsAccessKey, awsSecretKey, awsSessionToken string
 }
 
 // VendorsConfig configures the remote vendors; each lives in vendor_<name>.go.
@@ -301,17 +309,24 @@ func (c *Config) applyEnv(lookup func(string) (string, bool)) {
 			*field = v
 		}
 	}
+	// The AWS SDKs' variables, used for blobs_url when nothing else is set.
+	c.awsAccessKey, _ = lookup("AWS_ACCESS_KEY_ID")
+	c.awsSecretKey, _ = lookup("AWS_SECRET_ACCESS_KEY")
+	c.awsSessionToken, _ = lookup("AWS_SESSION_TOKEN")
 }
 
 // envFields maps environment variables to the string settings they override.
 func (c *Config) envFields() map[string]*string {
 	fields := map[string]*string{
-		"PICBOT_DATA_DIR":        &c.DataDir,
-		"PICBOT_DATABASE_URL":    &c.DatabaseURL,
-		"PICBOT_HTTP_LISTEN":     &c.HTTP.Listen,
-		"PICBOT_HTTP_PUBLIC_URL": &c.HTTP.PublicURL,
-		"PICBOT_LOG_LEVEL":       &c.Log.Level,
-		"PICBOT_LOG_FORMAT":      &c.Log.Format,
+		"PICBOT_DATA_DIR":         &c.DataDir,
+		"PICBOT_DATABASE_URL":     &c.DatabaseURL,
+		"PICBOT_BLOBS_URL":        &c.BlobsURL,
+		"PICBOT_BLOBS_ACCESS_KEY": &c.BlobsAccessKey,
+		"PICBOT_BLOBS_SECRET_KEY": &c.BlobsSecretKey,
+		"PICBOT_HTTP_LISTEN":      &c.HTTP.Listen,
+		"PICBOT_HTTP_PUBLIC_URL":  &c.HTTP.PublicURL,
+		"PICBOT_LOG_LEVEL":        &c.Log.Level,
+		"PICBOT_LOG_FORMAT":       &c.Log.Format,
 	}
 	for _, more := range []map[string]*string{
 		c.Vendors.Zhiqite.envFields(), c.Vendors.ShowAPI.envFields(), c.Vendors.APISpace.envFields(), c.Vendors.A1111.envFields(), c.Vendors.ComfyUI.envFields(),
@@ -329,7 +344,7 @@ func (c *Config) secrets() []string {
 	var out []string
 	for _, s := range [][]string{
 		c.Vendors.Zhiqite.secrets(), c.Vendors.ShowAPI.secrets(), c.Vendors.APISpace.secrets(), c.Vendors.A1111.secrets(), c.Vendors.ComfyUI.secrets(),
-		c.Telegram.secrets(), c.Discord.secrets(), c.Web.secrets(), c.databaseSecrets(),
+		c.Telegram.secrets(), c.Discord.secrets(), c.Web.secrets(), c.databaseSecrets(), c.blobsSecrets(),
 	} {
 		for _, v := range s {
 			if v != "" {
@@ -391,6 +406,7 @@ func (c *Config) problems() []Problem {
 	}
 	c.validateHTTP(bad)
 	c.validateDatabaseURL(bad)
+	c.validateBlobsURL(bad)
 	c.validateEngine(bad)
 	if r := c.Retention; r.Jobs < 0 || r.Counters < 0 || r.Every < 0 {
 		for key, d := range map[string]time.Duration{"retention.jobs": r.Jobs, "retention.counters": r.Counters, "retention.every": r.Every} {

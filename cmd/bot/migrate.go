@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
@@ -62,7 +63,17 @@ func migrateCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 		return fmt.Errorf("migrate: %w", err)
 	}
 	defer dst.Close()
-	c, err := copyStore(ctx, src, blobs, dst)
+	// Images go where the replicas will read them: blobs_url's bucket when
+	// the configuration names one, else the database.
+	var images imageDst = dst.Blobs(0)
+	if cfg.BlobsURL != "" {
+		obj, err := openObjectBlobs(cfg, slog.New(slog.DiscardHandler))
+		if err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+		images = obj.(imageDst)
+	}
+	c, err := copyStore(ctx, src, blobs, dst, images)
 	fmt.Fprintf(stdout, "jobs: %d copied, %d there already\ncounters: %d copied, %d there already\nsettings: %d copied, %d there already\nimages: %d copied, %d there already\n",
 		c.jobs[0], c.jobs[1], c.counters[0], c.counters[1], c.settings[0], c.settings[1], c.images[0], c.images[1])
 	if err != nil {
@@ -87,12 +98,17 @@ func count(n *[2]int, wrote bool, err error) error {
 	return nil
 }
 
+// imageDst is where migrate copies images: PostgreSQL or an object store.
+type imageDst interface {
+	engine.Blobs
+	Stat(ctx context.Context, key string) (engine.BlobInfo, error)
+}
+
 // copyStore copies images first: a job copied names only images already there.
-func copyStore(ctx context.Context, src *store.DB, blobs *store.Blobs, dst *pgstore.DB) (copied, error) {
+func copyStore(ctx context.Context, src *store.DB, blobs *store.Blobs, dst *pgstore.DB, images imageDst) (copied, error) {
 	var c copied
-	pgBlobs := dst.Blobs(0)
 	err := blobs.EachKey(ctx, func(key string) error {
-		if _, err := pgBlobs.Stat(ctx, key); err == nil {
+		if _, err := images.Stat(ctx, key); err == nil {
 			c.images[1]++
 			return nil
 		} else if engine.ErrorCode(err) != engine.ENOTFOUND {
@@ -103,7 +119,7 @@ func copyStore(ctx context.Context, src *store.DB, blobs *store.Blobs, dst *pgst
 			return err
 		}
 		defer rc.Close()
-		info, err := pgBlobs.Put(ctx, rc, 1<<40)
+		info, err := images.Put(ctx, rc, 1<<40)
 		if err != nil {
 			return fmt.Errorf("image %s: %w", key, err)
 		}

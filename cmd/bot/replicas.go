@@ -23,14 +23,16 @@ func (a *app) lead(name string) func(ctx context.Context, run func(context.Conte
 
 // prune applies retention until ctx ends.
 func (a *app) prune(ctx context.Context) {
+	// The files in data_dir or an object store; nil: PostgreSQL's own
+	// image tables, which its pruner sweeps without being told.
+	blobs, _ := a.blobs.(store.BlobSweeper)
 	switch db := a.db.(type) {
 	case *store.DB:
-		blobs, _ := a.blobs.(*store.Blobs)
 		p := &store.Pruner{DB: db, Blobs: blobs, Retention: a.cfg.Retention, Log: a.log,
 			Passed: func(store.PruneStats, error) { a.measureDatabase() }}
 		p.Run(ctx)
 	case pgSized:
-		p := &pgstore.Pruner{DB: db.DB, Retention: pgstore.Retention(a.cfg.Retention), Log: a.log,
+		p := &pgstore.Pruner{DB: db.DB, Blobs: blobs, Retention: pgstore.Retention(a.cfg.Retention), Log: a.log,
 			Passed: func(error) { a.measureDatabase() }}
 		p.Run(ctx)
 	}

@@ -37,8 +37,22 @@ type appBlobs interface {
 func (c *Config) usesPostgres() bool { return c.DatabaseURL != "" }
 
 // openStores opens the store database_url names, PostgreSQL with its
-// images, or else bbolt and the image directory in data_dir.
+// images, or else bbolt and the image directory in data_dir; with
+// blobs_url, the images are in that object store whichever the database.
 func openStores(cfg Config, log *slog.Logger) (appStore, appBlobs, error) {
+	db, blobs, err := openDatabase(cfg, log)
+	if err != nil || cfg.BlobsURL == "" {
+		return db, blobs, err
+	}
+	obj, err := openObjectBlobs(cfg, log)
+	if err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	return db, obj, nil
+}
+
+func openDatabase(cfg Config, log *slog.Logger) (appStore, appBlobs, error) {
 	if cfg.usesPostgres() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()

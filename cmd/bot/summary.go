@@ -153,6 +153,9 @@ func (l *loaded) summary(addr net.Addr) *startSummary {
 	} else {
 		s.add("data", "%s", absPath(c.DataDir))
 	}
+	if c.BlobsURL != "" {
+		s.add("images", "object store %s", redactURL(c.BlobsURL))
+	}
 	return s
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"log/slog"
 	"time"
+
+	"github.com/picbot/picbot/store"
 )
 
 // Retention says how long finished work is kept; the same keys as the
@@ -32,6 +34,9 @@ type Pruner struct {
 	Retention Retention
 	Log       *slog.Logger
 	Passed    func(error)
+	// Blobs, when set, is where the images are (an object store,
+	// blobs_url) and is swept instead of the database's image tables.
+	Blobs store.BlobSweeper
 
 	candidates map[string]bool
 }
@@ -95,6 +100,69 @@ func (p *Pruner) Pass(ctx context.Context) error {
 	if _, err := p.DB.pool.Exec(ctx, `DELETE FROM picbot_rates WHERE tat < now()`); err != nil {
 		return wrap(err)
 	}
+	if p.Blobs != nil {
+		n, err := p.sweepBlobs(ctx, now)
+		if err != nil {
+			return err
+		}
+		blobs = int64(n)
+	} else if err := p.pruneTables(ctx, now, &blobs); err != nil {
+		return err
+	}
+	if p.Log != nil && jobs+counters+blobs > 0 {
+		p.Log.Info("pruned", slog.Int64("jobs", jobs), slog.Int64("counters", counters), slog.Int64("images", blobs))
+	}
+	return nil
+}
+
+// sweepBlobs removes from p.Blobs the images no job names, two passes in a
+// row, as the tables' sweep does.
+func (p *Pruner) sweepBlobs(ctx context.Context, now time.Time) (int, error) {
+	refs, err := p.DB.BlobRefs(ctx)
+	if err != nil {
+		return 0, err
+	}
+	next := make(map[string]bool)
+	n, _, err := p.Blobs.Sweep(ctx, now.Add(-BlobGrace), func(key string) bool {
+		if refs[key] {
+			return false
+		}
+		if p.candidates[key] {
+			return true
+		}
+		next[key] = true
+		return false
+	})
+	p.candidates = next
+	return n, err
+}
+
+// BlobRefs returns the image keys the stored jobs name: inputs (with the
+// ControlNet image and the mask) and results, as the bbolt store's does.
+func (s *DB) BlobRefs(ctx context.Context) (map[string]bool, error) {
+	rows, err := s.pool.Query(ctx, `SELECT DISTINCT k #>> '{}' FROM picbot_jobs, LATERAL (
+		SELECT jsonb_path_query(data, '$.request.inputs[*].blob') UNION ALL
+		SELECT jsonb_path_query(data, '$.request.control.input.blob') UNION ALL
+		SELECT jsonb_path_query(data, '$.request.mask.blob') UNION ALL
+		SELECT jsonb_path_query(data, '$.results[*].blob')) AS r(k)
+		WHERE jsonb_typeof(k) = 'string'`)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	defer rows.Close()
+	refs := make(map[string]bool)
+	for rows.Next() {
+		var k string
+		if err := rows.Scan(&k); err != nil {
+			return nil, wrap(err)
+		}
+		refs[k] = true
+	}
+	return refs, wrap(rows.Err())
+}
+
+// pruneTables removes the images kept in the database that no job names.
+func (p *Pruner) pruneTables(ctx context.Context, now time.Time, blobs *int64) error {
 	rows, err := p.DB.pool.Query(ctx, `SELECT b.key FROM picbot_blobs b WHERE b.created_at < $1 AND NOT EXISTS (
 		SELECT 1 FROM picbot_jobs j WHERE
 			j.data @? format('$.request.inputs[*] ? (@.blob == "%s")', b.key)::jsonpath OR
@@ -135,10 +203,7 @@ func (p *Pruner) Pass(ctx context.Context) error {
 			_ = tx.Rollback(ctx)
 			return wrap(err)
 		}
-		blobs += tag.RowsAffected()
-	}
-	if p.Log != nil && jobs+counters+blobs > 0 {
-		p.Log.Info("pruned", slog.Int64("jobs", jobs), slog.Int64("counters", counters), slog.Int64("images", blobs))
+		*blobs += tag.RowsAffected()
 	}
 	return nil
 }

@@ -329,6 +329,12 @@ func pngBytes(t *testing.T, w, h int, seed uint64) []byte {
 	return b.Bytes()
 }
 
+// RunBlobs runs the image part of the contract against an image store
+// that can go with either database (an object store).
+func RunBlobs(t *testing.T, open func(t *testing.T) engine.Blobs) {
+	testBlobs(t, func(t *testing.T) (Store, engine.Blobs) { return nil, open(t) })
+}
+
 func testBlobs(t *testing.T, open Opener) {
 	ctx := context.Background()
 	_, blobs := open(t)
