@@ -258,7 +258,9 @@ func (b *Bot) Name() string { return Platform }
 // the work under way has finished or been cancelled.
 func (b *Bot) Run(ctx context.Context) error {
 	defer b.shutdown()
-	b.resumeIntake(ctx)
+	ictx, stopIntake := context.WithCancel(ctx) // ended before shutdown waits for the work
+	defer stopIntake()
+	b.resumeIntake(ictx)
 	b.register(ctx)
 	if b.cfg.Mode == ModeHTTP {
 		<-ctx.Done()

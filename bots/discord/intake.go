@@ -35,7 +35,16 @@ type Settings interface {
 type intake struct {
 	Body     json.RawMessage `json:"body"` // as Discord posted it (its signature checked)
 	Received time.Time       `json:"received"`
+	// Taken is when a replica sharing the store took the record in again
+	// (resumeIntake), so that no other takes it too.
+	Taken time.Time `json:"taken,omitzero"`
 }
+
+// intakeGrace is, with replicas sharing the store, how old a record must be
+// (and how long ago taken in again) before another replica takes it in:
+// far longer than an interaction's work until its job is made, so only a
+// record whose replica died is taken, and by one replica.
+const intakeGrace = time.Minute
 
 func readIntake(c engine.Counters) map[string]intake {
 	out := map[string]intake{}
@@ -110,16 +119,68 @@ func (b *Bot) done(id string) {
 	}
 }
 
-// resumeIntake takes in again the interactions a crash left recorded, oldest first.
+// resumeIntake takes in again the interactions a crash left recorded,
+// oldest first. On a store of its own (bbolt) that is every record but
+// this process's own, at start. With replicas sharing the store (Lead set),
+// a record may be a live replica's work under way: only records older than
+// intakeGrace are taken, each claimed in one transaction by one replica,
+// and every replica looks again each intakeGrace/2 for the records of a
+// replica that died, restarted or not.
 func (b *Bot) resumeIntake(ctx context.Context) {
 	if b.settings == nil {
 		return
 	}
+	b.takeIntake(ctx, b.lead != nil)
+	if b.lead == nil {
+		return
+	}
+	if !b.begin() {
+		return
+	}
+	go func() {
+		defer b.work.Done()
+		t := time.NewTicker(intakeGrace / 2)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				b.takeIntake(ctx, true)
+			}
+		}
+	}()
+}
+
+// takeIntake takes in the records left by a dead process (see resumeIntake).
+func (b *Bot) takeIntake(ctx context.Context, shared bool) {
 	var m map[string]intake
-	if err := b.settings.View(ctx, func(c engine.Counters) error {
+	read := func(c engine.Counters) error {
 		m = readIntake(c)
 		return nil
-	}); err != nil {
+	}
+	var err error
+	if shared {
+		// Claimed in the transaction that reads them: two replicas never take one.
+		now := time.Now()
+		err = b.settings.Update(ctx, func(c engine.Counters) error {
+			all := readIntake(c)
+			m = map[string]intake{}
+			for id, rec := range all {
+				if now.Sub(rec.Received) >= intakeGrace && now.Sub(rec.Taken) >= intakeGrace {
+					rec.Taken = now
+					all[id], m[id] = rec, rec
+				}
+			}
+			if len(m) == 0 {
+				return nil
+			}
+			return writeIntake(c, all)
+		})
+	} else {
+		err = b.settings.View(ctx, read)
+	}
+	if err != nil {
 		b.log.Error("read interactions taken in", slog.Any("err", err))
 		return
 	}

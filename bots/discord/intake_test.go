@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -146,4 +147,61 @@ func testPNG(t *testing.T) []byte {
 		t.Error(err)
 	}
 	return buf.Bytes()
+}
+
+// TestIntakeSharedStore: with replicas sharing the store (Lead set), a
+// starting replica takes in only what a dead replica left: a record younger
+// than intakeGrace may be a live replica's work under way, and one another
+// replica took in again just now is its; an older one is taken, and marked
+// taken in the same transaction, so no second replica takes it too.
+func TestIntakeSharedStore(t *testing.T) {
+	dir := t.TempDir()
+	api := discordtest.NewServer(t)
+	priv, pub := discordtest.Keys(t)
+	fresh, fv := fixture(t, "draw.json", vars{"User": "601", "Prompt": "a fresh fox"})
+	theirs, tv := fixture(t, "draw.json", vars{"User": "602", "Prompt": "a taken fox"})
+	left, lv := fixture(t, "draw.json", vars{"User": "603", "Prompt": "a left fox"})
+	db, err := store.Open(filepath.Join(dir, "picbot.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-2 * intakeGrace)
+	err = db.Update(context.Background(), func(c engine.Counters) error {
+		return writeIntake(c, map[string]intake{
+			fv["ID"].(string): {Body: fresh, Received: time.Now()},
+			tv["ID"].(string): {Body: theirs, Received: old, Taken: time.Now()},
+			lv["ID"].(string): {Body: left, Received: old},
+		})
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lead := func(ctx context.Context, run func(context.Context) error) error { return run(ctx) }
+	h := startHarness(t, setup{dir: dir, api: api, priv: priv, pub: pub, deps: func(d *Deps) { d.Lead = lead }})
+	api.Wait(t, 15*time.Second, "the left one's result", finalEditOf(lv["Token"].(string)))
+	time.Sleep(time.Second)
+	var pending []string
+	var taken time.Time
+	h.db.View(context.Background(), func(c engine.Counters) error {
+		pending = Pending(c)
+		taken = readIntake(c)[tv["ID"].(string)].Taken
+		return nil
+	})
+	want := []string{fv["ID"].(string), tv["ID"].(string)}
+	if len(pending) != 2 || !slices.Contains(pending, want[0]) || !slices.Contains(pending, want[1]) {
+		t.Errorf("left taken in: %v, want %v (the fresh one and the one another replica took)", pending, want)
+	}
+	if taken.IsZero() {
+		t.Error("the other replica's mark is gone")
+	}
+	for user, n := range map[string]int{"601": 0, "602": 0, "603": 1} {
+		jobs, err := h.eng.Jobs(context.Background(), engine.UserRef{Platform: Platform, ID: user}, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(jobs) != n {
+			t.Errorf("user %s: %d jobs, want %d", user, len(jobs), n)
+		}
+	}
 }

@@ -24,6 +24,9 @@ const (
 	keyOffset = "tg:offset" // the next update id to ask getUpdates for
 	keySeen   = "tg:seen"   // recently handled update ids, space-separated, oldest first
 	keyAlbums = "tg:albums" // albums received but not yet handled: JSON
+	// keyAlbumsTaken marks the albums being handled, id → unix ms, so that
+	// replicas sharing the store handle each once (see takeAlbum).
+	keyAlbumsTaken = "tg:albums-taken"
 )
 
 // minPoll is the least time between two getUpdates that found nothing.
@@ -156,7 +159,9 @@ func (b *Bot) loadState(ctx context.Context) error {
 		b.mu.Lock()
 		b.albums[id] = &album{parts: parts}
 		b.mu.Unlock()
-		b.scheduleAlbum(id, 0)
+		// After the usual wait: another replica sharing the store may still
+		// be collecting it, and handles it first (takeAlbum).
+		b.scheduleAlbum(id, b.cfg.AlbumWait)
 	}
 	return nil
 }
@@ -520,9 +525,15 @@ func (b *Bot) drain(to int64, o *outbox) {
 // album is a media group being collected: Telegram sends each photo of an
 // album as its own message, with the caption on one of them.
 type album struct {
-	parts []update
-	timer *time.Timer
+	parts    []update
+	timer    *time.Timer
+	deferred bool // once waited for a replica holding a later part
 }
+
+// albumTakenFor is how long an album taken by one replica is left to it
+// before another may take it: longer than handling an album takes (its
+// job made), so only a taker that died is taken over.
+const albumTakenFor = 30 * time.Second
 
 // collect keeps an album's part, in the store as well, and (re)starts the
 // wait for the rest. The part counts as handled once it is stored.
@@ -600,10 +611,24 @@ func (b *Bot) handleAlbum(id string) {
 		parts = slices.Clone(a.parts)
 	}
 	b.mu.Unlock()
-	slices.SortFunc(parts, func(x, y update) int { return cmp.Compare(x.Message.MessageID, y.Message.MessageID) })
-	parts = slices.CompactFunc(parts, func(x, y update) bool { return x.UpdateID == y.UpdateID })
 	hctx, cancel := handling(ctx)
 	defer cancel()
+	parts, wait, ok := b.takeAlbum(hctx, id, parts)
+	if !ok {
+		b.mu.Lock()
+		if a := b.albums[id]; a != nil && wait > 0 {
+			a.deferred = true
+		} else {
+			delete(b.albums, id)
+		}
+		b.mu.Unlock()
+		if wait > 0 {
+			b.scheduleAlbum(id, wait)
+		}
+		return
+	}
+	slices.SortFunc(parts, func(x, y update) int { return cmp.Compare(x.Message.MessageID, y.Message.MessageID) })
+	parts = slices.CompactFunc(parts, func(x, y update) bool { return x.UpdateID == y.UpdateID })
 	// The command is the first caption that is one; without one the album is ignored.
 	cmdIdx := slices.IndexFunc(parts, func(p update) bool { return isCommand(p.Message.Caption) })
 	msgs := make([]*tgbotapi.Message, len(parts))
@@ -616,12 +641,87 @@ func (b *Bot) handleAlbum(id string) {
 		b.onMessage(hctx, parts[0].UpdateID, parts[0].Message, parts[0].messageTopic(), msgs)
 	}
 	err := b.markSeen(hctx, 0, func(pending map[string][]update) { delete(pending, id) })
+	if err == nil {
+		err = b.settings.Update(hctx, func(c engine.Counters) error {
+			taken := readTaken(c)
+			delete(taken, id)
+			return writeTaken(c, taken)
+		})
+	}
 	if err != nil {
 		b.log.Error("forget album", slog.Any("err", err))
 	}
 	b.mu.Lock()
 	delete(b.albums, id)
 	b.mu.Unlock()
+}
+
+// takeAlbum decides, in one transaction of the shared store, whether this
+// process handles album id now, with the parts it holds (local) and those
+// other replicas stored: several replicas behind a load balancer each get
+// some of an album's parts. The replica holding the latest part handles
+// it, once its wait after that part is over; another waits (wait > 0)
+// once for it and then takes the album itself, its holder presumably dead.
+// An album another replica took less than albumTakenFor ago is left to it
+// (asked again then); one gone from the store was handled (ok false, wait 0).
+func (b *Bot) takeAlbum(ctx context.Context, id string, local []update) (parts []update, wait time.Duration, ok bool) {
+	b.mu.Lock()
+	deferred := b.albums[id] != nil && b.albums[id].deferred
+	b.mu.Unlock()
+	latest := 0
+	for _, p := range local {
+		latest = max(latest, p.UpdateID)
+	}
+	now := time.Now()
+	err := b.settings.Update(ctx, func(c engine.Counters) error {
+		pending := map[string][]update{}
+		if s := c.Setting(keyAlbums); s != "" {
+			_ = json.Unmarshal([]byte(s), &pending)
+		}
+		stored, there := pending[id]
+		if !there {
+			return nil
+		}
+		taken := readTaken(c)
+		if at, ok := taken[id]; ok && now.Sub(time.UnixMilli(at)) < albumTakenFor {
+			wait = albumTakenFor - now.Sub(time.UnixMilli(at)) + time.Second
+			return nil
+		}
+		if !deferred && slices.ContainsFunc(stored, func(p update) bool { return p.UpdateID > latest }) {
+			wait = 2 * b.cfg.AlbumWait
+			return nil
+		}
+		taken[id] = now.UnixMilli()
+		parts, ok = append(slices.Clone(local), stored...), true
+		return writeTaken(c, taken)
+	})
+	if err != nil {
+		// Unknown whether another replica took it: try again later.
+		b.log.Error("take album", slog.String("album", id), slog.Any("err", err))
+		return nil, b.cfg.AlbumWait, false
+	}
+	return parts, wait, ok
+}
+
+func readTaken(c engine.Counters) map[string]int64 {
+	out := map[string]int64{}
+	if s := c.Setting(keyAlbumsTaken); s != "" {
+		_ = json.Unmarshal([]byte(s), &out)
+	}
+	return out
+}
+
+func writeTaken(c engine.Counters, m map[string]int64) error {
+	if len(m) == 0 {
+		c.SetSetting(keyAlbumsTaken, "")
+		return nil
+	}
+	data, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	c.SetSetting(keyAlbumsTaken, string(data))
+	return nil
 }
 
 // chatAllowed reports whether the bot serves chat.

@@ -35,6 +35,8 @@ type replicaSet struct {
 	url    string
 	fake   *telegramtest.Server
 	vendor string // the vendors: block
+	vfake  *vendorFake
+	public string // every replica's public_url when set (a load balancer), else the next replica's
 	quota  string
 	mode   string // telegram's mode keys
 	addrs  []string
@@ -50,6 +52,15 @@ func newReplicaSet(t *testing.T, n int, quota string) *replicaSet {
 // newReplicaSetMode is newReplicaSet with Telegram's mode block ("": webhook).
 func newReplicaSetMode(t *testing.T, n int, quota, mode string) *replicaSet {
 	t.Helper()
+	rs := newReplicaSetStopped(t, n, quota, mode)
+	rs.startAll()
+	return rs
+}
+
+// newReplicaSetStopped is newReplicaSetMode with no replica started yet,
+// for a test that sets public first.
+func newReplicaSetStopped(t *testing.T, n int, quota, mode string) *replicaSet {
+	t.Helper()
 	url := pgtest.URL(t)
 	fake := telegramtest.New(tgToken, tgBot)
 	t.Cleanup(fake.Close)
@@ -57,10 +68,16 @@ func newReplicaSetMode(t *testing.T, n int, quota, mode string) *replicaSet {
 	if mode == "" {
 		mode = "  mode: webhook\n  webhook_url: https://bot.example.com/telegram/hook\n  webhook_secret: " + replicaSecret + "\n"
 	}
-	rs := &replicaSet{t: t, dir: t.TempDir(), url: url, fake: fake, vendor: v.block, quota: quota, mode: mode}
+	rs := &replicaSet{t: t, dir: t.TempDir(), url: url, fake: fake, vendor: v.block, vfake: v, quota: quota, mode: mode}
 	for range n {
 		rs.addrs = append(rs.addrs, freeAddr(t))
 	}
+	return rs
+}
+
+// startAll starts every replica and waits for each to listen.
+func (rs *replicaSet) startAll() {
+	t, n := rs.t, len(rs.addrs)
 	rs.procs = make([]*bot, n)
 	for i := range n {
 		rs.start(i)
@@ -68,16 +85,18 @@ func newReplicaSetMode(t *testing.T, n int, quota, mode string) *replicaSet {
 	for i := range n {
 		listenAddr(t, rs.procs[i])
 	}
-	return rs
 }
 
-// start runs replica i; its callbacks come through replica i+1.
+// start runs replica i; its callbacks come through public, or else replica i+1.
 func (rs *replicaSet) start(i int) {
 	dir := filepath.Join(rs.dir, fmt.Sprintf("r%d", i))
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		rs.t.Fatal(err)
 	}
-	other := rs.addrs[(i+1)%len(rs.addrs)]
+	other := "http://" + rs.addrs[(i+1)%len(rs.addrs)]
+	if rs.public != "" {
+		other = rs.public
+	}
 	cfg := fmt.Sprintf(`data_dir: %[1]s/data
 database_url: %[2]q
 console:
@@ -86,7 +105,7 @@ log:
   level: debug
 http:
   listen: %[3]s
-  public_url: http://%[4]s
+  public_url: %[4]s
 engine:
   job_timeout: 90s
   routes:
