@@ -532,10 +532,10 @@ func (c *counters) lockedRead(lockKey, sql, key string, dst any) bool {
 
 // Add implements engine.Counters. On a key this transaction read, or with
 // a negative delta (a counter never goes below zero: that takes the lock),
-// the value is exact. On a key not read, a positive delta is added without
-// a lock, and the value returned may miss another transaction's addition
-// under way; the stored sum is exact either way.
-func (c *counters) Add(key string, delta int64) int64 {
+// the new value is kept exactly. On a key not read, a positive delta is
+// added blind: no lock and no read, so the hot counters every job adds to
+// (the day's statistics) cost no round trip; the stored sum is exact.
+func (c *counters) Add(key string, delta int64) {
 	_, known := c.ints[key]
 	if !c.write || known || delta < 0 {
 		v := max(c.Get(key)+delta, 0)
@@ -543,13 +543,15 @@ func (c *counters) Add(key string, delta int64) int64 {
 			c.ints = make(map[string]int64)
 		}
 		c.ints[key] = v
-		return v
+		return
+	}
+	if delta == 0 {
+		return
 	}
 	if c.blind == nil {
 		c.blind = make(map[string]int64)
 	}
 	c.blind[key] += delta
-	return c.stored(key) + c.blind[key]
 }
 
 func (c *counters) Scan(prefix string, fn func(string, int64)) {
