@@ -21,6 +21,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"sort"
 	"strings"
@@ -62,7 +63,21 @@ func main() {
 	flag.IntVar(&o.workers, "workers", 16, "engine workers")
 	flag.BoolVar(&o.noSync, "nosync", false, "skip fsync (not a real figure; for comparison)")
 	serveFake := flag.Bool("serve-fake", false, "internal: serve the APISpace fake, print its base URL and token, stop at stdin's end")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file (go tool pprof)")
 	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "loadtest:", err)
+			os.Exit(1)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "loadtest:", err)
+			os.Exit(1)
+		}
+		// Stopped on every way out that returns from main; os.Exit skips it.
+		defer pprof.StopCPUProfile()
+	}
 	if *serveFake {
 		serve(o.task)
 		return
