@@ -34,8 +34,11 @@ type Store interface {
 // Counters are named integers kept in the store, changed only inside a store transaction.
 type Counters interface {
 	Get(key string) int64
-	// Add adds delta and returns the new value; a counter never goes below zero.
-	Add(key string, delta int64) int64
+	// Add adds delta; a counter never goes below zero. It returns nothing:
+	// a store may add without reading (PostgreSQL does, so the counters
+	// every job touches are no row transactions queue for), and a caller
+	// that needs the new value asks Get, which reads (and there locks) the key.
+	Add(key string, delta int64)
 	// Setting and SetSetting keep small named strings (tiers, bans) beside the counters.
 	Setting(key string) string
 	SetSetting(key, value string)

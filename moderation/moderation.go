@@ -212,7 +212,8 @@ func (m *Moderator) strike(ctx context.Context, user string, now time.Time) (tim
 			set(c, firstKey(user), now.Unix())
 			set(c, strikesKey(user), 0)
 		}
-		if c.Add(strikesKey(user), 1) < int64(m.cfg.LockoutAfter) {
+		c.Add(strikesKey(user), 1)
+		if c.Get(strikesKey(user)) < int64(m.cfg.LockoutAfter) {
 			return nil
 		}
 		level := c.Get(levelKey(user))

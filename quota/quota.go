@@ -67,6 +67,13 @@ type Store interface {
 	Update(ctx context.Context, fn func(engine.Counters) error) error
 }
 
+// SettingsPrefetcher is counters that can read several settings at once
+// (PostgreSQL: in one round trip instead of one each); Setting then
+// answers from what was read.
+type SettingsPrefetcher interface {
+	PrefetchSettings(keys ...string)
+}
+
 // Quota implements engine.Quota.
 type Quota struct {
 	cfg   Config
@@ -228,6 +235,9 @@ func (q *Quota) allowed(ctx context.Context, user string, owner engine.UserRef, 
 	tier := q.tier(nil, owner)
 	if !banned && !chatBanned && q.store != nil {
 		err := q.store.View(ctx, func(c engine.Counters) error {
+			if p, ok := c.(SettingsPrefetcher); ok {
+				p.PrefetchSettings(banKey(user), banKey(chatKey), banKey(chatIDKey), tierKey(user), dailyKey(user))
+			}
 			banned = c.Setting(banKey(user)) != ""
 			chatBanned = c.Setting(banKey(chatKey)) != "" || c.Setting(banKey(chatIDKey)) != ""
 			tier = q.tier(c, owner)

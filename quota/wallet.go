@@ -72,7 +72,8 @@ func (q *Quota) Credit(ctx context.Context, owner engine.UserRef, ref string, p 
 		if left := boughtLeft(c, user, now); left < c.Get(boughtKey(user)) {
 			c.Add(boughtKey(user), -c.Get(boughtKey(user))) // expired: not revived by a new purchase
 		}
-		balance = c.Add(boughtKey(user), p.Images)
+		c.Add(boughtKey(user), p.Images)
+		balance = c.Get(boughtKey(user))
 		if q.cfg.BoughtExpireAfter > 0 {
 			c.SetSetting(expiryKey(user), strconv.FormatInt(now.Add(q.cfg.BoughtExpireAfter).Unix(), 10))
 		}

@@ -324,13 +324,12 @@ func (c *counters) Get(key string) int64 {
 	return int64(binary.BigEndian.Uint64(v))
 }
 
-func (c *counters) Add(key string, delta int64) int64 {
+func (c *counters) Add(key string, delta int64) {
 	v := max(c.Get(key)+delta, 0)
 	if c.ints == nil {
 		c.ints = make(map[string]int64)
 	}
 	c.ints[key] = v
-	return v
 }
 
 func (c *counters) Scan(prefix string, fn func(string, int64)) {

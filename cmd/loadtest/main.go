@@ -21,6 +21,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"sort"
 	"strings"
@@ -62,7 +63,21 @@ func main() {
 	flag.IntVar(&o.workers, "workers", 16, "engine workers")
 	flag.BoolVar(&o.noSync, "nosync", false, "skip fsync (not a real figure; for comparison)")
 	serveFake := flag.Bool("serve-fake", false, "internal: serve the APISpace fake, print its base URL and token, stop at stdin's end")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file (go tool pprof)")
 	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "loadtest:", err)
+			os.Exit(1)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "loadtest:", err)
+			os.Exit(1)
+		}
+		// Stopped on every way out that returns from main; os.Exit skips it.
+		defer pprof.StopCPUProfile()
+	}
 	if *serveFake {
 		serve(o.task)
 		return
@@ -234,7 +249,7 @@ func admission(o options) (float64, error) {
 	defer w.close()
 	e := engine.New(engine.Config{Routes: map[engine.Kind][]string{engine.KindDraw: {"sink"}}}, w.db, w.quota, w.blobs, nopNotifier{}, &sink{})
 	var n atomic.Int64
-	var firstErr atomic.Value
+	var firstErr firstError
 	deadline := time.Now().Add(o.admitFor)
 	var wg sync.WaitGroup
 	start := time.Now()
@@ -243,14 +258,14 @@ func admission(o options) (float64, error) {
 			for time.Now().Before(deadline) {
 				i := int(n.Add(1))
 				if _, err := e.Submit(context.Background(), user(i), room, draw(i)); err != nil {
-					firstErr.CompareAndSwap(nil, err)
+					firstErr.set(err)
 					return
 				}
 			}
 		})
 	}
 	wg.Wait()
-	if err, ok := firstErr.Load().(error); ok {
+	if err := firstErr.get(); err != nil {
 		return 0, err
 	}
 	return float64(n.Load()) / time.Since(start).Seconds(), nil
@@ -444,7 +459,7 @@ func resume(o options) (time.Duration, error) {
 	first := engine.New(engine.Config{Routes: routes}, w.db, w.quota, w.blobs, nopNotifier{}, &sink{})
 	var wg sync.WaitGroup
 	var n atomic.Int64
-	var firstErr atomic.Value
+	var firstErr firstError
 	for range 64 {
 		wg.Go(func() {
 			for {
@@ -453,14 +468,14 @@ func resume(o options) (time.Duration, error) {
 					return
 				}
 				if _, err := first.Submit(context.Background(), user(i), room, draw(i)); err != nil {
-					firstErr.CompareAndSwap(nil, err)
+					firstErr.set(err)
 					return
 				}
 			}
 		})
 	}
 	wg.Wait()
-	if err, ok := firstErr.Load().(error); ok {
+	if err := firstErr.get(); err != nil {
 		return 0, err
 	}
 	// A new engine on the same store, as after a restart. Its workers are

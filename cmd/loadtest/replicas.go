@@ -75,6 +75,9 @@ func runsText(v []float64) string {
 	return s
 }
 
+// pgConns is each replica's pool in the admission run.
+const pgConns = 10
+
 // pgAdmission is admission on a fresh PostgreSQL schema with n engines.
 func pgAdmission(o options, base string, n int) (float64, error) {
 	ctx := context.Background()
@@ -91,7 +94,9 @@ func pgAdmission(o options, base string, n int) (float64, error) {
 	qc.Default = quota.Tier{Daily: 1 << 20, Concurrent: 1 << 20, Every: time.Millisecond, Burst: 1000}
 	var engines []*engine.Engine
 	for range n {
-		db, err := pgstore.Open(ctx, url, pgstore.Options{})
+		// Pools of 10: three replicas at the default 20 (and the lossy pools
+		// beside them) pass a shared server's max_connections of 100.
+		db, err := pgstore.Open(ctx, url, pgstore.Options{MaxConns: pgConns})
 		if err != nil {
 			return 0, err
 		}
@@ -103,7 +108,7 @@ func pgAdmission(o options, base string, n int) (float64, error) {
 		engines = append(engines, engine.New(engine.Config{Routes: map[engine.Kind][]string{engine.KindDraw: {"sink"}}}, db, q, blobs, nopNotifier{}, &sink{}))
 	}
 	var count atomic.Int64
-	var firstErr atomic.Value
+	var firstErr firstError
 	deadline := time.Now().Add(o.admitFor)
 	var wg sync.WaitGroup
 	start := time.Now()
@@ -113,15 +118,36 @@ func pgAdmission(o options, base string, n int) (float64, error) {
 			for time.Now().Before(deadline) {
 				i := int(count.Add(1))
 				if _, err := e.Submit(ctx, user(i), room, draw(i)); err != nil {
-					firstErr.CompareAndSwap(nil, err)
+					firstErr.set(err)
 					return
 				}
 			}
 		})
 	}
 	wg.Wait()
-	if err, ok := firstErr.Load().(error); ok {
+	if err := firstErr.get(); err != nil {
 		return 0, err
 	}
 	return float64(count.Load()) / time.Since(start).Seconds(), nil
+}
+
+// firstError keeps the first of the errors goroutines report. (An
+// atomic.Value panics when two goroutines store errors of different types.)
+type firstError struct {
+	mu  sync.Mutex
+	err error
+}
+
+func (f *firstError) set(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err == nil {
+		f.err = err
+	}
+}
+
+func (f *firstError) get() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.err
 }

@@ -62,14 +62,14 @@ func sizes(o options, so sizeOptions) ([]sizeRow, error) {
 	for day := range so.days {
 		offset.Store(int64(day) * int64(24*time.Hour))
 		var wg sync.WaitGroup
-		var firstErr atomic.Value
+		var firstErr firstError
 		var next atomic.Int64
 		for range 32 {
 			wg.Go(func() {
 				for i := int(next.Add(1)); i <= so.perDay; i = int(next.Add(1)) {
 					req := engine.Request{Kind: engine.KindDraw, Prompt: fmt.Sprintf("a red fox, day %d, number %d", day, i), Width: so.side, Height: so.side, Seed: -1}
 					if _, err := e.Submit(context.Background(), user(i), room, req); err != nil {
-						firstErr.CompareAndSwap(nil, err)
+						firstErr.set(err)
 						return
 					}
 					submitted.Add(1)
@@ -77,7 +77,7 @@ func sizes(o options, so sizeOptions) ([]sizeRow, error) {
 			})
 		}
 		wg.Wait()
-		if err, ok := firstErr.Load().(error); ok {
+		if err := firstErr.get(); err != nil {
 			return nil, err
 		}
 		if err := obs.wait(submitted.Load(), time.Minute); err != nil {
@@ -99,7 +99,7 @@ func sizes(o options, so sizeOptions) ([]sizeRow, error) {
 				req := engine.Request{Kind: engine.KindDraw, Prompt: "during pruning", Width: 64, Height: 64, Seed: -1}
 				start := time.Now()
 				if _, err := e.Submit(context.Background(), user(i), room, req); err != nil {
-					firstErr.CompareAndSwap(nil, err)
+					firstErr.set(err)
 					return
 				}
 				worst = max(worst, time.Since(start))
@@ -115,7 +115,7 @@ func sizes(o options, so sizeOptions) ([]sizeRow, error) {
 		}
 		close(stop)
 		admitMax := <-admitted
-		if err, ok := firstErr.Load().(error); ok {
+		if err := firstErr.get(); err != nil {
 			return nil, err
 		}
 		dbBytes, err := w.db.Size()

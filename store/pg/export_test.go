@@ -18,3 +18,6 @@ func (s *DB) AgeBlobsForTest(ctx context.Context) error {
 	_, err := s.pool.Exec(ctx, `UPDATE picbot_blobs SET created_at = now() - interval '2 hours'`)
 	return err
 }
+
+// OnBatchForTest makes the store call fn with each admission batch's size.
+func (s *DB) OnBatchForTest(fn func(n int)) { s.onBatch = fn }

@@ -58,6 +58,13 @@ type DB struct {
 	// stopCompact ends the loop that folds counter deltas (compact).
 	stopCompact context.CancelFunc
 	compacting  sync.WaitGroup
+	// life ends at Close: the batchers (admit.go) stop with it.
+	life context.Context
+	// admitQ hands CreateJob's requests to the batchers; unbuffered, so a
+	// request is either taken by a batcher (and answered) or never sent.
+	admitQ chan *admitReq
+	// onBatch, if set (tests), hears each batch's size before it runs.
+	onBatch func(n int)
 	// leasing: jobs created here are leased here (see Leasing).
 	leasing bool
 }
@@ -123,6 +130,10 @@ func Open(ctx context.Context, url string, opt Options) (*DB, error) {
 	cctx, stop := context.WithCancel(context.Background())
 	s.stopCompact = stop
 	s.compacting.Go(func() { s.compactLoop(cctx) })
+	s.life, s.admitQ = cctx, make(chan *admitReq)
+	for range batchers(cfg.MaxConns) {
+		s.compacting.Go(func() { s.batchLoop(cctx) })
+	}
 	return s, nil
 }
 
@@ -247,8 +258,8 @@ func retryable(err error) bool {
 	return errors.As(err, &pe) && (pe.Code == "40001" || pe.Code == "40P01")
 }
 
-// CreateJob implements engine.Store.
-func (s *DB) CreateJob(ctx context.Context, j *engine.Job, reserve func(engine.Counters) error) error {
+// createOne is CreateJob in a transaction of its own.
+func (s *DB) createOne(ctx context.Context, j *engine.Job, reserve func(engine.Counters) error) error {
 	err := s.write(ctx, func(tx pgx.Tx, c *counters) error {
 		if reserve != nil {
 			if err := reserve(c); err != nil {
@@ -445,6 +456,10 @@ type counters struct {
 	sread    map[string]string
 	settings map[string]string
 	err      error // the first failed read: the transaction fails with it
+	// dry: a rehearsal (admit.go) that reads nothing from the database and
+	// notes the keys it would have read, to fetch them all in one round trip.
+	dry          bool
+	missC, missS map[string]bool
 }
 
 func (c *counters) querier() querier {
@@ -477,16 +492,20 @@ func (c *counters) Get(key string) int64 {
 	if v, ok := c.ints[key]; ok {
 		return v
 	}
-	if v, ok := c.read[key]; ok {
-		return v
-	}
 	if !c.write {
 		return c.stored(key)
 	}
-	var stored int64
-	if !c.lockedRead("c:"+key, sumSQL, key, &stored) {
+	stored, ok := c.read[key]
+	switch {
+	case ok:
+	case c.dry:
+		c.missC[key] = true
+		return c.blind[key]
+	case !c.lockedRead("c:"+key, sumSQL, key, &stored):
 		return 0
 	}
+	// A key read (or fetched) before, whose pending value a refused
+	// reservation took back (restore), carries the blind additions since.
 	v := stored + c.blind[key]
 	delete(c.blind, key) // from now on the key's pending value says it all
 	if c.read == nil {
@@ -506,7 +525,7 @@ func (c *counters) Get(key string) int64 {
 // the lock's last holder committed. false if the read failed (c.err);
 // no row leaves dst as it is.
 func (c *counters) lockedRead(lockKey, sql, key string, dst any) bool {
-	if c.err != nil {
+	if c.err != nil || c.dry {
 		return false
 	}
 	b := &pgx.Batch{}
@@ -532,10 +551,10 @@ func (c *counters) lockedRead(lockKey, sql, key string, dst any) bool {
 
 // Add implements engine.Counters. On a key this transaction read, or with
 // a negative delta (a counter never goes below zero: that takes the lock),
-// the value is exact. On a key not read, a positive delta is added without
-// a lock, and the value returned may miss another transaction's addition
-// under way; the stored sum is exact either way.
-func (c *counters) Add(key string, delta int64) int64 {
+// the new value is kept exactly. On a key not read, a positive delta is
+// added blind: no lock and no read, so the hot counters every job adds to
+// (the day's statistics) cost no round trip; the stored sum is exact.
+func (c *counters) Add(key string, delta int64) {
 	_, known := c.ints[key]
 	if !c.write || known || delta < 0 {
 		v := max(c.Get(key)+delta, 0)
@@ -543,13 +562,15 @@ func (c *counters) Add(key string, delta int64) int64 {
 			c.ints = make(map[string]int64)
 		}
 		c.ints[key] = v
-		return v
+		return
+	}
+	if delta == 0 {
+		return
 	}
 	if c.blind == nil {
 		c.blind = make(map[string]int64)
 	}
 	c.blind[key] += delta
-	return c.stored(key) + c.blind[key]
 }
 
 func (c *counters) Scan(prefix string, fn func(string, int64)) {
@@ -600,6 +621,10 @@ func (c *counters) Setting(key string) string {
 		return v
 	}
 	var v string
+	if c.dry {
+		c.missS[key] = true
+		return ""
+	}
 	if c.write {
 		if !c.lockedRead("s:"+key, `SELECT value FROM picbot_settings WHERE key = $1`, key, &v) {
 			return ""
@@ -615,6 +640,40 @@ func (c *counters) Setting(key string) string {
 		c.sread[key] = v
 	}
 	return v
+}
+
+// PrefetchSettings implements quota.SettingsPrefetcher, for read-only
+// counters (View); in a write transaction it does nothing, since there a
+// setting read takes its key's lock.
+func (c *counters) PrefetchSettings(keys ...string) {
+	if c.write || c.err != nil {
+		return
+	}
+	rows, err := c.q.Query(c.ctx, `SELECT key, value FROM picbot_settings WHERE key = ANY($1::text[])`, keys)
+	if err != nil {
+		c.fail(err)
+		return
+	}
+	got := make(map[string]string, len(keys))
+	for rows.Next() {
+		var k, v string
+		if err := rows.Scan(&k, &v); err != nil {
+			rows.Close()
+			c.fail(err)
+			return
+		}
+		got[k] = v
+	}
+	if err := rows.Err(); err != nil {
+		c.fail(err)
+		return
+	}
+	if c.sread == nil {
+		c.sread = make(map[string]string, len(keys))
+	}
+	for _, k := range keys {
+		c.sread[k] = got[k]
+	}
 }
 
 func (c *counters) SetSetting(key, value string) {

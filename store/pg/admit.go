@@ -1,0 +1,350 @@
+package pgstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/picbot/picbot/engine"
+)
+
+// Group commit. PostgreSQL's fsync per commit and the round trips of a
+// reservation (lock and read each key) bound what one admission per
+// transaction can reach; so admissions that arrive together share one
+// transaction. Each caller still returns only after that transaction
+// committed (or failed): a job acknowledged is a job persisted. Batches
+// form by themselves: a batcher takes every request waiting when it is
+// free, so under no load a batch is one job and costs no waiting window.
+
+// maxBatch bounds the jobs of one transaction.
+const maxBatch = 64
+
+// batchTimeout bounds one batch's transaction, which runs on the store's
+// context rather than a caller's: one caller giving up must not abort the
+// others' commit.
+const batchTimeout = 30 * time.Second
+
+// batchers is how many transactions of admissions one store runs at once:
+// enough that one batch forms while another waits for its commit's fsync.
+func batchers(maxConns int32) int {
+	return int(min(max(maxConns/5, 1), 4))
+}
+
+type admitReq struct {
+	ctx     context.Context
+	j       *engine.Job
+	reserve func(engine.Counters) error
+	done    chan error // buffered: the batcher never waits for the caller
+}
+
+// CreateJob implements engine.Store: the job joins the next batch, and the
+// call returns when its transaction has committed.
+func (s *DB) CreateJob(ctx context.Context, j *engine.Job, reserve func(engine.Counters) error) error {
+	r := &admitReq{ctx: ctx, j: j, reserve: reserve, done: make(chan error, 1)}
+	select {
+	case s.admitQ <- r:
+	case <-ctx.Done():
+		return wrap(ctx.Err())
+	case <-s.life.Done():
+		return wrap(errors.New("store closed"))
+	}
+	// Once taken, the answer is awaited even if ctx ends: the transaction
+	// may commit, and a caller told "failed" of a job that exists would lie.
+	return wrap(<-r.done)
+}
+
+func (s *DB) batchLoop(ctx context.Context) {
+	for {
+		var batch []*admitReq
+		select {
+		case <-ctx.Done():
+			return
+		case r := <-s.admitQ:
+			batch = append(batch, r)
+		}
+	drain:
+		for len(batch) < maxBatch {
+			select {
+			case r := <-s.admitQ:
+				batch = append(batch, r)
+			default:
+				break drain
+			}
+		}
+		s.admitBatch(ctx, batch)
+	}
+}
+
+// admitBatch answers every request of batch.
+func (s *DB) admitBatch(ctx context.Context, batch []*admitReq) {
+	live := batch[:0]
+	for _, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			r.done <- err
+			continue
+		}
+		live = append(live, r)
+	}
+	if len(live) == 0 {
+		return
+	}
+	if s.onBatch != nil {
+		s.onBatch(len(live))
+	}
+	ctx, cancel := context.WithTimeout(ctx, batchTimeout)
+	defer cancel()
+	var err error
+	for try := range maxTries {
+		var refused []error
+		if refused, err = s.admitOnce(ctx, live); err == nil {
+			for i, r := range live {
+				r.done <- refused[i]
+			}
+			return
+		}
+		if !retryable(err) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			err = ctx.Err()
+		case <-time.After(time.Duration(try+1) * time.Millisecond):
+			continue
+		}
+		break
+	}
+	if len(live) == 1 || ctx.Err() != nil {
+		for _, r := range live {
+			r.done <- err
+		}
+		return
+	}
+	// A failure that is not a race (a job id taken, a job that cannot be
+	// encoded) is one job's: each runs alone, so the others still commit.
+	for _, r := range live {
+		r.done <- s.createOne(ctx, r.j, r.reserve)
+	}
+}
+
+// admitOnce runs the batch's reservations in one transaction, one after
+// the other on the same counters, so that each sees the ones before it (the
+// last unit of a quota goes to one job only). refused[i] is the i-th
+// reservation's refusal: its changes are taken back and its job not
+// written. A non-nil error fails the whole transaction.
+func (s *DB) admitOnce(ctx context.Context, batch []*admitReq) (refused []error, err error) {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck
+	c := &counters{ctx: ctx, tx: tx, write: true}
+	if err := c.rehearse(batch); err != nil {
+		return nil, err
+	}
+	refused = make([]error, len(batch))
+	var jobs []*engine.Job
+	for i, r := range batch {
+		if r.reserve != nil {
+			snap := c.snapshot()
+			err := r.reserve(c)
+			if c.err != nil {
+				return nil, c.err
+			}
+			if err != nil {
+				c.restore(snap)
+				refused[i] = err
+				continue
+			}
+		}
+		jobs = append(jobs, r.j)
+	}
+	if err := c.flush(); err != nil {
+		return nil, err
+	}
+	if err := s.insertJobs(ctx, tx, jobs); err != nil {
+		return nil, err
+	}
+	return refused, tx.Commit(ctx)
+}
+
+// rehearse runs each reservation dry, on a copy of the counters' state, to
+// learn the keys it reads, and fetches (and locks) them all in one round
+// trip; again if what was fetched led a reservation to other keys (a tier
+// set by an admin, bought images), at most three times. The real run then
+// finds almost every key already read; one it does not is read then.
+func (c *counters) rehearse(batch []*admitReq) error {
+	c.dry = true
+	defer func() { c.dry, c.missC, c.missS = false, nil, nil }()
+	for range 3 {
+		c.missC, c.missS = map[string]bool{}, map[string]bool{}
+		for _, r := range batch {
+			if r.reserve == nil {
+				continue
+			}
+			snap := c.snapshot()
+			_ = r.reserve(c)
+			c.restore(snap)
+		}
+		if c.err != nil {
+			return c.err
+		}
+		if len(c.missC)+len(c.missS) == 0 {
+			return nil
+		}
+		if err := c.prefetch(sortedKeys(c.missC), sortedKeys(c.missS)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// prefetch locks the keys, in one order so that batches locking the same
+// keys do not deadlock, then reads them: three statements of one pipeline,
+// so that (read committed) the reads see what the locks' last holders
+// committed, as lockedRead's do.
+func (c *counters) prefetch(ckeys, skeys []string) error {
+	locks := make([]string, 0, len(ckeys)+len(skeys))
+	for _, k := range ckeys {
+		locks = append(locks, "c:"+k)
+	}
+	for _, k := range skeys {
+		locks = append(locks, "s:"+k)
+	}
+	sort.Strings(locks)
+	b := &pgx.Batch{}
+	// count() makes every row's lock run; unnest yields the array's order.
+	b.Queue(`SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) FROM unnest($1::text[]) AS k`, locks)
+	b.Queue(`SELECT k, greatest(coalesce((SELECT value FROM picbot_counters WHERE key = k), 0)
+		+ coalesce((SELECT sum(delta) FROM picbot_counter_deltas WHERE key = k), 0), 0)::bigint
+		FROM unnest($1::text[]) AS k`, ckeys)
+	b.Queue(`SELECT key, value FROM picbot_settings WHERE key = ANY($1::text[])`, skeys)
+	br := c.tx.SendBatch(c.ctx, b)
+	err := c.readPrefetch(br, ckeys, skeys)
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		c.fail(err)
+	}
+	return err
+}
+
+func (c *counters) readPrefetch(br pgx.BatchResults, ckeys, skeys []string) error {
+	if _, err := br.Exec(); err != nil {
+		return err
+	}
+	if c.read == nil {
+		c.read = make(map[string]int64)
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var k string
+		var v int64
+		if err := rows.Scan(&k, &v); err != nil {
+			rows.Close()
+			return err
+		}
+		c.read[k] = v
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if c.sread == nil {
+		c.sread = make(map[string]string)
+	}
+	for _, k := range skeys {
+		c.sread[k] = "" // no row: no setting
+	}
+	rows, err = br.Query()
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var k, v string
+		if err := rows.Scan(&k, &v); err != nil {
+			rows.Close()
+			return err
+		}
+		c.sread[k] = v
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, k := range ckeys {
+		if _, ok := c.read[k]; !ok {
+			return fmt.Errorf("prefetch: no value for counter %q", k)
+		}
+	}
+	return nil
+}
+
+// pending is what a transaction's counters would write: taken before a
+// reservation and put back if it is refused.
+type pending struct {
+	ints, blind map[string]int64
+	settings    map[string]string
+}
+
+func (c *counters) snapshot() pending {
+	return pending{ints: clone(c.ints), blind: clone(c.blind), settings: clone(c.settings)}
+}
+
+func (c *counters) restore(p pending) {
+	c.ints, c.blind, c.settings = p.ints, p.blind, p.settings
+}
+
+func clone[V any](m map[string]V) map[string]V {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]V, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// insertJobs writes jobs in one statement. A job whose id exists fails the
+// whole statement's transaction (admitBatch then tries each alone).
+func (s *DB) insertJobs(ctx context.Context, tx pgx.Tx, jobs []*engine.Job) error {
+	if len(jobs) == 0 {
+		return nil
+	}
+	n := len(jobs)
+	ids, owners, datas := make([]string, n), make([]string, n), make([]string, n)
+	created, finAt := make([]time.Time, n), make([]*time.Time, n)
+	fin := make([]bool, n)
+	leaseOwner, leaseUntil := make([]*string, n), make([]*time.Time, n)
+	for i, j := range jobs {
+		data, err := json.Marshal(j)
+		if err != nil {
+			return fmt.Errorf("encode job %s: %w", j.ID, err)
+		}
+		ids[i], owners[i], datas[i] = j.ID, j.Owner.Key(), string(data)
+		created[i], fin[i], finAt[i] = j.CreatedAt, j.Finished(), finishedAt(j)
+		if s.leasing && !j.Finished() {
+			// Leased by its creator, which schedules it at once.
+			u := time.Now().Add(s.ttl)
+			leaseOwner[i], leaseUntil[i] = &s.replica, &u
+		}
+	}
+	tag, err := tx.Exec(ctx, `INSERT INTO picbot_jobs (id, owner_key, created_at, finished, finished_at, data, lease_owner, lease_until)
+		SELECT id, o, c, f, fa, d::jsonb, lo, lu
+		FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::bool[], $5::timestamptz[], $6::text[], $7::text[], $8::timestamptz[])
+			AS t(id, o, c, f, fa, d, lo, lu)
+		ON CONFLICT (id) DO NOTHING`, ids, owners, created, fin, finAt, datas, leaseOwner, leaseUntil)
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() != int64(n) {
+		return fmt.Errorf("a job of the batch exists (%d of %d written)", tag.RowsAffected(), n)
+	}
+	return nil
+}

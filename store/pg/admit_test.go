@@ -1,0 +1,121 @@
+package pgstore_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/picbot/picbot/engine"
+	pgstore "github.com/picbot/picbot/store/pg"
+	"github.com/picbot/picbot/store/pg/pgtest"
+)
+
+// TestGroupCommit: admissions that share a transaction keep their own
+// verdicts: a refused reservation leaves no count and no job, a job whose
+// id exists fails alone, and every other job and its count are committed.
+func TestGroupCommit(t *testing.T) {
+	ctx := context.Background()
+	db := mustOpen(t, pgtest.URL(t), pgstore.Options{})
+	var biggest atomic.Int64
+	db.OnBatchForTest(func(n int) {
+		for b := biggest.Load(); int64(n) > b && !biggest.CompareAndSwap(b, int64(n)); b = biggest.Load() {
+		}
+	})
+	now := time.Now()
+	if err := db.Update(ctx, func(c engine.Counters) error {
+		for i := 1; i < 64; i += 2 {
+			c.SetSetting(fmt.Sprintf("ban:u%d", i), "1")
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	dup := &engine.Job{ID: "j07", Owner: engine.UserRef{Platform: "t", ID: "u7"}, State: engine.StateQueued, CreatedAt: now}
+	if err := db.CreateJob(ctx, dup, nil); err != nil {
+		t.Fatal(err)
+	}
+	errs := make([]error, 64)
+	var wg sync.WaitGroup
+	for round := range 5 { // several rounds: a batch of more than one is all but sure
+		for i := range 64 {
+			id := fmt.Sprintf("j%02d", i)
+			if round > 0 {
+				id = fmt.Sprintf("r%d-%02d", round, i)
+			}
+			j := &engine.Job{ID: id, Owner: engine.UserRef{Platform: "t", ID: fmt.Sprintf("u%d", i)}, State: engine.StateQueued, CreatedAt: now}
+			wg.Go(func() {
+				err := db.CreateJob(ctx, j, func(c engine.Counters) error {
+					if c.Setting("ban:"+j.Owner.ID) != "" {
+						return engine.Errorf(engine.EFORBIDDEN, "banned", "banned")
+					}
+					c.Add("jobs", 1)
+					c.Add("user:"+j.Owner.ID, 1)
+					return nil
+				})
+				if round == 0 {
+					errs[i] = err
+				}
+			})
+		}
+		wg.Wait()
+	}
+	if biggest.Load() < 2 {
+		t.Fatalf("no batch of more than one admission formed (largest %d)", biggest.Load())
+	}
+	for i, err := range errs {
+		switch {
+		case i == 7:
+			if err == nil {
+				t.Error("a job whose id exists was created")
+			}
+		case i%2 == 1:
+			if engine.ErrorCode(err) != engine.EFORBIDDEN {
+				t.Errorf("job %d of a banned user: %v, want EFORBIDDEN", i, err)
+			}
+			if _, err := db.Job(ctx, fmt.Sprintf("j%02d", i)); engine.ErrorCode(err) != engine.ENOTFOUND {
+				t.Errorf("refused job %d stored (%v)", i, err)
+			}
+		default:
+			if err != nil {
+				t.Errorf("job %d: %v", i, err)
+			}
+			if _, err := db.Job(ctx, fmt.Sprintf("j%02d", i)); err != nil {
+				t.Errorf("admitted job %d not stored: %v", i, err)
+			}
+		}
+	}
+	_ = db.View(ctx, func(c engine.Counters) error {
+		if got := c.Get("jobs"); got != 5*32 {
+			t.Errorf("jobs counted %d, want %d", got, 5*32)
+		}
+		if got := c.Get("user:u1"); got != 0 {
+			t.Errorf("a refused user counted %d", got)
+		}
+		if got := c.Get("user:u2"); got != 5 {
+			t.Errorf("user u2 counted %d, want 5", got)
+		}
+		return nil
+	})
+}
+
+// TestPrefetchSettings: settings read in one round trip answer as Setting would.
+func TestPrefetchSettings(t *testing.T) {
+	ctx := context.Background()
+	db := mustOpen(t, pgtest.URL(t), pgstore.Options{})
+	if err := db.Update(ctx, func(c engine.Counters) error { c.SetSetting("a", "1"); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	err := db.View(ctx, func(c engine.Counters) error {
+		c.(interface{ PrefetchSettings(...string) }).PrefetchSettings("a", "b")
+		if c.Setting("a") != "1" || c.Setting("b") != "" {
+			t.Errorf("prefetched a=%q b=%q, want 1 and empty", c.Setting("a"), c.Setting("b"))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
