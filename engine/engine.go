@@ -404,6 +404,11 @@ func (e *Engine) Submit(ctx context.Context, owner UserRef, chat ChatRef, req Re
 	}
 	if err := e.store.CreateJob(ctx, j, func(c Counters) error { return e.quota.Reserve(c, j, now) }); err != nil {
 		e.cfg.Observer.Refused(ErrorCode(err))
+		if ErrorCode(err) == EINTERNAL {
+			// Not a refusal (quota, ban: those are *Error) but the store failing:
+			// nothing was accepted, and a platform that resends may try again.
+			err = fmt.Errorf("%w: %w", ErrNotRecorded, err)
+		}
 		return nil, err
 	}
 	e.cfg.Observer.Admitted(j)

@@ -23,6 +23,12 @@ const (
 	ECANCELLED   = "cancelled"   // the user cancelled the job
 )
 
+// ErrNotRecorded marks a command the store could not record (the database
+// down or out of connections): nothing was accepted or charged, so an intake
+// that can have the command sent again (Telegram's webhook and getUpdates)
+// should refuse the update rather than answer it, and lose nothing.
+var ErrNotRecorded = errors.New("the store could not record the job")
+
 // Error is an error with a code and a message safe to show in a chat, in
 // English and Chinese. Err, if set, is the internal cause: logged, never shown.
 type Error struct {

@@ -3,6 +3,7 @@ package telegram
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -31,11 +32,11 @@ func isCommand(text string) bool { return command.IsCommand(text) }
 // onMessage runs the command a message carries. parts are the messages of
 // the album msg belongs to, in order, when it is one.
 // thread is the forum topic it was sent in (0: none, or General).
-func (b *Bot) onMessage(ctx context.Context, updateID int, msg *tgbotapi.Message, thread int, parts []*tgbotapi.Message) {
+func (b *Bot) onMessage(ctx context.Context, updateID int, msg *tgbotapi.Message, thread int, parts []*tgbotapi.Message) error {
 	if msg.Chat == nil || !b.chatAllowed(msg.Chat) || msg.IsAutomaticForward {
 		// An automatic forward is a channel's post copied into its discussion
 		// group: the post itself was the command.
-		return
+		return nil
 	}
 	text := msg.Text
 	if text == "" {
@@ -44,11 +45,11 @@ func (b *Bot) onMessage(ctx context.Context, updateID int, msg *tgbotapi.Message
 	cref := chatRef(msg.Chat, msg.MessageID, updateID, thread)
 	user, ok := b.sender(ctx, msg, isCommand(text))
 	if !ok {
-		return
+		return nil
 	}
 	log := b.log.With(slog.String("chat_id", cref.ChatID), slog.String("user_id", user.ID))
 	if isCommand(text) && b.special(ctx, cref, user, text) {
-		return
+		return nil
 	}
 	if !isCommand(text) {
 		// Plain talk is not for the bot; in a private chat, say what it understands.
@@ -56,14 +57,14 @@ func (b *Bot) onMessage(ctx context.Context, updateID int, msg *tgbotapi.Message
 			b.reply(ctx, cref, chat.T(user.Lang, "Send a command, like /draw a red fox, or a photo with /anime as its caption. /help lists them all.",
 				"请发送命令，例如 /draw 一只红狐狸，或发一张照片并以 /anime 作为说明文字。/help 查看全部命令。"))
 		}
-		return
+		return nil
 	}
 	c, err := command.Parse(text)
 	if c != nil && c.Mention != "" && !strings.EqualFold(c.Mention, b.username) {
-		return // "/draw@OtherBot": another bot's command
+		return nil // "/draw@OtherBot": another bot's command
 	}
 	if err != nil && !cref.Private && !b.addressed(text) && (c == nil || !slices.Contains(command.Names, c.Name)) {
-		return // an unknown command in a group may be another bot's
+		return nil // an unknown command in a group may be another bot's
 	}
 	m := chat.Message{User: user, Chat: cref, Text: text, ChatAdmin: b.chatAdmin(msg)}
 	isJob := err == nil && c.IsJob()
@@ -75,24 +76,30 @@ func (b *Bot) onMessage(ctx context.Context, updateID int, msg *tgbotapi.Message
 			// Handled before a restart up to the job's creation: do not run it twice.
 			log.Info("update already made a job", slog.Int("update_id", updateID), slog.String("job_id", j.ID))
 			b.resume(ctx, j)
-			return
+			return nil
 		}
 		m.Images = b.images(msg, parts)
 	}
 	r := b.svc.Handle(ctx, m)
+	if isJob && r.Job == nil && r.Err != nil && errors.Is(r.Err, engine.ErrNotRecorded) {
+		// The store is down: no reply, and the update is refused so Telegram
+		// sends it again (webhook) or it is fetched again (getUpdates).
+		return fmt.Errorf("job of update %d: %w", updateID, r.Err)
+	}
 	if isJob && r.Job != nil {
 		b.replyStatus(ctx, r.Job, r.Text)
-		return
+		return nil
 	}
 	if r.Show != nil {
 		b.show(cref, r.Show, r.Text)
-		return
+		return nil
 	}
 	reply := r.Text
 	if err == nil && (c.Name == "help" || c.Name == "start") {
 		reply += "\n\n" + telegramHelp(user.Lang)
 	}
 	b.reply(ctx, cref, reply)
+	return nil
 }
 
 // addressed reports whether a command line's first word names this bot.

@@ -45,6 +45,8 @@ type harness struct {
 	bot    *Bot
 	logs   *syncBuffer
 	render time.Duration // the local renderer's time per job
+	// jobStore, if set, is the store the engine is given in place of db.
+	jobStore func(*store.DB) engine.Store
 
 	cancel context.CancelFunc
 	done   chan error
@@ -113,7 +115,11 @@ func newHarness(t testing.TB, dir string, fake *telegramtest.Server, opts ...har
 		ec.Routes[k] = []string{local.Name}
 	}
 	notifier := &lateNotifier{}
-	h.engine = engine.New(ec, h.db, q, h.blobs, notifier, local.New(h.blobs, h.render, nil))
+	var js engine.Store = h.db
+	if h.jobStore != nil {
+		js = h.jobStore(h.db)
+	}
+	h.engine = engine.New(ec, js, q, h.blobs, notifier, local.New(h.blobs, h.render, nil))
 	svc := &chat.Service{Engine: h.engine, Quota: q, Blobs: h.blobs, Log: log, MaxInput: 40 << 20}
 	h.bot, err = New(h.cfg, Deps{Service: svc, Jobs: h.engine, Blobs: h.blobs, Settings: h.db})
 	if err != nil {

@@ -383,9 +383,13 @@ func (b *Bot) dispatch(ctx context.Context, u update) error {
 			return fmt.Errorf("credit payment of update %d: %w", u.UpdateID, err)
 		}
 	case u.Message != nil:
-		b.onMessage(hctx, u.UpdateID, u.Message, u.messageTopic(), nil)
+		if err := b.onMessage(hctx, u.UpdateID, u.Message, u.messageTopic(), nil); err != nil {
+			return err
+		}
 	case u.ChannelPost != nil:
-		b.onMessage(hctx, u.UpdateID, u.ChannelPost, u.messageTopic(), nil)
+		if err := b.onMessage(hctx, u.UpdateID, u.ChannelPost, u.messageTopic(), nil); err != nil {
+			return err
+		}
 	case u.CallbackQuery != nil:
 		b.onCallback(hctx, u.UpdateID, u.CallbackQuery, u.messageTopic())
 	case u.InlineQuery != nil:
@@ -635,10 +639,26 @@ func (b *Bot) handleAlbum(id string) {
 	for i := range parts {
 		msgs[i] = parts[i].Message
 	}
-	if cmdIdx >= 0 {
-		b.onMessage(hctx, parts[cmdIdx].UpdateID, parts[cmdIdx].Message, parts[cmdIdx].messageTopic(), msgs)
-	} else if len(msgs) > 0 {
-		b.onMessage(hctx, parts[0].UpdateID, parts[0].Message, parts[0].messageTopic(), msgs)
+	var lead update
+	switch {
+	case cmdIdx >= 0:
+		lead = parts[cmdIdx]
+	case len(parts) > 0:
+		lead = parts[0]
+	}
+	if lead.Message == nil {
+		// Nothing to run.
+	} else if err := b.onMessage(hctx, lead.UpdateID, lead.Message, lead.messageTopic(), msgs); err != nil {
+		// The store could not record the job: the album stays stored, and
+		// is taken again (here or by another replica) once its mark passes.
+		b.log.Error("album not recorded; it will be tried again", slog.String("album", id), slog.Any("err", err))
+		b.mu.Lock()
+		if a := b.albums[id]; a != nil {
+			a.deferred = true
+		}
+		b.mu.Unlock()
+		b.scheduleAlbum(id, albumTakenFor+time.Second)
+		return
 	}
 	err := b.markSeen(hctx, 0, func(pending map[string][]update) { delete(pending, id) })
 	if err == nil {
