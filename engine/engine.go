@@ -573,15 +573,25 @@ func (e *Engine) callbackTask(ctx context.Context, lj *liveJob, v CallbackVendor
 	probe := j.Clone()
 	probe.Vendor, probe.TaskID = m.Vendor, m.TaskID
 	out, err := v.ParseCallback(probe, body)
-	if err != nil || out.TaskID != m.TaskID {
-		return nil, false // only a callback that names the task proves it
+	if err != nil || out.TaskID == "" {
+		return nil, false // only a callback that names a task proves it
+	}
+	taskID := m.TaskID
+	if out.TaskID != m.TaskID {
+		// A vendor that names its tasks itself (ShowAPI): the job's callback
+		// URL, secret token and all, went to this vendor only with this
+		// job's first submission, so a task calling back is that one.
+		if s, ok := v.(IdempotentSubmitter); m.Attempt != 1 || len(j.Tried) > 0 || ok && s.SubmitIdempotent() {
+			return nil, false
+		}
+		taskID = out.TaskID
 	}
 	e.log.Info("submission uncertain: the vendor's callback names the task; recorded without submitting again",
-		slog.String("job_id", j.ID), slog.String("vendor", m.Vendor), slog.String("task_id", m.TaskID))
+		slog.String("job_id", j.ID), slog.String("vendor", m.Vendor), slog.String("task_id", taskID))
 	e.countUncertain(m.Vendor, "callback")
 	st := &stepState{seen: j}
 	work := lj.snapshot()
-	e.submitted(withStep(ctx, st), work, j, v, e.task(j, v, m.TaskID), m.TaskID, calls(v.Timing(&j.Request).Billed))
+	e.submitted(withStep(ctx, st), work, j, v, e.task(j, v, m.TaskID), taskID, calls(v.Timing(&j.Request).Billed))
 	if st.stale || st.seen.State != StateSubmitted {
 		return nil, st.stale
 	}

@@ -406,3 +406,62 @@ func TestLostAnswerCallbackRecordsTask(t *testing.T) {
 		h.engine.Stop(context.Background())
 	}
 }
+
+// finderCallback is ShowAPI as the engine sees it: the vendor names its
+// tasks, can be asked (a billed search), and calls back naming the task.
+type finderCallback struct{ *finderVendor }
+
+func (v finderCallback) ParseCallback(j *engine.Job, body []byte) (*engine.Outcome, error) {
+	out := done()
+	out.TaskID = string(body)
+	return out, nil
+}
+func (v finderCallback) WantsCallback() bool { return true }
+func (v finderCallback) CallbackReply() (string, []byte) {
+	return "application/json", []byte(`{"code":"200"}`)
+}
+
+// At a vendor that names its tasks, the callback of a first submission a
+// dead process left uncertain records the task it names: no billed search.
+func TestLostAnswerCallbackNamesVendorTask(t *testing.T) {
+	clock := &manualClock{t: time.Unix(1_700_000_000, 0)}
+	v := finderCallback{newFinder("sa")}
+	v.timing = engine.Timing{First: time.Minute, Every: time.Minute, Max: time.Hour, Billed: true}
+	made := v.submit
+	var once atomic.Bool
+	v.submit = func(j *engine.Job, task engine.Task) (string, error) {
+		if once.CompareAndSwap(false, true) {
+			made(j, task)
+			return "", context.DeadlineExceeded
+		}
+		return made(j, task)
+	}
+	h := newHarness(t, engine.Config{Now: clock.Now, PublicURL: "http://bot.example", JobTimeout: 24 * time.Hour}, v)
+	id := h.submit(t).ID
+	deadline := time.Now().Add(10 * time.Second)
+	for j := h.job(t, id); j.Submitting == nil || v.submits.Load() != 1; j = h.job(t, id) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no uncertain submission: %+v", j)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	h.engine.Stop(context.Background())
+	clock.Set(clock.Now().Add(10 * time.Second))
+	h.start(t, v)
+	time.Sleep(50 * time.Millisecond)
+	j := h.job(t, id)
+	if _, _, err := h.engine.HandleCallback(context.Background(), "sa", id, j.CallbackToken, []byte("vt-"+j.Submitting.TaskID)); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for j = h.job(t, id); !j.Finished(); j = h.job(t, id) {
+		if time.Now().After(deadline) {
+			t.Fatalf("not finished: %+v", j)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if v.submits.Load() != 1 || v.finds.Load() != 0 || j.State != engine.StateDelivered || j.TaskID != "vt-"+id+"-1" || j.BilledCalls != 1 {
+		t.Fatalf("%d submissions, %d searches; job %s task %q billed %d; want 1, 0, delivered, vt-%s-1, 1",
+			v.submits.Load(), v.finds.Load(), j.State, j.TaskID, j.BilledCalls, id)
+	}
+}
