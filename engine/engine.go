@@ -531,7 +531,11 @@ func (e *Engine) HandleCallback(ctx context.Context, vendor, id, token string, b
 // applyCallback applies a callback's body to j as stored when read. stale
 // reports that the job moved on before the write and nothing was applied.
 func (e *Engine) applyCallback(ctx context.Context, lj *liveJob, v CallbackVendor, j *Job, body []byte) (after time.Duration, stale bool) {
-	if m := j.Submitting; m != nil && j.State == StateQueued && m.Vendor == v.Name() && len(j.Pending) == 0 {
+	// Only a marker a dead process left: this process's own submission in
+	// flight records its task itself, and billing it here too would count
+	// the submission twice (as would a replica's, whose holder we are not).
+	if m := j.Submitting; m != nil && j.State == StateQueued && m.Vendor == v.Name() && len(j.Pending) == 0 &&
+		!lj.snapshot().marked && e.liveJob(j.ID) == lj {
 		// A submission whose answer a dead process lost: the vendor's
 		// callback for its task id proves the task, for free, where sending
 		// it again would cost a billed refusal ("任务ID重复").

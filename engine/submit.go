@@ -152,10 +152,11 @@ func (e *Engine) billCalls(ctx context.Context, id, vendor string, n int) *Job {
 }
 
 // waitCallback holds back a submission a dead process left uncertain at a
-// vendor that calls back, until twice the task's typical time since it was
-// sent: a task the vendor made calls back meanwhile (applyCallback records
-// it, free), where sending it again or asking costs a billed call. A task
-// never made costs only that wait. A marker this process stored (a failed
+// vendor that calls back, for the safety-net wait a recorded task gets
+// before its first poll (firstWait), from when it was sent: a task the
+// vendor made calls back meanwhile, its retries included, and
+// applyCallback records it for free, where sending it again or asking
+// costs a billed call. A task never made costs only that wait. A marker this process stored (a failed
 // or timed-out call of its own) is not waited on: no callback is owed.
 func (e *Engine) waitCallback(lj *liveJob, j *Job) (time.Duration, bool) {
 	m := j.Submitting
@@ -163,7 +164,8 @@ func (e *Engine) waitCallback(lj *liveJob, j *Job) (time.Duration, bool) {
 	if lj.marked || !ok || !v.WantsCallback() || e.cfg.PublicURL == "" {
 		return 0, false
 	}
-	wait := m.At.Add(2 * v.Timing(&j.Request).First).Sub(e.cfg.Now())
+	t := v.Timing(&j.Request)
+	wait := m.At.Add(2*t.First + t.Max).Sub(e.cfg.Now())
 	if wait <= 0 {
 		return 0, false
 	}

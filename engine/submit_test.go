@@ -374,7 +374,7 @@ func TestLostAnswerCallbackRecordsTask(t *testing.T) {
 				t.Fatal(err)
 			}
 		} else {
-			clock.Set(j.Submitting.At.Add(2 * v.timing.First))
+			clock.Set(j.Submitting.At.Add(2*v.timing.First + v.timing.Max))
 			h.engine.WakeScheduler()
 			deadline = time.Now().Add(10 * time.Second)
 			for j = h.job(t, id); j.State != engine.StateSubmitted; j = h.job(t, id) {
