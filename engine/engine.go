@@ -535,7 +535,7 @@ func (e *Engine) applyCallback(ctx context.Context, lj *liveJob, v CallbackVendo
 	// flight records its task itself, and billing it here too would count
 	// the submission twice (as would a replica's, whose holder we are not).
 	if m := j.Submitting; m != nil && j.State == StateQueued && m.Vendor == v.Name() && len(j.Pending) == 0 &&
-		!lj.snapshot().marked && e.liveJob(j.ID) == lj {
+		e.liveJob(j.ID) == lj && !lj.ownSubmission() {
 		// A submission whose answer a dead process lost: the vendor's
 		// callback for its task id proves the task, for free, where sending
 		// it again would cost a billed refusal ("任务ID重复").
@@ -566,6 +566,14 @@ func (e *Engine) applyCallback(ctx context.Context, lj *liveJob, v CallbackVendo
 	lj.lastPct = work.lastPct
 	lj.mu.Unlock()
 	return after, st.stale
+}
+
+// ownSubmission reports that this process stored the job's marker or
+// has a step of it under way (the marker's work copy is the step's until it ends).
+func (lj *liveJob) ownSubmission() bool {
+	lj.mu.Lock()
+	defer lj.mu.Unlock()
+	return lj.stepping || lj.marked
 }
 
 // callbackTask records the task a callback names for a queued job whose

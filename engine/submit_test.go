@@ -364,7 +364,7 @@ func TestLostAnswerCallbackRecordsTask(t *testing.T) {
 		h.engine.Stop(context.Background())
 		clock.Set(clock.Now().Add(10 * time.Second))
 		h.start(t, v)
-		time.Sleep(50 * time.Millisecond) // the resumed step, which must not resend yet
+		waitIdle(t, h, clock, id) // the resumed step, which must not resend yet
 		if n := v.submits.Load(); n != 1 {
 			t.Fatalf("arrived %v: %d submissions right after the restart, want 1 (the callback's chance first)", arrived, n)
 		}
@@ -448,7 +448,7 @@ func TestLostAnswerCallbackNamesVendorTask(t *testing.T) {
 	h.engine.Stop(context.Background())
 	clock.Set(clock.Now().Add(10 * time.Second))
 	h.start(t, v)
-	time.Sleep(50 * time.Millisecond)
+	waitIdle(t, h, clock, id)
 	j := h.job(t, id)
 	if _, _, err := h.engine.HandleCallback(context.Background(), "sa", id, j.CallbackToken, []byte("vt-"+j.Submitting.TaskID)); err != nil {
 		t.Fatal(err)
@@ -463,5 +463,56 @@ func TestLostAnswerCallbackNamesVendorTask(t *testing.T) {
 	if v.submits.Load() != 1 || v.finds.Load() != 0 || j.State != engine.StateDelivered || j.TaskID != "vt-"+id+"-1" || j.BilledCalls != 1 {
 		t.Fatalf("%d submissions, %d searches; job %s task %q billed %d; want 1, 0, delivered, vt-%s-1, 1",
 			v.submits.Load(), v.finds.Load(), j.State, j.TaskID, j.BilledCalls, id)
+	}
+}
+
+// A callback that beats this process's own submission answer (a quick
+// task) leaves the recording to the submission: the submission billed
+// once, not twice.
+func TestCallbackBeforeOwnSubmitAnswer(t *testing.T) {
+	v := finderCallback{newFinder("sa")}
+	made := v.submit
+	release := make(chan struct{})
+	sent := make(chan string, 1)
+	v.submit = func(j *engine.Job, task engine.Task) (string, error) {
+		id, err := made(j, task)
+		sent <- id
+		<-release
+		return id, err
+	}
+	h := newHarness(t, engine.Config{PublicURL: "http://bot.example"}, v)
+	j := h.submit(t)
+	task := <-sent
+	if _, _, err := h.engine.HandleCallback(context.Background(), "sa", j.ID, h.job(t, j.ID).CallbackToken, []byte(task)); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	deadline := time.Now().Add(10 * time.Second)
+	got := h.job(t, j.ID)
+	for ; got.State != engine.StateSubmitted && !got.Finished(); got = h.job(t, j.ID) {
+		if time.Now().After(deadline) {
+			t.Fatalf("not submitted: %+v", got)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	got = h.waitFinished(t, j.ID)
+	// The vendor bills the one submission and any safety-net poll.
+	if billed := int(v.submits.Load() + v.queries.Load()); got.BilledCalls != billed || v.submits.Load() != 1 || got.TaskID != task {
+		t.Fatalf("job %s task %q billed %d, %d submissions; want task %q billed %d (what the vendor billed)", got.State, got.TaskID, got.BilledCalls, v.submits.Load(), task, billed)
+	}
+}
+
+// waitIdle waits until job id's step is over and its next one is scheduled.
+func waitIdle(t *testing.T, h *harness, clock *manualClock, id string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if due, ok := h.engine.DueAt(id); ok && due.After(clock.Now()) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job %s never became idle: %+v", id, h.job(t, id))
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
