@@ -167,8 +167,11 @@ type stepFields struct {
 	fetches  int // failed downloads since this process took the job on
 	lastPct  float64
 	timedOut time.Time // when this process last gave up waiting on a submission
-	place    int       // the place in a vendor's line at the last look (gate.go)
-	looks    int       // times it looked at its place in line
+	// marked: this process stored the job's submission marker, so a marker
+	// it finds is its own, not one a dead process left (see waitCallback).
+	marked bool
+	place  int // the place in a vendor's line at the last look (gate.go)
+	looks  int // times it looked at its place in line
 	// deliveryStarted: the bot-added latency was reported for this job.
 	deliveryStarted bool
 }
@@ -533,6 +536,20 @@ func (e *Engine) HandleCallback(ctx context.Context, vendor, id, token string, b
 // applyCallback applies a callback's body to j as stored when read. stale
 // reports that the job moved on before the write and nothing was applied.
 func (e *Engine) applyCallback(ctx context.Context, lj *liveJob, v CallbackVendor, j *Job, body []byte) (after time.Duration, stale bool) {
+	// Only a marker a dead process left: this process's own submission in
+	// flight records its task itself, and billing it here too would count
+	// the submission twice (as would a replica's, whose holder we are not).
+	if m := j.Submitting; m != nil && j.State == StateQueued && m.Vendor == v.Name() && len(j.Pending) == 0 &&
+		e.liveJob(j.ID) == lj && !lj.ownSubmission() {
+		// A submission whose answer a dead process lost: the vendor's
+		// callback for its task id proves the task, for free, where sending
+		// it again would cost a billed refusal ("任务ID重复").
+		rec, stale := e.callbackTask(ctx, lj, v, j, body)
+		if rec == nil {
+			return never, stale
+		}
+		j = rec
+	}
 	if j.Vendor != v.Name() || !j.State.AtVendor() || len(j.Pending) > 0 {
 		return never, false
 	}
@@ -554,6 +571,48 @@ func (e *Engine) applyCallback(ctx context.Context, lj *liveJob, v CallbackVendo
 	lj.lastPct = work.lastPct
 	lj.mu.Unlock()
 	return after, st.stale
+}
+
+// ownSubmission reports that this process stored the job's marker or
+// has a step of it under way (the marker's work copy is the step's until it ends).
+func (lj *liveJob) ownSubmission() bool {
+	lj.mu.Lock()
+	defer lj.mu.Unlock()
+	return lj.stepping || lj.marked
+}
+
+// callbackTask records the task a callback names for a queued job whose
+// submission marker holds that task id, as submitted (billed one call, the
+// submission whose answer was lost). nil: the callback does not name the
+// marker's task, or the write failed or was stale.
+func (e *Engine) callbackTask(ctx context.Context, lj *liveJob, v CallbackVendor, j *Job, body []byte) (*Job, bool) {
+	m := j.Submitting
+	probe := j.Clone()
+	probe.Vendor, probe.TaskID = m.Vendor, m.TaskID
+	out, err := v.ParseCallback(probe, body)
+	if err != nil || out.TaskID == "" {
+		return nil, false // only a callback that names a task proves it
+	}
+	taskID := m.TaskID
+	if out.TaskID != m.TaskID {
+		// A vendor that names its tasks itself (ShowAPI): the job's callback
+		// URL, secret token and all, went to this vendor only with this
+		// job's first submission, so a task calling back is that one.
+		if s, ok := v.(IdempotentSubmitter); m.Attempt != 1 || len(j.Tried) > 0 || ok && s.SubmitIdempotent() {
+			return nil, false
+		}
+		taskID = out.TaskID
+	}
+	e.log.Info("submission uncertain: the vendor's callback names the task; recorded without submitting again",
+		slog.String("job_id", j.ID), slog.String("vendor", m.Vendor), slog.String("task_id", taskID))
+	e.countUncertain(m.Vendor, "callback")
+	st := &stepState{seen: j}
+	work := lj.snapshot()
+	e.submitted(withStep(ctx, st), work, j, v, e.task(j, v, m.TaskID), taskID, calls(v.Timing(&j.Request).Billed))
+	if st.stale || st.seen.State != StateSubmitted {
+		return nil, st.stale
+	}
+	return st.seen.Clone(), false
 }
 
 // OpenInput serves a job's input image to a vendor that fetches it by URL.

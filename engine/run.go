@@ -296,6 +296,9 @@ func (e *Engine) submit(ctx context.Context, lj *liveJob, j *Job) time.Duration 
 		err    error
 	)
 	if j.Submitting != nil {
+		if d, wait := e.waitCallback(lj, j); wait {
+			return d
+		}
 		v, taskID = e.sameTask(j)
 		if v == nil {
 			if d, done := e.uncertain(ctx, lj, j); done {
@@ -333,6 +336,7 @@ func (e *Engine) submit(ctx context.Context, lj *liveJob, j *Job) time.Duration 
 	if !e.mark(ctx, j, name, task.ID) {
 		return retry
 	}
+	lj.marked = true
 	sctx, cancel := context.WithTimeout(ctx, e.cfg.VendorTimeout)
 	sctx, bill := withMeter(sctx)
 	taskID, err = v.Submit(sctx, j, task)

@@ -151,6 +151,27 @@ func (e *Engine) billCalls(ctx context.Context, id, vendor string, n int) *Job {
 	})
 }
 
+// waitCallback holds back a submission a dead process left uncertain at a
+// vendor that calls back, for the safety-net wait a recorded task gets
+// before its first poll (firstWait), from when it was sent: a task the
+// vendor made calls back meanwhile, its retries included, and
+// applyCallback records it for free, where sending it again or asking
+// costs a billed call. A task never made costs only that wait. A marker this process stored (a failed
+// or timed-out call of its own) is not waited on: no callback is owed.
+func (e *Engine) waitCallback(lj *liveJob, j *Job) (time.Duration, bool) {
+	m := j.Submitting
+	v, ok := e.vendors[m.Vendor].(CallbackVendor)
+	if lj.marked || !ok || !v.WantsCallback() || e.cfg.PublicURL == "" {
+		return 0, false
+	}
+	t := v.Timing(&j.Request)
+	wait := m.At.Add(2*t.First + t.Max).Sub(e.cfg.Now())
+	if wait <= 0 {
+		return 0, false
+	}
+	return e.untilDeadline(j, wait), true
+}
+
 // sameTask is where a submission whose answer was lost goes again without
 // asking first: to a vendor that takes each task id once, under the same
 // id, while that vendor is not failed for the job and its breaker lets

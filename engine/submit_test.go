@@ -316,3 +316,203 @@ func TestTimedOutSubmitNotOrphaned(t *testing.T) {
 		t.Fatalf("%d submissions (want 1: the late task found, not made again); job %s task %q after %d finds", n, got.State, got.TaskID, v.finds.Load())
 	}
 }
+
+// idempotentCallback is Zhiqite as the engine sees it: each task id taken
+// once, and a callback that names the task by the id the bot chose (the
+// body, here).
+type idempotentCallback struct{ *idempotentVendor }
+
+func (v idempotentCallback) ParseCallback(j *engine.Job, body []byte) (*engine.Outcome, error) {
+	out := done()
+	out.TaskID = string(body)
+	return out, nil
+}
+func (v idempotentCallback) WantsCallback() bool { return true }
+func (v idempotentCallback) CallbackReply() (string, []byte) {
+	return "application/json", []byte(`{"code":"200"}`)
+}
+
+// A submission a dead process left uncertain at a vendor that calls back
+// is not sent again at once after the restart: the vendor's callback for
+// the task proves it for free, where the same-id resend costs a billed
+// refusal. With no callback, it goes again once the task's time is past.
+func TestLostAnswerCallbackRecordsTask(t *testing.T) {
+	for _, arrived := range []bool{true, false} {
+		clock := &manualClock{t: time.Unix(1_700_000_000, 0)}
+		v := idempotentCallback{newIdempotent("zq")}
+		v.timing = engine.Timing{First: time.Minute, Every: time.Minute, Max: time.Hour, Billed: true}
+		made := v.submit
+		var once atomic.Bool
+		v.submit = func(j *engine.Job, task engine.Task) (string, error) {
+			if once.CompareAndSwap(false, true) {
+				if arrived {
+					made(j, task)
+				}
+				return "", context.DeadlineExceeded // the process dies with the call
+			}
+			return made(j, task)
+		}
+		h := newHarness(t, engine.Config{Now: clock.Now, PublicURL: "http://bot.example", JobTimeout: 24 * time.Hour}, v)
+		id := h.submit(t).ID
+		deadline := time.Now().Add(10 * time.Second)
+		for j := h.job(t, id); j.Submitting == nil || v.submits.Load() != 1; j = h.job(t, id) {
+			if time.Now().After(deadline) {
+				t.Fatalf("arrived %v: no uncertain submission: %+v", arrived, j)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		h.engine.Stop(context.Background())
+		clock.Set(clock.Now().Add(10 * time.Second))
+		h.start(t, v)
+		waitIdle(t, h, clock, id) // the resumed step, which must not resend yet
+		if n := v.submits.Load(); n != 1 {
+			t.Fatalf("arrived %v: %d submissions right after the restart, want 1 (the callback's chance first)", arrived, n)
+		}
+		j := h.job(t, id)
+		if arrived {
+			if _, _, err := h.engine.HandleCallback(context.Background(), "zq", id, j.CallbackToken, []byte(j.Submitting.TaskID)); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			clock.Set(j.Submitting.At.Add(2*v.timing.First + v.timing.Max))
+			h.engine.WakeScheduler()
+			deadline = time.Now().Add(10 * time.Second)
+			for j = h.job(t, id); j.State != engine.StateSubmitted; j = h.job(t, id) {
+				if time.Now().After(deadline) {
+					t.Fatalf("not sent again after the task's time: %+v", j)
+				}
+				time.Sleep(time.Millisecond)
+			}
+			if _, _, err := h.engine.HandleCallback(context.Background(), "zq", id, j.CallbackToken, []byte(j.TaskID)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		deadline = time.Now().Add(10 * time.Second)
+		for j := h.job(t, id); !j.Finished(); j = h.job(t, id) {
+			if time.Now().After(deadline) {
+				t.Fatalf("arrived %v: not finished: %+v (%d submissions)", arrived, j, v.submits.Load())
+			}
+			time.Sleep(time.Millisecond)
+		}
+		got := h.job(t, id)
+		wantSubmits := int32(1)
+		if !arrived {
+			wantSubmits = 2
+		}
+		if n := v.submits.Load(); n != wantSubmits || v.finds.Load() != 0 || v.made() != 1 || got.State != engine.StateDelivered || got.BilledCalls != 1 || got.TaskID != id+"-1" && arrived {
+			t.Fatalf("arrived %v: %d submissions (want %d), %d finds, %d tasks; job %s task %q billed %d (want 1)",
+				arrived, n, wantSubmits, v.finds.Load(), v.made(), got.State, got.TaskID, got.BilledCalls)
+		}
+		h.engine.Stop(context.Background())
+	}
+}
+
+// finderCallback is ShowAPI as the engine sees it: the vendor names its
+// tasks, can be asked (a billed search), and calls back naming the task.
+type finderCallback struct{ *finderVendor }
+
+func (v finderCallback) ParseCallback(j *engine.Job, body []byte) (*engine.Outcome, error) {
+	out := done()
+	out.TaskID = string(body)
+	return out, nil
+}
+func (v finderCallback) WantsCallback() bool { return true }
+func (v finderCallback) CallbackReply() (string, []byte) {
+	return "application/json", []byte(`{"code":"200"}`)
+}
+
+// At a vendor that names its tasks, the callback of a first submission a
+// dead process left uncertain records the task it names: no billed search.
+func TestLostAnswerCallbackNamesVendorTask(t *testing.T) {
+	clock := &manualClock{t: time.Unix(1_700_000_000, 0)}
+	v := finderCallback{newFinder("sa")}
+	v.timing = engine.Timing{First: time.Minute, Every: time.Minute, Max: time.Hour, Billed: true}
+	made := v.submit
+	var once atomic.Bool
+	v.submit = func(j *engine.Job, task engine.Task) (string, error) {
+		if once.CompareAndSwap(false, true) {
+			made(j, task)
+			return "", context.DeadlineExceeded
+		}
+		return made(j, task)
+	}
+	h := newHarness(t, engine.Config{Now: clock.Now, PublicURL: "http://bot.example", JobTimeout: 24 * time.Hour}, v)
+	id := h.submit(t).ID
+	deadline := time.Now().Add(10 * time.Second)
+	for j := h.job(t, id); j.Submitting == nil || v.submits.Load() != 1; j = h.job(t, id) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no uncertain submission: %+v", j)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	h.engine.Stop(context.Background())
+	clock.Set(clock.Now().Add(10 * time.Second))
+	h.start(t, v)
+	waitIdle(t, h, clock, id)
+	j := h.job(t, id)
+	if _, _, err := h.engine.HandleCallback(context.Background(), "sa", id, j.CallbackToken, []byte("vt-"+j.Submitting.TaskID)); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for j = h.job(t, id); !j.Finished(); j = h.job(t, id) {
+		if time.Now().After(deadline) {
+			t.Fatalf("not finished: %+v", j)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if v.submits.Load() != 1 || v.finds.Load() != 0 || j.State != engine.StateDelivered || j.TaskID != "vt-"+id+"-1" || j.BilledCalls != 1 {
+		t.Fatalf("%d submissions, %d searches; job %s task %q billed %d; want 1, 0, delivered, vt-%s-1, 1",
+			v.submits.Load(), v.finds.Load(), j.State, j.TaskID, j.BilledCalls, id)
+	}
+}
+
+// A callback that beats this process's own submission answer (a quick
+// task) leaves the recording to the submission: the submission billed
+// once, not twice.
+func TestCallbackBeforeOwnSubmitAnswer(t *testing.T) {
+	v := finderCallback{newFinder("sa")}
+	made := v.submit
+	release := make(chan struct{})
+	sent := make(chan string, 1)
+	v.submit = func(j *engine.Job, task engine.Task) (string, error) {
+		id, err := made(j, task)
+		sent <- id
+		<-release
+		return id, err
+	}
+	h := newHarness(t, engine.Config{PublicURL: "http://bot.example"}, v)
+	j := h.submit(t)
+	task := <-sent
+	if _, _, err := h.engine.HandleCallback(context.Background(), "sa", j.ID, h.job(t, j.ID).CallbackToken, []byte(task)); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	deadline := time.Now().Add(10 * time.Second)
+	got := h.job(t, j.ID)
+	for ; got.State != engine.StateSubmitted && !got.Finished(); got = h.job(t, j.ID) {
+		if time.Now().After(deadline) {
+			t.Fatalf("not submitted: %+v", got)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	got = h.waitFinished(t, j.ID)
+	// The vendor bills the one submission and any safety-net poll.
+	if billed := int(v.submits.Load() + v.queries.Load()); got.BilledCalls != billed || v.submits.Load() != 1 || got.TaskID != task {
+		t.Fatalf("job %s task %q billed %d, %d submissions; want task %q billed %d (what the vendor billed)", got.State, got.TaskID, got.BilledCalls, v.submits.Load(), task, billed)
+	}
+}
+
+// waitIdle waits until job id's step is over and its next one is scheduled.
+func waitIdle(t *testing.T, h *harness, clock *manualClock, id string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if due, ok := h.engine.DueAt(id); ok && due.After(clock.Now()) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job %s never became idle: %+v", id, h.job(t, id))
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
