@@ -139,11 +139,14 @@ type Engine struct {
 	log      *slog.Logger
 	sched    *scheduler
 
-	mu      sync.Mutex
-	live    map[string]*liveJob
-	started bool
-	closing bool
-	workers sync.WaitGroup
+	mu   sync.Mutex
+	live map[string]*liveJob
+	// unstepped: job ids the last lease renewal found held here and not in
+	// live (see renew); guarded by mu.
+	unstepped map[string]bool
+	started   bool
+	closing   bool
+	workers   sync.WaitGroup
 	// stopTaking ends the workers' loop; abortSteps cancels the steps under way.
 	stopTaking, abortSteps context.CancelFunc
 }

@@ -74,7 +74,7 @@ func (e *Engine) renew(ctx context.Context, l Leaser) {
 	for _, id := range held {
 		keep[id] = true
 	}
-	var lost []string
+	var lost, orphans []string
 	e.mu.Lock()
 	for id, lj := range e.live {
 		// A job tracked after the renewal started may not be in its answer.
@@ -82,10 +82,31 @@ func (e *Engine) renew(ctx context.Context, l Leaser) {
 			lost = append(lost, id)
 		}
 	}
+	// A lease held and not stepped here (the job forgotten by a step that
+	// gave up, or dropped in a takeover race) would keep every replica off
+	// the job for as long as this one lives. Given back once seen at two
+	// renewals in a row: a job just created is tracked long before that.
+	unstepped := map[string]bool{}
+	for _, id := range held {
+		if e.live[id] == nil {
+			if e.unstepped[id] {
+				orphans = append(orphans, id)
+			} else {
+				unstepped[id] = true
+			}
+		}
+	}
+	e.unstepped = unstepped
 	e.mu.Unlock()
 	for _, id := range lost {
 		e.log.Warn("job lease lost to another replica", slog.String("job_id", id))
 		e.forget(id)
+	}
+	if len(orphans) > 0 {
+		e.log.Warn("job leases held and not stepped here: given back", slog.Int("jobs", len(orphans)), slog.Any("job_ids", orphans))
+		if err := l.Release(ctx, orphans); err != nil && ctx.Err() == nil {
+			e.log.Warn("release job leases", slog.Any("err", err))
+		}
 	}
 }
 

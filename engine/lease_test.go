@@ -300,3 +300,44 @@ func (slowObserver) Refused(string)                             {}
 func (slowObserver) Moved(*engine.Job, engine.State)            {}
 func (slowObserver) Billed(string, int)                         {}
 func (slowObserver) DeliveryStarted(*engine.Job, time.Duration) {}
+
+// TestLeaseHeldNotStepped: a replica holds the lease of a job it does not
+// step (it forgot the job: a step that gave up, a takeover race), so its
+// renewals keep every other replica off the job for good. Seen in
+// TestReplicasKill and TestReplicasRandomKills: jobs left unfinished, their
+// lease renewed by a live replica. A lease held and not stepped at two
+// renewals in a row is given back, and the job is carried on.
+func TestLeaseHeldNotStepped(t *testing.T) {
+	v := newVendor("v")
+	var ready atomic.Bool
+	v.query = func(*engine.Job) (*engine.Outcome, error) {
+		if !ready.Load() {
+			return &engine.Outcome{State: engine.TaskRunning}, nil
+		}
+		return done(), nil
+	}
+	rs, l := newReplicas(t, 2, v)
+	a, b := rs[0], rs[1]
+	j, err := b.engine.Submit(context.Background(), alice, engine.ChatRef{Platform: "test", ChatID: "c1"}, engine.Request{Kind: engine.KindDraw, Prompt: "a fox", Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, b.store.DB, j.ID, engine.StateSubmitted)
+	// The lease moves to a, which never tracked the job; b, at its next
+	// renewal, drops the job as lost to another replica.
+	l.mu.Lock()
+	l.holder[j.ID], l.until[j.ID] = "a", time.Now().Add(l.ttl)
+	l.mu.Unlock()
+	time.Sleep(2 * l.ttl) // b's renewals have passed: it stepped the job last while it held it
+	ready.Store(true)
+	deadline := time.Now().Add(10 * time.Second)
+	for a.notify.count(j.ID)+b.notify.count(j.ID) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("job %s never delivered: held by %q, renewed and not stepped", j.ID, l.holderOf(j.ID))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := a.notify.count(j.ID) + b.notify.count(j.ID); n != 1 {
+		t.Fatalf("posted %d times", n)
+	}
+}
