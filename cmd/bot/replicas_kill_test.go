@@ -137,21 +137,21 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 	return s[min(max(k, 0), len(s)-1)]
 }
 
-// Defects this test found that are not fixed yet, gated as the crash suite
-// gates its own: when false, the check is printed as a known defect, not
-// failed. replicasStuckFixed: a job left unfinished with its lease held
-// (and renewed) by a live replica that no longer steps it: seen in state
-// succeeded after its picture was posted (its running slot stays taken),
-// and queued, never submitted (its command never answered: counted apart
-// from the lost, which stay asserted); about one run in three. replicasResubmitFixed: on a loaded machine (load
+// Defects this test found, gated as the crash suite gates its own: when
+// false, the check is printed as a known defect, not failed.
+// replicasStuckFixed: a job left unfinished with its lease held (and
+// renewed) by a live replica that no longer stepped it, about one run in
+// three; fixed by giving back a lease held and not stepped at two renewals
+// (engine.renew, TestLeaseHeldNotStepped). replicasLostFixed: commands
+// whose webhook update was answered 200 and made no job (33 in a run when
+// the shared PostgreSQL ran out of connections); fixed by refusing an
+// update whose job the store could not record (engine.ErrNotRecorded,
+// TestWebhookStoreDown). replicasResubmitFixed: on a loaded machine (load
 // average 15–18) one ShowAPI task a run is made again, beyond the crash
-// suite's bound of 0, cause not found yet. replicasLostFixed: on a loaded
-// machine a few commands (0–5 a run; 33 when the shared PostgreSQL ran out
-// of connections) whose webhook update was answered 200 make no job at
-// all: the test prints what their chats were sent.
+// suite's bound of 0, cause not found yet.
 const (
-	replicasLostFixed     = false
-	replicasStuckFixed    = false
+	replicasLostFixed     = true
+	replicasStuckFixed    = true
 	replicasResubmitFixed = false
 )
 
