@@ -166,6 +166,8 @@ func (p *Pruner) pruneTables(ctx context.Context, now time.Time, blobs *int64) e
 	rows, err := p.DB.pool.Query(ctx, `SELECT b.key FROM picbot_blobs b WHERE b.created_at < $1 AND NOT EXISTS (
 		SELECT 1 FROM picbot_jobs j WHERE
 			j.data @? format('$.request.inputs[*] ? (@.blob == "%s")', b.key)::jsonpath OR
+			j.data @? format('$.request.control.input ? (@.blob == "%s")', b.key)::jsonpath OR
+			j.data @? format('$.request.mask ? (@.blob == "%s")', b.key)::jsonpath OR
 			j.data @? format('$.results[*] ? (@.blob == "%s")', b.key)::jsonpath)`, now.Add(-BlobGrace))
 	if err != nil {
 		return wrap(err)

@@ -40,13 +40,23 @@ func TestPrune(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A running job's ControlNet image and mask are named nowhere else.
+	control, err := blobs.Put(ctx, bytes.NewReader(tinyPNG(t, 60)), 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mask, err := blobs.Put(ctx, bytes.NewReader(tinyPNG(t, 90)), 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
 	old := time.Now().Add(-40 * 24 * time.Hour)
 	for _, j := range []*engine.Job{
 		{ID: "old", Owner: alice(), State: engine.StateDelivered, CreatedAt: old, UpdatedAt: old, FinishedAt: old,
 			Results: []engine.Result{{Blob: orphan.Key}}},
 		{ID: "new", Owner: alice(), State: engine.StateDelivered, CreatedAt: time.Now(), UpdatedAt: time.Now(), FinishedAt: time.Now(),
 			Results: []engine.Result{{Blob: kept.Key}}},
-		{ID: "running", Owner: alice(), State: engine.StateSubmitted, CreatedAt: old, UpdatedAt: old},
+		{ID: "running", Owner: alice(), State: engine.StateSubmitted, CreatedAt: old, UpdatedAt: old,
+			Request: engine.Request{Control: &engine.Control{Input: engine.Input{Blob: control.Key}}, Mask: &engine.Input{Blob: mask.Key}}},
 	} {
 		if err := db.CreateJob(ctx, j, nil); err != nil {
 			t.Fatal(err)
@@ -82,8 +92,10 @@ func TestPrune(t *testing.T) {
 			t.Errorf("job %s: %v", id, err)
 		}
 	}
-	if _, err := blobs.Open(kept.Key); err != nil {
-		t.Errorf("image of a kept job: %v", err)
+	for what, key := range map[string]string{"result": kept.Key, "ControlNet image": control.Key, "mask": mask.Key} {
+		if _, err := blobs.Open(key); err != nil {
+			t.Errorf("%s of a kept job: %v", what, err)
+		}
 	}
 	_ = db.View(ctx, func(c engine.Counters) error {
 		for k, want := range map[string]int64{"d:u:t:a:" + oldDay: 0, "st:" + oldDay + "::jobs": 0, "d:u:t:a:" + today: 1, "r:u:t:a": 1} {
