@@ -141,8 +141,11 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 // false, the check is printed as a known defect, not failed.
 // replicasStuckFixed: a job left unfinished with its lease held (and
 // renewed) by a live replica that no longer stepped it, about one run in
-// three; fixed by giving back a lease held and not stepped at two renewals
-// (engine.renew, TestLeaseHeldNotStepped). replicasLostFixed: commands
+// three; that cause is fixed by giving back a lease held and not stepped at
+// two renewals (engine.renew, TestLeaseHeldNotStepped), but one run in
+// five still leaves a job succeeded, its picture posted, whose holder's
+// Telegram adapter answers "post later" (about 1 s) at every step for good:
+// not explained yet, so the gate stays. replicasLostFixed: commands
 // whose webhook update was answered 200 and made no job (33 in a run when
 // the shared PostgreSQL ran out of connections); fixed by refusing an
 // update whose job the store could not record (engine.ErrNotRecorded,
@@ -151,7 +154,7 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 // suite's bound of 0, cause not found yet.
 const (
 	replicasLostFixed     = true
-	replicasStuckFixed    = true
+	replicasStuckFixed    = false
 	replicasResubmitFixed = false
 )
 
