@@ -50,6 +50,9 @@ var envHelp = map[string]string{
 	"PICBOT_A1111_TOKEN":               "vendors.a1111.token",
 	"PICBOT_COMFYUI_TOKEN":             "vendors.comfyui.token",
 	"PICBOT_DATABASE_URL":              "database_url: postgres://... keeps jobs and images in PostgreSQL, shared by replicas",
+	"PICBOT_BLOBS_URL":                 "blobs_url: s3://bucket/prefix?endpoint=host:port keeps images in an S3-compatible bucket",
+	"PICBOT_BLOBS_ACCESS_KEY":          "blobs_access_key: the bucket's access key",
+	"PICBOT_BLOBS_SECRET_KEY":          "blobs_secret_key: the bucket's secret key",
 }
 
 // usage is picbot -h.
