@@ -128,22 +128,11 @@ func (p *Pruner) Pass(ctx context.Context) (PruneStats, error) {
 		if err != nil {
 			return st, err
 		}
-		next := make(map[string]bool)
 		grace := p.BlobGrace
 		if grace <= 0 {
 			grace = DefaultBlobGrace
 		}
-		st.Blobs, st.BlobBytes, err = p.Blobs.Sweep(ctx, time.Now().Add(-grace), func(key string) bool {
-			if refs[key] {
-				return false
-			}
-			if p.candidates[key] {
-				return true
-			}
-			next[key] = true
-			return false
-		})
-		p.candidates = next
+		st.Blobs, st.BlobBytes, p.candidates, err = SweepUnreferenced(ctx, p.Blobs, time.Now().Add(-grace), refs, p.candidates)
 		if err != nil {
 			return st, err
 		}
@@ -446,6 +435,25 @@ type BlobSweeper interface {
 }
 
 var _ BlobSweeper = (*Blobs)(nil)
+
+// SweepUnreferenced removes from s the images stored before olderThan that
+// no job names (refs) and that the pass before found unnamed too
+// (candidates): two passes, so an image stored for a job not written yet
+// survives the first. It returns the candidates for the next pass.
+func SweepUnreferenced(ctx context.Context, s BlobSweeper, olderThan time.Time, refs, candidates map[string]bool) (n int, bytes int64, next map[string]bool, err error) {
+	next = make(map[string]bool)
+	n, bytes, err = s.Sweep(ctx, olderThan, func(key string) bool {
+		if refs[key] {
+			return false
+		}
+		if candidates[key] {
+			return true
+		}
+		next[key] = true
+		return false
+	})
+	return n, bytes, next, err
+}
 
 // Sweep removes image files modified before olderThan for which remove says
 // yes, and leftover temporary files of the same age.

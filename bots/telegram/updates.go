@@ -639,26 +639,20 @@ func (b *Bot) handleAlbum(id string) {
 	for i := range parts {
 		msgs[i] = parts[i].Message
 	}
-	var lead update
-	switch {
-	case cmdIdx >= 0:
-		lead = parts[cmdIdx]
-	case len(parts) > 0:
-		lead = parts[0]
-	}
-	if lead.Message == nil {
-		// Nothing to run.
-	} else if err := b.onMessage(hctx, lead.UpdateID, lead.Message, lead.messageTopic(), msgs); err != nil {
-		// The store could not record the job: the album stays stored, and
-		// is taken again (here or by another replica) once its mark passes.
-		b.log.Error("album not recorded; it will be tried again", slog.String("album", id), slog.Any("err", err))
-		b.mu.Lock()
-		if a := b.albums[id]; a != nil {
-			a.deferred = true
+	lead := max(cmdIdx, 0)
+	if lead < len(parts) {
+		if err := b.onMessage(hctx, parts[lead].UpdateID, parts[lead].Message, parts[lead].messageTopic(), msgs); err != nil {
+			// The store could not record the job: the album stays stored, and
+			// is taken again (here or by another replica) once its mark passes.
+			b.log.Error("album not recorded; it will be tried again", slog.String("album", id), slog.Any("err", err))
+			b.mu.Lock()
+			if a := b.albums[id]; a != nil {
+				a.deferred = true
+			}
+			b.mu.Unlock()
+			b.scheduleAlbum(id, albumTakenFor+time.Second)
+			return
 		}
-		b.mu.Unlock()
-		b.scheduleAlbum(id, albumTakenFor+time.Second)
-		return
 	}
 	err := b.markSeen(hctx, 0, func(pending map[string][]update) { delete(pending, id) })
 	if err == nil {

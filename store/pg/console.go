@@ -107,22 +107,13 @@ func (s *DB) Audit(ctx context.Context, limit int) ([]store.AuditEntry, error) {
 // key order; settings written earlier in the same transaction count, and
 // an emptied one is gone.
 func (c *counters) ScanSettings(prefix string, fn func(key, value string)) {
-	found := map[string]string{}
 	rows, err := c.querier().Query(c.ctx, `SELECT key, value FROM picbot_settings WHERE left(key, length($1)) = $1`, prefix)
 	if err != nil {
 		c.fail(err)
 		return
 	}
-	for rows.Next() {
-		var k, v string
-		if err := rows.Scan(&k, &v); err != nil {
-			rows.Close()
-			c.fail(err)
-			return
-		}
-		found[k] = v
-	}
-	if err := rows.Err(); err != nil {
+	found, err := settingRows(rows)
+	if err != nil {
 		c.fail(err)
 		return
 	}

@@ -654,17 +654,8 @@ func (c *counters) PrefetchSettings(keys ...string) {
 		c.fail(err)
 		return
 	}
-	got := make(map[string]string, len(keys))
-	for rows.Next() {
-		var k, v string
-		if err := rows.Scan(&k, &v); err != nil {
-			rows.Close()
-			c.fail(err)
-			return
-		}
-		got[k] = v
-	}
-	if err := rows.Err(); err != nil {
+	got, err := settingRows(rows)
+	if err != nil {
 		c.fail(err)
 		return
 	}
@@ -753,4 +744,12 @@ func wrap(err error) error {
 		return err
 	}
 	return engine.Wrap(engine.EINTERNAL, fmt.Errorf("store: %w", err), "The bot's storage failed.", "机器人的存储出错了。")
+}
+
+// settingRows reads rows of key and value into a map, and closes them.
+func settingRows(rows pgx.Rows) (map[string]string, error) {
+	out := make(map[string]string)
+	var k, v string
+	_, err := pgx.ForEachRow(rows, []any{&k, &v}, func() error { out[k] = v; return nil })
+	return out, err
 }

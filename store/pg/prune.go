@@ -122,17 +122,7 @@ func (p *Pruner) sweepBlobs(ctx context.Context, now time.Time) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	next := make(map[string]bool)
-	n, _, err := p.Blobs.Sweep(ctx, now.Add(-BlobGrace), func(key string) bool {
-		if refs[key] {
-			return false
-		}
-		if p.candidates[key] {
-			return true
-		}
-		next[key] = true
-		return false
-	})
+	n, _, next, err := store.SweepUnreferenced(ctx, p.Blobs, now.Add(-BlobGrace), refs, p.candidates)
 	p.candidates = next
 	return n, err
 }
