@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 )
 
@@ -284,6 +285,31 @@ func (nopObserver) DeliveryStarted(*Job, time.Duration) {}
 // no scheduled poll.
 type Waker interface {
 	SetWake(wake func(jobID string))
+}
+
+// WakeHook keeps the wake a Waker vendor was handed, for adapters to embed:
+// SetWake may come after the vendor's own goroutines have started, so the
+// hook is read under its lock. The zero value wakes nothing.
+type WakeHook struct {
+	mu   sync.Mutex
+	wake func(jobID string)
+}
+
+// SetWake implements Waker.
+func (h *WakeHook) SetWake(wake func(jobID string)) {
+	h.mu.Lock()
+	h.wake = wake
+	h.mu.Unlock()
+}
+
+// Wake makes jobID's next step due now, if the engine has set a wake.
+func (h *WakeHook) Wake(jobID string) {
+	h.mu.Lock()
+	wake := h.wake
+	h.mu.Unlock()
+	if wake != nil {
+		wake(jobID)
+	}
 }
 
 // Canceller is a vendor that can stop a task it holds (a self-hosted GPU's

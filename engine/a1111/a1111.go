@@ -264,8 +264,7 @@ type Vendor struct {
 	log    *slog.Logger
 	now    func() time.Time
 
-	wakeMu sync.Mutex
-	wake   func(jobID string)
+	engine.WakeHook
 
 	mu     sync.Mutex
 	runs   map[string]*run
@@ -326,22 +325,6 @@ func (v *Vendor) Name() string { return Name }
 
 // Reruns counts tasks made again because a restart lost their answer.
 func (v *Vendor) Reruns() int64 { return v.reruns.Load() }
-
-// SetWake implements engine.Waker.
-func (v *Vendor) SetWake(f func(jobID string)) {
-	v.wakeMu.Lock()
-	v.wake = f
-	v.wakeMu.Unlock()
-}
-
-func (v *Vendor) woke(jobID string) {
-	v.wakeMu.Lock()
-	f := v.wake
-	v.wakeMu.Unlock()
-	if f != nil {
-		f(jobID)
-	}
-}
 
 // Slots implements engine.Limited: the jobs all the web UIs run at once,
 // and one more each waiting on its queue lock, so that the GPU starts the
@@ -531,7 +514,7 @@ func (v *Vendor) start(j *engine.Job, taskID string, b int, path string, body ma
 		r.out, r.ended = out, v.now()
 		v.mu.Unlock()
 		close(r.done)
-		v.woke(r.jobID)
+		v.Wake(r.jobID)
 	}()
 }
 

@@ -141,8 +141,7 @@ type Vendor struct {
 	log       *slog.Logger
 	now       func() time.Time
 
-	wakeMu sync.Mutex
-	wake   func(string)
+	engine.WakeHook
 
 	mu      sync.Mutex
 	states  map[string]*state // prompt id → what /ws said
@@ -203,13 +202,6 @@ func (v *Vendor) Close() {
 
 // Name implements engine.Vendor.
 func (v *Vendor) Name() string { return Name }
-
-// SetWake implements engine.Waker.
-func (v *Vendor) SetWake(f func(string)) {
-	v.wakeMu.Lock()
-	v.wake = f
-	v.wakeMu.Unlock()
-}
 
 // Slots implements engine.Limited: what runs, and one prompt more
 // queued at each ComfyUI, so its worker starts the next one at once.
@@ -876,11 +868,6 @@ func (v *Vendor) onMessage(bi int, data []byte) {
 	}
 	v.mu.Unlock()
 	if job != "" {
-		v.wakeMu.Lock()
-		wake := v.wake
-		v.wakeMu.Unlock()
-		if wake != nil {
-			wake(job)
-		}
+		v.Wake(job)
 	}
 }
