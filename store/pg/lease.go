@@ -71,9 +71,12 @@ func (s *DB) Release(ctx context.Context, ids []string) error {
 // Wake implements engine.Leaser: the notice and the flag the holder's
 // next Renew reads go in one transaction (a notice is sent at commit), so
 // a holder that misses the notice still hears of it within LeaseEvery.
+// The commit does not wait for the disk: the flag only backs up the
+// notice, and a callback's own write was made durable before.
 func (s *DB) Wake(ctx context.Context, id string) error {
-	_, err := s.pool.Exec(ctx, `WITH w AS (UPDATE picbot_jobs SET wake = true WHERE id = $2 AND NOT finished AND lease_owner IS NOT NULL RETURNING id)
-		SELECT pg_notify($1, $2) FROM (SELECT count(*) FROM w) c`, wakeChannel, id)
+	_, err := s.pool.Exec(ctx, `WITH cfg AS (SELECT set_config('synchronous_commit', 'off', true)),
+		w AS (UPDATE picbot_jobs SET wake = true WHERE id = $2 AND NOT finished AND lease_owner IS NOT NULL RETURNING id)
+		SELECT pg_notify($1, $2) FROM cfg, (SELECT count(*) FROM w) c`, wakeChannel, id)
 	return wrap(err)
 }
 
