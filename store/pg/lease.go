@@ -28,7 +28,8 @@ func (s *DB) LeaseTTL() time.Duration { return s.ttl }
 // Claim implements engine.Leaser: SKIP LOCKED, so replicas claiming at
 // once share the jobs instead of queueing behind each other.
 func (s *DB) Claim(ctx context.Context, limit int) ([]*engine.Job, error) {
-	return s.jobs(ctx, `UPDATE picbot_jobs SET lease_owner = $1, lease_until = now() + $2::interval
+	// A wake-up asked of the last holder is moot: the claimer steps what is stored.
+	return s.jobs(ctx, `UPDATE picbot_jobs SET lease_owner = $1, lease_until = now() + $2::interval, wake = false
 		WHERE id IN (
 			SELECT id FROM picbot_jobs
 			WHERE NOT finished AND (lease_until IS NULL OR lease_until < now())

@@ -193,4 +193,19 @@ func TestWakeKept(t *testing.T) {
 	if _, woken, _ = b.Renew(ctx); len(woken) != 0 {
 		t.Fatalf("b woke %v, which it does not hold", woken)
 	}
+	// Asked of a holder that then went away: its claimer steps the job from
+	// the store anyway, and is not told again.
+	if err := b.Wake(ctx, "j1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Release(ctx, []string{"j1", "j2"}); err != nil {
+		t.Fatal(err)
+	}
+	b.Leasing()
+	if got, err := b.Claim(ctx, 10); err != nil || len(got) != 2 {
+		t.Fatalf("b claimed %d jobs (%v), want 2", len(got), err)
+	}
+	if _, woken, err = b.Renew(ctx); err != nil || len(woken) != 0 {
+		t.Fatalf("b's renewal after its claim: woken %v (%v), want none", woken, err)
+	}
 }
