@@ -144,9 +144,12 @@ type Engine struct {
 	// unstepped: job ids the last lease renewal found held here and not in
 	// live (see renew); guarded by mu.
 	unstepped map[string]bool
-	started   bool
-	closing   bool
-	workers   sync.WaitGroup
+	// notified: job ids woken by another replica's notice since the last
+	// renewal began, which that renewal's backstop need not wake again; guarded by mu.
+	notified map[string]bool
+	started  bool
+	closing  bool
+	workers  sync.WaitGroup
 	// stopTaking ends the workers' loop; abortSteps cancels the steps under way.
 	stopTaking, abortSteps context.CancelFunc
 }
@@ -509,36 +512,69 @@ func (e *Engine) HandleCallback(ctx context.Context, vendor, id, token string, b
 	}
 	contentType, reply = v.CallbackReply()
 	lj := e.liveJob(id)
+	remote := false
 	if lj == nil {
 		if _, shared := e.store.(Leaser); !shared || j.Finished() {
 			return contentType, reply, nil
 		}
 		// Another replica holds the job: apply the callback here, in the
 		// store, and wake the holder to act on it.
+		remote = true
 		lj = &liveJob{platform: j.Chat.Platform, stepFields: stepFields{lastPct: -1, polls: j.Polls}}
 		e.log.Debug("callback for a job another replica holds: applied here", slog.String("job_id", id), slog.String("vendor", vendor))
 	}
 	// A step that wrote first makes this write stale: read the job again and
 	// apply the callback to what it is now, a few times at most.
 	for range 3 {
-		after, stale := e.applyCallback(ctx, lj, v, j, body)
-		if !stale {
-			if after >= 0 {
-				e.wake(ctx, id, e.cfg.Now().Add(after))
+		after, verdict, stale := e.applyCallback(ctx, lj, v, j, body, remote)
+		if stale {
+			if j, err = e.store.Job(ctx, id); err != nil {
+				return "", nil, err
 			}
-			return contentType, reply, nil
+			continue
 		}
-		if j, err = e.store.Job(ctx, id); err != nil {
+		if remote && (verdict || after == 0) {
+			// The holder acts on a verdict now, whatever this replica made of it
+			// (a write that failed here leaves it a poll), not on its timer.
+			if err := e.wakeHolder(ctx, id); err != nil {
+				return "", nil, err
+			}
+		} else if after >= 0 {
+			e.wake(ctx, id, e.cfg.Now().Add(after))
+		}
+		return contentType, reply, nil
+	}
+	// Still racing a step: let a poll find out.
+	if remote {
+		if err := e.wakeHolder(ctx, id); err != nil {
 			return "", nil, err
 		}
+	} else {
+		e.wake(ctx, id, e.cfg.Now())
 	}
-	e.wake(ctx, id, e.cfg.Now()) // still racing a step: let a poll find out
 	return contentType, reply, nil
 }
 
+// wakeHolder asks the replica holding job id to step it now. An error goes
+// back to the vendor, whose retried callback wakes the holder again (see
+// applyCallback), rather than leaving the job to the holder's timer.
+func (e *Engine) wakeHolder(ctx context.Context, id string) error {
+	// The vendor hanging up after its call must not stop the wake-up.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.cfg.VendorTimeout)
+	defer cancel()
+	if err := e.store.(Leaser).Wake(ctx, id); err != nil {
+		e.log.Warn("wake job's replica", slog.String("job_id", id), slog.Any("err", err))
+		return fmt.Errorf("wake the replica holding job %s: %w", id, err)
+	}
+	return nil
+}
+
 // applyCallback applies a callback's body to j as stored when read. stale
-// reports that the job moved on before the write and nothing was applied.
-func (e *Engine) applyCallback(ctx context.Context, lj *liveJob, v CallbackVendor, j *Job, body []byte) (after time.Duration, stale bool) {
+// reports that the job moved on before the write and nothing was applied;
+// verdict, that the callback says the task ended (or, on a replica not
+// holding the job, repeats a verdict already stored), so its holder must
+// step the job now.
+func (e *Engine) applyCallback(ctx context.Context, lj *liveJob, v CallbackVendor, j *Job, body []byte, remote bool) (after time.Duration, verdict, stale bool) {
 	// Only a marker a dead process left: this process's own submission in
 	// flight records its task itself, and billing it here too would count
 	// the submission twice (as would a replica's, whose holder we are not).
@@ -549,22 +585,27 @@ func (e *Engine) applyCallback(ctx context.Context, lj *liveJob, v CallbackVendo
 		// it again would cost a billed refusal ("任务ID重复").
 		rec, stale := e.callbackTask(ctx, lj, v, j, body)
 		if rec == nil {
-			return never, stale
+			return never, false, stale
 		}
 		j = rec
 	}
+	if remote && j.Vendor == v.Name() && j.State.AtVendor() && len(j.Pending) > 0 {
+		// A repeated delivery (the first one's wake-up may have failed):
+		// the holder fetching already hears it once more, harmlessly.
+		return never, true, false
+	}
 	if j.Vendor != v.Name() || !j.State.AtVendor() || len(j.Pending) > 0 {
-		return never, false
+		return never, false, false
 	}
 	out, err := v.ParseCallback(j, body)
 	if err != nil {
 		// Unreadable: acknowledge anyway and ask the vendor directly instead.
 		e.log.Warn("unreadable callback; polling instead", slog.String("job_id", j.ID), slog.String("vendor", v.Name()), slog.Any("err", err))
-		return 0, false
+		return 0, false, false
 	}
 	if out.TaskID != "" && out.TaskID != j.TaskID {
 		e.log.Warn("callback for another task ignored", slog.String("job_id", j.ID), slog.String("task_id", out.TaskID))
-		return never, false
+		return never, false, false
 	}
 	// Applied beside any step under way, never behind its I/O (see save).
 	st := &stepState{seen: j}
@@ -573,7 +614,7 @@ func (e *Engine) applyCallback(ctx context.Context, lj *liveJob, v CallbackVendo
 	lj.mu.Lock()
 	lj.lastPct = work.lastPct
 	lj.mu.Unlock()
-	return after, st.stale
+	return after, out.State == TaskDone || out.State == TaskFailed, st.stale
 }
 
 // ownSubmission reports that this process stored the job's marker or

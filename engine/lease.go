@@ -21,11 +21,15 @@ type Leaser interface {
 	// is free or has expired, and returns them.
 	Claim(ctx context.Context, limit int) ([]*Job, error)
 	// Renew extends this replica's leases and returns the ids of the
-	// unfinished jobs it still holds.
-	Renew(ctx context.Context) (held []string, err error)
+	// unfinished jobs it still holds, and of those among them that another
+	// replica asked to wake since the last renewal: the backstop for a
+	// wake-up whose notice was lost (this replica's listener was
+	// reconnecting, or not listening yet).
+	Renew(ctx context.Context) (held, woken []string, err error)
 	// Release gives up this replica's leases on ids, for another to claim now.
 	Release(ctx context.Context, ids []string) error
-	// Wake asks whichever replica holds job id to step it now.
+	// Wake asks whichever replica holds job id to step it now: at once
+	// through Woken, and at its next Renew should that notice be lost.
 	Wake(ctx context.Context, id string) error
 	// Woken calls fn with each job id a replica asked to wake, until ctx
 	// ends; it reconnects by itself after a failure.
@@ -42,7 +46,16 @@ const claimBatch = 200
 // are stepped, leases renewed, and jobs without a live holder claimed.
 func (e *Engine) lease(ctx context.Context, l Leaser) {
 	go l.Woken(ctx, func(id string) {
-		if e.liveJob(id) != nil {
+		e.mu.Lock()
+		lj := e.live[id]
+		if lj != nil {
+			if e.notified == nil {
+				e.notified = map[string]bool{}
+			}
+			e.notified[id] = true
+		}
+		e.mu.Unlock()
+		if lj != nil {
 			e.sched.at(id, e.cfg.Now())
 		}
 	})
@@ -63,7 +76,11 @@ func (e *Engine) lease(ctx context.Context, l Leaser) {
 // took over (this one stalled past the lease's end).
 func (e *Engine) renew(ctx context.Context, l Leaser) {
 	start := time.Now()
-	held, err := l.Renew(ctx)
+	e.mu.Lock()
+	notified := e.notified
+	e.notified = nil
+	e.mu.Unlock()
+	held, woken, err := l.Renew(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
 			e.log.Warn("renew job leases", slog.Any("err", err))
@@ -101,6 +118,16 @@ func (e *Engine) renew(ctx context.Context, l Leaser) {
 	for _, id := range lost {
 		e.log.Warn("job lease lost to another replica", slog.String("job_id", id))
 		e.forget(id)
+	}
+	// Skipped when the notice came (before or during the renewal): a
+	// second step of a job waiting at its vendor would be a billed poll.
+	for _, id := range woken {
+		e.mu.Lock()
+		wake := e.live[id] != nil && !notified[id] && !e.notified[id]
+		e.mu.Unlock()
+		if wake {
+			e.sched.at(id, e.cfg.Now())
+		}
 	}
 	if len(orphans) > 0 {
 		e.log.Warn("job leases held and not stepped here: given back", slog.Int("jobs", len(orphans)), slog.Any("job_ids", orphans))

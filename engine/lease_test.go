@@ -22,7 +22,8 @@ type leases struct {
 	until   map[string]time.Time // job id → lease end
 	db      *store.DB
 	ttl     time.Duration
-	woken   []chan string // one per replica listening
+	woken   []chan string   // one per replica listening
+	wakes   map[string]bool // job ids asked to wake since their holder's last renewal
 	renewed map[string]int
 }
 
@@ -33,6 +34,17 @@ type replicaStore struct {
 	name    string
 	leasing bool
 	dead    atomic.Bool // a killed replica renews, claims and releases nothing
+	deaf    atomic.Bool // the replica's listener misses every notice (reconnecting)
+	// failUpdates and failWakes make that many of the replica's job writes
+	// and wake-ups fail, as a database that drops a connection would.
+	failUpdates, failWakes atomic.Int32
+}
+
+func (r *replicaStore) UpdateJob(ctx context.Context, id string, fn func(*engine.Job, engine.Counters) error) (*engine.Job, error) {
+	if r.failUpdates.Add(-1) >= 0 {
+		return nil, fmt.Errorf("update job %s: connection reset", id)
+	}
+	return r.DB.UpdateJob(ctx, id, fn)
 }
 
 var _ engine.Leaser = (*replicaStore)(nil)
@@ -61,14 +73,22 @@ func (r *replicaStore) Woken(ctx context.Context, fn func(string)) {
 		case <-ctx.Done():
 			return
 		case id := <-ch:
-			fn(id)
+			if !r.deaf.Load() {
+				fn(id)
+			}
 		}
 	}
 }
 
 func (r *replicaStore) Wake(_ context.Context, id string) error {
+	if r.failWakes.Add(-1) >= 0 {
+		return fmt.Errorf("wake %s: connection reset", id)
+	}
 	r.l.mu.Lock()
 	defer r.l.mu.Unlock()
+	if r.l.holder[id] != "" {
+		r.l.wakes[id] = true
+	}
 	for _, ch := range r.l.woken {
 		ch <- id
 	}
@@ -96,21 +116,24 @@ func (r *replicaStore) Claim(ctx context.Context, limit int) ([]*engine.Job, err
 	return out, nil
 }
 
-func (r *replicaStore) Renew(ctx context.Context) ([]string, error) {
+func (r *replicaStore) Renew(ctx context.Context) (held, woken []string, err error) {
 	if r.dead.Load() {
-		return nil, context.Canceled
+		return nil, nil, context.Canceled
 	}
 	r.l.mu.Lock()
 	defer r.l.mu.Unlock()
-	var held []string
 	for id, h := range r.l.holder {
 		if h == r.name {
 			r.l.until[id] = time.Now().Add(r.l.ttl)
 			held = append(held, id)
+			if r.l.wakes[id] {
+				woken = append(woken, id)
+				delete(r.l.wakes, id)
+			}
 		}
 	}
 	r.l.renewed[r.name]++
-	return held, nil
+	return held, woken, nil
 }
 
 func (r *replicaStore) Release(_ context.Context, ids []string) error {
@@ -151,7 +174,7 @@ func newReplicas(t *testing.T, n int, vendor engine.Vendor, obs ...engine.Observ
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := &leases{holder: map[string]string{}, until: map[string]time.Time{}, db: db, ttl: 400 * time.Millisecond, renewed: map[string]int{}}
+	l := &leases{holder: map[string]string{}, until: map[string]time.Time{}, db: db, ttl: 400 * time.Millisecond, wakes: map[string]bool{}, renewed: map[string]int{}}
 	var out []*replica
 	for i := range n {
 		rs := &replicaStore{DB: db, l: l, name: string(rune('a' + i))}
@@ -204,6 +227,83 @@ func TestLeaseCallbackElsewhere(t *testing.T) {
 	}
 	got := a.notify.wait(t)
 	if got.ID != j.ID || b.notify.count(j.ID) != 0 {
+		t.Fatalf("posted by the wrong replica: a %d, b %d", a.notify.count(j.ID), b.notify.count(j.ID))
+	}
+	if n := v.queries.Load(); n != 0 {
+		t.Fatalf("%d polls: the holder was not woken", n)
+	}
+}
+
+// callbackElsewhere submits a job on a, waits for it at the vendor, and
+// returns it with its callback token, for a callback delivered to b.
+func callbackElsewhere(t *testing.T) (v *fakeVendor, a, b *replica, j *engine.Job) {
+	t.Helper()
+	v = newVendor("v")
+	// Only a wake-up posts the picture before the test ends: no poll is due for an hour.
+	v.timing = engine.Timing{First: time.Hour, Every: time.Hour, Max: time.Hour, Billed: true}
+	v.parse = func(j *engine.Job, body []byte) (*engine.Outcome, error) { return done(), nil }
+	rs, l := newReplicas(t, 2, callbackVendor{v})
+	a, b = rs[0], rs[1]
+	j, err := a.engine.Submit(context.Background(), alice, engine.ChatRef{Platform: "test", ChatID: "c1"}, engine.Request{Kind: engine.KindDraw, Prompt: "a fox", Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := l.holderOf(j.ID); got != "a" {
+		t.Fatalf("job held by %q, want its creator a", got)
+	}
+	waitState(t, a.store.DB, j.ID, engine.StateSubmitted)
+	j, _ = a.store.Job(context.Background(), j.ID)
+	return v, a, b, j
+}
+
+// TestLeaseCallbackElsewhereWriteFails: the replica a callback lands on
+// cannot record the verdict (its database write fails). The holder is
+// woken anyway and asks the vendor at once, instead of waiting for its
+// timer with the verdict lost.
+func TestLeaseCallbackElsewhereWriteFails(t *testing.T) {
+	v, a, b, j := callbackElsewhere(t)
+	b.store.failUpdates.Store(1)
+	if _, _, err := b.engine.HandleCallback(context.Background(), "v", j.ID, j.CallbackToken, []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	if got := a.notify.wait(t); got.ID != j.ID || b.notify.count(j.ID) != 0 {
+		t.Fatalf("posted by the wrong replica: a %d, b %d", a.notify.count(j.ID), b.notify.count(j.ID))
+	}
+	if n := v.queries.Load(); n != 1 {
+		t.Fatalf("%d polls, want the holder's one", n)
+	}
+}
+
+// TestLeaseCallbackElsewhereNoticeLost: the holder's listener misses the
+// notice (it was reconnecting). Its next lease renewal learns of the
+// wake-up, and it posts the picture without a poll.
+func TestLeaseCallbackElsewhereNoticeLost(t *testing.T) {
+	v, a, b, j := callbackElsewhere(t)
+	a.store.deaf.Store(true)
+	if _, _, err := b.engine.HandleCallback(context.Background(), "v", j.ID, j.CallbackToken, []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	if got := a.notify.wait(t); got.ID != j.ID || b.notify.count(j.ID) != 0 {
+		t.Fatalf("posted by the wrong replica: a %d, b %d", a.notify.count(j.ID), b.notify.count(j.ID))
+	}
+	if n := v.queries.Load(); n != 0 {
+		t.Fatalf("%d polls: the holder was not woken", n)
+	}
+}
+
+// TestLeaseCallbackElsewhereWakeFails: the wake-up itself fails. The
+// callback is refused, so the vendor calls again, and the repeated call
+// (the verdict is stored already) wakes the holder.
+func TestLeaseCallbackElsewhereWakeFails(t *testing.T) {
+	v, a, b, j := callbackElsewhere(t)
+	b.store.failWakes.Store(1)
+	if _, _, err := b.engine.HandleCallback(context.Background(), "v", j.ID, j.CallbackToken, []byte(`{}`)); err == nil {
+		t.Fatal("callback acknowledged though its holder was not woken")
+	}
+	if _, _, err := b.engine.HandleCallback(context.Background(), "v", j.ID, j.CallbackToken, []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	if got := a.notify.wait(t); got.ID != j.ID || b.notify.count(j.ID) != 0 {
 		t.Fatalf("posted by the wrong replica: a %d, b %d", a.notify.count(j.ID), b.notify.count(j.ID))
 	}
 	if n := v.queries.Load(); n != 0 {

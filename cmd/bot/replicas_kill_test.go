@@ -114,6 +114,13 @@ func (rs *replicaSet) replicaID(i int) string {
 	return ""
 }
 
+// up reports that replica i's current process has not been killed.
+func (rs *replicaSet) up(i int) bool {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	return !slices.Contains(rs.dead, rs.procs[i])
+}
+
 // replicaKillSeed is PICBOT_REPLICA_SEED, else the clock's.
 func replicaKillSeed(t *testing.T) uint64 {
 	if s := os.Getenv("PICBOT_REPLICA_SEED"); s != "" {
@@ -249,6 +256,16 @@ func TestReplicasRandomKills(t *testing.T) {
 		for _, k := range plan {
 			if d := time.Until(began.Add(k.at)); d > 0 {
 				time.Sleep(d)
+			}
+			// A restart that ran late (a loaded machine) is waited for: the
+			// replica's last process is dead already, and killing it again
+			// would wait for its exit for ever.
+			for !rs.up(k.victim) {
+				if ctx.Err() != nil {
+					t.Errorf("replica %d never restarted before its next kill", k.victim)
+					return
+				}
+				time.Sleep(20 * time.Millisecond)
 			}
 			id := rs.replicaID(k.victim)
 			rs.kill(k.victim)

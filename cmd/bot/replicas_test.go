@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -39,6 +40,8 @@ type replicaSet struct {
 	public string // every replica's public_url when set (a load balancer), else the next replica's
 	quota  string
 	mode   string // telegram's mode keys
+	routes string // engine.routes' entries; default draw to ShowAPI
+	extra  string // more top-level keys (blobs_url)
 	addrs  []string
 	mu     sync.Mutex
 	procs  []*bot
@@ -118,8 +121,7 @@ http:
 engine:
   job_timeout: 90s
   routes:
-    draw: [showapi]
-quota:
+%[10]squota:
 %[5]s
 telegram:
   enabled: true
@@ -127,7 +129,7 @@ telegram:
   api_endpoint: %[7]q
   poll_timeout: 1s
 %[8]svendors:
-%[9]s`, dir, dbURL, rs.addrs[i], other, rs.quota, tgToken, rs.fake.URL, rs.mode, rs.vendor)
+%[9]s%[11]s`, dir, dbURL, rs.addrs[i], other, rs.quota, tgToken, rs.fake.URL, rs.mode, rs.vendor, cmp.Or(rs.routes, "    draw: [showapi]\n"), rs.extra)
 	path := filepath.Join(dir, "picbot.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		rs.t.Fatal(err)

@@ -7,6 +7,7 @@
 //	go run ./cmd/loadtest -full    # 1,000 jobs in flight, 3 runs
 //	go run ./cmd/loadtest -gpu     # a 200-job backlog at one self-hosted GPU (the AUTOMATIC1111 fake)
 //	go run ./cmd/loadtest -showapi # ShowAPI polled without callbacks: by list against task by task
+//	go run ./cmd/loadtest -postgres postgres://... -replicas 2 # callbacks to a replica not holding the job
 package main
 
 import (
@@ -103,6 +104,9 @@ func main() {
 			}
 		}
 	}
+	if *callbackReplicas > 0 && o.runs == 0 {
+		o.runs = 3 // a median for the one figure
+	}
 	pick(&o.inflight, 300, 1000)
 	pick(&o.heapJobs, 5000, 20000)
 	pick(&o.runs, 1, 3)
@@ -122,6 +126,13 @@ func main() {
 	}
 	if *sizeOnly {
 		o.runs = 0
+	}
+	if *postgresURL != "" && *callbackReplicas > 0 {
+		if err := runReplicaLatency(o, *postgresURL, *callbackReplicas); err != nil {
+			fmt.Fprintln(os.Stderr, "loadtest: replicas:", err)
+			os.Exit(1)
+		}
+		return
 	}
 	if *postgresURL != "" && *admissionOnly {
 		if err := admissionCompare(o, *postgresURL); err != nil {

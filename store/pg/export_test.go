@@ -1,6 +1,9 @@
 package pgstore
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 func (s *DB) SetSchemaVersionForTest(ctx context.Context, v int) error {
 	_, err := s.pool.Exec(ctx, `INSERT INTO picbot_schema (version) VALUES ($1)`, v)
@@ -21,3 +24,24 @@ func (s *DB) AgeBlobsForTest(ctx context.Context) error {
 
 // OnBatchForTest makes the store call fn with each admission batch's size.
 func (s *DB) OnBatchForTest(fn func(n int)) { s.onBatch = fn }
+
+// ListenerPIDForTest is the server process listening for wake-ups, 0 while none.
+func (s *DB) ListenerPIDForTest() uint32 { return s.listenPID.Load() }
+
+// TerminateForTest ends server process pid and waits until it is gone.
+func (s *DB) TerminateForTest(ctx context.Context, pid uint32) error {
+	if _, err := s.pool.Exec(ctx, `SELECT pg_terminate_backend($1)`, int32(pid)); err != nil {
+		return err
+	}
+	for {
+		var n int
+		if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE pid = $1`, int32(pid)).Scan(&n); err != nil || n == 0 {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}

@@ -28,7 +28,8 @@ func (s *DB) LeaseTTL() time.Duration { return s.ttl }
 // Claim implements engine.Leaser: SKIP LOCKED, so replicas claiming at
 // once share the jobs instead of queueing behind each other.
 func (s *DB) Claim(ctx context.Context, limit int) ([]*engine.Job, error) {
-	return s.jobs(ctx, `UPDATE picbot_jobs SET lease_owner = $1, lease_until = now() + $2::interval
+	// A wake-up asked of the last holder is moot: the claimer steps what is stored.
+	return s.jobs(ctx, `UPDATE picbot_jobs SET lease_owner = $1, lease_until = now() + $2::interval, wake = false
 		WHERE id IN (
 			SELECT id FROM picbot_jobs
 			WHERE NOT finished AND (lease_until IS NULL OR lease_until < now())
@@ -37,15 +38,28 @@ func (s *DB) Claim(ctx context.Context, limit int) ([]*engine.Job, error) {
 		RETURNING data`, s.replica, interval(s.ttl), limit)
 }
 
-// Renew implements engine.Leaser.
-func (s *DB) Renew(ctx context.Context) ([]string, error) {
-	rows, err := s.pool.Query(ctx, `UPDATE picbot_jobs SET lease_until = now() + $2::interval
-		WHERE lease_owner = $1 AND NOT finished RETURNING id`, s.replica, interval(s.ttl))
+// Renew implements engine.Leaser. The wake-ups asked since the last
+// renewal are read and cleared in the same statement.
+func (s *DB) Renew(ctx context.Context) (held, woken []string, err error) {
+	rows, err := s.pool.Query(ctx, `UPDATE picbot_jobs p SET lease_until = now() + $2::interval, wake = false
+		FROM (SELECT id, wake FROM picbot_jobs WHERE lease_owner = $1 AND NOT finished FOR UPDATE) o
+		WHERE p.id = o.id RETURNING p.id, o.wake`, s.replica, interval(s.ttl))
 	if err != nil {
-		return nil, wrap(err)
+		return nil, nil, wrap(err)
 	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	return ids, wrap(err)
+	var id string
+	var wake bool
+	_, err = pgx.ForEachRow(rows, []any{&id, &wake}, func() error {
+		held = append(held, id)
+		if wake {
+			woken = append(woken, id)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, wrap(err)
+	}
+	return held, woken, nil
 }
 
 // Release implements engine.Leaser.
@@ -55,9 +69,15 @@ func (s *DB) Release(ctx context.Context, ids []string) error {
 	return wrap(err)
 }
 
-// Wake implements engine.Leaser.
+// Wake implements engine.Leaser: the notice and the flag the holder's
+// next Renew reads go in one transaction (a notice is sent at commit), so
+// a holder that misses the notice still hears of it within LeaseEvery.
+// The commit does not wait for the disk: the flag only backs up the
+// notice, and a callback's own write was made durable before.
 func (s *DB) Wake(ctx context.Context, id string) error {
-	_, err := s.pool.Exec(ctx, `SELECT pg_notify($1, $2)`, wakeChannel, id)
+	_, err := s.pool.Exec(ctx, `WITH cfg AS (SELECT set_config('synchronous_commit', 'off', true)),
+		w AS (UPDATE picbot_jobs SET wake = true WHERE id = $2 AND NOT finished AND lease_owner IS NOT NULL RETURNING id)
+		SELECT pg_notify($1, $2) FROM cfg, (SELECT count(*) FROM w) c`, wakeChannel, id)
 	return wrap(err)
 }
 
@@ -86,6 +106,8 @@ func (s *DB) listen(ctx context.Context, channel string, fn func(string)) error 
 	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{channel}.Sanitize()); err != nil {
 		return err
 	}
+	s.listenPID.Store(conn.Conn().PgConn().PID())
+	defer s.listenPID.Store(0)
 	defer func() {
 		// The connection goes back to the pool: stop listening on it first.
 		uctx, cancel := context.WithTimeout(context.Background(), time.Second)

@@ -27,7 +27,7 @@ func TestLease(t *testing.T) {
 		if got, _ := b.Claim(ctx, 10); len(got) != 0 {
 			t.Fatalf("b claimed %d jobs a holds", len(got))
 		}
-		held, err := a.Renew(ctx)
+		held, _, err := a.Renew(ctx)
 		if err != nil || !slices.Contains(held, "j1") {
 			t.Fatalf("a holds %v (%v), want j1", held, err)
 		}
@@ -38,7 +38,7 @@ func TestLease(t *testing.T) {
 		if err != nil || len(got) != 1 || got[0].ID != "j1" {
 			t.Fatalf("b claimed %v (%v), want j1", got, err)
 		}
-		if held, _ := a.Renew(ctx); slices.Contains(held, "j1") {
+		if held, _, _ := a.Renew(ctx); slices.Contains(held, "j1") {
 			t.Fatal("a still renews a job b took over")
 		}
 		if owner, _, _ := a.LeaseHolder(ctx, "j1"); owner != "b" {

@@ -66,6 +66,9 @@ var migrations = []string{
 		seq  bigserial PRIMARY KEY,
 		data jsonb NOT NULL
 	);`,
+	// 5: a wake-up asked of a job's holder, kept until its next renewal,
+	// for when the notice (NOTIFY) is lost (lease.go).
+	`ALTER TABLE picbot_jobs ADD COLUMN wake boolean NOT NULL DEFAULT false;`,
 }
 
 // SchemaVersion is the newest schema this code knows.

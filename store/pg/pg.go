@@ -21,6 +21,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -67,6 +68,9 @@ type DB struct {
 	onBatch func(n int)
 	// leasing: jobs created here are leased here (see Leasing).
 	leasing bool
+	// listenPID is the server process of the connection listening for
+	// wake-ups, 0 while there is none (tests end it to lose a notice).
+	listenPID atomic.Uint32
 }
 
 var _ engine.Store = (*DB)(nil)
