@@ -246,13 +246,29 @@ func TestReplicasRandomKills(t *testing.T) {
 	)
 	began := time.Now()
 	wg.Go(func() {
+		// up[i] is closed once replica i is restarted after its last kill:
+		// a kill late for its plan (the bookkeeping below takes seconds on
+		// a loaded machine) must not find its victim still dead, whose
+		// exit the test then waited for forever.
+		up := map[int]chan struct{}{}
 		for _, k := range plan {
 			if d := time.Until(began.Add(k.at)); d > 0 {
 				time.Sleep(d)
 			}
+			if ch := up[k.victim]; ch != nil {
+				<-ch
+			}
 			id := rs.replicaID(k.victim)
 			rs.kill(k.victim)
 			killed := time.Now()
+			// Restarted as planned after the kill, not after the bookkeeping.
+			restarted := make(chan struct{})
+			up[k.victim] = restarted
+			wg.Go(func() {
+				defer close(restarted)
+				time.Sleep(k.restart)
+				rs.start(k.victim)
+			})
 			held := map[string]bool{}
 			left, err := db.Unfinished(ctx)
 			if err != nil {
@@ -266,10 +282,6 @@ func TestReplicasRandomKills(t *testing.T) {
 			tmu.Lock()
 			orphans += len(held)
 			tmu.Unlock()
-			wg.Go(func() {
-				time.Sleep(k.restart)
-				rs.start(k.victim)
-			})
 			wg.Go(func() {
 				// Taken over: every job it held is held by another replica, or finished.
 				for len(held) > 0 && time.Since(killed) < 60*time.Second {
