@@ -357,6 +357,19 @@ func TestVendorFailure(t *testing.T) {
 			t.Fatalf("used %d after timeout", used)
 		}
 	})
+	t.Run("DeadlineBeforeFirstPoll", func(t *testing.T) {
+		// A task whose first poll is due long after the job's deadline: the
+		// job fails at its deadline, not at that poll.
+		v := newVendor("v")
+		v.timing.First = time.Hour
+		h := newHarness(t, engine.Config{JobTimeout: 200 * time.Millisecond}, v)
+		j := h.submit(t)
+		ended := h.notify.wait(t)
+		if ended.State != engine.StateFailed || ended.Err.Code != engine.ETIMEOUT {
+			t.Fatalf("ended %s %+v", ended.State, ended.Err)
+		}
+		h.waitFinished(t, j.ID)
+	})
 }
 
 func TestCallback(t *testing.T) {

@@ -385,7 +385,9 @@ func (e *Engine) submitted(ctx context.Context, lj *liveJob, j *Job, v Vendor, t
 	now := e.cfg.Now()
 	probe := j.Clone()
 	probe.Callback = task.CallbackURL != ""
-	wait := e.firstWait(probe, timing)
+	// Within the deadline: a task submitted late (after retries) would
+	// otherwise fail a whole first wait past it.
+	wait := e.untilDeadline(j, e.firstWait(probe, timing))
 	updated := e.save(ctx, j.ID, func(j *Job, _ Counters) error {
 		if err := j.Move(StateSubmitted, now); err != nil {
 			return err

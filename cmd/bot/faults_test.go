@@ -31,8 +31,34 @@ import (
 // vendor that is down is skipped, and a task one vendor accepted is never
 // sent to another unless it failed there.
 
-// faultJobTimeout is engine.job_timeout in the fault tests.
-const faultJobTimeout = 6 * time.Second
+// The fault tests' engine.job_timeout and engine.vendor_timeout. A job
+// that no vendor can take (the quota and down faults) ends at its deadline,
+// faultJobTimeout, which with its end within deadlineSlack of it is what
+// such a cell checks; its calls are cut at faultVendorTimeout, so that one
+// in flight at the deadline delays the end little (a call cut short fails
+// the same way). Every other cell checks how its job ends, not how fast
+// the machine is: two 429s alone cost 2.5 s of the engine's backoff, and
+// at load 10-20 on 2 cores (nine bots, the race-built fakes and other
+// tests at once) a call that stalled past vendor_timeout 1s became one
+// more retry with its backoff (after two 429s, a third failure in a row,
+// which also opens the vendor's circuit), past 6 s. Those cells get
+// endJobTimeout, a ceiling, and endVendorTimeout; only a vendor that hangs
+// (the timeout fault, Zhiqite's "hang") is cut at hangVendorTimeout, the
+// fault the cell is about.
+const (
+	faultJobTimeout    = 6 * time.Second
+	faultVendorTimeout = time.Second
+	endJobTimeout      = 30 * time.Second
+	endVendorTimeout   = 5 * time.Second
+	hangVendorTimeout  = time.Second
+)
+
+// faultSize is the pictures' size in the fault tests. The fakes draw and
+// encode a result in the test process, built with -race, while the bot
+// waits on the call: a 512x512 PNG took 9 ms without the race detector and
+// 3.8 s with it at load 21 on 2 cores, past vendor_timeout, so the cells
+// timed the fakes' encoder rather than the bot. 64x64 costs a sixtieth.
+const faultSize = "64x64"
 
 // deadlineSlack is how late a job's end may be printed after its deadline:
 // the step that fails it, the store write and the console.
@@ -118,6 +144,19 @@ func (c *consoleBot) match(from int, re *regexp.Regexp) ([]string, time.Time) {
 		}
 	}
 	return nil, time.Time{}
+}
+
+// index is the index of the first line from index from that starts with
+// prefix; -1 if none.
+func (c *consoleBot) index(from int, prefix string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := from; i < len(c.seen); i++ {
+		if strings.HasPrefix(c.seen[i].text, prefix) {
+			return i
+		}
+	}
+	return -1
 }
 
 func (c *consoleBot) lines() []timedLine {
@@ -209,11 +248,15 @@ func (c *consoleBot) runJob(command string, within time.Duration) (jobResult, bo
 		r.msg = e[2]
 		return r, true
 	}
-	// The done block's lines follow at once.
-	time.Sleep(50 * time.Millisecond)
+	// The done block is one write, but its lines arrive one by one: its
+	// last is the billed calls.
+	done := c.index(from, "Job "+r.id+" done:")
+	if m, _ := c.await(done+1, billedRe, 10*time.Second); m == nil {
+		c.t.Errorf("job %s: the done block did not end\n%s", r.id, c.dump())
+	}
 	lines := c.lines()
 	for i, l := range lines {
-		if !strings.HasPrefix(l.text, "Job "+r.id+" done:") {
+		if i < done || !strings.HasPrefix(l.text, "Job "+r.id+" done:") {
 			continue
 		}
 		for _, l := range lines[i+1:] {
@@ -488,8 +531,8 @@ func newVendorFake(t *testing.T, name string) *vendorFake {
 }
 
 // faultConfig routes /draw to vendors, in order, with callbacks to a free
-// loopback port and a short job timeout.
-func faultConfig(t *testing.T, dir string, jobTimeout time.Duration, vendors ...*vendorFake) string {
+// loopback port and the given timeouts.
+func faultConfig(t *testing.T, dir string, jobTimeout, vendorTimeout time.Duration, vendors ...*vendorFake) string {
 	addr := freeAddr(t)
 	var names, blocks []string
 	for _, v := range vendors {
@@ -506,13 +549,13 @@ http:
   public_url: http://%[2]s
 engine:
   job_timeout: %[3]s
-  vendor_timeout: 1s
+  vendor_timeout: %[6]s
   routes:
     draw: [%[4]s]
 quota:
   default: {daily: 100, concurrent: 20, every: 1ms, burst: 100}
 vendors:
-%[5]s`, dir, addr, jobTimeout, strings.Join(names, ", "), strings.Join(blocks, ""))
+%[5]s`, dir, addr, jobTimeout, strings.Join(names, ", "), strings.Join(blocks, ""), vendorTimeout)
 }
 
 // fault is one column of the matrix.
@@ -524,6 +567,8 @@ type fault struct {
 	polling bool
 	want    string // "succeeded" or "failed"
 	reason  string // for a failure: the message says this
+	// atDeadline: no vendor takes the job, which fails at its deadline.
+	atDeadline bool
 }
 
 var faults = []fault{
@@ -540,8 +585,8 @@ var faults = []fault{
 	{name: "expired", want: "failed", reason: "could not be downloaded", prompt: map[string]string{"*": "expired"}},
 	{name: "unsafe", want: "failed", reason: "content check", prompt: map[string]string{"*": "unsafe"}},
 	{name: "forgot", want: "failed", reason: "(lost|no longer knows)", prompt: map[string]string{"*": "forget"}},
-	{name: "quota", want: "failed", reason: "No image service could take the job in time; your quota was refunded", prompt: map[string]string{"zhiqite": "quota", "showapi": "quota", "apispace": "noquota"}},
-	{name: "down", want: "failed", reason: "No image service could take the job in time; your quota was refunded", setup: func(v *vendorFake) { v.proxy.failNext(http.StatusServiceUnavailable, -1) }},
+	{name: "quota", want: "failed", atDeadline: true, reason: "No image service could take the job in time; your quota was refunded", prompt: map[string]string{"zhiqite": "quota", "showapi": "quota", "apispace": "noquota"}},
+	{name: "down", want: "failed", atDeadline: true, reason: "No image service could take the job in time; your quota was refunded", setup: func(v *vendorFake) { v.proxy.failNext(http.StatusServiceUnavailable, -1) }},
 }
 
 // cell is one vendor × fault outcome.
@@ -595,7 +640,7 @@ func TestFaultMatrix(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("vendor × fault (job_timeout %s; ok: succeeded, refunded: failed and refunded):\n%s", faultJobTimeout, b.String())
+	t.Logf("vendor × fault (job_timeout %s for quota and down, %s for the rest; ok: succeeded, refunded: failed and refunded):\n%s", faultJobTimeout, endJobTimeout, b.String())
 }
 
 // faultCell runs one vendor × fault in its own bot process. Errors are
@@ -618,9 +663,16 @@ func faultCell(t *testing.T, vendor string, f fault) cell {
 	if word == "" {
 		word = f.prompt["*"]
 	}
-	c := startConsole(t, dir, faultConfig(t, dir, faultJobTimeout, v))
+	jobTimeout, vendorTimeout := endJobTimeout, endVendorTimeout
+	switch {
+	case f.atDeadline:
+		jobTimeout, vendorTimeout = faultJobTimeout, faultVendorTimeout
+	case f.name == "timeout":
+		vendorTimeout = hangVendorTimeout
+	}
+	c := startConsole(t, dir, faultConfig(t, dir, jobTimeout, vendorTimeout, v))
 	name := vendor + "/" + f.name
-	r, ok := c.runJob(fmt.Sprintf("/draw a lighthouse %s --seed 11", word), faultJobTimeout+deadlineSlack+5*time.Second)
+	r, ok := c.runJob(fmt.Sprintf("/draw a lighthouse %s --seed 11 --size %s", word, faultSize), jobTimeout+deadlineSlack+5*time.Second)
 	if !ok {
 		c.close(30 * time.Second)
 		return cell{outcome: "no end"}
@@ -638,8 +690,8 @@ func faultCell(t *testing.T, vendor string, f fault) cell {
 	if out.outcome != want {
 		t.Errorf("%s: %s (%q), want %s\n%s", name, out.outcome, r.msg, want, c.dump())
 	}
-	if r.elapsed > faultJobTimeout+deadlineSlack {
-		t.Errorf("%s: ended %s after it was queued, past its deadline (%s)\n%s", name, r.elapsed.Round(time.Millisecond), faultJobTimeout, c.dump())
+	if r.elapsed > jobTimeout+deadlineSlack {
+		t.Errorf("%s: ended %s after it was queued, past its deadline (%s)\n%s", name, r.elapsed.Round(time.Millisecond), jobTimeout, c.dump())
 	}
 	if r.ok && (used != 1 || r.vendor != vendor) {
 		t.Errorf("%s: made by %q, %d images charged; want %s and 1", name, r.vendor, used, vendor)
@@ -705,10 +757,14 @@ func TestFailover(t *testing.T) {
 			if tc.setup != nil {
 				tc.setup(fakes)
 			}
-			const timeout = 10 * time.Second
+			// No case ends at its deadline (faultCell).
+			timeout, vendorTimeout := endJobTimeout, endVendorTimeout
+			if tc.prompt == "hang" {
+				vendorTimeout = hangVendorTimeout
+			}
 			dir := t.TempDir()
-			c := startConsole(t, dir, faultConfig(t, dir, timeout, route...))
-			r, ok := c.runJob("/draw a harbour at dawn "+tc.prompt+" --seed 5", timeout+deadlineSlack)
+			c := startConsole(t, dir, faultConfig(t, dir, timeout, vendorTimeout, route...))
+			r, ok := c.runJob("/draw a harbour at dawn "+tc.prompt+" --seed 5 --size "+faultSize, timeout+deadlineSlack)
 			if !ok {
 				c.close(30 * time.Second)
 				return

@@ -106,7 +106,14 @@ quota:
 			break
 		}
 	}
-	time.Sleep(700 * time.Millisecond) // the renderer has it: submitted, at the vendor
+	// Cancelled once the renderer has it (submitted, at the vendor), not
+	// after a fixed time, which on a loaded machine may find it queued.
+	atVendor := regexp.MustCompile(`^Job ` + jid + `: (sent to|.*%$)`)
+	for line := range bot.lines {
+		if atVendor.MatchString(line) {
+			break
+		}
+	}
 	bot.stdin.Write([]byte("/cancel " + jid + "\n/quota\n"))
 	out = bot.wait(t, time.Minute)
 	for _, want := range []string{"Job " + jid + " cancelled. Your quota was refunded.", "Today: 0 of 20 images used", "Job " + jid + " was cancelled. Your quota was refunded."} {

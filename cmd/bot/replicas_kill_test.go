@@ -114,13 +114,6 @@ func (rs *replicaSet) replicaID(i int) string {
 	return ""
 }
 
-// up reports that replica i's current process has not been killed.
-func (rs *replicaSet) up(i int) bool {
-	rs.mu.Lock()
-	defer rs.mu.Unlock()
-	return !slices.Contains(rs.dead, rs.procs[i])
-}
-
 // replicaKillSeed is PICBOT_REPLICA_SEED, else the clock's.
 func replicaKillSeed(t *testing.T) uint64 {
 	if s := os.Getenv("PICBOT_REPLICA_SEED"); s != "" {
@@ -253,23 +246,29 @@ func TestReplicasRandomKills(t *testing.T) {
 	)
 	began := time.Now()
 	wg.Go(func() {
+		// up[i] is closed once replica i is restarted after its last kill:
+		// a kill late for its plan (the bookkeeping below takes seconds on
+		// a loaded machine) must not find its victim still dead, whose
+		// exit the test then waited for forever.
+		up := map[int]chan struct{}{}
 		for _, k := range plan {
 			if d := time.Until(began.Add(k.at)); d > 0 {
 				time.Sleep(d)
 			}
-			// A restart that ran late (a loaded machine) is waited for: the
-			// replica's last process is dead already, and killing it again
-			// would wait for its exit for ever.
-			for !rs.up(k.victim) {
-				if ctx.Err() != nil {
-					t.Errorf("replica %d never restarted before its next kill", k.victim)
-					return
-				}
-				time.Sleep(20 * time.Millisecond)
+			if ch := up[k.victim]; ch != nil {
+				<-ch
 			}
 			id := rs.replicaID(k.victim)
 			rs.kill(k.victim)
 			killed := time.Now()
+			// Restarted as planned after the kill, not after the bookkeeping.
+			restarted := make(chan struct{})
+			up[k.victim] = restarted
+			wg.Go(func() {
+				defer close(restarted)
+				time.Sleep(k.restart)
+				rs.start(k.victim)
+			})
 			held := map[string]bool{}
 			left, err := db.Unfinished(ctx)
 			if err != nil {
@@ -283,10 +282,6 @@ func TestReplicasRandomKills(t *testing.T) {
 			tmu.Lock()
 			orphans += len(held)
 			tmu.Unlock()
-			wg.Go(func() {
-				time.Sleep(k.restart)
-				rs.start(k.victim)
-			})
 			wg.Go(func() {
 				// Taken over: every job it held is held by another replica, or finished.
 				for len(held) > 0 && time.Since(killed) < 60*time.Second {
