@@ -77,6 +77,7 @@ func (v *Vendor) FindTask(ctx context.Context, j *engine.Job, t engine.Task) (st
 // runSweep gathers searches for FindGather, then reads the list for all of
 // them on the caller's context (its job is billed the pages).
 func (v *Vendor) runSweep(ctx context.Context, s *sweep) {
+	start := time.Now()
 	d := v.cfg.FindGather
 	if dl, ok := ctx.Deadline(); ok {
 		d = min(d, time.Until(dl)/4) // leave the reads most of the call's time
@@ -96,9 +97,19 @@ func (v *Vendor) runSweep(ctx context.Context, s *sweep) {
 	members := s.members
 	v.mu.Unlock()
 	err := ctx.Err()
+	read := 0
 	if err == nil {
-		err = v.walk(ctx, members)
+		read, err = v.walk(ctx, members)
 	}
+	found := 0
+	for _, f := range members {
+		if f.id != "" {
+			found++
+		}
+	}
+	v.log.Info("showapi: searched the task list for tasks whose creation's answer was lost",
+		slog.Int("searches", len(members)), slog.Int("found", found), slog.Int("pages", read),
+		slog.Duration("took", time.Since(start)), slog.Any("err", err))
 	for _, f := range members {
 		select {
 		case <-f.done:
@@ -109,8 +120,9 @@ func (v *Vendor) runSweep(ctx context.Context, s *sweep) {
 	}
 }
 
-// walk reads the pages the searches need and settles each one.
-func (v *Vendor) walk(ctx context.Context, members []*finding) error {
+// walk reads the pages the searches need and settles each one; read is
+// how many pages it read.
+func (v *Vendor) walk(ctx context.Context, members []*finding) (read int, err error) {
 	open := len(members)
 	// look judges page p for every search still open; ends, that a page
 	// all older than a search's since ends it (false for page 1 of a
@@ -144,7 +156,7 @@ func (v *Vendor) walk(ctx context.Context, members []*finding) error {
 	}
 	first, err := v.TaskList(ctx, 1)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	order := v.cfg.ListOrder
 	if order == "auto" {
@@ -152,7 +164,7 @@ func (v *Vendor) walk(ctx context.Context, members []*finding) error {
 	}
 	look(first, 1, order == "newest")
 	if open == 0 {
-		return nil
+		return 1, nil
 	}
 	all, known := first.AllPages.Int()
 	if n, ok := first.AllNum.Int(); !known && ok {
@@ -167,24 +179,25 @@ func (v *Vendor) walk(ctx context.Context, members []*finding) error {
 	case order == "oldest" && known && all > 1:
 		next, step = int(all), -1 // page 1 was the oldest: the latest are on the last
 	case order == "oldest" && known:
-		return nil // one page, read
+		return 1, nil // one page, read
 	case len(first.Tasks) == 0:
-		return nil // newest first: nothing later than page 1's
+		return 1, nil // newest first: nothing later than page 1's
 	}
 	// Each search's task may stand behind the others' tasks, made as close in time.
 	pages := v.cfg.FindPages + (len(members)-1+perPage-1)/perPage
-	for read := 1; read < pages && open > 0 && next > 1 && (!known || int64(next) <= all); read++ {
+	for read = 1; read < pages && open > 0 && next > 1 && (!known || int64(next) <= all); {
 		p, err := v.TaskList(ctx, next)
 		if err != nil {
-			return err
+			return read, err
 		}
+		read++
 		look(p, next, true)
 		if len(p.Tasks) == 0 {
 			break // every page further on is older still
 		}
 		next += step
 	}
-	return nil
+	return read, nil
 }
 
 // keepFinal keeps the finished and failed records of page p, for finalTTL,
