@@ -270,6 +270,56 @@ func TestLostAnswerSentAgainSameID(t *testing.T) {
 	}
 }
 
+// askingVendor takes each id once and would rather be asked about a lost
+// submission's task (engine.LookupFirst), as Zhiqite is by default.
+type askingVendor struct{ *idempotentVendor }
+
+func (v askingVendor) LookupFirst(*engine.Job) bool { return true }
+
+// A lost answer a dead process left, at a vendor that would rather be
+// asked, is asked about first: found, the job goes on with one lookup and
+// no second submission; absent, it is sent under the same id. Before
+// LookupFirst: sent again without asking (two submissions, no lookup,
+// whether the first arrived).
+func TestLostAnswerAskedFirst(t *testing.T) {
+	for _, arrived := range []bool{true, false} {
+		v := askingVendor{newIdempotent("asking")}
+		made := v.submit
+		var once atomic.Bool
+		v.submit = func(j *engine.Job, task engine.Task) (string, error) {
+			if once.CompareAndSwap(false, true) {
+				if arrived {
+					made(j, task)
+				}
+				return "", context.DeadlineExceeded // the process dies with the call
+			}
+			return made(j, task)
+		}
+		h := newHarness(t, engine.Config{}, v)
+		id := h.submit(t).ID
+		deadline := time.Now().Add(10 * time.Second)
+		for j := h.job(t, id); j.Submitting == nil || v.submits.Load() != 1; j = h.job(t, id) {
+			if time.Now().After(deadline) {
+				t.Fatalf("arrived %v: no uncertain submission: %+v", arrived, j)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		h.engine.Stop(context.Background())
+		h.start(t, v)
+		got := h.waitFinished(t, id)
+		submits := int32(1)
+		if !arrived {
+			submits = 2
+		}
+		if v.submits.Load() != submits || v.finds.Load() != 1 || v.made() != 1 || got.State != engine.StateDelivered ||
+			got.TaskID != "vt-"+id+"-1" || got.Attempts != 1 {
+			t.Fatalf("arrived %v: submits %d (want %d) finds %d (want 1) tasks %d; job %s task %q attempts %d",
+				arrived, v.submits.Load(), submits, v.finds.Load(), v.made(), got.State, got.TaskID, got.Attempts)
+		}
+		h.engine.Stop(context.Background())
+	}
+}
+
 // lateVendor times out every first submission at the bot, and makes the
 // task only later, as a vendor still working on a call its client gave up
 // on: the task exists from late after the timeout.
