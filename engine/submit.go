@@ -108,6 +108,13 @@ func (e *Engine) uncertain(ctx context.Context, lj *liveJob, j *Job) (time.Durat
 		e.countUncertain(m.Vendor, "resubmit")
 		return 0, false
 	}
+	// A dead process's submission is asked about once its first poll
+	// would be due: asked earlier, a task it made is most likely still
+	// running, and the answer only proves it, where one from then on
+	// often reads its result too (kept for its next poll).
+	if wait := m.At.Add(v.Timing(&j.Request).First).Sub(e.cfg.Now()); !lj.marked && wait > 0 {
+		return e.untilDeadline(j, wait), true
+	}
 	fctx, cancel := context.WithTimeout(ctx, e.cfg.VendorTimeout)
 	fctx, bill := withMeter(fctx)
 	taskID, found, err := f.FindTask(fctx, j, task)
