@@ -29,6 +29,7 @@ type finding struct {
 	job   string
 	want  [][2]string // the creation's fields, as the record echoes them
 	since time.Time   // tasks created earlier are not this job's; zero: any
+	at    time.Time   // the submission (bot's clock), for pages with a Date; zero: unknown
 	done  chan struct{}
 	id    string // the task found; "" none
 	err   error
@@ -51,7 +52,7 @@ const finalTTL = 30 * time.Minute
 func (v *Vendor) FindTask(ctx context.Context, j *engine.Job, t engine.Task) (string, bool, error) {
 	f := &finding{job: j.ID, want: v.createFields(&j.Request, t.CallbackURL), done: make(chan struct{})}
 	if j.Submitting != nil {
-		f.since = j.Submitting.At.Add(-v.cfg.ClockSkew)
+		f.since, f.at = j.Submitting.At.Add(-v.cfg.ClockSkew), j.Submitting.At
 	}
 	v.mu.Lock()
 	s, lead := v.sweep, false
@@ -135,10 +136,14 @@ func (v *Vendor) walk(ctx context.Context, members []*finding) (read int, err er
 				continue
 			default:
 			}
+			since := f.since
+			if at, ok := p.clock.vendorTime(f.at); ok && !f.at.IsZero() {
+				since = at.Add(-v.cfg.DateSkew) // the submission by the vendor's clock
+			}
 			older := len(p.Tasks) > 0
 			for i := range p.Tasks {
 				rec := &p.Tasks[i]
-				if at, ok := rec.Created(); ok && !f.since.IsZero() && at.Before(f.since) {
+				if at, ok := rec.Created(); ok && !since.IsZero() && at.Before(since) {
 					continue
 				}
 				older = false

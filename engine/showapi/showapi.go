@@ -101,6 +101,13 @@ type Config struct {
 	// ClockSkew is how far the vendor's ct may be off the bot's clock when
 	// a lost task is looked for: older tasks are not this job's.
 	ClockSkew time.Duration `yaml:"clock_skew"` // default 10m
+	// DateSkew is how far the vendor's ct may be off the Date header of
+	// its own answers [I]. A task-list page that has a Date header tells
+	// the vendor's clock against the bot's, so a lost task is looked for
+	// among tasks made after the submission by the vendor's clock, less
+	// DateSkew (and a page all older ends the search), whatever the two
+	// clocks' difference; clock_skew applies to a page without one.
+	DateSkew time.Duration `yaml:"date_skew"` // default 5s
 
 	// UnreadFee is the bill counted for an answer whose showapi_fee_num
 	// cannot be read: an HTTP error from Huawei's gateway, a body that is
@@ -186,6 +193,7 @@ func (c Config) withDefaults() Config {
 	dur(&c.PollMax, 20*time.Second)
 	dur(&c.CatalogTTL, time.Hour)
 	dur(&c.ClockSkew, 10*time.Minute)
+	dur(&c.DateSkew, 5*time.Second)
 	dur(&c.ListDefer, c.PollEvery)
 	dur(&c.FindGather, time.Second)
 	if len(c.UnsafeWords) == 0 {
@@ -233,7 +241,7 @@ func (c Config) Validate(bad func(key, format string, args ...any)) {
 	if c.MinSide > 0 && c.MaxSide > 0 && c.MaxSide < c.MinSide {
 		bad("max_side", "must be at least min_side")
 	}
-	for key, v := range map[string]time.Duration{"typical_duration": c.Typical, "poll_every": c.PollEvery, "poll_max": c.PollMax, "catalog_ttl": c.CatalogTTL, "clock_skew": c.ClockSkew, "list_defer": c.ListDefer} {
+	for key, v := range map[string]time.Duration{"typical_duration": c.Typical, "poll_every": c.PollEvery, "poll_max": c.PollMax, "catalog_ttl": c.CatalogTTL, "clock_skew": c.ClockSkew, "date_skew": c.DateSkew, "list_defer": c.ListDefer} {
 		if v < 0 {
 			bad(key, "must not be negative")
 		}
@@ -676,7 +684,8 @@ func (v *Vendor) Catalog(ctx context.Context) ([]engine.CatalogEntry, error) {
 // TaskList returns page (from 1) of the account's tasks, five a page: the
 // way to find a task whose creation's answer was lost.
 func (v *Vendor) TaskList(ctx context.Context, page int) (*TaskPage, error) {
-	raw, biz, err := v.call(ctx, http.MethodGet, v.cfg.ListPath, url.Values{"page": {strconv.Itoa(page)}}, nil, "")
+	var clock vendorClock
+	raw, biz, err := v.callDated(ctx, http.MethodGet, v.cfg.ListPath, url.Values{"page": {strconv.Itoa(page)}}, nil, "", &clock)
 	if err != nil {
 		return nil, fmt.Errorf("showapi: task list: %w", err)
 	}
@@ -687,6 +696,7 @@ func (v *Vendor) TaskList(ctx context.Context, page int) (*TaskPage, error) {
 	if err := json.Unmarshal(raw, &p); err != nil {
 		return nil, fmt.Errorf("showapi: task list page %d: %w", page, err)
 	}
+	p.clock = clock
 	return &p, nil
 }
 
@@ -750,6 +760,12 @@ const maxAnswer = 1 << 20
 // reports the call's bill to the engine: showapi_fee_num as the answer
 // says, whatever the codes (the document's "no such task" says 0).
 func (v *Vendor) call(ctx context.Context, method, path string, query url.Values, body []byte, ctype string) (json.RawMessage, *business, error) {
+	return v.callDated(ctx, method, path, query, body, ctype, nil)
+}
+
+// callDated is call, and sets *clock, when not nil, to what the answer's
+// Date header says of the vendor's clock against the bot's.
+func (v *Vendor) callDated(ctx context.Context, method, path string, query url.Values, body []byte, ctype string, clock *vendorClock) (json.RawMessage, *business, error) {
 	fee := 0 // no answer, no bill to read
 	defer func() { engine.ReportBilled(ctx, fee) }()
 	u := v.cfg.BaseURL + path
@@ -778,6 +794,11 @@ func (v *Vendor) call(ctx context.Context, method, path string, query url.Values
 		return nil, nil, err // *url.Error: method, URL (no credential) and cause
 	}
 	defer resp.Body.Close()
+	if clock != nil {
+		if at, err := http.ParseTime(resp.Header.Get("Date")); err == nil {
+			*clock = vendorClock{date: at, local: v.Now()}
+		}
+	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
 	if err != nil {
 		return nil, nil, fmt.Errorf("read answer: %w", err)

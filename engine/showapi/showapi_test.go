@@ -1006,3 +1006,35 @@ func TestFindTaskShared(t *testing.T) {
 		t.Errorf("the second poll: %v, %d billed calls", err, fake.Billed()-billed)
 	}
 }
+
+// A search for a task that was never made ends at the first page whose
+// tasks are all older than the submission by the vendor's clock, which
+// the page's Date header tells, not at find_pages: twenty tasks a minute
+// before the submission (inside clock_skew) and two after cost two pages.
+// Before: four (find_pages), every task within clock_skew counting as
+// maybe the job's.
+func TestFindTaskStopsAtOlderPage(t *testing.T) {
+	fake, v, clk := setup(t, showapitest.Options{NoSeedTask: true}, showapi.Config{})
+	ctx := context.Background()
+	for i := range 20 {
+		other := drawJob("an earlier fox")
+		other.Request.Seed = int64(100 + i)
+		submit(t, v, other, "")
+	}
+	clk.Add(time.Minute)
+	j := drawJob("a lost fox")
+	j.Submitting = &engine.Submitting{Vendor: showapi.Name, TaskID: "J1-1", Attempt: 1, At: clk.Now()}
+	clk.Add(time.Second) // the submission never arrived; two later tasks did
+	for i := range 2 {
+		other := drawJob("a later fox")
+		other.Request.Seed = int64(i)
+		submit(t, v, other, "")
+	}
+	before := fake.Calls("/yourtasklist")
+	if _, found, err := v.FindTask(ctx, j, engine.Task{ID: "J1-1"}); err != nil || found {
+		t.Fatalf("found %v, err %v", found, err)
+	}
+	if n := fake.Calls("/yourtasklist") - before; n != 2 {
+		t.Errorf("%d list pages read, want 2 (the second all older than the submission)", n)
+	}
+}
