@@ -149,6 +149,17 @@ type IdempotentSubmitter interface {
 	SubmitIdempotent() bool
 }
 
+// LookupFirst is an IdempotentSubmitter that is also a TaskFinder and would
+// rather be asked about a lost submission's task than sent it again: its
+// answer proves the task and reads its state in one call, where a repeat
+// costs a duplicate refusal and then a poll, and, for a job with inputs,
+// waits for the vendor to download them from the bot again. Asked and
+// not found, the job is submitted under the same id, which the vendor
+// still takes once.
+type LookupFirst interface {
+	LookupFirst(j *Job) bool
+}
+
 // AccountPool is a vendor with several accounts. Before each new
 // submission the engine asks it for an account, stores the choice with the
 // submission's marker and then on the job (Job.Account), and hands the job

@@ -299,7 +299,7 @@ func (e *Engine) submit(ctx context.Context, lj *liveJob, j *Job) time.Duration 
 		if d, wait := e.waitCallback(lj, j); wait {
 			return d
 		}
-		v, taskID = e.sameTask(j)
+		v, taskID = e.sameTask(lj, j)
 		if v == nil {
 			if d, done := e.uncertain(ctx, lj, j); done {
 				return d

@@ -108,6 +108,13 @@ func (e *Engine) uncertain(ctx context.Context, lj *liveJob, j *Job) (time.Durat
 		e.countUncertain(m.Vendor, "resubmit")
 		return 0, false
 	}
+	// A dead process's submission is asked about once its first poll
+	// would be due: asked earlier, a task it made is most likely still
+	// running, and the answer only proves it, where one from then on
+	// often reads its result too (kept for its next poll).
+	if wait := m.At.Add(v.Timing(&j.Request).First).Sub(e.cfg.Now()); !lj.marked && wait > 0 {
+		return e.untilDeadline(j, wait), true
+	}
 	fctx, cancel := context.WithTimeout(ctx, e.cfg.VendorTimeout)
 	fctx, bill := withMeter(fctx)
 	taskID, found, err := f.FindTask(fctx, j, task)
@@ -176,7 +183,7 @@ func (e *Engine) waitCallback(lj *liveJob, j *Job) (time.Duration, bool) {
 // asking first: to a vendor that takes each task id once, under the same
 // id, while that vendor is not failed for the job and its breaker lets
 // calls through. Nil: ask the vendor (uncertain), then pick as usual.
-func (e *Engine) sameTask(j *Job) (Vendor, string) {
+func (e *Engine) sameTask(lj *liveJob, j *Job) (Vendor, string) {
 	m := j.Submitting
 	v, ok := e.vendors[m.Vendor]
 	if !ok || slices.Contains(j.Tried, m.Vendor) || !e.breakers[m.Vendor].allow(e.cfg.Now()) {
@@ -184,6 +191,15 @@ func (e *Engine) sameTask(j *Job) (Vendor, string) {
 	}
 	if s, ok := v.(IdempotentSubmitter); !ok || !s.SubmitIdempotent() || v.Check(&j.Request) != nil {
 		return nil, ""
+	}
+	if l, ok := v.(LookupFirst); ok && !lj.marked && l.LookupFirst(j) {
+		// A dead process's marker: uncertain asks, and if the task is
+		// absent the same id goes again. This process's own timed-out
+		// call is sent again at once: asked before the vendor has had as
+		// long again, it would only be asked later (see uncertain).
+		if _, ask := v.(TaskFinder); ask {
+			return nil, ""
+		}
 	}
 	e.log.Info("submission uncertain: sent again under the same task id, which the vendor takes once",
 		slog.String("job_id", j.ID), slog.String("vendor", m.Vendor), slog.String("task_id", m.TaskID), slog.Time("submitted_at", m.At))

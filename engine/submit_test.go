@@ -270,6 +270,104 @@ func TestLostAnswerSentAgainSameID(t *testing.T) {
 	}
 }
 
+// askingVendor takes each id once and would rather be asked about a lost
+// submission's task (engine.LookupFirst), as Zhiqite is by default.
+type askingVendor struct{ *idempotentVendor }
+
+func (v askingVendor) LookupFirst(*engine.Job) bool { return true }
+
+// A lost answer a dead process left, at a vendor that would rather be
+// asked, is asked about first: found, the job goes on with one lookup and
+// no second submission; absent, it is sent under the same id. Before
+// LookupFirst: sent again without asking (two submissions, no lookup,
+// whether the first arrived).
+func TestLostAnswerAskedFirst(t *testing.T) {
+	for _, arrived := range []bool{true, false} {
+		v := askingVendor{newIdempotent("asking")}
+		made := v.submit
+		var once atomic.Bool
+		v.submit = func(j *engine.Job, task engine.Task) (string, error) {
+			if once.CompareAndSwap(false, true) {
+				if arrived {
+					made(j, task)
+				}
+				return "", context.DeadlineExceeded // the process dies with the call
+			}
+			return made(j, task)
+		}
+		h := newHarness(t, engine.Config{}, v)
+		id := h.submit(t).ID
+		deadline := time.Now().Add(10 * time.Second)
+		for j := h.job(t, id); j.Submitting == nil || v.submits.Load() != 1; j = h.job(t, id) {
+			if time.Now().After(deadline) {
+				t.Fatalf("arrived %v: no uncertain submission: %+v", arrived, j)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		h.engine.Stop(context.Background())
+		h.start(t, v)
+		got := h.waitFinished(t, id)
+		submits := int32(1)
+		if !arrived {
+			submits = 2
+		}
+		if v.submits.Load() != submits || v.finds.Load() != 1 || v.made() != 1 || got.State != engine.StateDelivered ||
+			got.TaskID != "vt-"+id+"-1" || got.Attempts != 1 {
+			t.Fatalf("arrived %v: submits %d (want %d) finds %d (want 1) tasks %d; job %s task %q attempts %d",
+				arrived, v.submits.Load(), submits, v.finds.Load(), v.made(), got.State, got.TaskID, got.Attempts)
+		}
+		h.engine.Stop(context.Background())
+	}
+}
+
+// A dead process's submission is asked about only once its task's first
+// poll would be due, from when it was sent: a restart at once after the
+// crash asks nothing yet (a task made would most likely still be running,
+// and the answer would only prove it). Before: asked at the restart.
+func TestLostAnswerAskedWhenDue(t *testing.T) {
+	clock := &manualClock{t: time.Unix(1_700_000_000, 0)}
+	v := askingVendor{newIdempotent("asking")}
+	v.timing = engine.Timing{First: time.Minute, Every: time.Minute, Max: time.Hour, Billed: true}
+	made := v.submit
+	var once atomic.Bool
+	v.submit = func(j *engine.Job, task engine.Task) (string, error) {
+		if once.CompareAndSwap(false, true) {
+			made(j, task)
+			return "", context.DeadlineExceeded // the process dies with the call
+		}
+		return made(j, task)
+	}
+	h := newHarness(t, engine.Config{Now: clock.Now, JobTimeout: 24 * time.Hour}, v)
+	id := h.submit(t).ID
+	deadline := time.Now().Add(10 * time.Second)
+	for j := h.job(t, id); j.Submitting == nil || v.submits.Load() != 1; j = h.job(t, id) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no uncertain submission: %+v", j)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	h.engine.Stop(context.Background())
+	clock.Set(clock.Now().Add(10 * time.Second))
+	h.start(t, v)
+	waitIdle(t, h, clock, id)
+	if n := v.finds.Load(); n != 0 {
+		t.Fatalf("%d lookups right after the restart, want none before the first poll is due", n)
+	}
+	clock.Set(h.job(t, id).Submitting.At.Add(v.timing.First))
+	h.engine.WakeScheduler()
+	deadline = time.Now().Add(10 * time.Second)
+	for j := h.job(t, id); j.State != engine.StateSubmitted; j = h.job(t, id) {
+		if time.Now().After(deadline) {
+			t.Fatalf("not asked once due: %+v", j)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if v.finds.Load() != 1 || v.submits.Load() != 1 {
+		t.Fatalf("finds %d (want 1), submits %d (want 1)", v.finds.Load(), v.submits.Load())
+	}
+	h.engine.Stop(context.Background())
+}
+
 // lateVendor times out every first submission at the bot, and makes the
 // task only later, as a vendor still working on a call its client gave up
 // on: the task exists from late after the timeout.

@@ -17,7 +17,8 @@ func (r *crashRun) billDebug(what string, c crashCall, id string) {
 	if os.Getenv("PICBOT_CRASH_BILLDEBUG") == "" {
 		return
 	}
-	r.t.Logf("%s: life %d job %s %s %s %s task %s status %d: %s (%s)", what, c.epoch, id, c.proxy, c.phase, c.method, c.taskID, c.status, c.reply, r.killOf(c.epoch))
+	r.t.Logf("%s: life %d job %s %s %s %s task %s status %d, sent %s, answered in %v: %s (%s)", what, c.epoch, id, c.proxy, c.phase, c.method, c.taskID, c.status,
+		c.sent.Format("15:04:05.000"), c.at.Sub(c.sent).Round(time.Millisecond), c.reply, r.killOf(c.epoch))
 }
 
 func (r *crashRun) killOf(epoch int) string {
@@ -250,6 +251,37 @@ func (r *crashRun) billBreakdown(calls []crashCall, jobOf map[string]string, kil
 				}
 			}
 			lost[k.epoch] += u
+		}
+	}
+	// Calls no job can be told by (ShowAPI's task-list pages: a search's
+	// pages are recorded on one job of those it served, or on none if the
+	// kill came first) are settled per life: what a killed life's calls
+	// billed beyond what all its jobs' records gained was cut off, as the
+	// per-job count above is for calls that name their job.
+	for epoch := range killed {
+		billed, gained := 0, 0
+		for _, c := range calls {
+			if c.billed && c.epoch == epoch {
+				billed++
+			}
+		}
+		after := snapAt[epoch]
+		if after == nil {
+			continue
+		}
+		for id, j := range after.jobs {
+			before := 0
+			if s := snapAt[epoch-1]; s != nil && s.jobs[id] != nil {
+				before = s.jobs[id].BilledCalls
+			}
+			gained += j.BilledCalls - before
+		}
+		if u := billed - gained - lost[epoch]; u > 0 {
+			if os.Getenv("PICBOT_CRASH_BILLDEBUG") != "" {
+				r.t.Logf("unrecorded: life %d, %d calls no job names (%d billed in the life, its jobs' records gained %d, %d counted by job)", epoch, u, billed, gained, lost[epoch])
+			}
+			b.unrecorded += u
+			lost[epoch] += u
 		}
 	}
 	b.inFlightKills = len(lost)

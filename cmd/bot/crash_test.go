@@ -62,7 +62,8 @@ package main
 //
 // Assertions held back by a defect another branch fixes are gated by
 // constants the lead flips on merging: crashResubmitFixed,
-// crashShowAPIBillFixed, crashOnePostPerKill.
+// crashShowAPIBillFixed, crashOnePostPerKill; the billed-calls bound, per
+// setup, by crashBilledGated.
 //
 //	go test -race -run Crash -count=1 -v ./cmd/bot                        # CI form: 250 jobs, 70 kills
 //	go test -race -run Crash -count=1 -v -short ./cmd/bot                 # 250 jobs, 55 kills
@@ -303,19 +304,28 @@ func crashResubmitLimit(vendor string) int {
 // task-list pages make the rest). The issue's aim is 10%; the bound holds
 // today's worst with room, until those are cut.
 //
-// Until the rest is cut, crashBilledFixed is false: the figure without the
-// calls cut off is printed, not asserted, and only the raw bound holds.
-// With a dead process's uncertain submission waiting for its callback
-// (branch bill), measured: Callback -6% and -11% (+32% and +1.5% with the
-// shorter wait of 2 First), Polling -6% to +14%, Webhook -9% to -11%,
-// Discord -13% to +12%, ShowAPI +39% to +62% (task-list pages of searches
-// whose callback came too late, and restart polls): ShowAPI and Polling
-// (APISpace resubmissions, which no callback proves) keep it false.
+// crashBilledFixed asserts the 10% bound, in every setup but those
+// crashBilledGated names (printed there, not asserted, with why). Cut since
+// (issue 11): ShowAPI's lost-create searches share one sweep of the task
+// list and end at the first page older than the submission by the
+// vendor's clock (its Date header); a finished record a page shows
+// answers its poll; Zhiqite is asked for a lost task by its id once its
+// first poll would be due, not sent it again; and the calls no job names
+// (list pages) a kill cut off are settled per life. Measured after, six
+// runs (load average 2-8): Discord -23.5% to -4.4% (median -10.4%),
+// Polling -4.2% to +6.2% (median -1.9%), asserted; the gated ones below.
 const (
-	crashBilledFixed    = false
+	crashBilledFixed    = true
 	crashBilledSlack    = 0.10
 	crashBilledRawSlack = 2.0
 )
+
+// crashBilledGated: setups whose bound is printed, not asserted, and why.
+var crashBilledGated = map[string]string{
+	"Callback": "commands with photos: Zhiqite fetches a job's inputs from the bot during the submission (the fake's choice, unverified), so one a kill interrupts mostly made no task, and its lookup is then one call more than a resend; runs vary with the seed's mix (six runs -13.1% to +43.3%, median +13.5%; before the lookup wait -22.2% to +3.4%; resending, +6.3% to +45.0%)",
+	"Webhook":  "Zhiqite polled: a lost submission that never reached it costs a lookup and a submission, and restart polls of unfinished tasks add to a base of 3-4 calls an image; one run in six over (-10.4% to +15.0%, median +2.0%)",
+	"ShowAPI":  "callbacks: a base of 1.2-1.5 calls an image, so 6 calls make 10%: restart polls of tasks whose callbacks the fake stopped retrying (2.4 s) while the bot was down, and searches for tasks never made or forgotten; one run in six over (-21.7% to +17.1%, median -4.8%)",
+}
 
 // crashOnePostPerKill asks for at most one duplicate post per kill, in all
 // and from any one kill, not only one per job and kill (always checked):
@@ -474,8 +484,11 @@ func TestCrashSuite(t *testing.T) {
 			t.Logf("%s: billed calls without kills: %v", s.name, base.bill)
 			t.Logf("%s: billed calls with kills: %v; against the same commands without kills: %d calls added (in %d commands), %d saved",
 				s.name, res.bill, added, costlier, saved)
-			if b == 0 || crashBilledFixed && kept > (1+crashBilledSlack)*b {
+			switch over := kept > (1+crashBilledSlack)*b; {
+			case b == 0 || crashBilledFixed && over && crashBilledGated[s.name] == "":
 				t.Errorf("%s: billed calls per delivered image %.3f with kills (the calls the kills cut off left out), %.3f without: more than %.0f%% more", s.name, kept, b, 100*crashBilledSlack)
+			case over:
+				t.Logf("%s: more than %.0f%% more, not asserted: %s", s.name, 100*crashBilledSlack, crashBilledGated[s.name])
 			}
 			if k > (1+crashBilledRawSlack)*b {
 				t.Errorf("%s: billed calls per delivered image %.3f with kills, %.3f without: more than %.0f%% more", s.name, k, b, 100*crashBilledRawSlack)

@@ -28,7 +28,14 @@ type lister struct {
 	due   map[string]time.Time // when each task's first poll falls due
 	open  map[string]bool      // not settled yet
 	final map[string]Record    // finished or failed records read from a page, not yet answered
+	kept  map[string]time.Time // when a search's page (find.go) put a record in final
 	jobs  map[string]string    // each polled task's job, to wake
+}
+
+func (l *lister) init() {
+	if l.due == nil {
+		l.due, l.open, l.final, l.kept, l.jobs = map[string]time.Time{}, map[string]bool{}, map[string]Record{}, map[string]time.Time{}, map[string]string{}
+	}
 }
 
 // perPage is the document's page size (maxResult 5).
@@ -42,9 +49,7 @@ func (v *Vendor) track(id, job string, due time.Time) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	l := &v.list
-	if l.due == nil {
-		l.due, l.open, l.final, l.jobs = map[string]time.Time{}, map[string]bool{}, map[string]Record{}, map[string]string{}
-	}
+	l.init()
 	l.jobs[id] = job
 	l.order = append(l.order, id)
 	l.due[id], l.open[id] = due, true
@@ -70,6 +75,7 @@ func (v *Vendor) settle(id string) {
 	l := &v.list
 	delete(l.open, id)
 	delete(l.final, id)
+	delete(l.kept, id)
 	delete(l.jobs, id)
 	for len(l.order) > 0 && !l.open[l.order[0]] {
 		delete(l.due, l.order[0])

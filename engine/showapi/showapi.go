@@ -82,6 +82,11 @@ type Config struct {
 	// FindPages bounds the pages of /yourtasklist (five tasks each, every
 	// page billed) read to find a task whose creation's answer was lost.
 	FindPages int `yaml:"find_pages"` // default 4
+	// FindGather is how long a search waits for others to start before
+	// it reads the first page: searches under way together (the jobs a
+	// crashed process left uncertain, after a restart) share one read of
+	// the list, each page billed once for all of them. Default 1s; negative: none.
+	FindGather time.Duration `yaml:"find_gather"`
 	// ListPollMin is how many polled tasks in flight make polls go by
 	// /yourtasklist, five tasks a call (default 3; negative: never); a
 	// task due waits at most ListDefer (default poll_every) for the
@@ -96,6 +101,13 @@ type Config struct {
 	// ClockSkew is how far the vendor's ct may be off the bot's clock when
 	// a lost task is looked for: older tasks are not this job's.
 	ClockSkew time.Duration `yaml:"clock_skew"` // default 10m
+	// DateSkew is how far the vendor's ct may be off the Date header of
+	// its own answers [I]. A task-list page that has a Date header tells
+	// the vendor's clock against the bot's, so a lost task is looked for
+	// among tasks made after the submission by the vendor's clock, less
+	// DateSkew (and a page all older ends the search), whatever the two
+	// clocks' difference; clock_skew applies to a page without one.
+	DateSkew time.Duration `yaml:"date_skew"` // default 5s
 
 	// UnreadFee is the bill counted for an answer whose showapi_fee_num
 	// cannot be read: an HTTP error from Huawei's gateway, a body that is
@@ -181,7 +193,9 @@ func (c Config) withDefaults() Config {
 	dur(&c.PollMax, 20*time.Second)
 	dur(&c.CatalogTTL, time.Hour)
 	dur(&c.ClockSkew, 10*time.Minute)
+	dur(&c.DateSkew, 5*time.Second)
 	dur(&c.ListDefer, c.PollEvery)
+	dur(&c.FindGather, time.Second)
 	if len(c.UnsafeWords) == 0 {
 		c.UnsafeWords = defaultUnsafeWords
 	}
@@ -227,7 +241,7 @@ func (c Config) Validate(bad func(key, format string, args ...any)) {
 	if c.MinSide > 0 && c.MaxSide > 0 && c.MaxSide < c.MinSide {
 		bad("max_side", "must be at least min_side")
 	}
-	for key, v := range map[string]time.Duration{"typical_duration": c.Typical, "poll_every": c.PollEvery, "poll_max": c.PollMax, "catalog_ttl": c.CatalogTTL, "clock_skew": c.ClockSkew, "list_defer": c.ListDefer} {
+	for key, v := range map[string]time.Duration{"typical_duration": c.Typical, "poll_every": c.PollEvery, "poll_max": c.PollMax, "catalog_ttl": c.CatalogTTL, "clock_skew": c.ClockSkew, "date_skew": c.DateSkew, "list_defer": c.ListDefer} {
 		if v < 0 {
 			bad(key, "must not be negative")
 		}
@@ -255,6 +269,7 @@ type Vendor struct {
 	catalog   []engine.CatalogEntry
 	catalogAt time.Time
 	list      lister // polled tasks, for polling by list
+	sweep     *sweep // the search of the task list still taking searches in (find.go)
 	wake      func(jobID string)
 }
 
@@ -669,7 +684,8 @@ func (v *Vendor) Catalog(ctx context.Context) ([]engine.CatalogEntry, error) {
 // TaskList returns page (from 1) of the account's tasks, five a page: the
 // way to find a task whose creation's answer was lost.
 func (v *Vendor) TaskList(ctx context.Context, page int) (*TaskPage, error) {
-	raw, biz, err := v.call(ctx, http.MethodGet, v.cfg.ListPath, url.Values{"page": {strconv.Itoa(page)}}, nil, "")
+	var clock vendorClock
+	raw, biz, err := v.callDated(ctx, http.MethodGet, v.cfg.ListPath, url.Values{"page": {strconv.Itoa(page)}}, nil, "", &clock)
 	if err != nil {
 		return nil, fmt.Errorf("showapi: task list: %w", err)
 	}
@@ -680,83 +696,8 @@ func (v *Vendor) TaskList(ctx context.Context, page int) (*TaskPage, error) {
 	if err := json.Unmarshal(raw, &p); err != nil {
 		return nil, fmt.Errorf("showapi: task list page %d: %w", page, err)
 	}
+	p.clock = clock
 	return &p, nil
-}
-
-// FindTask looks through /yourtasklist for the task that creating j's
-// would have made: the record echoes the creation's fields, so it is the
-// one whose prompt, seed, size, model, steps, batch and call_back (the
-// job's own URL, when set) are all j's, created no earlier than
-// j.Submitting.At less ClockSkew. The engine gives each job a random seed,
-// so two jobs' records differ. The latest tasks are read first (see
-// ListOrder), and the search ends at a page whose tasks are all older than
-// the submission, or after FindPages pages, each billed.
-func (v *Vendor) FindTask(ctx context.Context, j *engine.Job, t engine.Task) (string, bool, error) {
-	want := v.createFields(&j.Request, t.CallbackURL)
-	var since time.Time
-	if j.Submitting != nil {
-		since = j.Submitting.At.Add(-v.cfg.ClockSkew)
-	}
-	// look returns j's task on p, if there, and whether all of p is older than since.
-	look := func(p *TaskPage, page int) (string, bool) {
-		older := len(p.Tasks) > 0
-		for i := range p.Tasks {
-			rec := &p.Tasks[i]
-			if at, ok := rec.Created(); ok && !since.IsZero() && at.Before(since) {
-				continue
-			}
-			older = false
-			if id := strings.TrimSpace(string(rec.TaskID)); id != "" && matches(rec, want) {
-				v.log.Info("showapi: found a task whose creation's answer was lost", slog.String("job_id", j.ID), slog.String("task_id", id), slog.Int("page", page))
-				return id, false
-			}
-		}
-		return "", older
-	}
-	first, err := v.TaskList(ctx, 1)
-	if err != nil {
-		return "", false, err
-	}
-	id, older := look(first, 1)
-	if id != "" {
-		return id, true, nil
-	}
-	all, known := first.AllPages.Int()
-	if n, ok := first.AllNum.Int(); !known && ok {
-		per, ok := first.MaxResult.Int()
-		if !ok || per < 1 {
-			per = 5 // the document's page size
-		}
-		all, known = (n+per-1)/per, true
-	}
-	next, step := 2, 1
-	order := v.cfg.ListOrder
-	if order == "auto" {
-		order = listOrder(first)
-	}
-	switch {
-	case order == "oldest" && known && all > 1:
-		next, step = int(all), -1 // page 1 was the oldest: the latest are on the last
-	case order == "oldest" && known:
-		return "", false, nil // one page, read
-	case older || len(first.Tasks) == 0:
-		return "", false, nil // newest first: nothing later than page 1's
-	}
-	for read := 1; read < v.cfg.FindPages && next > 1 && (!known || int64(next) <= all); read++ {
-		p, err := v.TaskList(ctx, next)
-		if err != nil {
-			return "", false, err
-		}
-		id, older := look(p, next)
-		if id != "" {
-			return id, true, nil
-		}
-		if len(p.Tasks) == 0 || older {
-			break // every page further on is older still
-		}
-		next += step
-	}
-	return "", false, nil
 }
 
 // listOrder tells from the creation times on p whether the list runs
@@ -819,6 +760,12 @@ const maxAnswer = 1 << 20
 // reports the call's bill to the engine: showapi_fee_num as the answer
 // says, whatever the codes (the document's "no such task" says 0).
 func (v *Vendor) call(ctx context.Context, method, path string, query url.Values, body []byte, ctype string) (json.RawMessage, *business, error) {
+	return v.callDated(ctx, method, path, query, body, ctype, nil)
+}
+
+// callDated is call, and sets *clock, when not nil, to what the answer's
+// Date header says of the vendor's clock against the bot's.
+func (v *Vendor) callDated(ctx context.Context, method, path string, query url.Values, body []byte, ctype string, clock *vendorClock) (json.RawMessage, *business, error) {
 	fee := 0 // no answer, no bill to read
 	defer func() { engine.ReportBilled(ctx, fee) }()
 	u := v.cfg.BaseURL + path
@@ -847,6 +794,11 @@ func (v *Vendor) call(ctx context.Context, method, path string, query url.Values
 		return nil, nil, err // *url.Error: method, URL (no credential) and cause
 	}
 	defer resp.Body.Close()
+	if clock != nil {
+		if at, err := http.ParseTime(resp.Header.Get("Date")); err == nil {
+			*clock = vendorClock{date: at, local: v.Now()}
+		}
+	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
 	if err != nil {
 		return nil, nil, fmt.Errorf("read answer: %w", err)

@@ -50,6 +50,9 @@ func setup(t *testing.T, opts showapitest.Options, cfg showapi.Config) (*showapi
 	fake := showapitest.Start(opts)
 	t.Cleanup(fake.Close)
 	cfg.BaseURL = fake.URL
+	if cfg.FindGather == 0 {
+		cfg.FindGather = -1 // searches one at a time, unless a test shares them
+	}
 	if cfg.AppCode == "" && cfg.AppKey == "" {
 		cfg.AppCode = testCode
 	}
@@ -928,5 +931,110 @@ func TestFindTaskListOrder(t *testing.T) {
 		if n := fake.Calls("/yourtasklist") - before; n > 4 {
 			t.Errorf("%s: %d pages read for a job with no task, past find_pages", name, n)
 		}
+	}
+}
+
+// Searches under way together (the jobs a crash left uncertain, after the
+// restart) share their reads of the list: six lost creations behind five
+// later tasks cost the pages one search would read, not six times as many,
+// and a finished task found answers its first poll without a call.
+// Before the shared sweep: each search read its own pages (12 calls), and
+// the poll asked /yourtaskresult.
+func TestFindTaskShared(t *testing.T) {
+	fake, v, clk := setup(t, showapitest.Options{NoSeedTask: true}, showapi.Config{FindGather: 200 * time.Millisecond})
+	ctx := context.Background()
+	var jobs []*engine.Job
+	var ids []string
+	for i := range 6 {
+		j := drawJob("a lost fox")
+		j.ID = fmt.Sprintf("J%d", i)
+		j.Request.Seed = int64(1000 + i)
+		j.Submitting = &engine.Submitting{Vendor: showapi.Name, TaskID: j.ID + "-1", Attempt: 1, At: clk.Now()}
+		id, err := v.Submit(ctx, j, engine.Task{ID: j.ID + "-1"}) // its answer is "lost"
+		if err != nil {
+			t.Fatal(err)
+		}
+		jobs, ids = append(jobs, j), append(ids, id)
+	}
+	for i := range 5 {
+		other := drawJob("a later fox")
+		other.Request.Seed = int64(i)
+		submit(t, v, other, "")
+	}
+	clk.Add(time.Minute) // every task finished
+	before := fake.Calls("/yourtasklist")
+	var wg sync.WaitGroup
+	got := make([]string, len(jobs))
+	errs := make([]error, len(jobs))
+	for i, j := range jobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id, found, err := v.FindTask(ctx, j, engine.Task{ID: j.ID + "-1"})
+			if err == nil && !found {
+				err = errors.New("not found")
+			}
+			got[i], errs[i] = id, err
+		}()
+	}
+	wg.Wait()
+	for i := range jobs {
+		if errs[i] != nil || got[i] != ids[i] {
+			t.Fatalf("job %d: found %q, want %q (err %v)", i, got[i], ids[i], errs[i])
+		}
+	}
+	// Positions 6-11 of the list: pages 2 and 3, after page 1.
+	if n := fake.Calls("/yourtasklist") - before; n != 3 {
+		t.Errorf("%d list pages read for six searches, want 3", n)
+	}
+	j := jobs[0]
+	j.TaskID = got[0]
+	billed := fake.Billed()
+	ctx2, reported := engine.Metered(ctx)
+	out, err := v.Query(ctx2, j)
+	if err != nil || out.State != engine.TaskDone || len(out.Images) == 0 {
+		t.Fatalf("poll of the found task: %+v, %v", out, err)
+	}
+	if n := fake.Billed() - billed; n != 0 {
+		t.Errorf("the found task's poll made %d billed calls, want 0 (its record was read with the list)", n)
+	}
+	if n, _ := reported(); n != 0 {
+		t.Errorf("the poll reported %d billed calls, want 0", n)
+	}
+	// Answered once: the next poll asks the vendor.
+	if _, err := v.Query(ctx, j); err != nil || fake.Billed()-billed != 1 {
+		t.Errorf("the second poll: %v, %d billed calls", err, fake.Billed()-billed)
+	}
+}
+
+// A search for a task that was never made ends at the first page whose
+// tasks are all older than the submission by the vendor's clock, which
+// the page's Date header tells, not at find_pages: twenty tasks a minute
+// before the submission (inside clock_skew) and two after cost two pages.
+// Before: four (find_pages), every task within clock_skew counting as
+// maybe the job's.
+func TestFindTaskStopsAtOlderPage(t *testing.T) {
+	fake, v, clk := setup(t, showapitest.Options{NoSeedTask: true}, showapi.Config{})
+	ctx := context.Background()
+	for i := range 20 {
+		other := drawJob("an earlier fox")
+		other.Request.Seed = int64(100 + i)
+		submit(t, v, other, "")
+	}
+	clk.Add(time.Minute)
+	j := drawJob("a lost fox")
+	j.Submitting = &engine.Submitting{Vendor: showapi.Name, TaskID: "J1-1", Attempt: 1, At: clk.Now()}
+	clk.Add(time.Second) // the submission never arrived; two later tasks did
+	for i := range 2 {
+		other := drawJob("a later fox")
+		other.Request.Seed = int64(i)
+		submit(t, v, other, "")
+	}
+	before := fake.Calls("/yourtasklist")
+	if _, found, err := v.FindTask(ctx, j, engine.Task{ID: "J1-1"}); err != nil || found {
+		t.Fatalf("found %v, err %v", found, err)
+	}
+	if n := fake.Calls("/yourtasklist") - before; n != 2 {
+		t.Errorf("%d list pages read, want 2 (the second all older than the submission)", n)
 	}
 }

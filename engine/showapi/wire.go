@@ -204,4 +204,22 @@ type TaskPage struct {
 	AllNum      Number   `json:"allNum"`
 	MaxResult   Number   `json:"maxResult"`
 	Tasks       []Record `json:"contentlist"`
+
+	clock vendorClock // from the answer's Date header; zero: none
+}
+
+// vendorClock is what an answer's Date header said: the vendor's time, to
+// the second, and the bot's when the answer came.
+type vendorClock struct {
+	date, local time.Time
+}
+
+// vendorTime is bot time t on the vendor's clock, never later than the
+// vendor's clock read then (Date is cut to the second, and was sent before
+// it arrived); ok false without a Date header.
+func (c vendorClock) vendorTime(t time.Time) (time.Time, bool) {
+	if c.date.IsZero() {
+		return time.Time{}, false
+	}
+	return t.Add(c.date.Sub(c.local)), true
 }

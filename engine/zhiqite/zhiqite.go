@@ -160,6 +160,14 @@ type Config struct {
 	FaceFixModel string `yaml:"face_fix_model"`
 	// Callbacks says whether to ask for a callback (default true) or poll.
 	Callbacks *bool `yaml:"callbacks"`
+	// ResendLost sends a submission whose answer was lost (a crash, a
+	// timeout) again under its task id, which the vendor refuses as a
+	// duplicate if it holds the task, instead of asking for the task by
+	// that id first (default): the query proves the task and reads its
+	// state in one billed call, where the repeat costs a billed refusal
+	// and then a poll, and, for a job with inputs, waits for the vendor
+	// to download them from the bot again.
+	ResendLost bool `yaml:"resend_lost"`
 	// DrawDuration is a typical 512×512, 25-step, one-image task; the first
 	// poll waits this long, scaled by pixels, steps and images.
 	DrawDuration time.Duration `yaml:"draw_duration"`
@@ -190,6 +198,9 @@ type Vendor struct {
 
 	mu   sync.Mutex
 	lost map[string]time.Time // task ids whose submission got no readable reply
+	// found holds what FindTask read of a finished or failed task, to
+	// answer its next poll without a call.
+	found map[string]foundTask
 
 	catMu    sync.Mutex
 	catalog  []engine.CatalogEntry
@@ -291,6 +302,7 @@ func New(cfg Config, client *http.Client, log *slog.Logger) (*Vendor, error) {
 		now:      time.Now,
 		nonce:    newNonce,
 		lost:     make(map[string]time.Time),
+		found:    make(map[string]foundTask),
 	}, nil
 }
 
@@ -619,13 +631,28 @@ func (v *Vendor) Submit(ctx context.Context, j *engine.Job, t engine.Task) (stri
 	return t.ID, nil
 }
 
-// FindTask asks the vendor for the task by the id the bot chose (t.ID), so
-// a submission whose answer was lost is recorded, not sent again.
 // SubmitIdempotent implements engine.IdempotentSubmitter: the task id is
 // the bot's (businessTaskId), and the vendor refuses an id it holds as a
 // duplicate, which Submit takes as the task.
 func (v *Vendor) SubmitIdempotent() bool { return true }
 
+// LookupFirst implements engine.LookupFirst: unless resend_lost, a lost
+// submission is asked about (FindTask) before it is sent again.
+func (v *Vendor) LookupFirst(*engine.Job) bool { return !v.cfg.ResendLost }
+
+// foundTask is a finished task's outcome FindTask read, and when.
+type foundTask struct {
+	out *engine.Outcome
+	at  time.Time
+}
+
+// foundTTL bounds how long a found outcome waits for its poll.
+const foundTTL = 30 * time.Minute
+
+// FindTask asks the vendor for the task by the id the bot chose (t.ID), so
+// a submission whose answer was lost is recorded, not sent again. The
+// query is billed like a poll; a finished or failed task's answer is kept
+// to answer the job's next poll without another call.
 func (v *Vendor) FindTask(ctx context.Context, j *engine.Job, t engine.Task) (string, bool, error) {
 	if t.ID == "" {
 		return "", false, nil
@@ -634,16 +661,49 @@ func (v *Vendor) FindTask(ctx context.Context, j *engine.Job, t engine.Task) (st
 	if j.Submitting != nil {
 		at = j.Submitting.At
 	}
-	_, err := v.query(ctx, j.Request.Kind, t.ID, at)
+	out, err := v.query(ctx, j.Request.Kind, t.ID, at)
+	var ref *refusal
+	if err == nil || errors.As(err, &ref) || errors.Is(err, errNoData) {
+		engine.ReportBilled(ctx, 1) // answered: billed as a poll is
+	} else {
+		engine.ReportBilled(ctx, 0)
+	}
 	switch {
 	case err == nil:
 		v.forgetLost(t.ID)
+		if out.State == engine.TaskDone || out.State == engine.TaskFailed {
+			v.keepFound(t.ID, out)
+		}
 		return t.ID, true, nil
 	case engine.ErrorCode(err) == engine.ENOTFOUND:
 		v.forgetLost(t.ID) // asked already: Submit need not ask again
 		return "", false, nil
 	}
 	return "", false, err
+}
+
+func (v *Vendor) keepFound(id string, out *engine.Outcome) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	now := v.now()
+	for k, f := range v.found {
+		if now.Sub(f.at) > foundTTL {
+			delete(v.found, k)
+		}
+	}
+	v.found[id] = foundTask{out: out, at: now}
+}
+
+// takeFound returns, once, the outcome FindTask kept for task id.
+func (v *Vendor) takeFound(id string) *engine.Outcome {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	f, ok := v.found[id]
+	if !ok {
+		return nil
+	}
+	delete(v.found, id)
+	return f.out
 }
 
 // build makes the endpoint and body for r.
@@ -872,6 +932,10 @@ func submitError(err error) error {
 
 // Query asks about j's task: queryTaskInfo for /draw, the tool's queryTask otherwise.
 func (v *Vendor) Query(ctx context.Context, j *engine.Job) (*engine.Outcome, error) {
+	if out := v.takeFound(j.TaskID); out != nil {
+		engine.ReportBilled(ctx, 0) // read by FindTask, billed there
+		return out, nil
+	}
 	return v.query(ctx, j.Request.Kind, j.TaskID, j.SubmittedAt)
 }
 

@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -865,5 +866,66 @@ func TestNew(t *testing.T) {
 	no := false
 	if v, _ := zhiqite.New(zhiqite.Config{AppCode: "c", Callbacks: &no}, nil, nil); v.WantsCallback() {
 		t.Fatal("callbacks: false was ignored")
+	}
+}
+
+// A lost submission is asked about by its task id before it is sent again
+// (engine.LookupFirst): after a restart, one billed query proves an
+// upscale's task and reads its result, the vendor downloads no input from
+// the bot again, and the job's next poll is answered without a call. Sent
+// again instead (resend_lost), it costs a billed duplicate refusal after
+// the vendor fetched the input once more, and then a billed poll. Before:
+// the engine sent it again, the query's bill went unreported (the engine
+// took it as 0) and the poll after it was billed.
+func TestLostSubmissionAskedFirst(t *testing.T) {
+	ctx := context.Background()
+	f := newFake(t, zhiqitetest.Options{})
+	var fetched atomic.Int64
+	img := zhiqitetest.PNG(40, 30, 1)
+	in := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fetched.Add(1)
+		w.Header().Set("Content-Type", "image/png")
+		w.Write(img)
+	}))
+	t.Cleanup(in.Close)
+	j := &engine.Job{ID: "up", Request: engine.Request{Kind: engine.KindUpscale, Scale: 2, N: 1, Inputs: []engine.Input{{Blob: "x", Width: 40, Height: 30}}}}
+	task := engine.Task{ID: "up-1", InputURLs: []string{in.URL + "/in/0"}}
+	if _, err := newVendor(t, f, nil).Submit(ctx, j, task); err != nil { // its answer is "lost"
+		t.Fatal(err)
+	}
+	time.Sleep(400 * time.Millisecond) // past the fake's tool time: the task is done
+	j.Submitting = &engine.Submitting{Vendor: zhiqite.Name, TaskID: task.ID, Attempt: 1, At: time.Now()}
+
+	v := newVendor(t, f, nil) // the restarted bot's
+	var l engine.LookupFirst = v
+	if !l.LookupFirst(j) {
+		t.Fatal("a lost submission is sent again by default; want it asked about first")
+	}
+	billed, inputs := f.Billed(), fetched.Load()
+	mctx, reported := engine.Metered(ctx)
+	id, found, err := v.FindTask(mctx, j, task)
+	if err != nil || !found || id != task.ID {
+		t.Fatalf("find: %q %v %v", id, found, err)
+	}
+	if n, ok := reported(); !ok || n != 1 || f.Billed()-billed != 1 {
+		t.Errorf("the lookup: the fake billed %d, the adapter reported %d (%v); want 1 and 1", f.Billed()-billed, n, ok)
+	}
+	j.TaskID = id
+	mctx, reported = engine.Metered(ctx)
+	out, err := v.Query(mctx, j)
+	if err != nil || out.State != engine.TaskDone || len(out.Images) != 1 {
+		t.Fatalf("the poll after the lookup: %+v %v", out, err)
+	}
+	if n, _ := reported(); n != 0 || f.Billed()-billed != 1 {
+		t.Errorf("the poll after the lookup: the fake billed %d more, the adapter reported %d; want none", f.Billed()-billed-1, n)
+	}
+	if n := fetched.Load() - inputs; n != 0 {
+		t.Errorf("the vendor fetched the input %d more times", n)
+	}
+	if _, err := v.Query(ctx, j); err != nil || f.Billed()-billed != 2 {
+		t.Errorf("a second poll: %v, %d billed; want the vendor asked", err, f.Billed()-billed)
+	}
+	if newVendor(t, f, func(c *zhiqite.Config) { c.ResendLost = true }).LookupFirst(j) {
+		t.Error("resend_lost: true still asks first")
 	}
 }

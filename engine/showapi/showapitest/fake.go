@@ -358,6 +358,8 @@ func (s *Server) Task(id string) (map[string]any, bool) {
 // applies an injected fault.
 func (s *Server) api(h func(w http.ResponseWriter, r *http.Request, body []byte)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		// HTTP's Date, on the fake's clock, as the records' ct are.
+		w.Header().Set("Date", s.opts.Now().UTC().Format(http.TimeFormat))
 		body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 		if err != nil {
 			http.Error(w, "bad body", http.StatusBadRequest)
