@@ -119,6 +119,24 @@ func withInput(req engine.Request, w, h int) engine.Request {
 	return req
 }
 
+// manualClock is a fake's clock that the test moves.
+type manualClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *manualClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *manualClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
 // waitDone queries until the task ends, and returns the outcome, the
 // states seen in order, and the number of queries.
 func waitDone(t *testing.T, v *apispace.Vendor, j *engine.Job) (*engine.Outcome, []engine.TaskState, int) {
@@ -236,7 +254,12 @@ func readJSON(t *testing.T, path string) any {
 // TestKinds runs each kind through the fake by polling: the right path,
 // task and params; pending → working → finished; a real PNG of the right size.
 func TestKinds(t *testing.T) {
-	f := startFake(t, apispacetest.Options{Queue: 120 * time.Millisecond, Duration: 150 * time.Millisecond})
+	// The fake's clock moves only when the test moves it, so each phase is
+	// seen whatever the machine's load (a poll slower than the phase on
+	// the wall clock missed "working").
+	clk := &manualClock{t: time.Unix(1_700_000_000, 0)}
+	const queue, work = 120 * time.Millisecond, 150 * time.Millisecond
+	f := startFake(t, apispacetest.Options{Queue: queue, Duration: work, Now: clk.Now})
 	v, _ := newVendor(t, f.BaseURL(), nil)
 	in := inputServer(t, 40, 30)
 	sized := draw("a red fox")
@@ -278,7 +301,21 @@ func TestKinds(t *testing.T) {
 					t.Errorf("params.%s = %v, want %v", k, got, want)
 				}
 			}
-			out, seen, queries := waitDone(t, v, j)
+			var seen []engine.TaskState
+			var out *engine.Outcome
+			queries := 0
+			for _, step := range []time.Duration{0, queue, work} {
+				clk.Advance(step)
+				o, err := v.Query(context.Background(), j)
+				if err != nil {
+					t.Fatalf("query: %v", err)
+				}
+				out, queries = o, queries+1
+				seen = append(seen, o.State)
+				if o.State != engine.TaskDone && o.Progress != -1 {
+					t.Errorf("progress %v, want -1 (the vendor gives no figure)", o.Progress)
+				}
+			}
 			if want := []engine.TaskState{engine.TaskQueued, engine.TaskRunning, engine.TaskDone}; !reflect.DeepEqual(seen, want) {
 				t.Fatalf("states %v, want %v (err %v)", seen, want, out.Err)
 			}
