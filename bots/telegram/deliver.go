@@ -397,12 +397,13 @@ func (b *Bot) Deliver(ctx context.Context, j *engine.Job) error {
 
 // postStep posts step i of j's delivery and notes it on the job, holding a
 // post lane from the request to the note, so that at most as many posts as
-// there are lanes are made and not recorded. The chat's room is taken first:
-// a chat waiting for its flood limit holds no lane. A lane busy takes
-// nothing and returns an *engine.Later, like a chat with no room.
+// there are lanes are made and not recorded. The chat's room is looked at
+// first (a chat waiting for its flood limit holds no lane) and taken once
+// the lane is: taken before, a busy lane could not give it back (see
+// flood.room). A lane busy, or the room gone meanwhile, takes nothing and
+// returns an *engine.Later, like a chat with no room.
 func (b *Bot) postStep(ctx context.Context, j *engine.Job, to int64, i int, s step) error {
-	d, undo := b.flood.take(to, j.Chat.Private)
-	if d > 0 {
+	if d := b.flood.peek(to, j.Chat.Private); d > 0 {
 		return &engine.Later{After: d}
 	}
 	wctx, cancel := context.WithCancel(ctx)
@@ -411,10 +412,12 @@ func (b *Bot) postStep(ctx context.Context, j *engine.Job, to int64, i int, s st
 	stop()
 	cancel()
 	if release == nil {
-		undo() // the room is not spent on a message that does not go
 		return &engine.Later{After: later}
 	}
 	defer release()
+	if d := b.flood.room(to, j.Chat.Private); d > 0 {
+		return &engine.Later{After: d}
+	}
 	if err := b.deliverStep(ctx, j, to, s, b.roomedPoster()); err != nil {
 		return b.deliveryError(err)
 	}

@@ -80,7 +80,7 @@ func TestDeliverRepeatedOnDrainedChat(t *testing.T) {
 			}
 			// Drain the chat's bucket: one message's room each round from here on.
 			for {
-				if d, _ := h.bot.flood.take(chat, true); d > 0 {
+				if d := h.bot.flood.room(chat, true); d > 0 {
 					break
 				}
 			}
@@ -98,5 +98,39 @@ func TestDeliverRepeatedOnDrainedChat(t *testing.T) {
 			}
 			t.Fatalf("Deliver still answers later after 10 rounds with room for a message each:\n%s", dump(h.fake.Calls()))
 		})
+	}
+}
+
+// TestFloodNoRoomSpendsNothing: a message that finds the chat's room but not
+// the bot's global room (other chats spent it) does not go, and must not
+// spend the chat's room either. The chat's token was given back with
+// rate.Reservation.CancelAt at a later time, which restores nothing once
+// the reservation's moment has passed: each try lost the chat's token, so
+// a delivery retried while the global limit was busy found its chat empty
+// at every round, "post later" about 1 s for good (issue 15).
+func TestFloodNoRoomSpendsNothing(t *testing.T) {
+	clk := &stepClock{t: time.Now()}
+	// Each reading of the clock a microsecond on, as a real one moves
+	// between a reservation and its undo.
+	ticking := func() time.Time { clk.add(time.Microsecond); return clk.now() }
+	f := newFlood(Config{PrivateEvery: time.Second, GroupEvery: 3 * time.Second, GlobalRate: 2, Now: ticking})
+	// Other chats spend the global room.
+	for chat := int64(1); ; chat++ {
+		if f.room(chat, true) > 0 {
+			break
+		}
+		clk.add(time.Millisecond)
+	}
+	const chat = 601
+	for range 5 {
+		clk.add(time.Millisecond)
+		if d := f.room(chat, true); d == 0 {
+			t.Fatal("room with the global limit spent")
+		}
+	}
+	for i := range 3 { // the chat never sent: its burst is whole
+		if ok, d := f.private.Allow(strconv.Itoa(chat)); !ok {
+			t.Fatalf("message %d of the chat's burst of 3 told to wait %s: its room was spent by messages that did not go", i+1, d)
+		}
 	}
 }
