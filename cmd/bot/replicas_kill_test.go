@@ -244,11 +244,19 @@ func TestReplicasRandomKills(t *testing.T) {
 		takeovers []time.Duration
 		orphans   int // unfinished jobs the killed replicas held
 	)
+	// up[i] is closed once replica i's last restart has begun: a loaded
+	// machine can start a victim later than the plan's margin, and killing
+	// it again before then would kill the dead process (whose end was
+	// already taken) and wait for good.
+	up := make([]chan struct{}, replicas)
 	began := time.Now()
 	wg.Go(func() {
 		for _, k := range plan {
 			if d := time.Until(began.Add(k.at)); d > 0 {
 				time.Sleep(d)
+			}
+			if c := up[k.victim]; c != nil {
+				<-c
 			}
 			id := rs.replicaID(k.victim)
 			rs.kill(k.victim)
@@ -266,7 +274,10 @@ func TestReplicasRandomKills(t *testing.T) {
 			tmu.Lock()
 			orphans += len(held)
 			tmu.Unlock()
+			restarted := make(chan struct{})
+			up[k.victim] = restarted
 			wg.Go(func() {
+				defer close(restarted)
 				time.Sleep(k.restart)
 				rs.start(k.victim)
 			})
