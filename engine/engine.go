@@ -588,6 +588,14 @@ func (e *Engine) applyCallback(ctx context.Context, lj *liveJob, v CallbackVendo
 			return never, false, stale
 		}
 		j = rec
+	} else if m != nil && j.State == StateQueued && m.Vendor == v.Name() && len(j.Pending) == 0 && e.liveJob(j.ID) == nil {
+		// Another replica holds the job: it may be dead (its lease not
+		// run out yet) or still waiting for the answer. The task is noted
+		// on the marker, for whichever replica steps the job next; the
+		// vendor does not call back again once answered, and a search of
+		// its task list long after may no longer reach the task.
+		e.noteCallbackTask(ctx, v, j, body)
+		return never, false, false
 	}
 	if remote && j.Vendor == v.Name() && j.State.AtVendor() && len(j.Pending) > 0 {
 		// A repeated delivery (the first one's wake-up may have failed):
@@ -631,21 +639,9 @@ func (lj *liveJob) ownSubmission() bool {
 // marker's task, or the write failed or was stale.
 func (e *Engine) callbackTask(ctx context.Context, lj *liveJob, v CallbackVendor, j *Job, body []byte) (*Job, bool) {
 	m := j.Submitting
-	probe := j.Clone()
-	probe.Vendor, probe.TaskID = m.Vendor, m.TaskID
-	out, err := v.ParseCallback(probe, body)
-	if err != nil || out.TaskID == "" {
-		return nil, false // only a callback that names a task proves it
-	}
-	taskID := m.TaskID
-	if out.TaskID != m.TaskID {
-		// A vendor that names its tasks itself (ShowAPI): the job's callback
-		// URL, secret token and all, went to this vendor only with this
-		// job's first submission, so a task calling back is that one.
-		if s, ok := v.(IdempotentSubmitter); m.Attempt != 1 || len(j.Tried) > 0 || ok && s.SubmitIdempotent() {
-			return nil, false
-		}
-		taskID = out.TaskID
+	taskID, ok := markerTask(v, j, body)
+	if !ok {
+		return nil, false
 	}
 	e.log.Info("submission uncertain: the vendor's callback names the task; recorded without submitting again",
 		slog.String("job_id", j.ID), slog.String("vendor", m.Vendor), slog.String("task_id", taskID))
@@ -657,6 +653,53 @@ func (e *Engine) callbackTask(ctx context.Context, lj *liveJob, v CallbackVendor
 		return nil, st.stale
 	}
 	return st.seen.Clone(), false
+}
+
+// markerTask is the task a callback proves for j's submission marker, if
+// it names one that can be the marker's.
+func markerTask(v CallbackVendor, j *Job, body []byte) (string, bool) {
+	m := j.Submitting
+	probe := j.Clone()
+	probe.Vendor, probe.TaskID = m.Vendor, m.TaskID
+	out, err := v.ParseCallback(probe, body)
+	if err != nil || out.TaskID == "" {
+		return "", false // only a callback that names a task proves it
+	}
+	if out.TaskID != m.TaskID {
+		// A vendor that names its tasks itself (ShowAPI): the job's callback
+		// URL, secret token and all, went to this vendor only with this
+		// job's first submission, so a task calling back is that one.
+		if s, ok := v.(IdempotentSubmitter); m.Attempt != 1 || len(j.Tried) > 0 || ok && s.SubmitIdempotent() {
+			return "", false
+		}
+	}
+	return out.TaskID, true
+}
+
+// noteCallbackTask notes on the marker of a job another replica holds the
+// task a callback names (Submitting.CalledBack), changing nothing else: a
+// holder still waiting for its answer records the task itself and clears
+// the marker; a replica that steps the marker later records the noted task
+// without asking or submitting again (submit).
+func (e *Engine) noteCallbackTask(ctx context.Context, v CallbackVendor, j *Job, body []byte) {
+	taskID, ok := markerTask(v, j, body)
+	if !ok {
+		return
+	}
+	want := *j.Submitting
+	_, err := e.store.UpdateJob(ctx, j.ID, func(j *Job, _ Counters) error {
+		if m := j.Submitting; m != nil && j.State == StateQueued && m.Vendor == want.Vendor && m.TaskID == want.TaskID && m.At.Equal(want.At) {
+			m.CalledBack = taskID
+		}
+		return nil
+	})
+	if err != nil {
+		e.log.Warn("note a callback's task on the marker", slog.String("job_id", j.ID), slog.Any("err", err))
+		return
+	}
+	e.log.Info("submission uncertain: the vendor's callback names the task; noted for the job's holder",
+		slog.String("job_id", j.ID), slog.String("vendor", want.Vendor), slog.String("task_id", taskID))
+	e.wake(ctx, j.ID, e.cfg.Now())
 }
 
 // OpenInput serves a job's input image to a vendor that fetches it by URL.

@@ -441,3 +441,61 @@ func TestLeaseHeldNotStepped(t *testing.T) {
 		t.Fatalf("posted %d times", n)
 	}
 }
+
+// TestLeaseCallbackNamesDeadHoldersTask: a replica dies after the vendor
+// took its submission and before the answer was recorded; the vendor's
+// callback for the task lands on another replica while the dead one's lease
+// still runs. The callback is answered once, so the task it names is noted
+// on the job's marker and the replica that takes the job over records it,
+// with no second task. Before, the callback was dropped there (a queued job
+// is at no vendor) and the taker, unable to find the task, made another
+// (replicasResubmitFixed in TestReplicasRandomKills: the list search ran
+// 40 s after the task, beyond the pages it reads).
+func TestLeaseCallbackNamesDeadHoldersTask(t *testing.T) {
+	v := newVendor("v")
+	v.timing = engine.Timing{First: 10 * time.Millisecond, Every: time.Hour, Max: 10 * time.Millisecond, Billed: true}
+	lost := make(chan struct{})
+	defer close(lost)
+	var first atomic.Bool
+	v.submit = func(j *engine.Job, _ engine.Task) (string, error) {
+		if first.CompareAndSwap(false, true) {
+			<-lost // the vendor made the task; its answer never comes back
+			return "", context.Canceled
+		}
+		return "second-task", nil
+	}
+	v.parse = func(j *engine.Job, body []byte) (*engine.Outcome, error) {
+		return &engine.Outcome{TaskID: "vendor-task-1", State: engine.TaskRunning}, nil
+	}
+	rs, l := newReplicas(t, 2, callbackVendor{v})
+	a, b := rs[0], rs[1]
+	j, err := a.engine.Submit(context.Background(), alice, engine.ChatRef{Platform: "test", ChatID: "c1"}, engine.Request{Kind: engine.KindDraw, Prompt: "a fox", Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for v.submits.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	a.store.dead.Store(true) // killed with the call under way
+	stored, _ := a.store.Job(context.Background(), j.ID)
+	if stored.Submitting == nil || l.holderOf(j.ID) != "a" {
+		t.Fatalf("marker %v, holder %q: want a's marker and lease", stored.Submitting, l.holderOf(j.ID))
+	}
+	if _, _, err := b.engine.HandleCallback(context.Background(), "v", j.ID, stored.CallbackToken, []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got, _ := b.store.Job(context.Background(), j.ID)
+		if got.TaskID != "" {
+			if got.TaskID != "vendor-task-1" || v.submits.Load() != 1 {
+				t.Fatalf("recorded task %q after %d submissions, want the callback's vendor-task-1 after 1", got.TaskID, v.submits.Load())
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no task recorded; %d submissions", v.submits.Load())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

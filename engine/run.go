@@ -295,6 +295,14 @@ func (e *Engine) submit(ctx context.Context, lj *liveJob, j *Job) time.Duration 
 		taskID string
 		err    error
 	)
+	if m := j.Submitting; m != nil && m.CalledBack != "" {
+		if cv, ok := e.vendors[m.Vendor]; ok {
+			e.log.Info("submission uncertain: the vendor's callback named the task; recorded without submitting again",
+				slog.String("job_id", j.ID), slog.String("vendor", m.Vendor), slog.String("task_id", m.CalledBack))
+			e.countUncertain(m.Vendor, "callback")
+			return e.submitted(ctx, lj, j, cv, e.task(j, cv, m.TaskID), m.CalledBack, calls(cv.Timing(&j.Request).Billed))
+		}
+	}
 	if j.Submitting != nil {
 		if d, wait := e.waitCallback(lj, j); wait {
 			return d

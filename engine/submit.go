@@ -20,6 +20,9 @@ type Submitting struct {
 	At      time.Time `json:"at"`
 	// Account is the vendor account it was sent to (an AccountPool's).
 	Account string `json:"account,omitempty"`
+	// CalledBack is the task a vendor's callback named while another
+	// replica held the job (noteCallbackTask): the submission made it.
+	CalledBack string `json:"called_back,omitempty"`
 }
 
 // Policies for a submission that may have reached a vendor that cannot be asked.

@@ -356,15 +356,19 @@ func (b *Bot) Deliver(ctx context.Context, j *engine.Job) error {
 	if j.State != engine.StateSucceeded {
 		if done == 0 {
 			text := chat.Ended(j, lang)
-			err := errNoStatus
+			post, err := b.roomed(chat64, j.Chat.Private)
+			if err != nil {
+				return err
+			}
+			err = errNoStatus
 			if status != 0 {
-				err = b.editStatus(ctx, chat64, j.Chat.Private, status, photo, text)
+				err = b.editStatus(ctx, post, chat64, j.Chat.Private, status, photo, text)
 			}
 			if _, later := engine.AsLater(err); later {
 				return err
 			}
 			if err != nil {
-				if _, err := b.sendText(ctx, b.send, chat64, j.Chat.Private, replyTo(j.Chat), text, nil); err != nil {
+				if _, err := b.sendText(ctx, post, chat64, j.Chat.Private, replyTo(j.Chat), text, nil); err != nil {
 					return b.deliveryError(err)
 				}
 			}
@@ -393,12 +397,13 @@ func (b *Bot) Deliver(ctx context.Context, j *engine.Job) error {
 
 // postStep posts step i of j's delivery and notes it on the job, holding a
 // post lane from the request to the note, so that at most as many posts as
-// there are lanes are made and not recorded. The chat's room is taken first:
-// a chat waiting for its flood limit holds no lane. A lane busy takes
-// nothing and returns an *engine.Later, like a chat with no room.
+// there are lanes are made and not recorded. The chat's room is looked at
+// first (a chat waiting for its flood limit holds no lane) and taken once
+// the lane is: taken before, a busy lane could not give it back (see
+// flood.room). A lane busy, or the room gone meanwhile, takes nothing and
+// returns an *engine.Later, like a chat with no room.
 func (b *Bot) postStep(ctx context.Context, j *engine.Job, to int64, i int, s step) error {
-	d, undo := b.flood.take(to, j.Chat.Private)
-	if d > 0 {
+	if d := b.flood.peek(to, j.Chat.Private); d > 0 {
 		return &engine.Later{After: d}
 	}
 	wctx, cancel := context.WithCancel(ctx)
@@ -407,25 +412,48 @@ func (b *Bot) postStep(ctx context.Context, j *engine.Job, to int64, i int, s st
 	stop()
 	cancel()
 	if release == nil {
-		undo() // the room is not spent on a message that does not go
 		return &engine.Later{After: later}
 	}
 	defer release()
-	roomed := true
-	post := func(ctx context.Context, to int64, private bool, timeout time.Duration, build func() (tgbotapi.Chattable, func(), error)) (json.RawMessage, error) {
-		if roomed { // the step's first request, for which the room is taken
-			roomed = false
-			return b.sendRoomed(ctx, to, timeout, build)
-		}
-		return b.send(ctx, to, private, timeout, build) // a fallback: room of its own
+	if d := b.flood.room(to, j.Chat.Private); d > 0 {
+		return &engine.Later{After: d}
 	}
-	if err := b.deliverStep(ctx, j, to, s, post); err != nil {
+	if err := b.deliverStep(ctx, j, to, s, b.roomedPoster()); err != nil {
 		return b.deliveryError(err)
 	}
 	if err := b.jobs.Annotate(ctx, j.ID, metaSent, strconv.Itoa(i+1)); err != nil {
 		return fmt.Errorf("note delivery step %d of job %s: %w", i+1, j.ID, err)
 	}
 	return nil
+}
+
+// roomedPoster is a poster for requests made once the chat's room is taken:
+// the first spends that room, and it stays for the next while a request
+// with it is refused (400: the status message gone, a photo Telegram will
+// not take), since a refused request posts nothing. So a fallback goes in
+// the same round: made to find room of its own, it found none in a chat
+// with room for one message a second (progress edits leave it so), and the
+// repeated round's first request, refused again, spent the room again, for
+// good. Once the room is spent, a request takes room of its own.
+func (b *Bot) roomedPoster() poster {
+	roomed := true
+	return func(ctx context.Context, to int64, private bool, timeout time.Duration, build func() (tgbotapi.Chattable, func(), error)) (json.RawMessage, error) {
+		if !roomed {
+			return b.send(ctx, to, private, timeout, build)
+		}
+		raw, err := b.sendRoomed(ctx, to, timeout, build)
+		roomed = err != nil && isBadRequest(err)
+		return raw, err
+	}
+}
+
+// roomed takes the chat's room now and returns a roomedPoster on it, or an
+// *engine.Later when there is none.
+func (b *Bot) roomed(to int64, private bool) (poster, error) {
+	if d := b.flood.room(to, private); d > 0 {
+		return nil, &engine.Later{After: d}
+	}
+	return b.roomedPoster(), nil
 }
 
 // deliveryError tells the engine whether trying again can help.
@@ -444,14 +472,14 @@ func (b *Bot) deliveryError(err error) error {
 // errNoStatus stands for a status message there is none of.
 var errNoStatus = errors.New("no status message")
 
-// editStatus turns the status message into text. It never waits: an
-// *engine.Later says when there will be room.
-func (b *Bot) editStatus(ctx context.Context, to int64, private bool, status int, photo bool, text string) error {
+// editStatus turns the status message into text, by post (never waiting:
+// an *engine.Later says when there will be room).
+func (b *Bot) editStatus(ctx context.Context, post poster, to int64, private bool, status int, photo bool, text string) error {
 	var c tgbotapi.Chattable = tgbotapi.NewEditMessageText(to, status, cut(text, maxText))
 	if photo {
 		c = tgbotapi.NewEditMessageCaption(to, status, cut(text, maxCaption))
 	}
-	_, err := b.send(ctx, to, private, callTimeout, fixed(c))
+	_, err := post(ctx, to, private, callTimeout, fixed(c))
 	if hasText(err, "message is not modified") {
 		return nil
 	}
@@ -460,14 +488,19 @@ func (b *Bot) editStatus(ctx context.Context, to int64, private bool, status int
 
 // removeStatus deletes the status message once the result is posted, or,
 // where it may not be deleted, edits it into a last line. Its only error is
-// an *engine.Later: anything else leaves the message as it is.
+// an *engine.Later: anything else leaves the message as it is. A message
+// already gone (a Deliver repeated after its record was dropped) is done.
 func (b *Bot) removeStatus(ctx context.Context, to int64, private bool, status int, photo bool, text string) error {
-	_, err := b.send(ctx, to, private, callTimeout, fixed(tgbotapi.NewDeleteMessage(to, status)))
-	if err == nil {
+	post, err := b.roomed(to, private)
+	if err != nil {
+		return err
+	}
+	_, err = post(ctx, to, private, callTimeout, fixed(tgbotapi.NewDeleteMessage(to, status)))
+	if err == nil || hasText(err, "message to delete not found") {
 		return nil
 	}
 	if _, later := engine.AsLater(err); !later {
-		err = b.editStatus(ctx, to, private, status, photo, text)
+		err = b.editStatus(ctx, post, to, private, status, photo, text)
 	}
 	if _, later := engine.AsLater(err); later {
 		return err

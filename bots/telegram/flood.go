@@ -97,28 +97,36 @@ func (f *flood) wait(ctx context.Context, to int64, private bool) error {
 
 // room takes room for a message to chat to now, or, taking nothing, says
 // how long until there is some: the chat's 429 pause, its own limit, the
-// bot's global one.
+// bot's global one. Both limits are looked at before either is taken: a
+// token taken and given back later is not restored (rate.Reservation's
+// CancelAt restores nothing once the reservation's moment has passed), so
+// a chat's token taken while the global limit said no was lost, and a
+// delivery retried while other chats kept that limit busy found its chat
+// empty at every try.
 func (f *flood) room(to int64, private bool) time.Duration {
-	d, _ := f.take(to, private)
+	if d := f.peek(to, private); d > 0 {
+		return d
+	}
+	key := strconv.FormatInt(to, 10)
+	if ok, d := f.limiter(private).Allow(key); !ok {
+		return d
+	}
+	// Another sender may have taken the global room since the peek: rare,
+	// and it costs this chat one token.
+	_, d := f.global.Allow("all")
 	return d
 }
 
-// take is room that, when it takes room, also returns undo, which gives it
-// back: for a message that, after all, does not go (its post lane is busy).
-func (f *flood) take(to int64, private bool) (time.Duration, func()) {
+// peek is room without taking any.
+func (f *flood) peek(to int64, private bool) time.Duration {
 	if d := f.pausedFor(to); d > 0 {
-		return d, nil
+		return d
 	}
-	d, undoChat := f.limiter(private).Reserve(strconv.FormatInt(to, 10))
-	if d > 0 {
-		return d, nil
+	if ok, d := f.limiter(private).Peek(strconv.FormatInt(to, 10)); !ok {
+		return d
 	}
-	d, undoAll := f.global.Reserve("all")
-	if d > 0 {
-		undoChat() // the chat's token is not spent on a message that does not go
-		return d, nil
-	}
-	return 0, func() { undoAll(); undoChat() }
+	_, d := f.global.Peek("all")
+	return d
 }
 
 // try takes room for a message to chat to, if there is some now: for progress
