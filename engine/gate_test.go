@@ -156,7 +156,12 @@ var bob = engine.UserRef{Platform: "test", ID: "bob"}
 func TestLimitedVendorRoundRobin(t *testing.T) {
 	g := newGPU("gpu", 2, time.Minute)
 	g.manual = true
-	h := newHarness(t, engine.Config{JobTimeout: time.Minute}, g)
+	// The engine's clock stands still: no timer of its comes due (a
+	// waiting job's look at its place, a poll), so only the GPU's wake at
+	// each end can move the next job to the backend, as it must for the
+	// GPU not to wait for the bot.
+	still := time.Now()
+	h := newHarness(t, engine.Config{JobTimeout: time.Minute, Now: func() time.Time { return still }}, g)
 	ctx := context.Background()
 	var ids []string
 	who := map[string]string{}
