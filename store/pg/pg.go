@@ -21,6 +21,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -67,6 +68,13 @@ type DB struct {
 	onBatch func(n int)
 	// leasing: jobs created here are leased here (see Leasing).
 	leasing bool
+	// settings caches what admission reads of the settings (settings.go);
+	// its listener starts on first use, under bgMu, unless closed.
+	settings  settingsCache
+	bgMu      sync.Mutex
+	closed    bool
+	listening bool
+	listenPID atomic.Uint32 // the settings listener's server process, for tests
 }
 
 var _ engine.Store = (*DB)(nil)
@@ -74,10 +82,16 @@ var _ engine.Store = (*DB)(nil)
 // Open connects to url (postgres://...), checks it answers, and applies the
 // migrations the database lacks.
 func Open(ctx context.Context, url string, opt Options) (*DB, error) {
+	return open(ctx, url, opt, nil)
+}
+
+// open is Open; tracer, if set (tests), hears every statement sent.
+func open(ctx context.Context, url string, opt Options, tracer pgx.QueryTracer) (*DB, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("database_url: %w", redactErr(err))
 	}
+	cfg.ConnConfig.Tracer = tracer
 	switch {
 	case opt.MaxConns > 0:
 		cfg.MaxConns = opt.MaxConns
@@ -148,6 +162,9 @@ func redactErr(err error) error {
 
 // Close closes the pool.
 func (s *DB) Close() error {
+	s.bgMu.Lock()
+	s.closed = true
+	s.bgMu.Unlock()
 	s.stopCompact()
 	s.compacting.Wait()
 	s.lossy.Close()
@@ -250,7 +267,20 @@ func (s *DB) writeOnce(ctx context.Context, fn func(tx pgx.Tx, c *counters) erro
 	if err := c.flush(); err != nil {
 		return err
 	}
-	return tx.Commit(ctx)
+	if err := tx.Commit(ctx); err != nil {
+		return err
+	}
+	s.committed(c)
+	return nil
+}
+
+// committed drops from the settings cache what c's transaction changed,
+// so this replica reads its own change at once, not when the
+// notification comes back.
+func (s *DB) committed(c *counters) {
+	for _, k := range c.wroteS {
+		s.settings.drop(k)
+	}
 }
 
 func retryable(err error) bool {
@@ -411,7 +441,7 @@ func (s *DB) JobsByOwner(ctx context.Context, owner engine.UserRef, limit int) (
 
 // View implements engine.Store. Its reads are plain reads of what is committed.
 func (s *DB) View(ctx context.Context, fn func(engine.Counters) error) error {
-	c := &counters{ctx: ctx, q: s.pool}
+	c := &counters{ctx: ctx, q: s.pool, db: s}
 	if err := fn(c); err != nil {
 		return err
 	}
@@ -458,8 +488,14 @@ type counters struct {
 	err      error // the first failed read: the transaction fails with it
 	// dry: a rehearsal (admit.go) that reads nothing from the database and
 	// notes the keys it would have read, to fetch them all in one round trip.
-	dry          bool
-	missC, missS map[string]bool
+	dry                 bool
+	missC, missS, missR map[string]bool
+	// rates are the rate buckets read (locked) in this transaction (rates.go).
+	rates map[string]*bucket
+	// db, on a View's counters, lends PrefetchSettings its cache.
+	db *DB
+	// wroteS are the settings flush wrote, to drop from the cache at commit.
+	wroteS []string
 }
 
 func (c *counters) querier() querier {
@@ -524,7 +560,7 @@ func (c *counters) Get(key string) int64 {
 // so that in read committed the read, a statement of its own, sees what
 // the lock's last holder committed. false if the read failed (c.err);
 // no row leaves dst as it is.
-func (c *counters) lockedRead(lockKey, sql, key string, dst any) bool {
+func (c *counters) lockedRead(lockKey, sql, key string, dst ...any) bool {
 	if c.err != nil || c.dry {
 		return false
 	}
@@ -534,7 +570,7 @@ func (c *counters) lockedRead(lockKey, sql, key string, dst any) bool {
 	br := c.tx.SendBatch(c.ctx, b)
 	_, err := br.Exec()
 	if err == nil {
-		err = br.QueryRow().Scan(dst)
+		err = br.QueryRow().Scan(dst...)
 		if errors.Is(err, pgx.ErrNoRows) {
 			err = nil
 		}
@@ -643,11 +679,25 @@ func (c *counters) Setting(key string) string {
 }
 
 // PrefetchSettings implements quota.SettingsPrefetcher, for read-only
-// counters (View); in a write transaction it does nothing, since there a
-// setting read takes its key's lock.
+// counters (View): from the replica's cache when it holds every key
+// (settings.go), else in one round trip, kept for next time. In a write
+// transaction it does nothing, since there a setting read takes its key's
+// lock.
 func (c *counters) PrefetchSettings(keys ...string) {
 	if c.write || c.err != nil {
 		return
+	}
+	if c.sread == nil {
+		c.sread = make(map[string]string, len(keys))
+	}
+	var sc *settingsCache
+	var gen uint64
+	if c.db != nil {
+		sc = c.db.cachedSettings()
+		var hit bool
+		if hit, gen = sc.lookup(keys, c.sread); hit {
+			return
+		}
 	}
 	rows, err := c.q.Query(c.ctx, `SELECT key, value FROM picbot_settings WHERE key = ANY($1::text[])`, keys)
 	if err != nil {
@@ -659,11 +709,13 @@ func (c *counters) PrefetchSettings(keys ...string) {
 		c.fail(err)
 		return
 	}
-	if c.sread == nil {
-		c.sread = make(map[string]string, len(keys))
-	}
+	read := make(map[string]string, len(keys))
 	for _, k := range keys {
+		read[k] = got[k] // no row: no setting, kept as ""
 		c.sread[k] = got[k]
+	}
+	if sc != nil {
+		sc.put(gen, read)
 	}
 }
 
@@ -675,8 +727,8 @@ func (c *counters) SetSetting(key, value string) {
 }
 
 // flush writes the pending changes: every counter's as a delta row, all
-// in one statement, then the settings in key order. Called twice, the
-// second call writes nothing.
+// in one statement, the rate buckets taken from, then the settings in key
+// order, in one round trip. Called twice, the second call writes nothing.
 func (c *counters) flush() error {
 	if c.err != nil {
 		return c.err
@@ -684,6 +736,7 @@ func (c *counters) flush() error {
 	if !c.write {
 		return nil
 	}
+	b := &pgx.Batch{}
 	var keys []string
 	var deltas []int64
 	for _, k := range sortedKeys(c.ints) {
@@ -699,27 +752,29 @@ func (c *counters) flush() error {
 	}
 	c.blind = nil
 	if len(keys) > 0 {
-		if _, err := c.tx.Exec(c.ctx, `INSERT INTO picbot_counter_deltas (key, delta)
-			SELECT * FROM unnest($1::text[], $2::bigint[])`, keys, deltas); err != nil {
+		b.Queue(`INSERT INTO picbot_counter_deltas (key, delta)
+			SELECT * FROM unnest($1::text[], $2::bigint[])`, keys, deltas)
+	}
+	c.queueRates(b)
+	for _, k := range sortedKeys(c.settings) {
+		if v := c.settings[k]; v == "" {
+			b.Queue(`DELETE FROM picbot_settings WHERE key = $1`, k)
+		} else {
+			b.Queue(`INSERT INTO picbot_settings (key, value) VALUES ($1, $2)
+				ON CONFLICT (key) DO UPDATE SET value = excluded.value`, k, v)
+		}
+	}
+	if b.Len() > 0 {
+		if err := c.tx.SendBatch(c.ctx, b).Close(); err != nil {
 			return err
 		}
 	}
-	for _, k := range sortedKeys(c.settings) {
-		v := c.settings[k]
-		var err error
-		if v == "" {
-			_, err = c.tx.Exec(c.ctx, `DELETE FROM picbot_settings WHERE key = $1`, k)
-		} else {
-			_, err = c.tx.Exec(c.ctx, `INSERT INTO picbot_settings (key, value) VALUES ($1, $2)
-				ON CONFLICT (key) DO UPDATE SET value = excluded.value`, k, v)
-		}
-		if err != nil {
-			return err
-		}
+	for k, v := range c.settings {
 		if c.sread == nil {
 			c.sread = make(map[string]string)
 		}
 		c.sread[k] = v
+		c.wroteS = append(c.wroteS, k)
 	}
 	c.settings = nil
 	return nil
