@@ -47,12 +47,15 @@ func (t tripCounter) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.Tra
 func (tripCounter) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
 func (tripCounter) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData)     {}
 
-// SettingCachedForTest reports whether the settings cache holds key, and its value.
+// SettingCachedForTest reports whether the settings cache answers key, and its value.
 func (s *DB) SettingCachedForTest(key string) (string, bool) {
 	s.settings.mu.Lock()
 	defer s.settings.mu.Unlock()
-	v, ok := s.settings.m[key]
-	return v, ok && s.settings.live
+	f := s.settings.families[familyOf(key)]
+	if !s.settings.live || f == nil || !f.loaded || f.unknown[key] {
+		return "", false
+	}
+	return f.vals[key], true
 }
 
 // KillSettingsListenerForTest ends the server session of the settings listener.

@@ -690,33 +690,64 @@ func (c *counters) PrefetchSettings(keys ...string) {
 	if c.sread == nil {
 		c.sread = make(map[string]string, len(keys))
 	}
-	var sc *settingsCache
-	var gen uint64
-	if c.db != nil {
-		sc = c.db.cachedSettings()
-		var hit bool
-		if hit, gen = sc.lookup(keys, c.sread); hit {
+	if c.db == nil {
+		got, err := c.readSettings(keys, nil)
+		if err != nil {
+			c.fail(err)
 			return
 		}
-	}
-	rows, err := c.q.Query(c.ctx, `SELECT key, value FROM picbot_settings WHERE key = ANY($1::text[])`, keys)
-	if err != nil {
-		c.fail(err)
+		for _, k := range keys {
+			c.sread[k] = got[k] // no row: no setting
+		}
 		return
 	}
-	got, err := settingRows(rows)
+	sc := c.db.cachedSettings()
+	hit, m := sc.lookup(keys, c.sread)
+	if hit {
+		return
+	}
+	// The keys, and every setting of the families not cached yet, in one
+	// round trip.
+	got, err := c.readSettings(keys, m.loads)
 	if err != nil {
 		c.fail(err)
 		return
 	}
 	read := make(map[string]string, len(keys))
 	for _, k := range keys {
-		read[k] = got[k] // no row: no setting, kept as ""
+		read[k] = got[k]
 		c.sread[k] = got[k]
 	}
-	if sc != nil {
-		sc.put(gen, read)
+	loaded := make(map[string]map[string]string, len(m.loads))
+	for _, name := range m.loads {
+		loaded[name] = make(map[string]string)
 	}
+	for k, v := range got {
+		if vals, ok := loaded[familyOf(k)]; ok {
+			vals[k] = v
+		}
+	}
+	sc.put(m, loaded, read)
+}
+
+// readSettings reads keys, and every setting whose key starts with one of
+// prefixes (a range of the primary key: keys sort bytewise, COLLATE "C").
+func (c *counters) readSettings(keys, prefixes []string) (map[string]string, error) {
+	var lo, hi []string
+	for _, p := range prefixes {
+		if p == "" || p[len(p)-1] == 0xff {
+			return nil, fmt.Errorf("no range for setting prefix %q", p)
+		}
+		lo, hi = append(lo, p), append(hi, p[:len(p)-1]+string([]byte{p[len(p)-1] + 1}))
+	}
+	rows, err := c.q.Query(c.ctx, `SELECT key, value FROM picbot_settings WHERE key = ANY($1::text[])
+		UNION ALL
+		SELECT s.key, s.value FROM unnest($2::text[], $3::text[]) AS r(lo, hi)
+			JOIN picbot_settings s ON s.key >= r.lo AND s.key < r.hi`, keys, lo, hi)
+	if err != nil {
+		return nil, err
+	}
+	return settingRows(rows)
 }
 
 func (c *counters) SetSetting(key, value string) {

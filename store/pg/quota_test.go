@@ -26,11 +26,11 @@ func admit(ctx context.Context, q *quota.Quota, db *pgstore.DB, u engine.UserRef
 	return db.CreateJob(ctx, j, func(c engine.Counters) error { return q.Reserve(c, j, now) })
 }
 
-// TestAdmissionRoundTrips: once a replica has heard its user's settings,
-// a command costs no round trip before its batch (the ban and tier check
-// answers from the cache, the rate token is taken in the batch), and a
-// batch of one costs five: begin, locks and reads, the writes, the job,
-// commit.
+// TestAdmissionRoundTrips: once a replica has read the settings admission
+// asks for (every ban and tier, once), a command, also a new user's, costs
+// no round trip before its batch (the ban and tier check answers from the
+// cache, the rate token is taken in the batch), and a batch of one costs
+// five: begin, locks and reads, the writes, the job, commit.
 func TestAdmissionRoundTrips(t *testing.T) {
 	ctx := context.Background()
 	var trips atomic.Int64
@@ -61,6 +61,7 @@ func TestAdmissionRoundTrips(t *testing.T) {
 	const commands = 10
 	var before, batch int64
 	for i := range commands {
+		u := engine.UserRef{Platform: "telegram", ID: fmt.Sprint(100 + i)}
 		n0 := trips.Load()
 		if err := q.Admit(ctx, u, engine.ChatRef{Platform: "telegram", ChatID: "room"}); err != nil {
 			t.Fatal(err)

@@ -68,8 +68,13 @@ func TestSettingsCache(t *testing.T) {
 	url := pgtest.URL(t)
 	a := mustOpen(t, url, pgstore.Options{})
 	b := mustOpen(t, url, pgstore.Options{})
+	setSetting(t, a, "ban:u9", "1")
 	if v := cached(t, b, "ban:u1"); v != "" {
 		t.Fatalf("ban:u1 = %q before any ban", v)
+	}
+	// A family is read whole: a key never asked for is answered too.
+	if v, ok := b.SettingCachedForTest("ban:u9"); !ok || v != "1" {
+		t.Fatalf("ban:u9 cached as %q (%v), want 1", v, ok)
 	}
 	// A ban on one replica reaches the other.
 	setSetting(t, a, "ban:u1", "1")
