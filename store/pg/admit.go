@@ -141,7 +141,11 @@ func (s *DB) admitOnce(ctx context.Context, batch []*admitReq) (refused []error,
 		return nil, err
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck
-	c := &counters{ctx: ctx, tx: tx, write: true}
+	// Settings the cache holds (bans, tiers, daily quotas: admins' few,
+	// which reservations only read) come from it, unlocked, so a command
+	// admitted as an admin changes its user's tier sees one or the other,
+	// as the checks before admission do; any other is locked and read.
+	c := &counters{ctx: ctx, tx: tx, write: true, cache: &s.settings}
 	if err := c.rehearse(batch); err != nil {
 		return nil, err
 	}

@@ -49,13 +49,7 @@ func (tripCounter) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndDa
 
 // SettingCachedForTest reports whether the settings cache answers key, and its value.
 func (s *DB) SettingCachedForTest(key string) (string, bool) {
-	s.settings.mu.Lock()
-	defer s.settings.mu.Unlock()
-	f := s.settings.families[familyOf(key)]
-	if !s.settings.live || f == nil || !f.loaded || f.unknown[key] {
-		return "", false
-	}
-	return f.vals[key], true
+	return s.settings.get(key)
 }
 
 // KillSettingsListenerForTest ends the server session of the settings listener.

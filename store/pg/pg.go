@@ -494,6 +494,9 @@ type counters struct {
 	rates map[string]*bucket
 	// db, on a View's counters, lends PrefetchSettings its cache.
 	db *DB
+	// cache, in an admission batch, answers settings of the families it
+	// holds (admit.go).
+	cache *settingsCache
 	// wroteS are the settings flush wrote, to drop from the cache at commit.
 	wroteS []string
 }
@@ -655,6 +658,15 @@ func (c *counters) Setting(key string) string {
 	}
 	if v, ok := c.sread[key]; ok {
 		return v
+	}
+	if c.cache != nil {
+		if v, ok := c.cache.get(key); ok {
+			if c.sread == nil {
+				c.sread = make(map[string]string)
+			}
+			c.sread[key] = v
+			return v
+		}
 	}
 	var v string
 	if c.dry {

@@ -115,3 +115,65 @@ func TestReservedRatesQuota(t *testing.T) {
 		t.Fatalf("codes %v, want %v", codes, want)
 	}
 }
+
+// TestAdminAcrossReplicas: an admin's ban and daily quota set on one
+// replica apply to the next command there at once, and on another replica
+// within moments, though both answer from their caches (the check before
+// admission, and the reservation in the batch).
+func TestAdminAcrossReplicas(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.URL(t)
+	cfg := quota.DefaultConfig()
+	cfg.Default = quota.Tier{Daily: 1, Concurrent: 100, Every: time.Millisecond, Burst: 1000}
+	var qs []*quota.Quota
+	var dbs []*pgstore.DB
+	for range 2 {
+		db := mustOpen(t, url, pgstore.Options{})
+		q, err := quota.New(cfg, db, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		qs, dbs = append(qs, q), append(dbs, db)
+	}
+	u := engine.UserRef{Platform: "telegram", ID: "8"}
+	ids := 0
+	try := func(r int) string {
+		ids++
+		return engine.ErrorCode(admit(ctx, qs[r], dbs[r], u, fmt.Sprintf("j%d", ids)))
+	}
+	if c := try(1); c != "" {
+		t.Fatalf("first command: %q", c)
+	}
+	for range 100 { // until replica 1 answers from its cache
+		if _, ok := dbs[1].SettingCachedForTest("daily:" + u.Key()); ok {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if c := try(1); c != engine.EQUOTA {
+		t.Fatalf("second command: %q, want EQUOTA", c)
+	}
+	eventually := func(r int, want string) {
+		t.Helper()
+		for start := time.Now(); time.Since(start) < 10*time.Second; time.Sleep(5 * time.Millisecond) {
+			if c := try(r); c == want {
+				return
+			}
+		}
+		t.Fatalf("replica %d never answers %q", r, want)
+	}
+	if err := qs[0].SetDaily(ctx, u.Key(), 100); err != nil {
+		t.Fatal(err)
+	}
+	if c := try(0); c != "" {
+		t.Fatalf("on the replica that raised the quota: %q", c)
+	}
+	eventually(1, "")
+	if err := qs[0].Ban(ctx, u.Key(), true); err != nil {
+		t.Fatal(err)
+	}
+	if c := try(0); c != engine.EFORBIDDEN {
+		t.Fatalf("on the replica that banned: %q", c)
+	}
+	eventually(1, engine.EFORBIDDEN)
+}

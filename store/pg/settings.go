@@ -96,6 +96,17 @@ func (sc *settingsCache) lookup(keys []string, into map[string]string) (bool, mi
 	return true, m
 }
 
+// get answers one key if its family is cached and the key not unknown.
+func (sc *settingsCache) get(key string) (string, bool) {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	f := sc.families[familyOf(key)]
+	if !sc.live || f == nil || !f.loaded || f.unknown[key] {
+		return "", false
+	}
+	return f.vals[key], true
+}
+
 // put keeps what was read for m: every setting of the families loaded
 // whole (loaded), and the values of keys read (read), unless a change of
 // their family was heard since.
