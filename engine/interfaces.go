@@ -50,7 +50,9 @@ type Counters interface {
 // Quota decides who may start a job and keeps the count of what each costs.
 type Quota interface {
 	// Admit checks bans, allow-lists and the short-term rate limit. It writes
-	// nothing, so a refused command leaves no trace in the store.
+	// nothing, so a refused command leaves no trace in the store. (Where
+	// the store keeps the rate limit in its transactions, PostgreSQL's,
+	// Reserve takes the token instead, ERATELIMIT if none is free.)
 	Admit(ctx context.Context, owner UserRef, chat ChatRef) error
 	// Reserve charges the job inside the transaction that creates it and
 	// records the charge on j.Charge; EQUOTA if a limit would be passed.

@@ -81,6 +81,9 @@ type Quota struct {
 	store Store
 	now   func() time.Time
 
+	// reserveRates: the store's reservations take the rate token (ReservedRates).
+	reserveRates bool
+
 	mu       sync.Mutex
 	limiters map[Tier]*Keyed // users' command rates, one set per tier
 }
@@ -109,7 +112,9 @@ func New(cfg Config, store Store, now func() time.Time) (*Quota, error) {
 	if now == nil {
 		now = time.Now
 	}
-	return &Quota{cfg: cfg, loc: loc, store: store, now: now, limiters: make(map[Tier]*Keyed)}, nil
+	rr, ok := store.(ReservedRates)
+	return &Quota{cfg: cfg, loc: loc, store: store, now: now, limiters: make(map[Tier]*Keyed),
+		reserveRates: ok && rr.RatesInReserve()}, nil
 }
 
 // IsAdmin reports whether u may run admin commands.
@@ -147,8 +152,8 @@ func (q *Quota) Admit(ctx context.Context, owner engine.UserRef, chat engine.Cha
 	if err != nil {
 		return err
 	}
-	if tier.Every <= 0 {
-		return nil
+	if tier.Every <= 0 || q.reserveRates {
+		return nil // no limit, or Reserve takes the token
 	}
 	if shared, ok := q.store.(SharedRates); ok {
 		return rateErr(shared.AllowRate(ctx, rateKey(user, tier), tier.Every, tier.Burst))
@@ -319,6 +324,9 @@ func (q *Quota) Reserve(c engine.Counters, j *engine.Job, now time.Time) error {
 		c.Add(statKey(day, "", "jobs"), 1) // /admin stats counts every job, admins' too
 		return nil
 	}
+	if err := q.takeRate(c, j.Owner); err != nil {
+		return err
+	}
 	bought, err := q.limits(c, j.Owner, j.Chat, cost, now)
 	if err != nil {
 		return err
@@ -332,6 +340,24 @@ func (q *Quota) Reserve(c engine.Counters, j *engine.Job, now time.Time) error {
 	c.Add(chatDay(chat, day), cost)
 	c.Add(globalDay(day), cost)
 	return nil
+}
+
+// takeRate takes owner's rate-limit token in the reserving transaction,
+// where the store does that (reserveRates); first, as Admit would have.
+func (q *Quota) takeRate(c engine.Counters, owner engine.UserRef) error {
+	if !q.reserveRates {
+		return nil
+	}
+	t := q.tier(c, owner)
+	if t.Every <= 0 {
+		return nil
+	}
+	rt, ok := c.(RateTaker)
+	if !ok {
+		return engine.Errorf(engine.EINTERNAL, "The bot's storage failed.", "机器人的存储出错了。")
+	}
+	ok, wait := rt.TakeRate(rateKey(owner.Key(), t), t.Every, t.Burst)
+	return rateErr(ok, wait, nil)
 }
 
 // limits checks the counted limits for a job of cost, reading c only, and

@@ -19,6 +19,21 @@ type SharedRates interface {
 	PeekRate(ctx context.Context, key string, every time.Duration, burst int) (ok bool, wait time.Duration, err error)
 }
 
+// ReservedRates is a SharedRates store whose counters take the token in
+// the transaction that creates the job (they are RateTakers): Admit then
+// leaves the take to Reserve, where it costs no round trip of its own
+// (PostgreSQL: the bucket is locked and read with the batch's other keys).
+type ReservedRates interface {
+	SharedRates
+	RatesInReserve() bool
+}
+
+// RateTaker is counters that take a rate-limit token inside their
+// transaction: what AllowRate does, committed (or not) with the job.
+type RateTaker interface {
+	TakeRate(key string, every time.Duration, burst int) (ok bool, wait time.Duration)
+}
+
 // rateKey names a user's bucket in a tier: a tier change moves the user to
 // a fresh bucket at once, as the limiters in memory do.
 func rateKey(user string, t Tier) string {

@@ -253,9 +253,16 @@ func draw(i int) engine.Request {
 // admission: commands from many users at once, each rate-checked, reserved
 // and persisted with fsync, for o.admitFor.
 func admission(o options) (float64, error) {
+	rate, _, err := admissionCPU(o)
+	return rate, err
+}
+
+// admissionCPU is admission, with the CPU time this process spent per
+// admitted command.
+func admissionCPU(o options) (float64, time.Duration, error) {
 	w, err := newWorld(o)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer w.close()
 	e := engine.New(engine.Config{Routes: map[engine.Kind][]string{engine.KindDraw: {"sink"}}}, w.db, w.quota, w.blobs, nopNotifier{}, &sink{})
@@ -263,6 +270,7 @@ func admission(o options) (float64, error) {
 	var firstErr firstError
 	deadline := time.Now().Add(o.admitFor)
 	var wg sync.WaitGroup
+	cpu0 := selfCPU()
 	start := time.Now()
 	for range 64 {
 		wg.Go(func() {
@@ -277,9 +285,10 @@ func admission(o options) (float64, error) {
 	}
 	wg.Wait()
 	if err := firstErr.get(); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	return float64(n.Load()) / time.Since(start).Seconds(), nil
+	rate := float64(n.Load()) / time.Since(start).Seconds()
+	return rate, (selfCPU() - cpu0) / time.Duration(max(n.Load(), 1)), nil
 }
 
 type flowResult struct {

@@ -7,9 +7,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	neturl "net/url"
 	"os"
 	"runtime"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"text/tabwriter"
@@ -32,42 +34,81 @@ var (
 // admissionCompare measures durable admission (job + quota in one
 // transaction) on bbolt, and on PostgreSQL with one engine and with three
 // sharing the database (each its own pool, as three processes would have),
-// and prints the figures and their ratios, medians of o.runs.
+// and prints the figures and their ratios, medians of o.runs. On a machine
+// shared with other work the rate follows the load; the CPU time spent per
+// admitted command (this process's, and the PostgreSQL sessions' it opened
+// when the server is on this machine) does much less, and NumCPU over it is
+// the rate these cores would reach with nothing else to do.
 func admissionCompare(o options, base string) error {
 	var bolt, pg1, pg3 []float64
+	var boltCPU, pg1CPU, pg3CPU []cpuCost
 	for range max(o.runs, 1) {
-		v, err := admission(o)
+		v, cpu, err := admissionCPU(o)
 		if err != nil {
 			return fmt.Errorf("bbolt: %w", err)
 		}
-		bolt = append(bolt, v)
-		if v, err = pgAdmission(o, base, 1); err != nil {
+		bolt, boltCPU = append(bolt, v), append(boltCPU, cpuCost{bot: cpu, pgKnown: true})
+		var c cpuCost
+		if v, c, err = pgAdmission(o, base, 1); err != nil {
 			return fmt.Errorf("PostgreSQL: %w", err)
 		}
-		pg1 = append(pg1, v)
-		if v, err = pgAdmission(o, base, 3); err != nil {
+		pg1, pg1CPU = append(pg1, v), append(pg1CPU, c)
+		if v, c, err = pgAdmission(o, base, 3); err != nil {
 			return fmt.Errorf("PostgreSQL, 3 replicas: %w", err)
 		}
-		pg3 = append(pg3, v)
+		pg3, pg3CPU = append(pg3, v), append(pg3CPU, c)
 	}
 	med := func(v []float64) float64 {
 		s := append([]float64(nil), v...)
 		sort.Float64s(s)
 		return s[len(s)/2]
 	}
-	fmt.Printf("\nadmission, durable job + quota, %d runs (median), %d CPUs, fsync %v\n\n", max(o.runs, 1), runtime.NumCPU(), !o.noSync)
+	load := ""
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		load = ", load average " + strings.Join(strings.Fields(string(b))[:3], " ")
+	}
+	fmt.Printf("\nadmission, durable job + quota, %d runs (median), %d CPUs, fsync %v%s\n\n", max(o.runs, 1), runtime.NumCPU(), !o.noSync, load)
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "store\tcommands/s\truns\tratio to bbolt\t")
+	fmt.Fprintln(tw, "store\tcommands/s\truns\tratio to bbolt\tCPU µs/command (bot + PostgreSQL)\tcommands/s on idle CPUs\t")
 	b := med(bolt)
 	for _, r := range []struct {
 		name string
 		v    []float64
-	}{{"bbolt", bolt}, {"PostgreSQL, 1 replica", pg1}, {"PostgreSQL, 3 replicas", pg3}} {
-		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%.2f\t\n", r.name, med(r.v), runsText(r.v), med(r.v)/b)
+		cpu  []cpuCost
+	}{{"bbolt", bolt, boltCPU}, {"PostgreSQL, 1 replica", pg1, pg1CPU}, {"PostgreSQL, 3 replicas", pg3, pg3CPU}} {
+		cpu, ceiling := medianCPU(r.cpu)
+		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%.2f\t%s\t%s\t\n", r.name, med(r.v), runsText(r.v), med(r.v)/b, cpu, ceiling)
 	}
-	fmt.Fprintln(tw, "target (PostgreSQL)\t≥ 3000\t\t\t")
+	fmt.Fprintln(tw, "target (PostgreSQL)\t≥ 3000\t\t\t\t\t")
 	tw.Flush()
 	return nil
+}
+
+// cpuCost is the CPU time spent per admitted command: by this process, and
+// by the PostgreSQL sessions it opened (pgKnown: they could be read).
+type cpuCost struct {
+	bot, pg time.Duration
+	pgKnown bool
+}
+
+// medianCPU words the median total CPU per command, its parts, and the
+// rate NumCPU cores would reach at that cost.
+func medianCPU(v []cpuCost) (string, string) {
+	var ok []cpuCost
+	for _, c := range v {
+		if c.pgKnown && c.bot > 0 {
+			ok = append(ok, c)
+		}
+	}
+	if len(ok) == 0 {
+		return "?", "?"
+	}
+	sort.Slice(ok, func(i, j int) bool { return ok[i].bot+ok[i].pg < ok[j].bot+ok[j].pg })
+	m := ok[len(ok)/2]
+	total := m.bot + m.pg
+	us := func(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+	return fmt.Sprintf("%.0f (%.0f + %.0f)", us(total), us(m.bot), us(m.pg)),
+		fmt.Sprintf("%.0f", float64(runtime.NumCPU())/total.Seconds())
 }
 
 func runsText(v []float64) string {
@@ -84,17 +125,24 @@ func runsText(v []float64) string {
 // pgConns is each replica's pool in the admission run.
 const pgConns = 10
 
-// pgAdmission is admission on a fresh PostgreSQL schema with n engines.
-func pgAdmission(o options, base string, n int) (float64, error) {
+// pgAdmission is admission on a fresh PostgreSQL schema with n engines,
+// with the CPU time spent per admitted command.
+func pgAdmission(o options, base string, n int) (float64, cpuCost, error) {
+	var cost cpuCost
 	ctx := context.Background()
 	url, drop, err := pgstore.ThrowAwaySchema(ctx, base)
 	if err != nil {
-		return 0, err
+		return 0, cost, err
 	}
 	defer drop()
+	// A name of the run's own on its sessions, to find their server processes.
+	app := fmt.Sprintf("picbot-loadtest-%d-%d", os.Getpid(), time.Now().UnixNano())
+	if url, err = withParam(url, "application_name", app); err != nil {
+		return 0, cost, err
+	}
 	blobs, err := store.OpenBlobs(os.TempDir()+"/picbot-load-pg-blobs", 0)
 	if err != nil {
-		return 0, err
+		return 0, cost, err
 	}
 	qc := quota.DefaultConfig()
 	qc.Default = quota.Tier{Daily: 1 << 20, Concurrent: 1 << 20, Every: time.Millisecond, Burst: 1000}
@@ -104,19 +152,28 @@ func pgAdmission(o options, base string, n int) (float64, error) {
 		// beside them) pass a shared server's max_connections of 100.
 		db, err := pgstore.Open(ctx, url, pgstore.Options{MaxConns: pgConns})
 		if err != nil {
-			return 0, err
+			return 0, cost, err
 		}
 		defer db.Close()
 		q, err := quota.New(qc, db, nil)
 		if err != nil {
-			return 0, err
+			return 0, cost, err
 		}
 		engines = append(engines, engine.New(engine.Config{Routes: map[engine.Kind][]string{engine.KindDraw: {"sink"}}}, db, q, blobs, nopNotifier{}, &sink{}))
 	}
+	sessions := func() (map[int]time.Duration, bool) {
+		pids, err := pgstore.SessionPIDs(ctx, base, app)
+		if err != nil {
+			return nil, false
+		}
+		return pidsCPU(pids)
+	}
+	pg0, ok0 := sessions()
 	var count atomic.Int64
 	var firstErr firstError
 	deadline := time.Now().Add(o.admitFor)
 	var wg sync.WaitGroup
+	cpu0 := selfCPU()
 	start := time.Now()
 	for g := range 64 {
 		e := engines[g%n]
@@ -131,10 +188,33 @@ func pgAdmission(o options, base string, n int) (float64, error) {
 		})
 	}
 	wg.Wait()
+	elapsed, cpu1 := time.Since(start), selfCPU()
 	if err := firstErr.get(); err != nil {
-		return 0, err
+		return 0, cost, err
 	}
-	return float64(count.Load()) / time.Since(start).Seconds(), nil
+	pg1, ok1 := sessions()
+	done := time.Duration(max(count.Load(), 1))
+	cost.bot = (cpu1 - cpu0) / done
+	if ok0 && ok1 {
+		var used time.Duration
+		for pid, t := range pg1 {
+			used += t - pg0[pid] // a session opened during the run counts whole
+		}
+		cost.pg, cost.pgKnown = used/done, true
+	}
+	return float64(count.Load()) / elapsed.Seconds(), cost, nil
+}
+
+// withParam sets a query parameter of a connection URL.
+func withParam(raw, key, value string) (string, error) {
+	u, err := neturl.Parse(raw)
+	if err != nil {
+		return "", err
+	}
+	q := u.Query()
+	q.Set(key, value)
+	u.RawQuery = q.Encode()
+	return u.String(), nil
 }
 
 // firstError keeps the first of the errors goroutines report. (An

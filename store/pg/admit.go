@@ -141,7 +141,11 @@ func (s *DB) admitOnce(ctx context.Context, batch []*admitReq) (refused []error,
 		return nil, err
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck
-	c := &counters{ctx: ctx, tx: tx, write: true}
+	// Settings the cache holds (bans, tiers, daily quotas: admins' few,
+	// which reservations only read) come from it, unlocked, so a command
+	// admitted as an admin changes its user's tier sees one or the other,
+	// as the checks before admission do; any other is locked and read.
+	c := &counters{ctx: ctx, tx: tx, write: true, cache: &s.settings}
 	if err := c.rehearse(batch); err != nil {
 		return nil, err
 	}
@@ -168,19 +172,23 @@ func (s *DB) admitOnce(ctx context.Context, batch []*admitReq) (refused []error,
 	if err := s.insertJobs(ctx, tx, jobs); err != nil {
 		return nil, err
 	}
-	return refused, tx.Commit(ctx)
+	if err := tx.Commit(ctx); err != nil {
+		return nil, err
+	}
+	s.committed(c)
+	return refused, nil
 }
 
 // rehearse runs each reservation dry, on a copy of the counters' state, to
-// learn the keys it reads, and fetches (and locks) them all in one round
-// trip; again if what was fetched led a reservation to other keys (a tier
+// learn the keys it reads (counters, settings, rate buckets), and fetches
+// (and locks) them all in one round trip; again if what was fetched led a reservation to other keys (a tier
 // set by an admin, bought images), at most three times. The real run then
 // finds almost every key already read; one it does not is read then.
 func (c *counters) rehearse(batch []*admitReq) error {
 	c.dry = true
-	defer func() { c.dry, c.missC, c.missS = false, nil, nil }()
+	defer func() { c.dry, c.missC, c.missS, c.missR = false, nil, nil, nil }()
 	for range 3 {
-		c.missC, c.missS = map[string]bool{}, map[string]bool{}
+		c.missC, c.missS, c.missR = map[string]bool{}, map[string]bool{}, map[string]bool{}
 		for _, r := range batch {
 			if r.reserve == nil {
 				continue
@@ -192,10 +200,10 @@ func (c *counters) rehearse(batch []*admitReq) error {
 		if c.err != nil {
 			return c.err
 		}
-		if len(c.missC)+len(c.missS) == 0 {
+		if len(c.missC)+len(c.missS)+len(c.missR) == 0 {
 			return nil
 		}
-		if err := c.prefetch(sortedKeys(c.missC), sortedKeys(c.missS)); err != nil {
+		if err := c.prefetch(sortedKeys(c.missC), sortedKeys(c.missS), sortedKeys(c.missR)); err != nil {
 			return err
 		}
 	}
@@ -203,16 +211,19 @@ func (c *counters) rehearse(batch []*admitReq) error {
 }
 
 // prefetch locks the keys, in one order so that batches locking the same
-// keys do not deadlock, then reads them: three statements of one pipeline,
-// so that (read committed) the reads see what the locks' last holders
+// keys do not deadlock, then reads them: statements of one pipeline, so
+// that (read committed) the reads see what the locks' last holders
 // committed, as lockedRead's do.
-func (c *counters) prefetch(ckeys, skeys []string) error {
-	locks := make([]string, 0, len(ckeys)+len(skeys))
+func (c *counters) prefetch(ckeys, skeys, rkeys []string) error {
+	locks := make([]string, 0, len(ckeys)+len(skeys)+len(rkeys))
 	for _, k := range ckeys {
 		locks = append(locks, "c:"+k)
 	}
 	for _, k := range skeys {
 		locks = append(locks, "s:"+k)
+	}
+	for _, k := range rkeys {
+		locks = append(locks, rateLock(k))
 	}
 	sort.Strings(locks)
 	b := &pgx.Batch{}
@@ -222,8 +233,11 @@ func (c *counters) prefetch(ckeys, skeys []string) error {
 		+ coalesce((SELECT sum(delta) FROM picbot_counter_deltas WHERE key = k), 0), 0)::bigint
 		FROM unnest($1::text[]) AS k`, ckeys)
 	b.Queue(`SELECT key, value FROM picbot_settings WHERE key = ANY($1::text[])`, skeys)
+	if len(rkeys) > 0 {
+		b.Queue(rateReadManySQL, rkeys)
+	}
 	br := c.tx.SendBatch(c.ctx, b)
-	err := c.readPrefetch(br, ckeys, skeys)
+	err := c.readPrefetch(br, ckeys, skeys, rkeys)
 	if cerr := br.Close(); err == nil {
 		err = cerr
 	}
@@ -233,7 +247,7 @@ func (c *counters) prefetch(ckeys, skeys []string) error {
 	return err
 }
 
-func (c *counters) readPrefetch(br pgx.BatchResults, ckeys, skeys []string) error {
+func (c *counters) readPrefetch(br pgx.BatchResults, ckeys, skeys, rkeys []string) error {
 	if _, err := br.Exec(); err != nil {
 		return err
 	}
@@ -282,7 +296,24 @@ func (c *counters) readPrefetch(br pgx.BatchResults, ckeys, skeys []string) erro
 			return fmt.Errorf("prefetch: no value for counter %q", k)
 		}
 	}
-	return nil
+	if len(rkeys) == 0 {
+		return nil
+	}
+	rows, err = br.Query()
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var k string
+		var tat *time.Time
+		var now time.Time
+		if err := rows.Scan(&k, &tat, &now); err != nil {
+			rows.Close()
+			return err
+		}
+		c.keepBucket(k, tat, now)
+	}
+	return rows.Err()
 }
 
 // pending is what a transaction's counters would write: taken before a

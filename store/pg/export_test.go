@@ -2,7 +2,10 @@ package pgstore
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 func (s *DB) SetSchemaVersionForTest(ctx context.Context, v int) error {
@@ -44,4 +47,41 @@ func (s *DB) TerminateForTest(ctx context.Context, pid uint32) error {
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
+}
+
+// OpenCountingForTest is Open, with every round trip to the server (a
+// statement, or a pipeline of them) counted in trips.
+func OpenCountingForTest(ctx context.Context, url string, opt Options, trips *atomic.Int64) (*DB, error) {
+	return open(ctx, url, opt, tripCounter{trips})
+}
+
+type tripCounter struct{ n *atomic.Int64 }
+
+func (t tripCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	t.n.Add(1)
+	return ctx
+}
+func (tripCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+func (t tripCounter) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
+	t.n.Add(1)
+	return ctx
+}
+func (tripCounter) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
+func (tripCounter) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData)     {}
+
+// SettingCachedForTest reports whether the settings cache answers key, and its value.
+func (s *DB) SettingCachedForTest(key string) (string, bool) {
+	return s.settings.get(key)
+}
+
+// KillSettingsListenerForTest ends the server session of the settings listener.
+func (s *DB) KillSettingsListenerForTest(ctx context.Context) error {
+	_, err := s.pool.Exec(ctx, `SELECT pg_terminate_backend($1)`, int64(s.settingsPID.Load()))
+	return err
+}
+
+// ExecForTest runs sql as an operator at a psql prompt would.
+func (s *DB) ExecForTest(ctx context.Context, sql string) error {
+	_, err := s.pool.Exec(ctx, sql)
+	return err
 }

@@ -69,6 +69,28 @@ var migrations = []string{
 	// 5: a wake-up asked of a job's holder, kept until its next renewal,
 	// for when the notice (NOTIFY) is lost (lease.go).
 	`ALTER TABLE picbot_jobs ADD COLUMN wake boolean NOT NULL DEFAULT false;`,
+	// 6: every change of a setting, by any writer, is announced with its
+	// key on picbot_settings ("" for all), so that replicas caching the
+	// settings admission reads drop what changed (settings.go). A key too
+	// long for a payload announces all.
+	`CREATE FUNCTION picbot_settings_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+	BEGIN
+		IF TG_OP = 'TRUNCATE' THEN
+			PERFORM pg_notify('picbot_settings', '');
+			RETURN NULL;
+		END IF;
+		IF TG_OP IN ('UPDATE', 'DELETE') THEN
+			PERFORM pg_notify('picbot_settings', CASE WHEN octet_length(OLD.key) < 7000 THEN OLD.key ELSE '' END);
+		END IF;
+		IF TG_OP IN ('INSERT', 'UPDATE') THEN
+			PERFORM pg_notify('picbot_settings', CASE WHEN octet_length(NEW.key) < 7000 THEN NEW.key ELSE '' END);
+		END IF;
+		RETURN NULL;
+	END $$;
+	CREATE TRIGGER picbot_settings_notify AFTER INSERT OR UPDATE OR DELETE ON picbot_settings
+		FOR EACH ROW EXECUTE FUNCTION picbot_settings_notify();
+	CREATE TRIGGER picbot_settings_truncate AFTER TRUNCATE ON picbot_settings
+		FOR EACH STATEMENT EXECUTE FUNCTION picbot_settings_notify();`,
 }
 
 // SchemaVersion is the newest schema this code knows.

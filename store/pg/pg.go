@@ -71,6 +71,13 @@ type DB struct {
 	// listenPID is the server process of the connection listening for
 	// wake-ups, 0 while there is none (tests end it to lose a notice).
 	listenPID atomic.Uint32
+	// settings caches what admission reads of the settings (settings.go);
+	// its listener starts on first use, under bgMu, unless closed.
+	settings    settingsCache
+	bgMu        sync.Mutex
+	closed      bool
+	listening   bool
+	settingsPID atomic.Uint32 // the settings listener's server process, for tests
 }
 
 var _ engine.Store = (*DB)(nil)
@@ -78,10 +85,16 @@ var _ engine.Store = (*DB)(nil)
 // Open connects to url (postgres://...), checks it answers, and applies the
 // migrations the database lacks.
 func Open(ctx context.Context, url string, opt Options) (*DB, error) {
+	return open(ctx, url, opt, nil)
+}
+
+// open is Open; tracer, if set (tests), hears every statement sent.
+func open(ctx context.Context, url string, opt Options, tracer pgx.QueryTracer) (*DB, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("database_url: %w", redactErr(err))
 	}
+	cfg.ConnConfig.Tracer = tracer
 	switch {
 	case opt.MaxConns > 0:
 		cfg.MaxConns = opt.MaxConns
@@ -152,6 +165,9 @@ func redactErr(err error) error {
 
 // Close closes the pool.
 func (s *DB) Close() error {
+	s.bgMu.Lock()
+	s.closed = true
+	s.bgMu.Unlock()
 	s.stopCompact()
 	s.compacting.Wait()
 	s.lossy.Close()
@@ -254,7 +270,20 @@ func (s *DB) writeOnce(ctx context.Context, fn func(tx pgx.Tx, c *counters) erro
 	if err := c.flush(); err != nil {
 		return err
 	}
-	return tx.Commit(ctx)
+	if err := tx.Commit(ctx); err != nil {
+		return err
+	}
+	s.committed(c)
+	return nil
+}
+
+// committed drops from the settings cache what c's transaction changed,
+// so this replica reads its own change at once, not when the
+// notification comes back.
+func (s *DB) committed(c *counters) {
+	for _, k := range c.wroteS {
+		s.settings.drop(k)
+	}
 }
 
 func retryable(err error) bool {
@@ -415,7 +444,7 @@ func (s *DB) JobsByOwner(ctx context.Context, owner engine.UserRef, limit int) (
 
 // View implements engine.Store. Its reads are plain reads of what is committed.
 func (s *DB) View(ctx context.Context, fn func(engine.Counters) error) error {
-	c := &counters{ctx: ctx, q: s.pool}
+	c := &counters{ctx: ctx, q: s.pool, db: s}
 	if err := fn(c); err != nil {
 		return err
 	}
@@ -462,8 +491,17 @@ type counters struct {
 	err      error // the first failed read: the transaction fails with it
 	// dry: a rehearsal (admit.go) that reads nothing from the database and
 	// notes the keys it would have read, to fetch them all in one round trip.
-	dry          bool
-	missC, missS map[string]bool
+	dry                 bool
+	missC, missS, missR map[string]bool
+	// rates are the rate buckets read (locked) in this transaction (rates.go).
+	rates map[string]*bucket
+	// db, on a View's counters, lends PrefetchSettings its cache.
+	db *DB
+	// cache, in an admission batch, answers settings of the families it
+	// holds (admit.go).
+	cache *settingsCache
+	// wroteS are the settings flush wrote, to drop from the cache at commit.
+	wroteS []string
 }
 
 func (c *counters) querier() querier {
@@ -528,7 +566,7 @@ func (c *counters) Get(key string) int64 {
 // so that in read committed the read, a statement of its own, sees what
 // the lock's last holder committed. false if the read failed (c.err);
 // no row leaves dst as it is.
-func (c *counters) lockedRead(lockKey, sql, key string, dst any) bool {
+func (c *counters) lockedRead(lockKey, sql, key string, dst ...any) bool {
 	if c.err != nil || c.dry {
 		return false
 	}
@@ -538,7 +576,7 @@ func (c *counters) lockedRead(lockKey, sql, key string, dst any) bool {
 	br := c.tx.SendBatch(c.ctx, b)
 	_, err := br.Exec()
 	if err == nil {
-		err = br.QueryRow().Scan(dst)
+		err = br.QueryRow().Scan(dst...)
 		if errors.Is(err, pgx.ErrNoRows) {
 			err = nil
 		}
@@ -624,6 +662,15 @@ func (c *counters) Setting(key string) string {
 	if v, ok := c.sread[key]; ok {
 		return v
 	}
+	if c.cache != nil {
+		if v, ok := c.cache.get(key); ok {
+			if c.sread == nil {
+				c.sread = make(map[string]string)
+			}
+			c.sread[key] = v
+			return v
+		}
+	}
 	var v string
 	if c.dry {
 		c.missS[key] = true
@@ -647,28 +694,75 @@ func (c *counters) Setting(key string) string {
 }
 
 // PrefetchSettings implements quota.SettingsPrefetcher, for read-only
-// counters (View); in a write transaction it does nothing, since there a
-// setting read takes its key's lock.
+// counters (View): from the replica's cache when it holds every key
+// (settings.go), else in one round trip, kept for next time. In a write
+// transaction it does nothing, since there a setting read takes its key's
+// lock.
 func (c *counters) PrefetchSettings(keys ...string) {
 	if c.write || c.err != nil {
-		return
-	}
-	rows, err := c.q.Query(c.ctx, `SELECT key, value FROM picbot_settings WHERE key = ANY($1::text[])`, keys)
-	if err != nil {
-		c.fail(err)
-		return
-	}
-	got, err := settingRows(rows)
-	if err != nil {
-		c.fail(err)
 		return
 	}
 	if c.sread == nil {
 		c.sread = make(map[string]string, len(keys))
 	}
+	if c.db == nil {
+		got, err := c.readSettings(keys, nil)
+		if err != nil {
+			c.fail(err)
+			return
+		}
+		for _, k := range keys {
+			c.sread[k] = got[k] // no row: no setting
+		}
+		return
+	}
+	sc := c.db.cachedSettings()
+	hit, m := sc.lookup(keys, c.sread)
+	if hit {
+		return
+	}
+	// The keys, and every setting of the families not cached yet, in one
+	// round trip.
+	got, err := c.readSettings(keys, m.loads)
+	if err != nil {
+		c.fail(err)
+		return
+	}
+	read := make(map[string]string, len(keys))
 	for _, k := range keys {
+		read[k] = got[k]
 		c.sread[k] = got[k]
 	}
+	loaded := make(map[string]map[string]string, len(m.loads))
+	for _, name := range m.loads {
+		loaded[name] = make(map[string]string)
+	}
+	for k, v := range got {
+		if vals, ok := loaded[familyOf(k)]; ok {
+			vals[k] = v
+		}
+	}
+	sc.put(m, loaded, read)
+}
+
+// readSettings reads keys, and every setting whose key starts with one of
+// prefixes (a range of the primary key: keys sort bytewise, COLLATE "C").
+func (c *counters) readSettings(keys, prefixes []string) (map[string]string, error) {
+	var lo, hi []string
+	for _, p := range prefixes {
+		if p == "" || p[len(p)-1] == 0xff {
+			return nil, fmt.Errorf("no range for setting prefix %q", p)
+		}
+		lo, hi = append(lo, p), append(hi, p[:len(p)-1]+string([]byte{p[len(p)-1] + 1}))
+	}
+	rows, err := c.q.Query(c.ctx, `SELECT key, value FROM picbot_settings WHERE key = ANY($1::text[])
+		UNION ALL
+		SELECT s.key, s.value FROM unnest($2::text[], $3::text[]) AS r(lo, hi)
+			JOIN picbot_settings s ON s.key >= r.lo AND s.key < r.hi`, keys, lo, hi)
+	if err != nil {
+		return nil, err
+	}
+	return settingRows(rows)
 }
 
 func (c *counters) SetSetting(key, value string) {
@@ -679,8 +773,8 @@ func (c *counters) SetSetting(key, value string) {
 }
 
 // flush writes the pending changes: every counter's as a delta row, all
-// in one statement, then the settings in key order. Called twice, the
-// second call writes nothing.
+// in one statement, the rate buckets taken from, then the settings in key
+// order, in one round trip. Called twice, the second call writes nothing.
 func (c *counters) flush() error {
 	if c.err != nil {
 		return c.err
@@ -688,6 +782,7 @@ func (c *counters) flush() error {
 	if !c.write {
 		return nil
 	}
+	b := &pgx.Batch{}
 	var keys []string
 	var deltas []int64
 	for _, k := range sortedKeys(c.ints) {
@@ -703,27 +798,29 @@ func (c *counters) flush() error {
 	}
 	c.blind = nil
 	if len(keys) > 0 {
-		if _, err := c.tx.Exec(c.ctx, `INSERT INTO picbot_counter_deltas (key, delta)
-			SELECT * FROM unnest($1::text[], $2::bigint[])`, keys, deltas); err != nil {
+		b.Queue(`INSERT INTO picbot_counter_deltas (key, delta)
+			SELECT * FROM unnest($1::text[], $2::bigint[])`, keys, deltas)
+	}
+	c.queueRates(b)
+	for _, k := range sortedKeys(c.settings) {
+		if v := c.settings[k]; v == "" {
+			b.Queue(`DELETE FROM picbot_settings WHERE key = $1`, k)
+		} else {
+			b.Queue(`INSERT INTO picbot_settings (key, value) VALUES ($1, $2)
+				ON CONFLICT (key) DO UPDATE SET value = excluded.value`, k, v)
+		}
+	}
+	if b.Len() > 0 {
+		if err := c.tx.SendBatch(c.ctx, b).Close(); err != nil {
 			return err
 		}
 	}
-	for _, k := range sortedKeys(c.settings) {
-		v := c.settings[k]
-		var err error
-		if v == "" {
-			_, err = c.tx.Exec(c.ctx, `DELETE FROM picbot_settings WHERE key = $1`, k)
-		} else {
-			_, err = c.tx.Exec(c.ctx, `INSERT INTO picbot_settings (key, value) VALUES ($1, $2)
-				ON CONFLICT (key) DO UPDATE SET value = excluded.value`, k, v)
-		}
-		if err != nil {
-			return err
-		}
+	for k, v := range c.settings {
 		if c.sread == nil {
 			c.sread = make(map[string]string)
 		}
 		c.sread[k] = v
+		c.wroteS = append(c.wroteS, k)
 	}
 	c.settings = nil
 	return nil

@@ -54,3 +54,19 @@ func ThrowAwaySchema(ctx context.Context, base string) (string, func(), error) {
 	u.RawQuery = q.Encode()
 	return u.String(), drop, nil
 }
+
+// SessionPIDs lists the server processes of the sessions connected with
+// application_name name: for the load tool, which reads their CPU time
+// when the server runs on the same machine.
+func SessionPIDs(ctx context.Context, url, name string) ([]int, error) {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return nil, fmt.Errorf("connect: %w", err)
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, `SELECT pid FROM pg_stat_activity WHERE application_name = $1`, name)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[int])
+}
