@@ -147,7 +147,13 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 // "post later" (about 1 s) at every step for good: a chat's flood token
 // given back was never restored (TestFloodNoRoomSpendsNothing), and a
 // fallback after a refused request needed room of its own
-// (TestDeliverRepeatedOnDrainedChat). replicasLostFixed: commands
+// (TestDeliverRepeatedOnDrainedChat). Both fixed, the check passed quiet
+// runs (6 of 6), but one run beside a load test saturating the same
+// PostgreSQL left 64 jobs succeeded and unstepped on one restarted live
+// replica for 30-40 s after their callbacks were applied on the others
+// (each woke the holder), then delivered in a burst, past the test's wait:
+// the holder did not act on the wake-ups, cause not found, so the gate is
+// false again. replicasLostFixed: commands
 // whose webhook update was answered 200 and made no job (33 in a run when
 // the shared PostgreSQL ran out of connections); fixed by refusing an
 // update whose job the store could not record (engine.ErrNotRecorded,
@@ -158,7 +164,7 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 // task on the marker (TestLeaseCallbackNamesDeadHoldersTask).
 const (
 	replicasLostFixed     = true
-	replicasStuckFixed    = true
+	replicasStuckFixed    = false
 	replicasResubmitFixed = true
 )
 
