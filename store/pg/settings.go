@@ -17,7 +17,7 @@ import (
 // family (the key up to its first colon: "ban:", "tier:") that admission
 // has asked for, read whole once: a key it lacks is a setting that does not
 // exist. Every change of a setting, by any replica or by hand, is
-// announced by a trigger (migration 5) on settingsChannel with its key;
+// announced by a trigger (migration 6) on settingsChannel with its key;
 // each replica LISTENs and marks that key unknown until it reads it again.
 // A replica's own writes are marked as soon as they commit, so it reads
 // its own changes at once; another replica once the notification reaches
