@@ -83,6 +83,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"maps"
 	"math"
@@ -652,7 +653,7 @@ func crashRunSetup(t *testing.T, s crashSetup) crashResult {
 		CallbackRetries: 10,
 	})
 	r.ap = apispacetest.New(apispacetest.Options{
-		Token: apispaceToken, Queue: 30 * time.Millisecond, Duration: s.apWork,
+		Token: apispaceToken, Queue: crashQueue, Duration: s.apWork,
 		CallbackRetries: []time.Duration{200 * time.Millisecond, 500 * time.Millisecond, time.Second, 2 * time.Second},
 	})
 	zqRoot := strings.TrimSuffix(r.zq.URL, zhiqitetest.BasePath)
@@ -829,11 +830,53 @@ telegram:
     poll_every: 150ms
     poll_max: 600ms
 `, r.dir, public, route, tgToken, tg, zq+zhiqitetest.BasePath, zhiqiteAppCode, s.callbacks,
-		ap, apispaceToken, s.apWork, daily, chat, global, running, sa, showAPICode, hook, !s.discord, upscale)
+		ap, apispaceToken, s.apWork+crashQueue, daily, chat, global, running, sa, showAPICode, hook, !s.discord, upscale)
 	r.cfg = filepath.Join(r.dir, "picbot.yaml")
 	if err := os.WriteFile(r.cfg, []byte(cfg), 0o600); err != nil {
 		r.t.Fatal(err)
 	}
+}
+
+// The fakes' tasks end at one of the bot's polls, never just after one:
+// a poll that raced the end of its task made the billed calls of the run
+// without kills, the figure the kills are held to, swing by a quarter with
+// the machine's load (polls at 350 ms of tasks of 150-1050 ms drawn in the
+// order of submission; a first poll at APISpace's duration of a task
+// queued 30 ms before it). A poll comes no earlier than its wait after the
+// vendor accepted the task, so one due at the task's end finds it done,
+// and the poll before it is a whole interval early.
+//
+// crashQueue is how long the APISpace fake queues a task before its work;
+// the bot's configured durations include it.
+const crashQueue = 30 * time.Millisecond
+
+// crashZhiqiteDuration is how long the Zhiqite task of a command takes:
+// until the bot's first to fourth poll of it, by the command's token (so
+// the same in the runs with and without kills, whatever the order of
+// submissions), at random for commands without one. The polls: the first
+// after draw_duration scaled by the work (the suite's small draws: half of
+// it) or tool_duration, then every poll_every growing by half to poll_max
+// (engine.backoff), as the config in writeConfig sets them.
+func crashZhiqiteDuration(token string, tool bool, rng func(int) int) time.Duration {
+	const every, most = 150 * time.Millisecond, 600 * time.Millisecond
+	at := 200 * time.Millisecond // draw_duration 400ms, halved
+	if tool {
+		at = 300 * time.Millisecond // tool_duration
+	}
+	k := 0
+	if token != "" {
+		h := fnv.New32a()
+		h.Write([]byte(token))
+		k = int(h.Sum32() % 4)
+	} else {
+		k = rng(4)
+	}
+	wait := every
+	for range k {
+		at += wait
+		wait = min(wait*3/2, most)
+	}
+	return at
 }
 
 // nextPlan aims the next kill: at a phase not hit yet if there is one, else
@@ -1524,9 +1567,9 @@ func (p *crashProxy) serve(w http.ResponseWriter, req *http.Request, epoch int) 
 	case phase == phaseSubmit:
 		call.token = string(crashTokenRe.Find(body))
 		if p.name == "zhiqite" {
-			// Tasks take random times at Zhiqite: the fake's next fate.
+			// Tasks take the command's time at Zhiqite: the fake's next fate.
 			r.mu.Lock()
-			d := time.Duration(150+r.delays.IntN(900)) * time.Millisecond
+			d := crashZhiqiteDuration(call.token, strings.Contains(req.URL.Path, "/tool/"), r.delays.IntN)
 			r.mu.Unlock()
 			r.zq.SetFate(zhiqitetest.Fate{Duration: d})
 		}
