@@ -519,11 +519,7 @@ type finderPool struct{ callbackPool }
 
 // FindTask searches the account the lost submission went to.
 func (p *finderPool) FindTask(ctx context.Context, j *engine.Job, t engine.Task) (string, bool, error) {
-	name := j.Account
-	if j.Submitting != nil && j.Submitting.Account != "" {
-		name = j.Submitting.Account
-	}
-	a := p.account(name)
+	a := p.account(submissionAccount(j))
 	var (
 		id    string
 		found bool
@@ -556,6 +552,22 @@ func (p *finderPool) Catalog(ctx context.Context) ([]engine.CatalogEntry, error)
 type idempotentPool struct{ finderPool }
 
 func (p *idempotentPool) SubmitIdempotent() bool { return true }
+
+// LookupFirst asks the adapter of the account the lost submission went to:
+// without it, a pool of Zhiqite accounts sent a lost submission again (a
+// duplicate refusal, then a poll) where one account alone asks once.
+func (p *idempotentPool) LookupFirst(j *engine.Job) bool {
+	l, ok := p.account(submissionAccount(j)).Vendor.(engine.LookupFirst)
+	return ok && l.LookupFirst(j)
+}
+
+// submissionAccount is the account a lost submission of j went to.
+func submissionAccount(j *engine.Job) string {
+	if j.Submitting != nil && j.Submitting.Account != "" {
+		return j.Submitting.Account
+	}
+	return j.Account
+}
 
 // AccountStats are one account's figures today.
 type AccountStats struct {

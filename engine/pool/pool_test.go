@@ -102,6 +102,9 @@ func newRigConc(t *testing.T, limits map[string]int, conc int) *rig {
 	if _, ok := pv.(engine.TaskFinder); !ok {
 		t.Fatal("a pool of Zhiqite accounts lost FindTask")
 	}
+	if l, ok := pv.(engine.LookupFirst); !ok || !l.LookupFirst(&engine.Job{Account: "b", Submitting: &engine.Submitting{Account: "a"}}) {
+		t.Fatal("a pool of Zhiqite accounts lost LookupFirst: a lost submission would be sent again, not looked up")
+	}
 	r.engine = engine.New(engine.Config{Workers: 4, Routes: map[engine.Kind][]string{engine.KindDraw: {zhiqite.Name}},
 		BreakerFailures: 100}, r.db, q, blobs, notifier{r.done}, pv)
 	if err := r.engine.Start(context.Background()); err != nil {
