@@ -718,6 +718,13 @@ func crashRunSetup(t *testing.T, s crashSetup) crashResult {
 		plan := r.nextPlan(phases, hit)
 		left := s.kills - k + 1
 		n := (s.jobs - len(r.cmds) + left - 1) / left
+		if plan.phase == phaseInput {
+			// Aimed at the fetch of a photo: the life gets the next command
+			// with one, else a run of few a life (seen: 8 lives in 14 with
+			// none) left the phase unhit, each such life ended by the
+			// fallback timer after 11-40 s.
+			n = max(n, r.untilPhoto()+1)
+		}
 		kill, ok := r.life(plan, n)
 		if !ok {
 			break
@@ -913,7 +920,7 @@ func (r *crashRun) nextPlan(phases []crashPhase, hit map[crashPhase]int) crashPl
 		p.nth = 1
 		p.mode = killAfterReply // the batch is in the bot's hands: kill while it makes the jobs
 		p.delay = time.Duration(r.rng.IntN(25)) * time.Millisecond
-	case phaseLate:
+	case phaseLate, phaseInput:
 		p.nth = 1 // a life makes few: the first one
 	case phasePoll:
 		if !r.setup.callbacks {
@@ -991,6 +998,18 @@ func (r *crashRun) quotaLimits() (daily, chat, global, running int) {
 		running = max(running, cmds[u])
 	}
 	return daily, daily, global, running
+}
+
+// untilPhoto is how many commands not sent yet come before the next one
+// with a photo (all of them when none is left).
+func (r *crashRun) untilPhoto() int {
+	for i, c := range r.planned[len(r.cmds):] {
+		switch c.kind {
+		case "img2img", "upscale", "swapface":
+			return i
+		}
+	}
+	return len(r.planned) - len(r.cmds)
 }
 
 // addCommands queues the next n commands at the fake Bot API.
