@@ -13,9 +13,16 @@ func (s *DB) SetSchemaVersionForTest(ctx context.Context, v int) error {
 	return err
 }
 
-// TerminateLeaderForTest ends the sessions that hold an advisory lock.
-func (s *DB) TerminateLeaderForTest(ctx context.Context) error {
-	_, err := s.pool.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND pid <> pg_backend_pid() AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`)
+// TerminateLeaderForTest ends the session that holds this schema's lock
+// of singleton name, and no other: a test running beside it in another
+// schema holds advisory locks of its own. A bigint lock is shown in
+// pg_locks as its high 32 bits (classid) and low ones (objid).
+func (s *DB) TerminateLeaderForTest(ctx context.Context, name string) error {
+	_, err := s.pool.Exec(ctx, `WITH k AS (SELECT hashtextextended($1, 1) AS k)
+		SELECT pg_terminate_backend(l.pid) FROM pg_locks l, k
+		WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND l.granted AND l.pid <> pg_backend_pid()
+			AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+			AND l.classid::bigint = (k.k >> 32) & 4294967295 AND l.objid::bigint = k.k & 4294967295`, s.leadLock(name))
 	return err
 }
 

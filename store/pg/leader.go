@@ -11,11 +11,11 @@ import (
 const LeadEvery = time.Second
 
 // Lead runs run while this process holds the session advisory lock named
-// name, so that exactly one replica at a time does what must run once
-// (Telegram's getUpdates, Discord's gateway). A replica that is not the
-// leader tries again every LeadEvery; the lock goes with the leader's
-// connection, so when the leader dies another takes over within about
-// three LeadEvery. Should the leader lose its connection, run's context
+// name in this schema (leadLock), so that exactly one replica at a time
+// does what must run once (Telegram's getUpdates, Discord's gateway). A
+// replica that is not the leader tries again every LeadEvery; the lock
+// goes with the leader's connection, so when the leader dies another
+// takes over within about three LeadEvery. Should the leader lose its connection, run's context
 // ends within two LeadEvery, before another starts. Lead returns when ctx ends, or with run's error.
 func (s *DB) Lead(ctx context.Context, name string, run func(ctx context.Context) error) error {
 	logged := false
@@ -46,7 +46,7 @@ func (s *DB) leadOnce(ctx context.Context, name string, run func(ctx context.Con
 		return false, nil
 	}
 	var got bool
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtextextended($1, 1))`, "picbot:lead:"+name).Scan(&got); err != nil || !got {
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtextextended($1, 1))`, s.leadLock(name)).Scan(&got); err != nil || !got {
 		conn.Release()
 		return false, nil
 	}
@@ -89,7 +89,7 @@ func (s *DB) leadOnce(ctx context.Context, name string, run func(ctx context.Con
 	cancel()
 	<-watch
 	uctx, ucancel := context.WithTimeout(context.Background(), 2*time.Second)
-	_, uerr := conn.Exec(uctx, `SELECT pg_advisory_unlock(hashtextextended($1, 1))`, "picbot:lead:"+name)
+	_, uerr := conn.Exec(uctx, `SELECT pg_advisory_unlock(hashtextextended($1, 1))`, s.leadLock(name))
 	ucancel()
 	if uerr != nil {
 		// The lock may still be held by this session: drop the connection.

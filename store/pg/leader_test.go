@@ -32,8 +32,13 @@ func TestLead(t *testing.T) {
 		})
 	}
 	go lead(b, "b")
-	if got := <-started; got != "b" {
-		t.Fatalf("leader %s", got)
+	select {
+	case got := <-started:
+		if got != "b" {
+			t.Fatalf("leader %s", got)
+		}
+	case <-time.After(15 * time.Second): // about 2 LeadEvery needed
+		t.Fatal("b never led")
 	}
 	go lead(a, "a")
 	select {
@@ -43,7 +48,7 @@ func TestLead(t *testing.T) {
 	}
 	killed := time.Now()
 	// b's connection ends, as a killed process's does.
-	if err := a.TerminateLeaderForTest(context.Background()); err != nil {
+	if err := a.TerminateLeaderForTest(context.Background(), "telegram"); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -56,5 +61,49 @@ func TestLead(t *testing.T) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("a never took over")
+	}
+}
+
+// TestLeadPerSchema: two deployments in two schemas of one database (two
+// bots; here, also two tests run at once) each have a leader of their
+// own, and one's leader ending leaves the other's leading.
+func TestLeadPerSchema(t *testing.T) {
+	x := mustOpen(t, pgtest.URL(t), pgstore.Options{Replica: "x"})
+	y := mustOpen(t, pgtest.URL(t), pgstore.Options{Replica: "y"})
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel) // before the pools close: a leader holds a connection
+	started, ended := make(chan string, 4), make(chan string, 4)
+	for name, db := range map[string]*pgstore.DB{"x": x, "y": y} {
+		go db.Lead(ctx, "telegram", func(ctx context.Context) error {
+			started <- name
+			<-ctx.Done()
+			ended <- name
+			return nil
+		})
+	}
+	for range 2 {
+		select {
+		case <-started:
+		case <-time.After(15 * time.Second): // about 2 LeadEvery needed
+			t.Fatal("only one schema has a leader")
+		}
+	}
+	if err := x.TerminateLeaderForTest(ctx, "telegram"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case got := <-ended:
+		if got != "x" {
+			t.Fatalf("%s's leader stopped, want x's", got)
+		}
+	case <-time.After(15 * time.Second): // a ping's period and timeout: 2 LeadEvery
+		t.Fatal("x's leader still runs without its connection")
+	}
+	// y's leader pings its own connection every LeadEvery: two would have
+	// failed by now had it been ended too.
+	select {
+	case got := <-ended:
+		t.Fatalf("%s's leader stopped too", got)
+	case <-time.After(3 * pgstore.LeadEvery):
 	}
 }

@@ -12,10 +12,6 @@ import (
 
 var _ engine.Leaser = (*DB)(nil)
 
-// wakeChannel is the LISTEN/NOTIFY channel on which replicas wake the
-// holder of a job; the payload is the job id.
-const wakeChannel = "picbot_wake"
-
 // Leasing implements engine.Leaser.
 func (s *DB) Leasing() { s.leasing = true }
 
@@ -77,7 +73,7 @@ func (s *DB) Release(ctx context.Context, ids []string) error {
 func (s *DB) Wake(ctx context.Context, id string) error {
 	_, err := s.pool.Exec(ctx, `WITH cfg AS (SELECT set_config('synchronous_commit', 'off', true)),
 		w AS (UPDATE picbot_jobs SET wake = true WHERE id = $2 AND NOT finished AND lease_owner IS NOT NULL RETURNING id)
-		SELECT pg_notify($1, $2) FROM cfg, (SELECT count(*) FROM w) c`, wakeChannel, id)
+		SELECT pg_notify($1, $2) FROM cfg, (SELECT count(*) FROM w) c`, s.wakeChannel(), id)
 	return wrap(err)
 }
 
@@ -85,7 +81,7 @@ func (s *DB) Wake(ctx context.Context, id string) error {
 // for LISTEN while ctx lasts.
 func (s *DB) Woken(ctx context.Context, fn func(id string)) {
 	for ctx.Err() == nil {
-		err := s.listen(ctx, wakeChannel, fn)
+		err := s.listen(ctx, s.wakeChannel(), fn)
 		if ctx.Err() != nil {
 			return
 		}

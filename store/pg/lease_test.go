@@ -135,3 +135,53 @@ func TestMigrate(t *testing.T) {
 		t.Fatal("opened a database of a newer schema")
 	}
 }
+
+// TestWakePerSchema: a replica hears the wake-ups of its own schema, not
+// those of another deployment (or test) in another schema of the database.
+func TestWakePerSchema(t *testing.T) {
+	ctx := context.Background()
+	x := mustOpen(t, pgtest.URL(t), pgstore.Options{Replica: "x"})
+	y := mustOpen(t, pgtest.URL(t), pgstore.Options{Replica: "y"})
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	heard := make(chan string, 1000)
+	go x.Woken(wctx, func(id string) { heard <- id })
+	// LISTEN takes a moment: knock until x hears.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if err := x.Wake(ctx, "ready"); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-heard:
+		case <-time.After(50 * time.Millisecond):
+			if time.Now().After(deadline) {
+				t.Fatal("x never listened")
+			}
+			continue
+		}
+		break
+	}
+	// Notices reach a listener in the order their transactions committed:
+	// had x heard y's, it would come before x's own.
+	if err := y.Wake(ctx, "theirs"); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.Wake(ctx, "ours"); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		select {
+		case id := <-heard:
+			switch id {
+			case "ready": // a knock sent before x listened
+				continue
+			case "ours":
+			default:
+				t.Fatalf("x heard %q, a wake-up of another schema", id)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("x never heard its own wake-up")
+		}
+		break
+	}
+}

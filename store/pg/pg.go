@@ -53,9 +53,13 @@ type DB struct {
 	pool    *pgxpool.Pool
 	lossy   *pgxpool.Pool // synchronous_commit off: rate-limit buckets only
 	replica string
-	ttl     time.Duration
-	every   time.Duration
-	log     *slog.Logger
+	// schema is the one the tables live in (the URL's search_path): the
+	// advisory locks and notification channels that are the database's,
+	// not the schema's, are named after it (scope.go).
+	schema string
+	ttl    time.Duration
+	every  time.Duration
+	log    *slog.Logger
 	// stopCompact ends the loop that folds counter deltas (compact).
 	stopCompact context.CancelFunc
 	compacting  sync.WaitGroup
@@ -129,6 +133,12 @@ func open(ctx context.Context, url string, opt Options, tracer pgx.QueryTracer) 
 		lossy.Close()
 		return nil, fmt.Errorf("migrate PostgreSQL schema: %w", err)
 	}
+	var schema string
+	if err := pool.QueryRow(pctx, `SELECT current_schema()`).Scan(&schema); err != nil {
+		pool.Close()
+		lossy.Close()
+		return nil, fmt.Errorf("read the current schema: %w", redactErr(err))
+	}
 	if opt.Replica == "" {
 		var b [6]byte
 		_, _ = rand.Read(b[:])
@@ -143,7 +153,7 @@ func open(ctx context.Context, url string, opt Options, tracer pgx.QueryTracer) 
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &DB{pool: pool, lossy: lossy, replica: opt.Replica, ttl: opt.LeaseTTL, every: opt.LeaseEvery, log: opt.Logger}
+	s := &DB{pool: pool, lossy: lossy, replica: opt.Replica, schema: schema, ttl: opt.LeaseTTL, every: opt.LeaseEvery, log: opt.Logger}
 	cctx, stop := context.WithCancel(context.Background())
 	s.stopCompact = stop
 	s.compacting.Go(func() { s.compactLoop(cctx) })
