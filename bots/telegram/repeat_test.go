@@ -4,28 +4,14 @@ import (
 	"context"
 	"image/color"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
 	tgbotapi "github.com/go-telegram-bot-api/telegram-bot-api/v5"
 	"github.com/picbot/picbot/bots/telegram/telegramtest"
 	"github.com/picbot/picbot/engine"
+	"github.com/picbot/picbot/internal/testclock"
 )
-
-// stepClock is a clock moved by hand, so a chat's flood bucket holds
-// exactly what the test gives it.
-type stepClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *stepClock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *stepClock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // TestDeliverRepeatedOnDrainedChat: a Deliver repeated after its posts went
 // out and the status message was removed (the engine's record of the
@@ -48,8 +34,8 @@ func TestDeliverRepeatedOnDrainedChat(t *testing.T) {
 		{"photo refused", engine.StateSucceeded, "", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			clk := &stepClock{t: time.Now()}
-			h := newHarness(t, "", nil, withConfig(func(c *Config) { c.Now = clk.now }))
+			clk := testclock.New(time.Now())
+			h := newHarness(t, "", nil, withConfig(func(c *Config) { c.Now = clk.Now }))
 			ctx := context.Background()
 			const chat = 601
 			// The status message, then gone (deleted by the Deliver whose record was dropped).
@@ -85,7 +71,7 @@ func TestDeliverRepeatedOnDrainedChat(t *testing.T) {
 				}
 			}
 			for round := range 10 {
-				clk.add(h.cfg.PrivateEvery)
+				clk.Add(h.cfg.PrivateEvery)
 				j = h.job(j.ID)
 				j.State = tc.state
 				err := h.bot.Deliver(ctx, j)
@@ -109,21 +95,21 @@ func TestDeliverRepeatedOnDrainedChat(t *testing.T) {
 // a delivery retried while the global limit was busy found its chat empty
 // at every round, "post later" about 1 s for good (issue 15).
 func TestFloodNoRoomSpendsNothing(t *testing.T) {
-	clk := &stepClock{t: time.Now()}
+	clk := testclock.New(time.Now())
 	// Each reading of the clock a microsecond on, as a real one moves
 	// between a reservation and its undo.
-	ticking := func() time.Time { clk.add(time.Microsecond); return clk.now() }
+	ticking := func() time.Time { clk.Add(time.Microsecond); return clk.Now() }
 	f := newFlood(Config{PrivateEvery: time.Second, GroupEvery: 3 * time.Second, GlobalRate: 2, Now: ticking})
 	// Other chats spend the global room.
 	for chat := int64(1); ; chat++ {
 		if f.room(chat, true) > 0 {
 			break
 		}
-		clk.add(time.Millisecond)
+		clk.Add(time.Millisecond)
 	}
 	const chat = 601
 	for range 5 {
-		clk.add(time.Millisecond)
+		clk.Add(time.Millisecond)
 		if d := f.room(chat, true); d == 0 {
 			t.Fatal("room with the global limit spent")
 		}
