@@ -399,9 +399,9 @@ func (b *Bot) Deliver(ctx context.Context, j *engine.Job) error {
 // post lane from the request to the note, so that at most as many posts as
 // there are lanes are made and not recorded. The chat's room is looked at
 // first (a chat waiting for its flood limit holds no lane) and taken once
-// the lane is: taken before, a busy lane could not give it back (see
-// flood.room). A lane busy, or the room gone meanwhile, takes nothing and
-// returns an *engine.Later, like a chat with no room.
+// the lane is, so a busy lane has nothing to give back. A lane busy, or the
+// room gone meanwhile, takes nothing and returns an *engine.Later, like a
+// chat with no room.
 func (b *Bot) postStep(ctx context.Context, j *engine.Job, to int64, i int, s step) error {
 	if d := b.flood.peek(to, j.Chat.Private); d > 0 {
 		return &engine.Later{After: d}
