@@ -178,6 +178,11 @@ func isForbidden(err error) bool {
 	return ok && (te.Code == 403 || strings.HasPrefix(te.Message, "Forbidden"))
 }
 
+// cannotPost reports that the bot may not post to the chat at all: a 403
+// (blocked, kicked, a user who never started the bot) or a chat that is
+// not there. Another request to that chat is refused as well.
+func cannotPost(err error) bool { return isForbidden(err) || hasText(err, "chat not found") }
+
 // hasText reports whether the API error's description contains s, case-insensitively.
 func hasText(err error, s string) bool {
 	te, ok := apiError(err)

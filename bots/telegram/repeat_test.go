@@ -4,6 +4,7 @@ import (
 	"context"
 	"image/color"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -118,5 +119,114 @@ func TestFloodNoRoomSpendsNothing(t *testing.T) {
 		if ok, d := f.private.Allow(strconv.Itoa(chat)); !ok {
 			t.Fatalf("message %d of the chat's burst of 3 told to wait %s: its room was spent by messages that did not go", i+1, d)
 		}
+	}
+}
+
+// TestDeliverInlineRefusedOnDrainedChat: an inline job's picture is first
+// uploaded to the user's private chat (for a file_id), which a user who
+// never started the bot refuses (403); the placeholder then says to press
+// Start. In a chat whose bucket has room for one message a round (progress
+// edits leave it so), the refused upload spent the round's room and the
+// edit, made to find room of its own, found none: "post later", and the
+// next round's upload, refused again, spent the room again, for good. A
+// refused request posts nothing: the edit goes on its room, in the same
+// round, and the upload is made once.
+func TestDeliverInlineRefusedOnDrainedChat(t *testing.T) {
+	clk := testclock.New(time.Now())
+	h := newHarness(t, "", nil, withConfig(func(c *Config) { c.Now = clk.Now }))
+	ctx := context.Background()
+	const user = 909
+	inline := h.fake.NewInline("🎨 Drawing: noise…")
+	j := h.storedJobIn(inlineRef(user, inline), engine.EN, testPNG(t, 64, 64, color.White))
+	for range 10 { // each round's upload
+		h.fake.Fail("sendPhoto", telegramtest.Failure{Code: 403, Description: "Forbidden: bot can't initiate conversation with a user"})
+	}
+	for h.bot.flood.room(user, true) == 0 { // drained: one message's room a round from here on
+	}
+	for round := range 10 {
+		clk.Add(h.cfg.PrivateEvery)
+		err := h.bot.Deliver(ctx, h.job(j.ID))
+		if _, later := engine.AsLater(err); later {
+			continue
+		}
+		if engine.ErrorCode(err) != engine.EUNDELIVERED {
+			t.Fatalf("round %d: Deliver: %v, want undelivered", round, err)
+		}
+		if text, _, _ := h.fake.Inline(inline); !strings.Contains(text, "press Start") {
+			t.Fatalf("placeholder %q, want it to say to press Start", text)
+		}
+		if n := len(h.fake.Calls("sendPhoto")); n != 1 {
+			t.Fatalf("%d uploads, want 1", n)
+		}
+		return
+	}
+	t.Fatalf("Deliver still answers later after 10 rounds with room for a message each:\n%s", dump(h.fake.Calls()))
+}
+
+// TestDeliverForbiddenOnDrainedChat: a chat that refuses the bot (403:
+// blocked, kicked) refuses a fallback there too. A failed job's edit of its
+// status message refused, the reply made instead needed room of its own,
+// found none in a drained chat, and the next round's edit, refused again,
+// spent the room again: "post later" for good; so did the edit made when a
+// posted job's status message could not be deleted. Now neither fallback
+// is made: the job is undelivered, or its status left as it is.
+func TestDeliverForbiddenOnDrainedChat(t *testing.T) {
+	forbidden := telegramtest.Failure{Code: 403, Description: "Forbidden: bot was kicked from the group chat"}
+	for _, tc := range []struct {
+		name   string
+		state  engine.State
+		sent   string // steps noted as done
+		method string // refused
+	}{
+		{"failed job's edit", engine.StateFailed, "", "editMessageText"},
+		{"posted job's delete", engine.StateSucceeded, "1", "deleteMessage"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := testclock.New(time.Now())
+			h := newHarness(t, "", nil, withConfig(func(c *Config) { c.Now = clk.Now }))
+			ctx := context.Background()
+			const chat = 602
+			raw, err := h.bot.api.do(ctx, tgbotapi.NewMessage(chat, "queued"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			status, err := sent(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			j := h.storedJob(strconv.Itoa(chat), true, engine.EN, testPNG(t, 64, 64, color.White))
+			if err := h.engine.Annotate(ctx, j.ID, metaStatus, strconv.Itoa(status.MessageID)); err != nil {
+				t.Fatal(err)
+			}
+			if tc.sent != "" {
+				if err := h.engine.Annotate(ctx, j.ID, metaSent, tc.sent); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for range 10 {
+				h.fake.Fail(tc.method, forbidden)
+				h.fake.Fail("sendMessage", forbidden)
+				h.fake.Fail("editMessageText", forbidden)
+			}
+			for h.bot.flood.room(chat, true) == 0 {
+			}
+			for round := range 10 {
+				clk.Add(h.cfg.PrivateEvery)
+				j = h.job(j.ID)
+				j.State = tc.state
+				err := h.bot.Deliver(ctx, j)
+				if _, later := engine.AsLater(err); later {
+					continue
+				}
+				if err != nil && engine.ErrorCode(err) != engine.EUNDELIVERED {
+					t.Fatalf("round %d: Deliver: %v", round, err)
+				}
+				if n := len(h.fake.Calls(tc.method)); n != 1 {
+					t.Fatalf("%d calls of %s, want 1", n, tc.method)
+				}
+				return
+			}
+			t.Fatalf("Deliver still answers later after 10 rounds with room for a message each:\n%s", dump(h.fake.Calls()))
+		})
 	}
 }
