@@ -13,9 +13,16 @@ func (s *DB) SetSchemaVersionForTest(ctx context.Context, v int) error {
 	return err
 }
 
-// TerminateLeaderForTest ends the sessions that hold an advisory lock.
-func (s *DB) TerminateLeaderForTest(ctx context.Context) error {
-	_, err := s.pool.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND pid <> pg_backend_pid() AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`)
+// TerminateLeaderForTest ends the session that holds the lead lock name
+// for this store's schema, as a leader's process dying ends it; no other
+// session (another schema's leader, a test's or a migration's lock) is
+// touched. A bigint advisory lock is in pg_locks as classid (its high 32
+// bits), objid (the low ones) and objsubid 1.
+func (s *DB) TerminateLeaderForTest(ctx context.Context, name string) error {
+	_, err := s.pool.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_locks
+		WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid()
+		AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+		AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = hashtextextended($1, 1)`, s.leadKey(name))
 	return err
 }
 

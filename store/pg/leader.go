@@ -39,6 +39,20 @@ func (s *DB) Lead(ctx context.Context, name string, run func(ctx context.Context
 	return nil
 }
 
+// leadKey names the advisory lock of the lead name. Advisory locks belong
+// to the database, not to a schema, so deployments on separate schemas of
+// one database (and tests, each on a schema of its own: pgtest) would have
+// one leader between them: the key names the schema. On public it is the
+// key of the versions before, so that a rolling upgrade there never has
+// two leaders; a deployment on another schema may have two for a moment
+// during the upgrade to this version.
+func (s *DB) leadKey(name string) string {
+	if s.schema == "public" {
+		return "picbot:lead:" + name
+	}
+	return "picbot:lead:" + s.schema + ":" + name
+}
+
 // leadOnce tries the lock once; led says run ran.
 func (s *DB) leadOnce(ctx context.Context, name string, run func(ctx context.Context) error) (led bool, err error) {
 	conn, err := s.pool.Acquire(ctx)
@@ -46,7 +60,7 @@ func (s *DB) leadOnce(ctx context.Context, name string, run func(ctx context.Con
 		return false, nil
 	}
 	var got bool
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtextextended($1, 1))`, "picbot:lead:"+name).Scan(&got); err != nil || !got {
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtextextended($1, 1))`, s.leadKey(name)).Scan(&got); err != nil || !got {
 		conn.Release()
 		return false, nil
 	}
@@ -89,7 +103,7 @@ func (s *DB) leadOnce(ctx context.Context, name string, run func(ctx context.Con
 	cancel()
 	<-watch
 	uctx, ucancel := context.WithTimeout(context.Background(), 2*time.Second)
-	_, uerr := conn.Exec(uctx, `SELECT pg_advisory_unlock(hashtextextended($1, 1))`, "picbot:lead:"+name)
+	_, uerr := conn.Exec(uctx, `SELECT pg_advisory_unlock(hashtextextended($1, 1))`, s.leadKey(name))
 	ucancel()
 	if uerr != nil {
 		// The lock may still be held by this session: drop the connection.

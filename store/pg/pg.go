@@ -53,6 +53,7 @@ type DB struct {
 	pool    *pgxpool.Pool
 	lossy   *pgxpool.Pool // synchronous_commit off: rate-limit buckets only
 	replica string
+	schema  string // current_schema(): where the tables are (leadKey)
 	ttl     time.Duration
 	every   time.Duration
 	log     *slog.Logger
@@ -129,6 +130,12 @@ func open(ctx context.Context, url string, opt Options, tracer pgx.QueryTracer) 
 		lossy.Close()
 		return nil, fmt.Errorf("migrate PostgreSQL schema: %w", err)
 	}
+	var schema string
+	if err := pool.QueryRow(pctx, `SELECT current_schema()`).Scan(&schema); err != nil {
+		pool.Close()
+		lossy.Close()
+		return nil, fmt.Errorf("read the schema's name: %w", err)
+	}
 	if opt.Replica == "" {
 		var b [6]byte
 		_, _ = rand.Read(b[:])
@@ -143,7 +150,7 @@ func open(ctx context.Context, url string, opt Options, tracer pgx.QueryTracer) 
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &DB{pool: pool, lossy: lossy, replica: opt.Replica, ttl: opt.LeaseTTL, every: opt.LeaseEvery, log: opt.Logger}
+	s := &DB{pool: pool, lossy: lossy, replica: opt.Replica, schema: schema, ttl: opt.LeaseTTL, every: opt.LeaseEvery, log: opt.Logger}
 	cctx, stop := context.WithCancel(context.Background())
 	s.stopCompact = stop
 	s.compacting.Go(func() { s.compactLoop(cctx) })
