@@ -14,6 +14,67 @@ import (
 	"github.com/picbot/picbot/internal/testclock"
 )
 
+// drainedChat is a harness on a hand-moved clock with a succeeded job for
+// private chat, whose status message was posted (then deleted, if gone) and
+// whose first done steps are noted as sent.
+func drainedChat(t *testing.T, chat int64, gone bool, done string) (*harness, *testclock.Clock, *engine.Job) {
+	t.Helper()
+	clk := testclock.New(time.Now())
+	h := newHarness(t, "", nil, withConfig(func(c *Config) { c.Now = clk.Now }))
+	ctx := context.Background()
+	raw, err := h.bot.api.do(ctx, tgbotapi.NewMessage(chat, "queued"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, err := sent(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gone {
+		if _, err := h.bot.api.do(ctx, tgbotapi.NewDeleteMessage(chat, status.MessageID)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	j := h.storedJob(strconv.FormatInt(chat, 10), true, engine.EN, testPNG(t, 64, 64, color.White))
+	if err := h.engine.Annotate(ctx, j.ID, metaStatus, strconv.Itoa(status.MessageID)); err != nil {
+		t.Fatal(err)
+	}
+	if done != "" {
+		if err := h.engine.Annotate(ctx, j.ID, metaSent, done); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return h, clk, j
+}
+
+// deliverRounds drains chat's flood bucket, then calls Deliver on next()'s
+// job once a round, with room for one message each (as progress edits leave
+// a chat), until it answers other than "post later", and returns that.
+// Ten rounds of "later" fail the test.
+func deliverRounds(t *testing.T, h *harness, clk *testclock.Clock, chat int64, next func() *engine.Job) error {
+	t.Helper()
+	for h.bot.flood.room(chat, true) == 0 {
+	}
+	for range 10 {
+		clk.Add(h.cfg.PrivateEvery)
+		err := h.bot.Deliver(context.Background(), next())
+		if _, later := engine.AsLater(err); !later {
+			return err
+		}
+	}
+	t.Fatalf("Deliver still answers later after 10 rounds with room for a message each:\n%s", dump(h.fake.Calls()))
+	return nil
+}
+
+// jobAs reads job id afresh for each round, in state.
+func jobAs(h *harness, id string, state engine.State) func() *engine.Job {
+	return func() *engine.Job {
+		j := h.job(id)
+		j.State = state
+		return j
+	}
+}
+
 // TestDeliverRepeatedOnDrainedChat: a Deliver repeated after its posts went
 // out and the status message was removed (the engine's record of the
 // delivery dropped: a callback or a takeover moved the job meanwhile), in a
@@ -35,55 +96,18 @@ func TestDeliverRepeatedOnDrainedChat(t *testing.T) {
 		{"photo refused", engine.StateSucceeded, "", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			clk := testclock.New(time.Now())
-			h := newHarness(t, "", nil, withConfig(func(c *Config) { c.Now = clk.Now }))
-			ctx := context.Background()
 			const chat = 601
-			// The status message, then gone (deleted by the Deliver whose record was dropped).
-			raw, err := h.bot.api.do(ctx, tgbotapi.NewMessage(chat, "queued"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			status, err := sent(raw)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := h.bot.api.do(ctx, tgbotapi.NewDeleteMessage(chat, status.MessageID)); err != nil {
-				t.Fatal(err)
-			}
-			j := h.storedJob(strconv.Itoa(chat), true, engine.EN, testPNG(t, 64, 64, color.White))
-			if err := h.engine.Annotate(ctx, j.ID, metaStatus, strconv.Itoa(status.MessageID)); err != nil {
-				t.Fatal(err)
-			}
-			if tc.sent != "" {
-				if err := h.engine.Annotate(ctx, j.ID, metaSent, tc.sent); err != nil {
-					t.Fatal(err)
-				}
-			}
+			// The status message gone: deleted by the Deliver whose record was dropped.
+			h, clk, j := drainedChat(t, chat, true, tc.sent)
 			if tc.photo {
 				for range 10 { // each round's photo
 					h.fake.Fail("sendPhoto", telegramtest.Failure{Code: 400, Description: "Bad Request: IMAGE_PROCESS_FAILED"})
 				}
 			}
-			// Drain the chat's bucket: one message's room each round from here on.
-			for {
-				if d := h.bot.flood.room(chat, true); d > 0 {
-					break
-				}
+			err := deliverRounds(t, h, clk, chat, jobAs(h, j.ID, tc.state))
+			if err != nil && engine.ErrorCode(err) != engine.EUNDELIVERED {
+				t.Fatalf("Deliver: %v", err)
 			}
-			for round := range 10 {
-				clk.Add(h.cfg.PrivateEvery)
-				j = h.job(j.ID)
-				j.State = tc.state
-				err := h.bot.Deliver(ctx, j)
-				if _, later := engine.AsLater(err); !later {
-					if err != nil && engine.ErrorCode(err) != engine.EUNDELIVERED {
-						t.Fatalf("round %d: Deliver: %v", round, err)
-					}
-					return
-				}
-			}
-			t.Fatalf("Deliver still answers later after 10 rounds with room for a message each:\n%s", dump(h.fake.Calls()))
 		})
 	}
 }
@@ -134,33 +158,22 @@ func TestFloodNoRoomSpendsNothing(t *testing.T) {
 func TestDeliverInlineRefusedOnDrainedChat(t *testing.T) {
 	clk := testclock.New(time.Now())
 	h := newHarness(t, "", nil, withConfig(func(c *Config) { c.Now = clk.Now }))
-	ctx := context.Background()
 	const user = 909
 	inline := h.fake.NewInline("🎨 Drawing: noise…")
 	j := h.storedJobIn(inlineRef(user, inline), engine.EN, testPNG(t, 64, 64, color.White))
 	for range 10 { // each round's upload
 		h.fake.Fail("sendPhoto", telegramtest.Failure{Code: 403, Description: "Forbidden: bot can't initiate conversation with a user"})
 	}
-	for h.bot.flood.room(user, true) == 0 { // drained: one message's room a round from here on
+	err := deliverRounds(t, h, clk, user, func() *engine.Job { return h.job(j.ID) })
+	if engine.ErrorCode(err) != engine.EUNDELIVERED {
+		t.Fatalf("Deliver: %v, want undelivered", err)
 	}
-	for round := range 10 {
-		clk.Add(h.cfg.PrivateEvery)
-		err := h.bot.Deliver(ctx, h.job(j.ID))
-		if _, later := engine.AsLater(err); later {
-			continue
-		}
-		if engine.ErrorCode(err) != engine.EUNDELIVERED {
-			t.Fatalf("round %d: Deliver: %v, want undelivered", round, err)
-		}
-		if text, _, _ := h.fake.Inline(inline); !strings.Contains(text, "press Start") {
-			t.Fatalf("placeholder %q, want it to say to press Start", text)
-		}
-		if n := len(h.fake.Calls("sendPhoto")); n != 1 {
-			t.Fatalf("%d uploads, want 1", n)
-		}
-		return
+	if text, _, _ := h.fake.Inline(inline); !strings.Contains(text, "press Start") {
+		t.Fatalf("placeholder %q, want it to say to press Start", text)
 	}
-	t.Fatalf("Deliver still answers later after 10 rounds with room for a message each:\n%s", dump(h.fake.Calls()))
+	if n := len(h.fake.Calls("sendPhoto")); n != 1 {
+		t.Fatalf("%d uploads, want 1", n)
+	}
 }
 
 // TestDeliverForbiddenOnDrainedChat: a chat that refuses the bot (403:
@@ -182,51 +195,20 @@ func TestDeliverForbiddenOnDrainedChat(t *testing.T) {
 		{"posted job's delete", engine.StateSucceeded, "1", "deleteMessage"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			clk := testclock.New(time.Now())
-			h := newHarness(t, "", nil, withConfig(func(c *Config) { c.Now = clk.Now }))
-			ctx := context.Background()
 			const chat = 602
-			raw, err := h.bot.api.do(ctx, tgbotapi.NewMessage(chat, "queued"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			status, err := sent(raw)
-			if err != nil {
-				t.Fatal(err)
-			}
-			j := h.storedJob(strconv.Itoa(chat), true, engine.EN, testPNG(t, 64, 64, color.White))
-			if err := h.engine.Annotate(ctx, j.ID, metaStatus, strconv.Itoa(status.MessageID)); err != nil {
-				t.Fatal(err)
-			}
-			if tc.sent != "" {
-				if err := h.engine.Annotate(ctx, j.ID, metaSent, tc.sent); err != nil {
-					t.Fatal(err)
-				}
-			}
+			h, clk, j := drainedChat(t, chat, false, tc.sent)
 			for range 10 {
 				h.fake.Fail(tc.method, forbidden)
 				h.fake.Fail("sendMessage", forbidden)
 				h.fake.Fail("editMessageText", forbidden)
 			}
-			for h.bot.flood.room(chat, true) == 0 {
+			err := deliverRounds(t, h, clk, chat, jobAs(h, j.ID, tc.state))
+			if err != nil && engine.ErrorCode(err) != engine.EUNDELIVERED {
+				t.Fatalf("Deliver: %v", err)
 			}
-			for round := range 10 {
-				clk.Add(h.cfg.PrivateEvery)
-				j = h.job(j.ID)
-				j.State = tc.state
-				err := h.bot.Deliver(ctx, j)
-				if _, later := engine.AsLater(err); later {
-					continue
-				}
-				if err != nil && engine.ErrorCode(err) != engine.EUNDELIVERED {
-					t.Fatalf("round %d: Deliver: %v", round, err)
-				}
-				if n := len(h.fake.Calls(tc.method)); n != 1 {
-					t.Fatalf("%d calls of %s, want 1", n, tc.method)
-				}
-				return
+			if n := len(h.fake.Calls(tc.method)); n != 1 {
+				t.Fatalf("%d calls of %s, want 1", n, tc.method)
 			}
-			t.Fatalf("Deliver still answers later after 10 rounds with room for a message each:\n%s", dump(h.fake.Calls()))
 		})
 	}
 }
