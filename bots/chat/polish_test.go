@@ -15,42 +15,16 @@ import (
 	"github.com/picbot/picbot/engine"
 	"github.com/picbot/picbot/engine/local"
 	"github.com/picbot/picbot/quota"
-	"github.com/picbot/picbot/store"
 )
 
-// newServiceWith is newService with the local renderer taking render per
-// job and the engine's configuration changed by cfg.
+// newServiceWith is newService with 5 images a day, files on this machine
+// taken as inputs, the local renderer taking render per job and the
+// engine's configuration changed by cfg.
 func newServiceWith(t *testing.T, render time.Duration, cfg func(*engine.Config)) (*chat.Service, notifier) {
 	t.Helper()
-	dir := t.TempDir()
-	db, err := store.Open(filepath.Join(dir, "db"), store.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	blobs, _ := store.OpenBlobs(filepath.Join(dir, "blobs"), 0)
-	qc := quota.DefaultConfig()
-	qc.Default = quota.Tier{Daily: 5, Concurrent: 5}
-	qc.Admins = []string{root.Key()}
-	q, err := quota.New(qc, db, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := notifier{ended: make(chan *engine.Job, 10)}
-	routes := map[engine.Kind][]string{}
-	for _, k := range engine.Kinds {
-		routes[k] = []string{local.Name}
-	}
-	ec := engine.Config{Routes: routes, Limits: engine.DefaultLimits()}
-	if cfg != nil {
-		cfg(&ec)
-	}
-	e := engine.New(ec, db, q, blobs, n, local.New(blobs, render, nil))
-	if err := e.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.Stop(context.Background()) })
-	return &chat.Service{Engine: e, Quota: q, Blobs: blobs, LocalFiles: true}, n
+	s, n, _ := serviceOn(t, quota.Tier{Daily: 5, Concurrent: 5}, render, cfg)
+	s.LocalFiles = true
+	return s, n
 }
 
 func wait(t *testing.T, n notifier) *engine.Job {
