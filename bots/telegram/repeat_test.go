@@ -212,3 +212,26 @@ func TestDeliverForbiddenOnDrainedChat(t *testing.T) {
 		})
 	}
 }
+
+// TestDeliverInlineCacheChatRefuses: an inline cache chat that refuses the
+// bot (removed from it) is the operator's to mend: the placeholder says
+// the picture could not be posted, not that the user should press Start
+// (they need not have started the bot when there is a cache chat), and
+// the refusal is logged as an error.
+func TestDeliverInlineCacheChatRefuses(t *testing.T) {
+	const cache = -100777
+	h := newHarness(t, "", nil, withConfig(func(c *Config) { c.InlineCacheChat = cache }))
+	inline := h.fake.NewInline("🎨 Drawing: noise…")
+	j := h.storedJobIn(inlineRef(909, inline), engine.EN, testPNG(t, 64, 64, color.White))
+	h.fake.Fail("sendPhoto", telegramtest.Failure{Code: 403, Description: "Forbidden: bot is not a member of the channel chat"})
+	if err := h.bot.Deliver(context.Background(), h.job(j.ID)); engine.ErrorCode(err) != engine.EUNDELIVERED {
+		t.Fatalf("Deliver: %v, want undelivered", err)
+	}
+	text, _, _ := h.fake.Inline(inline)
+	if text != "The picture could not be posted here. Your quota was refunded." {
+		t.Fatalf("placeholder %q", text)
+	}
+	if logs := h.logs.String(); !strings.Contains(logs, "level=ERROR") || !strings.Contains(logs, "inline_cache_chat") {
+		t.Fatalf("the cache chat's refusal is not logged as an error:\n%s", logs)
+	}
+}
