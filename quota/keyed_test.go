@@ -2,7 +2,9 @@ package quota_test
 
 import (
 	"context"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -146,4 +148,17 @@ func TestKeyedWaitCancelled(t *testing.T) {
 	if n, _ := takes(k, "a"); n != 1 {
 		t.Fatalf("an hour after the first token: %d free, want 1 (the given-up wait took none)", n)
 	}
+}
+
+// BenchmarkKeyedAllow: commands from many users at once, each key's bucket
+// behind the Keyed's one lock.
+func BenchmarkKeyedAllow(b *testing.B) {
+	k := quota.NewKeyed(time.Millisecond, 1<<20, nil)
+	var n atomic.Int64
+	b.SetParallelism(16)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			k.Allow(strconv.FormatInt(n.Add(1)%5000, 10))
+		}
+	})
 }
