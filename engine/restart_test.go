@@ -2,32 +2,13 @@ package engine_test
 
 import (
 	"context"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/picbot/picbot/engine"
+	"github.com/picbot/picbot/internal/testclock"
 )
-
-// manualClock stands still until the test moves it, so no timer fires on
-// its own and a poll happens only when the test lets it.
-type manualClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *manualClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *manualClock) Set(t time.Time) {
-	c.mu.Lock()
-	c.t = t
-	c.mu.Unlock()
-}
 
 // pollSchedule submits one job to v, then lets it be polled polls times,
 // each at the moment the engine has it due, and returns those moments as
@@ -36,7 +17,7 @@ func (c *manualClock) Set(t time.Time) {
 // new one started on the same store, as a restarted bot would be.
 func pollSchedule(t *testing.T, v engine.Vendor, queries *atomic.Int32, polls int, restart bool) (at []time.Duration, billed []int) {
 	t.Helper()
-	clock := &manualClock{t: time.Unix(1_700_000_000, 0)}
+	clock := testclock.New(time.Unix(1_700_000_000, 0))
 	start := clock.Now()
 	h := newHarness(t, engine.Config{Now: clock.Now, PublicURL: "http://bot.example", JobTimeout: 24 * time.Hour}, v)
 	id := h.submit(t).ID
@@ -140,7 +121,7 @@ func TestRestartKeepsPollSchedule(t *testing.T) {
 // meanwhile and the vendor retries them, so the job waits its safety-net
 // time again, and a callback in that time costs no poll at all.
 func TestRestartAwaitsCallback(t *testing.T) {
-	clock := &manualClock{t: time.Unix(1_700_000_000, 0)}
+	clock := testclock.New(time.Unix(1_700_000_000, 0))
 	f := newVendor("cb")
 	f.timing = engine.Timing{First: 300 * time.Millisecond, Every: 150 * time.Millisecond, Max: 600 * time.Millisecond, Billed: true}
 	f.query = func(*engine.Job) (*engine.Outcome, error) {

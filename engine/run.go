@@ -156,9 +156,9 @@ func (e *Engine) advance(ctx context.Context, lj *liveJob, j *Job) time.Duration
 	if (j.State == StateQueued || j.State.AtVendor()) && e.cfg.Now().After(j.Deadline) {
 		if j.State == StateQueued {
 			// No vendor took it: all down, out of credit, or refusing calls.
-			return e.fail(ctx, j, Errorf(ETIMEOUT, "No image service could take the job in time; your quota was refunded.", "没有绘图服务能及时接手这个任务，额度已退还。"), 0)
+			return e.fail(ctx, j, Errorf(ETIMEOUT, "No image service could take the job in time.", "没有绘图服务能及时接手这个任务。"), 0)
 		}
-		return e.fail(ctx, j, Errorf(ETIMEOUT, "The image service took too long; your quota was refunded.", "绘图服务超时，额度已退还。"), 0)
+		return e.fail(ctx, j, Errorf(ETIMEOUT, "The image service took too long.", "绘图服务超时。"), 0)
 	}
 	switch j.State {
 	case StateQueued:
@@ -522,9 +522,9 @@ func (e *Engine) apply(ctx context.Context, lj *liveJob, j *Job, v Vendor, out *
 	case TaskDone:
 		if len(out.Images) == 0 {
 			if out.Dropped > 0 {
-				return e.fail(ctx, j, Errorf(EUNSAFE, "The image service's content check removed the picture; your quota was refunded.", "图片未通过内容审核，额度已退还。"), add)
+				return e.fail(ctx, j, Errorf(EUNSAFE, "The image service's content check removed the picture.", "图片未通过内容审核。"), add)
 			}
-			return e.fail(ctx, j, Errorf(EVENDOR, "The image service returned no picture; your quota was refunded.", "绘图服务没有返回图片，额度已退还。"), add)
+			return e.fail(ctx, j, Errorf(EVENDOR, "The image service returned no picture.", "绘图服务没有返回图片。"), add)
 		}
 		ok := e.save(ctx, j.ID, func(j *Job, _ Counters) error {
 			if err := j.Move(StateRunning, e.cfg.Now()); err != nil {
@@ -578,7 +578,7 @@ func (e *Engine) requeue(ctx context.Context, j *Job, cause error, billed int) t
 	e.log.Warn("vendor failed task", slog.String("job_id", j.ID), slog.String("vendor", j.Vendor), slog.String("task_id", j.TaskID), slog.Any("err", cause))
 	info := Info(cause)
 	if info.Code == EINTERNAL {
-		info = Info(Errorf(EVENDOR, "The image service could not make this picture; your quota was refunded.", "绘图服务未能生成这张图片，额度已退还。"))
+		info = Info(Errorf(EVENDOR, "The image service could not make this picture.", "绘图服务未能生成这张图片。"))
 	}
 	ok := e.save(ctx, j.ID, func(j *Job, _ Counters) error {
 		if err := j.Move(StateQueued, e.cfg.Now()); err != nil {
@@ -612,7 +612,7 @@ func (e *Engine) fetch(ctx context.Context, lj *liveJob, j *Job) time.Duration {
 			e.log.Warn("download result", slog.String("job_id", j.ID), slog.String("vendor", j.Vendor), slog.Int("attempt", lj.fetches), slog.Any("err", err))
 			gone := isCode(err, EINVALID) || isCode(err, ENOTFOUND) && !r.Late
 			if gone || lj.fetches >= lateFetches {
-				return e.fail(ctx, j, Errorf(EVENDOR, "The finished picture could not be downloaded from the image service; your quota was refunded.", "无法从绘图服务下载生成的图片，额度已退还。"), 0)
+				return e.fail(ctx, j, Errorf(EVENDOR, "The finished picture could not be downloaded from the image service.", "无法从绘图服务下载生成的图片。"), 0)
 			}
 			return backoff(time.Second, lj.fetches, 30*time.Second)
 		}

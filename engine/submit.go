@@ -104,8 +104,8 @@ func (e *Engine) uncertain(ctx context.Context, lj *liveJob, j *Job) (time.Durat
 		if e.cfg.UncertainSubmit == UncertainFail {
 			log.Warn("submission uncertain and the vendor cannot be asked: failing the job (uncertain_submit: fail)")
 			e.countUncertain(m.Vendor, "fail")
-			return e.fail(ctx, j, Errorf(EVENDOR, "The image service may or may not have taken this job, and it cannot be asked; so as not to pay twice it was not sent again. Your quota was refunded; please try again.",
-				"无法确认绘图服务是否已接下这个任务，也无法查询；为免重复计费未再次提交。额度已退还，请重试。"), 0), true
+			return e.fail(ctx, j, Errorf(EVENDOR, "The image service may or may not have taken this job, and it cannot be asked; so as not to pay twice it was not sent again. Please try again.",
+				"无法确认绘图服务是否已接下这个任务，也无法查询；为免重复计费未再次提交。请重试。"), 0), true
 		}
 		log.Warn("submission uncertain and the vendor cannot be asked: submitting again (uncertain_submit: resubmit)")
 		e.countUncertain(m.Vendor, "resubmit")

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/picbot/picbot/engine"
+	"github.com/picbot/picbot/internal/testclock"
 )
 
 // flakyStore fails the first write that records a job as submitted, after
@@ -325,7 +326,7 @@ func TestLostAnswerAskedFirst(t *testing.T) {
 // crash asks nothing yet (a task made would most likely still be running,
 // and the answer would only prove it). Before: asked at the restart.
 func TestLostAnswerAskedWhenDue(t *testing.T) {
-	clock := &manualClock{t: time.Unix(1_700_000_000, 0)}
+	clock := testclock.New(time.Unix(1_700_000_000, 0))
 	v := askingVendor{newIdempotent("asking")}
 	v.timing = engine.Timing{First: time.Minute, Every: time.Minute, Max: time.Hour, Billed: true}
 	made := v.submit
@@ -436,7 +437,7 @@ func (v idempotentCallback) CallbackReply() (string, []byte) {
 // refusal. With no callback, it goes again once the task's time is past.
 func TestLostAnswerCallbackRecordsTask(t *testing.T) {
 	for _, arrived := range []bool{true, false} {
-		clock := &manualClock{t: time.Unix(1_700_000_000, 0)}
+		clock := testclock.New(time.Unix(1_700_000_000, 0))
 		v := idempotentCallback{newIdempotent("zq")}
 		v.timing = engine.Timing{First: time.Minute, Every: time.Minute, Max: time.Hour, Billed: true}
 		made := v.submit
@@ -522,7 +523,7 @@ func (v finderCallback) CallbackReply() (string, []byte) {
 // At a vendor that names its tasks, the callback of a first submission a
 // dead process left uncertain records the task it names: no billed search.
 func TestLostAnswerCallbackNamesVendorTask(t *testing.T) {
-	clock := &manualClock{t: time.Unix(1_700_000_000, 0)}
+	clock := testclock.New(time.Unix(1_700_000_000, 0))
 	v := finderCallback{newFinder("sa")}
 	v.timing = engine.Timing{First: time.Minute, Every: time.Minute, Max: time.Hour, Billed: true}
 	made := v.submit
@@ -601,7 +602,7 @@ func TestCallbackBeforeOwnSubmitAnswer(t *testing.T) {
 }
 
 // waitIdle waits until job id's step is over and its next one is scheduled.
-func waitIdle(t *testing.T, h *harness, clock *manualClock, id string) {
+func waitIdle(t *testing.T, h *harness, clock *testclock.Clock, id string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/picbot/picbot/engine"
+	"github.com/picbot/picbot/internal/testclock"
 	"github.com/picbot/picbot/quota"
 	"github.com/picbot/picbot/store"
 	"github.com/picbot/picbot/web"
@@ -80,20 +81,7 @@ type env struct {
 	db     *store.DB
 	quota  *quota.Quota
 	engine *fakeEngine
-	now    time.Time
-	mu     sync.Mutex
-}
-
-func (e *env) clock() time.Time {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.now
-}
-
-func (e *env) advance(d time.Duration) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.now = e.now.Add(d)
+	clock  *testclock.Clock
 }
 
 func pngData(t *testing.T) []byte {
@@ -119,7 +107,7 @@ func newEnv(t *testing.T, cfg web.Config) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, db: db, quota: q, engine: &fakeEngine{health: []engine.VendorHealth{{Name: "zhiqite", Billed: true}}}, now: time.Now()}
+	e := &env{t: t, db: db, quota: q, engine: &fakeEngine{health: []engine.VendorHealth{{Name: "zhiqite", Billed: true}}}, clock: testclock.New(time.Now())}
 	ctx := context.Background()
 	owner := engine.UserRef{Platform: "telegram", ID: "42", Name: "Ann"}
 	chat := engine.ChatRef{Platform: "telegram", ChatID: "-100"}
@@ -143,7 +131,7 @@ func newEnv(t *testing.T, cfg web.Config) *env {
 	if cfg.Password == "" && cfg.PasswordHash == "" {
 		cfg.Password = password
 	}
-	cfg.Now = e.clock
+	cfg.Now = e.clock.Now
 	h, err := web.New(cfg, db, e.engine, q, db, blobs{"blob1": pngData(t)}, web.Figures{
 		Refusals: func() map[string]float64 { return map[string]float64{"quota": 3} },
 	})
@@ -271,7 +259,7 @@ func TestLogin(t *testing.T) {
 		if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" || c.cookies["picbot_admin"] != nil {
 			t.Fatalf("fourth try, right password: %s; want 429 and no session", resp.Status)
 		}
-		e.advance(61 * time.Second)
+		e.clock.Add(61 * time.Second)
 		if resp, _ := c.post("/admin/login", url.Values{"password": {password}}); resp.StatusCode != http.StatusSeeOther {
 			t.Fatalf("after the window: %s", resp.Status)
 		}
@@ -280,11 +268,11 @@ func TestLogin(t *testing.T) {
 		e := newEnv(t, web.Config{SessionTTL: time.Hour})
 		c := e.client()
 		c.login()
-		e.advance(59 * time.Minute)
+		e.clock.Add(59 * time.Minute)
 		if resp, _ := c.get("/admin/jobs"); resp.StatusCode != http.StatusOK {
 			t.Fatalf("within the hour: %s", resp.Status)
 		}
-		e.advance(2 * time.Minute)
+		e.clock.Add(2 * time.Minute)
 		if resp, _ := c.get("/admin/jobs"); resp.StatusCode != http.StatusSeeOther {
 			t.Fatalf("after the hour: %s, want a redirect to the login", resp.Status)
 		}

@@ -34,15 +34,23 @@ func newService(t *testing.T) (*chat.Service, notifier) {
 
 func newServiceDB(t *testing.T) (*chat.Service, notifier, *store.DB) {
 	t.Helper()
+	return serviceOn(t, quota.Tier{Daily: 3, Concurrent: 5}, 0, nil)
+}
+
+// serviceOn is a service on a store of its own, whose users have tier (and
+// "vip" 100 images a day; root is an admin), on the local renderer taking
+// render per job, with the engine's configuration changed by cfg.
+func serviceOn(t *testing.T, tier quota.Tier, render time.Duration, cfg func(*engine.Config)) (*chat.Service, notifier, *store.DB) {
+	t.Helper()
 	dir := t.TempDir()
-	db, err := store.Open(filepath.Join(dir, "db"), store.Options{})
+	db, err := store.Open(filepath.Join(dir, "db"), store.Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
 	blobs, _ := store.OpenBlobs(filepath.Join(dir, "blobs"), 0)
 	qc := quota.DefaultConfig()
-	qc.Default = quota.Tier{Daily: 3, Concurrent: 5}
+	qc.Default = tier
 	qc.Tiers = map[string]quota.Tier{"vip": {Daily: 100}}
 	qc.Admins = []string{root.Key()}
 	q, err := quota.New(qc, db, nil)
@@ -54,7 +62,11 @@ func newServiceDB(t *testing.T) (*chat.Service, notifier, *store.DB) {
 	for _, k := range engine.Kinds {
 		routes[k] = []string{local.Name}
 	}
-	e := engine.New(engine.Config{Routes: routes}, db, q, blobs, n, local.New(blobs, 0, nil))
+	ec := engine.Config{Routes: routes, Limits: engine.DefaultLimits()}
+	if cfg != nil {
+		cfg(&ec)
+	}
+	e := engine.New(ec, db, q, blobs, n, local.New(blobs, render, nil))
 	if err := e.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -15,42 +15,16 @@ import (
 	"github.com/picbot/picbot/engine"
 	"github.com/picbot/picbot/engine/local"
 	"github.com/picbot/picbot/quota"
-	"github.com/picbot/picbot/store"
 )
 
-// newServiceWith is newService with the local renderer taking render per
-// job and the engine's limits changed by lim.
-func newServiceWith(t *testing.T, render time.Duration, lim func(*engine.Limits)) (*chat.Service, notifier) {
+// newServiceWith is newService with 5 images a day, files on this machine
+// taken as inputs, the local renderer taking render per job and the
+// engine's configuration changed by cfg.
+func newServiceWith(t *testing.T, render time.Duration, cfg func(*engine.Config)) (*chat.Service, notifier) {
 	t.Helper()
-	dir := t.TempDir()
-	db, err := store.Open(filepath.Join(dir, "db"), store.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	blobs, _ := store.OpenBlobs(filepath.Join(dir, "blobs"), 0)
-	qc := quota.DefaultConfig()
-	qc.Default = quota.Tier{Daily: 5, Concurrent: 5}
-	qc.Admins = []string{root.Key()}
-	q, err := quota.New(qc, db, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := notifier{ended: make(chan *engine.Job, 10)}
-	routes := map[engine.Kind][]string{}
-	for _, k := range engine.Kinds {
-		routes[k] = []string{local.Name}
-	}
-	ec := engine.Config{Routes: routes, Limits: engine.DefaultLimits()}
-	if lim != nil {
-		lim(&ec.Limits)
-	}
-	e := engine.New(ec, db, q, blobs, n, local.New(blobs, render, nil))
-	if err := e.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.Stop(context.Background()) })
-	return &chat.Service{Engine: e, Quota: q, Blobs: blobs, LocalFiles: true}, n
+	s, n, _ := serviceOn(t, quota.Tier{Daily: 5, Concurrent: 5}, render, cfg)
+	s.LocalFiles = true
+	return s, n
 }
 
 func wait(t *testing.T, n notifier) *engine.Job {
@@ -70,7 +44,7 @@ var bob = engine.UserRef{Platform: "t", ID: "bob"}
 // choices, the limits in force, and /admin only to admins; parse errors
 // name the same limits.
 func TestHelpFollowsConfig(t *testing.T) {
-	s, _ := newServiceWith(t, 0, func(l *engine.Limits) { l.MaxSteps, l.MaxImages = 150, 8 })
+	s, _ := newServiceWith(t, 0, func(c *engine.Config) { c.Limits.MaxSteps, c.Limits.MaxImages = 150, 8 })
 	help := say(s, bob, "/help").Text
 	for _, want := range []string{"by: local", "--style anime|sketch|pop", "ignores --model, --lora, --sampler", "--steps 1 to 150", "--n 1 to 8", "/again <job id>"} {
 		if !strings.Contains(help, want) {
@@ -145,6 +119,29 @@ func TestCharges(t *testing.T) {
 	failed.Charge.Settled = engine.ChargeCommitted
 	if msg := chat.Ended(failed, engine.ZH); !strings.HasSuffix(msg, "额度未退还。") {
 		t.Fatalf("failed, not refunded: %q", msg)
+	}
+}
+
+// TestEndedSaysRefundOnce: a job the engine fails (here at its deadline)
+// is told once that its quota came back, in both languages. Before: the
+// engine's message said so and the chat's sentence after it again ("The
+// image service took too long; your quota was refunded. Your quota was
+// refunded.").
+func TestEndedSaysRefundOnce(t *testing.T) {
+	s, n := newServiceWith(t, time.Hour, func(c *engine.Config) { c.JobTimeout = 200 * time.Millisecond })
+	r := say(s, bob, "/draw a slow fox --size 64x64")
+	if r.Job == nil {
+		t.Fatalf("refused: %q", r.Text)
+	}
+	j := wait(t, n)
+	if j.State != engine.StateFailed {
+		t.Fatalf("job %s, want failed at its deadline", j.State)
+	}
+	for lang, refund := range map[engine.Lang]string{engine.EN: "refunded", engine.ZH: "退还"} {
+		msg := chat.Ended(j, lang)
+		if got := strings.Count(msg, refund); got != 1 || !strings.HasSuffix(msg, chat.Refunded(lang)) {
+			t.Errorf("%s: %q says the refund %d times, want once, at the end", lang, msg, got)
+		}
 	}
 }
 

@@ -175,12 +175,23 @@ func refundText(j *engine.Job, lang engine.Lang) string {
 	case j.Charge.Unlimited:
 		return T(lang, "Nothing was charged (no limits).", "未扣额度（无限制）。")
 	case j.Charge.Settled == engine.ChargeRefunded:
-		return T(lang, "Your quota was refunded.", "额度已退还。")
+		return Refunded(lang)
 	case j.State == engine.StateCancelled:
 		return T(lang, "Not refunded: %s had already started it and bills the task.", "未退还额度：%s 已经开始生成，该任务照常计费。", j.Vendor)
 	}
 	return T(lang, "Not refunded.", "额度未退还。")
 }
+
+// Refunded is the sentence that tells a user their quota came back. It is
+// said after the cause, by whoever tells the user (Ended, a platform's own
+// refusals through WithRefund); the engine's error messages, which a failed
+// job's message starts with, say only what went wrong.
+func Refunded(lang engine.Lang) string {
+	return T(lang, "Your quota was refunded.", "额度已退还。")
+}
+
+// WithRefund is cause followed by Refunded.
+func WithRefund(lang engine.Lang, cause string) string { return cause + sep(lang) + Refunded(lang) }
 
 // Bar draws a progress bar: ▓▓▓▓░░░░░░ 40%.
 func Bar(f float64) string {

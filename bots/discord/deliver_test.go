@@ -16,6 +16,7 @@ import (
 
 	"github.com/bwmarrin/discordgo"
 	"github.com/picbot/picbot/engine"
+	"github.com/picbot/picbot/internal/testclock"
 )
 
 // fakeREST is the REST seam with function fields: nil fields succeed.
@@ -166,29 +167,12 @@ func (b memBlobs) Open(key string) (io.ReadCloser, error) {
 	return io.NopCloser(bytes.NewReader(data)), nil
 }
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // unit is a bot on the fake seam, with one job whose ticket is on it.
 type unit struct {
 	bot  *Bot
 	api  *fakeREST
 	eng  *fakeEngine
-	clk  *clock
+	clk  *testclock.Clock
 	job  *engine.Job
 	logs *syncBuffer
 }
@@ -202,9 +186,9 @@ func newUnit(t *testing.T, withTicket bool) *unit {
 	}
 	var buf bytes.Buffer
 	png.Encode(&buf, img)
-	u := &unit{api: &fakeREST{}, eng: &fakeEngine{jobs: map[string]*engine.Job{}}, clk: &clock{t: time.Unix(1_800_000_000, 0)}, logs: &syncBuffer{}}
+	u := &unit{api: &fakeREST{}, eng: &fakeEngine{jobs: map[string]*engine.Job{}}, clk: testclock.New(time.Unix(1_800_000_000, 0)), logs: &syncBuffer{}}
 	b, err := newBot(Config{ApplicationID: "app", Mode: ModeGateway, ProgressEvery: 2 * time.Second},
-		Deps{Engine: u.eng, Blobs: memBlobs{"img": buf.Bytes()}, Now: u.clk.now}, u.api)
+		Deps{Engine: u.eng, Blobs: memBlobs{"img": buf.Bytes()}, Now: u.clk.Now}, u.api)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +200,7 @@ func newUnit(t *testing.T, withTicket bool) *unit {
 		Results: []engine.Result{{Blob: "img", Mime: "image/png", Width: 300, Height: 200, Size: int64(buf.Len())}},
 	}
 	if withTicket {
-		data, _ := json.Marshal(ticket{App: "app", Token: "tok", Expires: u.clk.now().Add(15 * time.Minute), Channel: "222", Guild: "111", User: "501", Locale: "zh-CN"})
+		data, _ := json.Marshal(ticket{App: "app", Token: "tok", Expires: u.clk.Now().Add(15 * time.Minute), Channel: "222", Guild: "111", User: "501", Locale: "zh-CN"})
 		j.Meta = map[string]string{metaTicket: string(data), metaMessage: "orig-msg"}
 	}
 	u.eng.jobs[j.ID] = j
@@ -235,7 +219,7 @@ func TestProgressThrottledAndOnlyWhileTokenLives(t *testing.T) {
 	if c := u.api.last(); !strings.Contains(c.m.Content, "任务 abcd1234") || !strings.Contains(c.m.Content, "10%") {
 		t.Errorf("progress %q: want Chinese with a bar", c.m.Content)
 	}
-	u.clk.add(3 * time.Second)
+	u.clk.Add(3 * time.Second)
 	u.bot.Progress(ctx, u.job, engine.Progress{Fraction: 0.1}) // same text: nothing new to show
 	if got := u.api.ops(); len(got) != 1 {
 		t.Fatalf("calls %v: an unchanged text was edited", got)
@@ -247,7 +231,7 @@ func TestProgressThrottledAndOnlyWhileTokenLives(t *testing.T) {
 	if len(c.m.files) != 1 || c.m.files[0].Name != "preview.png" || len(c.m.Embeds) != 1 || c.m.Embeds[0].Image.URL != "attachment://preview.png" {
 		t.Fatalf("preview edit: %+v", c.m)
 	}
-	u.clk.add(14*time.Minute + 30*time.Second) // within the margin before expiry
+	u.clk.Add(14*time.Minute + 30*time.Second) // within the margin before expiry
 	u.bot.Progress(ctx, u.job, engine.Progress{Fraction: 0.9})
 	if got := u.api.ops(); len(got) != 2 {
 		t.Fatalf("calls %v: edited near the token's expiry", got)
@@ -286,7 +270,7 @@ func TestDeliverFallbacks(t *testing.T) {
 	})
 	t.Run("ForbiddenChannelIsUndeliverable", func(t *testing.T) {
 		u := newUnit(t, true)
-		u.clk.add(20 * time.Minute)
+		u.clk.Add(20 * time.Minute)
 		u.api.onSend = func(string, *message) (*discordgo.Message, error) {
 			return nil, &apiError{Op: "send", Status: http.StatusForbidden, Code: codeMissingAccess}
 		}

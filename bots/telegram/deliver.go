@@ -367,6 +367,9 @@ func (b *Bot) Deliver(ctx context.Context, j *engine.Job) error {
 			if _, later := engine.AsLater(err); later {
 				return err
 			}
+			if cannotPost(err) {
+				return b.deliveryError(err) // a reply there would be refused too
+			}
 			if err != nil {
 				if _, err := b.sendText(ctx, post, chat64, j.Chat.Private, replyTo(j.Chat), text, nil); err != nil {
 					return b.deliveryError(err)
@@ -399,9 +402,9 @@ func (b *Bot) Deliver(ctx context.Context, j *engine.Job) error {
 // post lane from the request to the note, so that at most as many posts as
 // there are lanes are made and not recorded. The chat's room is looked at
 // first (a chat waiting for its flood limit holds no lane) and taken once
-// the lane is: taken before, a busy lane could not give it back (see
-// flood.room). A lane busy, or the room gone meanwhile, takes nothing and
-// returns an *engine.Later, like a chat with no room.
+// the lane is, so a busy lane has nothing to give back. A lane busy, or the
+// room gone meanwhile, takes nothing and returns an *engine.Later, like a
+// chat with no room.
 func (b *Bot) postStep(ctx context.Context, j *engine.Job, to int64, i int, s step) error {
 	if d := b.flood.peek(to, j.Chat.Private); d > 0 {
 		return &engine.Later{After: d}
@@ -430,11 +433,13 @@ func (b *Bot) postStep(ctx context.Context, j *engine.Job, to int64, i int, s st
 // roomedPoster is a poster for requests made once the chat's room is taken:
 // the first spends that room, and it stays for the next while a request
 // with it is refused (400: the status message gone, a photo Telegram will
-// not take), since a refused request posts nothing. So a fallback goes in
-// the same round: made to find room of its own, it found none in a chat
-// with room for one message a second (progress edits leave it so), and the
-// repeated round's first request, refused again, spent the room again, for
-// good. Once the room is spent, a request takes room of its own.
+// not take; 403: the bot may not post there, as for an inline job's upload
+// to a user who never started the bot), since a refused request posts
+// nothing. So a fallback goes in the same round: made to find room of its
+// own, it found none in a chat with room for one message a second
+// (progress edits leave it so), and the repeated round's first request,
+// refused again, spent the room again, for good. Once the room is spent, a
+// request takes room of its own.
 func (b *Bot) roomedPoster() poster {
 	roomed := true
 	return func(ctx context.Context, to int64, private bool, timeout time.Duration, build func() (tgbotapi.Chattable, func(), error)) (json.RawMessage, error) {
@@ -442,7 +447,7 @@ func (b *Bot) roomedPoster() poster {
 			return b.send(ctx, to, private, timeout, build)
 		}
 		raw, err := b.sendRoomed(ctx, to, timeout, build)
-		roomed = err != nil && isBadRequest(err)
+		roomed = err != nil && (isBadRequest(err) || isForbidden(err))
 		return raw, err
 	}
 }
@@ -496,8 +501,8 @@ func (b *Bot) removeStatus(ctx context.Context, to int64, private bool, status i
 		return err
 	}
 	_, err = post(ctx, to, private, callTimeout, fixed(tgbotapi.NewDeleteMessage(to, status)))
-	if err == nil || hasText(err, "message to delete not found") {
-		return nil
+	if err == nil || hasText(err, "message to delete not found") || cannotPost(err) {
+		return nil // an edit there would be refused too
 	}
 	if _, later := engine.AsLater(err); !later {
 		err = b.editStatus(ctx, post, to, private, status, photo, text)

@@ -23,11 +23,17 @@ import (
 // the engine leaves it for delivery.
 func (h *harness) storedJob(chat string, private bool, lang engine.Lang, pictures ...[]byte) *engine.Job {
 	h.t.Helper()
+	return h.storedJobIn(engine.ChatRef{Platform: Platform, ChatID: chat, MessageID: "77:1", Private: private}, lang, pictures...)
+}
+
+// storedJobIn is storedJob for any chat reference (an inline message's).
+func (h *harness) storedJobIn(cref engine.ChatRef, lang engine.Lang, pictures ...[]byte) *engine.Job {
+	h.t.Helper()
 	ctx := context.Background()
 	j := &engine.Job{
 		ID:        engine.NewID(),
 		Owner:     engine.UserRef{Platform: Platform, ID: "901", Lang: lang},
-		Chat:      engine.ChatRef{Platform: Platform, ChatID: chat, MessageID: "77:1", Private: private},
+		Chat:      cref,
 		Request:   engine.Request{Kind: engine.KindDraw, Prompt: "noise", Width: 512, Height: 512, Seed: 3, N: len(pictures)},
 		State:     engine.StateSucceeded,
 		Vendor:    local.Name,

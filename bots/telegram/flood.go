@@ -97,24 +97,23 @@ func (f *flood) wait(ctx context.Context, to int64, private bool) error {
 
 // room takes room for a message to chat to now, or, taking nothing, says
 // how long until there is some: the chat's 429 pause, its own limit, the
-// bot's global one. Both limits are looked at before either is taken: a
-// token taken and given back later is not restored (rate.Reservation's
-// CancelAt restores nothing once the reservation's moment has passed), so
-// a chat's token taken while the global limit said no was lost, and a
-// delivery retried while other chats kept that limit busy found its chat
-// empty at every try.
+// bot's global one. The chat's token is given back when the global limit
+// says no, so a message that does not go spends nothing (a delivery retried
+// while other chats kept the global limit busy once found its chat empty
+// at every try).
 func (f *flood) room(to int64, private bool) time.Duration {
-	if d := f.peek(to, private); d > 0 {
+	if d := f.pausedFor(to); d > 0 {
 		return d
 	}
-	key := strconv.FormatInt(to, 10)
-	if ok, d := f.limiter(private).Allow(key); !ok {
+	wait, undo := f.limiter(private).Reserve(strconv.FormatInt(to, 10))
+	if wait > 0 {
+		return wait
+	}
+	if ok, d := f.global.Allow("all"); !ok {
+		undo()
 		return d
 	}
-	// Another sender may have taken the global room since the peek: rare,
-	// and it costs this chat one token.
-	_, d := f.global.Allow("all")
-	return d
+	return 0
 }
 
 // peek is room without taking any.
@@ -178,6 +177,11 @@ func isForbidden(err error) bool {
 	te, ok := apiError(err)
 	return ok && (te.Code == 403 || strings.HasPrefix(te.Message, "Forbidden"))
 }
+
+// cannotPost reports that the bot may not post to the chat at all: a 403
+// (blocked, kicked, a user who never started the bot) or a chat that is
+// not there. Another request to that chat is refused as well.
+func cannotPost(err error) bool { return isForbidden(err) || hasText(err, "chat not found") }
 
 // hasText reports whether the API error's description contains s, case-insensitively.
 func hasText(err error, s string) bool {

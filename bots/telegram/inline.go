@@ -205,20 +205,37 @@ func (b *Bot) deliverInline(ctx context.Context, j *engine.Job) error {
 	asPhoto := fitsPhoto(j.Results[0])
 	file := j.Meta[metaInlineFile]
 	if file == "" {
-		var err error
-		if file, err = b.inlineUpload(ctx, j, user, asPhoto); err != nil {
-			if isForbidden(err) || hasText(err, "chat not found") {
-				// The user never started the bot: nowhere to upload to.
-				text := chat.T(lang, "The picture is ready, but Telegram lets the bot send it here only after you open a chat with @%s and press Start. Your quota was refunded.",
-					"图片已生成，但需要你先与 @%s 开始对话（点击“开始”），机器人才能在这里发送图片。额度已退还。", b.username)
-				if eerr := b.editInline(ctx, b.send, user, id, text); eerr != nil {
-					if _, later := engine.AsLater(eerr); later {
-						return eerr
-					}
-				}
-				return engine.Wrap(engine.EUNDELIVERED, err, "The picture could not be posted here.", "图片无法发送到这里。")
+		to, private := b.cfg.InlineCacheChat, false
+		if to == 0 {
+			to, private = user, true
+		}
+		post, err := b.roomed(to, private)
+		if err != nil {
+			return err
+		}
+		if file, err = b.inlineUpload(ctx, post, j, to, private, asPhoto); err != nil {
+			if !cannotPost(err) {
+				return b.deliveryError(err)
 			}
-			return b.deliveryError(err)
+			// Nowhere to upload to. The refused upload posted nothing, so
+			// the placeholder's edit goes on its room (see roomedPoster):
+			// made to find room of its own in a chat that progress edits
+			// leave with room for one message a round, it found none, and
+			// each round's upload, refused again, spent the room again.
+			text := chat.T(lang, "The picture is ready, but Telegram lets the bot send it here only after you open a chat with @%s and press Start.",
+				"图片已生成，但需要你先与 @%s 开始对话（点击“开始”），机器人才能在这里发送图片。", b.username)
+			if to != user {
+				// Not the user's doing: the operator's cache chat refuses the bot.
+				log.Error("the inline cache chat refuses the bot's uploads: make the bot an administrator there, or unset telegram.inline_cache_chat",
+					slog.Int64("chat_id", to), slog.Any("err", err))
+				text = chat.T(lang, "The picture could not be posted here.", "图片无法发送到这里。")
+			}
+			if eerr := b.editInline(ctx, post, user, id, chat.WithRefund(lang, text)); eerr != nil {
+				if _, later := engine.AsLater(eerr); later {
+					return eerr
+				}
+			}
+			return engine.Wrap(engine.EUNDELIVERED, err, "The picture could not be posted here.", "图片无法发送到这里。")
 		}
 		if err := b.jobs.Annotate(ctx, j.ID, metaInlineFile, file); err != nil {
 			return fmt.Errorf("note inline file of job %s: %w", j.ID, err)
@@ -249,14 +266,11 @@ func (b *Bot) deliverInline(ctx context.Context, j *engine.Job) error {
 	return nil
 }
 
-// inlineUpload sends the job's first picture where it may be uploaded, and
-// returns its file_id; a copy in the user's private chat is deleted.
-func (b *Bot) inlineUpload(ctx context.Context, j *engine.Job, user int64, asPhoto bool) (string, error) {
-	to, private := b.cfg.InlineCacheChat, false
-	if to == 0 {
-		to, private = user, true
-	}
-	raw, err := b.send(ctx, to, private, uploadTimeout, func() (tgbotapi.Chattable, func(), error) {
+// inlineUpload sends the job's first picture to chat to (the inline cache
+// chat, or the user's private chat) by post, and returns its file_id; a
+// copy in the user's private chat is deleted.
+func (b *Bot) inlineUpload(ctx context.Context, post poster, j *engine.Job, to int64, private, asPhoto bool) (string, error) {
+	raw, err := post(ctx, to, private, uploadTimeout, func() (tgbotapi.Chattable, func(), error) {
 		rc, err := b.blobs.Open(j.Results[0].Blob)
 		if err != nil {
 			return nil, nil, fmt.Errorf("open result 1 of job %s: %w", j.ID, err)

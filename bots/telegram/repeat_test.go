@@ -4,27 +4,75 @@ import (
 	"context"
 	"image/color"
 	"strconv"
-	"sync"
+	"strings"
 	"testing"
 	"time"
 
 	tgbotapi "github.com/go-telegram-bot-api/telegram-bot-api/v5"
 	"github.com/picbot/picbot/bots/telegram/telegramtest"
 	"github.com/picbot/picbot/engine"
+	"github.com/picbot/picbot/internal/testclock"
 )
 
-// stepClock is a clock moved by hand, so a chat's flood bucket holds
-// exactly what the test gives it.
-type stepClock struct {
-	mu sync.Mutex
-	t  time.Time
+// drainedChat is a harness on a hand-moved clock with a succeeded job for
+// private chat, whose status message was posted (then deleted, if gone) and
+// whose first done steps are noted as sent.
+func drainedChat(t *testing.T, chat int64, gone bool, done string) (*harness, *testclock.Clock, *engine.Job) {
+	t.Helper()
+	clk := testclock.New(time.Now())
+	h := newHarness(t, "", nil, withConfig(func(c *Config) { c.Now = clk.Now }))
+	ctx := context.Background()
+	raw, err := h.bot.api.do(ctx, tgbotapi.NewMessage(chat, "queued"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, err := sent(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gone {
+		if _, err := h.bot.api.do(ctx, tgbotapi.NewDeleteMessage(chat, status.MessageID)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	j := h.storedJob(strconv.FormatInt(chat, 10), true, engine.EN, testPNG(t, 64, 64, color.White))
+	if err := h.engine.Annotate(ctx, j.ID, metaStatus, strconv.Itoa(status.MessageID)); err != nil {
+		t.Fatal(err)
+	}
+	if done != "" {
+		if err := h.engine.Annotate(ctx, j.ID, metaSent, done); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return h, clk, j
 }
 
-func (c *stepClock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *stepClock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
+// deliverRounds drains chat's flood bucket, then calls Deliver on next()'s
+// job once a round, with room for one message each (as progress edits leave
+// a chat), until it answers other than "post later", and returns that.
+// Ten rounds of "later" fail the test.
+func deliverRounds(t *testing.T, h *harness, clk *testclock.Clock, chat int64, next func() *engine.Job) error {
+	t.Helper()
+	for h.bot.flood.room(chat, true) == 0 {
+	}
+	for range 10 {
+		clk.Add(h.cfg.PrivateEvery)
+		err := h.bot.Deliver(context.Background(), next())
+		if _, later := engine.AsLater(err); !later {
+			return err
+		}
+	}
+	t.Fatalf("Deliver still answers later after 10 rounds with room for a message each:\n%s", dump(h.fake.Calls()))
+	return nil
+}
+
+// jobAs reads job id afresh for each round, in state.
+func jobAs(h *harness, id string, state engine.State) func() *engine.Job {
+	return func() *engine.Job {
+		j := h.job(id)
+		j.State = state
+		return j
+	}
 }
 
 // TestDeliverRepeatedOnDrainedChat: a Deliver repeated after its posts went
@@ -48,55 +96,18 @@ func TestDeliverRepeatedOnDrainedChat(t *testing.T) {
 		{"photo refused", engine.StateSucceeded, "", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			clk := &stepClock{t: time.Now()}
-			h := newHarness(t, "", nil, withConfig(func(c *Config) { c.Now = clk.now }))
-			ctx := context.Background()
 			const chat = 601
-			// The status message, then gone (deleted by the Deliver whose record was dropped).
-			raw, err := h.bot.api.do(ctx, tgbotapi.NewMessage(chat, "queued"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			status, err := sent(raw)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := h.bot.api.do(ctx, tgbotapi.NewDeleteMessage(chat, status.MessageID)); err != nil {
-				t.Fatal(err)
-			}
-			j := h.storedJob(strconv.Itoa(chat), true, engine.EN, testPNG(t, 64, 64, color.White))
-			if err := h.engine.Annotate(ctx, j.ID, metaStatus, strconv.Itoa(status.MessageID)); err != nil {
-				t.Fatal(err)
-			}
-			if tc.sent != "" {
-				if err := h.engine.Annotate(ctx, j.ID, metaSent, tc.sent); err != nil {
-					t.Fatal(err)
-				}
-			}
+			// The status message gone: deleted by the Deliver whose record was dropped.
+			h, clk, j := drainedChat(t, chat, true, tc.sent)
 			if tc.photo {
 				for range 10 { // each round's photo
 					h.fake.Fail("sendPhoto", telegramtest.Failure{Code: 400, Description: "Bad Request: IMAGE_PROCESS_FAILED"})
 				}
 			}
-			// Drain the chat's bucket: one message's room each round from here on.
-			for {
-				if d := h.bot.flood.room(chat, true); d > 0 {
-					break
-				}
+			err := deliverRounds(t, h, clk, chat, jobAs(h, j.ID, tc.state))
+			if err != nil && engine.ErrorCode(err) != engine.EUNDELIVERED {
+				t.Fatalf("Deliver: %v", err)
 			}
-			for round := range 10 {
-				clk.add(h.cfg.PrivateEvery)
-				j = h.job(j.ID)
-				j.State = tc.state
-				err := h.bot.Deliver(ctx, j)
-				if _, later := engine.AsLater(err); !later {
-					if err != nil && engine.ErrorCode(err) != engine.EUNDELIVERED {
-						t.Fatalf("round %d: Deliver: %v", round, err)
-					}
-					return
-				}
-			}
-			t.Fatalf("Deliver still answers later after 10 rounds with room for a message each:\n%s", dump(h.fake.Calls()))
 		})
 	}
 }
@@ -109,21 +120,21 @@ func TestDeliverRepeatedOnDrainedChat(t *testing.T) {
 // a delivery retried while the global limit was busy found its chat empty
 // at every round, "post later" about 1 s for good (issue 15).
 func TestFloodNoRoomSpendsNothing(t *testing.T) {
-	clk := &stepClock{t: time.Now()}
+	clk := testclock.New(time.Now())
 	// Each reading of the clock a microsecond on, as a real one moves
 	// between a reservation and its undo.
-	ticking := func() time.Time { clk.add(time.Microsecond); return clk.now() }
+	ticking := func() time.Time { clk.Add(time.Microsecond); return clk.Now() }
 	f := newFlood(Config{PrivateEvery: time.Second, GroupEvery: 3 * time.Second, GlobalRate: 2, Now: ticking})
 	// Other chats spend the global room.
 	for chat := int64(1); ; chat++ {
 		if f.room(chat, true) > 0 {
 			break
 		}
-		clk.add(time.Millisecond)
+		clk.Add(time.Millisecond)
 	}
 	const chat = 601
 	for range 5 {
-		clk.add(time.Millisecond)
+		clk.Add(time.Millisecond)
 		if d := f.room(chat, true); d == 0 {
 			t.Fatal("room with the global limit spent")
 		}
@@ -132,5 +143,95 @@ func TestFloodNoRoomSpendsNothing(t *testing.T) {
 		if ok, d := f.private.Allow(strconv.Itoa(chat)); !ok {
 			t.Fatalf("message %d of the chat's burst of 3 told to wait %s: its room was spent by messages that did not go", i+1, d)
 		}
+	}
+}
+
+// TestDeliverInlineRefusedOnDrainedChat: an inline job's picture is first
+// uploaded to the user's private chat (for a file_id), which a user who
+// never started the bot refuses (403); the placeholder then says to press
+// Start. In a chat whose bucket has room for one message a round (progress
+// edits leave it so), the refused upload spent the round's room and the
+// edit, made to find room of its own, found none: "post later", and the
+// next round's upload, refused again, spent the room again, for good. A
+// refused request posts nothing: the edit goes on its room, in the same
+// round, and the upload is made once.
+func TestDeliverInlineRefusedOnDrainedChat(t *testing.T) {
+	clk := testclock.New(time.Now())
+	h := newHarness(t, "", nil, withConfig(func(c *Config) { c.Now = clk.Now }))
+	const user = 909
+	inline := h.fake.NewInline("🎨 Drawing: noise…")
+	j := h.storedJobIn(inlineRef(user, inline), engine.EN, testPNG(t, 64, 64, color.White))
+	for range 10 { // each round's upload
+		h.fake.Fail("sendPhoto", telegramtest.Failure{Code: 403, Description: "Forbidden: bot can't initiate conversation with a user"})
+	}
+	err := deliverRounds(t, h, clk, user, func() *engine.Job { return h.job(j.ID) })
+	if engine.ErrorCode(err) != engine.EUNDELIVERED {
+		t.Fatalf("Deliver: %v, want undelivered", err)
+	}
+	if text, _, _ := h.fake.Inline(inline); !strings.Contains(text, "press Start") {
+		t.Fatalf("placeholder %q, want it to say to press Start", text)
+	}
+	if n := len(h.fake.Calls("sendPhoto")); n != 1 {
+		t.Fatalf("%d uploads, want 1", n)
+	}
+}
+
+// TestDeliverForbiddenOnDrainedChat: a chat that refuses the bot (403:
+// blocked, kicked) refuses a fallback there too. A failed job's edit of its
+// status message refused, the reply made instead needed room of its own,
+// found none in a drained chat, and the next round's edit, refused again,
+// spent the room again: "post later" for good; so did the edit made when a
+// posted job's status message could not be deleted. Now neither fallback
+// is made: the job is undelivered, or its status left as it is.
+func TestDeliverForbiddenOnDrainedChat(t *testing.T) {
+	forbidden := telegramtest.Failure{Code: 403, Description: "Forbidden: bot was kicked from the group chat"}
+	for _, tc := range []struct {
+		name   string
+		state  engine.State
+		sent   string // steps noted as done
+		method string // refused
+	}{
+		{"failed job's edit", engine.StateFailed, "", "editMessageText"},
+		{"posted job's delete", engine.StateSucceeded, "1", "deleteMessage"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			const chat = 602
+			h, clk, j := drainedChat(t, chat, false, tc.sent)
+			for range 10 {
+				h.fake.Fail(tc.method, forbidden)
+				h.fake.Fail("sendMessage", forbidden)
+				h.fake.Fail("editMessageText", forbidden)
+			}
+			err := deliverRounds(t, h, clk, chat, jobAs(h, j.ID, tc.state))
+			if err != nil && engine.ErrorCode(err) != engine.EUNDELIVERED {
+				t.Fatalf("Deliver: %v", err)
+			}
+			if n := len(h.fake.Calls(tc.method)); n != 1 {
+				t.Fatalf("%d calls of %s, want 1", n, tc.method)
+			}
+		})
+	}
+}
+
+// TestDeliverInlineCacheChatRefuses: an inline cache chat that refuses the
+// bot (removed from it) is the operator's to mend: the placeholder says
+// the picture could not be posted, not that the user should press Start
+// (they need not have started the bot when there is a cache chat), and
+// the refusal is logged as an error.
+func TestDeliverInlineCacheChatRefuses(t *testing.T) {
+	const cache = -100777
+	h := newHarness(t, "", nil, withConfig(func(c *Config) { c.InlineCacheChat = cache }))
+	inline := h.fake.NewInline("🎨 Drawing: noise…")
+	j := h.storedJobIn(inlineRef(909, inline), engine.EN, testPNG(t, 64, 64, color.White))
+	h.fake.Fail("sendPhoto", telegramtest.Failure{Code: 403, Description: "Forbidden: bot is not a member of the channel chat"})
+	if err := h.bot.Deliver(context.Background(), h.job(j.ID)); engine.ErrorCode(err) != engine.EUNDELIVERED {
+		t.Fatalf("Deliver: %v, want undelivered", err)
+	}
+	text, _, _ := h.fake.Inline(inline)
+	if text != "The picture could not be posted here. Your quota was refunded." {
+		t.Fatalf("placeholder %q", text)
+	}
+	if logs := h.logs.String(); !strings.Contains(logs, "level=ERROR") || !strings.Contains(logs, "inline_cache_chat") {
+		t.Fatalf("the cache chat's refusal is not logged as an error:\n%s", logs)
 	}
 }

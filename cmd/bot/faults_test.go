@@ -585,8 +585,8 @@ var faults = []fault{
 	{name: "expired", want: "failed", reason: "could not be downloaded", prompt: map[string]string{"*": "expired"}},
 	{name: "unsafe", want: "failed", reason: "content check", prompt: map[string]string{"*": "unsafe"}},
 	{name: "forgot", want: "failed", reason: "(lost|no longer knows)", prompt: map[string]string{"*": "forget"}},
-	{name: "quota", want: "failed", atDeadline: true, reason: "No image service could take the job in time; your quota was refunded", prompt: map[string]string{"zhiqite": "quota", "showapi": "quota", "apispace": "noquota"}},
-	{name: "down", want: "failed", atDeadline: true, reason: "No image service could take the job in time; your quota was refunded", setup: func(v *vendorFake) { v.proxy.failNext(http.StatusServiceUnavailable, -1) }},
+	{name: "quota", want: "failed", atDeadline: true, reason: `No image service could take the job in time\. Your quota was refunded\.`, prompt: map[string]string{"zhiqite": "quota", "showapi": "quota", "apispace": "noquota"}},
+	{name: "down", want: "failed", atDeadline: true, reason: `No image service could take the job in time\. Your quota was refunded\.`, setup: func(v *vendorFake) { v.proxy.failNext(http.StatusServiceUnavailable, -1) }},
 }
 
 // cell is one vendor × fault outcome.

@@ -598,8 +598,8 @@ func (v *Vendor) finished(j *engine.Job, d *result) *engine.Outcome {
 	if (d.Safe.set && !d.Safe.val) || link == "" {
 		out.State = engine.TaskFailed
 		out.Err = &engine.Error{Code: engine.EUNSAFE,
-			EN:  "The image service's content check rejected the picture; your quota was refunded.",
-			ZH:  "图片未通过绘图服务的内容审核，额度已退还。",
+			EN:  "The image service's content check rejected the picture.",
+			ZH:  "图片未通过绘图服务的内容审核。",
 			Err: fmt.Errorf("apispace: task %s finished with safe %v, no link, reason %q", d.UID, d.Safe.val, d.Reason)}
 		return out
 	}
@@ -616,16 +616,16 @@ func (v *Vendor) finished(j *engine.Job, d *result) *engine.Outcome {
 func failure(reason string) error {
 	cause := fmt.Errorf("apispace: task failed: %q", reason)
 	if sensitive(reason) {
-		return engine.Wrap(engine.EUNSAFE, cause, "The image service's content check rejected the picture; your quota was refunded.",
-			"图片未通过绘图服务的内容审核，额度已退还。")
+		return engine.Wrap(engine.EUNSAFE, cause, "The image service's content check rejected the picture.",
+			"图片未通过绘图服务的内容审核。")
 	}
-	return engine.Wrap(engine.EVENDOR, cause, "The image service could not make this picture; your quota was refunded.",
-		"绘图服务未能生成这张图片，额度已退还。")
+	return engine.Wrap(engine.EVENDOR, cause, "The image service could not make this picture.",
+		"绘图服务未能生成这张图片。")
 }
 
 // lost is the error for a task the vendor no longer knows: another vendor may try.
 func lost(cause error) error {
-	return engine.Wrap(engine.ENOTFOUND, cause, "The image service lost the task; your quota was refunded.", "绘图服务丢失了这个任务，额度已退还。")
+	return engine.Wrap(engine.ENOTFOUND, cause, "The image service lost the task.", "绘图服务丢失了这个任务。")
 }
 
 // post sends in as JSON to path and decodes the reply's data into out.
@@ -721,8 +721,8 @@ func (v *Vendor) refusal(err error) error {
 }
 
 func unsafePrompt(cause error) error {
-	return engine.Wrap(engine.EUNSAFE, cause, "The image service refused the prompt as sensitive; your quota was refunded.",
-		"绘图服务认为提示词涉及敏感内容，拒绝生成；额度已退还。")
+	return engine.Wrap(engine.EUNSAFE, cause, "The image service refused the prompt as sensitive.",
+		"绘图服务认为提示词涉及敏感内容，拒绝生成。")
 }
 
 func invalid(cause error, msg string) error {
@@ -730,8 +730,8 @@ func invalid(cause error, msg string) error {
 	if utf8.RuneCountInString(msg) > 120 {
 		msg = string([]rune(msg)[:120]) + "…"
 	}
-	return engine.Wrap(engine.EINVALID, cause, "The image service refused the request (%s); your quota was refunded.",
-		"绘图服务拒绝了这个请求（%s）；额度已退还。", msg)
+	return engine.Wrap(engine.EINVALID, cause, "The image service refused the request (%s).",
+		"绘图服务拒绝了这个请求（%s）。", msg)
 }
 
 func containsAny(s string, words ...string) bool {

@@ -389,8 +389,8 @@ func (v *Vendor) Submit(ctx context.Context, j *engine.Job, t engine.Task) (stri
 		v.log.Error("showapi: task creation answered 404: vendors.showapi.create_path (unverified) is wrong for this account; see `picbot check vendors`",
 			slog.String("create_path", v.cfg.CreatePath), slog.String("gateway_code", gw.Code), slog.String("gateway_message", gw.Message))
 		return "", engine.Wrap(engine.EINVALID, fmt.Errorf("showapi: create task at %s: %w", v.cfg.CreatePath, err),
-			"This image service is misconfigured (its task creation address was not found); the operator has been told. Your quota was refunded.",
-			"绘图服务配置有误（找不到创建任务的地址），已通知管理员。额度已退还。")
+			"This image service is misconfigured (its task creation address was not found); the operator has been told.",
+			"绘图服务配置有误（找不到创建任务的地址），已通知管理员。")
 	}
 	if err != nil {
 		return "", fmt.Errorf("showapi: create task: %w", err)
@@ -580,8 +580,8 @@ func (v *Vendor) failure(rec *Record) error {
 	why = cut(why, 200)
 	cause := fmt.Errorf("showapi: task %s failed: %s", rec.TaskID, why)
 	if containsAny(why, v.cfg.UnsafeWords) {
-		return engine.Wrap(engine.EUNSAFE, cause, "The image service's content check refused this prompt; your quota was refunded.",
-			"提示词未通过绘图服务的内容审核，额度已退还。")
+		return engine.Wrap(engine.EUNSAFE, cause, "The image service's content check refused this prompt.",
+			"提示词未通过绘图服务的内容审核。")
 	}
 	return engine.Wrap(engine.EVENDOR, cause, "The image service could not make this picture.", "绘图服务未能生成这张图片。")
 }

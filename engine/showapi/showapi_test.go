@@ -20,27 +20,15 @@ import (
 	"github.com/picbot/picbot/engine"
 	"github.com/picbot/picbot/engine/showapi"
 	"github.com/picbot/picbot/engine/showapi/showapitest"
+	"github.com/picbot/picbot/internal/testclock"
 )
 
 const testCode = "test-app-code-9f8e7d6c"
 
-// clock is a settable time shared by the adapter and the fake.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // setup starts a fake on a controlled clock and an adapter for it.
-func setup(t *testing.T, opts showapitest.Options, cfg showapi.Config) (*showapitest.Server, *showapi.Vendor, *clock) {
+func setup(t *testing.T, opts showapitest.Options, cfg showapi.Config) (*showapitest.Server, *showapi.Vendor, *testclock.Clock) {
 	t.Helper()
-	clk := &clock{t: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)}
+	clk := testclock.New(time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC))
 	if opts.Now == nil {
 		opts.Now = clk.Now
 	}

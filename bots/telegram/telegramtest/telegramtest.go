@@ -609,9 +609,7 @@ func (s *Server) ChooseInline(queryID, resultID string) (string, bool) {
 	text, _ := content["message_text"].(string)
 	id := ""
 	if _, kb := chosen["reply_markup"]; kb {
-		s.nextInline++
-		id = fmt.Sprintf("AgAAAI%08dFAKE", s.nextInline)
-		s.inline[id] = &message{text: text}
+		id = s.newInline(text)
 	}
 	s.mu.Unlock()
 	r := map[string]any{"result_id": resultID, "from": q.from, "query": q.query}
@@ -620,6 +618,23 @@ func (s *Server) ChooseInline(queryID, resultID string) (string, bool) {
 	}
 	s.AddUpdate(map[string]any{"chosen_inline_result": r})
 	return id, true
+}
+
+// NewInline makes an inline message with text and returns its
+// inline_message_id, as a chosen result's message is sent, without the
+// chosen_inline_result update: for tests that deliver a job stored for it.
+func (s *Server) NewInline(text string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.newInline(text)
+}
+
+// newInline makes an inline message; s.mu is held.
+func (s *Server) newInline(text string) string {
+	s.nextInline++
+	id := fmt.Sprintf("AgAAAI%08dFAKE", s.nextInline)
+	s.inline[id] = &message{text: text}
+	return id
 }
 
 // Payment returns a successful_payment message from user in their private
