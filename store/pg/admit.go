@@ -17,19 +17,34 @@ import (
 // transaction can reach; so admissions that arrive together share one
 // transaction. Each caller still returns only after that transaction
 // committed (or failed): a job acknowledged is a job persisted. Batches
-// form by themselves: a batcher takes every request waiting when it is
-// free, so under no load a batch is one job and costs no waiting window.
+// form by themselves: the next batch is every request that arrived while
+// the one before ran, so under no load a batch is one job and costs no
+// waiting window.
+//
+// One batch runs at a time. A transaction costs the server far more than
+// a job in it (on 2 cores, about 0.45 ms of its CPU against 0.04 ms a
+// job), so under load two at once only halve each batch: with three
+// replicas of two batchers each, batches of 6 and 190 µs of CPU a command;
+// one at a time, batches of 15-20 and 150 µs. A second starts beside it
+// only when the first has run for stallAfter (it waits on a lock that
+// another replica's transaction holds, say: the commands behind it must
+// not all wait), or when a batch is full. A stall is told from the
+// batches' usual time, which a loaded machine stretches: four times their
+// moving average, at least minStall.
 
 // maxBatch bounds the jobs of one transaction.
 const maxBatch = 64
+
+// minStall is the least time a running batch holds up the next one.
+const minStall = 20 * time.Millisecond
 
 // batchTimeout bounds one batch's transaction, which runs on the store's
 // context rather than a caller's: one caller giving up must not abort the
 // others' commit.
 const batchTimeout = 30 * time.Second
 
-// batchers is how many transactions of admissions one store runs at once:
-// enough that one batch forms while another waits for its commit's fsync.
+// batchers bounds the admission transactions one store runs at once: a
+// fifth of the pool, 1 to 4.
 func batchers(maxConns int32) int {
 	return int(min(max(maxConns/5, 1), 4))
 }
@@ -57,25 +72,67 @@ func (s *DB) CreateJob(ctx context.Context, j *engine.Job, reserve func(engine.C
 	return wrap(<-r.done)
 }
 
-func (s *DB) batchLoop(ctx context.Context) {
+// batchLoop gathers the requests into batches and starts each batch's
+// transaction (see Group commit), at most most at once.
+func (s *DB) batchLoop(ctx context.Context, most int) {
+	ended := make(chan time.Duration, most) // a batch's transaction is over, after so long
+	running := 0
+	var usual time.Duration // the batches' moving average
+	var last time.Time      // when the newest running batch started
+	var batch []*admitReq
+	stall := time.NewTimer(time.Hour)
+	stall.Stop()
+	defer func() {
+		for _, r := range batch { // taken, never sent: nothing was written
+			r.done <- errors.New("store closed")
+		}
+		for ; running > 0; running-- {
+			<-ended
+		}
+	}()
 	for {
-		var batch []*admitReq
+		stallAfter := max(4*usual, minStall)
+		if len(batch) > 0 && running < most && (running == 0 || len(batch) >= maxBatch || time.Since(last) >= stallAfter) {
+		drain:
+			for len(batch) < maxBatch {
+				select {
+				case r := <-s.admitQ:
+					batch = append(batch, r)
+				default:
+					break drain
+				}
+			}
+			b := batch
+			batch, last = nil, time.Now()
+			running++
+			go func() {
+				t := time.Now()
+				s.admitBatch(ctx, b)
+				ended <- time.Since(t)
+			}()
+			continue
+		}
+		in := s.admitQ
+		if len(batch) >= maxBatch {
+			in = nil // full: it waits for a transaction to end
+		}
+		var stalled <-chan time.Time
+		if len(batch) > 0 && running < most {
+			stall.Reset(stallAfter - time.Since(last))
+			stalled = stall.C
+		}
 		select {
 		case <-ctx.Done():
+			stall.Stop()
 			return
-		case r := <-s.admitQ:
+		case r := <-in:
 			batch = append(batch, r)
+		case d := <-ended:
+			running--
+			usual += (d - usual) / 8
+		case <-stalled:
 		}
-	drain:
-		for len(batch) < maxBatch {
-			select {
-			case r := <-s.admitQ:
-				batch = append(batch, r)
-			default:
-				break drain
-			}
-		}
-		s.admitBatch(ctx, batch)
+		stall.Stop()
 	}
 }
 
