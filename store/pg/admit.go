@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/picbot/picbot/engine"
 )
 
@@ -193,11 +195,12 @@ func (s *DB) admitBatch(ctx context.Context, batch []*admitReq) {
 // reservation's refusal: its changes are taken back and its job not
 // written. A non-nil error fails the whole transaction.
 func (s *DB) admitOnce(ctx context.Context, batch []*admitReq) (refused []error, err error) {
-	tx, err := s.pool.Begin(ctx)
+	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return nil, err
 	}
-	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck
+	tx := &pipeTx{conn: conn}
+	defer tx.end(context.WithoutCancel(ctx))
 	// Settings the cache holds (bans, tiers, daily quotas: admins' few,
 	// which reservations only read) come from it, unlocked, so a command
 	// admitted as an admin changes its user's tier sees one or the other,
@@ -223,18 +226,108 @@ func (s *DB) admitOnce(ctx context.Context, batch []*admitReq) (refused []error,
 		}
 		jobs = append(jobs, r.j)
 	}
-	if err := c.flush(); err != nil {
+	// The writes, the jobs and the commit: one round trip.
+	b := &pgx.Batch{}
+	c.queueWrites(b)
+	if err := s.queueJobs(b, jobs); err != nil {
 		return nil, err
 	}
-	if err := s.insertJobs(ctx, tx, jobs); err != nil {
-		return nil, err
-	}
-	if err := tx.Commit(ctx); err != nil {
+	if err := tx.commit(ctx, b); err != nil {
 		return nil, err
 	}
 	s.committed(c)
 	return refused, nil
 }
+
+// pipeTx is an admission batch's transaction on a connection of its own,
+// whose BEGIN goes out with its first statements and whose COMMIT with its
+// last, so that a batch costs two round trips (the locks and reads, then
+// the writes), not five. In one pipeline a statement that fails skips the
+// rest, the COMMIT too, so nothing of a failed batch is committed.
+type pipeTx struct {
+	conn  *pgxpool.Conn
+	begun bool // BEGIN sent
+	done  bool // COMMIT sent and answered
+}
+
+// begin sends BEGIN alone, for a statement that cannot carry it.
+func (t *pipeTx) begin(ctx context.Context) error {
+	if t.begun {
+		return nil
+	}
+	t.begun = true
+	_, err := t.conn.Exec(ctx, "BEGIN")
+	return err
+}
+
+func (t *pipeTx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	if err := t.begin(ctx); err != nil {
+		return errRow{err}
+	}
+	return t.conn.QueryRow(ctx, sql, args...)
+}
+
+func (t *pipeTx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	if err := t.begin(ctx); err != nil {
+		return nil, err
+	}
+	return t.conn.Query(ctx, sql, args...)
+}
+
+// SendBatch sends b, with BEGIN before it if none was sent yet.
+func (t *pipeTx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
+	if t.begun {
+		return t.conn.SendBatch(ctx, b)
+	}
+	t.begun = true
+	b.QueuedQueries = append([]*pgx.QueuedQuery{{SQL: "BEGIN"}}, b.QueuedQueries...)
+	br := t.conn.SendBatch(ctx, b)
+	if _, err := br.Exec(); err != nil {
+		_ = br.Close()
+		return pgx.FailedBatchResults(b, err)
+	}
+	return br
+}
+
+// commit sends b and COMMIT in one pipeline, and reads every answer: nil
+// only once the server has said COMMIT.
+func (t *pipeTx) commit(ctx context.Context, b *pgx.Batch) error {
+	b.Queue("COMMIT")
+	n := b.Len() // answers to read: SendBatch reads BEGIN's
+	br := t.SendBatch(ctx, b)
+	var tag pgconn.CommandTag
+	var err error
+	for range n {
+		if tag, err = br.Exec(); err != nil {
+			break
+		}
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	// A transaction that failed earlier answers COMMIT with ROLLBACK.
+	if tag.String() != "COMMIT" {
+		return fmt.Errorf("commit answered %q", tag.String())
+	}
+	t.done = true
+	return nil
+}
+
+// end rolls back a transaction that did not commit, and gives the
+// connection back (the pool drops one left in a transaction).
+func (t *pipeTx) end(ctx context.Context) {
+	if t.begun && !t.done {
+		_, _ = t.conn.Exec(ctx, "ROLLBACK")
+	}
+	t.conn.Release()
+}
+
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
 
 // rehearse runs each reservation dry, on a copy of the counters' state, to
 // learn the keys it reads (counters, settings, rate buckets), and fetches
@@ -399,9 +492,10 @@ func clone[V any](m map[string]V) map[string]V {
 	return out
 }
 
-// insertJobs writes jobs in one statement. A job whose id exists fails the
-// whole statement's transaction (admitBatch then tries each alone).
-func (s *DB) insertJobs(ctx context.Context, tx pgx.Tx, jobs []*engine.Job) error {
+// queueJobs adds the insert of jobs, one statement, to b. A job whose id
+// exists fails it, and the transaction with it (admitBatch then tries each
+// job alone).
+func (s *DB) queueJobs(b *pgx.Batch, jobs []*engine.Job) error {
 	if len(jobs) == 0 {
 		return nil
 	}
@@ -423,16 +517,9 @@ func (s *DB) insertJobs(ctx context.Context, tx pgx.Tx, jobs []*engine.Job) erro
 			leaseOwner[i], leaseUntil[i] = &s.replica, &u
 		}
 	}
-	tag, err := tx.Exec(ctx, `INSERT INTO picbot_jobs (id, owner_key, created_at, finished, finished_at, data, lease_owner, lease_until)
+	b.Queue(`INSERT INTO picbot_jobs (id, owner_key, created_at, finished, finished_at, data, lease_owner, lease_until)
 		SELECT id, o, c, f, fa, d::jsonb, lo, lu
 		FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::bool[], $5::timestamptz[], $6::text[], $7::text[], $8::timestamptz[])
-			AS t(id, o, c, f, fa, d, lo, lu)
-		ON CONFLICT (id) DO NOTHING`, ids, owners, created, fin, finAt, datas, leaseOwner, leaseUntil)
-	if err != nil {
-		return err
-	}
-	if tag.RowsAffected() != int64(n) {
-		return fmt.Errorf("a job of the batch exists (%d of %d written)", tag.RowsAffected(), n)
-	}
+			AS t(id, o, c, f, fa, d, lo, lu)`, ids, owners, created, fin, finAt, datas, leaseOwner, leaseUntil)
 	return nil
 }
