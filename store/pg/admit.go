@@ -152,7 +152,11 @@ func (s *DB) admitBatch(ctx context.Context, batch []*admitReq) {
 		return
 	}
 	if s.onBatch != nil {
-		s.onBatch(len(live))
+		ids := make([]string, len(live))
+		for i, r := range live {
+			ids[i] = r.j.ID
+		}
+		s.onBatch(ids)
 	}
 	ctx, cancel := context.WithTimeout(ctx, batchTimeout)
 	defer cancel()

@@ -64,8 +64,8 @@ type DB struct {
 	// admitQ hands CreateJob's requests to the batcher; unbuffered, so a
 	// request is either taken by the batcher (and answered) or never sent.
 	admitQ chan *admitReq
-	// onBatch, if set (tests), hears each batch's size before it runs.
-	onBatch func(n int)
+	// onBatch, if set (tests), hears each batch's job ids before it runs.
+	onBatch func(ids []string)
 	// leasing: jobs created here are leased here (see Leasing).
 	leasing bool
 	// listenPID is the server process of the connection listening for
