@@ -386,7 +386,9 @@ func (c *counters) prefetch(ckeys, skeys, rkeys []string) error {
 	b.Queue(`SELECT k, greatest(coalesce((SELECT value FROM picbot_counters WHERE key = k), 0)
 		+ coalesce((SELECT sum(delta) FROM picbot_counter_deltas WHERE key = k), 0), 0)::bigint
 		FROM unnest($1::text[]) AS k`, ckeys)
-	b.Queue(`SELECT key, value FROM picbot_settings WHERE key = ANY($1::text[])`, skeys)
+	if len(skeys) > 0 { // most batches read settings from the cache only
+		b.Queue(`SELECT key, value FROM picbot_settings WHERE key = ANY($1::text[])`, skeys)
+	}
 	if len(rkeys) > 0 {
 		b.Queue(rateReadManySQL, rkeys)
 	}
@@ -427,23 +429,10 @@ func (c *counters) readPrefetch(br pgx.BatchResults, ckeys, skeys, rkeys []strin
 	if c.sread == nil {
 		c.sread = make(map[string]string)
 	}
-	for _, k := range skeys {
-		c.sread[k] = "" // no row: no setting
-	}
-	rows, err = br.Query()
-	if err != nil {
-		return err
-	}
-	for rows.Next() {
-		var k, v string
-		if err := rows.Scan(&k, &v); err != nil {
-			rows.Close()
+	if len(skeys) > 0 {
+		if err := c.readPrefetchSettings(br, skeys); err != nil {
 			return err
 		}
-		c.sread[k] = v
-	}
-	if err := rows.Err(); err != nil {
-		return err
 	}
 	for _, k := range ckeys {
 		if _, ok := c.read[k]; !ok {
@@ -466,6 +455,25 @@ func (c *counters) readPrefetch(br pgx.BatchResults, ckeys, skeys, rkeys []strin
 			return err
 		}
 		c.keepBucket(k, tat, now)
+	}
+	return rows.Err()
+}
+
+func (c *counters) readPrefetchSettings(br pgx.BatchResults, skeys []string) error {
+	for _, k := range skeys {
+		c.sread[k] = "" // no row: no setting
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var k, v string
+		if err := rows.Scan(&k, &v); err != nil {
+			rows.Close()
+			return err
+		}
+		c.sread[k] = v
 	}
 	return rows.Err()
 }
