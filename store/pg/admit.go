@@ -26,11 +26,11 @@ import (
 // One batch runs at a time. A transaction costs the server far more than
 // a job in it (on 2 cores, about 0.45 ms of its CPU against 0.04 ms a
 // job), so under load two at once only halve each batch: with three
-// replicas of two batchers each, batches of 6 and 190 µs of CPU a command;
-// one at a time, batches of 15-20 and 150 µs. A second starts beside it
-// only when the first has run for stallAfter (it waits on a lock that
-// another replica's transaction holds, say: the commands behind it must
-// not all wait), or when a batch is full. A stall is told from the
+// replicas of two batchers each, batches of 6 and about 190 µs of CPU
+// (bot and server) a command; one at a time, batches of 11 and 150 µs. A
+// second starts beside it only when the first has stalled (it waits on a
+// lock that another replica's transaction holds, say: the commands behind
+// it must not all wait), or when a batch is full. A stall is told from the
 // batches' usual time, which a loaded machine stretches: four times their
 // moving average, at least minStall.
 
