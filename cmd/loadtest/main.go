@@ -253,42 +253,64 @@ func draw(i int) engine.Request {
 // admission: commands from many users at once, each rate-checked, reserved
 // and persisted with fsync, for o.admitFor.
 func admission(o options) (float64, error) {
-	rate, _, err := admissionCPU(o)
+	rate, _, _, err := admissionCPU(o)
 	return rate, err
 }
 
 // admissionCPU is admission, with the CPU time this process spent per
-// admitted command.
-func admissionCPU(o options) (float64, time.Duration, error) {
+// admitted command and each command's time to its acknowledgement.
+func admissionCPU(o options) (float64, time.Duration, []time.Duration, error) {
 	w, err := newWorld(o)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, nil, err
 	}
 	defer w.close()
 	e := engine.New(engine.Config{Routes: map[engine.Kind][]string{engine.KindDraw: {"sink"}}}, w.db, w.quota, w.blobs, nopNotifier{}, &sink{})
-	var n atomic.Int64
-	var firstErr firstError
-	deadline := time.Now().Add(o.admitFor)
-	var wg sync.WaitGroup
 	cpu0 := selfCPU()
 	start := time.Now()
-	for range 64 {
+	n, acks, err := submitters(o.admitFor, func(_, i int) error {
+		_, err := e.Submit(context.Background(), user(i), room, draw(i))
+		return err
+	})
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	rate := float64(n) / time.Since(start).Seconds()
+	return rate, (selfCPU() - cpu0) / time.Duration(max(n, 1)), acks, nil
+}
+
+// submitters runs 64 goroutines, each submitting its next command (the
+// i-th of the run, from goroutine g) once the last one was answered, for
+// d; it returns how many were admitted and the time each took.
+func submitters(d time.Duration, submit func(g, i int) error) (int64, []time.Duration, error) {
+	const goroutines = 64
+	var n atomic.Int64
+	var firstErr firstError
+	deadline := time.Now().Add(d)
+	acks := make([][]time.Duration, goroutines)
+	var wg sync.WaitGroup
+	for g := range goroutines {
 		wg.Go(func() {
 			for time.Now().Before(deadline) {
 				i := int(n.Add(1))
-				if _, err := e.Submit(context.Background(), user(i), room, draw(i)); err != nil {
+				t := time.Now()
+				if err := submit(g, i); err != nil {
 					firstErr.set(err)
 					return
 				}
+				acks[g] = append(acks[g], time.Since(t))
 			}
 		})
 	}
 	wg.Wait()
 	if err := firstErr.get(); err != nil {
-		return 0, 0, err
+		return 0, nil, err
 	}
-	rate := float64(n.Load()) / time.Since(start).Seconds()
-	return rate, (selfCPU() - cpu0) / time.Duration(max(n.Load(), 1)), nil
+	var all []time.Duration
+	for _, a := range acks {
+		all = append(all, a...)
+	}
+	return int64(len(all)), all, nil
 }
 
 type flowResult struct {

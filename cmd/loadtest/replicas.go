@@ -10,10 +10,10 @@ import (
 	neturl "net/url"
 	"os"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
@@ -43,11 +43,11 @@ func admissionCompare(o options, base string) error {
 	var bolt, pg1, pg3 []float64
 	var boltCPU, pg1CPU, pg3CPU []cpuCost
 	for range max(o.runs, 1) {
-		v, cpu, err := admissionCPU(o)
+		v, cpu, acks, err := admissionCPU(o)
 		if err != nil {
 			return fmt.Errorf("bbolt: %w", err)
 		}
-		bolt, boltCPU = append(bolt, v), append(boltCPU, cpuCost{bot: cpu, pgKnown: true})
+		bolt, boltCPU = append(bolt, v), append(boltCPU, cpuCost{bot: cpu, pgKnown: true, acks: acks})
 		var c cpuCost
 		if v, c, err = pgAdmission(o, base, 1); err != nil {
 			return fmt.Errorf("PostgreSQL: %w", err)
@@ -69,7 +69,7 @@ func admissionCompare(o options, base string) error {
 	}
 	fmt.Printf("\nadmission, durable job + quota, %d runs (median), %d CPUs, fsync %v%s\n\n", max(o.runs, 1), runtime.NumCPU(), !o.noSync, load)
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "store\tcommands/s\truns\tratio to bbolt\tCPU µs/command (bot + PostgreSQL)\tcommands/s on idle CPUs\t")
+	fmt.Fprintln(tw, "store\tcommands/s\truns\tratio to bbolt\tCPU µs/command (bot + PostgreSQL)\tcommands/s on idle CPUs\tack p50 / p99\t")
 	b := med(bolt)
 	for _, r := range []struct {
 		name string
@@ -77,18 +77,34 @@ func admissionCompare(o options, base string) error {
 		cpu  []cpuCost
 	}{{"bbolt", bolt, boltCPU}, {"PostgreSQL, 1 replica", pg1, pg1CPU}, {"PostgreSQL, 3 replicas", pg3, pg3CPU}} {
 		cpu, ceiling := medianCPU(r.cpu)
-		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%.2f\t%s\t%s\t\n", r.name, med(r.v), runsText(r.v), med(r.v)/b, cpu, ceiling)
+		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%.2f\t%s\t%s\t%s\t\n", r.name, med(r.v), runsText(r.v), med(r.v)/b, cpu, ceiling, medianAcks(r.cpu))
 	}
-	fmt.Fprintln(tw, "target (PostgreSQL)\t≥ 3000\t\t\t\t\t")
+	fmt.Fprintln(tw, "target (PostgreSQL)\t≥ 3000\t\t\t\t\t\t")
 	tw.Flush()
 	return nil
 }
 
 // cpuCost is the CPU time spent per admitted command: by this process, and
-// by the PostgreSQL sessions it opened (pgKnown: they could be read).
+// by the PostgreSQL sessions it opened (pgKnown: they could be read); and
+// each command's time from its submission to its acknowledgement.
 type cpuCost struct {
 	bot, pg time.Duration
 	pgKnown bool
+	acks    []time.Duration
+}
+
+// medianAcks words the median over runs of the acknowledgement's p50 and p99.
+func medianAcks(v []cpuCost) string {
+	var p50, p99 []time.Duration
+	for _, c := range v {
+		p50, p99 = append(p50, percentile(c.acks, 0.50)), append(p99, percentile(c.acks, 0.99))
+	}
+	mid := func(d []time.Duration) time.Duration {
+		slices.Sort(d)
+		return d[len(d)/2]
+	}
+	r := func(d time.Duration) time.Duration { return d.Round(100 * time.Microsecond) }
+	return fmt.Sprintf("%s / %s", r(mid(p50)), r(mid(p99)))
 }
 
 // medianCPU words the median total CPU per command, its parts, and the
@@ -169,31 +185,19 @@ func pgAdmission(o options, base string, n int) (float64, cpuCost, error) {
 		return pidsCPU(pids)
 	}
 	pg0, ok0 := sessions()
-	var count atomic.Int64
-	var firstErr firstError
-	deadline := time.Now().Add(o.admitFor)
-	var wg sync.WaitGroup
 	cpu0 := selfCPU()
 	start := time.Now()
-	for g := range 64 {
-		e := engines[g%n]
-		wg.Go(func() {
-			for time.Now().Before(deadline) {
-				i := int(count.Add(1))
-				if _, err := e.Submit(ctx, user(i), room, draw(i)); err != nil {
-					firstErr.set(err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
+	count, acks, err := submitters(o.admitFor, func(g, i int) error {
+		_, err := engines[g%n].Submit(ctx, user(i), room, draw(i))
+		return err
+	})
 	elapsed, cpu1 := time.Since(start), selfCPU()
-	if err := firstErr.get(); err != nil {
+	if err != nil {
 		return 0, cost, err
 	}
+	cost.acks = acks
 	pg1, ok1 := sessions()
-	done := time.Duration(max(count.Load(), 1))
+	done := time.Duration(max(count, 1))
 	cost.bot = (cpu1 - cpu0) / done
 	if ok0 && ok1 {
 		var used time.Duration
@@ -202,7 +206,7 @@ func pgAdmission(o options, base string, n int) (float64, cpuCost, error) {
 		}
 		cost.pg, cost.pgKnown = used/done, true
 	}
-	return float64(count.Load()) / elapsed.Seconds(), cost, nil
+	return float64(count) / elapsed.Seconds(), cost, nil
 }
 
 // withParam sets a query parameter of a connection URL.

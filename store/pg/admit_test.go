@@ -119,3 +119,124 @@ func TestPrefetchSettings(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestGroupCommitFailsAtCommit: a job whose transaction fails only at its
+// COMMIT (a deferred constraint trigger refuses it there) is never
+// acknowledged, and the jobs that shared its batch are still committed,
+// each with its count, the refused job's not.
+func TestGroupCommitFailsAtCommit(t *testing.T) {
+	ctx := context.Background()
+	db := mustOpen(t, pgtest.URL(t), pgstore.Options{})
+	for _, sql := range []string{
+		`CREATE FUNCTION refuse_boom() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			IF NEW.id LIKE 'boom%' THEN RAISE EXCEPTION 'refused at commit'; END IF;
+			RETURN NULL;
+		END $$`,
+		`CREATE CONSTRAINT TRIGGER refuse_boom AFTER INSERT ON picbot_jobs
+			DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_boom()`,
+	} {
+		if err := db.ExecForTest(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var mu sync.Mutex
+	shared := false // the boom job was in a batch with others
+	db.OnBatchIDsForTest(func(ids []string) {
+		for _, id := range ids {
+			if id == "boom" && len(ids) > 1 {
+				mu.Lock()
+				shared = true
+				mu.Unlock()
+			}
+		}
+	})
+	now := time.Now()
+	reserve := func(c engine.Counters) error { c.Add("jobs", 1); return nil }
+	for round := 0; round < 20 && !shared; round++ {
+		var wg sync.WaitGroup
+		errs := make([]error, 32)
+		for i := range errs {
+			id := fmt.Sprintf("r%d-%02d", round, i)
+			if i == 16 {
+				id = "boom"
+			}
+			j := &engine.Job{ID: id, Owner: engine.UserRef{Platform: "t", ID: "u"}, State: engine.StateQueued, CreatedAt: now}
+			wg.Go(func() { errs[i] = db.CreateJob(ctx, j, reserve) })
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if i == 16 {
+				if err == nil {
+					t.Fatal("a job refused at commit was acknowledged")
+				}
+				continue
+			}
+			if err != nil {
+				t.Errorf("round %d job %d, beside the refused one: %v", round, i, err)
+			}
+		}
+		if _, err := db.Job(ctx, "boom"); engine.ErrorCode(err) != engine.ENOTFOUND {
+			t.Fatalf("the refused job is stored (%v)", err)
+		}
+		_ = db.View(ctx, func(c engine.Counters) error {
+			if got, want := c.Get("jobs"), int64(31*(round+1)); got != want {
+				t.Errorf("after round %d: jobs counted %d, want %d", round, got, want)
+			}
+			return nil
+		})
+	}
+	if !shared {
+		t.Fatal("the refused job never shared a batch")
+	}
+}
+
+// TestAdmissionStall: a batch waiting on a lock another transaction holds
+// holds up the next batch for a short while only (a second transaction
+// starts beside it), and commits once the lock is free.
+func TestAdmissionStall(t *testing.T) {
+	ctx := context.Background()
+	db := mustOpen(t, pgtest.URL(t), pgstore.Options{})
+	key := "stall:" + t.Name()
+	release, err := db.HoldLockForTest(ctx, "c:"+key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	started := make(chan struct{}, 1)
+	db.OnBatchIDsForTest(func(ids []string) {
+		if ids[0] == "blocked" {
+			started <- struct{}{}
+		}
+	})
+	now := time.Now()
+	blocked := make(chan error, 1)
+	go func() {
+		j := &engine.Job{ID: "blocked", Owner: engine.UserRef{Platform: "t", ID: "a"}, State: engine.StateQueued, CreatedAt: now}
+		blocked <- db.CreateJob(ctx, j, func(c engine.Counters) error { c.Add(key, c.Get(key)+1); return nil })
+	}()
+	<-started
+	t0 := time.Now()
+	j := &engine.Job{ID: "free", Owner: engine.UserRef{Platform: "t", ID: "b"}, State: engine.StateQueued, CreatedAt: now}
+	free := make(chan error, 1)
+	go func() { free <- db.CreateJob(ctx, j, func(c engine.Counters) error { c.Add("jobs", 1); return nil }) }()
+	select {
+	case err := <-free:
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("admitted beside the blocked batch in %v", time.Since(t0))
+	case <-time.After(5 * time.Second):
+		release()
+		t.Fatal("a batch waiting on a lock held up the next one for 5 s")
+	}
+	select {
+	case err := <-blocked:
+		t.Fatalf("the blocked job returned (%v) while its lock was held", err)
+	default:
+	}
+	release()
+	if err := <-blocked; err != nil {
+		t.Fatalf("the blocked job, once free: %v", err)
+	}
+}

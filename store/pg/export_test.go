@@ -33,7 +33,26 @@ func (s *DB) AgeBlobsForTest(ctx context.Context) error {
 }
 
 // OnBatchForTest makes the store call fn with each admission batch's size.
-func (s *DB) OnBatchForTest(fn func(n int)) { s.onBatch = fn }
+func (s *DB) OnBatchForTest(fn func(n int)) {
+	s.onBatch = func(ids []string) { fn(len(ids)) }
+}
+
+// OnBatchIDsForTest makes the store call fn with each admission batch's job ids.
+func (s *DB) OnBatchIDsForTest(fn func(ids []string)) { s.onBatch = fn }
+
+// HoldLockForTest takes key's advisory lock (a counter's is "c:" and its
+// key) in a transaction of its own, until release is called.
+func (s *DB) HoldLockForTest(ctx context.Context, key string) (release func(), err error) {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, key); err != nil {
+		_ = tx.Rollback(ctx)
+		return nil, err
+	}
+	return func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }, nil
+}
 
 // ListenerPIDForTest is the server process listening for wake-ups, 0 while none.
 func (s *DB) ListenerPIDForTest() uint32 { return s.listenPID.Load() }

@@ -63,13 +63,13 @@ type DB struct {
 	// stopCompact ends the loop that folds counter deltas (compact).
 	stopCompact context.CancelFunc
 	compacting  sync.WaitGroup
-	// life ends at Close: the batchers (admit.go) stop with it.
+	// life ends at Close: the batcher (admit.go) stops with it.
 	life context.Context
-	// admitQ hands CreateJob's requests to the batchers; unbuffered, so a
-	// request is either taken by a batcher (and answered) or never sent.
+	// admitQ hands CreateJob's requests to the batcher; unbuffered, so a
+	// request is either taken by the batcher (and answered) or never sent.
 	admitQ chan *admitReq
-	// onBatch, if set (tests), hears each batch's size before it runs.
-	onBatch func(n int)
+	// onBatch, if set (tests), hears each batch's job ids before it runs.
+	onBatch func(ids []string)
 	// leasing: jobs created here are leased here (see Leasing).
 	leasing bool
 	// listenPID is the server process of the connection listening for
@@ -158,9 +158,7 @@ func open(ctx context.Context, url string, opt Options, tracer pgx.QueryTracer) 
 	s.stopCompact = stop
 	s.compacting.Go(func() { s.compactLoop(cctx) })
 	s.life, s.admitQ = cctx, make(chan *admitReq)
-	for range batchers(cfg.MaxConns) {
-		s.compacting.Go(func() { s.batchLoop(cctx) })
-	}
+	s.compacting.Go(func() { s.batchLoop(cctx, batchers(cfg.MaxConns)) })
 	return s, nil
 }
 
@@ -478,6 +476,13 @@ type querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }
 
+// txQuerier is a write transaction: a pgx.Tx, or an admission batch's
+// pipeTx (admit.go).
+type txQuerier interface {
+	querier
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+}
+
 // counters implements engine.Counters over a transaction (write) or the
 // pool (View). A counter is its row in picbot_counters plus the deltas in
 // picbot_counter_deltas that the compactor has not folded in yet (see
@@ -490,7 +495,7 @@ type querier interface {
 // it until the commit, so a limit checked holds.
 type counters struct {
 	ctx      context.Context
-	tx       pgx.Tx
+	tx       txQuerier
 	q        querier
 	write    bool
 	read     map[string]int64 // values read (locked) in this transaction
@@ -793,6 +798,18 @@ func (c *counters) flush() error {
 		return nil
 	}
 	b := &pgx.Batch{}
+	c.queueWrites(b)
+	if b.Len() > 0 {
+		if err := c.tx.SendBatch(c.ctx, b).Close(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// queueWrites adds flush's statements to b (an admission batch sends them
+// with its jobs and its commit) and takes them off the pending changes.
+func (c *counters) queueWrites(b *pgx.Batch) {
 	var keys []string
 	var deltas []int64
 	for _, k := range sortedKeys(c.ints) {
@@ -820,11 +837,6 @@ func (c *counters) flush() error {
 				ON CONFLICT (key) DO UPDATE SET value = excluded.value`, k, v)
 		}
 	}
-	if b.Len() > 0 {
-		if err := c.tx.SendBatch(c.ctx, b).Close(); err != nil {
-			return err
-		}
-	}
 	for k, v := range c.settings {
 		if c.sread == nil {
 			c.sread = make(map[string]string)
@@ -833,7 +845,6 @@ func (c *counters) flush() error {
 		c.wroteS = append(c.wroteS, k)
 	}
 	c.settings = nil
-	return nil
 }
 
 func sortedKeys[V any](m map[string]V) []string {
