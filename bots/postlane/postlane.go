@@ -39,6 +39,8 @@ const (
 // told to come back later, after about the time the deliveries ahead of it
 // take, so that it does not spin. The line keeps the lanes busy while posts
 // are quick; when they are slow, at most N workers wait, one post each.
+// That turn is a guess from earlier holds: a lane freed sooner, with
+// nobody in line, calls back the first delivery told (SetWake).
 type Lanes struct {
 	slots chan struct{} // one token per lane, held from a post's request to its record
 	now   func() time.Time
