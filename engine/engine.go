@@ -208,6 +208,9 @@ func New(cfg Config, store Store, quota Quota, blobs Blobs, notifier Notifier, v
 			w.SetWake(func(id string) { e.sched.at(id, e.cfg.Now()) })
 		}
 	}
+	if w, ok := notifier.(Waker); ok {
+		w.SetWake(func(id string) { e.sched.at(id, e.cfg.Now()) })
+	}
 	if l, ok := store.(Leaser); ok {
 		l.Leasing()
 	}

@@ -295,7 +295,9 @@ func (nopObserver) DeliveryStarted(*Job, time.Duration) {}
 // Waker is a vendor that learns by itself when a task changes (a blocking
 // call that returned, a websocket message): the engine hands it a function
 // that makes the job's next step due now, so a finished image waits for
-// no scheduled poll.
+// no scheduled poll. A Notifier may be one too: one that told a delivery
+// to come back later (engine.Later) wakes it when it can post after all
+// (a post lane freed before the wait it guessed), so no post waits idle.
 type Waker interface {
 	SetWake(wake func(jobID string))
 }

@@ -47,6 +47,10 @@ type ticket struct {
 	Thread string `json:"thread,omitempty"`
 }
 
+// SetWake implements engine.Waker: a delivery told to come back later for
+// a busy post lane is called back when a lane frees (postlane.Lanes.SetWake).
+func (b *Bot) SetWake(wake func(jobID string)) { b.lanes.SetWake(wake) }
+
 // Watching implements engine.Watcher: the response can show progress while
 // the interaction token is good for edits.
 func (b *Bot) Watching(j *engine.Job) bool {

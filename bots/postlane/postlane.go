@@ -39,6 +39,8 @@ const (
 // told to come back later, after about the time the deliveries ahead of it
 // take, so that it does not spin. The line keeps the lanes busy while posts
 // are quick; when they are slow, at most N workers wait, one post each.
+// That turn is a guess from earlier holds: a lane freed sooner, with
+// nobody in line, calls back the first delivery told (SetWake).
 type Lanes struct {
 	slots chan struct{} // one token per lane, held from a post's request to its record
 	now   func() time.Time
@@ -50,6 +52,7 @@ type Lanes struct {
 	seq     uint64
 	line    int             // deliveries waiting in line
 	told    map[string]told // deliveries told to come back
+	wake    func(id string) // asks for a delivery told to come back to come now; nil: none
 }
 
 // New returns n lanes (at least one) timed by now.
@@ -62,6 +65,17 @@ func New(n int, now func() time.Time) *Lanes {
 		holders: make(map[uint64]time.Time),
 		told:    make(map[string]told),
 	}
+}
+
+// SetWake gives the lanes a way to call back a delivery told to come back
+// later (the engine's wake-up of its job): when a lane is released with
+// nobody in line, the first of those told is asked to come now, so the
+// lane does not stand idle until its wait, guessed from earlier holds,
+// ends.
+func (l *Lanes) SetWake(wake func(id string)) {
+	l.mu.Lock()
+	l.wake = wake
+	l.mu.Unlock()
 }
 
 // Take takes a lane for job id's post: at once when one is free; else, if
@@ -146,10 +160,43 @@ func (l *Lanes) taken(id string) func() {
 			}
 			l.hold = max(l.hold, time.Microsecond) // 0 means none yet
 			delete(l.holders, key)
+			next := l.nextTold()
+			wake := l.wake
 			l.mu.Unlock()
 			<-l.slots
+			if next != "" && wake != nil {
+				wake(next)
+			}
 		})
 	}
+}
+
+// nextTold is the delivery to call back for a lane being released: none
+// while one waits in line (it takes the lane), else the first of those told
+// to come back, and not called back since it was told. Called with l.mu held.
+func (l *Lanes) nextTold() string {
+	if l.wake == nil || l.line > 0 {
+		return ""
+	}
+	now := l.now()
+	var (
+		next  string
+		place uint64
+	)
+	for id, t := range l.told {
+		if t.woken || !t.until.After(now) {
+			continue
+		}
+		if next == "" || t.place < place {
+			next, place = id, t.place
+		}
+	}
+	if next != "" {
+		t := l.told[next]
+		t.woken = true
+		l.told[next] = t
+	}
+	return next
 }
 
 // retry is when delivery id should try for a lane again: after the posts
@@ -165,6 +212,7 @@ func (l *Lanes) retry(id string) time.Duration {
 		l.seq++
 		me.place = l.seq
 	}
+	me.woken = false
 	ahead := l.line
 	for k, t := range l.told {
 		switch {
@@ -186,4 +234,5 @@ func (l *Lanes) retry(id string) time.Duration {
 type told struct {
 	place uint64
 	until time.Time
+	woken bool // called back since it was told (see nextTold)
 }

@@ -2,6 +2,7 @@ package postlane
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 )
@@ -111,5 +112,78 @@ func TestSlowHoldsKeepLineShort(t *testing.T) {
 	}
 	if _, d := l.Take(context.Background(), "c"); d != 2*time.Second {
 		t.Errorf("c again: back after %s; want 2s, its place kept", d)
+	}
+}
+
+// TestReleaseCallsBackTold: a lane released with nobody in line calls back
+// the first delivery told to come back, once, rather than standing idle
+// for the wait it was told (guessed from slow holds before: here 2 s, for
+// a hold that took none); one in line takes the lane itself, and nobody is
+// called back for it.
+func TestReleaseCallsBackTold(t *testing.T) {
+	now := time.Unix(0, 0)
+	clock := func() time.Time { return now }
+	l := New(1, clock)
+	var woken []string
+	l.SetWake(func(id string) { woken = append(woken, id) })
+	r, _ := l.Take(context.Background(), "warm")
+	now = now.Add(time.Second) // a one-second upload
+	r()
+	if len(woken) != 0 {
+		t.Fatalf("called back %q with nobody told to come back", woken)
+	}
+
+	ra, _ := l.Take(context.Background(), "a")
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	// b is first in line: it would wait; with its context ended it is told to come back.
+	for _, id := range []string{"b", "c"} {
+		if r, d := l.Take(done, id); r != nil || d < time.Second {
+			t.Fatalf("%s: held %v, back after %s; want told to come back after a hold's time at least", id, r != nil, d)
+		}
+	}
+	ra() // a quick post after all
+	if want := []string{"b"}; !slices.Equal(woken, want) {
+		t.Fatalf("lane released: called back %q, want %q (the first told)", woken, want)
+	}
+	rb, _ := l.Take(context.Background(), "b")
+	if rb == nil {
+		t.Fatal("b, called back, did not get the free lane")
+	}
+	rb()
+	if want := []string{"b", "c"}; !slices.Equal(woken, want) {
+		t.Fatalf("lane released again: called back %q, want %q", woken, want)
+	}
+
+	// One waiting in line gets the lane: nobody else is called for it.
+	rc, _ := l.Take(context.Background(), "c")
+	got := make(chan func(), 1)
+	go func() {
+		r, _ := l.Take(context.Background(), "d")
+		got <- r
+	}()
+	for {
+		l.mu.Lock()
+		n := l.line
+		l.mu.Unlock()
+		if n == 1 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if r, _ := l.Take(done, "e"); r != nil {
+		t.Fatal("e took a held lane")
+	}
+	rc()
+	rd := <-got
+	if rd == nil {
+		t.Fatal("d, in line, did not get the lane")
+	}
+	if want := []string{"b", "c"}; !slices.Equal(woken, want) {
+		t.Errorf("lane released to one in line: called back %q, want nobody more (%q)", woken, want)
+	}
+	rd()
+	if want := []string{"b", "c", "e"}; !slices.Equal(woken, want) {
+		t.Errorf("lane released, nobody in line: called back %q, want %q", woken, want)
 	}
 }

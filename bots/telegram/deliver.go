@@ -15,6 +15,10 @@ import (
 	"github.com/picbot/picbot/engine"
 )
 
+// SetWake implements engine.Waker: a delivery told to come back later for
+// a busy post lane is called back when a lane frees (postlane.Lanes.SetWake).
+func (b *Bot) SetWake(wake func(jobID string)) { b.lanes.SetWake(wake) }
+
 // Watching implements engine.Watcher: every job has a status message,
 // edited as it moves, until it ends.
 func (b *Bot) Watching(j *engine.Job) bool { return !j.State.Terminal() }

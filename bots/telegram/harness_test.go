@@ -161,12 +161,24 @@ func (h *harness) stop() {
 }
 
 type lateNotifier struct {
-	mu sync.Mutex
-	n  engine.Notifier
+	mu   sync.Mutex
+	n    engine.Notifier
+	wake engine.WakeHook // the engine's, for a notifier that calls deliveries back
 }
 
-func (l *lateNotifier) set(n engine.Notifier) { l.mu.Lock(); l.n = n; l.mu.Unlock() }
-func (l *lateNotifier) get() engine.Notifier  { l.mu.Lock(); defer l.mu.Unlock(); return l.n }
+func (l *lateNotifier) set(n engine.Notifier) {
+	l.mu.Lock()
+	l.n = n
+	l.mu.Unlock()
+	if w, ok := n.(engine.Waker); ok {
+		w.SetWake(l.wake.Wake)
+	}
+}
+
+// SetWake implements engine.Waker for the notifier set later.
+func (l *lateNotifier) SetWake(wake func(jobID string)) { l.wake.SetWake(wake) }
+
+func (l *lateNotifier) get() engine.Notifier { l.mu.Lock(); defer l.mu.Unlock(); return l.n }
 func (l *lateNotifier) Progress(ctx context.Context, j *engine.Job, p engine.Progress) {
 	l.get().Progress(ctx, j, p)
 }

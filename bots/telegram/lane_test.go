@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"image/color"
+	"regexp"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -150,4 +152,85 @@ func benchLanes(b *testing.B, lanes int, upload time.Duration) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "posts/s")
 	cancel()
 	wg.Wait()
+}
+
+// TestLaneCallsBackTold: through the engine, three results for three chats
+// come while the one post lane is held by a slow upload, after uploads of
+// 2 s taught the lane its holds: one waits in line, the next is told to
+// come back after the holds ahead (4 s). The uploads turn quick: once the
+// one in line has posted and freed the lane, the one told is called back
+// at once, not left to its wait while the lane stands idle (as under a
+// loaded database, where one slow hold among quick ones had every delivery
+// behind it told to come back seconds later, and the lane idled a third of
+// the time while a replica's results waited: TestReplicasRandomKills).
+func TestLaneCallsBackTold(t *testing.T) {
+	h := newHarness(t, "", nil, withRender(10*time.Millisecond), withConfig(func(c *Config) { c.PostLanes = 1 }))
+	draw := func(chat int) {
+		h.fake.AddUpdate(map[string]any{"message": map[string]any{
+			"message_id": 40,
+			"from":       map[string]any{"id": chat, "is_bot": false, "first_name": "u"},
+			"chat":       map[string]any{"id": chat, "type": "private", "first_name": "u"},
+			"date":       1700000010,
+			"text":       "/draw a fox",
+		}})
+	}
+	posted := func(chat int) (time.Time, bool) {
+		for _, c := range inChat(h, "sendPhoto", strconv.Itoa(chat)) {
+			if c.Status == 200 {
+				return c.At, true
+			}
+		}
+		return time.Time{}, false
+	}
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		for end := time.Now().Add(20 * time.Second); !ok(); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(end) {
+				t.Fatalf("%s: not in 20 s\n%s", what, h.logs.String())
+			}
+		}
+	}
+	h.fake.Latency("sendPhoto", 2*time.Second)
+	draw(801)
+	waitFor("the first, slow, post", func() bool { _, ok := posted(801); return ok })
+	h.fake.Latency("sendPhoto", 0)
+
+	release := h.fake.Hold("sendPhoto")
+	defer release(true)
+	for _, chat := range []int{802, 803, 804} {
+		draw(chat)
+	}
+	later := regexp.MustCompile(`msg="post later" job_id=\w+ after=(\S+)`)
+	var told time.Duration
+	waitFor("a post held, one in line, one told to come back", func() bool {
+		if h.fake.Held("sendPhoto") != 1 {
+			return false
+		}
+		for _, m := range later.FindAllStringSubmatch(h.logs.String(), -1) {
+			if d, err := time.ParseDuration(m[1]); err == nil && d >= time.Second {
+				told = d
+				return true
+			}
+		}
+		return false
+	})
+	freed := time.Now()
+	release(true)
+	var last time.Time
+	waitFor("every post", func() bool {
+		last = time.Time{}
+		for _, chat := range []int{802, 803, 804} {
+			at, ok := posted(chat)
+			if !ok {
+				return false
+			}
+			if at.After(last) {
+				last = at
+			}
+		}
+		return true
+	})
+	if took := last.Sub(freed); took > time.Second {
+		t.Errorf("the last post came %s after the held one was let through: the one told to come back after %s was not called back when the lane freed", took.Round(time.Millisecond), told)
+	}
 }

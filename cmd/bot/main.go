@@ -130,7 +130,7 @@ type app struct {
 	engine    *engine.Engine
 	svc       *chat.Service // shared by the platforms
 	models    *chat.Catalog // the vendors' catalogues, adult entries filtered
-	notifiers mux
+	notifiers *mux
 	console   *console.Console
 	platforms []platform
 	web       *web.Handler // the operator's console, nil when off
@@ -165,7 +165,7 @@ func build(cfg Config, log *slog.Logger, stdin io.Reader, stdout io.Writer) (*ap
 	if err != nil {
 		return nil, err
 	}
-	a := &app{cfg: cfg, log: log, db: db, blobs: blobs, notifiers: mux{}, metrics: metrics.New()}
+	a := &app{cfg: cfg, log: log, db: db, blobs: blobs, notifiers: &mux{by: map[string]engine.Notifier{}}, metrics: metrics.New()}
 	ok := false
 	defer func() {
 		if !ok {
@@ -219,7 +219,7 @@ func build(cfg Config, log *slog.Logger, stdin io.Reader, stdout io.Writer) (*ap
 	}
 	if cfg.Console.Enabled {
 		a.console = a.newConsole(stdin, stdout)
-		a.notifiers[console.Platform] = a.console
+		a.notifiers.add(console.Platform, a.console)
 	}
 	for _, newPlatform := range []func() (platform, error){
 		func() (platform, error) { return a.newTelegram(cfg.Telegram) },
@@ -231,7 +231,7 @@ func build(cfg Config, log *slog.Logger, stdin io.Reader, stdout io.Writer) (*ap
 		}
 		if p != nil {
 			a.platforms = append(a.platforms, p)
-			a.notifiers[p.Name()] = p
+			a.notifiers.add(p.Name(), p)
 		}
 	}
 	if cfg.HTTP.Listen != "" {
@@ -406,22 +406,38 @@ func (a *app) shutdown() {
 }
 
 // mux sends each job's events to its platform's adapter.
-type mux map[string]engine.Notifier
+type mux struct {
+	by map[string]engine.Notifier
+	// wake is the engine's, handed to the adapters that call deliveries
+	// back (engine.Waker): they are added after the engine is made.
+	wake engine.WakeHook
+}
 
-func (m mux) Progress(ctx context.Context, j *engine.Job, p engine.Progress) {
-	if n, ok := m[j.Chat.Platform]; ok {
+// add routes platform's jobs to n.
+func (m *mux) add(platform string, n engine.Notifier) {
+	m.by[platform] = n
+	if w, ok := n.(engine.Waker); ok {
+		w.SetWake(m.wake.Wake)
+	}
+}
+
+func (m *mux) Progress(ctx context.Context, j *engine.Job, p engine.Progress) {
+	if n, ok := m.by[j.Chat.Platform]; ok {
 		n.Progress(ctx, j, p)
 	}
 }
 
 // Watching implements engine.Watcher for the adapters that know.
-func (m mux) Watching(j *engine.Job) bool {
-	w, ok := m[j.Chat.Platform].(engine.Watcher)
+func (m *mux) Watching(j *engine.Job) bool {
+	w, ok := m.by[j.Chat.Platform].(engine.Watcher)
 	return ok && w.Watching(j)
 }
 
-func (m mux) Deliver(ctx context.Context, j *engine.Job) error {
-	n, ok := m[j.Chat.Platform]
+// SetWake implements engine.Waker for the adapters that call deliveries back.
+func (m *mux) SetWake(wake func(jobID string)) { m.wake.SetWake(wake) }
+
+func (m *mux) Deliver(ctx context.Context, j *engine.Job) error {
+	n, ok := m.by[j.Chat.Platform]
 	if !ok {
 		// Not configured this run (the console, say): keep it for a run that has it.
 		return fmt.Errorf("platform %q is not enabled", j.Chat.Platform)
