@@ -21,7 +21,8 @@ type Submitting struct {
 	// Account is the vendor account it was sent to (an AccountPool's).
 	Account string `json:"account,omitempty"`
 	// CalledBack is the task a vendor's callback named while another
-	// replica held the job (noteCallbackTask): the submission made it.
+	// replica held the job, or a step of it was under way here
+	// (noteCallbackTask): the submission made it.
 	CalledBack string `json:"called_back,omitempty"`
 }
 
