@@ -578,27 +578,43 @@ func (e *Engine) wakeHolder(ctx context.Context, id string) error {
 // holding the job, repeats a verdict already stored), so its holder must
 // step the job now.
 func (e *Engine) applyCallback(ctx context.Context, lj *liveJob, v CallbackVendor, j *Job, body []byte, remote bool) (after time.Duration, verdict, stale bool) {
-	// Only a marker a dead process left: this process's own submission in
-	// flight records its task itself, and billing it here too would count
-	// the submission twice (as would a replica's, whose holder we are not).
-	if m := j.Submitting; m != nil && j.State == StateQueued && m.Vendor == v.Name() && len(j.Pending) == 0 &&
-		e.liveJob(j.ID) == lj && !lj.ownSubmission() {
-		// A submission whose answer a dead process lost: the vendor's
-		// callback for its task id proves the task, for free, where sending
-		// it again would cost a billed refusal ("任务ID重复").
-		rec, stale := e.callbackTask(ctx, lj, v, j, body)
-		if rec == nil {
-			return never, false, stale
+	if m := j.Submitting; m != nil && j.State == StateQueued && m.Vendor == v.Name() && len(j.Pending) == 0 {
+		held := e.liveJob(j.ID)
+		stepping, marked := lj.under()
+		switch {
+		case held == lj && !stepping:
+			// A submission whose answer was lost (a dead process's, or this
+			// process's own call that failed or timed out, its step over):
+			// the vendor's callback for its task id proves the task, for
+			// free, where sending it again would cost a billed refusal
+			// ("任务ID重复") or a second task.
+			rec, stale := e.callbackTask(ctx, lj, v, j, body)
+			if rec == nil {
+				return never, false, stale
+			}
+			j = rec
+		case held == lj:
+			// A step of the job is under way: this process's own submission
+			// in flight records its task itself (billing it here too would
+			// count it twice), and a step on a dead process's marker (its
+			// search of the vendor's tasks, say) may miss the task, which
+			// the vendor, answered, does not call back about again. So the
+			// task is noted on the marker, and the step, or the next one,
+			// records it rather than submitting again (mark, submit). A
+			// verdict on a dead process's marker wakes the job to act on it.
+			wake := noteOnVerdict
+			if marked {
+				wake = noteQuiet
+			}
+			return never, false, e.noteCallbackTask(ctx, v, j, body, wake)
+		case held == nil:
+			// Another replica holds the job: it may be dead (its lease not
+			// run out yet) or still waiting for the answer. The task is noted
+			// on the marker, for whichever replica steps the job next; the
+			// vendor does not call back again once answered, and a search of
+			// its task list long after may no longer reach the task.
+			return never, false, e.noteCallbackTask(ctx, v, j, body, noteAlways)
 		}
-		j = rec
-	} else if m != nil && j.State == StateQueued && m.Vendor == v.Name() && len(j.Pending) == 0 && e.liveJob(j.ID) == nil {
-		// Another replica holds the job: it may be dead (its lease not
-		// run out yet) or still waiting for the answer. The task is noted
-		// on the marker, for whichever replica steps the job next; the
-		// vendor does not call back again once answered, and a search of
-		// its task list long after may no longer reach the task.
-		e.noteCallbackTask(ctx, v, j, body)
-		return never, false, false
 	}
 	if remote && j.Vendor == v.Name() && j.State.AtVendor() && len(j.Pending) > 0 {
 		// A repeated delivery (the first one's wake-up may have failed):
@@ -628,12 +644,13 @@ func (e *Engine) applyCallback(ctx context.Context, lj *liveJob, v CallbackVendo
 	return after, out.State == TaskDone || out.State == TaskFailed, st.stale
 }
 
-// ownSubmission reports that this process stored the job's marker or
-// has a step of it under way (the marker's work copy is the step's until it ends).
-func (lj *liveJob) ownSubmission() bool {
+// under reports whether a step of the job is under way, and whether this
+// process stored the job's submission marker (set by mark as it stores
+// one, before the step's own copy of the fields comes back).
+func (lj *liveJob) under() (stepping, marked bool) {
 	lj.mu.Lock()
 	defer lj.mu.Unlock()
-	return lj.stepping || lj.marked
+	return lj.stepping, lj.marked
 }
 
 // callbackTask records the task a callback names for a queued job whose
@@ -642,7 +659,7 @@ func (lj *liveJob) ownSubmission() bool {
 // marker's task, or the write failed or was stale.
 func (e *Engine) callbackTask(ctx context.Context, lj *liveJob, v CallbackVendor, j *Job, body []byte) (*Job, bool) {
 	m := j.Submitting
-	taskID, ok := markerTask(v, j, body)
+	taskID, ok, _ := markerTask(v, j, body)
 	if !ok {
 		return nil, false
 	}
@@ -659,51 +676,78 @@ func (e *Engine) callbackTask(ctx context.Context, lj *liveJob, v CallbackVendor
 }
 
 // markerTask is the task a callback proves for j's submission marker, if
-// it names one that can be the marker's.
-func markerTask(v CallbackVendor, j *Job, body []byte) (string, bool) {
+// it names one that can be the marker's, and whether the callback says the
+// task ended.
+func markerTask(v CallbackVendor, j *Job, body []byte) (string, bool, bool) {
 	m := j.Submitting
 	probe := j.Clone()
 	probe.Vendor, probe.TaskID = m.Vendor, m.TaskID
 	out, err := v.ParseCallback(probe, body)
 	if err != nil || out.TaskID == "" {
-		return "", false // only a callback that names a task proves it
+		return "", false, false // only a callback that names a task proves it
 	}
 	if out.TaskID != m.TaskID {
 		// A vendor that names its tasks itself (ShowAPI): the job's callback
 		// URL, secret token and all, went to this vendor only with this
 		// job's first submission, so a task calling back is that one.
 		if s, ok := v.(IdempotentSubmitter); m.Attempt != 1 || len(j.Tried) > 0 || ok && s.SubmitIdempotent() {
-			return "", false
+			return "", false, false
 		}
 	}
-	return out.TaskID, true
+	return out.TaskID, true, out.State == TaskDone || out.State == TaskFailed
 }
 
-// noteCallbackTask notes on the marker of a job another replica holds the
-// task a callback names (Submitting.CalledBack), changing nothing else: a
-// holder still waiting for its answer records the task itself and clears
-// the marker; a replica that steps the marker later records the noted task
-// without asking or submitting again (submit).
-func (e *Engine) noteCallbackTask(ctx context.Context, v CallbackVendor, j *Job, body []byte) {
-	taskID, ok := markerTask(v, j, body)
+// noteCallbackTask notes on j's marker the task a callback names
+// (Submitting.CalledBack), changing nothing else, for a job whose marker
+// another replica, or a step under way here, holds: a submission still
+// waiting for its answer records the task itself and clears the marker; a
+// step that would send the marker's submission again, or the next step,
+// records the noted task without asking or submitting (mark, submit).
+// stale: the stored marker is no longer the one read (recorded, or
+// replaced), so the callback must be applied afresh.
+func (e *Engine) noteCallbackTask(ctx context.Context, v CallbackVendor, j *Job, body []byte, wake noteWake) (stale bool) {
+	taskID, ok, ended := markerTask(v, j, body)
 	if !ok {
-		return
+		return false
 	}
 	want := *j.Submitting
 	_, err := e.store.UpdateJob(ctx, j.ID, func(j *Job, _ Counters) error {
+		stale = false
 		if m := j.Submitting; m != nil && j.State == StateQueued && m.Vendor == want.Vendor && m.TaskID == want.TaskID && m.At.Equal(want.At) {
 			m.CalledBack = taskID
+			return nil
 		}
-		return nil
+		stale = true
+		return errStale
 	})
+	if stale {
+		return true
+	}
 	if err != nil {
 		e.log.Warn("note a callback's task on the marker", slog.String("job_id", j.ID), slog.Any("err", err))
-		return
+		return false
 	}
-	e.log.Info("submission uncertain: the vendor's callback names the task; noted for the job's holder",
+	e.log.Info("submission uncertain: the vendor's callback names the task; noted on the marker",
 		slog.String("job_id", j.ID), slog.String("vendor", want.Vendor), slog.String("task_id", taskID))
-	e.wake(ctx, j.ID, e.cfg.Now())
+	if wake == noteAlways || wake == noteOnVerdict && ended {
+		e.wake(ctx, j.ID, e.cfg.Now())
+	}
+	return false
 }
+
+// noteWake is whether a task noted on a marker wakes its job.
+type noteWake int
+
+const (
+	// noteQuiet: this process's own submission is in flight, and records it.
+	noteQuiet noteWake = iota
+	// noteOnVerdict: a step here on a dead process's marker records it; the
+	// job is stepped again at once only to fetch a task that ended (the
+	// callback's outcome is not kept), not to poll one still running.
+	noteOnVerdict
+	// noteAlways: another replica holds the job, and is woken to record it.
+	noteAlways
+)
 
 // OpenInput serves a job's input image to a vendor that fetches it by URL.
 func (e *Engine) OpenInput(ctx context.Context, id, token string, i int) (io.ReadCloser, string, error) {

@@ -295,13 +295,8 @@ func (e *Engine) submit(ctx context.Context, lj *liveJob, j *Job) time.Duration 
 		taskID string
 		err    error
 	)
-	if m := j.Submitting; m != nil && m.CalledBack != "" {
-		if cv, ok := e.vendors[m.Vendor]; ok {
-			e.log.Info("submission uncertain: the vendor's callback named the task; recorded without submitting again",
-				slog.String("job_id", j.ID), slog.String("vendor", m.Vendor), slog.String("task_id", m.CalledBack))
-			e.countUncertain(m.Vendor, "callback")
-			return e.submitted(ctx, lj, j, cv, e.task(j, cv, m.TaskID), m.CalledBack, calls(cv.Timing(&j.Request).Billed))
-		}
+	if d, ok := e.calledBack(ctx, lj, j); ok {
+		return d
 	}
 	if j.Submitting != nil {
 		if d, wait := e.waitCallback(lj, j); wait {
@@ -341,8 +336,16 @@ func (e *Engine) submit(ctx context.Context, lj *liveJob, j *Job) time.Duration 
 		taskID = fmt.Sprintf("%s-%d", j.ID, j.Attempts+1)
 	}
 	task := e.task(j, v, taskID)
-	if !e.mark(ctx, j, name, task.ID) {
+	ok, noted := e.mark(ctx, j, name, task.ID)
+	if !ok {
 		return retry
+	}
+	if noted != nil {
+		// A callback named the task of the marker this step read while the
+		// step was under way: the write noticed it (sameStep, which lets
+		// marker notes pass, would not).
+		d, _ := e.calledBack(ctx, lj, j)
+		return d
 	}
 	lj.marked = true
 	sctx, cancel := context.WithTimeout(ctx, e.cfg.VendorTimeout)

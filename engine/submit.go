@@ -21,7 +21,8 @@ type Submitting struct {
 	// Account is the vendor account it was sent to (an AccountPool's).
 	Account string `json:"account,omitempty"`
 	// CalledBack is the task a vendor's callback named while another
-	// replica held the job (noteCallbackTask): the submission made it.
+	// replica held the job, or a step of it was under way here
+	// (noteCallbackTask): the submission made it.
 	CalledBack string `json:"called_back,omitempty"`
 }
 
@@ -52,18 +53,58 @@ func (e *Engine) task(j *Job, v Vendor, id string) Task {
 	return t
 }
 
-// mark stores the marker before vendor is called; false if the write failed.
-func (e *Engine) mark(ctx context.Context, j *Job, vendor, taskID string) bool {
+// mark stores the marker before vendor is called; ok false if the write
+// failed. A stored marker on which a callback noted its task meanwhile
+// (CalledBack: this step's search missed it, say) is kept instead, and
+// returned as noted: that task is recorded, nothing is sent again.
+func (e *Engine) mark(ctx context.Context, j *Job, vendor, taskID string) (ok bool, noted *Submitting) {
 	m := &Submitting{Vendor: vendor, TaskID: taskID, Attempt: j.Attempts + 1, At: e.cfg.Now(), Account: j.Account}
+	if live := e.liveJob(j.ID); live != nil {
+		// Before the store has it: a callback must take the marker for
+		// this process's own at once (applyCallback), though the step's
+		// copy of the fields comes back only when it ends. A failed write
+		// is undone then, by that copy.
+		live.mu.Lock()
+		live.marked = true
+		live.mu.Unlock()
+	}
 	updated := e.save(ctx, j.ID, func(j *Job, _ Counters) error {
+		noted = nil
+		if old := j.Submitting; old != nil && old.CalledBack != "" {
+			c := *old
+			noted = &c
+			return nil
+		}
 		j.Submitting = m
 		return nil
 	})
 	if updated == nil {
-		return false
+		return false, nil
+	}
+	if noted != nil {
+		j.Submitting = noted
+		return true, noted
 	}
 	j.Submitting = m
-	return true
+	return true, nil
+}
+
+// calledBack records the task a callback noted on j's marker
+// (Submitting.CalledBack), as submitted (billed one call, the submission
+// whose answer was lost), without asking the vendor or sending it again.
+func (e *Engine) calledBack(ctx context.Context, lj *liveJob, j *Job) (time.Duration, bool) {
+	m := j.Submitting
+	if m == nil || m.CalledBack == "" {
+		return 0, false
+	}
+	v, ok := e.vendors[m.Vendor]
+	if !ok {
+		return 0, false
+	}
+	e.log.Info("submission uncertain: the vendor's callback named the task; recorded without submitting again",
+		slog.String("job_id", j.ID), slog.String("vendor", m.Vendor), slog.String("task_id", m.CalledBack))
+	e.countUncertain(m.Vendor, "callback")
+	return e.submitted(ctx, lj, j, v, e.task(j, v, m.TaskID), m.CalledBack, calls(v.Timing(&j.Request).Billed)), true
 }
 
 // unmark clears the marker after a submission that certainly made no task.

@@ -615,3 +615,113 @@ func waitIdle(t *testing.T, h *harness, clock *testclock.Clock, id string) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// searchingCallback is finderCallback whose search waits for the test and
+// then misses (a task past the pages it reads), as ShowAPI's can.
+type searchingCallback struct {
+	finderCallback
+	searching chan struct{} // a search began
+	release   chan struct{} // lets it answer "no such task"
+}
+
+func (v searchingCallback) FindTask(ctx context.Context, j *engine.Job, t engine.Task) (string, bool, error) {
+	v.finds.Add(1)
+	v.searching <- struct{}{}
+	select {
+	case <-v.release:
+	case <-ctx.Done():
+		return "", false, ctx.Err()
+	}
+	return "", false, nil
+}
+
+// The vendor's callback for a dead process's submission that arrives while
+// the restarted process searches for the task (the search's gather, its
+// pages) is not lost: it is noted on the marker and acknowledged, and the
+// search's miss does not send the job again; the task it names is recorded.
+// Before: the callback was acknowledged and dropped ("this process's own
+// submission in flight"), and the job was sent again (crash suite, ShowAPI:
+// a second task at the vendor).
+func TestCallbackDuringLostAnswerSearch(t *testing.T) {
+	clock := testclock.New(time.Unix(1_700_000_000, 0))
+	v := searchingCallback{finderCallback: finderCallback{newFinder("sa")}, searching: make(chan struct{}, 1), release: make(chan struct{})}
+	v.timing = engine.Timing{First: time.Minute, Every: time.Minute, Max: time.Hour, Billed: true}
+	made := v.submit
+	var once atomic.Bool
+	v.submit = func(j *engine.Job, task engine.Task) (string, error) {
+		if once.CompareAndSwap(false, true) {
+			made(j, task)
+			return "", context.DeadlineExceeded // the process dies with the call
+		}
+		return made(j, task)
+	}
+	h := newHarness(t, engine.Config{Now: clock.Now, PublicURL: "http://bot.example", JobTimeout: 24 * time.Hour}, v)
+	var released sync.Once
+	letGo := func() { released.Do(func() { close(v.release) }) }
+	id := h.submit(t).ID
+	deadline := time.Now().Add(10 * time.Second)
+	for j := h.job(t, id); j.Submitting == nil || v.submits.Load() != 1; j = h.job(t, id) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no uncertain submission: %+v", j)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	h.engine.Stop(context.Background())
+	h.start(t, v)    // a new process: the marker is a dead one's
+	t.Cleanup(letGo) // before that engine stops (cleanups run last first)
+	waitIdle(t, h, clock, id)
+	j := h.job(t, id)
+	clock.Set(j.Submitting.At.Add(2*v.timing.First + v.timing.Max)) // no callback came in the wait
+	h.engine.WakeScheduler()
+	select {
+	case <-v.searching:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no search: %+v", h.job(t, id))
+	}
+	if _, _, err := h.engine.HandleCallback(context.Background(), "sa", id, j.CallbackToken, []byte("vt-"+j.Submitting.TaskID)); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.job(t, id); got.Submitting == nil || got.Submitting.CalledBack != "vt-"+id+"-1" {
+		t.Fatalf("the callback during the search was not noted on the marker: %+v", got.Submitting)
+	}
+	letGo() // the search misses
+	got := h.waitFinished(t, id)
+	if v.submits.Load() != 1 || v.made() != 1 || got.State != engine.StateDelivered || got.TaskID != "vt-"+id+"-1" || got.BilledCalls != 1+int(v.queries.Load()) {
+		t.Fatalf("%d submissions, %d tasks; job %s task %q billed %d (%d polls); want 1, 1, delivered, vt-%s-1, the submission and the polls",
+			v.submits.Load(), v.made(), got.State, got.TaskID, got.BilledCalls, v.queries.Load(), id)
+	}
+}
+
+// A callback for the task of this process's own submission that timed out
+// (the call gave up, the vendor made the task), arriving after that step,
+// records the task at once: no search, no wait of vendor_timeout, nothing
+// sent again. Before: it was taken for the submission in flight and dropped.
+func TestCallbackAfterOwnTimedOutSubmit(t *testing.T) {
+	clock := testclock.New(time.Unix(1_700_000_000, 0))
+	v := finderCallback{newFinder("sa")}
+	v.timing = engine.Timing{First: time.Minute, Every: time.Minute, Max: time.Hour, Billed: true}
+	made := v.submit
+	var once atomic.Bool
+	v.submit = func(j *engine.Job, task engine.Task) (string, error) {
+		if once.CompareAndSwap(false, true) {
+			made(j, task)
+			return "", context.DeadlineExceeded
+		}
+		return made(j, task)
+	}
+	h := newHarness(t, engine.Config{Now: clock.Now, PublicURL: "http://bot.example", JobTimeout: 24 * time.Hour}, v)
+	id := h.submit(t).ID
+	waitIdle(t, h, clock, id) // the timed-out step is over
+	j := h.job(t, id)
+	if j.Submitting == nil || v.submits.Load() != 1 {
+		t.Fatalf("no uncertain submission: %+v", j)
+	}
+	if _, _, err := h.engine.HandleCallback(context.Background(), "sa", id, j.CallbackToken, []byte("vt-"+j.Submitting.TaskID)); err != nil {
+		t.Fatal(err)
+	}
+	got := h.waitFinished(t, id) // on the stopped clock: no vendor_timeout passes
+	if v.submits.Load() != 1 || v.finds.Load() != 0 || got.State != engine.StateDelivered || got.TaskID != "vt-"+id+"-1" || got.BilledCalls != 1 {
+		t.Fatalf("%d submissions, %d searches; job %s task %q billed %d; want 1, 0, delivered, vt-%s-1, 1",
+			v.submits.Load(), v.finds.Load(), got.State, got.TaskID, got.BilledCalls, id)
+	}
+}

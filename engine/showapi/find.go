@@ -3,6 +3,7 @@ package showapi
 import (
 	"context"
 	"log/slog"
+	"math"
 	"strings"
 	"time"
 
@@ -45,10 +46,11 @@ const finalTTL = 30 * time.Minute
 // job's own URL, when set) are all j's, created no earlier than
 // j.Submitting.At less ClockSkew. The engine gives each job a random seed,
 // so two jobs' records differ. The latest tasks are read first (see
-// ListOrder), and the search ends at a page whose tasks are all older than
-// the submission, or after FindPages pages (more when searches share the
-// read: their tasks may stand before this one). A finished record found
-// answers the task's next poll without another call.
+// ListOrder), and the search ends once every page that can hold the task
+// by its time was read, or after FindPages pages (FindDeepPages once a
+// page read is wholly newer than the submission; more when searches share
+// the read: their tasks may stand before this one); see walk. A finished
+// record found answers the task's next poll without another call.
 func (v *Vendor) FindTask(ctx context.Context, j *engine.Job, t engine.Task) (string, bool, error) {
 	f := &finding{job: j.ID, want: v.createFields(&j.Request, t.CallbackURL), done: make(chan struct{})}
 	if j.Submitting != nil {
@@ -98,9 +100,9 @@ func (v *Vendor) runSweep(ctx context.Context, s *sweep) {
 	members := s.members
 	v.mu.Unlock()
 	err := ctx.Err()
-	read := 0
+	var pages []int
 	if err == nil {
-		read, err = v.walk(ctx, members)
+		pages, err = v.walk(ctx, members)
 	}
 	found := 0
 	for _, f := range members {
@@ -109,7 +111,7 @@ func (v *Vendor) runSweep(ctx context.Context, s *sweep) {
 		}
 	}
 	v.log.Info("showapi: searched the task list for tasks whose creation's answer was lost",
-		slog.Int("searches", len(members)), slog.Int("found", found), slog.Int("pages", read),
+		slog.Int("searches", len(members)), slog.Int("found", found), slog.Int("pages", len(pages)), slog.Any("read", pages),
 		slog.Duration("took", time.Since(start)), slog.Any("err", err))
 	for _, f := range members {
 		select {
@@ -121,88 +123,361 @@ func (v *Vendor) runSweep(ctx context.Context, s *sweep) {
 	}
 }
 
-// walk reads the pages the searches need and settles each one; read is
-// how many pages it read.
-func (v *Vendor) walk(ctx context.Context, members []*finding) (read int, err error) {
+// walk reads the pages the searches need and settles each one; pages
+// lists the pages it read, in order.
+//
+// Where to read: the list runs by creation time, so each task has a rank
+// (counted from the oldest, which tasks made meanwhile do not move, unlike
+// a page number) and a search wants the ranks whose times can be its
+// submission's: not those on a page all older than the submission less
+// date_skew, nor those on a page all newer than it plus date_skew and the
+// Date header's second. The next page read holds the wanted rank nearest to
+// where the submission's time lies, estimated from the times read
+// (interpolated, or extrapolated at the rate the tasks were made), among
+// the ranks next to those read, as the pages run; but while every page read
+// is wholly older or newer (with find_jump), it may be any page between
+// them: a list where more than find_pages pages of tasks were made after
+// the submission is not read page by page to it, at a billed call a page,
+// but entered where the task should be.
+func (v *Vendor) walk(ctx context.Context, members []*finding) (pages []int, err error) {
 	open := len(members)
-	// look judges page p for every search still open; ends, that a page
-	// all older than a search's since ends it (false for page 1 of a
-	// list oldest first, whose latest tasks are on the last page).
-	look := func(p *TaskPage, page int, ends bool) {
+	settled := func(f *finding) bool {
+		select {
+		case <-f.done:
+			return true
+		default:
+			return false
+		}
+	}
+	// look judges page p for every search still open.
+	look := func(p *TaskPage, page int) {
 		v.keepFinal(p)
 		for _, f := range members {
-			select {
-			case <-f.done:
+			if settled(f) {
 				continue
-			default:
 			}
 			since := f.since
 			if at, ok := p.clock.vendorTime(f.at); ok && !f.at.IsZero() {
 				since = at.Add(-v.cfg.DateSkew) // the submission by the vendor's clock
 			}
-			older := len(p.Tasks) > 0
 			for i := range p.Tasks {
 				rec := &p.Tasks[i]
 				if at, ok := rec.Created(); ok && !since.IsZero() && at.Before(since) {
 					continue
 				}
-				older = false
 				if id := strings.TrimSpace(string(rec.TaskID)); id != "" && matches(rec, f.want) {
 					v.log.Info("showapi: found a task whose creation's answer was lost", slog.String("job_id", f.job), slog.String("task_id", id), slog.Int("page", page))
 					f.id = id
+					close(f.done)
+					open--
 					break
 				}
-			}
-			if f.id != "" || older && ends {
-				close(f.done) // found, or every page further on is older still
-				open--
 			}
 		}
 	}
 	first, err := v.TaskList(ctx, 1)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
+	pages = append(pages, 1)
 	order := v.cfg.ListOrder
 	if order == "auto" {
 		order = listOrder(first)
 	}
-	look(first, 1, order == "newest")
-	if open == 0 {
-		return 1, nil
-	}
-	all, known := first.AllPages.Int()
-	if n, ok := first.AllNum.Int(); !known && ok {
-		per, ok := first.MaxResult.Int()
-		if !ok || per < 1 {
-			per = perPage // the document's page size
-		}
-		all, known = (n+per-1)/per, true
-	}
-	next, step := 2, 1
-	switch {
-	case order == "oldest" && known && all > 1:
-		next, step = int(all), -1 // page 1 was the oldest: the latest are on the last
-	case order == "oldest" && known:
-		return 1, nil // one page, read
-	case len(first.Tasks) == 0:
-		return 1, nil // newest first: nothing later than page 1's
-	}
+	l := newListView(order == "newest", first, *v.cfg.FindJump)
+	l.add(first, 1)
+	look(first, 1)
 	// Each search's task may stand behind the others' tasks, made as close in time.
-	pages := v.cfg.FindPages + (len(members)-1+perPage-1)/perPage
-	for read = 1; read < pages && open > 0 && next > 1 && (!known || int64(next) <= all); {
-		p, err := v.TaskList(ctx, next)
+	extra := (len(members) - 1 + perPage - 1) / perPage
+	for open > 0 {
+		// The search whose task is likely the latest first: the pages it
+		// wants are on the way to the others'. A page read wholly newer
+		// than a search's submission shows its task lies deeper than the
+		// tasks made since: find_deep_pages may be read for it.
+		var f *finding
+		budget := v.cfg.FindPages
+		for _, m := range members {
+			if settled(m) {
+				continue
+			}
+			if f == nil || !f.at.IsZero() && (m.at.IsZero() || m.at.After(f.at)) {
+				f = m
+			}
+			if l.deeper(v.window(m, l.clock)) {
+				budget = max(budget, v.cfg.FindDeepPages)
+			}
+		}
+		if len(pages) >= budget+extra {
+			break
+		}
+		page, ok := l.next(v.window(f, l.clock))
+		if !ok {
+			close(f.done) // every page that can hold its task was read
+			open--
+			continue
+		}
+		p, err := v.TaskList(ctx, page)
 		if err != nil {
-			return read, err
+			return pages, err
 		}
-		read++
-		look(p, next, true)
-		if len(p.Tasks) == 0 {
-			break // every page further on is older still
-		}
-		next += step
+		pages = append(pages, page)
+		l.add(p, page)
+		look(p, page)
 	}
-	return read, nil
+	return pages, nil
+}
+
+// window is where search f's task can be in the list's times: from lo to
+// hi, most likely at at; known false for a search with no submission time.
+type window struct {
+	at, lo, hi time.Time
+	known      bool
+}
+
+// window is f's window by the vendor's clock as a page's Date header told
+// it, else by the bot's, within clock_skew.
+func (v *Vendor) window(f *finding, clock vendorClock) window {
+	if f.at.IsZero() {
+		return window{}
+	}
+	if at, ok := clock.vendorTime(f.at); ok {
+		// Date is cut to the second: the vendor's clock may be that much later.
+		return window{at: at, lo: at.Add(-v.cfg.DateSkew), hi: at.Add(time.Second + v.cfg.DateSkew), known: true}
+	}
+	return window{at: f.at, lo: f.since, hi: f.at.Add(v.cfg.ClockSkew), known: true}
+}
+
+// listView is what a sweep read of the list: each task's creation time
+// by its rank, and the ranks each page held.
+type listView struct {
+	newestFirst bool
+	jump        bool
+	per         int
+	total       int // allNum at the latest read; -1: not said
+	// floor and ceil bound the ranks that exist: [floor, ceil).
+	floor, ceil int
+	ranks       map[int]time.Time // judged ranks; zero time: undated
+	spans       []span
+	clock       vendorClock // the latest Date header
+}
+
+// span is one page read: ranks [from, to), created oldest to newest; dated
+// false if a task's time could not be read.
+type span struct {
+	from, to       int
+	oldest, newest time.Time
+	dated          bool
+}
+
+// unsaid stands for the list's length when no page says it: ranks are then
+// counted from it down, as if it were (newest first).
+const unsaid = 1 << 40
+
+func newListView(newestFirst bool, first *TaskPage, jump bool) *listView {
+	per := perPage // the document's page size
+	if n, ok := first.MaxResult.Int(); ok && n >= 1 {
+		per = int(n)
+	}
+	return &listView{newestFirst: newestFirst, jump: jump, per: per, total: -1, ceil: unsaid, ranks: map[int]time.Time{}}
+}
+
+// base is the length the ranks of a newest-first list are counted from.
+func (l *listView) base() int {
+	if l.total >= 0 {
+		return l.total
+	}
+	return unsaid
+}
+
+// add records page p, read as page number page.
+func (l *listView) add(p *TaskPage, page int) {
+	if n, ok := p.AllNum.Int(); ok && n >= 0 {
+		l.total = int(n)
+		l.floor, l.ceil = 0, int(n)
+	}
+	if !p.clock.date.IsZero() {
+		l.clock = p.clock
+	}
+	start := (page - 1) * l.per // the position of its first task
+	rank := func(pos int) int {
+		if l.newestFirst {
+			return l.base() - 1 - pos
+		}
+		return pos
+	}
+	if len(p.Tasks) < l.per && l.total < 0 {
+		// The end of the list: no task further on.
+		if l.newestFirst {
+			l.floor = max(l.floor, rank(start+len(p.Tasks)-1))
+		} else {
+			l.ceil = min(l.ceil, start+len(p.Tasks))
+		}
+	}
+	if len(p.Tasks) == 0 {
+		return
+	}
+	s := span{from: rank(start), to: rank(start) + 1, dated: true}
+	for i := range p.Tasks {
+		r := rank(start + i)
+		s.from, s.to = min(s.from, r), max(s.to, r+1)
+		at, ok := p.Tasks[i].Created()
+		if !ok {
+			s.dated = false
+			l.ranks[r] = time.Time{}
+			continue
+		}
+		l.ranks[r] = at
+		if s.oldest.IsZero() || at.Before(s.oldest) {
+			s.oldest = at
+		}
+		if at.After(s.newest) {
+			s.newest = at
+		}
+	}
+	l.spans = append(l.spans, s)
+}
+
+// deeper reports whether a page read is wholly newer than window w.
+func (l *listView) deeper(w window) bool {
+	for _, s := range l.spans {
+		if w.known && s.dated && s.oldest.After(w.hi) {
+			return true
+		}
+	}
+	return false
+}
+
+// page is the page that holds rank r now, as far as the list's length is known.
+func (l *listView) page(r int) int {
+	pos := r
+	if l.newestFirst {
+		pos = l.base() - 1 - r
+	}
+	return max(pos, 0)/l.per + 1
+}
+
+// next is the page to read for a search in window w; ok false when no
+// rank its task can hold is left unread.
+func (l *listView) next(w window) (int, bool) {
+	lo, hi := l.floor, l.ceil // the ranks wanted: [lo, hi)
+	if w.known {
+		for _, s := range l.spans {
+			if !s.dated {
+				continue
+			}
+			if s.newest.Before(w.lo) {
+				lo = max(lo, s.to) // it and every older page: before the submission
+			}
+			if s.oldest.After(w.hi) {
+				hi = min(hi, s.from) // it and every newer page: after it
+			}
+		}
+	}
+	inside := 0
+	for r := range l.ranks {
+		if r >= lo && r < hi {
+			inside++
+		}
+	}
+	if hi-lo <= inside {
+		return 0, false
+	}
+	if !w.known {
+		// No time to go by: the newest rank not read, the pages in order.
+		r := hi - 1
+		for _, read := l.ranks[r]; read && r > lo; _, read = l.ranks[r] {
+			r--
+		}
+		return l.page(r), true
+	}
+	want := float64(hi - 1)
+	if x, ok := l.estimate(w.at); ok {
+		want = x
+	}
+	if inside == 0 {
+		// Every page read lies wholly outside: any rank between may be read,
+		// where the submission's time lies; else the newest, in order.
+		if !l.jump {
+			return l.page(hi - 1), true
+		}
+		return l.page(min(max(int(math.Round(want)), lo), hi-1)), true
+	}
+	// Next to the ranks read, on the side where the submission lies.
+	best, found := 0, false
+	for r := range l.ranks {
+		for _, c := range []int{r - 1, r + 1} {
+			if c < lo || c >= hi {
+				continue
+			}
+			if _, read := l.ranks[c]; read {
+				continue
+			}
+			d, bd := math.Abs(float64(c)-want), math.Abs(float64(best)-want)
+			if !found || d < bd || d == bd && c > best {
+				best, found = c, true
+			}
+		}
+	}
+	if !found {
+		best = hi - 1 // nothing read next to the wanted ranks: from their newest
+	}
+	return l.page(best), true
+}
+
+// estimate is the rank at which a task made at t would stand, from the
+// creation times read: between the nearest read on either side, else
+// beyond the nearest at the rate the tasks read were made.
+func (l *listView) estimate(t time.Time) (float64, bool) {
+	type point struct {
+		r  int
+		at time.Time
+	}
+	var newer, newest, older, oldest *point // newer: the earliest at or after t; older: the latest before
+	for r, at := range l.ranks {
+		if at.IsZero() {
+			continue
+		}
+		p := &point{r, at}
+		if !at.Before(t) {
+			if newer == nil || at.Before(newer.at) || at.Equal(newer.at) && r < newer.r {
+				newer = p
+			}
+			if newest == nil || at.After(newest.at) || at.Equal(newest.at) && r > newest.r {
+				newest = p
+			}
+			continue
+		}
+		if older == nil || at.After(older.at) || at.Equal(older.at) && r > older.r {
+			older = p
+		}
+		if oldest == nil || at.Before(oldest.at) || at.Equal(oldest.at) && r < oldest.r {
+			oldest = p
+		}
+	}
+	switch {
+	case newer != nil && newest.r > newer.r && newest.at.After(newer.at):
+		// Back from the nearest later task at the rate of those read since:
+		// the tasks just before the submission may be far older (an idle
+		// account), and interpolating towards them would aim too deep.
+		rate := float64(newest.r-newer.r) / float64(newest.at.Sub(newer.at))
+		x := float64(newer.r) - rate*float64(newer.at.Sub(t))
+		if older != nil {
+			x = max(x, float64(older.r))
+		}
+		return x, true
+	case newer != nil && older != nil:
+		f := float64(t.Sub(older.at)) / float64(newer.at.Sub(older.at))
+		return float64(older.r) + f*float64(newer.r-older.r), true
+	case newer != nil:
+		return float64(newer.r) - 1, true
+	case older != nil:
+		if older.r > oldest.r && older.at.After(oldest.at) {
+			rate := float64(older.r-oldest.r) / float64(older.at.Sub(oldest.at))
+			return float64(older.r) + rate*float64(t.Sub(older.at)), true
+		}
+		return float64(older.r) + 1, true
+	}
+	return 0, false
 }
 
 // keepFinal keeps the finished and failed records of page p, for finalTTL,

@@ -82,6 +82,19 @@ type Config struct {
 	// FindPages bounds the pages of /yourtasklist (five tasks each, every
 	// page billed) read to find a task whose creation's answer was lost.
 	FindPages int `yaml:"find_pages"` // default 4
+	// FindDeepPages bounds them instead once a page read is wholly newer
+	// than the submission (every ct past it, by the Date header's clock,
+	// by more than date_skew and the header's second): the task, if made,
+	// lies behind the tasks made since, and a second task costs a billed
+	// call too. Default 8; below find_pages: find_pages.
+	FindDeepPages int `yaml:"find_deep_pages"`
+	// FindJump lets a search whose pages read so far are each wholly newer
+	// or older than the submission go to the page where the submission's
+	// time should lie, estimated from the times read, rather than to the
+	// next: tasks made since that fill more pages than it may read do not
+	// hide the one it looks for. Default true; false: pages in order from
+	// the latest. [I]: the document does not say the list runs by ct.
+	FindJump *bool `yaml:"find_jump"`
 	// FindGather is how long a search waits for others to start before
 	// it reads the first page: searches under way together (the jobs a
 	// crashed process left uncertain, after a restart) share one read of
@@ -172,6 +185,10 @@ func (c Config) withDefaults() Config {
 		t := true
 		c.Callbacks = &t
 	}
+	if c.FindJump == nil {
+		t := true
+		c.FindJump = &t
+	}
 	def := func(v *int, d int) {
 		if *v == 0 {
 			*v = d
@@ -182,6 +199,7 @@ func (c Config) withDefaults() Config {
 	def(&c.SideMultiple, 8)
 	def(&c.MaxBatch, 4)
 	def(&c.FindPages, 4)
+	def(&c.FindDeepPages, 8)
 	def(&c.ListPollMin, 3)
 	dur := func(v *time.Duration, d time.Duration) {
 		if *v == 0 {
@@ -233,7 +251,7 @@ func (c Config) Validate(bad func(key, format string, args ...any)) {
 	if e := c.CreateEncoding; e != "" && e != "form" && e != "json" {
 		bad("create_encoding", "must be form or json, not %q", e)
 	}
-	for key, v := range map[string]int{"min_side": c.MinSide, "max_side": c.MaxSide, "side_multiple": c.SideMultiple, "max_batch": c.MaxBatch, "find_pages": c.FindPages, "unread_fee": c.UnreadFee} {
+	for key, v := range map[string]int{"min_side": c.MinSide, "max_side": c.MaxSide, "side_multiple": c.SideMultiple, "max_batch": c.MaxBatch, "find_pages": c.FindPages, "find_deep_pages": c.FindDeepPages, "unread_fee": c.UnreadFee} {
 		if v < 0 {
 			bad(key, "must not be negative")
 		}

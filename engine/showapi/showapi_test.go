@@ -1026,3 +1026,109 @@ func TestFindTaskStopsAtOlderPage(t *testing.T) {
 		t.Errorf("%d list pages read, want 2 (the second all older than the submission)", n)
 	}
 }
+
+// A lost creation behind more tasks than find_pages pages hold is found
+// when the pages' times (by the Date header's clock) show a page read
+// wholly newer than the submission: the search goes to the page where the
+// submission's time lies, estimated from the times read, within
+// find_deep_pages, found or not. Before: pages 1 to 4 in order, all newer,
+// and the job was sent again (crash suite, ShowAPI: five restarts made
+// 20-odd tasks while a lost creation waited).
+func TestFindTaskDeep(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		lost   int  // lost creations at the submission's time
+		never  bool // the creation never reached the vendor
+		bursts bool // the later tasks come seven at a time, two seconds apart
+		nojump bool // find_jump: false
+		oldest bool // the list starts with the oldest tasks
+		pages  int  // at most
+	}{
+		{name: "Even", lost: 1, pages: 2},
+		{name: "Bursts", lost: 1, bursts: true, pages: 5},
+		{name: "Shared", lost: 6, pages: 3},
+		{name: "NeverMade", never: true, pages: 8},             // find_deep_pages
+		{name: "NoJump", lost: 1, nojump: true, pages: 8},      // pages 1-8 in order: the task is on page 9
+		{name: "OldestFirst", lost: 1, oldest: true, pages: 4}, // page 1 tells the order
+		{name: "OldestFirstNoJump", lost: 1, oldest: true, nojump: true, pages: 8},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := showapi.Config{}
+			if tc.nojump {
+				no := false
+				cfg.FindJump = &no
+			}
+			if tc.lost > 1 {
+				cfg.FindGather = 200 * time.Millisecond
+			}
+			fake, v, clk := setup(t, showapitest.Options{NoSeedTask: true, ListOldestFirst: tc.oldest}, cfg)
+			ctx := context.Background()
+			for i := range 20 { // an hour before: older than any submission looked for
+				other := drawJob("an old fox")
+				other.Request.Seed = int64(100 + i)
+				submit(t, v, other, "")
+				clk.Add(time.Second)
+			}
+			clk.Add(time.Hour)
+			var jobs []*engine.Job
+			var ids []string
+			for i := range max(tc.lost, 1) {
+				j := drawJob("a lost fox")
+				j.ID = fmt.Sprintf("J%d", i)
+				j.Request.Seed = int64(1000 + i)
+				j.Submitting = &engine.Submitting{Vendor: showapi.Name, TaskID: j.ID + "-1", Attempt: 1, At: clk.Now()}
+				jobs = append(jobs, j)
+				if tc.never {
+					continue
+				}
+				id, err := v.Submit(ctx, j, engine.Task{ID: j.ID + "-1"}) // its answer is "lost"
+				if err != nil {
+					t.Fatal(err)
+				}
+				ids = append(ids, id)
+			}
+			for i := range 42 {
+				if !tc.bursts {
+					clk.Add(200 * time.Millisecond)
+				} else if i%7 == 0 {
+					clk.Add(2 * time.Second)
+				}
+				other := drawJob("a later fox")
+				other.Request.Seed = int64(i)
+				submit(t, v, other, "")
+			}
+			clk.Add(time.Second)
+			before := fake.Calls("/yourtasklist")
+			var wg sync.WaitGroup
+			got := make([]string, len(jobs))
+			found := make([]bool, len(jobs))
+			errs := make([]error, len(jobs))
+			for i, j := range jobs {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					got[i], found[i], errs[i] = v.FindTask(ctx, j, engine.Task{ID: j.ID + "-1"})
+				}()
+			}
+			wg.Wait()
+			n := fake.Calls("/yourtasklist") - before
+			for i := range jobs {
+				switch {
+				case errs[i] != nil:
+					t.Fatalf("job %d: %v", i, errs[i])
+				case tc.never && found[i]:
+					t.Fatalf("job %d: found %q, never made", i, got[i])
+				case tc.never:
+				case tc.nojump && found[i]:
+					t.Fatalf("job %d: found %q in %d pages read in order: it is on page 9", i, got[i], n)
+				case !tc.nojump && (!found[i] || got[i] != ids[i]):
+					t.Fatalf("job %d: found %v %q, want %q (%d pages read)", i, found[i], got[i], ids[i], n)
+				}
+			}
+			if n > tc.pages {
+				t.Errorf("%d pages read, want at most %d", n, tc.pages)
+			}
+			t.Logf("%d pages read", n)
+		})
+	}
+}
