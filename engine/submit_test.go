@@ -54,6 +54,22 @@ func newFinder(name string) *finderVendor {
 	return v
 }
 
+// loseFirstSubmit makes the first call of *submit fail with err, as a call
+// whose answer is lost: the vendor made its task first when arrived.
+func loseFirstSubmit(submit *func(*engine.Job, engine.Task) (string, error), arrived bool, err error) {
+	made := *submit
+	var once atomic.Bool
+	*submit = func(j *engine.Job, task engine.Task) (string, error) {
+		if once.CompareAndSwap(false, true) {
+			if arrived {
+				made(j, task)
+			}
+			return "", err
+		}
+		return made(j, task)
+	}
+}
+
 func (v *finderVendor) FindTask(ctx context.Context, j *engine.Job, t engine.Task) (string, bool, error) {
 	v.finds.Add(1)
 	v.mu.Lock()
@@ -199,17 +215,7 @@ func (v pagedFinder) FindTask(ctx context.Context, j *engine.Job, t engine.Task)
 func TestSearchBilled(t *testing.T) {
 	for _, lost := range []bool{true, false} {
 		v := pagedFinder{newFinder("finder")}
-		made := v.submit
-		var once atomic.Bool
-		v.submit = func(j *engine.Job, task engine.Task) (string, error) {
-			if once.CompareAndSwap(false, true) {
-				if lost { // made, and the answer lost
-					made(j, task)
-				}
-				return "", errors.New("connection reset by peer")
-			}
-			return made(j, task)
-		}
+		loseFirstSubmit(&v.submit, lost, errors.New("connection reset by peer"))
 		h := newHarness(t, engine.Config{}, v)
 		j := h.submit(t)
 		h.notify.wait(t)
@@ -248,17 +254,7 @@ func newIdempotent(name string) *idempotentVendor {
 func TestLostAnswerSentAgainSameID(t *testing.T) {
 	for _, arrived := range []bool{true, false} {
 		v := newIdempotent("sameid")
-		made := v.submit
-		var once atomic.Bool
-		v.submit = func(j *engine.Job, task engine.Task) (string, error) {
-			if once.CompareAndSwap(false, true) {
-				if arrived {
-					made(j, task)
-				}
-				return "", context.DeadlineExceeded // the answer, or the call, is lost
-			}
-			return made(j, task)
-		}
+		loseFirstSubmit(&v.submit, arrived, context.DeadlineExceeded) // the answer, or the call, is lost
 		h := newHarness(t, engine.Config{}, v)
 		j := h.submit(t)
 		h.notify.wait(t)
@@ -285,17 +281,7 @@ func (v askingVendor) LookupFirst(*engine.Job) bool { return true }
 func TestLostAnswerAskedFirst(t *testing.T) {
 	for _, arrived := range []bool{true, false} {
 		v := askingVendor{newIdempotent("asking")}
-		made := v.submit
-		var once atomic.Bool
-		v.submit = func(j *engine.Job, task engine.Task) (string, error) {
-			if once.CompareAndSwap(false, true) {
-				if arrived {
-					made(j, task)
-				}
-				return "", context.DeadlineExceeded // the process dies with the call
-			}
-			return made(j, task)
-		}
+		loseFirstSubmit(&v.submit, arrived, context.DeadlineExceeded) // the process dies with the call
 		h := newHarness(t, engine.Config{}, v)
 		id := h.submit(t).ID
 		deadline := time.Now().Add(10 * time.Second)
@@ -329,15 +315,7 @@ func TestLostAnswerAskedWhenDue(t *testing.T) {
 	clock := testclock.New(time.Unix(1_700_000_000, 0))
 	v := askingVendor{newIdempotent("asking")}
 	v.timing = engine.Timing{First: time.Minute, Every: time.Minute, Max: time.Hour, Billed: true}
-	made := v.submit
-	var once atomic.Bool
-	v.submit = func(j *engine.Job, task engine.Task) (string, error) {
-		if once.CompareAndSwap(false, true) {
-			made(j, task)
-			return "", context.DeadlineExceeded // the process dies with the call
-		}
-		return made(j, task)
-	}
+	loseFirstSubmit(&v.submit, true, context.DeadlineExceeded) // the process dies with the call
 	h := newHarness(t, engine.Config{Now: clock.Now, JobTimeout: 24 * time.Hour}, v)
 	id := h.submit(t).ID
 	deadline := time.Now().Add(10 * time.Second)
@@ -440,17 +418,7 @@ func TestLostAnswerCallbackRecordsTask(t *testing.T) {
 		clock := testclock.New(time.Unix(1_700_000_000, 0))
 		v := idempotentCallback{newIdempotent("zq")}
 		v.timing = engine.Timing{First: time.Minute, Every: time.Minute, Max: time.Hour, Billed: true}
-		made := v.submit
-		var once atomic.Bool
-		v.submit = func(j *engine.Job, task engine.Task) (string, error) {
-			if once.CompareAndSwap(false, true) {
-				if arrived {
-					made(j, task)
-				}
-				return "", context.DeadlineExceeded // the process dies with the call
-			}
-			return made(j, task)
-		}
+		loseFirstSubmit(&v.submit, arrived, context.DeadlineExceeded) // the process dies with the call
 		h := newHarness(t, engine.Config{Now: clock.Now, PublicURL: "http://bot.example", JobTimeout: 24 * time.Hour}, v)
 		id := h.submit(t).ID
 		deadline := time.Now().Add(10 * time.Second)
@@ -526,15 +494,7 @@ func TestLostAnswerCallbackNamesVendorTask(t *testing.T) {
 	clock := testclock.New(time.Unix(1_700_000_000, 0))
 	v := finderCallback{newFinder("sa")}
 	v.timing = engine.Timing{First: time.Minute, Every: time.Minute, Max: time.Hour, Billed: true}
-	made := v.submit
-	var once atomic.Bool
-	v.submit = func(j *engine.Job, task engine.Task) (string, error) {
-		if once.CompareAndSwap(false, true) {
-			made(j, task)
-			return "", context.DeadlineExceeded
-		}
-		return made(j, task)
-	}
+	loseFirstSubmit(&v.submit, true, context.DeadlineExceeded)
 	h := newHarness(t, engine.Config{Now: clock.Now, PublicURL: "http://bot.example", JobTimeout: 24 * time.Hour}, v)
 	id := h.submit(t).ID
 	deadline := time.Now().Add(10 * time.Second)
@@ -646,15 +606,7 @@ func TestCallbackDuringLostAnswerSearch(t *testing.T) {
 	clock := testclock.New(time.Unix(1_700_000_000, 0))
 	v := searchingCallback{finderCallback: finderCallback{newFinder("sa")}, searching: make(chan struct{}, 1), release: make(chan struct{})}
 	v.timing = engine.Timing{First: time.Minute, Every: time.Minute, Max: time.Hour, Billed: true}
-	made := v.submit
-	var once atomic.Bool
-	v.submit = func(j *engine.Job, task engine.Task) (string, error) {
-		if once.CompareAndSwap(false, true) {
-			made(j, task)
-			return "", context.DeadlineExceeded // the process dies with the call
-		}
-		return made(j, task)
-	}
+	loseFirstSubmit(&v.submit, true, context.DeadlineExceeded) // the process dies with the call
 	h := newHarness(t, engine.Config{Now: clock.Now, PublicURL: "http://bot.example", JobTimeout: 24 * time.Hour}, v)
 	var released sync.Once
 	letGo := func() { released.Do(func() { close(v.release) }) }
@@ -700,15 +652,7 @@ func TestCallbackAfterOwnTimedOutSubmit(t *testing.T) {
 	clock := testclock.New(time.Unix(1_700_000_000, 0))
 	v := finderCallback{newFinder("sa")}
 	v.timing = engine.Timing{First: time.Minute, Every: time.Minute, Max: time.Hour, Billed: true}
-	made := v.submit
-	var once atomic.Bool
-	v.submit = func(j *engine.Job, task engine.Task) (string, error) {
-		if once.CompareAndSwap(false, true) {
-			made(j, task)
-			return "", context.DeadlineExceeded
-		}
-		return made(j, task)
-	}
+	loseFirstSubmit(&v.submit, true, context.DeadlineExceeded)
 	h := newHarness(t, engine.Config{Now: clock.Now, PublicURL: "http://bot.example", JobTimeout: 24 * time.Hour}, v)
 	id := h.submit(t).ID
 	waitIdle(t, h, clock, id) // the timed-out step is over
