@@ -70,6 +70,19 @@ func loseFirstSubmit(submit *func(*engine.Job, engine.Task) (string, error), arr
 	}
 }
 
+// waitUncertain waits until job id's first submission, its answer lost,
+// has left the job's marker (submits counts the vendor's calls).
+func waitUncertain(t *testing.T, h *harness, id string, submits *atomic.Int32) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for j := h.job(t, id); j.Submitting == nil || submits.Load() != 1; j = h.job(t, id) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no uncertain submission (%d calls): %+v", submits.Load(), j)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 func (v *finderVendor) FindTask(ctx context.Context, j *engine.Job, t engine.Task) (string, bool, error) {
 	v.finds.Add(1)
 	v.mu.Lock()
@@ -284,13 +297,7 @@ func TestLostAnswerAskedFirst(t *testing.T) {
 		loseFirstSubmit(&v.submit, arrived, context.DeadlineExceeded) // the process dies with the call
 		h := newHarness(t, engine.Config{}, v)
 		id := h.submit(t).ID
-		deadline := time.Now().Add(10 * time.Second)
-		for j := h.job(t, id); j.Submitting == nil || v.submits.Load() != 1; j = h.job(t, id) {
-			if time.Now().After(deadline) {
-				t.Fatalf("arrived %v: no uncertain submission: %+v", arrived, j)
-			}
-			time.Sleep(time.Millisecond)
-		}
+		waitUncertain(t, h, id, &v.submits)
 		h.engine.Stop(context.Background())
 		h.start(t, v)
 		got := h.waitFinished(t, id)
@@ -318,13 +325,7 @@ func TestLostAnswerAskedWhenDue(t *testing.T) {
 	loseFirstSubmit(&v.submit, true, context.DeadlineExceeded) // the process dies with the call
 	h := newHarness(t, engine.Config{Now: clock.Now, JobTimeout: 24 * time.Hour}, v)
 	id := h.submit(t).ID
-	deadline := time.Now().Add(10 * time.Second)
-	for j := h.job(t, id); j.Submitting == nil || v.submits.Load() != 1; j = h.job(t, id) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no uncertain submission: %+v", j)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitUncertain(t, h, id, &v.submits)
 	h.engine.Stop(context.Background())
 	clock.Set(clock.Now().Add(10 * time.Second))
 	h.start(t, v)
@@ -334,7 +335,7 @@ func TestLostAnswerAskedWhenDue(t *testing.T) {
 	}
 	clock.Set(h.job(t, id).Submitting.At.Add(v.timing.First))
 	h.engine.WakeScheduler()
-	deadline = time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for j := h.job(t, id); j.State != engine.StateSubmitted; j = h.job(t, id) {
 		if time.Now().After(deadline) {
 			t.Fatalf("not asked once due: %+v", j)
@@ -421,13 +422,7 @@ func TestLostAnswerCallbackRecordsTask(t *testing.T) {
 		loseFirstSubmit(&v.submit, arrived, context.DeadlineExceeded) // the process dies with the call
 		h := newHarness(t, engine.Config{Now: clock.Now, PublicURL: "http://bot.example", JobTimeout: 24 * time.Hour}, v)
 		id := h.submit(t).ID
-		deadline := time.Now().Add(10 * time.Second)
-		for j := h.job(t, id); j.Submitting == nil || v.submits.Load() != 1; j = h.job(t, id) {
-			if time.Now().After(deadline) {
-				t.Fatalf("arrived %v: no uncertain submission: %+v", arrived, j)
-			}
-			time.Sleep(time.Millisecond)
-		}
+		waitUncertain(t, h, id, &v.submits)
 		h.engine.Stop(context.Background())
 		clock.Set(clock.Now().Add(10 * time.Second))
 		h.start(t, v)
@@ -443,7 +438,7 @@ func TestLostAnswerCallbackRecordsTask(t *testing.T) {
 		} else {
 			clock.Set(j.Submitting.At.Add(2*v.timing.First + v.timing.Max))
 			h.engine.WakeScheduler()
-			deadline = time.Now().Add(10 * time.Second)
+			deadline := time.Now().Add(10 * time.Second)
 			for j = h.job(t, id); j.State != engine.StateSubmitted; j = h.job(t, id) {
 				if time.Now().After(deadline) {
 					t.Fatalf("not sent again after the task's time: %+v", j)
@@ -454,7 +449,7 @@ func TestLostAnswerCallbackRecordsTask(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		deadline = time.Now().Add(10 * time.Second)
+		deadline := time.Now().Add(10 * time.Second)
 		for j := h.job(t, id); !j.Finished(); j = h.job(t, id) {
 			if time.Now().After(deadline) {
 				t.Fatalf("arrived %v: not finished: %+v (%d submissions)", arrived, j, v.submits.Load())
@@ -497,13 +492,7 @@ func TestLostAnswerCallbackNamesVendorTask(t *testing.T) {
 	loseFirstSubmit(&v.submit, true, context.DeadlineExceeded)
 	h := newHarness(t, engine.Config{Now: clock.Now, PublicURL: "http://bot.example", JobTimeout: 24 * time.Hour}, v)
 	id := h.submit(t).ID
-	deadline := time.Now().Add(10 * time.Second)
-	for j := h.job(t, id); j.Submitting == nil || v.submits.Load() != 1; j = h.job(t, id) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no uncertain submission: %+v", j)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitUncertain(t, h, id, &v.submits)
 	h.engine.Stop(context.Background())
 	clock.Set(clock.Now().Add(10 * time.Second))
 	h.start(t, v)
@@ -512,7 +501,7 @@ func TestLostAnswerCallbackNamesVendorTask(t *testing.T) {
 	if _, _, err := h.engine.HandleCallback(context.Background(), "sa", id, j.CallbackToken, []byte("vt-"+j.Submitting.TaskID)); err != nil {
 		t.Fatal(err)
 	}
-	deadline = time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for j = h.job(t, id); !j.Finished(); j = h.job(t, id) {
 		if time.Now().After(deadline) {
 			t.Fatalf("not finished: %+v", j)
@@ -611,13 +600,7 @@ func TestCallbackDuringLostAnswerSearch(t *testing.T) {
 	var released sync.Once
 	letGo := func() { released.Do(func() { close(v.release) }) }
 	id := h.submit(t).ID
-	deadline := time.Now().Add(10 * time.Second)
-	for j := h.job(t, id); j.Submitting == nil || v.submits.Load() != 1; j = h.job(t, id) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no uncertain submission: %+v", j)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitUncertain(t, h, id, &v.submits)
 	h.engine.Stop(context.Background())
 	h.start(t, v)    // a new process: the marker is a dead one's
 	t.Cleanup(letGo) // before that engine stops (cleanups run last first)
