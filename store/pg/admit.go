@@ -218,6 +218,24 @@ func (s *DB) admitOnce(ctx context.Context, batch []*admitReq) (refused []error,
 	}
 	tx := &pipeTx{conn: conn}
 	defer tx.end(context.WithoutCancel(ctx))
+	refused, err = s.admitIn(ctx, tx, batch)
+	var u *commitUnknown
+	if err != nil && !errors.As(err, &u) && tx.begun && conn.Conn().IsClosed() {
+		// Lost before its COMMIT: nothing of it is committed, but across a
+		// partition its session lives on in the transaction, holding its
+		// locks, which the next try (and every admission of the same
+		// users) would wait on until the server noticed. It is ended first.
+		pid := conn.Conn().PgConn().PID()
+		if eerr := s.untilAnswered(func(ctx context.Context) error { return s.endSession(ctx, pid) }); eerr != nil {
+			return nil, fmt.Errorf("%w (ending its session: %w)", err, eerr)
+		}
+		return nil, fmt.Errorf("%w: %w", errLost, err)
+	}
+	return refused, err
+}
+
+// admitIn is admitOnce's work in transaction tx.
+func (s *DB) admitIn(ctx context.Context, tx *pipeTx, batch []*admitReq) (refused []error, err error) {
 	// Settings the cache holds (bans, tiers, daily quotas: admins' few,
 	// which reservations only read) come from it, unlocked, so a command
 	// admitted as an admin changes its user's tier sees one or the other,
@@ -392,24 +410,63 @@ const resolveTimeout = 30 * time.Second
 // read back: their ids are the bot's own, so a job found with the
 // admission's content is its own, committed with its reservation (one
 // transaction), and none found is a rollback. It runs on the store's
-// life, not the batch's context, which may be what ended the commit.
+// life (untilAnswered), not the batch's context, which may be what ended
+// the commit.
 func (s *DB) resolve(pid uint32, jobs []*engine.Job) (stored bool, err error) {
+	err = s.untilAnswered(func(ctx context.Context) error {
+		if err := s.endSession(ctx, pid); err != nil {
+			return err
+		}
+		stored, err = s.readBack(ctx, jobs)
+		return err
+	})
+	return stored, err
+}
+
+// untilAnswered runs fn on the store's life, for at most resolveTimeout,
+// again while the server is unreachable (restarting, say).
+func (s *DB) untilAnswered(fn func(ctx context.Context) error) error {
 	ctx, cancel := context.WithTimeout(s.life, resolveTimeout)
 	defer cancel()
 	for {
-		stored, err := s.resolveOnce(ctx, pid, jobs)
+		err := fn(ctx)
 		var pe *pgconn.PgError
 		var mm mismatch
 		if err == nil || errors.As(err, &pe) || errors.As(err, &mm) {
-			return stored, err
+			return err
 		}
-		// The server unreachable (restarting, say): again until it answers.
 		select {
 		case <-ctx.Done():
-			return false, err
+			return err
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// endSession ends server process pid, a session of this store whose
+// connection was lost, and returns once it is gone: its transaction is
+// then committed or rolled back for good, and its locks free. A server
+// process id is not reused while the session is young enough to be the
+// lost one; the checks make sure it is a client of this user on this
+// database.
+func (s *DB) endSession(ctx context.Context, pid uint32) error {
+	const sess = `FROM pg_stat_activity WHERE pid = $1 AND backend_type = 'client backend'
+		AND usename = current_user AND datname = current_database()`
+	var alive bool
+	if err := s.pool.QueryRow(ctx, `SELECT coalesce(bool_or(pg_terminate_backend(pid)), false) `+sess, int32(pid)).Scan(&alive); err != nil {
+		return fmt.Errorf("end session %d: %w", pid, err)
+	}
+	for alive {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("session %d still there: %w", pid, ctx.Err())
+		case <-time.After(5 * time.Millisecond):
+		}
+		if err := s.pool.QueryRow(ctx, `SELECT count(*) > 0 `+sess, int32(pid)).Scan(&alive); err != nil {
+			return fmt.Errorf("await session %d: %w", pid, err)
+		}
+	}
+	return nil
 }
 
 // mismatch: jobs read back are not all, nor none, of those an admission wrote.
@@ -419,26 +476,8 @@ func (m mismatch) Error() string {
 	return fmt.Sprintf("read back %d of %d jobs as the admission wrote them, %d stored", m.mine, m.want, m.found)
 }
 
-func (s *DB) resolveOnce(ctx context.Context, pid uint32, jobs []*engine.Job) (stored bool, err error) {
-	// A server process id is not reused while the session is young enough
-	// to be this one's; the checks make sure it is a client of this user
-	// on this database.
-	const sess = `FROM pg_stat_activity WHERE pid = $1 AND backend_type = 'client backend'
-		AND usename = current_user AND datname = current_database()`
-	var alive bool
-	if err := s.pool.QueryRow(ctx, `SELECT coalesce(bool_or(pg_terminate_backend(pid)), false) `+sess, int32(pid)).Scan(&alive); err != nil {
-		return false, fmt.Errorf("end session %d: %w", pid, err)
-	}
-	for alive {
-		select {
-		case <-ctx.Done():
-			return false, fmt.Errorf("session %d still there: %w", pid, ctx.Err())
-		case <-time.After(5 * time.Millisecond):
-		}
-		if err := s.pool.QueryRow(ctx, `SELECT count(*) > 0 `+sess, int32(pid)).Scan(&alive); err != nil {
-			return false, fmt.Errorf("await session %d: %w", pid, err)
-		}
-	}
+// readBack reports whether jobs, an ended transaction's, are stored.
+func (s *DB) readBack(ctx context.Context, jobs []*engine.Job) (stored bool, err error) {
 	if len(jobs) == 0 {
 		// Every reservation was refused: the answers hold, committed or not.
 		return true, nil

@@ -29,9 +29,10 @@ func TestContract(t *testing.T) {
 
 func TestContractCommitCuts(t *testing.T) {
 	cuts := map[storetest.CommitCut]pgtest.Cut{
-		storetest.CutBeforeCommit: pgtest.CutBeforeCommit,
-		storetest.CutPartition:    pgtest.CutPartition,
-		storetest.CutAfterCommit:  pgtest.CutAfterCommit,
+		storetest.CutBeforeCommit:   pgtest.CutBeforeCommit,
+		storetest.CutPartition:      pgtest.CutPartition,
+		storetest.CutAfterCommit:    pgtest.CutAfterCommit,
+		storetest.CutPartitionEarly: pgtest.CutPartitionAfterBegin,
 	}
 	storetest.RunCommitCuts(t, func(t *testing.T) (storetest.Store, func(storetest.CommitCut) func() bool) {
 		p, u := pgtest.NewProxy(t, pgtest.URL(t))

@@ -31,6 +31,12 @@ const (
 	// and both sides are closed. A COMMIT answered otherwise (a pipeline
 	// that failed before it) goes through, and the cut waits for the next.
 	CutAfterCommit
+	// CutPartitionAfterBegin lets the pipeline that begins a transaction
+	// through, drops the server's answer, and closes the client's side
+	// only, as across a partition: the server's session stays in its
+	// transaction, holding what it locked. (A transaction whose BEGIN goes
+	// with its COMMIT, in one pipeline, is cut after its commit.)
+	CutPartitionAfterBegin
 )
 
 // Proxy forwards TCP connections to a PostgreSQL server and cuts, once
@@ -107,9 +113,10 @@ func (p *Proxy) accept() {
 type link struct {
 	p              *Proxy
 	client, server net.Conn
-	// awaiting: a COMMIT went through under CutAfterCommit; the server's
-	// answers are held until its ReadyForQuery says what it was.
-	awaiting atomic.Bool
+	// awaiting: a COMMIT went through under CutAfterCommit, or a BEGIN
+	// under CutPartitionAfterBegin (the Cut); the server's answers are
+	// held until its ReadyForQuery says what they were.
+	awaiting atomic.Int64
 	cut      atomic.Bool
 }
 
@@ -146,7 +153,7 @@ func (l *link) fromClient() {
 					break
 				}
 				body := buf[off+5 : off+m]
-				commit := false
+				var sql string
 				switch buf[off] {
 				case 'P':
 					name, rest := cstring(body)
@@ -155,13 +162,15 @@ func (l *link) fromClient() {
 				case 'B':
 					_, rest := cstring(body)
 					st, _ := cstring(rest)
-					commit = isCommit(stmts[st])
+					sql = stmts[st]
 				case 'Q':
-					q, _ := cstring(body)
-					commit = isCommit(q)
+					sql, _ = cstring(body)
 				}
-				if commit && l.commitSeen(buf[:off]) {
+				if is(sql, "COMMIT") && l.commitSeen(buf[:off]) {
 					return
+				}
+				if is(sql, "BEGIN") && Cut(l.p.armed.Load()) == CutPartitionAfterBegin {
+					l.awaiting.Store(int64(CutPartitionAfterBegin))
 				}
 				off += m
 			}
@@ -195,7 +204,7 @@ func (l *link) commitSeen(before []byte) bool {
 		}
 		return true
 	case CutAfterCommit:
-		l.awaiting.Store(true)
+		l.awaiting.Store(int64(CutAfterCommit))
 	}
 	return false
 }
@@ -209,7 +218,7 @@ func (l *link) fromServer() {
 	for {
 		n, err := l.server.Read(tmp)
 		if n > 0 {
-			if !l.awaiting.Load() && len(held) == 0 {
+			if l.awaiting.Load() == int64(CutNone) && len(held) == 0 {
 				if _, werr := l.client.Write(tmp[:n]); werr != nil {
 					l.shut()
 					return
@@ -218,14 +227,20 @@ func (l *link) fromServer() {
 				held = append(held, tmp[:n]...)
 				committed, ready := answered(held)
 				if ready {
-					if committed && l.p.armed.CompareAndSwap(int64(CutAfterCommit), int64(CutNone)) {
+					switch where := Cut(l.awaiting.Load()); {
+					case where == CutAfterCommit && committed, where == CutPartitionAfterBegin:
+						if !l.p.armed.CompareAndSwap(int64(where), int64(CutNone)) {
+							break
+						}
 						l.cut.Store(true)
-						l.p.fired <- CutAfterCommit // before the client hears of it
+						l.p.fired <- where // before the client hears of it
 						_ = l.client.Close()
-						_ = l.server.Close()
+						if where == CutAfterCommit {
+							_ = l.server.Close()
+						}
 						return
 					}
-					l.awaiting.Store(false)
+					l.awaiting.Store(int64(CutNone))
 					if _, werr := l.client.Write(held); werr != nil {
 						l.shut()
 						return
@@ -280,8 +295,9 @@ func cstring(b []byte) (string, []byte) {
 	return string(b[:i]), b[i+1:]
 }
 
-func isCommit(sql string) bool {
-	return strings.EqualFold(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(sql), ";")), "COMMIT")
+// is reports whether sql is the statement word alone (BEGIN, COMMIT).
+func is(sql, word string) bool {
+	return strings.EqualFold(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(sql), ";")), word)
 }
 
 func (c Cut) String() string {
@@ -294,6 +310,8 @@ func (c Cut) String() string {
 		return "Partition"
 	case CutAfterCommit:
 		return "AfterCommit"
+	case CutPartitionAfterBegin:
+		return "PartitionAfterBegin"
 	}
 	return "Cut(" + strconv.Itoa(int(c)) + ")"
 }
