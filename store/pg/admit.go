@@ -219,8 +219,8 @@ func (s *DB) admitOnce(ctx context.Context, batch []*admitReq) (refused []error,
 	tx := &pipeTx{conn: conn}
 	defer tx.end(context.WithoutCancel(ctx))
 	refused, err = s.admitIn(ctx, tx, batch)
-	var u *commitUnknown
-	if err != nil && !errors.As(err, &u) && tx.begun && conn.Conn().IsClosed() {
+	resolved := errors.Is(err, errLost) || errors.Is(err, errUnknown) // at the commit, by admitIn
+	if err != nil && !resolved && tx.begun && conn.Conn().IsClosed() {
 		// Lost before its COMMIT: nothing of it is committed, but across a
 		// partition its session lives on in the transaction, holding its
 		// locks, which the next try (and every admission of the same
@@ -445,10 +445,10 @@ func (s *DB) untilAnswered(fn func(ctx context.Context) error) error {
 
 // endSession ends server process pid, a session of this store whose
 // connection was lost, and returns once it is gone: its transaction is
-// then committed or rolled back for good, and its locks free. A server
-// process id is not reused while the session is young enough to be the
-// lost one; the checks make sure it is a client of this user on this
-// database.
+// then committed or rolled back for good, and its locks free. The kernel
+// hands out process ids in turn, so the id of a session that has just
+// ended is not another's before the whole range has gone round; the
+// checks narrow it further to a client of this user on this database.
 func (s *DB) endSession(ctx context.Context, pid uint32) error {
 	const sess = `FROM pg_stat_activity WHERE pid = $1 AND backend_type = 'client backend'
 		AND usename = current_user AND datname = current_database()`
