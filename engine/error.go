@@ -26,7 +26,11 @@ const (
 // ErrNotRecorded marks a command the store could not record (the database
 // down or out of connections): nothing was accepted or charged, so an intake
 // that can have the command sent again (Telegram's webhook and getUpdates)
-// should refuse the update rather than answer it, and lose nothing.
+// should refuse the update rather than answer it, and lose nothing. One
+// case is less sure: a connection lost at the commit whose outcome the
+// store could not read back (store/pg tries for 30 s); the job may be
+// stored, so an intake that has it sent again first looks for the job its
+// message made (Telegram's does), as after a restart.
 var ErrNotRecorded = errors.New("the store could not record the job")
 
 // Error is an error with a code and a message safe to show in a chat, in

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sort"
 	"time"
 
@@ -160,27 +161,16 @@ func (s *DB) admitBatch(ctx context.Context, batch []*admitReq) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, batchTimeout)
 	defer cancel()
-	var err error
-	for try := range maxTries {
-		var refused []error
-		if refused, err = s.admitOnce(ctx, live); err == nil {
-			for i, r := range live {
-				r.done <- refused[i]
-			}
-			return
+	refused, err := s.admitTries(ctx, live)
+	if err == nil {
+		for i, r := range live {
+			r.done <- refused[i]
 		}
-		if !retryable(err) {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			err = ctx.Err()
-		case <-time.After(time.Duration(try+1) * time.Millisecond):
-			continue
-		}
-		break
+		return
 	}
-	if len(live) == 1 || ctx.Err() != nil {
+	if len(live) == 1 || ctx.Err() != nil || errors.Is(err, errUnknown) {
+		// An outcome still unknown is not tried again job by job: a job
+		// the lost commit stored would be answered "exists".
 		for _, r := range live {
 			r.done <- err
 		}
@@ -189,8 +179,31 @@ func (s *DB) admitBatch(ctx context.Context, batch []*admitReq) {
 	// A failure that is not a race (a job id taken, a job that cannot be
 	// encoded) is one job's: each runs alone, so the others still commit.
 	for _, r := range live {
-		r.done <- s.createOne(ctx, r.j, r.reserve)
+		refused, err := s.admitTries(ctx, []*admitReq{r})
+		if err == nil {
+			err = refused[0]
+		}
+		r.done <- err
 	}
+}
+
+// admitTries runs admitOnce again while it loses a race (a deadlock, a
+// serialization failure) or its connection before it committed.
+func (s *DB) admitTries(ctx context.Context, batch []*admitReq) (refused []error, err error) {
+	for try := range maxTries {
+		if refused, err = s.admitOnce(ctx, batch); err == nil {
+			return refused, nil
+		}
+		if !retryable(err) && !errors.Is(err, errLost) {
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Duration(try+1) * time.Millisecond):
+		}
+	}
+	return nil, err
 }
 
 // admitOnce runs the batch's reservations in one transaction, one after
@@ -205,6 +218,24 @@ func (s *DB) admitOnce(ctx context.Context, batch []*admitReq) (refused []error,
 	}
 	tx := &pipeTx{conn: conn}
 	defer tx.end(context.WithoutCancel(ctx))
+	refused, err = s.admitIn(ctx, tx, batch)
+	resolved := errors.Is(err, errLost) || errors.Is(err, errUnknown) // at the commit, by admitIn
+	if err != nil && !resolved && tx.begun && conn.Conn().IsClosed() {
+		// Lost before its COMMIT: nothing of it is committed, but across a
+		// partition its session lives on in the transaction, holding its
+		// locks, which the next try (and every admission of the same
+		// users) would wait on until the server noticed. It is ended first.
+		pid := conn.Conn().PgConn().PID()
+		if eerr := s.untilAnswered(func(ctx context.Context) error { return s.endSession(ctx, pid) }); eerr != nil {
+			return nil, fmt.Errorf("%w (ending its session: %w)", err, eerr)
+		}
+		return nil, fmt.Errorf("%w: %w", errLost, err)
+	}
+	return refused, err
+}
+
+// admitIn is admitOnce's work in transaction tx.
+func (s *DB) admitIn(ctx context.Context, tx *pipeTx, batch []*admitReq) (refused []error, err error) {
 	// Settings the cache holds (bans, tiers, daily quotas: admins' few,
 	// which reservations only read) come from it, unlocked, so a command
 	// admitted as an admin changes its user's tier sees one or the other,
@@ -237,7 +268,25 @@ func (s *DB) admitOnce(ctx context.Context, batch []*admitReq) (refused []error,
 		return nil, err
 	}
 	if err := tx.commit(ctx, b); err != nil {
-		return nil, err
+		var u *commitUnknown
+		if !errors.As(err, &u) {
+			var pe *pgconn.PgError
+			if len(jobs) == 1 && errors.As(err, &pe) && pe.Code == "23505" && pe.TableName == "picbot_jobs" {
+				return nil, fmt.Errorf("job %s exists: %w", jobs[0].ID, err)
+			}
+			return nil, err
+		}
+		// The connection was lost after the COMMIT went out: the server
+		// may have committed. The answer is read back, never guessed.
+		stored, rerr := s.resolve(u.pid, jobs)
+		if rerr != nil {
+			s.log.Error("admission's commit outcome unknown", slog.Int("jobs", len(jobs)), slog.Any("err", u.err), slog.Any("resolve_err", rerr))
+			return nil, fmt.Errorf("%w: %w (reading it back: %w)", errUnknown, u.err, rerr)
+		}
+		s.log.Warn("admission's connection lost at its commit", slog.Int("jobs", len(jobs)), slog.Bool("committed", stored), slog.Any("err", u.err))
+		if !stored {
+			return nil, fmt.Errorf("%w: %w", errLost, u.err)
+		}
 	}
 	s.committed(c)
 	return refused, nil
@@ -294,7 +343,9 @@ func (t *pipeTx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 }
 
 // commit sends b and COMMIT in one pipeline, and reads every answer: nil
-// only once the server has said COMMIT.
+// only once the server has said COMMIT. A connection lost once the COMMIT
+// may have reached the server is a *commitUnknown: whether it committed
+// is for the caller to find out.
 func (t *pipeTx) commit(ctx context.Context, b *pgx.Batch) error {
 	b.Queue("COMMIT")
 	n := b.Len() // answers to read: SendBatch reads BEGIN's
@@ -306,18 +357,164 @@ func (t *pipeTx) commit(ctx context.Context, b *pgx.Batch) error {
 			break
 		}
 	}
-	if cerr := br.Close(); err == nil {
+	cerr := br.Close()
+	if err == nil && tag.String() == "COMMIT" {
+		// Committed, whatever the connection did after (a session
+		// terminated before its ReadyForQuery).
+		t.done = true
+		return nil
+	}
+	if err == nil {
 		err = cerr
 	}
-	if err != nil {
-		return err
-	}
-	// A transaction that failed earlier answers COMMIT with ROLLBACK.
-	if tag.String() != "COMMIT" {
+	if err == nil {
+		// A transaction that failed earlier answers COMMIT with ROLLBACK.
 		return fmt.Errorf("commit answered %q", tag.String())
 	}
-	t.done = true
+	// The server's own error comes, in order, before a COMMIT it would
+	// have answered: the COMMIT was skipped. Nothing sent: nothing done.
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) || pgconn.SafeToRetry(err) {
+		return err
+	}
+	return &commitUnknown{pid: t.conn.Conn().PgConn().PID(), err: err}
+}
+
+// commitUnknown is a commit whose connection was lost after the COMMIT
+// was sent: the server (process pid) may or may not have committed.
+type commitUnknown struct {
+	pid uint32
+	err error
+}
+
+func (e *commitUnknown) Error() string { return "commit outcome unknown: " + e.err.Error() }
+func (e *commitUnknown) Unwrap() error { return e.err }
+
+// errLost: an admission's connection was lost at its commit, and reading
+// back found it had not committed: nothing of it was written, and it may
+// run again.
+var errLost = errors.New("connection lost before the commit")
+
+// errUnknown: an admission's connection was lost at its commit, and the
+// outcome could not be read back.
+var errUnknown = errors.New("commit outcome unknown")
+
+// resolveTimeout bounds the reading back of a lost commit's outcome.
+const resolveTimeout = 30 * time.Second
+
+// resolve finds out whether the transaction of server process pid, whose
+// connection was lost at its commit, stored jobs. First that session is
+// ended and awaited: across a partition it may be alive, its transaction
+// open and the COMMIT still on its way, and a transaction is committed
+// or rolled back, for good, once its session is gone. Then the jobs are
+// read back: their ids are the bot's own, so a job found with the
+// admission's content is its own, committed with its reservation (one
+// transaction), and none found is a rollback. It runs on the store's
+// life (untilAnswered), not the batch's context, which may be what ended
+// the commit.
+func (s *DB) resolve(pid uint32, jobs []*engine.Job) (stored bool, err error) {
+	err = s.untilAnswered(func(ctx context.Context) error {
+		if err := s.endSession(ctx, pid); err != nil {
+			return err
+		}
+		stored, err = s.readBack(ctx, jobs)
+		return err
+	})
+	return stored, err
+}
+
+// untilAnswered runs fn on the store's life, for at most resolveTimeout,
+// again while the server is unreachable (restarting, say).
+func (s *DB) untilAnswered(fn func(ctx context.Context) error) error {
+	ctx, cancel := context.WithTimeout(s.life, resolveTimeout)
+	defer cancel()
+	for {
+		err := fn(ctx)
+		var pe *pgconn.PgError
+		var mm mismatch
+		if err == nil || errors.As(err, &pe) || errors.As(err, &mm) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// endSession ends server process pid, a session of this store whose
+// connection was lost, and returns once it is gone: its transaction is
+// then committed or rolled back for good, and its locks free. The kernel
+// hands out process ids in turn, so the id of a session that has just
+// ended is not another's before the whole range has gone round; the
+// checks narrow it further to a client of this user on this database.
+func (s *DB) endSession(ctx context.Context, pid uint32) error {
+	const sess = `FROM pg_stat_activity WHERE pid = $1 AND backend_type = 'client backend'
+		AND usename = current_user AND datname = current_database()`
+	var alive bool
+	if err := s.pool.QueryRow(ctx, `SELECT coalesce(bool_or(pg_terminate_backend(pid)), false) `+sess, int32(pid)).Scan(&alive); err != nil {
+		return fmt.Errorf("end session %d: %w", pid, err)
+	}
+	for alive {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("session %d still there: %w", pid, ctx.Err())
+		case <-time.After(5 * time.Millisecond):
+		}
+		if err := s.pool.QueryRow(ctx, `SELECT count(*) > 0 `+sess, int32(pid)).Scan(&alive); err != nil {
+			return fmt.Errorf("await session %d: %w", pid, err)
+		}
+	}
 	return nil
+}
+
+// mismatch: jobs read back are not all, nor none, of those an admission wrote.
+type mismatch struct{ mine, want, found int }
+
+func (m mismatch) Error() string {
+	return fmt.Sprintf("read back %d of %d jobs as the admission wrote them, %d stored", m.mine, m.want, m.found)
+}
+
+// readBack reports whether jobs, an ended transaction's, are stored.
+func (s *DB) readBack(ctx context.Context, jobs []*engine.Job) (stored bool, err error) {
+	if len(jobs) == 0 {
+		// Every reservation was refused: the answers hold, committed or not.
+		return true, nil
+	}
+	ids := make([]string, len(jobs))
+	for i, j := range jobs {
+		ids[i] = j.ID
+	}
+	rows, err := s.pool.Query(ctx, `SELECT data FROM picbot_jobs WHERE id = ANY($1::text[])`, ids)
+	if err != nil {
+		return false, fmt.Errorf("read back: %w", err)
+	}
+	found := map[string]*engine.Job{}
+	for rows.Next() {
+		j := new(engine.Job)
+		if err := rows.Scan(j); err != nil {
+			rows.Close()
+			return false, fmt.Errorf("read back: %w", err)
+		}
+		found[j.ID] = j
+	}
+	if err := rows.Err(); err != nil {
+		return false, fmt.Errorf("read back: %w", err)
+	}
+	mine := 0
+	for _, j := range jobs {
+		if f := found[j.ID]; f != nil && f.CallbackToken == j.CallbackToken && f.Owner.Key() == j.Owner.Key() && f.CreatedAt.Equal(j.CreatedAt) {
+			mine++
+		}
+	}
+	switch {
+	case mine == len(jobs):
+		return true, nil
+	case len(found) == 0:
+		return false, nil
+	}
+	return false, mismatch{mine, len(jobs), len(found)}
 }
 
 // end rolls back a transaction that did not commit, and gives the

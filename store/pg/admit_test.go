@@ -240,3 +240,93 @@ func TestAdmissionStall(t *testing.T) {
 		t.Fatalf("the blocked job, once free: %v", err)
 	}
 }
+
+// TestCommitCutBatch: a batch of several jobs whose connection is lost at
+// its COMMIT answers each job by what the server did: after the commit,
+// every job succeeds, stored and counted once (they were answered "job
+// exists" when the batch was retried job by job); before it, each job is
+// retried and stored once, or fails with nothing stored or counted.
+func TestCommitCutBatch(t *testing.T) {
+	for _, cut := range []pgtest.Cut{pgtest.CutAfterCommit, pgtest.CutBeforeCommit, pgtest.CutPartition} {
+		t.Run(fmt.Sprint(cut), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			p, u := pgtest.NewProxy(t, pgtest.URL(t))
+			db := mustOpen(t, u, pgstore.Options{})
+			var armed atomic.Bool
+			var size atomic.Int64
+			db.OnBatchIDsForTest(func(ids []string) {
+				if len(ids) >= 2 && armed.CompareAndSwap(false, true) {
+					size.Store(int64(len(ids)))
+					p.Arm(cut)
+				}
+			})
+			now := time.Now()
+			type result struct {
+				j   *engine.Job
+				err error
+			}
+			var all []result
+			start := time.Now()
+			for round := 0; round < 20 && !armed.Load(); round++ {
+				res := make([]result, 16)
+				var wg sync.WaitGroup
+				for i := range res {
+					j := &engine.Job{ID: fmt.Sprintf("r%d-%02d", round, i), Owner: engine.UserRef{Platform: "t", ID: fmt.Sprint(i)},
+						State: engine.StateQueued, CreatedAt: now, CallbackToken: fmt.Sprintf("tok%d-%d", round, i)}
+					res[i].j = j
+					wg.Go(func() {
+						res[i].err = db.CreateJob(ctx, j.Clone(), func(c engine.Counters) error {
+							c.Add("jobs", 1)
+							c.Add("n:"+j.ID, c.Get("n:"+j.ID)+1)
+							return nil
+						})
+					})
+				}
+				wg.Wait()
+				all = append(all, res...)
+			}
+			if d := time.Since(start); d > 10*time.Second {
+				t.Errorf("answered after %v: the lost connection held the callers up", d)
+			}
+			if !armed.Load() {
+				t.Fatal("no batch of more than one job formed")
+			}
+			select {
+			case <-p.Fired():
+			default:
+				t.Fatal("the connection was not cut")
+			}
+			t.Logf("cut a batch of %d", size.Load())
+			stored := int64(0)
+			for _, r := range all {
+				_, jerr := db.Job(ctx, r.j.ID)
+				switch {
+				case cut == pgtest.CutAfterCommit && r.err != nil:
+					t.Errorf("job %s: answered %v after its batch committed", r.j.ID, r.err)
+				case r.err == nil && jerr != nil:
+					t.Errorf("job %s: answered nil, not stored (%v)", r.j.ID, jerr)
+				case r.err != nil && engine.ErrorCode(jerr) != engine.ENOTFOUND:
+					t.Errorf("job %s: answered %v, and stored (%v)", r.j.ID, r.err, jerr)
+				}
+				want := int64(0)
+				if jerr == nil {
+					stored++
+					want = 1
+				}
+				_ = db.View(ctx, func(c engine.Counters) error {
+					if got := c.Get("n:" + r.j.ID); got != want {
+						t.Errorf("job %s (answered %v): counted %d, want %d", r.j.ID, r.err, got, want)
+					}
+					return nil
+				})
+			}
+			_ = db.View(ctx, func(c engine.Counters) error {
+				if got := c.Get("jobs"); got != stored {
+					t.Errorf("jobs counted %d, %d stored", got, stored)
+				}
+				return nil
+			})
+		})
+	}
+}

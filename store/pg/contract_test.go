@@ -26,3 +26,27 @@ func TestContract(t *testing.T) {
 		return db, db.Blobs(0)
 	})
 }
+
+func TestContractCommitCuts(t *testing.T) {
+	cuts := map[storetest.CommitCut]pgtest.Cut{
+		storetest.CutBeforeCommit:   pgtest.CutBeforeCommit,
+		storetest.CutPartition:      pgtest.CutPartition,
+		storetest.CutAfterCommit:    pgtest.CutAfterCommit,
+		storetest.CutPartitionEarly: pgtest.CutPartitionAfterBegin,
+	}
+	storetest.RunCommitCuts(t, func(t *testing.T) (storetest.Store, func(storetest.CommitCut) func() bool) {
+		p, u := pgtest.NewProxy(t, pgtest.URL(t))
+		db := mustOpen(t, u, pgstore.Options{})
+		return db, func(where storetest.CommitCut) func() bool {
+			p.Arm(cuts[where])
+			return func() bool {
+				select {
+				case <-p.Fired():
+					return true
+				default:
+					return false
+				}
+			}
+		}
+	})
+}

@@ -299,49 +299,6 @@ func retryable(err error) bool {
 	return errors.As(err, &pe) && (pe.Code == "40001" || pe.Code == "40P01")
 }
 
-// createOne is CreateJob in a transaction of its own.
-func (s *DB) createOne(ctx context.Context, j *engine.Job, reserve func(engine.Counters) error) error {
-	err := s.write(ctx, func(tx pgx.Tx, c *counters) error {
-		if reserve != nil {
-			if err := reserve(c); err != nil {
-				return refusal{err}
-			}
-			if c.err != nil {
-				return c.err
-			}
-		}
-		if err := c.flush(); err != nil {
-			return err
-		}
-		return s.insertJob(ctx, tx, j)
-	})
-	return wrap(err)
-}
-
-func (s *DB) insertJob(ctx context.Context, tx pgx.Tx, j *engine.Job) error {
-	data, err := json.Marshal(j)
-	if err != nil {
-		return fmt.Errorf("encode job %s: %w", j.ID, err)
-	}
-	var owner *string
-	var until *time.Time
-	if s.leasing && !j.Finished() {
-		// Leased by its creator, which schedules it at once.
-		u := time.Now().Add(s.ttl)
-		owner, until = &s.replica, &u
-	}
-	tag, err := tx.Exec(ctx, `INSERT INTO picbot_jobs (id, owner_key, created_at, finished, finished_at, data, lease_owner, lease_until)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING`,
-		j.ID, j.Owner.Key(), j.CreatedAt, j.Finished(), finishedAt(j), data, owner, until)
-	if err != nil {
-		return err
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("job %s exists", j.ID)
-	}
-	return nil
-}
-
 // finishedAt is when a finished job ended, for retention; nil while unfinished.
 func finishedAt(j *engine.Job) *time.Time {
 	if !j.Finished() {

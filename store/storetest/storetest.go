@@ -85,6 +85,19 @@ func testJobs(t *testing.T, open Opener) {
 		if err := db.CreateJob(ctx, newJob("r1", "u", base), nil); err == nil {
 			t.Fatal("second job with the same id stored")
 		}
+		// A job whose id exists fails with nothing charged.
+		if err := db.CreateJob(ctx, newJob("r1", "u", base), func(c engine.Counters) error {
+			c.Add("res", 1)
+			return nil
+		}); err == nil {
+			t.Fatal("second job with the same id and a reservation stored")
+		}
+		_ = db.View(ctx, func(c engine.Counters) error {
+			if got := c.Get("res"); got != 2 {
+				t.Errorf("counter %d after a job whose id exists, want 2", got)
+			}
+			return nil
+		})
 	})
 	t.Run("UpdateAbortsOnError", func(t *testing.T) {
 		_, err := db.UpdateJob(ctx, "r1", func(j *engine.Job, c engine.Counters) error {
@@ -516,5 +529,165 @@ func testConsole(t *testing.T, open Opener) {
 	db.View(ctx, func(c engine.Counters) error { after = scan(c, "ban:"); return nil })
 	if after != "[ban:b=1 ban:c=1]" {
 		t.Errorf("scan after: %s", after)
+	}
+}
+
+// CommitCut is where a store's connection to its database is lost during
+// an admission's commit.
+type CommitCut int
+
+const (
+	// CutBeforeCommit: the COMMIT never reaches the database, which rolls
+	// the transaction back when it sees the connection end.
+	CutBeforeCommit CommitCut = iota + 1
+	// CutPartition: the COMMIT never reaches the database, whose side of
+	// the connection stays open, as across a network partition: its
+	// transaction stays open until something ends it.
+	CutPartition
+	// CutAfterCommit: the database commits; its answer is lost.
+	CutAfterCommit
+	// CutPartitionEarly: the connection is lost across a partition once
+	// the database has answered the transaction's first statements: its
+	// session stays in the transaction, holding what it locked.
+	CutPartitionEarly
+)
+
+func (c CommitCut) String() string {
+	switch c {
+	case CutBeforeCommit:
+		return "BeforeCommit"
+	case CutPartition:
+		return "Partition"
+	case CutAfterCommit:
+		return "AfterCommit"
+	case CutPartitionEarly:
+		return "PartitionEarly"
+	}
+	return fmt.Sprintf("CommitCut(%d)", int(c))
+}
+
+// CutOpener returns a fresh, empty store, and cut, which makes the store's
+// connection to its database be lost, once, at where in the next commit
+// of an admission; fired reports whether that happened.
+type CutOpener func(t *testing.T) (db Store, cut func(where CommitCut) (fired func() bool))
+
+// RunCommitCuts is the contract of a store with a connection to a
+// database (the embedded bbolt store has none) when that connection is
+// lost while a CreateJob commits: whatever the database did, the caller is
+// told the truth. Answered nil, the job is stored and its reservation
+// counted once; answered an error, neither. A commit the database made is
+// answered nil (it runs and is charged: a caller told it failed would be
+// lied to, and a chat user sending the command again would pay twice).
+func RunCommitCuts(t *testing.T, open CutOpener) {
+	for _, where := range []CommitCut{CutBeforeCommit, CutPartition, CutAfterCommit, CutPartitionEarly} {
+		t.Run(where.String(), func(t *testing.T) {
+			// Alone: a reservation that reads nothing (the commit is the
+			// transaction's only round trip), and one that reads a counter.
+			t.Run("AloneBlind", func(t *testing.T) { testCommitCut(t, open, where, 1, false) })
+			t.Run("Alone", func(t *testing.T) { testCommitCut(t, open, where, 1, true) })
+			t.Run("Together", func(t *testing.T) { testCommitCut(t, open, where, 16, true) })
+		})
+	}
+}
+
+// testCommitCut runs n admissions at once, plus one refused, with the
+// next commit cut at where.
+func testCommitCut(t *testing.T, open CutOpener, where CommitCut, n int, reads bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	db, cut := open(t)
+	fired := cut(where)
+	jobs := make([]*engine.Job, n+1)
+	errs := make([]error, n+1)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range jobs {
+		j := newJob(fmt.Sprintf("cut%02d", i), fmt.Sprintf("u%d", i), time.Now())
+		j.CallbackToken = fmt.Sprintf("token-%d-%d", i, rand.Int64())
+		jobs[i] = j
+		refuse := i == n && n > 1 // a refusal beside the others
+		wg.Go(func() {
+			errs[i] = db.CreateJob(ctx, j.Clone(), func(c engine.Counters) error {
+				if reads && c.Get("limit:"+j.Owner.ID) > 0 {
+					return engine.Errorf(engine.EQUOTA, "used up", "used up")
+				}
+				if refuse {
+					return engine.Errorf(engine.EFORBIDDEN, "banned", "banned")
+				}
+				c.Add("jobs", 1)
+				c.Add("n:"+j.ID, 1)
+				return nil
+			})
+		})
+		if n == 1 {
+			break // alone: one admission, no refusal
+		}
+	}
+	wg.Wait()
+	if d := time.Since(start); d > 10*time.Second {
+		// Across a partition the lost session may hold its locks for hours.
+		t.Errorf("answered after %v: the lost connection held the callers up", d)
+	}
+	if !fired() {
+		t.Fatal("the connection was not cut")
+	}
+	stored := int64(0)
+	for i, j := range jobs {
+		if n == 1 && i > 0 {
+			break
+		}
+		err := errs[i]
+		got, jerr := db.Job(ctx, j.ID)
+		switch {
+		case i == n && n > 1:
+			if err == nil || jerr == nil {
+				t.Errorf("refused job: answered %v, stored %v", err, jerr == nil)
+			}
+			continue
+		case where == CutAfterCommit && err != nil:
+			t.Errorf("job %s: answered %v after its commit", j.ID, err)
+		case err == nil && jerr != nil:
+			t.Errorf("job %s: answered nil, not stored (%v)", j.ID, jerr)
+		case err != nil && engine.ErrorCode(jerr) != engine.ENOTFOUND:
+			t.Errorf("job %s: answered %v, and stored (%v)", j.ID, err, jerr)
+		}
+		if jerr == nil {
+			stored++
+			if got.CallbackToken != j.CallbackToken {
+				t.Errorf("job %s stored with token %q, want %q", j.ID, got.CallbackToken, j.CallbackToken)
+			}
+		}
+		_ = db.View(ctx, func(c engine.Counters) error {
+			want := int64(0)
+			if jerr == nil {
+				want = 1
+			}
+			if v := c.Get("n:" + j.ID); v != want {
+				t.Errorf("job %s (answered %v): counted %d, want %d", j.ID, err, v, want)
+			}
+			return nil
+		})
+	}
+	_ = db.View(ctx, func(c engine.Counters) error {
+		if v := c.Get("jobs"); v != stored {
+			t.Errorf("jobs counted %d, %d stored", v, stored)
+		}
+		return nil
+	})
+	t.Logf("%d of %d admissions stored", stored, min(n, len(jobs)))
+	// The store still admits once the connection is back, promptly, what
+	// reads the same counters (a lost session must not hold their locks).
+	start = time.Now()
+	if err := db.CreateJob(ctx, newJob("after", "u0", time.Now()), func(c engine.Counters) error {
+		if c.Get("limit:u0") > 0 {
+			return engine.Errorf(engine.EQUOTA, "used up", "used up")
+		}
+		c.Add("jobs", 1)
+		return nil
+	}); err != nil {
+		t.Errorf("after the cut: %v", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("admitted after the cut in %v", d)
 	}
 }
