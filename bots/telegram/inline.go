@@ -209,7 +209,7 @@ func (b *Bot) deliverInline(ctx context.Context, j *engine.Job) error {
 		if to == 0 {
 			to, private = user, true
 		}
-		post, err := b.roomed(to, private)
+		post, err := b.roomed(j.ID, to, private)
 		if err != nil {
 			return err
 		}
