@@ -448,7 +448,7 @@ func (b *Bot) postStep(ctx context.Context, j *engine.Job, to int64, i int, s st
 // request takes room of its own.
 func (b *Bot) roomedPoster() poster {
 	roomed := true
-	return func(ctx context.Context, to int64, private bool, timeout time.Duration, build func() (tgbotapi.Chattable, func(), error)) (json.RawMessage, error) {
+	return func(ctx context.Context, to int64, private bool, timeout time.Duration, build builder) (json.RawMessage, error) {
 		if !roomed {
 			return b.send(ctx, to, private, timeout, build)
 		}
@@ -699,7 +699,7 @@ func (b *Bot) deliverStep(ctx context.Context, j *engine.Job, to int64, s step, 
 
 // poster sends a request: Bot.send (never waits: the engine's paths) or
 // Bot.post (waits for room: a chat's outbox).
-type poster func(ctx context.Context, to int64, private bool, timeout time.Duration, build func() (tgbotapi.Chattable, func(), error)) (json.RawMessage, error)
+type poster func(ctx context.Context, to int64, private bool, timeout time.Duration, build builder) (json.RawMessage, error)
 
 // sendFile sends result i as a photo or a document.
 func (b *Bot) sendFile(ctx context.Context, post poster, j *engine.Job, to int64, private bool, reply, i int, asPhoto bool, text string, kb *tgbotapi.InlineKeyboardMarkup) error {
@@ -707,8 +707,8 @@ func (b *Bot) sendFile(ctx context.Context, post poster, j *engine.Job, to int64
 	if asPhoto {
 		method = "sendPhoto"
 	}
-	_, err := post(ctx, to, private, uploadTimeout, func() (tgbotapi.Chattable, func(), error) {
-		rc, err := b.blobs.Open(j.Results[i].Blob)
+	_, err := post(ctx, to, private, uploadTimeout, func(ctx context.Context) (tgbotapi.Chattable, func(), error) {
+		rc, err := b.blobs.Open(ctx, j.Results[i].Blob)
 		if err != nil {
 			return nil, nil, fmt.Errorf("open result %d of job %s: %w", i+1, j.ID, err)
 		}
@@ -734,7 +734,7 @@ func (b *Bot) sendFile(ctx context.Context, post poster, j *engine.Job, to int64
 // sendAlbum sends results idx as one album of photos or of documents.
 func (b *Bot) sendAlbum(ctx context.Context, post poster, j *engine.Job, to int64, private bool, reply int, idx []int, asPhoto bool, text string) error {
 	send := func(reply int) error {
-		_, err := post(ctx, to, private, uploadTimeout, func() (tgbotapi.Chattable, func(), error) {
+		_, err := post(ctx, to, private, uploadTimeout, func(ctx context.Context) (tgbotapi.Chattable, func(), error) {
 			var (
 				media  []any
 				closes []func() error
@@ -745,7 +745,7 @@ func (b *Bot) sendAlbum(ctx context.Context, post poster, j *engine.Job, to int6
 				}
 			}
 			for n, i := range idx {
-				rc, err := b.blobs.Open(j.Results[i].Blob)
+				rc, err := b.blobs.Open(ctx, j.Results[i].Blob)
 				if err != nil {
 					release()
 					return nil, nil, fmt.Errorf("open result %d of job %s: %w", i+1, j.ID, err)

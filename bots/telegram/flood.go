@@ -260,7 +260,7 @@ func hasText(err error, s string) bool {
 // for the limiters and, after a 429, for retry_after, then sends again,
 // until ctx ends. build makes the request afresh for each try (an upload's
 // reader is spent by a try) and may return a func that releases it.
-func (b *Bot) post(ctx context.Context, to int64, private bool, timeout time.Duration, build func() (tgbotapi.Chattable, func(), error)) (json.RawMessage, error) {
+func (b *Bot) post(ctx context.Context, to int64, private bool, timeout time.Duration, build builder) (json.RawMessage, error) {
 	for {
 		if err := b.waitRoom(ctx, to, private); err != nil {
 			return nil, err
@@ -276,14 +276,14 @@ func (b *Bot) post(ctx context.Context, to int64, private bool, timeout time.Dur
 
 // once makes one request built by build; after a 429 it pauses the chat and
 // returns retry_after.
-func (b *Bot) once(ctx context.Context, to int64, timeout time.Duration, build func() (tgbotapi.Chattable, func(), error)) (json.RawMessage, time.Duration, error) {
-	c, release, err := build()
+func (b *Bot) once(ctx context.Context, to int64, timeout time.Duration, build builder) (json.RawMessage, time.Duration, error) {
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	c, release, err := build(cctx)
 	if err != nil {
 		return nil, 0, err
 	}
-	cctx, cancel := context.WithTimeout(ctx, timeout)
 	raw, err := b.api.do(cctx, c)
-	cancel()
 	if release != nil {
 		release()
 	}
@@ -297,7 +297,7 @@ func (b *Bot) once(ctx context.Context, to int64, timeout time.Duration, build f
 // send is post for the engine's calls (Deliver): it never waits. When the
 // chat's limits or a 429 say not now, it returns *engine.Later with the wait,
 // having taken nothing, and the engine comes back then; no worker sleeps.
-func (b *Bot) send(ctx context.Context, to int64, private bool, timeout time.Duration, build func() (tgbotapi.Chattable, func(), error)) (json.RawMessage, error) {
+func (b *Bot) send(ctx context.Context, to int64, private bool, timeout time.Duration, build builder) (json.RawMessage, error) {
 	if d, _ := b.flood.room(to, private); d > 0 {
 		return nil, &engine.Later{After: d}
 	}
@@ -305,7 +305,7 @@ func (b *Bot) send(ctx context.Context, to int64, private bool, timeout time.Dur
 }
 
 // sendRoomed is send once the chat's room is taken.
-func (b *Bot) sendRoomed(ctx context.Context, to int64, timeout time.Duration, build func() (tgbotapi.Chattable, func(), error)) (json.RawMessage, error) {
+func (b *Bot) sendRoomed(ctx context.Context, to int64, timeout time.Duration, build builder) (json.RawMessage, error) {
 	raw, d, err := b.once(ctx, to, timeout, build)
 	if d > 0 {
 		b.log.Warn("flood control: delivery later", slog.Int64("chat_id", to), slog.Duration("retry_after", d))
@@ -324,9 +324,15 @@ func (b *Bot) waitRoom(ctx context.Context, to int64, private bool) error {
 	return b.flood.wait(wctx, to, private)
 }
 
+// builder makes a request for one try. Its ctx is the try's (the caller's,
+// within the call's timeout): what it opens to read (an upload's images)
+// reads under it, so a read that waits (a store's busy connection pool)
+// ends with the try, and with the post lane's hold it is made in.
+type builder func(ctx context.Context) (tgbotapi.Chattable, func(), error)
+
 // fixed builds the same request for every try.
-func fixed(c tgbotapi.Chattable) func() (tgbotapi.Chattable, func(), error) {
-	return func() (tgbotapi.Chattable, func(), error) { return c, nil, nil }
+func fixed(c tgbotapi.Chattable) builder {
+	return func(context.Context) (tgbotapi.Chattable, func(), error) { return c, nil, nil }
 }
 
 // sent decodes the message a send method returns.
