@@ -756,7 +756,7 @@ func (e *Engine) OpenInput(ctx context.Context, id, token string, i int) (io.Rea
 		return nil, "", Errorf(ENOTFOUND, "No such image.", "没有这张图片。")
 	}
 	in := j.Request.AllInputs()[i]
-	rc, err := e.blobs.Open(in.Blob)
+	rc, err := e.blobs.Open(ctx, in.Blob)
 	return rc, in.Mime, err
 }
 

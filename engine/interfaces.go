@@ -93,8 +93,8 @@ type Task struct {
 	CallbackURL string
 	// InputURLs are public links to the job's input images, empty without a public URL.
 	InputURLs []string
-	// Open reads input image i (of Request.AllInputs).
-	Open func(i int) (io.ReadCloser, error)
+	// Open reads input image i (of Request.AllInputs), under ctx (see Blobs.Open).
+	Open func(ctx context.Context, i int) (io.ReadCloser, error)
 }
 
 // Timing says when and how to poll a vendor's task.
@@ -262,8 +262,10 @@ type Blobs interface {
 	// Put stores an image read from r. EINVALID if it is larger than limit
 	// bytes, not an image, or of larger dimensions than the store accepts.
 	Put(ctx context.Context, r io.Reader, limit int64) (BlobInfo, error)
-	// Open reads a stored image. ENOTFOUND if there is none.
-	Open(key string) (io.ReadCloser, error)
+	// Open reads a stored image. ENOTFOUND if there is none. The reader
+	// reads under ctx (a store that reads over the network stops when ctx
+	// ends), so ctx must outlive the reading, as a post's does.
+	Open(ctx context.Context, key string) (io.ReadCloser, error)
 }
 
 // Observer hears what the engine does, for metrics. Calls must be quick and

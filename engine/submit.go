@@ -43,8 +43,8 @@ func (e *Engine) task(j *Job, v Vendor, id string) Task {
 	t := Task{
 		ID:        id,
 		InputURLs: e.inputURLs(j),
-		Open: func(i int) (io.ReadCloser, error) {
-			return e.blobs.Open(j.Request.AllInputs()[i].Blob)
+		Open: func(ctx context.Context, i int) (io.ReadCloser, error) {
+			return e.blobs.Open(ctx, j.Request.AllInputs()[i].Blob)
 		},
 	}
 	if cv, ok := v.(CallbackVendor); ok && cv.WantsCallback() && e.cfg.PublicURL != "" {

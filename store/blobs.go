@@ -147,8 +147,12 @@ func SpoolImage(r io.Reader, limit, maxPixels int64, dir string) (*Spooled, erro
 	return sp, nil
 }
 
-// Open implements engine.Blobs.
-func (b *Blobs) Open(key string) (io.ReadCloser, error) {
+// Open implements engine.Blobs. A file is read at once: ctx is looked at
+// only before it is opened.
+func (b *Blobs) Open(ctx context.Context, key string) (io.ReadCloser, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if len(key) != 64 || strings.Trim(key, "0123456789abcdef") != "" {
 		return nil, engine.Errorf(engine.ENOTFOUND, "No such image.", "没有这张图片。")
 	}

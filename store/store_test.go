@@ -166,7 +166,7 @@ func TestBlobs(t *testing.T) {
 		if again.Key != info.Key {
 			t.Fatal("same bytes, different key")
 		}
-		rc, err := b.Open(info.Key)
+		rc, err := b.Open(context.Background(), info.Key)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -187,7 +187,7 @@ func TestBlobs(t *testing.T) {
 		})
 	}
 	t.Run("ErrBadKey", func(t *testing.T) {
-		if _, err := b.Open("../../etc/passwd"); engine.ErrorCode(err) != engine.ENOTFOUND {
+		if _, err := b.Open(context.Background(), "../../etc/passwd"); engine.ErrorCode(err) != engine.ENOTFOUND {
 			t.Fatalf("err %v", err)
 		}
 	})

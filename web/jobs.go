@@ -274,7 +274,7 @@ func (h *Handler) serveBlob(w http.ResponseWriter, r *http.Request, pick func(j 
 		http.NotFound(w, r)
 		return
 	}
-	rc, err := h.blobs.Open(key)
+	rc, err := h.blobs.Open(r.Context(), key)
 	if err != nil {
 		http.NotFound(w, r)
 		return

@@ -65,7 +65,7 @@ type Audit interface {
 
 // Blobs opens stored images.
 type Blobs interface {
-	Open(key string) (io.ReadCloser, error)
+	Open(ctx context.Context, key string) (io.ReadCloser, error)
 }
 
 // Figures are the bot's running figures the overview shows; any may be nil.

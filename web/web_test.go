@@ -67,7 +67,7 @@ func (f *fakeEngine) Progress(id string) (float64, bool) { return 0.5, true }
 
 type blobs map[string][]byte
 
-func (b blobs) Open(key string) (io.ReadCloser, error) {
+func (b blobs) Open(_ context.Context, key string) (io.ReadCloser, error) {
 	v, ok := b[key]
 	if !ok {
 		return nil, engine.Errorf(engine.ENOTFOUND, "no", "no")

@@ -310,7 +310,7 @@ func (s *Service) input(ctx context.Context, open func(context.Context) (io.Read
 	if err != nil {
 		return engine.Input{}, err
 	}
-	if err := s.decodes(info); err != nil {
+	if err := s.decodes(ctx, info); err != nil {
 		return engine.Input{}, err
 	}
 	return engine.Input{Blob: info.Key, Mime: info.Mime, Width: info.Width, Height: info.Height, Size: info.Size}, nil
@@ -318,7 +318,7 @@ func (s *Service) input(ctx context.Context, open func(context.Context) (io.Read
 
 // decodes reads a stored input image to its last pixel, so that a truncated
 // or corrupt file is refused now, before a job exists, and not by a vendor later.
-func (s *Service) decodes(info engine.BlobInfo) error {
+func (s *Service) decodes(ctx context.Context, info engine.BlobInfo) error {
 	most := s.MaxInputPixels
 	if most <= 0 {
 		most = DefaultMaxInputPixels
@@ -327,7 +327,7 @@ func (s *Service) decodes(info engine.BlobInfo) error {
 		return engine.Errorf(engine.EINVALID, "The picture is %[1]dx%[2]d; at most %[3]s pixels are accepted (%[4]s). Please send a smaller one.",
 			"图片为 %[1]dx%[2]d；最多接受 %[3]s 像素（%[5]s），请发送小一些的图片。", info.Width, info.Height, pixels(most), megapixels(most, engine.EN), megapixels(most, engine.ZH))
 	}
-	rc, err := s.Blobs.Open(info.Key)
+	rc, err := s.Blobs.Open(ctx, info.Key)
 	if err != nil {
 		return err
 	}

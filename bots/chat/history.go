@@ -56,7 +56,7 @@ func (s *Service) show(ctx context.Context, m Message, id string) Reply {
 	}
 	gone := len(j.Results) == 0
 	for _, r := range j.Results {
-		rc, err := s.Blobs.Open(r.Blob)
+		rc, err := s.Blobs.Open(ctx, r.Blob)
 		if err != nil {
 			gone = true
 			break

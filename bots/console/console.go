@@ -124,7 +124,7 @@ func (c *Console) handle(ctx context.Context, line string) {
 				text += "\n  " + err.Error()
 				break
 			}
-			if err := c.write(path, r.Blob); err != nil {
+			if err := c.write(ctx, path, r.Blob); err != nil {
 				text += "\n  " + chat.T(c.User.Lang, "cannot write %s", "无法写入 %s", path)
 				break
 			}
@@ -253,7 +253,7 @@ func (c *Console) Deliver(ctx context.Context, j *engine.Job) error {
 	var paths []string
 	for i, r := range j.Results {
 		path := filepath.Join(c.OutDir, fmt.Sprintf("%s-%d%s", j.ID, i+1, chat.Ext(r.Mime)))
-		if err := c.write(path, r.Blob); err != nil {
+		if err := c.write(ctx, path, r.Blob); err != nil {
 			return err
 		}
 		paths = append(paths, path)
@@ -269,8 +269,8 @@ func (c *Console) Deliver(ctx context.Context, j *engine.Job) error {
 	return nil
 }
 
-func (c *Console) write(path, blob string) error {
-	rc, err := c.Blobs.Open(blob)
+func (c *Console) write(ctx context.Context, path, blob string) error {
+	rc, err := c.Blobs.Open(ctx, blob)
 	if err != nil {
 		return err
 	}

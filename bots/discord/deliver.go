@@ -276,7 +276,7 @@ func (b *Bot) Deliver(ctx context.Context, j *engine.Job) error {
 	var err error
 	for try := 0; try < 3; try++ {
 		var m *message
-		if m, err = b.compose(j, lang, budget); err != nil {
+		if m, err = b.compose(ctx, j, lang, budget); err != nil {
 			return err
 		}
 		if err = b.postNoted(ctx, j, lv, m); err == nil || !tooLarge(err) {
@@ -482,7 +482,7 @@ func (b *Bot) postToChannel(ctx context.Context, j *engine.Job, lv *live, m *mes
 const colour = 0x5865F2
 
 // compose builds the message for a finished job; images are made to fit budget bytes in all.
-func (b *Bot) compose(j *engine.Job, lang engine.Lang, budget int64) (*message, error) {
+func (b *Bot) compose(ctx context.Context, j *engine.Job, lang engine.Lang, budget int64) (*message, error) {
 	m := &message{AllowedMentions: noMentions()}
 	if j.State != engine.StateSucceeded {
 		m.Content = chat.Ended(j, lang)
@@ -494,7 +494,7 @@ func (b *Bot) compose(j *engine.Job, lang engine.Lang, budget int64) (*message, 
 	raw := make([][]byte, len(j.Results))
 	var total int64
 	for i, r := range j.Results {
-		data, err := b.readBlob(r.Blob)
+		data, err := b.readBlob(ctx, r.Blob)
 		if err != nil {
 			return nil, err
 		}
@@ -593,8 +593,8 @@ func sign(j *engine.Job, i int) string {
 	return hex.EncodeToString(mac.Sum(nil))[:32]
 }
 
-func (b *Bot) readBlob(key string) ([]byte, error) {
-	rc, err := b.blobs.Open(key)
+func (b *Bot) readBlob(ctx context.Context, key string) ([]byte, error) {
+	rc, err := b.blobs.Open(ctx, key)
 	if err != nil {
 		if engine.ErrorCode(err) == engine.ENOTFOUND {
 			return nil, engine.Wrap(engine.EUNDELIVERED, err, "The picture is no longer kept.", "图片已不再保存。")

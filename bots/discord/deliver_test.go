@@ -159,7 +159,7 @@ func (b memBlobs) Put(ctx context.Context, r io.Reader, limit int64) (engine.Blo
 	return engine.BlobInfo{}, nil
 }
 
-func (b memBlobs) Open(key string) (io.ReadCloser, error) {
+func (b memBlobs) Open(_ context.Context, key string) (io.ReadCloser, error) {
 	data, ok := b[key]
 	if !ok {
 		return nil, engine.Errorf(engine.ENOTFOUND, "No image.", "没有图片。")

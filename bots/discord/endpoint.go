@@ -129,7 +129,7 @@ func (b *Bot) serveOriginal(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res := j.Results[i]
-	rc, err := b.blobs.Open(res.Blob)
+	rc, err := b.blobs.Open(r.Context(), res.Blob)
 	if err != nil {
 		if engine.ErrorCode(err) != engine.ENOTFOUND {
 			b.log.Error("open original", slog.String("job_id", j.ID), slog.Any("err", err))

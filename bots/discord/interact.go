@@ -403,7 +403,7 @@ func (b *Bot) original(ctx context.Context, ev *event, k button) error {
 	if r.Size > b.cfg.MaxUpload {
 		return engine.Errorf(engine.EINVALID, "The original (%s) is larger than the bot may post here.", "原图（%s）超过了机器人在这里能发送的大小。", megabytes(r.Size))
 	}
-	data, err := b.readBlob(r.Blob)
+	data, err := b.readBlob(ctx, r.Blob)
 	if err != nil {
 		return err
 	}

@@ -240,7 +240,7 @@ func (b *Bot) show(ctx context.Context, ev *event, id string) error {
 	}
 	shown := *j
 	shown.State = engine.StateSucceeded // composed as at its delivery
-	m, err := b.compose(&shown, lang, b.cfg.MaxUpload)
+	m, err := b.compose(ctx, &shown, lang, b.cfg.MaxUpload)
 	if err != nil {
 		return err
 	}

@@ -13,13 +13,8 @@ import (
 const Max = 32
 
 const (
-	// lineWait is the longest a delivery is expected to wait in line for a
-	// lane, beyond the first in line for each: more, and it is told to come
-	// back later instead. It is twice the engine's least wait after a Later
-	// (minLater), so the line does not run dry before those come back.
-	lineWait = 100 * time.Millisecond
-	// laneWait caps any wait in line, however long the posts ahead take
-	// (an upload's timeout at worst): past it the worker goes back to the engine.
+	// laneWait caps a wait in line, however long the post ahead takes (an
+	// upload's timeout at worst): past it the worker goes back to the engine.
 	laneWait = 30 * time.Second
 
 	// Bounds of the wait a delivery told to come back later is given.
@@ -33,14 +28,16 @@ const (
 // number of jobs delivering at once. The price is throughput: N lanes allow
 // up to N duplicate posts per crash, and at most N uploads at a time.
 //
-// An engine worker does not sleep on a busy lane for long. A delivery waits
-// in line (with its context) only when it is first in line for a lane, or
-// when the posts ahead of it should take less than lineWait; any other is
-// told to come back later, after about the time the deliveries ahead of it
-// take, so that it does not spin. The line keeps the lanes busy while posts
-// are quick; when they are slow, at most N workers wait, one post each.
-// That turn is a guess from earlier holds: a lane freed sooner, with
-// nobody in line, calls back the first delivery told (SetWake).
+// An engine worker does not sleep on a busy lane for long. At most one
+// delivery per lane waits in line (with its context), to take the lane the
+// moment it frees; any other is told to come back later, after about the
+// time the deliveries ahead of it take, so that it does not spin. So however
+// quick the holds were before, a hold that stalls (a slow upload, a slow
+// store) keeps at most two workers per lane, one holding and one in line,
+// and the engine's other workers go on with other chats' jobs. That turn is
+// a guess from earlier holds: each release calls back the first delivery
+// told (SetWake), to take the lane, or the place in line the one waiting
+// there leaves, so the lane does not stand idle until the guess ends.
 type Lanes struct {
 	slots chan struct{} // one token per lane, held from a post's request to its record
 	now   func() time.Time
@@ -68,10 +65,10 @@ func New(n int, now func() time.Time) *Lanes {
 }
 
 // SetWake gives the lanes a way to call back a delivery told to come back
-// later (the engine's wake-up of its job): when a lane is released with
-// nobody in line, the first of those told is asked to come now, so the
-// lane does not stand idle until its wait, guessed from earlier holds,
-// ends.
+// later (the engine's wake-up of its job): when a lane is released, the
+// first of those told is asked to come now, for the lane or for the place
+// in line its new holder left, so the lane does not stand idle until the
+// wait, guessed from earlier holds, ends.
 func (l *Lanes) SetWake(wake func(id string)) {
 	l.mu.Lock()
 	l.wake = wake
@@ -79,7 +76,7 @@ func (l *Lanes) SetWake(wake func(id string)) {
 }
 
 // Take takes a lane for job id's post: at once when one is free; else, if
-// it may wait in line, once a lane is, unless ctx or laneWait ends first.
+// there is a place in line, once a lane is, unless ctx or laneWait ends first.
 // It returns release, to call once the post is recorded (or did not go),
 // or, having taken nothing, how long to wait before trying again.
 func (l *Lanes) Take(ctx context.Context, id string) (release func(), later time.Duration) {
@@ -103,17 +100,14 @@ func (l *Lanes) Take(ctx context.Context, id string) (release func(), later time
 	return nil, l.retry(id)
 }
 
-// queue puts a delivery in line if it may wait there: it is first in line
-// for a lane, or the posts ahead of it, by the lanes' recent holds, should
-// take less than lineWait.
+// queue puts a delivery in line if there is a place: one per lane. More
+// would hold workers the engine needs for other chats' jobs, waiting out
+// a hold that stalls.
 func (l *Lanes) queue() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.line >= l.n {
-		h := l.expected()
-		if h == 0 || time.Duration(l.line/l.n+1)*h > lineWait {
-			return false
-		}
+		return false
 	}
 	l.line++
 	return true
@@ -171,11 +165,12 @@ func (l *Lanes) taken(id string) func() {
 	}
 }
 
-// nextTold is the delivery to call back for a lane being released: none
-// while one waits in line (it takes the lane), else the first of those told
-// to come back, and not called back since it was told. Called with l.mu held.
+// nextTold is the delivery to call back for a lane being released: the
+// first of those told to come back, and not called back since it was told.
+// With nobody in line it takes the lane; else the one in line does, and it
+// takes the place in line left. Called with l.mu held.
 func (l *Lanes) nextTold() string {
-	if l.wake == nil || l.line > 0 {
+	if l.wake == nil {
 		return ""
 	}
 	now := l.now()

@@ -2,9 +2,13 @@ package postlane
 
 import (
 	"context"
+	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/picbot/picbot/internal/testclock"
 )
 
 // TestBound: no more holds than lanes; one delivery per lane waits in line
@@ -155,22 +159,15 @@ func TestReleaseCallsBackTold(t *testing.T) {
 		t.Fatalf("lane released again: called back %q, want %q", woken, want)
 	}
 
-	// One waiting in line gets the lane: nobody else is called for it.
+	// One waiting in line gets the lane; the first told is called back for
+	// the place in line it leaves, so the line does not run dry.
 	rc, _ := l.Take(context.Background(), "c")
 	got := make(chan func(), 1)
 	go func() {
 		r, _ := l.Take(context.Background(), "d")
 		got <- r
 	}()
-	for {
-		l.mu.Lock()
-		n := l.line
-		l.mu.Unlock()
-		if n == 1 {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitLine(t, l, 1)
 	if r, _ := l.Take(done, "e"); r != nil {
 		t.Fatal("e took a held lane")
 	}
@@ -179,11 +176,97 @@ func TestReleaseCallsBackTold(t *testing.T) {
 	if rd == nil {
 		t.Fatal("d, in line, did not get the lane")
 	}
-	if want := []string{"b", "c"}; !slices.Equal(woken, want) {
-		t.Errorf("lane released to one in line: called back %q, want nobody more (%q)", woken, want)
+	if want := []string{"b", "c", "e"}; !slices.Equal(woken, want) {
+		t.Errorf("lane released to one in line: called back %q, want %q (e, for the place in line)", woken, want)
 	}
 	rd()
 	if want := []string{"b", "c", "e"}; !slices.Equal(woken, want) {
-		t.Errorf("lane released, nobody in line: called back %q, want %q", woken, want)
+		t.Errorf("lane released, e called back already: called back %q, want %q", woken, want)
 	}
+}
+
+// waitLine waits until n deliveries wait in l's line.
+func waitLine(t *testing.T, l *Lanes, n int) {
+	t.Helper()
+	for end := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		l.mu.Lock()
+		got := l.line
+		l.mu.Unlock()
+		if got == n {
+			return
+		}
+		if time.Now().After(end) {
+			t.Fatalf("%d in line, want %d", got, n)
+		}
+	}
+}
+
+// TestStalledHoldKeepsWorkers: after quick holds, one stalls (a slow
+// upload, a slow store write) while many deliveries come for the lane. One
+// waits in line; every other is told to come back at once, so the workers
+// that bring them are free for other chats' jobs (before, the line took
+// up to 100 ms of holds' worth of deliveries: all sixteen workers, for up
+// to 30 s). As the lane frees, the first told is called back for the place
+// in line the waiter leaves.
+func TestStalledHoldKeepsWorkers(t *testing.T) {
+	clock := testclock.New(time.Unix(0, 0))
+	l := New(1, clock.Now)
+	var (
+		mu    sync.Mutex
+		woken []string
+	)
+	l.SetWake(func(id string) { mu.Lock(); woken = append(woken, id); mu.Unlock() })
+	for range 8 {
+		r, _ := l.Take(context.Background(), "warm")
+		clock.Add(time.Millisecond) // quick posts
+		r()
+	}
+	stalled, _ := l.Take(context.Background(), "stalled")
+	if stalled == nil {
+		t.Fatal("a free lane was not taken")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	const deliveries = 16
+	type took struct {
+		id      string
+		release func()
+	}
+	back := make(chan took, deliveries)
+	for i := range deliveries {
+		id := fmt.Sprint("d", i)
+		go func() {
+			r, _ := l.Take(ctx, id)
+			back <- took{id, r}
+		}()
+	}
+	var told []string
+	for len(told) < deliveries-1 {
+		select {
+		case tk := <-back:
+			if tk.release != nil {
+				t.Fatalf("%s took a lane the stalled hold has", tk.id)
+			}
+			told = append(told, tk.id)
+		case <-time.After(10 * time.Second):
+			l.mu.Lock()
+			n := l.line
+			l.mu.Unlock()
+			t.Fatalf("%d deliveries told to come back and %d waiting in line for a stalled hold: want one in line, %d told", len(told), n, deliveries-1)
+		}
+	}
+	waitLine(t, l, 1)
+	clock.Add(40 * time.Millisecond) // the stalled hold ends, before those told come back
+	stalled()
+	tk := <-back
+	if tk.release == nil {
+		t.Fatalf("%s, in line, did not get the lane", tk.id)
+	}
+	mu.Lock()
+	n := len(woken)
+	mu.Unlock()
+	if n != 1 || !slices.Contains(told, woken[0]) {
+		t.Errorf("lane passed to the one in line: called back %q, want one of those told", woken)
+	}
+	tk.release()
 }

@@ -360,7 +360,7 @@ func (b *Bot) Deliver(ctx context.Context, j *engine.Job) error {
 	if j.State != engine.StateSucceeded {
 		if done == 0 {
 			text := chat.Ended(j, lang)
-			post, err := b.roomed(chat64, j.Chat.Private)
+			post, err := b.roomed(j.ID, chat64, j.Chat.Private)
 			if err != nil {
 				return err
 			}
@@ -394,7 +394,7 @@ func (b *Bot) Deliver(ctx context.Context, j *engine.Job) error {
 		}
 	}
 	if status != 0 {
-		if err := b.removeStatus(ctx, chat64, j.Chat.Private, status, photo, chat.T(lang, "Job %s: done.", "任务 %s：已完成。", j.ID)); err != nil {
+		if err := b.removeStatus(ctx, j.ID, chat64, j.Chat.Private, status, photo, chat.T(lang, "Job %s: done.", "任务 %s：已完成。", j.ID)); err != nil {
 			return err // only a Later: the pictures are posted and noted
 		}
 	}
@@ -408,11 +408,13 @@ func (b *Bot) Deliver(ctx context.Context, j *engine.Job) error {
 // first (a chat waiting for its flood limit holds no lane) and taken once
 // the lane is, so a busy lane has nothing to give back. A lane busy, or the
 // room gone meanwhile, takes nothing and returns an *engine.Later, like a
-// chat with no room.
+// chat with no room; one that waits for the bot-wide limit is told its
+// turn among those waiting for it (flood.turn).
 func (b *Bot) postStep(ctx context.Context, j *engine.Job, to int64, i int, s step) error {
-	if d := b.flood.peek(to, j.Chat.Private); d > 0 {
-		return &engine.Later{After: d}
+	if d, global := b.flood.peek(to, j.Chat.Private); d > 0 {
+		return b.flood.later(j.ID, d, global)
 	}
+	b.flood.served(j.ID) // its turn came; one waiting for the lane holds none
 	wctx, cancel := context.WithCancel(ctx)
 	stop := context.AfterFunc(b.context(), cancel) // a shutdown ends a wait in line too
 	release, later := b.lanes.Take(wctx, j.ID)
@@ -422,8 +424,8 @@ func (b *Bot) postStep(ctx context.Context, j *engine.Job, to int64, i int, s st
 		return &engine.Later{After: later}
 	}
 	defer release()
-	if d := b.flood.room(to, j.Chat.Private); d > 0 {
-		return &engine.Later{After: d}
+	if d, global := b.flood.room(to, j.Chat.Private); d > 0 {
+		return b.flood.later(j.ID, d, global)
 	}
 	if err := b.deliverStep(ctx, j, to, s, b.roomedPoster()); err != nil {
 		return b.deliveryError(err)
@@ -446,7 +448,7 @@ func (b *Bot) postStep(ctx context.Context, j *engine.Job, to int64, i int, s st
 // request takes room of its own.
 func (b *Bot) roomedPoster() poster {
 	roomed := true
-	return func(ctx context.Context, to int64, private bool, timeout time.Duration, build func() (tgbotapi.Chattable, func(), error)) (json.RawMessage, error) {
+	return func(ctx context.Context, to int64, private bool, timeout time.Duration, build builder) (json.RawMessage, error) {
 		if !roomed {
 			return b.send(ctx, to, private, timeout, build)
 		}
@@ -456,12 +458,13 @@ func (b *Bot) roomedPoster() poster {
 	}
 }
 
-// roomed takes the chat's room now and returns a roomedPoster on it, or an
-// *engine.Later when there is none.
-func (b *Bot) roomed(to int64, private bool) (poster, error) {
-	if d := b.flood.room(to, private); d > 0 {
-		return nil, &engine.Later{After: d}
+// roomed takes the chat's room now for job id's delivery and returns a
+// roomedPoster on it, or an *engine.Later when there is none.
+func (b *Bot) roomed(id string, to int64, private bool) (poster, error) {
+	if d, global := b.flood.room(to, private); d > 0 {
+		return nil, b.flood.later(id, d, global)
 	}
+	b.flood.served(id)
 	return b.roomedPoster(), nil
 }
 
@@ -499,8 +502,8 @@ func (b *Bot) editStatus(ctx context.Context, post poster, to int64, private boo
 // where it may not be deleted, edits it into a last line. Its only error is
 // an *engine.Later: anything else leaves the message as it is. A message
 // already gone (a Deliver repeated after its record was dropped) is done.
-func (b *Bot) removeStatus(ctx context.Context, to int64, private bool, status int, photo bool, text string) error {
-	post, err := b.roomed(to, private)
+func (b *Bot) removeStatus(ctx context.Context, id string, to int64, private bool, status int, photo bool, text string) error {
+	post, err := b.roomed(id, to, private)
 	if err != nil {
 		return err
 	}
@@ -696,7 +699,7 @@ func (b *Bot) deliverStep(ctx context.Context, j *engine.Job, to int64, s step, 
 
 // poster sends a request: Bot.send (never waits: the engine's paths) or
 // Bot.post (waits for room: a chat's outbox).
-type poster func(ctx context.Context, to int64, private bool, timeout time.Duration, build func() (tgbotapi.Chattable, func(), error)) (json.RawMessage, error)
+type poster func(ctx context.Context, to int64, private bool, timeout time.Duration, build builder) (json.RawMessage, error)
 
 // sendFile sends result i as a photo or a document.
 func (b *Bot) sendFile(ctx context.Context, post poster, j *engine.Job, to int64, private bool, reply, i int, asPhoto bool, text string, kb *tgbotapi.InlineKeyboardMarkup) error {
@@ -704,8 +707,8 @@ func (b *Bot) sendFile(ctx context.Context, post poster, j *engine.Job, to int64
 	if asPhoto {
 		method = "sendPhoto"
 	}
-	_, err := post(ctx, to, private, uploadTimeout, func() (tgbotapi.Chattable, func(), error) {
-		rc, err := b.blobs.Open(j.Results[i].Blob)
+	_, err := post(ctx, to, private, uploadTimeout, func(ctx context.Context) (tgbotapi.Chattable, func(), error) {
+		rc, err := b.blobs.Open(ctx, j.Results[i].Blob)
 		if err != nil {
 			return nil, nil, fmt.Errorf("open result %d of job %s: %w", i+1, j.ID, err)
 		}
@@ -731,7 +734,7 @@ func (b *Bot) sendFile(ctx context.Context, post poster, j *engine.Job, to int64
 // sendAlbum sends results idx as one album of photos or of documents.
 func (b *Bot) sendAlbum(ctx context.Context, post poster, j *engine.Job, to int64, private bool, reply int, idx []int, asPhoto bool, text string) error {
 	send := func(reply int) error {
-		_, err := post(ctx, to, private, uploadTimeout, func() (tgbotapi.Chattable, func(), error) {
+		_, err := post(ctx, to, private, uploadTimeout, func(ctx context.Context) (tgbotapi.Chattable, func(), error) {
 			var (
 				media  []any
 				closes []func() error
@@ -742,7 +745,7 @@ func (b *Bot) sendAlbum(ctx context.Context, post poster, j *engine.Job, to int6
 				}
 			}
 			for n, i := range idx {
-				rc, err := b.blobs.Open(j.Results[i].Blob)
+				rc, err := b.blobs.Open(ctx, j.Results[i].Blob)
 				if err != nil {
 					release()
 					return nil, nil, fmt.Errorf("open result %d of job %s: %w", i+1, j.ID, err)

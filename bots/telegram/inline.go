@@ -209,7 +209,7 @@ func (b *Bot) deliverInline(ctx context.Context, j *engine.Job) error {
 		if to == 0 {
 			to, private = user, true
 		}
-		post, err := b.roomed(to, private)
+		post, err := b.roomed(j.ID, to, private)
 		if err != nil {
 			return err
 		}
@@ -270,8 +270,8 @@ func (b *Bot) deliverInline(ctx context.Context, j *engine.Job) error {
 // chat, or the user's private chat) by post, and returns its file_id; a
 // copy in the user's private chat is deleted.
 func (b *Bot) inlineUpload(ctx context.Context, post poster, j *engine.Job, to int64, private, asPhoto bool) (string, error) {
-	raw, err := post(ctx, to, private, uploadTimeout, func() (tgbotapi.Chattable, func(), error) {
-		rc, err := b.blobs.Open(j.Results[0].Blob)
+	raw, err := post(ctx, to, private, uploadTimeout, func(ctx context.Context) (tgbotapi.Chattable, func(), error) {
+		rc, err := b.blobs.Open(ctx, j.Results[0].Blob)
 		if err != nil {
 			return nil, nil, fmt.Errorf("open result 1 of job %s: %w", j.ID, err)
 		}

@@ -116,6 +116,26 @@ func benchLanes(b *testing.B, lanes int, upload time.Duration) {
 		left sync.WaitGroup
 	)
 	left.Add(b.N)
+	// As the engine's: a delivery told to come back is due again after its
+	// wait, or at once when the lanes call it back.
+	var (
+		mu      sync.Mutex
+		waits   = map[string]*time.Timer{}
+		requeue = func(id string) {
+			mu.Lock()
+			t, ok := waits[id]
+			delete(waits, id)
+			mu.Unlock()
+			if !ok || !t.Stop() {
+				return // not waiting, or its wait ended already
+			}
+			defer wg.Done()
+			if stored, err := h.engine.Job(ctx, id); err == nil && ctx.Err() == nil {
+				queue <- stored
+			}
+		}
+	)
+	h.bot.SetWake(func(id string) { go requeue(id) })
 	b.ResetTimer()
 	for _, j := range jobs {
 		queue <- j
@@ -132,12 +152,21 @@ func benchLanes(b *testing.B, lanes int, upload time.Duration) {
 				err := h.bot.Deliver(ctx, j)
 				if d, later := engine.AsLater(err); later {
 					wg.Add(1)
-					time.AfterFunc(d, func() {
+					mu.Lock()
+					var t *time.Timer
+					t = time.AfterFunc(max(d, 50*time.Millisecond), func() { // the engine's minLater
+						mu.Lock()
+						if waits[j.ID] == t {
+							delete(waits, j.ID)
+						}
+						mu.Unlock()
 						defer wg.Done()
 						if stored, err := h.engine.Job(ctx, j.ID); err == nil && ctx.Err() == nil {
 							queue <- stored
 						}
 					})
+					waits[j.ID] = t
+					mu.Unlock()
 					continue
 				}
 				if err != nil {
@@ -232,5 +261,80 @@ func TestLaneCallsBackTold(t *testing.T) {
 	})
 	if took := last.Sub(freed); took > time.Second {
 		t.Errorf("the last post came %s after the held one was let through: the one told to come back after %s was not called back when the lane freed", took.Round(time.Millisecond), told)
+	}
+}
+
+// TestStalledPostKeepsWorkers: after quick posts taught the one lane its
+// holds, an upload stalls while a dozen chats' results come for the lane.
+// One waits in line and the rest are told to come back, so another chat's
+// job, drawn next, is still rendered in its usual time: before, the line
+// took as many deliveries as 100 ms of quick holds would clear, which was
+// every engine worker, and they waited out the stall (up to 30 s), with
+// nothing else on the replica moving. Let through, every result is posted
+// once.
+func TestStalledPostKeepsWorkers(t *testing.T) {
+	h := newHarness(t, "", nil, withRender(10*time.Millisecond), withConfig(func(c *Config) { c.PostLanes = 1 }))
+	draw := func(chat int) {
+		h.fake.AddUpdate(map[string]any{"message": map[string]any{
+			"message_id": 40,
+			"from":       map[string]any{"id": chat, "is_bot": false, "first_name": "u"},
+			"chat":       map[string]any{"id": chat, "type": "private", "first_name": "u"},
+			"date":       1700000010,
+			"text":       "/draw a fox",
+		}})
+	}
+	jobState := func(chat int) engine.State {
+		jobs := h.jobsOf(strconv.Itoa(chat))
+		if len(jobs) == 0 {
+			return ""
+		}
+		return jobs[0].State
+	}
+	for _, chat := range []int{801, 802} { // quick posts
+		draw(chat)
+		h.wait(20*time.Second, "a quick post", is("sendPhoto", "chat_id", strconv.Itoa(chat)))
+	}
+	release := h.fake.Hold("sendPhoto")
+	defer release(true)
+	chats := make([]int, 12)
+	for i := range chats {
+		chats[i] = 810 + i
+		draw(chats[i])
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := h.fake.WaitHeld(ctx, "sendPhoto"); err != nil {
+		t.Fatal(err)
+	}
+	for end := time.Now().Add(20 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		succeeded := 0
+		for _, chat := range chats {
+			if jobState(chat) == engine.StateSucceeded {
+				succeeded++
+			}
+		}
+		if succeeded == len(chats) {
+			break // all rendered: a worker each has tried the lane
+		}
+		if time.Now().After(end) {
+			t.Fatalf("%d of %d results rendered while one upload stalls: workers wait in the lane's line\n%s", succeeded, len(chats), h.logs.String())
+		}
+	}
+	drawn := time.Now()
+	draw(900)
+	for jobState(900) != engine.StateSucceeded {
+		if took := time.Since(drawn); took > 5*time.Second {
+			t.Fatalf("another chat's job is %q %s after it was drawn (10 ms to render) while one upload stalls: no worker free", jobState(900), took.Round(time.Millisecond))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	release(true)
+	for _, chat := range append(chats, 900) {
+		h.wait(20*time.Second, "every post", is("sendPhoto", "chat_id", strconv.Itoa(chat)))
+	}
+	for _, chat := range chats {
+		if n := len(ok(inChat(h, "sendPhoto", strconv.Itoa(chat)))); n != 1 {
+			t.Errorf("chat %d: %d photos posted, want 1", chat, n)
+		}
 	}
 }

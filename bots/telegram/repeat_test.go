@@ -53,7 +53,7 @@ func drainedChat(t *testing.T, chat int64, gone bool, done string) (*harness, *t
 // Ten rounds of "later" fail the test.
 func deliverRounds(t *testing.T, h *harness, clk *testclock.Clock, chat int64, next func() *engine.Job) error {
 	t.Helper()
-	for h.bot.flood.room(chat, true) == 0 {
+	for h.bot.flood.try(chat, true) {
 	}
 	for range 10 {
 		clk.Add(h.cfg.PrivateEvery)
@@ -127,7 +127,7 @@ func TestFloodNoRoomSpendsNothing(t *testing.T) {
 	f := newFlood(Config{PrivateEvery: time.Second, GroupEvery: 3 * time.Second, GlobalRate: 2, Now: ticking})
 	// Other chats spend the global room.
 	for chat := int64(1); ; chat++ {
-		if f.room(chat, true) > 0 {
+		if !f.try(chat, true) {
 			break
 		}
 		clk.Add(time.Millisecond)
@@ -135,7 +135,7 @@ func TestFloodNoRoomSpendsNothing(t *testing.T) {
 	const chat = 601
 	for range 5 {
 		clk.Add(time.Millisecond)
-		if d := f.room(chat, true); d == 0 {
+		if f.try(chat, true) {
 			t.Fatal("room with the global limit spent")
 		}
 	}
@@ -233,5 +233,64 @@ func TestDeliverInlineCacheChatRefuses(t *testing.T) {
 	}
 	if logs := h.logs.String(); !strings.Contains(logs, "level=ERROR") || !strings.Contains(logs, "inline_cache_chat") {
 		t.Fatalf("the cache chat's refusal is not logged as an error:\n%s", logs)
+	}
+}
+
+// TestGlobalLimitTurns: twenty results for twenty chats come while the
+// bot-wide limit (30 messages a second) is spent, and are stepped as the
+// engine steps them, on a hand-moved clock: each told "later" comes back
+// after its wait, at least the engine's 50 ms. Each is told its turn
+// behind those told before it, so it is tried again about once; told only
+// the wait for the next token, all came back at once, one took it and the
+// rest were told again, 9 to 19 steps (each a store read) per delivery.
+func TestGlobalLimitTurns(t *testing.T) {
+	clk := testclock.New(time.Now())
+	h := newHarness(t, "", nil, withConfig(func(c *Config) { c.Now = clk.Now; c.GlobalRate = 30 }))
+	pic := testPNG(t, 16, 16, color.White)
+	const n = 20
+	type due struct {
+		at time.Time
+		j  *engine.Job
+	}
+	var queue []due
+	for i := range n {
+		queue = append(queue, due{clk.Now(), h.storedJob(strconv.Itoa(7000+i), true, engine.EN, pic)})
+	}
+	for chat := int64(1); h.bot.flood.try(chat, true); chat++ { // other chats spend the global limit
+	}
+	steps := 0
+	for len(queue) > 0 {
+		next := 0
+		for i, d := range queue {
+			if d.at.Before(queue[next].at) {
+				next = i
+			}
+		}
+		d := queue[next]
+		queue = append(queue[:next], queue[next+1:]...)
+		if d.at.After(clk.Now()) {
+			clk.Set(d.at)
+		}
+		steps++
+		if steps > 10*n {
+			t.Fatalf("%d steps and %d deliveries still to go", steps, len(queue)+1)
+		}
+		err := h.bot.Deliver(context.Background(), d.j)
+		if after, later := engine.AsLater(err); later {
+			queue = append(queue, due{clk.Now().Add(max(after, 50*time.Millisecond)), h.job(d.j.ID)}) // the engine's minLater
+			continue
+		}
+		if err != nil {
+			t.Fatalf("Deliver %s: %v", d.j.ID, err)
+		}
+	}
+	if max := 2 * n; steps > max {
+		t.Errorf("%d steps for %d deliveries through a spent global limit: want at most %d, each tried again about once", steps, n, max)
+	}
+	t.Logf("%d steps for %d deliveries", steps, n)
+	for i := range n {
+		if got := len(ok(inChat(h, "sendPhoto", strconv.Itoa(7000+i)))); got != 1 {
+			t.Errorf("chat %d: %d photos, want 1", 7000+i, got)
+		}
 	}
 }

@@ -227,7 +227,7 @@ func TestSwapfaceReply(t *testing.T) {
 	if len(in) != 2 || in[0].Blob == in[1].Blob {
 		t.Fatalf("inputs %+v", in)
 	}
-	face, _ := h.blobs.Open(in[0].Blob)
+	face, _ := h.blobs.Open(context.Background(), in[0].Blob)
 	defer face.Close()
 	if got := sha(t, face); got != shaBytes(testPNG(t, 64, 64, color.RGBA{255, 0, 0, 255})) {
 		t.Error("first input is not the face photo")
@@ -246,7 +246,7 @@ func TestSwapfaceAlbum(t *testing.T) {
 	if len(jobs) != 1 || len(jobs[0].Request.Inputs) != 2 || jobs[0].Request.Kind != engine.KindSwapface {
 		t.Fatalf("jobs %+v", jobs)
 	}
-	face, _ := h.blobs.Open(jobs[0].Request.Inputs[0].Blob)
+	face, _ := h.blobs.Open(context.Background(), jobs[0].Request.Inputs[0].Blob)
 	defer face.Close()
 	if sha(t, face) != shaBytes(testPNG(t, 64, 64, color.RGBA{255, 0, 0, 255})) {
 		t.Error("first input is not the face photo")

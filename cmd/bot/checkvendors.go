@@ -135,7 +135,7 @@ func spendOne(v engine.Vendor, c engine.SpendCase, inputs *checkInputs, timeout,
 	t := engine.Task{ID: fmt.Sprintf("picbot-check-%d", time.Now().UnixNano())}
 	if n > 0 {
 		t.InputURLs = inputs.links(n)
-		t.Open = func(int) (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(checkPNG)), nil }
+		t.Open = func(context.Context, int) (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(checkPNG)), nil }
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout+wait)
 	defer cancel()

@@ -114,7 +114,7 @@ func copyStore(ctx context.Context, src *store.DB, blobs *store.Blobs, dst *pgst
 		} else if engine.ErrorCode(err) != engine.ENOTFOUND {
 			return err
 		}
-		rc, err := blobs.Open(key)
+		rc, err := blobs.Open(ctx, key)
 		if err != nil {
 			return err
 		}

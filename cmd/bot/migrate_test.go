@@ -76,7 +76,7 @@ func TestMigrate(t *testing.T) {
 		if j.ID != was[i].ID || j.State != engine.StateDelivered || len(j.Results) != 1 {
 			t.Fatalf("job %d: %s %s, want %s delivered", i, j.ID, j.State, was[i].ID)
 		}
-		rc, err := blobs.Open(j.Results[0].Blob)
+		rc, err := blobs.Open(context.Background(), j.Results[0].Blob)
 		if err != nil {
 			t.Fatalf("image of %s: %v", j.ID, err)
 		}

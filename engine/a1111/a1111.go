@@ -237,7 +237,7 @@ func (c Config) Validate(bad func(key, format string, args ...any)) {
 // Blobs opens the engine's stored images: a task made again after a
 // restart needs its inputs without the engine's Task.
 type Blobs interface {
-	Open(key string) (io.ReadCloser, error)
+	Open(ctx context.Context, key string) (io.ReadCloser, error)
 }
 
 // run is one blocking call, held until its answer has been read.
@@ -539,13 +539,13 @@ func (v *Vendor) sweepLocked() {
 }
 
 // body builds the request for j's kind.
-func (v *Vendor) body(ctx context.Context, j *engine.Job, forceID string, open func(int) (io.ReadCloser, error)) (map[string]any, string, error) {
+func (v *Vendor) body(ctx context.Context, j *engine.Job, forceID string, open func(context.Context, int) (io.ReadCloser, error)) (map[string]any, string, error) {
 	r := &j.Request
 	input := func(i int) (string, error) {
 		if open == nil {
 			return "", errors.New("a1111: no way to read input images")
 		}
-		rc, err := open(i)
+		rc, err := open(ctx, i)
 		if err != nil {
 			return "", fmt.Errorf("a1111: open input %d: %w", i, err)
 		}
@@ -1016,7 +1016,7 @@ func (v *Vendor) rerun(ctx context.Context, j *engine.Job, b int, forceID string
 		return errors.New("a1111: cannot read the job's input images to make it again")
 	}
 	all := j.Request.AllInputs() // Task.Open's numbering: the inputs, the control image, the mask
-	open := func(i int) (io.ReadCloser, error) { return v.blobs.Open(all[i].Blob) }
+	open := func(ctx context.Context, i int) (io.ReadCloser, error) { return v.blobs.Open(ctx, all[i].Blob) }
 	body, path, err := v.body(ctx, j, forceID, open)
 	if err != nil {
 		return err

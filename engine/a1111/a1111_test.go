@@ -67,7 +67,7 @@ func pngSize(t *testing.T, data []byte) image.Point {
 	return image.Pt(cfg.Width, cfg.Height)
 }
 
-func submit(t *testing.T, v *a1111.Vendor, j *engine.Job, open func(int) (io.ReadCloser, error)) {
+func submit(t *testing.T, v *a1111.Vendor, j *engine.Job, open func(context.Context, int) (io.ReadCloser, error)) {
 	t.Helper()
 	id, err := v.Submit(context.Background(), j, engine.Task{ID: j.ID + "-1", Open: open})
 	if err != nil {
@@ -273,13 +273,15 @@ func TestBearerToken(t *testing.T) {
 	}
 }
 
-func openPNG(t *testing.T, w, h int) func(int) (io.ReadCloser, error) {
+func openPNG(t *testing.T, w, h int) func(context.Context, int) (io.ReadCloser, error) {
 	t.Helper()
 	var b bytes.Buffer
 	if err := png.Encode(&b, image.NewGray(image.Rect(0, 0, w, h))); err != nil {
 		t.Fatal(err)
 	}
-	return func(int) (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b.Bytes())), nil }
+	return func(context.Context, int) (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(b.Bytes())), nil
+	}
 }
 
 // TestImg2ImgUpscaleSwapface: a reference image makes img2img with the

@@ -230,7 +230,7 @@ type blobMap struct {
 	opened []string
 }
 
-func (b *blobMap) Open(key string) (io.ReadCloser, error) {
+func (b *blobMap) Open(_ context.Context, key string) (io.ReadCloser, error) {
 	b.mu.Lock()
 	b.opened = append(b.opened, key)
 	b.mu.Unlock()
@@ -254,7 +254,7 @@ func TestRerunReadsMaskAndControl(t *testing.T) {
 		t.Fatalf("first: %+v", out)
 	}
 	var png bytes.Buffer
-	rc, _ := openPNG(t, 64, 64)(0)
+	rc, _ := openPNG(t, 64, 64)(context.Background(), 0)
 	_, _ = io.Copy(&png, rc)
 	blobs := &blobMap{data: png.Bytes()}
 	second, err := a1111.New(cfg, nil, blobs, nil)

@@ -441,7 +441,7 @@ func (v *Vendor) upload(ctx context.Context, b int, t engine.Task, i int) (strin
 	if t.Open == nil {
 		return "", errors.New("comfyui: no way to read input images")
 	}
-	rc, err := t.Open(i)
+	rc, err := t.Open(ctx, i)
 	if err != nil {
 		return "", fmt.Errorf("comfyui: open input %d: %w", i, err)
 	}

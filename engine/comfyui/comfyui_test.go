@@ -32,7 +32,7 @@ func drawJob(id string) *engine.Job {
 		Width: 320, Height: 256, Steps: 8, Guidance: 6.5, Sampler: "dpmpp_2m"}}
 }
 
-func submit(t *testing.T, v *comfyui.Vendor, j *engine.Job, open func(int) (io.ReadCloser, error)) {
+func submit(t *testing.T, v *comfyui.Vendor, j *engine.Job, open func(context.Context, int) (io.ReadCloser, error)) {
 	t.Helper()
 	id, err := v.Submit(context.Background(), j, engine.Task{ID: j.ID + "-1", Open: open})
 	if err != nil {
@@ -243,13 +243,15 @@ func TestCancel(t *testing.T) {
 	}
 }
 
-func openPNG(t *testing.T, w, h int) func(int) (io.ReadCloser, error) {
+func openPNG(t *testing.T, w, h int) func(context.Context, int) (io.ReadCloser, error) {
 	t.Helper()
 	var b bytes.Buffer
 	if err := png.Encode(&b, image.NewGray(image.Rect(0, 0, w, h))); err != nil {
 		t.Fatal(err)
 	}
-	return func(int) (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b.Bytes())), nil }
+	return func(context.Context, int) (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(b.Bytes())), nil
+	}
 }
 
 // TestUpscaleAndImg2Img: inputs go up by /upload/image and are named in

@@ -95,7 +95,7 @@ func (r *Renderer) Query(ctx context.Context, j *engine.Job) (*engine.Outcome, e
 func (r *Renderer) Render(ctx context.Context, req *engine.Request) ([][]byte, error) {
 	inputs := make([]image.Image, len(req.Inputs))
 	for i, in := range req.Inputs {
-		img, err := r.decode(in.Blob)
+		img, err := r.decode(ctx, in.Blob)
 		if err != nil {
 			return nil, err
 		}
@@ -134,8 +134,8 @@ func (r *Renderer) Render(ctx context.Context, req *engine.Request) ([][]byte, e
 	return out, nil
 }
 
-func (r *Renderer) decode(key string) (image.Image, error) {
-	rc, err := r.blobs.Open(key)
+func (r *Renderer) decode(ctx context.Context, key string) (image.Image, error) {
+	rc, err := r.blobs.Open(ctx, key)
 	if err != nil {
 		return nil, err
 	}

@@ -127,12 +127,13 @@ func (b *Blobs) Put(ctx context.Context, r io.Reader, limit int64) (engine.BlobI
 // errStored ends a Put whose image is stored already: its chunks roll back.
 var errStored = errors.New("image stored already")
 
-// Open implements engine.Blobs. The reader fetches one chunk at a time.
-func (b *Blobs) Open(key string) (io.ReadCloser, error) {
+// Open implements engine.Blobs. The reader fetches one chunk at a time,
+// under ctx: a wait for a pool connection (the pool busy, the database
+// slow) ends with it, as within a post lane's hold it must.
+func (b *Blobs) Open(ctx context.Context, key string) (io.ReadCloser, error) {
 	if len(key) != 64 || strings.Trim(key, "0123456789abcdef") != "" {
 		return nil, engine.Errorf(engine.ENOTFOUND, "No such image.", "没有这张图片。")
 	}
-	ctx := context.Background()
 	var size int64
 	err := b.db.pool.QueryRow(ctx, `SELECT size FROM picbot_blobs WHERE key = $1`, key).Scan(&size)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -141,7 +142,7 @@ func (b *Blobs) Open(key string) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, wrap(err)
 	}
-	return &chunkReader{db: b.db, key: key, left: size}, nil
+	return &chunkReader{ctx: ctx, db: b.db, key: key, left: size}, nil
 }
 
 // Stat returns a stored image's description. ENOTFOUND if there is none.
@@ -162,6 +163,7 @@ func (b *Blobs) Size(ctx context.Context) (total int64, files int, err error) {
 }
 
 type chunkReader struct {
+	ctx  context.Context // the Open's: a reader lives within its caller's call
 	db   *DB
 	key  string
 	seq  int
@@ -174,7 +176,7 @@ func (r *chunkReader) Read(p []byte) (int, error) {
 		if r.left <= 0 {
 			return 0, io.EOF
 		}
-		err := r.db.pool.QueryRow(context.Background(), `SELECT data FROM picbot_blob_chunks WHERE key = $1 AND seq = $2`, r.key, r.seq).Scan(&r.buf)
+		err := r.db.pool.QueryRow(r.ctx, `SELECT data FROM picbot_blob_chunks WHERE key = $1 AND seq = $2`, r.key, r.seq).Scan(&r.buf)
 		if err != nil {
 			return 0, fmt.Errorf("read image %s chunk %d: %w", r.key, r.seq, err)
 		}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 func (s *DB) SetSchemaVersionForTest(ctx context.Context, v int) error {
@@ -110,4 +111,24 @@ func (s *DB) KillSettingsListenerForTest(ctx context.Context) error {
 func (s *DB) ExecForTest(ctx context.Context, sql string) error {
 	_, err := s.pool.Exec(ctx, sql)
 	return err
+}
+
+// HoldConnsForTest takes every connection of the pool until release: what
+// a pool busy with other callers is to the next one.
+func (s *DB) HoldConnsForTest(ctx context.Context) (release func(), err error) {
+	var held []*pgxpool.Conn
+	release = func() {
+		for _, c := range held {
+			c.Release()
+		}
+	}
+	for range s.pool.Config().MaxConns {
+		c, err := s.pool.Acquire(ctx)
+		if err != nil {
+			release()
+			return nil, err
+		}
+		held = append(held, c)
+	}
+	return release, nil
 }

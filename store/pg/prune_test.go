@@ -79,7 +79,7 @@ func TestPrune(t *testing.T) {
 		if err := p.Pass(ctx); err != nil {
 			t.Fatalf("pass %d: %v", pass, err)
 		}
-		_, err := blobs.Open(orphan.Key)
+		_, err := blobs.Open(context.Background(), orphan.Key)
 		if gone := engine.ErrorCode(err) == engine.ENOTFOUND; gone != (pass == 2) {
 			t.Fatalf("pass %d: orphan image gone %v", pass, gone)
 		}
@@ -93,7 +93,7 @@ func TestPrune(t *testing.T) {
 		}
 	}
 	for what, key := range map[string]string{"result": kept.Key, "ControlNet image": control.Key, "mask": mask.Key} {
-		if _, err := blobs.Open(key); err != nil {
+		if _, err := blobs.Open(context.Background(), key); err != nil {
 			t.Errorf("%s of a kept job: %v", what, err)
 		}
 	}

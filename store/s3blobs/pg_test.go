@@ -57,13 +57,13 @@ func TestPrunerPostgres(t *testing.T) {
 		if err := p.Pass(ctx); err != nil {
 			t.Fatal(err)
 		}
-		_, err := b.Open(orphan)
+		_, err := b.Open(context.Background(), orphan)
 		if gone := engine.ErrorCode(err) == engine.ENOTFOUND; gone != (pass == 2) {
 			t.Fatalf("pass %d: orphan gone %v", pass, gone)
 		}
 	}
 	for _, k := range keys[:4] {
-		if _, err := b.Open(k); err != nil {
+		if _, err := b.Open(context.Background(), k); err != nil {
 			t.Errorf("referenced image %s: %v", k, err)
 		}
 	}

@@ -215,11 +215,11 @@ func notFound() error {
 }
 
 // Open implements engine.Blobs. The object is read as it is consumed.
-func (b *Blobs) Open(key string) (io.ReadCloser, error) {
+func (b *Blobs) Open(ctx context.Context, key string) (io.ReadCloser, error) {
 	if !validKey(key) {
 		return nil, notFound()
 	}
-	obj, err := b.c.GetObject(context.Background(), b.bucket, b.name(key), minio.GetObjectOptions{})
+	obj, err := b.c.GetObject(ctx, b.bucket, b.name(key), minio.GetObjectOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("read image %s: %w", key, err)
 	}

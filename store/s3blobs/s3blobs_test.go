@@ -136,7 +136,7 @@ func TestMultipart(t *testing.T) {
 	if n := fake.Requests("POST") - posts; n < 2 {
 		t.Fatalf("%d POST requests: not a multipart upload", n)
 	}
-	rc, err := b.Open(info.Key)
+	rc, err := b.Open(context.Background(), info.Key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,11 +227,11 @@ func TestSweep(t *testing.T) {
 		t.Errorf("swept %d (%d bytes), want 1 (%d)", n, size, drop.Size)
 	}
 	for _, k := range []string{keep.Key, racingInfo.Key, fresh.Key} {
-		if _, err := b.Open(k); err != nil {
+		if _, err := b.Open(context.Background(), k); err != nil {
 			t.Errorf("%s: %v", k, err)
 		}
 	}
-	if _, err := b.Open(drop.Key); engine.ErrorCode(err) != engine.ENOTFOUND {
+	if _, err := b.Open(context.Background(), drop.Key); engine.ErrorCode(err) != engine.ENOTFOUND {
 		t.Errorf("swept image: %v, want ENOTFOUND", err)
 	}
 	total, files, err := b.Size(ctx)
@@ -273,12 +273,12 @@ func TestPrunerBolt(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = b.Open(orphan.Key)
+		_, err = b.Open(context.Background(), orphan.Key)
 		if gone := engine.ErrorCode(err) == engine.ENOTFOUND; gone != (pass == 2) || st.Blobs != pass-1 {
 			t.Fatalf("pass %d: orphan gone %v, %d swept", pass, gone, st.Blobs)
 		}
 	}
-	if _, err := b.Open(kept.Key); err != nil {
+	if _, err := b.Open(context.Background(), kept.Key); err != nil {
 		t.Errorf("referenced image: %v", err)
 	}
 }
@@ -293,7 +293,7 @@ func TestTwoClientsShare(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rc, err := b.Open(info.Key)
+	rc, err := b.Open(context.Background(), info.Key)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -373,7 +373,7 @@ func testBlobs(t *testing.T, open Opener) {
 			if err != nil || again.Key != info.Key {
 				t.Fatalf("second put: %+v %v, want key %s", again, err, info.Key)
 			}
-			rc, err := blobs.Open(info.Key)
+			rc, err := blobs.Open(ctx, info.Key)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -396,7 +396,7 @@ func testBlobs(t *testing.T, open Opener) {
 	})
 	t.Run("OpenMissing", func(t *testing.T) {
 		for _, key := range []string{"../etc/passwd", fmt.Sprintf("%064x", 1)} {
-			if _, err := blobs.Open(key); engine.ErrorCode(err) != engine.ENOTFOUND {
+			if _, err := blobs.Open(ctx, key); engine.ErrorCode(err) != engine.ENOTFOUND {
 				t.Errorf("Open(%q): %v, want ENOTFOUND", key, err)
 			}
 		}
@@ -420,7 +420,7 @@ func testBlobs(t *testing.T, open Opener) {
 				t.Fatalf("keys differ: %v", keys)
 			}
 		}
-		rc, err := blobs.Open(keys[0])
+		rc, err := blobs.Open(ctx, keys[0])
 		if err != nil {
 			t.Fatal(err)
 		}
