@@ -68,6 +68,13 @@ func (v *Vendor) track(id, job string, due time.Time) {
 	}
 }
 
+// tracked reports whether id is a task this process polls by list.
+func (v *Vendor) tracked(id string) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.list.open[id]
+}
+
 // settle forgets a task that reached its end.
 func (v *Vendor) settle(id string) {
 	v.mu.Lock()
