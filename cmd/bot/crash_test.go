@@ -1458,6 +1458,13 @@ func (r *crashRun) waitExit(p *crashProc) error {
 	}
 	_, stderr := p.b.output()
 	r.stderrs = append(r.stderrs, stderr)
+	if os.Getenv("PICBOT_CRASH_BILLDEBUG") != "" {
+		for line := range strings.Lines(stderr) {
+			if strings.Contains(line, "task list") {
+				r.t.Logf("life %d: %s", p.epoch, strings.TrimSpace(line))
+			}
+		}
+	}
 	if strings.Contains(stderr, "WARNING: DATA RACE") {
 		r.violation("life %d: the race detector found a data race:\n%s", p.epoch, crashHead(stderr[strings.Index(stderr, "WARNING: DATA RACE"):], 6000))
 	}

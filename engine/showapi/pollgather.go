@@ -81,7 +81,7 @@ func (v *Vendor) runPollSweep(ctx context.Context, s *sweep) {
 				answered++
 			}
 		}
-		v.log.Debug("showapi: polled tasks by a shared read of the task list",
+		v.log.Info("showapi: polled tasks by a shared read of the task list",
 			slog.Int("polls", len(members)), slog.Int("answered", answered), slog.Any("read", pages),
 			slog.Duration("took", time.Since(start)), slog.Any("err", err))
 	}
