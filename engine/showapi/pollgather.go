@@ -9,21 +9,23 @@ import (
 	"github.com/picbot/picbot/engine"
 )
 
-// Shared polls. A task this process does not poll by list (one whose job
-// waits for a callback, or one a dead process created) is asked for alone,
-// a billed call each. After a restart several come due together: the jobs
-// whose callbacks came while the bot was down, their calls back given up,
-// each of which the engine polls once its grace is over, all within a few
-// milliseconds of each other. So polls of such tasks started within
-// PollGather of each other share a read of the list: each page read
-// answers every poll whose task it shows, in whatever state, and keeps the
-// finished records of other tasks for their polls (keepFinal). A lone poll
-// asks alone. The read is bounded, since a task may not be on the pages
-// (a task the vendor forgot): it reads the page where the latest task
-// should be by its submission's time, then another only while two or more
-// polls are unanswered, the page before answered one of them or showed
-// them all older, and no more than one page per five polls and one more.
-// A poll a read did not answer asks alone, so a miss costs one page.
+// Shared polls. A task this process does not poll by list is asked for
+// alone, a billed call each. After a restart several of a previous
+// process's tasks come due together: the jobs whose callbacks came while
+// the bot was down, their calls back given up, each of which the engine
+// polls once its grace is over, all within a few milliseconds of each
+// other. So polls of such tasks started within PollGather of each other
+// share a read of the list: each page read answers every poll whose task
+// it shows, in whatever state, and keeps the finished records of other
+// tasks for their polls (keepFinal). A lone poll asks alone. The read is
+// bounded, since a task may not be on the pages (a task the vendor forgot,
+// whose query alone is not billed): it reads the page where the latest
+// task should be by its submission's time, then another only while two or
+// more polls are unanswered, the page before answered one of them or
+// showed them all older, and no more than one page per five polls and one
+// more. A poll a read did not answer asks alone, so a miss costs one page.
+// This process's own tasks are not shared: a poll of one whose callback
+// has not come is most often of a task the vendor lost, free alone.
 
 // sharedPoll answers j's poll from a shared read of the list, or says to
 // ask for the task alone (ok false).
@@ -75,14 +77,15 @@ func (v *Vendor) runPollSweep(ctx context.Context, s *sweep) {
 	if len(members) >= 2 && ctx.Err() == nil {
 		start := time.Now()
 		pages, err := v.pollWalk(ctx, members)
-		answered := 0
+		var unanswered []string
 		for _, f := range members {
-			if f.rec != nil {
-				answered++
+			if f.rec == nil {
+				unanswered = append(unanswered, f.task)
 			}
 		}
 		v.log.Info("showapi: polled tasks by a shared read of the task list",
-			slog.Int("polls", len(members)), slog.Int("answered", answered), slog.Any("read", pages),
+			slog.Int("polls", len(members)), slog.Int("answered", len(members)-len(unanswered)),
+			slog.Any("unanswered", unanswered[:min(len(unanswered), 5)]), slog.Any("read", pages),
 			slog.Duration("took", time.Since(start)), slog.Any("err", err))
 	}
 	for _, f := range members {

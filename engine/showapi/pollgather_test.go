@@ -148,3 +148,22 @@ func TestSharedPollAlone(t *testing.T) {
 			fake.Calls("/yourtasklist")-lists, fake.Calls("/yourtaskresult")-results, reported)
 	}
 }
+
+// This process's own tasks are asked for alone: a callback that did not
+// come is most often a task the vendor lost, whose query alone bills nothing.
+func TestSharedPollNotForOwnTasks(t *testing.T) {
+	fake, _, clk := setup(t, showapitest.Options{NoSeedTask: true}, showapi.Config{})
+	v := restarted(t, fake, clk.Now, showapi.Config{PollGather: 50 * time.Millisecond})
+	jobs := callbackJobs(t, v, clk.Now(), 3, "an own fox")
+	clk.Add(time.Minute)
+	lists, results := fake.Calls("/yourtasklist"), fake.Calls("/yourtaskresult")
+	_, errs, _ := pollAll(t, v, jobs)
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("poll %d: %v", i, err)
+		}
+	}
+	if n, m := fake.Calls("/yourtasklist")-lists, fake.Calls("/yourtaskresult")-results; n != 0 || m != 3 {
+		t.Errorf("%d list pages read and %d tasks asked for alone, want 0 and 3", n, m)
+	}
+}

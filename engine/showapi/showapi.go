@@ -100,11 +100,12 @@ type Config struct {
 	// crashed process left uncertain, after a restart) share one read of
 	// the list, each page billed once for all of them. Default 1s; negative: none.
 	FindGather time.Duration `yaml:"find_gather"`
-	// PollGather is how long a poll of a task not polled by list (a
-	// callback's safety net, a task a previous process made) waits for
-	// others before it asks: polls under way together (those a restart
-	// makes due at once) share a read of the list's pages, each answering
-	// every poll whose task it shows. Default 500ms; negative: none.
+	// PollGather is how long a poll of a task a previous process made
+	// (a callback's safety net after a restart, or a polled task of
+	// before it) waits for others before it asks: polls under way
+	// together (those a restart makes due at once) share a read of the
+	// list's pages, each answering every poll whose task it shows.
+	// Default 500ms; negative: none.
 	PollGather time.Duration `yaml:"poll_gather"`
 	// ListPollMin is how many polled tasks in flight make polls go by
 	// /yourtasklist, five tasks a call (default 3; negative: never); a
@@ -437,6 +438,8 @@ func (v *Vendor) Submit(ctx context.Context, j *engine.Job, t engine.Task) (stri
 	v.log.Debug("showapi task created", slog.String("job_id", j.ID), slog.String("task_id", id))
 	if t.CallbackURL == "" {
 		v.track(id, j.ID, v.Now().Add(v.Timing(&j.Request).First))
+	} else {
+		v.own(id)
 	}
 	return id, nil
 }
@@ -552,7 +555,7 @@ func (v *Vendor) query(ctx context.Context, j *engine.Job) (*engine.Outcome, err
 		}
 		return out, nil
 	}
-	if !v.tracked(j.TaskID) {
+	if !v.madeHere(j.TaskID) {
 		if out, ok, err := v.sharedPoll(ctx, j); ok || err != nil {
 			if err != nil {
 				return nil, fmt.Errorf("showapi: query task %s by a shared read of the list: %w", j.TaskID, err)
