@@ -17,15 +17,22 @@ import (
 // other. So polls of such tasks started within PollGather of each other
 // share a read of the list: each page read answers every poll whose task
 // it shows, in whatever state, and keeps the finished records of other
-// tasks for their polls (keepFinal). A lone poll asks alone. The read is
+// tasks for their polls (keepFinal). Fewer than sharedPollMin ask alone:
+// a read for two saves at most one call and a miss costs one. The read is
 // bounded, since a task may not be on the pages (a task the vendor forgot,
-// whose query alone is not billed): it reads the page where the latest
-// task should be by its submission's time, then another only while two or
-// more polls are unanswered, the page before answered one of them or
-// showed them all older, and no more than one page per five polls and one
-// more. A poll a read did not answer asks alone, so a miss costs one page.
+// whose query alone is not billed): after the first page it reads
+// another (where the latest unanswered task should be by its submission's
+// time) only while two or more polls are unanswered and the page before
+// answered one of them or showed them all older, and no more than one
+// page per five polls and two more (the first page, and one where their
+// tasks straddle two). A poll a read did not answer asks alone, so a miss costs one page.
 // This process's own tasks are not shared: a poll of one whose callback
 // has not come is most often of a task the vendor lost, free alone.
+
+// sharedPollMin is the fewest polls that share a read. Seen in the crash
+// suite: pairs of a previous process's tasks, behind page 1's newer ones,
+// each read a loss of one call.
+const sharedPollMin = 3
 
 // sharedPoll answers j's poll from a shared read of the list, or says to
 // ask for the task alone (ok false).
@@ -64,7 +71,7 @@ func (v *Vendor) sharedPoll(ctx context.Context, j *engine.Job) (out *engine.Out
 	return out, err == nil, err
 }
 
-// runPollSweep gathers polls for PollGather, then, for two or more, reads
+// runPollSweep gathers polls for PollGather, then, for sharedPollMin or more, reads
 // the list for them on the caller's context (its job is billed the pages).
 func (v *Vendor) runPollSweep(ctx context.Context, s *sweep) {
 	gather(ctx, v.cfg.PollGather)
@@ -74,7 +81,7 @@ func (v *Vendor) runPollSweep(ctx context.Context, s *sweep) {
 	}
 	members := s.members
 	v.mu.Unlock()
-	if len(members) >= 2 && ctx.Err() == nil {
+	if len(members) >= sharedPollMin && ctx.Err() == nil {
 		start := time.Now()
 		pages, err := v.pollWalk(ctx, members)
 		var unanswered []string
@@ -146,7 +153,8 @@ func (v *Vendor) pollWalk(ctx context.Context, members []*finding) (pages []int,
 	l := newListView(order == "newest", first, *v.cfg.FindJump)
 	l.add(first, 1)
 	hit := look(first)
-	budget := (len(members)+perPage-1)/perPage + 1
+	// Their pages, one more where they straddle two, and the first page.
+	budget := (len(members)+perPage-1)/perPage + 2
 	for open >= 2 && len(pages) < budget {
 		// The latest task first, as a search goes: the pages it wants are
 		// on the way to the others'.

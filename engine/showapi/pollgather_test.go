@@ -167,3 +167,62 @@ func TestSharedPollNotForOwnTasks(t *testing.T) {
 		t.Errorf("%d list pages read and %d tasks asked for alone, want 0 and 3", n, m)
 	}
 }
+
+// Two polls ask alone: a shared read would save one call at best and cost
+// one on a miss (seen after restarts: two tasks behind page 1's newer ones).
+func TestSharedPollNotForTwo(t *testing.T) {
+	fake, v, clk := setup(t, showapitest.Options{NoSeedTask: true}, showapi.Config{})
+	jobs := callbackJobs(t, v, clk.Now(), 2, "a paired fox")
+	clk.Add(time.Minute)
+	v2 := restarted(t, fake, clk.Now, showapi.Config{PollGather: 50 * time.Millisecond})
+	lists, results := fake.Calls("/yourtasklist"), fake.Calls("/yourtaskresult")
+	if _, errs, _ := pollAll(t, v2, jobs); errs[0] != nil || errs[1] != nil {
+		t.Fatal(errs)
+	}
+	if n, m := fake.Calls("/yourtasklist")-lists, fake.Calls("/yourtaskresult")-results; n != 0 || m != 2 {
+		t.Errorf("%d list pages read and %d tasks asked for alone, want 0 and 2", n, m)
+	}
+}
+
+// After a long outage twenty overdue polls lie behind twelve tasks made
+// since: the read goes past the newer pages to where the twenty were made
+// and answers them all in no more pages than one per five and two more
+// (pages 1, then 3-7), not twenty queries.
+func TestSharedPollAfterLongOutage(t *testing.T) {
+	fake, v, clk := setup(t, showapitest.Options{NoSeedTask: true}, showapi.Config{})
+	var jobs []*engine.Job
+	for range 20 { // one a second
+		jobs = append(jobs, callbackJobs(t, v, clk.Now(), 1, fmt.Sprintf("an overdue fox %d", len(jobs)))...)
+		clk.Add(time.Second)
+	}
+	clk.Add(5 * time.Minute)
+	for i := range 12 {
+		other := drawJob("a newer fox")
+		other.Request.Seed = int64(i)
+		submit(t, v, other, "")
+		clk.Add(time.Second)
+	}
+	clk.Add(time.Minute)
+	v2 := restarted(t, fake, clk.Now, showapi.Config{PollGather: 200 * time.Millisecond})
+	billed, lists, results := fake.Billed(), fake.Calls("/yourtasklist"), fake.Calls("/yourtaskresult")
+	outs, errs, reported := pollAll(t, v2, jobs)
+	for i, out := range outs {
+		if errs[i] != nil || out.State != engine.TaskDone {
+			t.Fatalf("poll %d: %+v, %v", i, out, errs[i])
+		}
+	}
+	pages, alone := fake.Calls("/yourtasklist")-lists, fake.Calls("/yourtaskresult")-results
+	if pages > 6 || alone != 0 {
+		t.Errorf("%d list pages read and %d tasks asked for alone, want at most 6 and 0", pages, alone)
+	}
+	if n := fake.Billed() - billed; n != reported || n != pages {
+		t.Errorf("the fake billed %d calls, the polls reported %d, %d pages were read", n, reported, pages)
+	}
+	var read []string
+	for _, r := range fake.Requests() {
+		if r.Path == "/yourtasklist" {
+			read = append(read, r.Query.Get("page"))
+		}
+	}
+	t.Logf("twenty polls: %d pages (pages read, the first since the start: %v)", pages, read)
+}
