@@ -103,9 +103,9 @@ type Config struct {
 	// PollGather is how long a poll of a task a previous process made
 	// (a callback's safety net after a restart, or a polled task of
 	// before it) waits for others before it asks: polls under way
-	// together (those a restart makes due at once) share a read of the
-	// list's pages, each answering every poll whose task it shows.
-	// Default 500ms; negative: none.
+	// together (those a restart makes due at once), three or more, share
+	// a read of the list's pages, each answering every poll whose task it
+	// shows (pollgather.go). Default 500ms; negative: none.
 	PollGather time.Duration `yaml:"poll_gather"`
 	// ListPollMin is how many polled tasks in flight make polls go by
 	// /yourtasklist, five tasks a call (default 3; negative: never); a
