@@ -43,8 +43,7 @@ type crashBill struct {
 	polls, restartPolls, restartEarly int
 	notDone                           int // polls answered "not finished", restarts or not
 	// lookups: calls about a task the job had not recorded (asking a vendor
-	// whether a lost submission made a task, ShowAPI's task-list pages of
-	// searches and shared polls).
+	// whether a lost submission made a task, ShowAPI's task list).
 	lookups int
 	// unrecorded: billed calls a kill left unrecorded on their job, the
 	// calls in flight at a kill (polls and submissions: the job's last calls
@@ -55,7 +54,7 @@ type crashBill struct {
 
 func (b crashBill) String() string {
 	return fmt.Sprintf("%d billed calls: submissions %d (tasks recorded %d, made again %d, refused %d), polls %d (answered \"not finished\" %d; "+
-		"first of a life after a restart %d, of which too early %d), task-list pages and lookups of unrecorded tasks %d; in flight at a kill (billed, not recorded) %d (%d polls) in %d kills",
+		"first of a life after a restart %d, of which too early %d), lookups of unrecorded tasks %d; in flight at a kill (billed, not recorded) %d (%d polls) in %d kills",
 		b.total, b.submits+b.resubmits+b.refused, b.submits, b.resubmits, b.refused, b.polls, b.notDone,
 		b.restartPolls, b.restartEarly, b.lookups, b.unrecorded, b.unrecordedPolls, b.inFlightKills)
 }

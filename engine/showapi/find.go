@@ -34,10 +34,6 @@ type finding struct {
 	done  chan struct{}
 	id    string // the task found; "" none
 	err   error
-	// task is, for a shared poll (pollgather.go), the task asked for: its
-	// record, in rec, answers the poll.
-	task string
-	rec  *Record
 }
 
 // finalTTL bounds how long a finished record read with a page is kept to
@@ -85,7 +81,18 @@ func (v *Vendor) FindTask(ctx context.Context, j *engine.Job, t engine.Task) (st
 // them on the caller's context (its job is billed the pages).
 func (v *Vendor) runSweep(ctx context.Context, s *sweep) {
 	start := time.Now()
-	gather(ctx, v.cfg.FindGather)
+	d := v.cfg.FindGather
+	if dl, ok := ctx.Deadline(); ok {
+		d = min(d, time.Until(dl)/4) // leave the reads most of the call's time
+	}
+	if d > 0 {
+		timer := time.NewTimer(d)
+		select {
+		case <-timer.C:
+		case <-ctx.Done():
+			timer.Stop()
+		}
+	}
 	v.mu.Lock()
 	if v.sweep == s {
 		v.sweep = nil // later searches start the next sweep
@@ -134,7 +141,14 @@ func (v *Vendor) runSweep(ctx context.Context, s *sweep) {
 // but entered where the task should be.
 func (v *Vendor) walk(ctx context.Context, members []*finding) (pages []int, err error) {
 	open := len(members)
-	settled := func(f *finding) bool { return isClosed(f.done) }
+	settled := func(f *finding) bool {
+		select {
+		case <-f.done:
+			return true
+		default:
+			return false
+		}
+	}
 	// look judges page p for every search still open.
 	look := func(p *TaskPage, page int) {
 		v.keepFinal(p)

@@ -30,16 +30,11 @@ type lister struct {
 	final map[string]Record    // finished or failed records read from a page, not yet answered
 	kept  map[string]time.Time // when a search's page (find.go) put a record in final
 	jobs  map[string]string    // each polled task's job, to wake
-	// mine: tasks this process made that report by callback, and when;
-	// mineOrder holds them oldest first, to let them go after an hour.
-	mine      map[string]time.Time
-	mineOrder []string
 }
 
 func (l *lister) init() {
 	if l.due == nil {
 		l.due, l.open, l.final, l.kept, l.jobs = map[string]time.Time{}, map[string]bool{}, map[string]Record{}, map[string]time.Time{}, map[string]string{}
-		l.mine = map[string]time.Time{}
 	}
 }
 
@@ -71,31 +66,6 @@ func (v *Vendor) track(id, job string, due time.Time) {
 		delete(l.due, l.order[0])
 		l.order = l.order[1:]
 	}
-}
-
-// own notes a task this process made that reports by callback, for an
-// hour (a shared poll is for a previous process's tasks, pollgather.go).
-func (v *Vendor) own(id string) {
-	now := v.Now()
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	l := &v.list
-	l.init()
-	l.mine[id] = now
-	l.mineOrder = append(l.mineOrder, id)
-	for len(l.mineOrder) > 0 && now.Sub(l.mine[l.mineOrder[0]]) > time.Hour {
-		delete(l.mine, l.mineOrder[0])
-		l.mineOrder = l.mineOrder[1:]
-	}
-}
-
-// madeHere reports whether this process made task id (within the hour,
-// for one reporting by callback) or polls it by list.
-func (v *Vendor) madeHere(id string) bool {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	_, mine := v.list.mine[id]
-	return mine || v.list.open[id]
 }
 
 // settle forgets a task that reached its end.

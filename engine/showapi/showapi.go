@@ -100,13 +100,6 @@ type Config struct {
 	// crashed process left uncertain, after a restart) share one read of
 	// the list, each page billed once for all of them. Default 1s; negative: none.
 	FindGather time.Duration `yaml:"find_gather"`
-	// PollGather is how long a poll of a task a previous process made
-	// (a callback's safety net after a restart, or a polled task of
-	// before it) waits for others before it asks: polls under way
-	// together (those a restart makes due at once), three or more, share
-	// a read of the list's pages, each answering every poll whose task it
-	// shows (pollgather.go). Default 500ms; negative: none.
-	PollGather time.Duration `yaml:"poll_gather"`
 	// ListPollMin is how many polled tasks in flight make polls go by
 	// /yourtasklist, five tasks a call (default 3; negative: never); a
 	// task due waits at most ListDefer (default poll_every) for the
@@ -221,7 +214,6 @@ func (c Config) withDefaults() Config {
 	dur(&c.DateSkew, 5*time.Second)
 	dur(&c.ListDefer, c.PollEvery)
 	dur(&c.FindGather, time.Second)
-	dur(&c.PollGather, 500*time.Millisecond)
 	if len(c.UnsafeWords) == 0 {
 		c.UnsafeWords = defaultUnsafeWords
 	}
@@ -296,7 +288,6 @@ type Vendor struct {
 	catalogAt time.Time
 	list      lister // polled tasks, for polling by list
 	sweep     *sweep // the search of the task list still taking searches in (find.go)
-	polls     *sweep // the shared poll still taking polls in (pollgather.go)
 	wake      func(jobID string)
 }
 
@@ -438,8 +429,6 @@ func (v *Vendor) Submit(ctx context.Context, j *engine.Job, t engine.Task) (stri
 	v.log.Debug("showapi task created", slog.String("job_id", j.ID), slog.String("task_id", id))
 	if t.CallbackURL == "" {
 		v.track(id, j.ID, v.Now().Add(v.Timing(&j.Request).First))
-	} else {
-		v.own(id)
 	}
 	return id, nil
 }
@@ -554,14 +543,6 @@ func (v *Vendor) query(ctx context.Context, j *engine.Job) (*engine.Outcome, err
 			return nil, fmt.Errorf("showapi: query task %s by list: %w", j.TaskID, err)
 		}
 		return out, nil
-	}
-	if !v.madeHere(j.TaskID) {
-		if out, ok, err := v.sharedPoll(ctx, j); ok || err != nil {
-			if err != nil {
-				return nil, fmt.Errorf("showapi: query task %s by a shared read of the list: %w", j.TaskID, err)
-			}
-			return out, nil
-		}
 	}
 	raw, biz, err := v.call(ctx, http.MethodGet, v.cfg.ResultPath, url.Values{"task_id": {j.TaskID}}, nil, "")
 	if err != nil {

@@ -41,9 +41,6 @@ func setup(t *testing.T, opts showapitest.Options, cfg showapi.Config) (*showapi
 	if cfg.FindGather == 0 {
 		cfg.FindGather = -1 // searches one at a time, unless a test shares them
 	}
-	if cfg.PollGather == 0 {
-		cfg.PollGather = -1 // polls one at a time, unless a test shares them
-	}
 	if cfg.AppCode == "" && cfg.AppKey == "" {
 		cfg.AppCode = testCode
 	}
