@@ -329,7 +329,7 @@ const (
 
 // crashBilledGated: setups whose bound is printed, not asserted, and why.
 var crashBilledGated = map[string]string{
-	"ShowAPI": "callbacks: a base of 1.0-1.5 calls an image, so 5 calls make 10%: searches of the task list for tasks a kill kept from being made read 4-5 pages each, the pages of the tasks the restarted bot itself made in its first second (its queued jobs: 25 in 1 s seen), all within date_skew of the lost submission; and restart polls of tasks whose callbacks the fake stopped retrying (2.4 s) while the bot was down; fifteen runs -12.1% to +14.8% (median +4.6%), two over",
+	"ShowAPI": "callbacks: a base of 1.0-1.5 calls an image, so 5 calls make 10%: searches of the task list for tasks a kill kept from being made read 4-5 pages each: every task made within date_skew of the lost submission, and kills in quick succession make them dense (25 tasks in about a second seen, from the last few lives); and restart polls of tasks whose callbacks the fake stopped retrying (2.4 s) while the bot was down; fifteen runs -12.1% to +14.8% (median +4.6%), two over",
 }
 
 // crashOnePostPerKill asks for at most one duplicate post per kill, in all
