@@ -5,7 +5,9 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"os"
 	"slices"
+	"sync"
 	"time"
 )
 
@@ -20,6 +22,10 @@ type Submitting struct {
 	At      time.Time `json:"at"`
 	// Account is the vendor account it was sent to (an AccountPool's).
 	Account string `json:"account,omitempty"`
+	// Host is the machine whose clock told At (HostName): an adapter
+	// that reads a vendor's clock against the bot's may apply what it
+	// learnt to a mark made on its own machine only.
+	Host string `json:"host,omitempty"`
 	// CalledBack is the task a vendor's callback named while another
 	// replica held the job, or a step of it was under way here
 	// (noteCallbackTask): the submission made it.
@@ -58,7 +64,7 @@ func (e *Engine) task(j *Job, v Vendor, id string) Task {
 // (CalledBack: this step's search missed it, say) is kept instead, and
 // returned as noted: that task is recorded, nothing is sent again.
 func (e *Engine) mark(ctx context.Context, j *Job, vendor, taskID string) (ok bool, noted *Submitting) {
-	m := &Submitting{Vendor: vendor, TaskID: taskID, Attempt: j.Attempts + 1, At: e.cfg.Now(), Account: j.Account}
+	m := &Submitting{Vendor: vendor, TaskID: taskID, Attempt: j.Attempts + 1, At: e.cfg.Now(), Account: j.Account, Host: HostName()}
 	if live := e.liveJob(j.ID); live != nil {
 		// Before the store has it: a callback must take the marker for
 		// this process's own at once (applyCallback), though the step's
@@ -293,3 +299,10 @@ func (j *Job) taskAccount() string {
 	}
 	return j.Account
 }
+
+// HostName is this machine's name, as os.Hostname tells it ("" if it
+// cannot), for Submitting.Host.
+var HostName = sync.OnceValue(func() string {
+	h, _ := os.Hostname()
+	return h
+})

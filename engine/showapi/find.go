@@ -31,6 +31,7 @@ type finding struct {
 	want  [][2]string // the creation's fields, as the record echoes them
 	since time.Time   // tasks created earlier are not this job's; zero: any
 	at    time.Time   // the submission (bot's clock), for pages with a Date; zero: unknown
+	here  bool        // at was told by this machine's clock (calibration applies)
 	done  chan struct{}
 	id    string // the task found; "" none
 	err   error
@@ -55,6 +56,7 @@ func (v *Vendor) FindTask(ctx context.Context, j *engine.Job, t engine.Task) (st
 	f := &finding{job: j.ID, want: v.createFields(&j.Request, t.CallbackURL), done: make(chan struct{})}
 	if j.Submitting != nil {
 		f.since, f.at = j.Submitting.At.Add(-v.cfg.ClockSkew), j.Submitting.At
+		f.here = j.Submitting.Host != "" && j.Submitting.Host == engine.HostName()
 	}
 	v.mu.Lock()
 	s, lead := v.sweep, false
@@ -149,9 +151,11 @@ func (v *Vendor) walk(ctx context.Context, members []*finding) (pages []int, err
 			return false
 		}
 	}
+	var cal calibration
 	// look judges page p for every search still open.
 	look := func(p *TaskPage, page int) {
 		v.keepFinal(p)
+		v.calibrate(&cal, p)
 		for _, f := range members {
 			if settled(f) {
 				continue
@@ -185,6 +189,7 @@ func (v *Vendor) walk(ctx context.Context, members []*finding) (pages []int, err
 		order = listOrder(first)
 	}
 	l := newListView(order == "newest", first, *v.cfg.FindJump)
+	l.own = v.madeHere
 	l.add(first, 1)
 	look(first, 1)
 	// Each search's task may stand behind the others' tasks, made as close in time.
@@ -203,14 +208,14 @@ func (v *Vendor) walk(ctx context.Context, members []*finding) (pages []int, err
 			if f == nil || !f.at.IsZero() && (m.at.IsZero() || m.at.After(f.at)) {
 				f = m
 			}
-			if l.deeper(v.window(m, l.clock)) {
+			if l.deeper(v.window(m, l.clock, &cal)) {
 				budget = max(budget, v.cfg.FindDeepPages)
 			}
 		}
 		if len(pages) >= budget+extra {
 			break
 		}
-		page, ok := l.next(v.window(f, l.clock))
+		page, ok := l.next(v.window(f, l.clock, &cal))
 		if !ok {
 			close(f.done) // every page that can hold its task was read
 			open--
@@ -235,16 +240,109 @@ type window struct {
 }
 
 // window is f's window by the vendor's clock as a page's Date header told
-// it, else by the bot's, within clock_skew.
-func (v *Vendor) window(f *finding, clock vendorClock) window {
+// it, else by the bot's, within clock_skew; narrowed by cal, when the
+// pages read showed tasks this process made (see calibration).
+func (v *Vendor) window(f *finding, clock vendorClock, cal *calibration) window {
 	if f.at.IsZero() {
 		return window{}
 	}
+	w := window{at: f.at, lo: f.since, hi: f.at.Add(v.cfg.ClockSkew), known: true}
 	if at, ok := clock.vendorTime(f.at); ok {
 		// Date is cut to the second: the vendor's clock may be that much later.
-		return window{at: at, lo: at.Add(-v.cfg.DateSkew), hi: at.Add(time.Second + v.cfg.DateSkew), known: true}
+		w = window{at: at, lo: at.Add(-v.cfg.DateSkew), hi: at.Add(time.Second + v.cfg.DateSkew), known: true}
 	}
-	return window{at: f.at, lo: f.since, hi: f.at.Add(v.cfg.ClockSkew), known: true}
+	if cal == nil || cal.n == 0 || cal.lo > cal.hi || !f.here || !*v.cfg.FindCalibrate {
+		return w
+	}
+	c := window{at: f.at.Add(cal.hi), lo: f.at.Add(cal.lo - calSlack), hi: f.at.Add(cal.hi + 2*cal.span + calSlack), known: true}
+	if c.lo.After(w.hi) || c.hi.Before(w.lo) {
+		return w // at odds with the Date header: trust neither more than before
+	}
+	c.lo, c.hi = later(c.lo, w.lo), earlier(c.hi, w.hi)
+	c.at = later(earlier(c.at, c.hi), c.lo)
+	return c
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+func earlier(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// Calibration. A page's Date header gives the vendor's clock to the
+// second, and ct may be off it by date_skew [I]: a window of twice
+// date_skew and a second, every task of which a search for a task never
+// made must read (25 tasks made in a second were seen after a run of
+// crashes: five pages). Tasks this process made tell more: each one's ct
+// was stamped between the moment its job marked the submission and the
+// answer, by the bot's clock, so the vendor's ct less the bot's clock lies
+// in [ct - answered, ct - marked] for each one a page shows. With any
+// shown, a search's window is its own mark moved by that offset, from
+// calSlack before to twice the longest creation this process saw (mark to
+// answer; the lost one may have been slower [I]) and calSlack after,
+// within the Date header's window, for a submission this machine marked
+// (another replica's clock is not this one's). Clocks that disagree (tasks stamped by
+// servers whose clocks differ) leave the offset's interval empty, and the
+// Date header's window stands. find_calibrate (default true) turns it off.
+type calibration struct {
+	n      int           // tasks of this process the pages showed
+	lo, hi time.Duration // the vendor's ct less the bot's clock lies in [lo, hi]
+	span   time.Duration // the longest creation call seen, mark to answer
+}
+
+// calSlack covers ct's cut to the millisecond and the two clocks' reads.
+const calSlack = 100 * time.Millisecond
+
+// madeCall is when a task this process made was marked and answered.
+type madeCall struct{ marked, answered time.Time }
+
+// madeKept bounds the creations kept for calibration (the latest).
+const madeKept = 256
+
+// noteMade keeps task id's creation times, for calibration.
+func (v *Vendor) noteMade(id string, marked, answered time.Time) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.made == nil {
+		v.made = map[string]madeCall{}
+	}
+	v.made[id] = madeCall{marked, answered}
+	v.madeOrder = append(v.madeOrder, id)
+	if len(v.madeOrder) > madeKept {
+		delete(v.made, v.madeOrder[0])
+		v.madeOrder = v.madeOrder[1:]
+	}
+}
+
+// calibrate adds to c the tasks of page p this process made.
+func (v *Vendor) calibrate(c *calibration, p *TaskPage) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for i := range p.Tasks {
+		m, ok := v.made[strings.TrimSpace(string(p.Tasks[i].TaskID))]
+		if !ok {
+			continue
+		}
+		ct, ok := p.Tasks[i].Created()
+		if !ok {
+			continue
+		}
+		lo, hi := ct.Sub(m.answered), ct.Sub(m.marked)
+		if c.n == 0 {
+			c.lo, c.hi = lo, hi
+		}
+		c.lo, c.hi = max(c.lo, lo), min(c.hi, hi)
+		c.span = max(c.span, m.answered.Sub(m.marked))
+		c.n++
+	}
 }
 
 // listView is what a sweep read of the list: each task's creation time
@@ -257,8 +355,13 @@ type listView struct {
 	// floor and ceil bound the ranks that exist: [floor, ceil).
 	floor, ceil int
 	ranks       map[int]time.Time // judged ranks; zero time: undated
-	spans       []span
-	clock       vendorClock // the latest Date header
+	// own tells a task this process made; mine holds the ranks of those
+	// read. They are newer than any lost one, and made at this process's
+	// pace, so the pace of the others is reckoned without them.
+	own   func(id string) bool
+	mine  map[int]bool
+	spans []span
+	clock vendorClock // the latest Date header
 }
 
 // span is one page read: ranks [from, to), created oldest to newest; dated
@@ -278,7 +381,7 @@ func newListView(newestFirst bool, first *TaskPage, jump bool) *listView {
 	if n, ok := first.MaxResult.Int(); ok && n >= 1 {
 		per = int(n)
 	}
-	return &listView{newestFirst: newestFirst, jump: jump, per: per, total: -1, ceil: unsaid, ranks: map[int]time.Time{}}
+	return &listView{newestFirst: newestFirst, jump: jump, per: per, total: -1, ceil: unsaid, ranks: map[int]time.Time{}, mine: map[int]bool{}}
 }
 
 // base is the length the ranks of a newest-first list are counted from.
@@ -320,6 +423,9 @@ func (l *listView) add(p *TaskPage, page int) {
 	for i := range p.Tasks {
 		r := rank(start + i)
 		s.from, s.to = min(s.from, r), max(s.to, r+1)
+		if l.own != nil && l.own(strings.TrimSpace(string(p.Tasks[i].TaskID))) {
+			l.mine[r] = true
+		}
 		at, ok := p.Tasks[i].Created()
 		if !ok {
 			s.dated = false
@@ -370,6 +476,20 @@ func (l *listView) next(w window) (int, bool) {
 			}
 			if s.oldest.After(w.hi) {
 				hi = min(hi, s.from) // it and every newer page: after it
+			}
+		}
+		if l.jump {
+			// The list runs by ct (find_jump's assumption): a rank read
+			// older than the window bounds it from below, one newer from
+			// above, whatever else its page held.
+			for r, at := range l.ranks {
+				switch {
+				case at.IsZero():
+				case at.Before(w.lo):
+					lo = max(lo, r+1)
+				case at.After(w.hi):
+					hi = min(hi, r)
+				}
 			}
 		}
 	}
@@ -433,6 +553,7 @@ func (l *listView) estimate(t time.Time) (float64, bool) {
 		at time.Time
 	}
 	var newer, newest, older, oldest *point // newer: the earliest at or after t; older: the latest before
+	var newestOther *point                  // the latest after t not made by this process
 	for r, at := range l.ranks {
 		if at.IsZero() {
 			continue
@@ -444,6 +565,9 @@ func (l *listView) estimate(t time.Time) (float64, bool) {
 			}
 			if newest == nil || at.After(newest.at) || at.Equal(newest.at) && r > newest.r {
 				newest = p
+			}
+			if !l.mine[r] && (newestOther == nil || at.After(newestOther.at) || at.Equal(newestOther.at) && r > newestOther.r) {
+				newestOther = p
 			}
 			continue
 		}
@@ -460,9 +584,25 @@ func (l *listView) estimate(t time.Time) (float64, bool) {
 		// the tasks just before the submission may be far older (an idle
 		// account), and interpolating towards them would aim too deep.
 		rate := float64(newest.r-newer.r) / float64(newest.at.Sub(newer.at))
+		if o := newestOther; o != nil && o.r > newer.r && o.at.After(newer.at) {
+			rate = float64(o.r-newer.r) / float64(o.at.Sub(newer.at)) // without this process's pace
+		}
 		x := float64(newer.r) - rate*float64(newer.at.Sub(t))
-		if older != nil {
-			x = max(x, float64(older.r))
+		if older != nil && x <= float64(older.r) {
+			// That pace overshoots a task read older than t. Where the
+			// tasks between the two were made at about that pace (no idle
+			// spell between), aim between them by time, so that a read
+			// lands near rather than a step from the older one; else step.
+			x = float64(older.r)
+			pace := rate // the slower of the paces read on either side
+			if older.r > oldest.r && older.at.After(oldest.at) {
+				pace = min(pace, float64(older.r-oldest.r)/float64(older.at.Sub(oldest.at)))
+			}
+			span := float64(newer.at.Sub(older.at))
+			if between := float64(newer.r-older.r) / span; span > 0 && between >= pace/2 {
+				f := float64(t.Sub(older.at)) / span
+				x = min(max(float64(older.r)+f*float64(newer.r-older.r), float64(older.r+1)), float64(newer.r-1))
+			}
 		}
 		return x, true
 	case newer != nil && older != nil:
@@ -502,4 +642,13 @@ func (v *Vendor) keepFinal(p *TaskPage) {
 			l.final[id], l.kept[id] = rec, now
 		}
 	}
+}
+
+// madeHere reports whether this process made task id (among the latest
+// madeKept).
+func (v *Vendor) madeHere(id string) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	_, ok := v.made[id]
+	return ok
 }

@@ -95,6 +95,12 @@ type Config struct {
 	// hide the one it looks for. Default true; false: pages in order from
 	// the latest. [I]: the document does not say the list runs by ct.
 	FindJump *bool `yaml:"find_jump"`
+	// FindCalibrate narrows a search's window from the Date header's
+	// (date_skew each side) to what the ct of tasks this process made,
+	// shown on the pages read, tell of the vendor's clock against the
+	// bot's (see find.go). Default true; false: the Date header's. [I]:
+	// that one clock stamps every ct.
+	FindCalibrate *bool `yaml:"find_calibrate"`
 	// FindGather is how long a search waits for others to start before
 	// it reads the first page: searches under way together (the jobs a
 	// crashed process left uncertain, after a restart) share one read of
@@ -188,6 +194,10 @@ func (c Config) withDefaults() Config {
 	if c.FindJump == nil {
 		t := true
 		c.FindJump = &t
+	}
+	if c.FindCalibrate == nil {
+		t := true
+		c.FindCalibrate = &t
 	}
 	def := func(v *int, d int) {
 		if *v == 0 {
@@ -286,8 +296,10 @@ type Vendor struct {
 	mu        sync.Mutex
 	catalog   []engine.CatalogEntry
 	catalogAt time.Time
-	list      lister // polled tasks, for polling by list
-	sweep     *sweep // the search of the task list still taking searches in (find.go)
+	list      lister              // polled tasks, for polling by list
+	sweep     *sweep              // the search of the task list still taking searches in (find.go)
+	made      map[string]madeCall // the latest tasks this process made, for calibration (find.go)
+	madeOrder []string
 	wake      func(jobID string)
 }
 
@@ -398,6 +410,10 @@ func (v *Vendor) Submit(ctx context.Context, j *engine.Job, t engine.Task) (stri
 		body = []byte(form.Encode())
 		ctype = "application/x-www-form-urlencoded; charset=utf-8"
 	}
+	marked := v.Now()
+	if j.Submitting != nil && !j.Submitting.At.IsZero() && j.Submitting.At.Before(marked) {
+		marked = j.Submitting.At // the engine's mark, before its store write
+	}
 	raw, biz, err := v.call(ctx, http.MethodPost, v.cfg.CreatePath, nil, body, ctype)
 	var gw *GatewayError
 	if errors.As(err, &gw) && gw.Status == http.StatusNotFound {
@@ -426,6 +442,7 @@ func (v *Vendor) Submit(ctx context.Context, j *engine.Job, t engine.Task) (stri
 	if id == "" {
 		return "", fmt.Errorf("showapi: create task: answer has no %s (vendors.showapi.create_task_field, unverified): %.200s", v.cfg.CreateTaskField, raw)
 	}
+	v.noteMade(id, marked, v.Now())
 	v.log.Debug("showapi task created", slog.String("job_id", j.ID), slog.String("task_id", id))
 	if t.CallbackURL == "" {
 		v.track(id, j.ID, v.Now().Add(v.Timing(&j.Request).First))
