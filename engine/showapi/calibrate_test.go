@@ -9,7 +9,67 @@ import (
 	"github.com/picbot/picbot/engine"
 	"github.com/picbot/picbot/engine/showapi"
 	"github.com/picbot/picbot/engine/showapi/showapitest"
+	"github.com/picbot/picbot/internal/testclock"
 )
+
+// deadTasks makes n tasks 40 ms apart through v, as processes that then
+// died did; the one at index lostAt is the lost job's, whose answer was
+// lost (made) or whose request never arrived (not made). It returns the
+// lost job and its task ("" if not made).
+func deadTasks(t *testing.T, v *showapi.Vendor, clk *testclock.Clock, n, lostAt int, made bool) (*engine.Job, string) {
+	t.Helper()
+	lost := drawJob("a lost fox")
+	var want string
+	for i := range n {
+		if i == lostAt {
+			lost.Submitting = &engine.Submitting{Vendor: showapi.Name, TaskID: "J1-1", Attempt: 1, At: clk.Now(), Host: engine.HostName()}
+			if made {
+				id, err := v.Submit(context.Background(), lost, engine.Task{ID: "J1-1"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				want = id
+			}
+		} else {
+			other := drawJob("a fox of before")
+			other.Request.Seed = int64(100 + i)
+			submit(t, v, other, "")
+		}
+		clk.Add(40 * time.Millisecond)
+	}
+	return lost, want
+}
+
+// restartedSearch starts a new adapter for fake's account, as a restarted
+// bot does, which sends its queued jobs (n, gap apart), then looks for
+// lost's task. It returns the pages it read.
+func restartedSearch(t *testing.T, fake *showapitest.Server, clk *testclock.Clock, cfg showapi.Config, n int, gap time.Duration, lost *engine.Job) (id string, found bool, read []string) {
+	t.Helper()
+	cfg.BaseURL, cfg.AppCode, cfg.FindGather = fake.URL, testCode, -1
+	v, err := showapi.New(cfg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.Now = clk.Now
+	for i := range n {
+		queued := drawJob("a queued fox")
+		queued.Request.Seed = int64(i)
+		queued.Submitting = &engine.Submitting{Vendor: showapi.Name, At: clk.Now(), Host: engine.HostName()}
+		submit(t, v, queued, "")
+		clk.Add(gap)
+	}
+	before := len(fake.Requests())
+	id, found, err = v.FindTask(context.Background(), lost, engine.Task{ID: "J1-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range fake.Requests()[before:] {
+		if r.Path == "/yourtasklist" {
+			read = append(read, r.Query.Get("page"))
+		}
+	}
+	return id, found, read
+}
 
 // A search among tasks made fast (25 a second, as a run of crashes left
 // them) reads the pages near its submission by the ct of the tasks this
@@ -21,50 +81,11 @@ func TestFindTaskCalibrated(t *testing.T) {
 			pages := map[bool]int{}
 			for _, calibrate := range []bool{false, true} {
 				fake, v, clk := setup(t, showapitest.Options{NoSeedTask: true}, showapi.Config{})
-				ctx := context.Background()
-				lost := drawJob("a lost fox")
-				var want string
-				for i := range 30 { // the dead processes' tasks, 40 ms apart
-					if i == 15 {
-						lost.Submitting = &engine.Submitting{Vendor: showapi.Name, TaskID: "J1-1", Attempt: 1, At: clk.Now(), Host: engine.HostName()}
-						if made {
-							id, err := v.Submit(ctx, lost, engine.Task{ID: "J1-1"}) // its answer is "lost"
-							if err != nil {
-								t.Fatal(err)
-							}
-							want = id
-						}
-					} else {
-						other := drawJob("a fox of before")
-						other.Request.Seed = int64(100 + i)
-						submit(t, v, other, "")
-					}
-					clk.Add(40 * time.Millisecond)
-				}
+				lost, want := deadTasks(t, v, clk, 30, 15, made)
 				clk.Add(300 * time.Millisecond)
-				// The restarted process sends its queued jobs, then searches.
-				v2, err := showapi.New(showapi.Config{BaseURL: fake.URL, AppCode: testCode, FindGather: -1, FindCalibrate: &calibrate}, nil, nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				v2.Now = clk.Now
-				for i := range 3 {
-					queued := drawJob("a queued fox")
-					queued.Request.Seed = int64(i)
-					queued.Submitting = &engine.Submitting{Vendor: showapi.Name, At: clk.Now()}
-					submit(t, v2, queued, "")
-					clk.Add(40 * time.Millisecond)
-				}
-				before := len(fake.Requests())
-				id, found, err := v2.FindTask(ctx, lost, engine.Task{ID: "J1-1"})
-				if err != nil || found != made || id != want {
-					t.Fatalf("calibrate=%v: found %q (%v), want %q (%v); err %v", calibrate, id, found, want, made, err)
-				}
-				var read []string
-				for _, r := range fake.Requests()[before:] {
-					if r.Path == "/yourtasklist" {
-						read = append(read, r.Query.Get("page"))
-					}
+				id, found, read := restartedSearch(t, fake, clk, showapi.Config{FindCalibrate: &calibrate}, 3, 40*time.Millisecond, lost)
+				if found != made || id != want {
+					t.Fatalf("calibrate=%v: found %q (%v), want %q (%v)", calibrate, id, found, want, made)
 				}
 				pages[calibrate] = len(read)
 				t.Logf("calibrate=%v: pages %v", calibrate, read)
@@ -87,50 +108,28 @@ func TestFindTaskCalibrated(t *testing.T) {
 // stepping back: pages 1, 13, 12, ..., 7, not found either.
 func TestFindTaskAfterFastRestart(t *testing.T) {
 	fake, v, clk := setup(t, showapitest.Options{NoSeedTask: true}, showapi.Config{})
-	ctx := context.Background()
-	lost := drawJob("a lost fox")
-	var want string
-	for i := range 60 { // the dead processes' tasks, 40 ms apart
-		if i == 40 {
-			lost.Submitting = &engine.Submitting{Vendor: showapi.Name, TaskID: "J1-1", Attempt: 1, At: clk.Now(), Host: engine.HostName()}
-			id, err := v.Submit(ctx, lost, engine.Task{ID: "J1-1"}) // its answer is "lost"
-			if err != nil {
-				t.Fatal(err)
-			}
-			want = id
-		} else {
-			other := drawJob("a fox of before")
-			other.Request.Seed = int64(100 + i)
-			submit(t, v, other, "")
-		}
-		clk.Add(40 * time.Millisecond)
-	}
+	lost, want := deadTasks(t, v, clk, 60, 40, true)
 	clk.Add(500 * time.Millisecond)
-	v2, err := showapi.New(showapi.Config{BaseURL: fake.URL, AppCode: testCode, FindGather: -1}, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v2.Now = clk.Now
-	for i := range 5 { // queued jobs, 2 ms apart
-		queued := drawJob("a queued fox")
-		queued.Request.Seed = int64(i)
-		queued.Submitting = &engine.Submitting{Vendor: showapi.Name, At: clk.Now(), Host: engine.HostName()}
-		submit(t, v2, queued, "")
-		clk.Add(2 * time.Millisecond)
-	}
-	before := len(fake.Requests())
-	id, found, err := v2.FindTask(ctx, lost, engine.Task{ID: "J1-1"})
-	var read []string
-	for _, r := range fake.Requests()[before:] {
-		if r.Path == "/yourtasklist" {
-			read = append(read, r.Query.Get("page"))
-		}
-	}
+	id, found, read := restartedSearch(t, fake, clk, showapi.Config{}, 5, 2*time.Millisecond, lost)
 	t.Logf("pages %v", read)
-	if err != nil || !found || id != want {
-		t.Fatalf("found %q (%v), want %q; err %v", id, found, want, err)
+	if !found || id != want {
+		t.Fatalf("found %q (%v), want %q", id, found, want)
 	}
 	if len(read) > 5 {
 		t.Errorf("%d list pages read, want at most 5", len(read))
+	}
+}
+
+// A submission another machine marked (a replica that died) is looked for
+// by the Date header's window: this machine's clock, which the calibration
+// ties to the vendor's, is not that machine's.
+func TestFindTaskCalibratedOnlyHere(t *testing.T) {
+	fake, v, clk := setup(t, showapitest.Options{NoSeedTask: true}, showapi.Config{})
+	lost, _ := deadTasks(t, v, clk, 30, 15, false)
+	lost.Submitting.Host = "another-machine"
+	clk.Add(300 * time.Millisecond)
+	_, found, read := restartedSearch(t, fake, clk, showapi.Config{}, 3, 40*time.Millisecond, lost)
+	if found || len(read) != 4 {
+		t.Errorf("found %v in pages %v, want none in the 4 (find_pages) the Date header's window gives", found, read)
 	}
 }
