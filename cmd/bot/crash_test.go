@@ -329,7 +329,7 @@ const (
 
 // crashBilledGated: setups whose bound is printed, not asserted, and why.
 var crashBilledGated = map[string]string{
-	"ShowAPI": "callbacks: a base of 1.0-1.5 calls an image, so 5 calls make 10%: searches of the task list for tasks a kill kept from being made read 4-5 pages each: every task made within date_skew of the lost submission, and kills in quick succession make them dense (25 tasks in about a second seen, from the last few lives); and restart polls of tasks whose callbacks the fake stopped retrying (2.4 s) while the bot was down; fifteen runs -12.1% to +14.8% (median +4.6%), two over",
+	"ShowAPI": "callbacks: a base of 1.0-1.5 calls an image, so 5 calls make 10%, and it spreads widely run to run (eight runs with find_calibrate off: -13.8% to +22.0%): restart polls of tasks whose callbacks the fake stopped retrying (2.4 s) while the bot was down (up to 11 in a run), searches of the task list for tasks a kill kept from being made (4-5 pages each among tasks made 25 a second), tasks the fake forgot made again; sixteen runs of today's main -13.6% to +13.3% (median +2.4%), four over",
 }
 
 // crashOnePostPerKill asks for at most one duplicate post per kill, in all
