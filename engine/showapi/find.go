@@ -155,7 +155,6 @@ func (v *Vendor) walk(ctx context.Context, members []*finding) (pages []int, err
 	// look judges page p for every search still open.
 	look := func(p *TaskPage, page int) {
 		v.keepFinal(p)
-		v.calibrate(&cal, p)
 		for _, f := range members {
 			if settled(f) {
 				continue
@@ -189,8 +188,7 @@ func (v *Vendor) walk(ctx context.Context, members []*finding) (pages []int, err
 		order = listOrder(first)
 	}
 	l := newListView(order == "newest", first, *v.cfg.FindJump)
-	l.own = v.madeHere
-	l.add(first, 1)
+	l.add(first, 1, v.calibrate(&cal, first))
 	look(first, 1)
 	// Each search's task may stand behind the others' tasks, made as close in time.
 	extra := (len(members) - 1 + perPage - 1) / perPage
@@ -226,7 +224,7 @@ func (v *Vendor) walk(ctx context.Context, members []*finding) (pages []int, err
 			return pages, err
 		}
 		pages = append(pages, page)
-		l.add(p, page)
+		l.add(p, page, v.calibrate(&cal, p))
 		look(p, page)
 	}
 	return pages, nil
@@ -322,8 +320,9 @@ func (v *Vendor) noteMade(id string, marked, answered time.Time) {
 	}
 }
 
-// calibrate adds to c the tasks of page p this process made.
-func (v *Vendor) calibrate(c *calibration, p *TaskPage) {
+// calibrate adds to c the tasks of page p this process made, and says
+// which they are (by their index on p).
+func (v *Vendor) calibrate(c *calibration, p *TaskPage) (mine map[int]bool) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	for i := range p.Tasks {
@@ -331,6 +330,10 @@ func (v *Vendor) calibrate(c *calibration, p *TaskPage) {
 		if !ok {
 			continue
 		}
+		if mine == nil {
+			mine = map[int]bool{}
+		}
+		mine[i] = true
 		ct, ok := p.Tasks[i].Created()
 		if !ok {
 			continue
@@ -343,6 +346,7 @@ func (v *Vendor) calibrate(c *calibration, p *TaskPage) {
 		c.span = max(c.span, m.answered.Sub(m.marked))
 		c.n++
 	}
+	return mine
 }
 
 // listView is what a sweep read of the list: each task's creation time
@@ -355,10 +359,9 @@ type listView struct {
 	// floor and ceil bound the ranks that exist: [floor, ceil).
 	floor, ceil int
 	ranks       map[int]time.Time // judged ranks; zero time: undated
-	// own tells a task this process made; mine holds the ranks of those
-	// read. They are newer than any lost one, and made at this process's
-	// pace, so the pace of the others is reckoned without them.
-	own   func(id string) bool
+	// mine holds the ranks read of tasks this process made. They are
+	// newer than any lost one, and made at this process's pace, so the
+	// pace of the others is reckoned without them.
 	mine  map[int]bool
 	spans []span
 	clock vendorClock // the latest Date header
@@ -392,8 +395,9 @@ func (l *listView) base() int {
 	return unsaid
 }
 
-// add records page p, read as page number page.
-func (l *listView) add(p *TaskPage, page int) {
+// add records page p, read as page number page; mine are the indexes on
+// p of tasks this process made.
+func (l *listView) add(p *TaskPage, page int, mine map[int]bool) {
 	if n, ok := p.AllNum.Int(); ok && n >= 0 {
 		l.total = int(n)
 		l.floor, l.ceil = 0, int(n)
@@ -423,7 +427,7 @@ func (l *listView) add(p *TaskPage, page int) {
 	for i := range p.Tasks {
 		r := rank(start + i)
 		s.from, s.to = min(s.from, r), max(s.to, r+1)
-		if l.own != nil && l.own(strings.TrimSpace(string(p.Tasks[i].TaskID))) {
+		if mine[i] {
 			l.mine[r] = true
 		}
 		at, ok := p.Tasks[i].Created()
@@ -642,13 +646,4 @@ func (v *Vendor) keepFinal(p *TaskPage) {
 			l.final[id], l.kept[id] = rec, now
 		}
 	}
-}
-
-// madeHere reports whether this process made task id (among the latest
-// madeKept).
-func (v *Vendor) madeHere(id string) bool {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	_, ok := v.made[id]
-	return ok
 }
