@@ -181,8 +181,10 @@ func TestResumeKeepsSchedule(t *testing.T) {
 	h.engine.Stop(context.Background())
 	h.start(t, v)
 	for _, id := range ids {
+		// Due when stored, or as much later as the restart came after the
+		// submission: the safety net starts afresh (TestResumeCallbackWaitsGrace).
 		want := h.job(t, id).NextAt
-		if got, ok := h.engine.DueAt(id); !ok || !got.Equal(want) {
+		if got, ok := h.engine.DueAt(id); !ok || got.Before(want) || got.Sub(want) > 10*time.Second {
 			t.Fatalf("job %s due at %v (%v), want its stored %v", id, got, ok, want)
 		}
 	}
@@ -231,6 +233,38 @@ func TestResumeSpreadsOverdue(t *testing.T) {
 	}
 	if at := engine.ResumeTimes(jobs[:100], now, 200*time.Millisecond); at["late99"].Sub(now) >= 200*time.Millisecond {
 		t.Fatalf("window not capped: %v", at["late99"].Sub(now))
+	}
+}
+
+// A job waiting for a callback whose safety-net poll falls due just after
+// a restart waits the grace first: its vendor's retry of a callback that
+// failed while the bot was down comes on the vendor's schedule, and a poll
+// a few milliseconds before it is billed for nothing (the crash suite saw
+// ShowAPI's restart polls answered, then the retry 100 ms later). A job
+// polling keeps its schedule, as does a callback job due after the grace.
+func TestResumeCallbackWaitsGrace(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	const grace = 900 * time.Millisecond
+	jobs := []*engine.Job{
+		{ID: "soon", State: engine.StateSubmitted, Callback: true, NextAt: now.Add(10 * time.Millisecond)},
+		{ID: "later", State: engine.StateSubmitted, Callback: true, NextAt: now.Add(time.Hour)},
+		{ID: "overdue", State: engine.StateSubmitted, Callback: true, NextAt: now.Add(-time.Minute)},
+		{ID: "polling", State: engine.StateSubmitted, NextAt: now.Add(10 * time.Millisecond)},
+	}
+	at := engine.ResumeTimesGrace(jobs, now, 30*time.Second, grace)
+	for _, id := range []string{"soon", "overdue"} {
+		if d := at[id].Sub(now); d < grace || d >= grace+time.Second {
+			t.Errorf("%s due %v after the start, want from the grace %v on", id, d, grace)
+		}
+	}
+	if at["soon"].Equal(at["overdue"]) {
+		t.Errorf("soon and overdue at the same instant %v: not spread", at["soon"].Sub(now))
+	}
+	if !at["later"].Equal(now.Add(time.Hour)) {
+		t.Errorf("later due %v after the start, want its stored hour", at["later"].Sub(now))
+	}
+	if !at["polling"].Equal(now.Add(10 * time.Millisecond)) {
+		t.Errorf("polling job due %v after the start, want its stored 10ms", at["polling"].Sub(now))
 	}
 }
 

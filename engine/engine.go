@@ -885,18 +885,27 @@ func isCode(err error, codes ...string) bool {
 // vendor keeps the schedule its last step stored, since a poll is billed and
 // a callback may still come; those overdue or without one (older records)
 // are spread evenly over min(10 ms a job, spread) rather than polled in one
-// burst. An overdue job waiting for a callback waits grace(j) more first:
-// the vendor's calls back failed while the bot was down, and a vendor
-// retries them, so its safety-net poll starts afresh. Everything else
-// (queued, to download, to post) goes at once.
+// burst. A job waiting for a callback polls no sooner than grace(j) after
+// the start: the vendor's calls back that failed while the bot was down
+// are tried again, on the vendor's schedule, not the job's, so its
+// safety-net poll starts afresh (one due just after the start had beaten
+// the vendor's retry by a few milliseconds and paid for what the retry
+// told for free). Everything else (queued, to download, to post) goes at
+// once.
 func resumeTimes(jobs []*Job, now time.Time, spread time.Duration, grace func(*Job) time.Duration) map[string]time.Time {
 	at := make(map[string]time.Time, len(jobs))
 	var late []*Job
+	start := func(j *Job) time.Time {
+		if j.Callback && grace != nil {
+			return now.Add(grace(j))
+		}
+		return now
+	}
 	for _, j := range jobs {
 		switch {
 		case !j.State.AtVendor() || len(j.Pending) > 0:
 			at[j.ID] = now
-		case j.NextAt.After(now):
+		case !j.NextAt.Before(start(j)) && j.NextAt.After(now):
 			at[j.ID] = j.NextAt
 		default:
 			late = append(late, j)
@@ -904,11 +913,7 @@ func resumeTimes(jobs []*Job, now time.Time, spread time.Duration, grace func(*J
 	}
 	window := min(time.Duration(len(late))*10*time.Millisecond, spread)
 	for i, j := range late {
-		start := now
-		if j.Callback && grace != nil {
-			start = now.Add(grace(j))
-		}
-		at[j.ID] = start.Add(window * time.Duration(i) / time.Duration(len(late)))
+		at[j.ID] = start(j).Add(window * time.Duration(i) / time.Duration(len(late)))
 	}
 	return at
 }

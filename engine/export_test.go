@@ -33,3 +33,8 @@ func (e *Engine) DueAt(id string) (time.Time, bool) {
 func ResumeTimes(jobs []*Job, now time.Time, spread time.Duration) map[string]time.Time {
 	return resumeTimes(jobs, now, spread, nil)
 }
+
+// ResumeTimesGrace is resumeTimes with the same grace for every callback job.
+func ResumeTimesGrace(jobs []*Job, now time.Time, spread, grace time.Duration) map[string]time.Time {
+	return resumeTimes(jobs, now, spread, func(*Job) time.Duration { return grace })
+}

@@ -197,6 +197,9 @@ func (r *crashRun) billBreakdown(calls []crashCall, jobOf map[string]string, kil
 				if !c.done {
 					b.restartEarly++
 					r.billDebug("restart poll too early", c, id)
+					if os.Getenv("PICBOT_CRASH_BILLDEBUG") != "" {
+						r.t.Logf("job %s:\n%s", id, r.trace(id))
+					}
 				}
 			}
 			if polled[k] == nil {
