@@ -235,6 +235,7 @@ func (v *Vendor) walk(ctx context.Context, members []*finding) (pages []int, err
 type window struct {
 	at, lo, hi time.Time
 	known      bool
+	beforeMine bool // marked on this machine before this process made any task
 }
 
 // window is f's window by the vendor's clock as a page's Date header told
@@ -249,6 +250,11 @@ func (v *Vendor) window(f *finding, clock vendorClock, cal *calibration) window 
 		// Date is cut to the second: the vendor's clock may be that much later.
 		w = window{at: at, lo: at.Add(-v.cfg.DateSkew), hi: at.Add(time.Second + v.cfg.DateSkew), known: true}
 	}
+	if f.here {
+		v.mu.Lock()
+		w.beforeMine = !v.firstMark.IsZero() && f.at.Before(v.firstMark)
+		v.mu.Unlock()
+	}
 	if cal == nil || cal.n == 0 || cal.lo > cal.hi || !f.here || !*v.cfg.FindCalibrate {
 		return w
 	}
@@ -258,6 +264,7 @@ func (v *Vendor) window(f *finding, clock vendorClock, cal *calibration) window 
 	}
 	c.lo, c.hi = later(c.lo, w.lo), earlier(c.hi, w.hi)
 	c.at = later(earlier(c.at, c.hi), c.lo)
+	c.beforeMine = w.beforeMine
 	return c
 }
 
@@ -299,8 +306,12 @@ type calibration struct {
 // calSlack covers ct's cut to the millisecond and the two clocks' reads.
 const calSlack = 100 * time.Millisecond
 
-// madeCall is when a task this process made was marked and answered.
-type madeCall struct{ marked, answered time.Time }
+// madeCall is when a task this process made was marked and answered, and
+// how many it had made before.
+type madeCall struct {
+	marked, answered time.Time
+	seq              int
+}
 
 // madeKept bounds the creations kept for calibration (the latest).
 const madeKept = 256
@@ -312,7 +323,11 @@ func (v *Vendor) noteMade(id string, marked, answered time.Time) {
 	if v.made == nil {
 		v.made = map[string]madeCall{}
 	}
-	v.made[id] = madeCall{marked, answered}
+	if v.madeSeq == 0 {
+		v.firstMark = marked
+	}
+	v.made[id] = madeCall{marked, answered, v.madeSeq}
+	v.madeSeq++
 	v.madeOrder = append(v.madeOrder, id)
 	if len(v.madeOrder) > madeKept {
 		delete(v.made, v.madeOrder[0])
@@ -321,8 +336,8 @@ func (v *Vendor) noteMade(id string, marked, answered time.Time) {
 }
 
 // calibrate adds to c the tasks of page p this process made, and says
-// which they are (by their index on p).
-func (v *Vendor) calibrate(c *calibration, p *TaskPage) (mine map[int]bool) {
+// which they are: by their index on p, how many this process made before each.
+func (v *Vendor) calibrate(c *calibration, p *TaskPage) (mine map[int]int) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	for i := range p.Tasks {
@@ -331,9 +346,9 @@ func (v *Vendor) calibrate(c *calibration, p *TaskPage) (mine map[int]bool) {
 			continue
 		}
 		if mine == nil {
-			mine = map[int]bool{}
+			mine = map[int]int{}
 		}
-		mine[i] = true
+		mine[i] = m.seq
 		ct, ok := p.Tasks[i].Created()
 		if !ok {
 			continue
@@ -362,9 +377,13 @@ type listView struct {
 	// mine holds the ranks read of tasks this process made. They are
 	// newer than any lost one, and made at this process's pace, so the
 	// pace of the others is reckoned without them.
-	mine  map[int]bool
-	spans []span
-	clock vendorClock // the latest Date header
+	mine map[int]bool
+	// first is the newest rank the first task this process made can hold
+	// (a task made n-th stands at least n ranks above it), once one is read.
+	first    int
+	hasFirst bool
+	spans    []span
+	clock    vendorClock // the latest Date header
 }
 
 // span is one page read: ranks [from, to), created oldest to newest; dated
@@ -397,7 +416,7 @@ func (l *listView) base() int {
 
 // add records page p, read as page number page; mine are the indexes on
 // p of tasks this process made.
-func (l *listView) add(p *TaskPage, page int, mine map[int]bool) {
+func (l *listView) add(p *TaskPage, page int, mine map[int]int) {
 	if n, ok := p.AllNum.Int(); ok && n >= 0 {
 		l.total = int(n)
 		l.floor, l.ceil = 0, int(n)
@@ -427,8 +446,11 @@ func (l *listView) add(p *TaskPage, page int, mine map[int]bool) {
 	for i := range p.Tasks {
 		r := rank(start + i)
 		s.from, s.to = min(s.from, r), max(s.to, r+1)
-		if mine[i] {
+		if seq, ok := mine[i]; ok {
 			l.mine[r] = true
+			if !l.hasFirst || r-seq < l.first {
+				l.first, l.hasFirst = r-seq, true
+			}
 		}
 		at, ok := p.Tasks[i].Created()
 		if !ok {
@@ -518,6 +540,9 @@ func (l *listView) next(w window) (int, bool) {
 	if x, ok := l.estimate(w.at); ok {
 		want = x
 	}
+	if r, ok := l.belowMine(w); ok {
+		want = float64(r)
+	}
 	if inside == 0 {
 		// Every page read lies wholly outside: any rank between may be read,
 		// where the submission's time lies; else the newest, in order.
@@ -546,6 +571,26 @@ func (l *listView) next(w window) (int, bool) {
 		best = hi - 1 // nothing read next to the wanted ranks: from their newest
 	}
 	return l.page(best), true
+}
+
+// belowMine is where to look for a submission marked before this process
+// made any task (a dead process's) while the only tasks read newer than it
+// are this process's: just below the first of them. Their pace says
+// nothing of the time before this process began, when the bot was down:
+// reckoned at it, the task seemed hundreds of ranks deeper than the few
+// the dead process made after its mark, and the search read the oldest
+// page, then walked back (seen in the crash suite: pages 1, 8, 5, 6, 7 for
+// a task never made, whose window lay on page 2).
+func (l *listView) belowMine(w window) (int, bool) {
+	if !w.beforeMine || !l.hasFirst || !l.jump {
+		return 0, false
+	}
+	for r, at := range l.ranks {
+		if !at.IsZero() && !at.Before(w.at) && !l.mine[r] {
+			return 0, false
+		}
+	}
+	return l.first - 1, true
 }
 
 // estimate is the rank at which a task made at t would stand, from the

@@ -300,6 +300,8 @@ type Vendor struct {
 	sweep     *sweep              // the search of the task list still taking searches in (find.go)
 	made      map[string]madeCall // the latest tasks this process made, for calibration (find.go)
 	madeOrder []string
+	madeSeq   int       // tasks this process made: the next one's number
+	firstMark time.Time // when this process marked the first task it made
 	wake      func(jobID string)
 }
 
