@@ -180,6 +180,7 @@ type stepFields struct {
 	looks  int // times it looked at its place in line
 	// deliveryStarted: the bot-added latency was reported for this job.
 	deliveryStarted bool
+	tookOn          time.Time // when this engine took the job on, by Config.Now (see waitCallback)
 }
 
 // New returns an engine. Call Start to resume stored jobs and run.
@@ -351,7 +352,7 @@ func (e *Engine) track(j *Job) *liveJob {
 	defer e.mu.Unlock()
 	lj, ok := e.live[j.ID]
 	if !ok {
-		lj = &liveJob{platform: j.Chat.Platform, stepFields: stepFields{lastPct: -1, polls: j.Polls}, since: time.Now()}
+		lj = &liveJob{platform: j.Chat.Platform, stepFields: stepFields{lastPct: -1, polls: j.Polls, tookOn: e.cfg.Now()}, since: time.Now()}
 		e.live[j.ID] = lj
 	}
 	return lj

@@ -210,11 +210,14 @@ func (e *Engine) billCalls(ctx context.Context, id, vendor string, n int) *Job {
 
 // waitCallback holds back a submission a dead process left uncertain at a
 // vendor that calls back, for the safety-net wait a recorded task gets
-// before its first poll (firstWait), from when it was sent: a task the
-// vendor made calls back meanwhile, its retries included, and
+// before its first poll (firstWait), from when it was sent or, if later,
+// from when this process took the job on: a task the vendor made calls
+// back meanwhile, its retries of the calls that failed while the bot was
+// down included (they come on the vendor's schedule, not the job's), and
 // applyCallback records it for free, where sending it again or asking
-// costs a billed call. A task never made costs only that wait. A marker this process stored (a failed
-// or timed-out call of its own) is not waited on: no callback is owed.
+// costs a billed call. A task never made costs only that wait. A marker
+// this process stored (a failed or timed-out call of its own) is not
+// waited on: no callback is owed.
 func (e *Engine) waitCallback(lj *liveJob, j *Job) (time.Duration, bool) {
 	m := j.Submitting
 	v, ok := e.vendors[m.Vendor].(CallbackVendor)
@@ -222,7 +225,11 @@ func (e *Engine) waitCallback(lj *liveJob, j *Job) (time.Duration, bool) {
 		return 0, false
 	}
 	t := v.Timing(&j.Request)
-	wait := m.At.Add(2*t.First + t.Max).Sub(e.cfg.Now())
+	from := m.At
+	if lj.tookOn.After(from) {
+		from = lj.tookOn
+	}
+	wait := from.Add(2*t.First + t.Max).Sub(e.cfg.Now())
 	if wait <= 0 {
 		return 0, false
 	}

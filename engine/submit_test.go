@@ -413,22 +413,31 @@ func (v idempotentCallback) CallbackReply() (string, []byte) {
 // A submission a dead process left uncertain at a vendor that calls back
 // is not sent again at once after the restart: the vendor's callback for
 // the task proves it for free, where the same-id resend costs a billed
-// refusal. With no callback, it goes again once the task's time is past.
+// refusal. The bot was down for most of the task's safety-net time, and
+// the vendor's retries of the callbacks that failed meanwhile come on its
+// own schedule: the wait runs from the restart, not the submission (the
+// crash suite saw lookups sent a few milliseconds before the retry that
+// told the same for free). With no callback, it goes again once that wait is past.
 func TestLostAnswerCallbackRecordsTask(t *testing.T) {
 	for _, arrived := range []bool{true, false} {
 		clock := testclock.New(time.Unix(1_700_000_000, 0))
 		v := idempotentCallback{newIdempotent("zq")}
 		v.timing = engine.Timing{First: time.Minute, Every: time.Minute, Max: time.Hour, Billed: true}
+		safety := 2*v.timing.First + v.timing.Max
 		loseFirstSubmit(&v.submit, arrived, context.DeadlineExceeded) // the process dies with the call
 		h := newHarness(t, engine.Config{Now: clock.Now, PublicURL: "http://bot.example", JobTimeout: 24 * time.Hour}, v)
 		id := h.submit(t).ID
 		waitUncertain(t, h, id, &v.submits)
 		h.engine.Stop(context.Background())
-		clock.Set(clock.Now().Add(10 * time.Second))
+		restart := h.job(t, id).Submitting.At.Add(safety - time.Second)
+		clock.Set(restart)
 		h.start(t, v)
-		waitIdle(t, h, clock, id) // the resumed step, which must not resend yet
+		waitIdle(t, h, clock, id)               // the resumed step, which must not resend yet
+		clock.Set(restart.Add(2 * time.Second)) // the submission's wait is over, the restart's is not
+		h.engine.WakeScheduler()
+		waitIdle(t, h, clock, id)
 		if n := v.submits.Load(); n != 1 {
-			t.Fatalf("arrived %v: %d submissions right after the restart, want 1 (the callback's chance first)", arrived, n)
+			t.Fatalf("arrived %v: %d submissions after the restart, want 1 (the callback's chance first)", arrived, n)
 		}
 		j := h.job(t, id)
 		if arrived {
@@ -436,7 +445,7 @@ func TestLostAnswerCallbackRecordsTask(t *testing.T) {
 				t.Fatal(err)
 			}
 		} else {
-			clock.Set(j.Submitting.At.Add(2*v.timing.First + v.timing.Max))
+			clock.Set(restart.Add(safety))
 			h.engine.WakeScheduler()
 			deadline := time.Now().Add(10 * time.Second)
 			for j = h.job(t, id); j.State != engine.StateSubmitted; j = h.job(t, id) {

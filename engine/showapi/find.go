@@ -103,8 +103,9 @@ func (v *Vendor) runSweep(ctx context.Context, s *sweep) {
 	v.mu.Unlock()
 	err := ctx.Err()
 	var pages []int
+	var cal calibration
 	if err == nil {
-		pages, err = v.walk(ctx, members)
+		pages, cal, err = v.walk(ctx, members)
 	}
 	found := 0
 	for _, f := range members {
@@ -113,7 +114,7 @@ func (v *Vendor) runSweep(ctx context.Context, s *sweep) {
 		}
 	}
 	v.log.Info("showapi: searched the task list for tasks whose creation's answer was lost",
-		slog.Int("searches", len(members)), slog.Int("found", found), slog.Int("pages", len(pages)), slog.Any("read", pages),
+		slog.Int("searches", len(members)), slog.Int("found", found), slog.Int("pages", len(pages)), slog.Any("read", pages), slog.Int("own_tasks_read", cal.n), slog.Duration("calibrated_within", cal.hi-cal.lo), slog.Duration("longest_creation", cal.span),
 		slog.Duration("took", time.Since(start)), slog.Any("err", err))
 	for _, f := range members {
 		select {
@@ -126,7 +127,8 @@ func (v *Vendor) runSweep(ctx context.Context, s *sweep) {
 }
 
 // walk reads the pages the searches need and settles each one; pages
-// lists the pages it read, in order.
+// lists the pages it read, in order, and cal what the tasks this process
+// made told of the vendor's clock (see window).
 //
 // Where to read: the list runs by creation time, so each task has a rank
 // (counted from the oldest, which tasks made meanwhile do not move, unlike
@@ -141,7 +143,7 @@ func (v *Vendor) runSweep(ctx context.Context, s *sweep) {
 // them: a list where more than find_pages pages of tasks were made after
 // the submission is not read page by page to it, at a billed call a page,
 // but entered where the task should be.
-func (v *Vendor) walk(ctx context.Context, members []*finding) (pages []int, err error) {
+func (v *Vendor) walk(ctx context.Context, members []*finding) (pages []int, cal calibration, err error) {
 	open := len(members)
 	settled := func(f *finding) bool {
 		select {
@@ -151,7 +153,6 @@ func (v *Vendor) walk(ctx context.Context, members []*finding) (pages []int, err
 			return false
 		}
 	}
-	var cal calibration
 	// look judges page p for every search still open.
 	look := func(p *TaskPage, page int) {
 		v.keepFinal(p)
@@ -180,7 +181,7 @@ func (v *Vendor) walk(ctx context.Context, members []*finding) (pages []int, err
 	}
 	first, err := v.TaskList(ctx, 1)
 	if err != nil {
-		return nil, err
+		return nil, cal, err
 	}
 	pages = append(pages, 1)
 	order := v.cfg.ListOrder
@@ -221,13 +222,13 @@ func (v *Vendor) walk(ctx context.Context, members []*finding) (pages []int, err
 		}
 		p, err := v.TaskList(ctx, page)
 		if err != nil {
-			return pages, err
+			return pages, cal, err
 		}
 		pages = append(pages, page)
 		l.add(p, page, v.calibrate(&cal, p))
 		look(p, page)
 	}
-	return pages, nil
+	return pages, cal, nil
 }
 
 // window is where search f's task can be in the list's times: from lo to
