@@ -141,6 +141,15 @@ type TaskFinder interface {
 	FindTask(ctx context.Context, j *Job, t Task) (taskID string, found bool, err error)
 }
 
+// MarkNoter is a TaskFinder that keeps a note of its own on each
+// submission marker (Submitting.Note), for a later process's search for
+// the task: ShowAPI notes what its tasks' creation times told of the
+// vendor's clock, which a process restarted on the same machine has not
+// learnt yet when it looks for a dead one's lost submission.
+type MarkNoter interface {
+	MarkNote() string
+}
+
 // IdempotentSubmitter is a vendor that makes one task per Task.ID however
 // often it is sent: a repeat is refused as a duplicate, and the adapter
 // takes the refusal as the task (Zhiqite, whose task ids are the bot's).

@@ -30,6 +30,8 @@ type Submitting struct {
 	// replica held the job, or a step of it was under way here
 	// (noteCallbackTask): the submission made it.
 	CalledBack string `json:"called_back,omitempty"`
+	// Note is the vendor's own, for its search for the task (MarkNoter).
+	Note string `json:"note,omitempty"`
 }
 
 // Policies for a submission that may have reached a vendor that cannot be asked.
@@ -65,6 +67,9 @@ func (e *Engine) task(j *Job, v Vendor, id string) Task {
 // returned as noted: that task is recorded, nothing is sent again.
 func (e *Engine) mark(ctx context.Context, j *Job, vendor, taskID string) (ok bool, noted *Submitting) {
 	m := &Submitting{Vendor: vendor, TaskID: taskID, Attempt: j.Attempts + 1, At: e.cfg.Now(), Account: j.Account, Host: HostName()}
+	if n, ok := e.vendors[vendor].(MarkNoter); ok {
+		m.Note = n.MarkNote()
+	}
 	if live := e.liveJob(j.ID); live != nil {
 		// Before the store has it: a callback must take the marker for
 		// this process's own at once (applyCallback), though the step's

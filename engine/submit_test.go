@@ -492,6 +492,40 @@ func (v finderCallback) CallbackReply() (string, []byte) {
 	return "application/json", []byte(`{"code":"200"}`)
 }
 
+// notingFinder is a finderVendor that keeps a note on each marker.
+type notingFinder struct {
+	*finderVendor
+	note string
+	seen chan string // the note FindTask found on the marker
+}
+
+func (v notingFinder) MarkNote() string { return v.note }
+
+func (v notingFinder) FindTask(ctx context.Context, j *engine.Job, t engine.Task) (string, bool, error) {
+	v.seen <- j.Submitting.Note
+	return v.finderVendor.FindTask(ctx, j, t)
+}
+
+// A vendor's note (MarkNoter) is stored on the submission's marker, and
+// its search for a lost answer's task reads it there.
+func TestMarkerNote(t *testing.T) {
+	v := notingFinder{finderVendor: newFinder("sa"), note: "clock 3 -5 2 7", seen: make(chan string, 1)}
+	loseFirstSubmit(&v.submit, true, context.DeadlineExceeded)
+	h := newHarness(t, engine.Config{VendorTimeout: 20 * time.Millisecond}, v) // the timed-out call's grace
+	id := h.submit(t).ID
+	select {
+	case note := <-v.seen:
+		if note != v.note {
+			t.Fatalf("the search found note %q on the marker, want %q", note, v.note)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no search for the lost answer's task: %+v", h.job(t, id))
+	}
+	if got := h.waitFinished(t, id); got.State != engine.StateDelivered || v.submits.Load() != 1 {
+		t.Fatalf("job %s after %d submissions, want delivered after 1", got.State, v.submits.Load())
+	}
+}
+
 // At a vendor that names its tasks, the callback of a first submission a
 // dead process left uncertain records the task it names: no billed search.
 func TestLostAnswerCallbackNamesVendorTask(t *testing.T) {

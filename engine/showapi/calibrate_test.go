@@ -15,14 +15,19 @@ import (
 // deadTasks makes n tasks 40 ms apart through v, as processes that then
 // died did; the one at index lostAt is the lost job's, whose answer was
 // lost (made) or whose request never arrived (not made). It returns the
-// lost job and its task ("" if not made).
-func deadTasks(t *testing.T, v *showapi.Vendor, clk *testclock.Clock, n, lostAt int, made bool) (*engine.Job, string) {
+// lost job and its task ("" if not made). With noted, each task made is
+// polled once done (its record seen, as a callback shows it too), and the
+// lost job's marker carries v's note as the engine stores it.
+func deadTasks(t *testing.T, v *showapi.Vendor, clk *testclock.Clock, n, lostAt int, made, noted bool) (*engine.Job, string) {
 	t.Helper()
 	lost := drawJob("a lost fox")
 	var want string
 	for i := range n {
 		if i == lostAt {
 			lost.Submitting = &engine.Submitting{Vendor: showapi.Name, TaskID: "J1-1", Attempt: 1, At: clk.Now(), Host: engine.HostName()}
+			if noted {
+				lost.Submitting.Note = v.MarkNote()
+			}
 			if made {
 				id, err := v.Submit(context.Background(), lost, engine.Task{ID: "J1-1"})
 				if err != nil {
@@ -34,6 +39,11 @@ func deadTasks(t *testing.T, v *showapi.Vendor, clk *testclock.Clock, n, lostAt 
 			other := drawJob("a fox of before")
 			other.Request.Seed = int64(100 + i)
 			submit(t, v, other, "")
+			if noted {
+				if _, err := v.Query(context.Background(), other); err != nil {
+					t.Fatal(err)
+				}
+			}
 		}
 		clk.Add(40 * time.Millisecond)
 	}
@@ -81,7 +91,7 @@ func TestFindTaskCalibrated(t *testing.T) {
 			pages := map[bool]int{}
 			for _, calibrate := range []bool{false, true} {
 				fake, v, clk := setup(t, showapitest.Options{NoSeedTask: true}, showapi.Config{})
-				lost, want := deadTasks(t, v, clk, 30, 15, made)
+				lost, want := deadTasks(t, v, clk, 30, 15, made, false)
 				clk.Add(300 * time.Millisecond)
 				id, found, read := restartedSearch(t, fake, clk, showapi.Config{FindCalibrate: &calibrate}, 3, 40*time.Millisecond, lost)
 				if found != made || id != want {
@@ -109,7 +119,7 @@ func TestFindTaskCalibrated(t *testing.T) {
 // 1-4, every task within date_skew, and the task not found: sent again.
 func TestFindTaskAfterFastRestart(t *testing.T) {
 	fake, v, clk := setup(t, showapitest.Options{NoSeedTask: true}, showapi.Config{})
-	lost, want := deadTasks(t, v, clk, 60, 40, true)
+	lost, want := deadTasks(t, v, clk, 60, 40, true, false)
 	clk.Add(500 * time.Millisecond)
 	id, found, read := restartedSearch(t, fake, clk, showapi.Config{}, 5, 2*time.Millisecond, lost)
 	t.Logf("pages %v", read)
@@ -130,7 +140,7 @@ func TestFindTaskNeverMadeAfterRestart(t *testing.T) {
 	for _, n := range []int{8, 23} {
 		t.Run(fmt.Sprint(n, " new tasks"), func(t *testing.T) {
 			fake, v, clk := setup(t, showapitest.Options{NoSeedTask: true}, showapi.Config{})
-			lost, _ := deadTasks(t, v, clk, 40, 39, false)
+			lost, _ := deadTasks(t, v, clk, 40, 39, false, false)
 			clk.Add(700 * time.Millisecond)
 			_, found, read := restartedSearch(t, fake, clk, showapi.Config{}, n, 3*time.Millisecond, lost)
 			t.Logf("pages %v", read)
@@ -149,11 +159,41 @@ func TestFindTaskNeverMadeAfterRestart(t *testing.T) {
 // ties to the vendor's, is not that machine's.
 func TestFindTaskCalibratedOnlyHere(t *testing.T) {
 	fake, v, clk := setup(t, showapitest.Options{NoSeedTask: true}, showapi.Config{})
-	lost, _ := deadTasks(t, v, clk, 30, 15, false)
+	lost, _ := deadTasks(t, v, clk, 30, 15, false, true)
 	lost.Submitting.Host = "another-machine"
 	clk.Add(300 * time.Millisecond)
 	_, found, read := restartedSearch(t, fake, clk, showapi.Config{}, 3, 40*time.Millisecond, lost)
 	if found || len(read) != 4 {
 		t.Errorf("found %v in pages %v, want none in the 4 (find_pages) the Date header's window gives", found, read)
+	}
+}
+
+// A restarted process that has made no task yet calibrates a dead
+// process's search by the note on its marker: what that process's tasks'
+// records told of the vendor's clock. Without it the search reads every
+// page within the Date header's window (find_pages, four); with it, the
+// pages near the submission, found or not.
+func TestFindTaskCalibratedByNote(t *testing.T) {
+	for _, made := range []bool{false, true} {
+		t.Run(fmt.Sprintf("made=%v", made), func(t *testing.T) {
+			pages := map[bool]int{}
+			for _, noted := range []bool{false, true} {
+				fake, v, clk := setup(t, showapitest.Options{NoSeedTask: true}, showapi.Config{})
+				lost, want := deadTasks(t, v, clk, 30, 15, made, noted)
+				if noted && lost.Submitting.Note == "" {
+					t.Fatal("no note on the marker after 15 tasks' records")
+				}
+				clk.Add(300 * time.Millisecond)
+				id, found, read := restartedSearch(t, fake, clk, showapi.Config{}, 0, 0, lost)
+				if found != made || id != want {
+					t.Fatalf("noted=%v: found %q (%v), want %q (%v)", noted, id, found, want, made)
+				}
+				pages[noted] = len(read)
+				t.Logf("noted=%v: pages %v", noted, read)
+			}
+			if pages[true] > 3 || pages[true] >= pages[false] {
+				t.Errorf("%d list pages read with the note, %d without: want at most 3, and fewer", pages[true], pages[false])
+			}
+		})
 	}
 }

@@ -2,6 +2,7 @@ package showapi
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"math"
 	"strings"
@@ -32,6 +33,7 @@ type finding struct {
 	since time.Time   // tasks created earlier are not this job's; zero: any
 	at    time.Time   // the submission (bot's clock), for pages with a Date; zero: unknown
 	here  bool        // at was told by this machine's clock (calibration applies)
+	noted calibration // what the marker's note said of the vendor's clock (MarkNote)
 	done  chan struct{}
 	id    string // the task found; "" none
 	err   error
@@ -57,6 +59,9 @@ func (v *Vendor) FindTask(ctx context.Context, j *engine.Job, t engine.Task) (st
 	if j.Submitting != nil {
 		f.since, f.at = j.Submitting.At.Add(-v.cfg.ClockSkew), j.Submitting.At
 		f.here = j.Submitting.Host != "" && j.Submitting.Host == engine.HostName()
+		if c, ok := noteCalibration(j.Submitting.Note); ok && f.here {
+			f.noted = c
+		}
 	}
 	v.mu.Lock()
 	s, lead := v.sweep, false
@@ -178,6 +183,9 @@ func (v *Vendor) walk(ctx context.Context, members []*finding) (pages []int, cal
 				}
 			}
 		}
+	}
+	for _, f := range members {
+		cal.add(f.noted) // one machine's clock against the vendor's: all of a kind
 	}
 	first, err := v.TaskList(ctx, 1)
 	if err != nil {
@@ -354,15 +362,87 @@ func (v *Vendor) calibrate(c *calibration, p *TaskPage) (mine map[int]int) {
 		if !ok {
 			continue
 		}
-		lo, hi := ct.Sub(m.answered), ct.Sub(m.marked)
-		if c.n == 0 {
-			c.lo, c.hi = lo, hi
-		}
-		c.lo, c.hi = max(c.lo, lo), min(c.hi, hi)
-		c.span = max(c.span, m.answered.Sub(m.marked))
-		c.n++
+		c.add(calibration{n: 1, lo: ct.Sub(m.answered), hi: ct.Sub(m.marked), span: m.answered.Sub(m.marked)})
 	}
 	return mine
+}
+
+// add narrows c by what o saw (the offset lies in both intervals).
+func (c *calibration) add(o calibration) {
+	if o.n == 0 {
+		return
+	}
+	if c.n == 0 {
+		c.lo, c.hi = o.lo, o.hi
+	}
+	c.lo, c.hi = max(c.lo, o.lo), min(c.hi, o.hi)
+	c.span = max(c.span, o.span)
+	c.n += o.n
+}
+
+// Calibration across a restart. A restarted process that has made no task
+// yet has nothing to calibrate a dead process's search by, and reads every
+// page within the Date header's window (find_pages, four, seen in the
+// crash suite for tasks never made). But the vendor's clock against this
+// machine's does not change with the process: so each process learns it
+// from the ct its tasks' records show in callbacks and polls (the latest
+// clockKept), and every submission marker carries it (MarkNote), for a
+// search on this machine to start from. A note whose intervals disagree
+// with what the pages show leaves the Date header's window (see window).
+
+// clockKept bounds the records kept for the marker's note: the latest, as
+// the two clocks drift apart slowly.
+const clockKept = 32
+
+// learnClock keeps what rec, a record of a task this process made, tells
+// of the vendor's clock.
+func (v *Vendor) learnClock(rec *Record) {
+	ct, ok := rec.Created()
+	id := strings.TrimSpace(string(rec.TaskID))
+	if !ok || id == "" {
+		return
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	m, ok := v.made[id]
+	if !ok {
+		return
+	}
+	v.clockSeen = append(v.clockSeen, calibration{n: 1, lo: ct.Sub(m.answered), hi: ct.Sub(m.marked), span: m.answered.Sub(m.marked)})
+	if len(v.clockSeen) > clockKept {
+		v.clockSeen = v.clockSeen[1:]
+	}
+}
+
+// MarkNote is the note on each submission marker (engine.MarkNoter): the
+// calibration the latest records of this process's tasks gave, "" with
+// none or with records that disagree.
+func (v *Vendor) MarkNote() string {
+	if !*v.cfg.FindCalibrate {
+		return ""
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	var c calibration
+	for _, s := range v.clockSeen {
+		c.add(s)
+	}
+	if c.n == 0 || c.lo > c.hi {
+		return ""
+	}
+	return fmt.Sprintf("%s %d %d %d %d", noteClock, c.n, c.lo, c.hi, c.span)
+}
+
+const noteClock = "clock"
+
+// noteCalibration reads MarkNote's note.
+func noteCalibration(note string) (calibration, bool) {
+	var c calibration
+	var tag string
+	if n, err := fmt.Sscanf(note, "%s %d %d %d %d", &tag, &c.n, &c.lo, &c.hi, &c.span); err != nil || n != 5 || tag != noteClock || c.n <= 0 || c.lo > c.hi || c.span < 0 {
+		return calibration{}, false
+	}
+	return c, true
 }
 
 // listView is what a sweep read of the list: each task's creation time

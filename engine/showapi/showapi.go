@@ -300,8 +300,9 @@ type Vendor struct {
 	sweep     *sweep              // the search of the task list still taking searches in (find.go)
 	made      map[string]madeCall // the latest tasks this process made, for calibration (find.go)
 	madeOrder []string
-	madeSeq   int       // tasks this process made: the next one's number
-	firstMark time.Time // when this process marked the first task it made
+	madeSeq   int           // tasks this process made: the next one's number
+	clockSeen []calibration // the latest records of those tasks, for MarkNote (find.go)
+	firstMark time.Time     // when this process marked the first task it made
 	wake      func(jobID string)
 }
 
@@ -578,6 +579,7 @@ func (v *Vendor) query(ctx context.Context, j *engine.Job) (*engine.Outcome, err
 	if err := json.Unmarshal(raw, &rec); err != nil {
 		return nil, fmt.Errorf("showapi: query task %s: decode record: %w", j.TaskID, err)
 	}
+	v.learnClock(&rec)
 	return v.outcome(&rec)
 }
 
@@ -631,6 +633,7 @@ func (v *Vendor) ParseCallback(j *engine.Job, body []byte) (*engine.Outcome, err
 	if err != nil {
 		return nil, fmt.Errorf("showapi: callback for task %s: %w", j.TaskID, err)
 	}
+	v.learnClock(rec)
 	return v.outcome(rec)
 }
 
