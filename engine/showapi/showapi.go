@@ -98,8 +98,10 @@ type Config struct {
 	// FindCalibrate narrows a search's window from the Date header's
 	// (date_skew each side) to what the ct of tasks this process made,
 	// shown on the pages read, tell of the vendor's clock against the
-	// bot's (see find.go). Default true; false: the Date header's. [I]:
-	// that one clock stamps every ct.
+	// bot's, and what the records of the tasks of the process that
+	// marked the submission told it (its marker's note; see find.go).
+	// Default true; false: the Date header's. [I]: that one clock stamps
+	// every ct.
 	FindCalibrate *bool `yaml:"find_calibrate"`
 	// FindGather is how long a search waits for others to start before
 	// it reads the first page: searches under way together (the jobs a
