@@ -312,8 +312,12 @@ type calibration struct {
 	span   time.Duration // the longest creation call seen, mark to answer
 }
 
-// calSlack covers ct's cut to the millisecond and the two clocks' reads.
-const calSlack = 100 * time.Millisecond
+// calSlack covers ct's cut to the millisecond, the two clocks' reads, and
+// their drift since the tasks that calibrated them were made (a marker's
+// note may be minutes old; NTP slews a clock by at most 0.5 ms a second)
+// [I]. It was 100 ms, and a search for a task never made read every page
+// of a burst (15 tasks in 150 ms after a crash: three pages more).
+const calSlack = 20 * time.Millisecond
 
 // madeCall is when a task this process made was marked and answered, and
 // how many it had made before.
