@@ -12,13 +12,13 @@ import (
 	"github.com/picbot/picbot/internal/testclock"
 )
 
-// deadTasks makes n tasks 40 ms apart through v, as processes that then
+// deadTasks makes n tasks gap apart through v, as processes that then
 // died did; the one at index lostAt is the lost job's, whose answer was
 // lost (made) or whose request never arrived (not made). It returns the
 // lost job and its task ("" if not made). With noted, each task made is
 // polled once done (its record seen, as a callback shows it too), and the
 // lost job's marker carries v's note as the engine stores it.
-func deadTasks(t *testing.T, v *showapi.Vendor, clk *testclock.Clock, n, lostAt int, made, noted bool) (*engine.Job, string) {
+func deadTasks(t *testing.T, v *showapi.Vendor, clk *testclock.Clock, n, lostAt int, made, noted bool, gap time.Duration) (*engine.Job, string) {
 	t.Helper()
 	lost := drawJob("a lost fox")
 	var want string
@@ -45,7 +45,7 @@ func deadTasks(t *testing.T, v *showapi.Vendor, clk *testclock.Clock, n, lostAt 
 				}
 			}
 		}
-		clk.Add(40 * time.Millisecond)
+		clk.Add(gap)
 	}
 	return lost, want
 }
@@ -91,7 +91,7 @@ func TestFindTaskCalibrated(t *testing.T) {
 			pages := map[bool]int{}
 			for _, calibrate := range []bool{false, true} {
 				fake, v, clk := setup(t, showapitest.Options{NoSeedTask: true}, showapi.Config{})
-				lost, want := deadTasks(t, v, clk, 30, 15, made, false)
+				lost, want := deadTasks(t, v, clk, 30, 15, made, false, 40*time.Millisecond)
 				clk.Add(300 * time.Millisecond)
 				id, found, read := restartedSearch(t, fake, clk, showapi.Config{FindCalibrate: &calibrate}, 3, 40*time.Millisecond, lost)
 				if found != made || id != want {
@@ -119,7 +119,7 @@ func TestFindTaskCalibrated(t *testing.T) {
 // 1-4, every task within date_skew, and the task not found: sent again.
 func TestFindTaskAfterFastRestart(t *testing.T) {
 	fake, v, clk := setup(t, showapitest.Options{NoSeedTask: true}, showapi.Config{})
-	lost, want := deadTasks(t, v, clk, 60, 40, true, false)
+	lost, want := deadTasks(t, v, clk, 60, 40, true, false, 40*time.Millisecond)
 	clk.Add(500 * time.Millisecond)
 	id, found, read := restartedSearch(t, fake, clk, showapi.Config{}, 5, 2*time.Millisecond, lost)
 	t.Logf("pages %v", read)
@@ -140,7 +140,7 @@ func TestFindTaskNeverMadeAfterRestart(t *testing.T) {
 	for _, n := range []int{8, 23} {
 		t.Run(fmt.Sprint(n, " new tasks"), func(t *testing.T) {
 			fake, v, clk := setup(t, showapitest.Options{NoSeedTask: true}, showapi.Config{})
-			lost, _ := deadTasks(t, v, clk, 40, 39, false, false)
+			lost, _ := deadTasks(t, v, clk, 40, 39, false, false, 40*time.Millisecond)
 			clk.Add(700 * time.Millisecond)
 			_, found, read := restartedSearch(t, fake, clk, showapi.Config{}, n, 3*time.Millisecond, lost)
 			t.Logf("pages %v", read)
@@ -159,7 +159,7 @@ func TestFindTaskNeverMadeAfterRestart(t *testing.T) {
 // ties to the vendor's, is not that machine's.
 func TestFindTaskCalibratedOnlyHere(t *testing.T) {
 	fake, v, clk := setup(t, showapitest.Options{NoSeedTask: true}, showapi.Config{})
-	lost, _ := deadTasks(t, v, clk, 30, 15, false, true)
+	lost, _ := deadTasks(t, v, clk, 30, 15, false, true, 40*time.Millisecond)
 	lost.Submitting.Host = "another-machine"
 	clk.Add(300 * time.Millisecond)
 	_, found, read := restartedSearch(t, fake, clk, showapi.Config{}, 3, 40*time.Millisecond, lost)
@@ -179,7 +179,7 @@ func TestFindTaskCalibratedByNote(t *testing.T) {
 			pages := map[bool]int{}
 			for _, noted := range []bool{false, true} {
 				fake, v, clk := setup(t, showapitest.Options{NoSeedTask: true}, showapi.Config{})
-				lost, want := deadTasks(t, v, clk, 30, 15, made, noted)
+				lost, want := deadTasks(t, v, clk, 30, 15, made, noted, 40*time.Millisecond)
 				if noted && lost.Submitting.Note == "" {
 					t.Fatal("no note on the marker after 15 tasks' records")
 				}
@@ -195,5 +195,24 @@ func TestFindTaskCalibratedByNote(t *testing.T) {
 				t.Errorf("%d list pages read with the note, %d without: want at most 3, and fewer", pages[true], pages[false])
 			}
 		})
+	}
+}
+
+// A burst (tasks 10 ms apart, as the commands a crash left queued go at
+// once): a search for a task never made reads the pages its calibrated
+// window holds, and that window is the clocks' tie and a call's time with
+// 20 ms each side, not 100 ms (five pages of the burst, read in the crash
+// suite for nothing).
+func TestFindTaskCalibratedBurst(t *testing.T) {
+	fake, v, clk := setup(t, showapitest.Options{NoSeedTask: true}, showapi.Config{})
+	lost, _ := deadTasks(t, v, clk, 60, 30, false, true, 10*time.Millisecond)
+	clk.Add(time.Second)
+	_, found, read := restartedSearch(t, fake, clk, showapi.Config{}, 0, 0, lost)
+	t.Logf("pages %v", read)
+	if found {
+		t.Fatal("found a task never made")
+	}
+	if len(read) > 3 {
+		t.Errorf("%d list pages read, want at most 3", len(read))
 	}
 }
