@@ -919,8 +919,16 @@ func (r *crashRun) nextPlan(phases []crashPhase, hit map[crashPhase]int) crashPl
 	if len(todo) == 0 {
 		todo = phases
 	}
+	phase := todo[r.rng.IntN(len(todo))]
+	if left := r.photosLeft(); slices.Contains(todo, phaseInput) && left > 0 && left <= 4 {
+		// The photos run out: the input phase is aimed at while a command
+		// still has one (suite seed 1796654878248773946, Callback: every
+		// photo sent by the eighth life, the phase first aimed at in the
+		// ninth, and never hit).
+		phase = phaseInput
+	}
 	p := crashPlan{
-		phase: todo[r.rng.IntN(len(todo))],
+		phase: phase,
 		nth:   1 + r.rng.IntN(3),
 		mode:  crashMode(1 + r.rng.IntN(4)),
 		delay: time.Duration(r.rng.IntN(8)) * time.Millisecond,
@@ -1031,6 +1039,18 @@ func (r *crashRun) untilPhoto() int {
 		}
 	}
 	return len(r.planned) - len(r.cmds)
+}
+
+// photosLeft counts the commands with photos not sent yet.
+func (r *crashRun) photosLeft() int {
+	n := 0
+	for _, c := range r.planned[len(r.cmds):] {
+		switch c.kind {
+		case "img2img", "upscale", "swapface":
+			n++
+		}
+	}
+	return n
 }
 
 // addCommands queues the next n commands at the fake Bot API.
