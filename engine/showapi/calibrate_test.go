@@ -216,3 +216,53 @@ func TestFindTaskCalibratedBurst(t *testing.T) {
 		t.Errorf("%d list pages read, want at most 3", len(read))
 	}
 }
+
+// Bursts (six tasks 5 ms apart, 300 ms between, as a crash run's commands
+// come): a dead process's task never made, 40 tasks deep, after a
+// restart that made two tasks. Reckoned at a burst's pace the submission
+// seems deeper than the whole list; the search then aims between the
+// oldest page and the newest by time, not back a page at a time from the
+// oldest, which a burst's pace took for the sign of an idle spell: 4 pages
+// (1, 13, 9, 8), where it read 6 (1, 13, 12, 11, 8, 9; seen in the crash
+// suite: 1, 10, 9, 4, 8, 7, 6).
+func TestFindTaskBurstyDeep(t *testing.T) {
+	for _, made := range []bool{false, true} {
+		t.Run(fmt.Sprintf("made=%v", made), func(t *testing.T) {
+			fake, v, clk := setup(t, showapitest.Options{NoSeedTask: true}, showapi.Config{})
+			lost := drawJob("a lost fox")
+			var want string
+			for i := range 60 {
+				if i%6 == 0 {
+					clk.Add(300 * time.Millisecond)
+				}
+				if i == 20 {
+					lost.Submitting = &engine.Submitting{Vendor: showapi.Name, TaskID: "J1-1", Attempt: 1, At: clk.Now(), Host: engine.HostName(), Note: v.MarkNote()}
+					if made {
+						id, err := v.Submit(context.Background(), lost, engine.Task{ID: "J1-1"})
+						if err != nil {
+							t.Fatal(err)
+						}
+						want = id
+					}
+				} else {
+					other := drawJob("a fox of before")
+					other.Request.Seed = int64(100 + i)
+					submit(t, v, other, "")
+					if _, err := v.Query(context.Background(), other); err != nil {
+						t.Fatal(err)
+					}
+				}
+				clk.Add(5 * time.Millisecond)
+			}
+			clk.Add(700 * time.Millisecond)
+			id, found, read := restartedSearch(t, fake, clk, showapi.Config{}, 2, 3*time.Millisecond, lost)
+			t.Logf("pages %v", read)
+			if found != made || id != want {
+				t.Fatalf("found %q (%v), want %q (%v)", id, found, want, made)
+			}
+			if len(read) > 4 {
+				t.Errorf("%d list pages read, want at most 4", len(read))
+			}
+		})
+	}
+}

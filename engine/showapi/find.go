@@ -724,16 +724,19 @@ func (l *listView) estimate(t time.Time) (float64, bool) {
 		x := float64(newer.r) - rate*float64(newer.at.Sub(t))
 		if older != nil && x <= float64(older.r) {
 			// That pace overshoots a task read older than t. Where the
-			// tasks between the two were made at about that pace (no idle
-			// spell between), aim between them by time, so that a read
-			// lands near rather than a step from the older one; else step.
+			// tasks between the two were made at no less than a twentieth
+			// of that pace (no idle spell between: bursts run at ten times
+			// their average, and at half it a crash run's search stepped
+			// back a page at a time, TestFindTaskBurstyDeep), aim between
+			// them by time, so that a read lands near rather than a step
+			// from the older one; else step.
 			x = float64(older.r)
 			pace := rate // the slower of the paces read on either side
 			if older.r > oldest.r && older.at.After(oldest.at) {
 				pace = min(pace, float64(older.r-oldest.r)/float64(older.at.Sub(oldest.at)))
 			}
 			span := float64(newer.at.Sub(older.at))
-			if between := float64(newer.r-older.r) / span; span > 0 && between >= pace/2 {
+			if between := float64(newer.r-older.r) / span; span > 0 && between >= pace/20 {
 				f := float64(t.Sub(older.at)) / span
 				x = min(max(float64(older.r)+f*float64(newer.r-older.r), float64(older.r+1)), float64(newer.r-1))
 			}
