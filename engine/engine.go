@@ -919,9 +919,10 @@ func resumeTimes(jobs []*Job, now time.Time, spread time.Duration, grace func(*J
 	return at
 }
 
-// callbackGrace is how long a restarted bot leaves an overdue job that
-// waits for a callback before its safety-net poll: the wait it had after
-// its submission, within its deadline.
+// callbackGrace is how long after its start a restarted bot (or one that
+// took over a dead replica's jobs) leaves a job that waits for a callback
+// before its safety-net poll: the wait it had after its submission,
+// within its deadline.
 func (e *Engine) callbackGrace(j *Job) time.Duration {
 	v, ok := e.vendors[j.Vendor]
 	if !ok {

@@ -86,25 +86,42 @@ func restartedSearch(t *testing.T, fake *showapitest.Server, clk *testclock.Cloc
 // process made (calibration), not every page within date_skew of it; a
 // task never made costs 3 pages at most, and one made is still found.
 func TestFindTaskCalibrated(t *testing.T) {
+	fewerPages(t, "calibrated", func(t *testing.T, made, on bool) int {
+		return searchPages(t, made, false, showapi.Config{FindCalibrate: &on}, 3)
+	})
+}
+
+// fewerPages runs pages(made, on) for a task made and one never made,
+// with a feature off and on: on, at most 3 list pages, and fewer than off.
+func fewerPages(t *testing.T, feature string, pages func(t *testing.T, made, on bool) int) {
 	for _, made := range []bool{false, true} {
 		t.Run(fmt.Sprintf("made=%v", made), func(t *testing.T) {
-			pages := map[bool]int{}
-			for _, calibrate := range []bool{false, true} {
-				fake, v, clk := setup(t, showapitest.Options{NoSeedTask: true}, showapi.Config{})
-				lost, want := deadTasks(t, v, clk, 30, 15, made, false, 40*time.Millisecond)
-				clk.Add(300 * time.Millisecond)
-				id, found, read := restartedSearch(t, fake, clk, showapi.Config{FindCalibrate: &calibrate}, 3, 40*time.Millisecond, lost)
-				if found != made || id != want {
-					t.Fatalf("calibrate=%v: found %q (%v), want %q (%v)", calibrate, id, found, want, made)
-				}
-				pages[calibrate] = len(read)
-				t.Logf("calibrate=%v: pages %v", calibrate, read)
-			}
-			if pages[true] > 3 || pages[true] >= pages[false] {
-				t.Errorf("%d list pages read calibrated, %d by the Date header alone: want at most 3, and fewer", pages[true], pages[false])
+			off, on := pages(t, made, false), pages(t, made, true)
+			if on > 3 || on >= off {
+				t.Errorf("%d list pages read %s, %d without: want at most 3, and fewer", on, feature, off)
 			}
 		})
 	}
+}
+
+// searchPages makes 30 tasks 40 ms apart through a process that then died,
+// the 16th the lost job's (made or not, its marker noted or not), and
+// looks for it from a process restarted 300 ms later with cfg, which first
+// makes newTasks tasks 40 ms apart; it returns the list pages read.
+func searchPages(t *testing.T, made, noted bool, cfg showapi.Config, newTasks int) int {
+	t.Helper()
+	fake, v, clk := setup(t, showapitest.Options{NoSeedTask: true}, showapi.Config{})
+	lost, want := deadTasks(t, v, clk, 30, 15, made, noted, 40*time.Millisecond)
+	if noted && lost.Submitting.Note == "" {
+		t.Fatal("no note on the marker after 15 tasks' records")
+	}
+	clk.Add(300 * time.Millisecond)
+	id, found, read := restartedSearch(t, fake, clk, cfg, newTasks, 40*time.Millisecond, lost)
+	if found != made || id != want {
+		t.Fatalf("found %q (%v), want %q (%v)", id, found, want, made)
+	}
+	t.Logf("noted %v, calibrate %v: pages %v", noted, cfg.FindCalibrate == nil || *cfg.FindCalibrate, read)
+	return len(read)
 }
 
 // After a restart the new process's first tasks come faster than the old
@@ -174,35 +191,16 @@ func TestFindTaskCalibratedOnlyHere(t *testing.T) {
 // page within the Date header's window (find_pages, four); with it, the
 // pages near the submission, found or not.
 func TestFindTaskCalibratedByNote(t *testing.T) {
-	for _, made := range []bool{false, true} {
-		t.Run(fmt.Sprintf("made=%v", made), func(t *testing.T) {
-			pages := map[bool]int{}
-			for _, noted := range []bool{false, true} {
-				fake, v, clk := setup(t, showapitest.Options{NoSeedTask: true}, showapi.Config{})
-				lost, want := deadTasks(t, v, clk, 30, 15, made, noted, 40*time.Millisecond)
-				if noted && lost.Submitting.Note == "" {
-					t.Fatal("no note on the marker after 15 tasks' records")
-				}
-				clk.Add(300 * time.Millisecond)
-				id, found, read := restartedSearch(t, fake, clk, showapi.Config{}, 0, 0, lost)
-				if found != made || id != want {
-					t.Fatalf("noted=%v: found %q (%v), want %q (%v)", noted, id, found, want, made)
-				}
-				pages[noted] = len(read)
-				t.Logf("noted=%v: pages %v", noted, read)
-			}
-			if pages[true] > 3 || pages[true] >= pages[false] {
-				t.Errorf("%d list pages read with the note, %d without: want at most 3, and fewer", pages[true], pages[false])
-			}
-		})
-	}
+	fewerPages(t, "with the note", func(t *testing.T, made, on bool) int {
+		return searchPages(t, made, on, showapi.Config{}, 0)
+	})
 }
 
 // A burst (tasks 10 ms apart, as the commands a crash left queued go at
 // once): a search for a task never made reads the pages its calibrated
 // window holds, and that window is the clocks' tie and a call's time with
-// 20 ms each side, not 100 ms (five pages of the burst, read in the crash
-// suite for nothing).
+// 20 ms each side: 3 pages, where 100 ms each side read 6 (pages of a
+// burst the crash suite read for nothing).
 func TestFindTaskCalibratedBurst(t *testing.T) {
 	fake, v, clk := setup(t, showapitest.Options{NoSeedTask: true}, showapi.Config{})
 	lost, _ := deadTasks(t, v, clk, 60, 30, false, true, 10*time.Millisecond)

@@ -119,7 +119,7 @@ func (v *Vendor) runSweep(ctx context.Context, s *sweep) {
 		}
 	}
 	v.log.Info("showapi: searched the task list for tasks whose creation's answer was lost",
-		slog.Int("searches", len(members)), slog.Int("found", found), slog.Int("pages", len(pages)), slog.Any("read", pages), slog.Int("own_tasks_read", cal.n), slog.Duration("calibrated_within", cal.hi-cal.lo), slog.Duration("longest_creation", cal.span),
+		slog.Int("searches", len(members)), slog.Int("found", found), slog.Int("pages", len(pages)), slog.Any("read", pages), slog.Int("calibrated_by", cal.n), slog.Duration("calibrated_within", cal.hi-cal.lo), slog.Duration("longest_creation", cal.span),
 		slog.Duration("took", time.Since(start)), slog.Any("err", err))
 	for _, f := range members {
 		select {
@@ -132,8 +132,8 @@ func (v *Vendor) runSweep(ctx context.Context, s *sweep) {
 }
 
 // walk reads the pages the searches need and settles each one; pages
-// lists the pages it read, in order, and cal what the tasks this process
-// made told of the vendor's clock (see window).
+// lists the pages it read, in order, and cal what the markers' notes and
+// the tasks this process made told of the vendor's clock (see window).
 //
 // Where to read: the list runs by creation time, so each task has a rank
 // (counted from the oldest, which tasks made meanwhile do not move, unlike
