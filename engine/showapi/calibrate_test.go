@@ -12,13 +12,13 @@ import (
 	"github.com/picbot/picbot/internal/testclock"
 )
 
-// deadTasks makes n tasks gap apart through v, as processes that then
+// deadTasks makes n tasks through v, gap(i) after the i-th, as processes that then
 // died did; the one at index lostAt is the lost job's, whose answer was
 // lost (made) or whose request never arrived (not made). It returns the
 // lost job and its task ("" if not made). With noted, each task made is
 // polled once done (its record seen, as a callback shows it too), and the
 // lost job's marker carries v's note as the engine stores it.
-func deadTasks(t *testing.T, v *showapi.Vendor, clk *testclock.Clock, n, lostAt int, made, noted bool, gap time.Duration) (*engine.Job, string) {
+func deadTasks(t *testing.T, v *showapi.Vendor, clk *testclock.Clock, n, lostAt int, made, noted bool, gap func(i int) time.Duration) (*engine.Job, string) {
 	t.Helper()
 	lost := drawJob("a lost fox")
 	var want string
@@ -45,9 +45,14 @@ func deadTasks(t *testing.T, v *showapi.Vendor, clk *testclock.Clock, n, lostAt 
 				}
 			}
 		}
-		clk.Add(gap)
+		clk.Add(gap(i))
 	}
 	return lost, want
+}
+
+// every is a gap for deadTasks: d after each task.
+func every(d time.Duration) func(int) time.Duration {
+	return func(int) time.Duration { return d }
 }
 
 // restartedSearch starts a new adapter for fake's account, as a restarted
@@ -111,7 +116,7 @@ func fewerPages(t *testing.T, feature string, pages func(t *testing.T, made, on 
 func searchPages(t *testing.T, made, noted bool, cfg showapi.Config, newTasks int) int {
 	t.Helper()
 	fake, v, clk := setup(t, showapitest.Options{NoSeedTask: true}, showapi.Config{})
-	lost, want := deadTasks(t, v, clk, 30, 15, made, noted, 40*time.Millisecond)
+	lost, want := deadTasks(t, v, clk, 30, 15, made, noted, every(40*time.Millisecond))
 	if noted && lost.Submitting.Note == "" {
 		t.Fatal("no note on the marker after 15 tasks' records")
 	}
@@ -136,7 +141,7 @@ func searchPages(t *testing.T, made, noted bool, cfg showapi.Config, newTasks in
 // 1-4, every task within date_skew, and the task not found: sent again.
 func TestFindTaskAfterFastRestart(t *testing.T) {
 	fake, v, clk := setup(t, showapitest.Options{NoSeedTask: true}, showapi.Config{})
-	lost, want := deadTasks(t, v, clk, 60, 40, true, false, 40*time.Millisecond)
+	lost, want := deadTasks(t, v, clk, 60, 40, true, false, every(40*time.Millisecond))
 	clk.Add(500 * time.Millisecond)
 	id, found, read := restartedSearch(t, fake, clk, showapi.Config{}, 5, 2*time.Millisecond, lost)
 	t.Logf("pages %v", read)
@@ -157,17 +162,25 @@ func TestFindTaskNeverMadeAfterRestart(t *testing.T) {
 	for _, n := range []int{8, 23} {
 		t.Run(fmt.Sprint(n, " new tasks"), func(t *testing.T) {
 			fake, v, clk := setup(t, showapitest.Options{NoSeedTask: true}, showapi.Config{})
-			lost, _ := deadTasks(t, v, clk, 40, 39, false, false, 40*time.Millisecond)
+			lost, _ := deadTasks(t, v, clk, 40, 39, false, false, every(40*time.Millisecond))
 			clk.Add(700 * time.Millisecond)
-			_, found, read := restartedSearch(t, fake, clk, showapi.Config{}, n, 3*time.Millisecond, lost)
-			t.Logf("pages %v", read)
-			if found {
-				t.Fatal("found a task never made")
-			}
-			if len(read) > 3 {
-				t.Errorf("%d list pages read, want at most 3", len(read))
-			}
+			neverFound(t, fake, clk, n, 3*time.Millisecond, lost, 3)
 		})
+	}
+}
+
+// neverFound looks for lost's task, never made, from a process restarted
+// now that first makes n tasks gap apart, and wants at most most list
+// pages read.
+func neverFound(t *testing.T, fake *showapitest.Server, clk *testclock.Clock, n int, gap time.Duration, lost *engine.Job, most int) {
+	t.Helper()
+	_, found, read := restartedSearch(t, fake, clk, showapi.Config{}, n, gap, lost)
+	t.Logf("pages %v", read)
+	if found {
+		t.Fatal("found a task never made")
+	}
+	if len(read) > most {
+		t.Errorf("%d list pages read, want at most %d", len(read), most)
 	}
 }
 
@@ -176,7 +189,7 @@ func TestFindTaskNeverMadeAfterRestart(t *testing.T) {
 // ties to the vendor's, is not that machine's.
 func TestFindTaskCalibratedOnlyHere(t *testing.T) {
 	fake, v, clk := setup(t, showapitest.Options{NoSeedTask: true}, showapi.Config{})
-	lost, _ := deadTasks(t, v, clk, 30, 15, false, true, 40*time.Millisecond)
+	lost, _ := deadTasks(t, v, clk, 30, 15, false, true, every(40*time.Millisecond))
 	lost.Submitting.Host = "another-machine"
 	clk.Add(300 * time.Millisecond)
 	_, found, read := restartedSearch(t, fake, clk, showapi.Config{}, 3, 40*time.Millisecond, lost)
@@ -203,16 +216,9 @@ func TestFindTaskCalibratedByNote(t *testing.T) {
 // burst the crash suite read for nothing).
 func TestFindTaskCalibratedBurst(t *testing.T) {
 	fake, v, clk := setup(t, showapitest.Options{NoSeedTask: true}, showapi.Config{})
-	lost, _ := deadTasks(t, v, clk, 60, 30, false, true, 10*time.Millisecond)
+	lost, _ := deadTasks(t, v, clk, 60, 30, false, true, every(10*time.Millisecond))
 	clk.Add(time.Second)
-	_, found, read := restartedSearch(t, fake, clk, showapi.Config{}, 0, 0, lost)
-	t.Logf("pages %v", read)
-	if found {
-		t.Fatal("found a task never made")
-	}
-	if len(read) > 3 {
-		t.Errorf("%d list pages read, want at most 3", len(read))
-	}
+	neverFound(t, fake, clk, 0, 0, lost, 3)
 }
 
 // Bursts (six tasks 5 ms apart, 300 ms between, as a crash run's commands
@@ -227,31 +233,12 @@ func TestFindTaskBurstyDeep(t *testing.T) {
 	for _, made := range []bool{false, true} {
 		t.Run(fmt.Sprintf("made=%v", made), func(t *testing.T) {
 			fake, v, clk := setup(t, showapitest.Options{NoSeedTask: true}, showapi.Config{})
-			lost := drawJob("a lost fox")
-			var want string
-			for i := range 60 {
-				if i%6 == 0 {
-					clk.Add(300 * time.Millisecond)
+			lost, want := deadTasks(t, v, clk, 60, 20, made, true, func(i int) time.Duration {
+				if i%6 == 5 {
+					return 305 * time.Millisecond // a burst's last, then a pause
 				}
-				if i == 20 {
-					lost.Submitting = &engine.Submitting{Vendor: showapi.Name, TaskID: "J1-1", Attempt: 1, At: clk.Now(), Host: engine.HostName(), Note: v.MarkNote()}
-					if made {
-						id, err := v.Submit(context.Background(), lost, engine.Task{ID: "J1-1"})
-						if err != nil {
-							t.Fatal(err)
-						}
-						want = id
-					}
-				} else {
-					other := drawJob("a fox of before")
-					other.Request.Seed = int64(100 + i)
-					submit(t, v, other, "")
-					if _, err := v.Query(context.Background(), other); err != nil {
-						t.Fatal(err)
-					}
-				}
-				clk.Add(5 * time.Millisecond)
-			}
+				return 5 * time.Millisecond
+			})
 			clk.Add(700 * time.Millisecond)
 			id, found, read := restartedSearch(t, fake, clk, showapi.Config{}, 2, 3*time.Millisecond, lost)
 			t.Logf("pages %v", read)
