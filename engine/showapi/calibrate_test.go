@@ -12,12 +12,12 @@ import (
 	"github.com/picbot/picbot/internal/testclock"
 )
 
-// deadTasks makes n tasks through v, gap(i) after the i-th, as processes that then
-// died did; the one at index lostAt is the lost job's, whose answer was
-// lost (made) or whose request never arrived (not made). It returns the
-// lost job and its task ("" if not made). With noted, each task made is
-// polled once done (its record seen, as a callback shows it too), and the
-// lost job's marker carries v's note as the engine stores it.
+// deadTasks makes n tasks through v, gap(i) after the i-th, as processes
+// that then died did; the one at index lostAt is the lost job's, whose
+// answer was lost (made) or whose request never arrived (not made). It
+// returns the lost job and its task ("" if not made). With noted, each
+// task made is polled once done (its record seen, as a callback shows it
+// too), and the lost job's marker carries v's note as the engine stores it.
 func deadTasks(t *testing.T, v *showapi.Vendor, clk *testclock.Clock, n, lostAt int, made, noted bool, gap func(i int) time.Duration) (*engine.Job, string) {
 	t.Helper()
 	lost := drawJob("a lost fox")
