@@ -929,11 +929,13 @@ func (r *crashRun) nextPlan(phases []crashPhase, hit map[crashPhase]int) crashPl
 		todo = phases
 	}
 	phase := todo[r.rng.IntN(len(todo))]
-	if left := r.photosLeft(); slices.Contains(todo, phaseInput) && left > 0 && left <= 4 {
-		// The photos run out: the input phase is aimed at while a command
-		// still has one (suite seed 1796654878248773946, Callback: every
-		// photo sent by the eighth life, the phase first aimed at in the
-		// ninth, and never hit).
+	if left := r.photosLeft(); hit[phaseInput] == 0 && slices.Contains(phases, phaseInput) && left > 0 && left <= 4 {
+		// The photos run out and the input phase was not hit: it is aimed
+		// at while a command still has one (suite seed 1796654878248773946,
+		// Callback: every photo sent by the eighth life, the phase first
+		// aimed at in the ninth, and never hit). Once hit, never again by
+		// this rule (seed 1796656384479797893: six kills of 14 at input,
+		// each amid a Zhiqite submission, had skewed the run's bill).
 		phase = phaseInput
 	}
 	p := crashPlan{
