@@ -301,8 +301,9 @@ func crashResubmitLimit(vendor string) int {
 // list) is in its job's record and counts: it made the job's task, and the
 // lookup that found it is what the kill added. (Until stop 25 every call
 // in flight at a kill was left out, found or not, which flattered the
-// setups that find lost tasks by up to 8 points.) Fewer is no fault: a task that finished while the bot
-// was down costs one poll instead of several. The raw figure, those calls
+// setups that find lost tasks by up to 8 points.) Fewer is no fault: a
+// task that finished while the bot was down costs one poll instead of
+// several. The raw figure, those calls
 // included, is held to crashBilledRawSlack against a runaway. Measured on
 // main with 14 kills in 50 jobs a setup: raw Polling +24%, Webhook +16%,
 // Discord +8%, ShowAPI +8% to +23%, Callback +27% to +35%; without the
@@ -1044,20 +1045,28 @@ func (r *crashRun) quotaLimits() (daily, chat, global, running int) {
 // with a photo (all of them when none is left).
 func (r *crashRun) untilPhoto() int {
 	for i, c := range r.planned[len(r.cmds):] {
-		switch c.kind {
-		case "img2img", "upscale", "swapface":
+		if c.photo() {
 			return i
 		}
 	}
 	return len(r.planned) - len(r.cmds)
 }
 
+// photo reports whether the command comes with a photo (crashImageKinds).
+func (c *crashCmd) photo() bool {
+	for _, k := range crashImageKinds {
+		if k.kind == c.kind {
+			return true
+		}
+	}
+	return false
+}
+
 // photosLeft counts the commands with photos not sent yet.
 func (r *crashRun) photosLeft() int {
 	n := 0
 	for _, c := range r.planned[len(r.cmds):] {
-		switch c.kind {
-		case "img2img", "upscale", "swapface":
+		if c.photo() {
 			n++
 		}
 	}
