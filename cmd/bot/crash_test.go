@@ -64,7 +64,7 @@ package main
 // constants the lead flips on merging: crashResubmitFixed,
 // crashShowAPIBillFixed, crashOnePostPerKill.
 //
-//	go test -race -run Crash -count=1 -v ./cmd/bot                        # CI form: 250 jobs, 70 kills (ShowAPI's share 200 and 56: minJobs)
+//	go test -race -run Crash -count=1 -v ./cmd/bot                        # CI form: 250 jobs, 70 kills (ShowAPI's and Webhook's shares 200 and 56: minJobs)
 //	go test -race -run Crash -count=1 -v -short ./cmd/bot                 # 250 jobs, 55 kills
 //	PICBOT_CRASH_JOBS=2000 go test -run Crash -count=1 -v -timeout 2h ./cmd/bot   # the long run
 //	go test -run Crash -v ./cmd/bot -crash.seed=N   # or PICBOT_CRASH_SEED=N: replay a seed
@@ -326,9 +326,9 @@ func crashResubmitLimit(vendor string) int {
 // to +4.5% (median -0.7%), Discord -12.7% to -0.2%, asserted; ShowAPI
 // (fifteen runs, with the lost-task fixes of its search) -12.1% to +14.8%
 // (median +4.6%), then gated. Stop 25 counts the calls found again (see
-// above): four full runs, Webhook +2.2% to +3.0%, Callback +1.6% to +7.7%
+// above): six full runs, Webhook +1.0% to +3.0%, Callback 0.0% to +7.7%
 // (+15.0% once, beside the race-built tests of every package), Polling
-// 0.0% to +1.3%, Discord -3.1% to +0.8%; and ShowAPI, after its restart
+// -0.7% to +1.3%, Discord -3.1% to +0.8%; and ShowAPI, after its restart
 // polls were cut (they came a few ms before the vendor's retried
 // callback) and its searches of the task list made shorter, over 22 runs
 // of 50 jobs 0.0% to +12.3% (median +3%), over six of 200 jobs (its
@@ -452,7 +452,11 @@ func TestCrashSuite(t *testing.T) {
 		// jobs and 56 kills, +3.8% to +6.4% (median +4.4%).
 		{name: "ShowAPI", tag: "C", callbacks: true, route: []string{"showapi", "apispace"}, album: "showapi", minJobs: 200},
 		// Telegram's webhook; polling; Zhiqite first, APISpace for failover.
-		{name: "Webhook", tag: "D", callbacks: false, route: []string{"zhiqite", "apispace"}, album: "zhiqite", webhook: true},
+		// Its run without kills swings by 5% with the machine's load (179 to
+		// 189 calls for the same commands), and counted honestly its figure
+		// sat at +1% to +8%: +12.3% once in CI. Over 200 jobs the swing is
+		// a quarter of the calls' worth less.
+		{name: "Webhook", tag: "D", callbacks: false, route: []string{"zhiqite", "apispace"}, album: "zhiqite", webhook: true, minJobs: 200},
 		// Discord HTTP interactions; callbacks; APISpace first, Zhiqite for
 		// failover and albums.
 		{name: "Discord", tag: "E", callbacks: true, route: []string{"apispace", "zhiqite"}, album: "zhiqite", discord: true},
