@@ -895,26 +895,29 @@ func isCode(err error, codes ...string) bool {
 // once.
 func resumeTimes(jobs []*Job, now time.Time, spread time.Duration, grace func(*Job) time.Duration) map[string]time.Time {
 	at := make(map[string]time.Time, len(jobs))
-	var late []*Job
-	start := func(j *Job) time.Time {
-		if j.Callback && grace != nil {
-			return now.Add(grace(j))
-		}
-		return now
+	type lateJob struct {
+		id   string
+		from time.Time // no poll before
 	}
+	var late []lateJob
 	for _, j := range jobs {
-		switch {
-		case !j.State.AtVendor() || len(j.Pending) > 0:
+		if !j.State.AtVendor() || len(j.Pending) > 0 {
 			at[j.ID] = now
-		case !j.NextAt.Before(start(j)) && j.NextAt.After(now):
+			continue
+		}
+		from := now
+		if j.Callback && grace != nil {
+			from = now.Add(grace(j))
+		}
+		if j.NextAt.After(now) && !j.NextAt.Before(from) {
 			at[j.ID] = j.NextAt
-		default:
-			late = append(late, j)
+		} else {
+			late = append(late, lateJob{j.ID, from})
 		}
 	}
 	window := min(time.Duration(len(late))*10*time.Millisecond, spread)
-	for i, j := range late {
-		at[j.ID] = start(j).Add(window * time.Duration(i) / time.Duration(len(late)))
+	for i, l := range late {
+		at[l.id] = l.from.Add(window * time.Duration(i) / time.Duration(len(late)))
 	}
 	return at
 }

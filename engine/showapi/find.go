@@ -34,9 +34,12 @@ type finding struct {
 	at    time.Time   // the submission (bot's clock), for pages with a Date; zero: unknown
 	here  bool        // at was told by this machine's clock (calibration applies)
 	noted calibration // what the marker's note said of the vendor's clock (MarkNote)
-	done  chan struct{}
-	id    string // the task found; "" none
-	err   error
+	// beforeMine: marked here before this process made any task (a dead
+	// process's), as the sweep found it when it began (see belowMine).
+	beforeMine bool
+	done       chan struct{}
+	id         string // the task found; "" none
+	err        error
 }
 
 // finalTTL bounds how long a finished record read with a page is kept to
@@ -184,9 +187,12 @@ func (v *Vendor) walk(ctx context.Context, members []*finding) (pages []int, cal
 			}
 		}
 	}
+	v.mu.Lock()
 	for _, f := range members {
 		cal.add(f.noted) // one machine's clock against the vendor's: all of a kind
+		f.beforeMine = f.here && !v.firstMark.IsZero() && f.at.Before(v.firstMark)
 	}
+	v.mu.Unlock()
 	first, err := v.TaskList(ctx, 1)
 	if err != nil {
 		return nil, cal, err
@@ -259,11 +265,7 @@ func (v *Vendor) window(f *finding, clock vendorClock, cal *calibration) window 
 		// Date is cut to the second: the vendor's clock may be that much later.
 		w = window{at: at, lo: at.Add(-v.cfg.DateSkew), hi: at.Add(time.Second + v.cfg.DateSkew), known: true}
 	}
-	if f.here {
-		v.mu.Lock()
-		w.beforeMine = !v.firstMark.IsZero() && f.at.Before(v.firstMark)
-		v.mu.Unlock()
-	}
+	w.beforeMine = f.beforeMine
 	if cal == nil || cal.n == 0 || cal.lo > cal.hi || !f.here || !*v.cfg.FindCalibrate {
 		return w
 	}
@@ -326,6 +328,12 @@ type madeCall struct {
 	seq              int
 }
 
+// calibration is what a record of the task, created at ct by the
+// vendor's clock, tells: its ct was stamped between the mark and the answer.
+func (m madeCall) calibration(ct time.Time) calibration {
+	return calibration{n: 1, lo: ct.Sub(m.answered), hi: ct.Sub(m.marked), span: m.answered.Sub(m.marked)}
+}
+
 // madeKept bounds the creations kept for calibration (the latest).
 const madeKept = 256
 
@@ -366,7 +374,7 @@ func (v *Vendor) calibrate(c *calibration, p *TaskPage) (mine map[int]int) {
 		if !ok {
 			continue
 		}
-		c.add(calibration{n: 1, lo: ct.Sub(m.answered), hi: ct.Sub(m.marked), span: m.answered.Sub(m.marked)})
+		c.add(m.calibration(ct))
 	}
 	return mine
 }
@@ -412,7 +420,7 @@ func (v *Vendor) learnClock(rec *Record) {
 	if !ok {
 		return
 	}
-	v.clockSeen = append(v.clockSeen, calibration{n: 1, lo: ct.Sub(m.answered), hi: ct.Sub(m.marked), span: m.answered.Sub(m.marked)})
+	v.clockSeen = append(v.clockSeen, m.calibration(ct))
 	if len(v.clockSeen) > clockKept {
 		v.clockSeen = v.clockSeen[1:]
 	}
